@@ -1,0 +1,62 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+// Tests run against the TypeScript sources; the published dist is checked by publint and attw.
+const alias = {
+  '@hoptrace/core': here('./packages/core/src/index.ts'),
+  '@hoptrace/kafka': here('./packages/kafka/src/index.ts'),
+  '@hoptrace/amqp': here('./packages/amqp/src/index.ts'),
+  '@hoptrace/bullmq': here('./packages/bullmq/src/index.ts'),
+  '@hoptrace/integration/harness': here('./integration/src/harness/index.ts'),
+  '@hoptrace/integration/testing': here('./integration/src/testing/index.ts'),
+  '@hoptrace/integration/pipeline': here('./integration/src/pipeline/index.ts'),
+};
+
+const brokerSetup = here('./integration/src/harness/global-setup.ts');
+
+export default defineConfig({
+  resolve: { alias },
+  test: {
+    reporters: ['default'],
+    passWithNoTests: false,
+    projects: [
+      {
+        resolve: { alias },
+        test: {
+          name: 'unit',
+          include: ['packages/*/test/**/*.test.ts', 'integration/test/unit/**/*.test.ts'],
+          exclude: ['**/*.int.test.ts', '**/*.fault.test.ts', '**/node_modules/**'],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        resolve: { alias },
+        test: {
+          name: 'integration',
+          include: ['packages/*/test/**/*.int.test.ts', 'integration/test/**/*.int.test.ts'],
+          globalSetup: [brokerSetup],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          env: { KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+        },
+      },
+      {
+        // Tests that break a broker on purpose (restart Kafka, close RabbitMQ connections, kill Redis
+        // clients) run after the others and one file at a time, so they never disturb another test.
+        resolve: { alias },
+        test: {
+          name: 'faults',
+          include: ['packages/*/test/**/*.fault.test.ts', 'integration/test/**/*.fault.test.ts'],
+          globalSetup: [brokerSetup],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+          env: { KAFKAJS_NO_PARTITIONER_WARNING: '1' },
+        },
+      },
+    ],
+  },
+});
