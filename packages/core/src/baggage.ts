@@ -1,0 +1,70 @@
+import { type Attributes, type Context, propagation } from '@opentelemetry/api';
+import { MAX_BAGGAGE_MEMBERS } from './limits.ts';
+
+/**
+ * Baggage keys to copy onto consumer spans as attributes: a list (the attribute is named like the
+ * key) or a map from baggage key to attribute name.
+ *
+ * @example ['tenant.id'] or { 'tenant.id': 'app.tenant.id' }
+ */
+export type BaggageAllowList = readonly string[] | Readonly<Record<string, string>>;
+
+/** Reads allow-listed baggage from a context; compiled once by {@link compileBaggageAllowList}. */
+export type BaggageReader = (context: Context) => Attributes | undefined;
+
+/** Values longer than this (in characters) are dropped whole, never truncated. */
+export const DEFAULT_MAX_BAGGAGE_VALUE_LENGTH = 256;
+
+/**
+ * Compiles an allow-list into a reader. Baggage comes from other services and is untrusted: only
+ * allow-listed keys are read, at most {@link MAX_BAGGAGE_MEMBERS} of them, and a value longer than
+ * `maxValueLength` is dropped.
+ *
+ * @throws TypeError at wrap time for an allow-list that is not a list or map of non-empty strings.
+ */
+export function compileBaggageAllowList(
+  allowList: BaggageAllowList | undefined,
+  maxValueLength = DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
+): BaggageReader | undefined {
+  if (allowList === undefined) return undefined;
+  const pairs: Array<[string, string]> = Array.isArray(allowList)
+    ? (allowList as readonly unknown[]).map((k) => [k as string, k as string])
+    : allowList && typeof allowList === 'object'
+      ? Object.entries(allowList as Record<string, unknown>).map(([k, v]) => [k, v as string])
+      : (() => {
+          throw new TypeError(
+            `Expected \`baggageAttributes\` to be a list or map of strings, got ${String(allowList)}`,
+          );
+        })();
+  for (const [key, attribute] of pairs) {
+    if (
+      typeof key !== 'string' ||
+      key.length === 0 ||
+      typeof attribute !== 'string' ||
+      attribute.length === 0
+    ) {
+      throw new TypeError(
+        `Expected \`baggageAttributes\` entries to be non-empty strings, got ${JSON.stringify([key, attribute])}`,
+      );
+    }
+  }
+  if (pairs.length > MAX_BAGGAGE_MEMBERS) {
+    throw new TypeError(`Expected at most ${MAX_BAGGAGE_MEMBERS} \`baggageAttributes\`, got ${pairs.length}`);
+  }
+  if (!Number.isInteger(maxValueLength) || maxValueLength < 1) {
+    throw new TypeError(`Expected \`maxValueLength\` to be an integer >= 1, got ${String(maxValueLength)}`);
+  }
+  if (pairs.length === 0) return undefined;
+  return (context) => {
+    const bag = propagation.getBaggage(context);
+    if (!bag) return undefined;
+    let out: Attributes | undefined;
+    for (const [key, attribute] of pairs) {
+      const value = bag.getEntry(key)?.value;
+      if (typeof value !== 'string' || value.length > maxValueLength) continue;
+      out ??= {};
+      out[attribute] = value;
+    }
+    return out;
+  };
+}

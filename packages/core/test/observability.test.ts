@@ -1,0 +1,126 @@
+import { Writable } from 'node:stream';
+import { createInstrumentation, extractContext, logFields, MessagingMetrics } from '@hoptrace/core';
+import { useTestTracing } from '@hoptrace/integration/testing';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+
+const tracing = useTestTracing();
+
+describe('logFields', () => {
+  it('returns the active span ids, and an empty object outside a span', () => {
+    expect(logFields()).toEqual({});
+    const span = trace.getTracer('t').startSpan('op');
+    const fields = logFields(trace.setSpan(ROOT_CONTEXT, span));
+    span.end();
+    expect(fields).toEqual({
+      trace_id: span.spanContext().traceId,
+      span_id: span.spanContext().spanId,
+      trace_flags: '01',
+    });
+  });
+
+  it('ignores an invalid span context', () => {
+    expect(
+      logFields(extractContext({ traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` }, ROOT_CONTEXT)),
+    ).toEqual({});
+  });
+
+  it('puts the span ids on a real pino log line written inside the span (mixin recipe)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const logger = pino({ mixin: () => logFields() }, sink);
+    const tracer = trace.getTracer('t');
+    let ids: { traceId: string; spanId: string } | undefined;
+    await tracer.startActiveSpan('handler', async (span) => {
+      await new Promise((r) => setTimeout(r, 1));
+      logger.info('inside');
+      ids = span.spanContext();
+      span.end();
+    });
+    logger.info('outside');
+    await new Promise((r) => setImmediate(r));
+    const [inside, outside] = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(inside).toMatchObject({
+      msg: 'inside',
+      trace_id: ids?.traceId,
+      span_id: ids?.spanId,
+      trace_flags: '01',
+    });
+    expect(outside?.trace_id).toBeUndefined();
+    expect(tracing.current.spans()).toHaveLength(1);
+  });
+});
+
+describe('MessagingMetrics', () => {
+  it('records the four conventions metrics with their units and bucket advice', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const instr = createInstrumentation('test', '0', { meterProvider });
+    const attrs = {
+      'messaging.system.name': 'kafka',
+      'messaging.operation.name': 'send',
+      'messaging.destination.name': 'orders',
+    };
+    instr.metrics.recordSend(performance.now() - 20, 3, attrs);
+    instr.metrics.recordProcess(performance.now() - 5, 1, {
+      ...attrs,
+      'messaging.operation.name': 'process',
+    });
+    await reader.forceFlush();
+    const metrics = exporter.getMetrics().flatMap((r) => r.scopeMetrics.flatMap((s) => s.metrics));
+    const byName = Object.fromEntries(metrics.map((m) => [m.descriptor.name, m]));
+    expect(Object.keys(byName).sort()).toEqual([
+      'messaging.client.consumed.messages',
+      'messaging.client.operation.duration',
+      'messaging.client.sent.messages',
+      'messaging.process.duration',
+    ]);
+    expect(byName['messaging.client.operation.duration']?.descriptor.unit).toBe('s');
+    expect(byName['messaging.client.sent.messages']?.dataPoints[0]?.value).toBe(3);
+    const hist = byName['messaging.client.operation.duration']?.dataPoints[0]?.value as {
+      boundaries?: number[];
+      sum: number;
+    };
+    expect(hist.sum).toBeGreaterThanOrEqual(0.019);
+    expect(byName['messaging.client.operation.duration']?.dataPoints[0]?.attributes).toEqual(attrs);
+    await meterProvider.shutdown();
+  });
+
+  it('secondsSince converts a performance.now() start to seconds', () => {
+    expect(MessagingMetrics.secondsSince(performance.now() - 1500)).toBeGreaterThanOrEqual(1.5);
+  });
+});
+
+describe('createInstrumentation validates options at wrap time', () => {
+  it.each([
+    [{ relation: 'sideways' }, "Expected `relation` to be one of 'parent', 'link', 'root', got \"sideways\""],
+    [{ traceBudget: { maxHops: 0 } }, 'Expected `traceBudget.maxHops` to be an integer >= 1, got 0'],
+    [{ traceBudget: {} }, 'Expected `traceBudget.maxHops` to be an integer >= 1, got NaN'],
+    [{ legacyAttributes: 'yes' }, 'Expected `legacyAttributes` to be a boolean, got "yes"'],
+    [{ baggageAttributes: [''] }, 'Expected `baggageAttributes` entries to be non-empty strings'],
+    [{ baggageAttributes: 'tenant' }, 'Expected `baggageAttributes` to be a list or map of strings'],
+  ])('rejects %j', (options, message) => {
+    expect(() => createInstrumentation('t', '0', options as never)).toThrow(message);
+  });
+
+  it('defaults to the parent relation with no budget and no baggage', () => {
+    const instr = createInstrumentation('t', '0');
+    expect(instr.relation).toBe('parent');
+    expect(instr.traceBudget).toBeUndefined();
+    expect(instr.baggage).toBeUndefined();
+    expect(instr.legacyAttributes).toBe(false);
+  });
+});

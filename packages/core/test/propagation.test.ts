@@ -1,0 +1,248 @@
+import { extractContext, hasPropagationHeaders, injectContext, withContextHeaders } from '@hoptrace/core';
+import {
+  installTestTracing,
+  makePropagator,
+  type TestPropagator,
+  type TestTracing,
+} from '@hoptrace/integration/testing';
+import { context, createTraceState, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+
+function remoteContext(traceState?: string) {
+  let ctx = extractContext(
+    { traceparent: TRACEPARENT, ...(traceState ? { tracestate: traceState } : {}) },
+    ROOT_CONTEXT,
+  );
+  ctx = propagation.setBaggage(
+    ctx,
+    propagation.createBaggage({ 'tenant.id': { value: 'acme' }, order: { value: '42' } }),
+  );
+  return ctx;
+}
+
+describe('extractContext over every header shape (W3C)', () => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+  });
+  afterAll(() => tracing.uninstall());
+
+  it.each([
+    ['string', TRACEPARENT],
+    ['Buffer', Buffer.from(TRACEPARENT)],
+    ['Uint8Array', new TextEncoder().encode(TRACEPARENT)],
+    ['array of strings (first wins)', [TRACEPARENT, `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`]],
+    ['array of Buffers', [Buffer.from(TRACEPARENT)]],
+    ['array with a number first', [7, TRACEPARENT]],
+  ])('reads a traceparent given as %s', (_label, value) => {
+    const ctx = extractContext({ traceparent: value }, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)).toMatchObject({
+      traceId: TRACE_ID,
+      spanId: SPAN_ID,
+      traceFlags: 1,
+      isRemote: true,
+    });
+  });
+
+  it.each([
+    ['undefined headers', undefined],
+    ['null headers', null],
+    ['a number', { traceparent: 42 }],
+    ['a nested object', { traceparent: { value: TRACEPARENT } }],
+    ['a boolean', { traceparent: true }],
+    ['an all-zero trace id', { traceparent: `00-${'0'.repeat(32)}-${SPAN_ID}-01` }],
+    ['an all-zero span id', { traceparent: `00-${TRACE_ID}-${'0'.repeat(16)}-01` }],
+    ['version ff', { traceparent: `ff-${TRACE_ID}-${SPAN_ID}-01` }],
+    ['uppercase hex', { traceparent: TRACEPARENT.toUpperCase() }],
+    ['non-UTF-8 bytes', { traceparent: Buffer.from([0xff, 0xfe, 0x00, 0x80]) }],
+    ['a differently cased header name', { TraceParent: TRACEPARENT }],
+  ])('leaves the base context as it was for %s', (_label, headers) => {
+    const base = context.active();
+    expect(extractContext(headers as never, base)).toBe(base);
+  });
+
+  it('ignores tracestate when traceparent is invalid', () => {
+    const ctx = extractContext({ traceparent: 'garbage', tracestate: 'a=b' }, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)).toBeUndefined();
+  });
+
+  it('never throws when the propagator itself throws', () => {
+    propagation.disable();
+    propagation.setGlobalPropagator({
+      inject: () => {
+        throw new Error('boom');
+      },
+      extract: () => {
+        throw new Error('boom');
+      },
+      fields: () => ['traceparent'],
+    });
+    try {
+      expect(extractContext({ traceparent: TRACEPARENT }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+      expect(injectContext(remoteContext())).toEqual({});
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(makePropagator('w3c'));
+    }
+  });
+});
+
+describe('injectContext and withContextHeaders', () => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+  });
+  afterAll(() => tracing.uninstall());
+
+  it('returns a fresh object with traceparent, tracestate and baggage', () => {
+    const headers = injectContext(remoteContext('vendor=x'));
+    expect(headers).toEqual({
+      traceparent: TRACEPARENT,
+      tracestate: 'vendor=x',
+      baggage: 'tenant.id=acme,order=42',
+    });
+  });
+
+  it('copies the caller headers, adds the context, and never mutates the caller object', () => {
+    const mine = Object.freeze({ 'x-app': Buffer.from('1'), other: 'two' });
+    const out = withContextHeaders(mine, remoteContext());
+    expect(out).not.toBe(mine);
+    expect(Object.keys(mine)).toEqual(['x-app', 'other']);
+    expect(out).toMatchObject({ other: 'two', traceparent: TRACEPARENT });
+    expect(out['x-app']).toBe(mine['x-app']);
+  });
+
+  it('keeps a traceparent the caller set and adds nothing of its own', () => {
+    const theirs = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
+    const out = withContextHeaders(theirs, remoteContext('vendor=x'));
+    expect(out).toEqual(theirs);
+    expect(hasPropagationHeaders(theirs)).toBe(true);
+    expect(hasPropagationHeaders({ 'x-other': '1' })).toBe(false);
+  });
+
+  it('treats baggage-only or malformed trace headers as no context: adds ours, overwrites nothing', () => {
+    expect(hasPropagationHeaders({ baggage: 'k=v' })).toBe(false);
+    expect(withContextHeaders({ baggage: 'k=v' }, remoteContext('vendor=x'))).toEqual({
+      baggage: 'k=v',
+      traceparent: TRACEPARENT,
+      tracestate: 'vendor=x',
+    });
+    expect(hasPropagationHeaders({ traceparent: 'garbage' })).toBe(false);
+    expect(withContextHeaders({ traceparent: 'garbage' }, remoteContext())).toEqual({
+      traceparent: 'garbage',
+      baggage: 'tenant.id=acme,order=42',
+    });
+  });
+});
+
+const hex = (len: number) => fc.stringMatching(new RegExp(`^[0-9a-f]{${len}}$`));
+const validIds = fc
+  .record({ traceId: hex(32), spanId: hex(16), sampled: fc.boolean() })
+  .filter((r) => !/^0+$/.test(r.traceId) && !/^0+$/.test(r.spanId));
+
+describe.each<TestPropagator>(['w3c', 'b3', 'b3multi'])('round trips under the %s propagator', (kind) => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: kind });
+  });
+  afterAll(() => tracing.uninstall());
+
+  it('inject then extract keeps trace id, span id, flags and baggage (strings and Buffers)', () => {
+    const tracestate = fc.constantFrom(undefined, 'vendor=x', 'a=1,b@c=2');
+    const bag = fc.dictionary(
+      fc.stringMatching(/^[a-z][a-z0-9_.-]{0,15}$/),
+      fc.stringMatching(/^[A-Za-z0-9 %,;=]{1,30}$/),
+      {
+        maxKeys: 5,
+      },
+    );
+    fc.assert(
+      fc.property(validIds, tracestate, bag, fc.boolean(), (ids, state, entries, asBuffers) => {
+        let ctx = trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: ids.traceId,
+          spanId: ids.spanId,
+          traceFlags: ids.sampled ? 1 : 0,
+          isRemote: true,
+          ...(state ? { traceState: extractTraceState(state) } : {}),
+        });
+        if (Object.keys(entries).length > 0) {
+          ctx = propagation.setBaggage(
+            ctx,
+            propagation.createBaggage(
+              Object.fromEntries(Object.entries(entries).map(([k, v]) => [k, { value: v }])),
+            ),
+          );
+        }
+        const headers: Record<string, string | Buffer> = injectContext(ctx);
+        if (asBuffers) for (const k of Object.keys(headers)) headers[k] = Buffer.from(headers[k] as string);
+        const back = extractContext(headers, ROOT_CONTEXT);
+        const sc = trace.getSpanContext(back);
+        expect(sc?.traceId).toBe(ids.traceId);
+        expect(sc?.spanId).toBe(ids.spanId);
+        expect(sc?.traceFlags).toBe(ids.sampled ? 1 : 0);
+        if (kind === 'w3c') expect(sc?.traceState?.serialize() ?? undefined).toBe(state);
+        const got = Object.fromEntries(
+          (propagation.getBaggage(back)?.getAllEntries() ?? []).map(([k, e]) => [k, e.value]),
+        );
+        expect(got).toEqual(entries);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('extract never throws on arbitrary header maps and returns base or a valid context', () => {
+    const value = fc.oneof(
+      fc.string(),
+      fc.string({ unit: 'binary' }),
+      fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
+      fc.array(
+        fc.oneof(
+          fc.string(),
+          fc.uint8Array({ maxLength: 16 }).map((a) => Buffer.from(a)),
+        ),
+      ),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.object(),
+      fc.string({ minLength: 9000, maxLength: 20000 }),
+      fc.tuple(hex(32), hex(16)).map(([t, s]) => `00-${t}-${s}-0`),
+      fc.tuple(hex(32), hex(16)).map(([t, s]) => `${t}-${s}-1-extra-junk`),
+    );
+    const names = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        'traceparent',
+        'tracestate',
+        'baggage',
+        'b3',
+        'x-b3-traceid',
+        'x-b3-spanid',
+        'x-b3-sampled',
+      ),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(names, value, { maxKeys: 8 }), (headers) => {
+        const base = ROOT_CONTEXT;
+        const out = extractContext(headers, base);
+        const sc = trace.getSpanContext(out);
+        if (sc) {
+          expect(sc.traceId).toMatch(/^[0-9a-f]{32}$/);
+          expect(sc.traceId).not.toMatch(/^0+$/);
+          expect(sc.spanId).toMatch(/^[0-9a-f]{16}$/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+function extractTraceState(serialized: string) {
+  return createTraceState(serialized);
+}
