@@ -1,0 +1,110 @@
+import { context, propagation, type Span, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+
+/** Which propagator the test registers globally. */
+export type TestPropagator = 'w3c' | 'b3' | 'b3multi';
+
+/**
+ * Tracks spans that started and have not ended. A span left open at the end of a test is a leak:
+ * {@link TestTracing.assertNoOpenSpans} fails the test with the names of the open spans.
+ */
+class OpenSpanTracker implements SpanProcessor {
+  readonly open = new Set<Span>();
+  onStart(span: Span): void {
+    this.open.add(span);
+  }
+  onEnd(span: ReadableSpan): void {
+    this.open.delete(span as unknown as Span);
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** What {@link installTestTracing} hands back. */
+export interface TestTracing {
+  exporter: InMemorySpanExporter;
+  provider: BasicTracerProvider;
+  /** Finished spans so far. */
+  spans(): ReadableSpan[];
+  /** Spans started and not yet ended. */
+  openSpans(): ReadableSpan[];
+  /** Throws, naming them, when spans are still open (waits up to `graceMs` for them to end first). */
+  assertNoOpenSpans(graceMs?: number): Promise<void>;
+  /** Forgets finished spans (open spans stay tracked). */
+  reset(): void;
+  /** Unregisters everything global. */
+  uninstall(): Promise<void>;
+}
+
+/**
+ * Registers, globally, an AsyncLocalStorage context manager, the chosen propagator and a tracer
+ * provider that keeps finished spans in memory and tracks open ones. Replaces whatever a previous
+ * call registered.
+ */
+export function installTestTracing(
+  options: { propagator?: TestPropagator; sampled?: boolean } = {},
+): TestTracing {
+  trace.disable();
+  context.disable();
+  propagation.disable();
+  const exporter = new InMemorySpanExporter();
+  const tracker = new OpenSpanTracker();
+  const provider = new BasicTracerProvider({
+    sampler: options.sampled === false ? new AlwaysOffSampler() : new AlwaysOnSampler(),
+    spanProcessors: [tracker, new SimpleSpanProcessor(exporter)],
+  });
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  context.setGlobalContextManager(contextManager);
+  trace.setGlobalTracerProvider(provider);
+  propagation.setGlobalPropagator(makePropagator(options.propagator ?? 'w3c'));
+  return {
+    exporter,
+    provider,
+    spans: () => exporter.getFinishedSpans(),
+    openSpans: () => [...tracker.open] as unknown as ReadableSpan[],
+    assertNoOpenSpans: async (graceMs = 2000) => {
+      const deadline = Date.now() + graceMs;
+      while (tracker.open.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      if (tracker.open.size > 0) {
+        const names = ([...tracker.open] as unknown as ReadableSpan[]).map((s) => s.name);
+        tracker.open.clear();
+        throw new Error(`${names.length} span(s) started and never ended: ${names.join(', ')}`);
+      }
+    },
+    reset: () => exporter.reset(),
+    uninstall: async () => {
+      await provider.shutdown();
+      trace.disable();
+      context.disable();
+      propagation.disable();
+    },
+  };
+}
+
+/** A propagator of the given kind: W3C trace context + baggage, or B3 single/multi + W3C baggage. */
+export function makePropagator(kind: TestPropagator) {
+  if (kind === 'w3c') {
+    return new CompositePropagator({
+      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
+    });
+  }
+  const b3 = new B3Propagator({
+    injectEncoding: kind === 'b3' ? B3InjectEncoding.SINGLE_HEADER : B3InjectEncoding.MULTI_HEADER,
+  });
+  return new CompositePropagator({ propagators: [b3, new W3CBaggagePropagator()] });
+}
