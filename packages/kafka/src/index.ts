@@ -1,0 +1,19 @@
+/**
+ * @hoptrace/kafka: explicit OpenTelemetry tracing wrappers for kafkajs producers and consumers,
+ * including batches and transactions. No monkey-patching: wrap the objects you already have.
+ *
+ * @packageDocumentation
+ */
+
+export { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_MESSAGE_UNRESOLVED } from './attributes.ts';
+export { withMessageContext } from './batch.ts';
+export { traceConsumer } from './consumer.ts';
+export { traceKafka } from './kafka.ts';
+export {
+  DEFAULT_MAX_BATCH_LINKS,
+  type KafkaClientOptions,
+  type KafkaConsumerOptions,
+  type KafkaOptions,
+  type KafkaProducerOptions,
+} from './options.ts';
+export { traceProducer } from './producer.ts';

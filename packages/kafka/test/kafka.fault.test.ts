@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import { type LocalKafka, startLocalKafka } from '@hoptrace/integration/harness';
+import { parentSpanId, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/integration/testing';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
+import { trace } from '@opentelemetry/api';
+import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTopics, groupId, newKafka, until } from './helpers.ts';
+
+const tracing = useTestTracing();
+
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+function track<T extends Producer | Consumer>(client: T): T {
+  cleanup.push(() => client.disconnect());
+  return client;
+}
+
+/** Header values as kafkajs hands them to consumers: Buffers, arrays of Buffers for repeats. */
+function asDelivered(value: IHeaders[string]): Buffer | Buffer[] | undefined {
+  if (value === undefined) return undefined;
+  if (Array.isArray(value)) return value.map((v) => Buffer.from(v));
+  return Buffer.from(value);
+}
+
+describe('foreign and malformed headers', () => {
+  const nonUtf8 = Buffer.from([0xff, 0xfe, 0x00, 0xc3, 0x28]);
+  const cases: Array<[string, IHeaders]> = [
+    ['a non-UTF-8 traceparent', { traceparent: nonUtf8, other: nonUtf8 }],
+    ['a broken traceparent', { traceparent: '00-zzzz-not-a-context-01', tracestate: 'a=b' }],
+    ['an all-zero trace id', { traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` }],
+    ['repeated (array) headers', { traceparent: ['garbage', 'more garbage'], tag: ['a', Buffer.from('b')] }],
+    [
+      'huge values',
+      { traceparent: 'x'.repeat(200_000), baggage: `k=${'v'.repeat(100_000)}`, big: 'y'.repeat(300_000) },
+    ],
+  ];
+
+  it.each(cases)('delivers a message with %s unaltered and starts a new trace', async (_name, headers) => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const value = Buffer.from([0x00, 0xff, 0x10, 0x80]);
+    const raw = track(kafka.producer());
+    await raw.connect();
+    await raw.send({ topic, messages: [{ key: Buffer.from([0xff]), value, headers }] });
+
+    const received: KafkaMessage[] = [];
+    const consumer = track(traceConsumer(kafka.consumer({ groupId: groupId() })));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          withMessageContext(message, () => received.push(message));
+        }
+      },
+    });
+    const all = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${topic}`).length === 2,
+    );
+    expect(received).toHaveLength(1);
+    const message = received[0] as KafkaMessage;
+    expect(Buffer.compare(message.value as Buffer, value)).toBe(0);
+    expect(Object.keys(message.headers ?? {}).sort()).toEqual(Object.keys(headers).sort());
+    for (const key of Object.keys(headers)) {
+      expect(message.headers?.[key]).toEqual(asDelivered(headers[key]));
+    }
+    for (const span of spansNamed(all, `process ${topic}`)) {
+      expect(parentSpanId(span)).toBeUndefined();
+      expect(span.links).toHaveLength(0);
+      expect(span.attributes['kafka.message.key']).toBeUndefined();
+    }
+  });
+
+  it('sends foreign headers through a traced producer without touching them', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = track(traceProducer(kafka.producer()));
+    await producer.connect();
+    const headers: IHeaders = { traceparent: 'broken', bin: Buffer.from([0xff, 0x00]), list: ['a', 'b'] };
+    const copy = { ...headers };
+    await producer.send({ topic, messages: [{ value: 'v', headers }] });
+    expect(headers).toEqual(copy);
+    const received: KafkaMessage[] = [];
+    const consumer = track(kafka.consumer({ groupId: groupId() }));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void received.push(message) });
+    await until(() => received.length === 1, 'the raw consumer');
+    const delivered = received[0]?.headers ?? {};
+    expect(Object.keys(delivered).sort()).toEqual(['bin', 'list', 'traceparent']);
+    expect(delivered.traceparent).toEqual(Buffer.from('broken'));
+    expect(delivered.bin).toEqual(Buffer.from([0xff, 0x00]));
+    expect(delivered.list).toEqual([Buffer.from('a'), Buffer.from('b')]);
+  });
+});
+
+describe('the broker goes away mid-stream (private broker on 19092)', () => {
+  let broker: LocalKafka | undefined;
+  beforeAll(async () => {
+    broker = await startLocalKafka({ port: 19092 });
+  }, 120_000);
+  afterAll(async () => {
+    if (broker) {
+      try {
+        process.kill(broker.pid, 'SIGCONT');
+      } catch {
+        // already gone
+      }
+      await broker.stop();
+    }
+  });
+
+  it('leaves no span open, throws nothing from hoptrace, and processes every produced message', async () => {
+    const local = broker as LocalKafka;
+    const kafka = new Kafka({
+      clientId: 'fault',
+      brokers: local.brokers,
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 3000,
+      connectionTimeout: 1000,
+      retry: { retries: 20, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = track(traceProducer(kafka.producer()));
+    await producer.connect();
+    const consumer = track(
+      traceConsumer(
+        kafka.consumer({ groupId: `fault-${randomUUID()}`, sessionTimeout: 10_000, heartbeatInterval: 1000 }),
+      ),
+    );
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const processed = new Set<string>();
+    const activeMatches: boolean[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        activeMatches.push(trace.getActiveSpan() !== undefined);
+        processed.add(message.value?.toString() ?? '');
+      },
+    });
+    const acknowledged = new Set<string>();
+    const sendWithRetry = async (id: string) => {
+      for (let attempt = 0; attempt < 20; attempt++) {
+        try {
+          await producer.send({ topic, messages: [{ value: id }] });
+          acknowledged.add(id);
+          return;
+        } catch {
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+    };
+    for (let i = 0; i < 10; i++) await sendWithRetry(`before-${i}`);
+    await until(() => processed.size === 10, 'the first ten messages');
+
+    // The outage: the broker process is frozen; sends issued now hang, time out and are retried.
+    process.kill(local.pid, 'SIGSTOP');
+    const outageStart = Date.now();
+    const during = Promise.all(Array.from({ length: 10 }, (_, i) => sendWithRetry(`during-${i}`)));
+    await new Promise((r) => setTimeout(r, 6000));
+    process.kill(local.pid, 'SIGCONT');
+    await during;
+    // The sends issued during the outage could only complete after it: the stream really broke.
+    expect(Date.now() - outageStart).toBeGreaterThanOrEqual(6000);
+    for (let i = 0; i < 10; i++) await sendWithRetry(`after-${i}`);
+
+    expect(acknowledged.size).toBe(30);
+    await until(
+      () => [...acknowledged].every((id) => processed.has(id)),
+      'every acknowledged message',
+      90_000,
+    );
+    expect(activeMatches.every(Boolean)).toBe(true);
+    await consumer.disconnect();
+    await producer.disconnect();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(spansNamed(tracing.current.spans(), `process ${topic}`).length).toBeGreaterThanOrEqual(30);
+    const failedSends = spansNamed(tracing.current.spans(), `send ${topic}`).filter(
+      (s) => s.status.code === 2,
+    );
+    for (const span of failedSends) expect(span.attributes['error.type']).toBeTypeOf('string');
+  });
+});
+
+describe('the broker process is stopped and a new one started (private broker on 19092)', () => {
+  let broker: LocalKafka | undefined;
+  beforeAll(async () => {
+    broker = await startLocalKafka({ port: 19092 });
+  }, 120_000);
+  afterAll(async () => {
+    await broker?.stop();
+  });
+
+  it('recovers: spans all end, nothing throws from hoptrace, messages sent after the restart are processed', async () => {
+    const kafka = new Kafka({
+      clientId: 'fault-restart',
+      brokers: (broker as LocalKafka).brokers,
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 3000,
+      connectionTimeout: 1000,
+      retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 2000 },
+    });
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = track(traceProducer(kafka.producer()));
+    await producer.connect();
+    const consumer = track(
+      traceConsumer(
+        kafka.consumer({ groupId: `fault-${randomUUID()}`, sessionTimeout: 10_000, heartbeatInterval: 1000 }),
+      ),
+    );
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const processed = new Set<string>();
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        processed.add(message.value?.toString() ?? '');
+      },
+    });
+    const sendWithRetry = async (id: string): Promise<boolean> => {
+      for (let attempt = 0; attempt < 60; attempt++) {
+        try {
+          await producer.send({ topic, messages: [{ value: id }] });
+          return true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
+      return false;
+    };
+    for (let i = 0; i < 5; i++) expect(await sendWithRetry(`before-${i}`)).toBe(true);
+    await until(() => processed.size === 5, 'the first messages');
+
+    await (broker as LocalKafka).stop();
+    broker = undefined;
+    await new Promise((r) => setTimeout(r, 2000));
+    // A new broker on the same port, with an empty data directory (the topic is recreated on send).
+    broker = await startLocalKafka({ port: 19092 });
+    const after = Array.from({ length: 5 }, (_, i) => `after-${i}`);
+    for (const id of after) expect(await sendWithRetry(id)).toBe(true);
+    await until(() => after.every((id) => processed.has(id)), 'the messages sent after the restart', 100_000);
+    await consumer.disconnect();
+    await producer.disconnect();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const processes = spansNamed(tracing.current.spans(), `process ${topic}`);
+    expect(processes.length).toBeGreaterThanOrEqual(10);
+  }, 240_000);
+});

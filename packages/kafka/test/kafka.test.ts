@@ -1,0 +1,321 @@
+import {
+  ATTR_KAFKA_MESSAGE_KEY,
+  ATTR_KAFKA_OFFSET,
+  ATTR_MESSAGING_DESTINATION_PARTITION_ID,
+} from '@hoptrace/core';
+import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/integration/testing';
+import {
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  traceConsumer,
+  traceKafka,
+  traceProducer,
+  withMessageContext,
+} from '@hoptrace/kafka';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { Kafka, logLevel } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { keyText } from '../src/attributes.ts';
+import { parseBroker } from '../src/options.ts';
+import { batchPayload, fakeConsumer, fakeProducer, message } from './fakes.ts';
+
+const tracing = useTestTracing();
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+describe('options', () => {
+  it.each([
+    [{ captureKeys: 'no' }, 'Expected `captureKeys` to be a boolean, got "no"'],
+    [{ createSpans: 1 }, 'Expected `createSpans` to be a boolean, got 1'],
+    [{ clientId: '' }, 'Expected `clientId` to be a non-empty string, got ""'],
+    [{ broker: 'nohost' }, 'Expected `broker` to be "host:port", got "nohost"'],
+    [{ relation: 'sibling' }, "Expected `relation` to be one of 'parent', 'link', 'root', got \"sibling\""],
+  ])('traceProducer rejects %j at wrap time', (options, text) => {
+    expect(() => traceProducer(fakeProducer().producer, options as never)).toThrow(new TypeError(text));
+  });
+
+  it('traceConsumer rejects a negative maxBatchLinks with the value received', () => {
+    expect(() => traceConsumer(fakeConsumer().consumer, { maxBatchLinks: -1 })).toThrow(
+      new TypeError('Expected `maxBatchLinks` to be an integer >= 0, got -1'),
+    );
+  });
+
+  it('parses brokers, IPv6 included', () => {
+    expect(parseBroker('kafka:9092')).toEqual({ address: 'kafka', port: 9092 });
+    expect(parseBroker('[::1]:19092')).toEqual({ address: '::1', port: 19092 });
+    expect(parseBroker('kafka:99999')).toBeUndefined();
+  });
+});
+
+describe('wrapping', () => {
+  it('is idempotent for producers, consumers, Kafka clients and transactions', async () => {
+    const producer = traceProducer(fakeProducer().producer);
+    expect(traceProducer(producer)).toBe(producer);
+    const consumer = traceConsumer(fakeConsumer().consumer);
+    expect(traceConsumer(consumer)).toBe(consumer);
+    const kafka = traceKafka(new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING }));
+    expect(traceKafka(kafka)).toBe(kafka);
+    const fromKafka = kafka.producer();
+    expect(traceProducer(fromKafka)).toBe(fromKafka);
+    const transaction = await producer.transaction();
+    expect(transaction.send).not.toBe((await fakeProducer().producer.transaction()).send);
+  });
+
+  it('passes every other property through', () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer);
+    expect(producer.isIdempotent()).toBe(false);
+    expect(producer.connect).toBe(fake.producer.connect);
+  });
+});
+
+describe('producer', () => {
+  it('never mutates the caller record, messages or headers', async () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer, { clientId: 'c1', broker: 'k:9092' });
+    const headers = { own: 'x' };
+    const messages = [{ value: 'a', headers }, { value: 'b' }];
+    const record = { topic: 't', messages };
+    await producer.send(record);
+    expect(record.messages).toBe(messages);
+    expect(messages[0]).toEqual({ value: 'a', headers: { own: 'x' } });
+    expect(messages[1]).toEqual({ value: 'b' });
+    const sent = fake.sent[0]?.messages ?? [];
+    expect(sent[0]?.headers?.own).toBe('x');
+    expect(typeof sent[0]?.headers?.traceparent).toBe('string');
+    const creates = spansNamed(tracing.current.spans(), 'create t');
+    expect(creates.map((c) => c.attributes[ATTR_KAFKA_OFFSET])).toEqual([10, 11]);
+    expect(sent.map((m) => m.headers?.traceparent)).toEqual(
+      creates.map((c) => `00-${c.spanContext().traceId}-${c.spanContext().spanId}-01`),
+    );
+    const send = onlySpan(tracing.current.spans(), 'send t');
+    expect(send.attributes).toMatchObject({
+      'messaging.client.id': 'c1',
+      'server.address': 'k',
+      'server.port': 9092,
+    });
+  });
+
+  it('fails send and create spans with error.type from the kafkajs error and rethrows it', async () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer);
+    const error = Object.assign(new Error('This server does not host this topic-partition'), {
+      type: 'UNKNOWN_TOPIC_OR_PARTITION',
+    });
+    fake.failWith = error;
+    await expect(producer.send({ topic: 't', messages: [{ value: 'a' }, { value: 'b' }] })).rejects.toBe(
+      error,
+    );
+    const spans = tracing.current.spans();
+    expect(spans).toHaveLength(3);
+    for (const span of spans) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span.attributes['error.type']).toBe('UNKNOWN_TOPIC_OR_PARTITION');
+    }
+  });
+
+  it('takes error.type from the cause when kafkajs wraps the protocol error', async () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer);
+    const cause = Object.assign(new Error('leader moved'), { type: 'NOT_LEADER_OR_FOLLOWER' });
+    const wrapper = new Error('retries exceeded', { cause });
+    wrapper.name = 'KafkaJSNumberOfRetriesExceeded';
+    fake.failWith = wrapper;
+    await expect(producer.send({ topic: 't', messages: [{ value: 'a' }] })).rejects.toBe(wrapper);
+    expect(onlySpan(tracing.current.spans(), 'send t').attributes['error.type']).toBe(
+      'NOT_LEADER_OR_FOLLOWER',
+    );
+  });
+
+  it('traces transaction sends and passes commit through', async () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer);
+    const tx = await producer.transaction();
+    await tx.sendBatch({ topicMessages: [{ topic: 'a', messages: [{ value: '1', partition: 0 }] }] });
+    await tx.commit();
+    expect(fake.committed).toBe(true);
+    const send = onlySpan(tracing.current.spans(), 'send a');
+    expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(send.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBe('0');
+    expect(send.attributes[ATTR_KAFKA_OFFSET]).toBe(10);
+  });
+
+  it('leaves keys out with captureKeys: false', async () => {
+    const producer = traceProducer(fakeProducer().producer, { captureKeys: false });
+    await producer.send({ topic: 't', messages: [{ key: 'secret', value: 'a' }] });
+    expect(onlySpan(tracing.current.spans(), 'send t').attributes[ATTR_KAFKA_MESSAGE_KEY]).toBeUndefined();
+  });
+
+  it('decodes keys only when they are valid UTF-8', () => {
+    expect(keyText('k')).toBe('k');
+    expect(keyText(Buffer.from('ключ'))).toBe('ключ');
+    expect(keyText(Buffer.from([0xff, 0xfe]))).toBeUndefined();
+    expect(keyText(null)).toBeUndefined();
+  });
+});
+
+describe('consumer', () => {
+  it('eachMessage: parents the process span by the creation context and passes kafkajs payload through', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer, { groupId: 'g1' });
+    let active: string | undefined;
+    const seen: unknown[] = [];
+    const config = {
+      autoCommit: false,
+      eachMessage: async (payload: unknown) => {
+        seen.push(payload);
+        active = trace.getActiveSpan()?.spanContext().spanId;
+      },
+    };
+    await consumer.run(config);
+    expect(fake.config?.autoCommit).toBe(false);
+    expect(fake.config?.eachMessage).not.toBe(config.eachMessage);
+    const payload = {
+      topic: 't',
+      partition: 2,
+      message: message(7, { traceparent: TRACEPARENT }, Buffer.from('key')),
+      heartbeat: async () => undefined,
+      pause: () => () => undefined,
+    };
+    await fake.config?.eachMessage?.(payload);
+    expect(seen[0]).toBe(payload);
+    const span = onlySpan(tracing.current.spans(), 'process t');
+    expect(active).toBe(span.spanContext().spanId);
+    expect(parentSpanId(span)).toBe('00f067aa0ba902b7');
+    expect(span.attributes).toMatchObject({
+      'messaging.consumer.group.name': 'g1',
+      'messaging.destination.partition.id': '2',
+      'kafka.offset': 7,
+      'kafka.message.key': 'key',
+    });
+  });
+
+  it('eachBatch: resolveOffset reaches kafkajs first and ends message spans up to that offset', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer);
+    const messages = [message(0), message(1), message(2)];
+    const { payload, resolved, heartbeat } = batchPayload('t', messages);
+    let openAfterFirst = -1;
+    await consumer.run({
+      eachBatch: async (p) => {
+        expect(p.heartbeat).toBe(heartbeat);
+        expect(p.batch).toBe(payload.batch);
+        p.resolveOffset('1');
+        openAfterFirst = tracing.current.openSpans().length;
+        withMessageContext(messages[2] as never, () => undefined);
+      },
+    });
+    await fake.config?.eachBatch?.(payload);
+    expect(resolved).toEqual(['1']);
+    // Batch span + message 2 (started on the resolve of 1).
+    expect(openAfterFirst).toBe(2);
+    const spans = spansNamed(tracing.current.spans(), 'process t');
+    expect(spans).toHaveLength(4);
+    for (const span of spans) expect(span.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED]).toBeUndefined();
+  });
+
+  it('eachBatch: stop() ends spans of a batch that never returns', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer);
+    const { payload } = batchPayload('t', [message(0), message(1)]);
+    await consumer.run({ eachBatch: () => new Promise(() => undefined) });
+    void fake.config?.eachBatch?.(payload);
+    expect(tracing.current.openSpans()).toHaveLength(2);
+    await consumer.stop();
+    expect(fake.stopped).toBe(true);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const spans = spansNamed(tracing.current.spans(), 'process t');
+    expect(spans.filter((s) => s.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED] === true)).toHaveLength(2);
+  });
+});
+
+describe('legacy attribute names', () => {
+  it('also emits the older names when legacyAttributes is on', async () => {
+    const producer = traceProducer(fakeProducer().producer, { legacyAttributes: true });
+    await producer.send({ topic: 't', messages: [{ key: 'k', value: 'a', partition: 0 }] });
+    const send = onlySpan(tracing.current.spans(), 'send t');
+    expect(send.attributes).toMatchObject({
+      'messaging.system.name': 'kafka',
+      'messaging.system': 'kafka',
+      'messaging.operation.type': 'send',
+      'messaging.operation': 'publish',
+      'kafka.message.key': 'k',
+      'messaging.kafka.message.key': 'k',
+      'kafka.offset': 10,
+      'messaging.kafka.message.offset': 10,
+      'messaging.destination.partition.id': '0',
+      'messaging.kafka.destination.partition': 0,
+    });
+  });
+});
+
+describe('consumer options', () => {
+  const payloadFor = (headers: Record<string, string>) => ({
+    topic: 't',
+    partition: 0,
+    message: { ...message(4, headers), value: Buffer.from('12345') },
+    heartbeat: async () => undefined,
+    pause: () => () => undefined,
+  });
+
+  it('copies allow-listed baggage and the body size onto the process span', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer, {
+      baggageAttributes: ['tenant.id'],
+      captureBodySize: true,
+    });
+    await consumer.run({ eachMessage: async () => undefined });
+    await fake.config?.eachMessage?.(
+      payloadFor({ traceparent: TRACEPARENT, baggage: 'tenant.id=acme,secret=x' }),
+    );
+    const span = onlySpan(tracing.current.spans(), 'process t');
+    expect(span.attributes['tenant.id']).toBe('acme');
+    expect(span.attributes.secret).toBeUndefined();
+    expect(span.attributes['messaging.message.body.size']).toBe(5);
+  });
+
+  it('starts a new linked trace once the trace budget is spent', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer, { traceBudget: { maxHops: 2 } });
+    await consumer.run({ eachMessage: async () => undefined });
+    await fake.config?.eachMessage?.(payloadFor({ traceparent: TRACEPARENT, tracestate: 'hoptrace=2' }));
+    const span = onlySpan(tracing.current.spans(), 'process t');
+    expect(parentSpanId(span)).toBeUndefined();
+    expect(span.spanContext().traceId).not.toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(span.links.map((l) => l.context.spanId)).toEqual(['00f067aa0ba902b7']);
+    expect(span.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
+  });
+
+  it('withMessageContext records a failure on the message span and rethrows it', async () => {
+    const fake = fakeConsumer();
+    const consumer = traceConsumer(fake.consumer);
+    const messages = [message(0, { traceparent: TRACEPARENT })];
+    const { payload } = batchPayload('t', messages);
+    const boom = new TypeError('bad message');
+    let caught: unknown;
+    await consumer.run({
+      eachBatch: async () => {
+        try {
+          withMessageContext(messages[0] as never, () => {
+            throw boom;
+          });
+        } catch (error) {
+          caught = error;
+        }
+      },
+    });
+    await fake.config?.eachBatch?.(payload);
+    expect(caught).toBe(boom);
+    const spans = spansNamed(tracing.current.spans(), 'process t');
+    const perMessage = spans.find((s) => s.attributes['messaging.batch.message_count'] === undefined);
+    const batch = spans.find((s) => s.attributes['messaging.batch.message_count'] === 1);
+    expect(perMessage?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(perMessage?.attributes['error.type']).toBe('TypeError');
+    expect(perMessage && parentSpanId(perMessage)).toBe('00f067aa0ba902b7');
+    expect(batch?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(batch?.links.map((l) => l.context.spanId)).toEqual(['00f067aa0ba902b7']);
+  });
+
+  it('withMessageContext just runs fn for a message hoptrace does not know', () => {
+    expect(withMessageContext(message(1) as never, () => 42)).toBe(42);
+    expect(tracing.current.spans()).toHaveLength(0);
+  });
+});
