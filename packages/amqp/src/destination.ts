@@ -1,0 +1,60 @@
+/** What a span-name rule sees: the operation and the AMQP addressing of one message. */
+export interface SpanNameParts {
+  /** `send`, `process`, `receive`, or a settle operation (`ack`, `nack`, `reject`). */
+  readonly operation: string;
+  /** The exchange (`''` for the default exchange). */
+  readonly exchange: string;
+  /** The routing key (`''` when none). */
+  readonly routingKey: string;
+  /** The queue consumed from or got from; `undefined` on publish. */
+  readonly queue: string | undefined;
+}
+
+/** Prefix RabbitMQ gives server-named queues (`assertQueue('')`). */
+const SERVER_NAMED_PREFIX = 'amq.gen-';
+
+/** Whether RabbitMQ named this queue itself (one name per declaration: high cardinality). */
+export function isServerNamed(queue: string): boolean {
+  return queue.startsWith(SERVER_NAMED_PREFIX);
+}
+
+/**
+ * `messaging.destination.name` of a publish, per the RabbitMQ conventions: `{exchange}:{routing key}`
+ * with whichever parts exist, `amq.default` when neither does.
+ */
+export function producerDestination(exchange: string, routingKey: string): string {
+  if (exchange !== '' && routingKey !== '') return `${exchange}:${routingKey}`;
+  if (exchange !== '') return exchange;
+  if (routingKey !== '') return routingKey;
+  return 'amq.default';
+}
+
+/**
+ * `messaging.destination.name` of a delivery, per the RabbitMQ conventions:
+ * `{exchange}:{routing key}:{queue}` with empty parts left out and a routing key equal to the queue
+ * written once.
+ */
+export function consumerDestination(exchange: string, routingKey: string, queue: string): string {
+  let out = exchange;
+  if (routingKey !== '' && routingKey !== queue) out = out === '' ? routingKey : `${out}:${routingKey}`;
+  if (queue !== '') out = out === '' ? queue : `${out}:${queue}`;
+  return out === '' ? 'amq.default' : out;
+}
+
+/**
+ * hoptrace's default low-cardinality destination for span names. Routing keys often carry ids
+ * (`order.1234.created`), so they never appear in a span name:
+ * - publish to a named exchange: the exchange (`send orders`);
+ * - publish to the default exchange (`sendToQueue`): the queue, unless it is server-named
+ *   (`amq.gen-*`), then nothing (`send`);
+ * - consume, get and settle: the queue, unless it is server-named, then the exchange, else nothing.
+ */
+export function defaultSpanDestination(parts: SpanNameParts): string | undefined {
+  if (parts.queue === undefined) {
+    if (parts.exchange !== '') return parts.exchange;
+    if (parts.routingKey === '') return 'amq.default';
+    return isServerNamed(parts.routingKey) ? undefined : parts.routingKey;
+  }
+  if (parts.queue !== '' && !isServerNamed(parts.queue)) return parts.queue;
+  return parts.exchange !== '' ? parts.exchange : undefined;
+}

@@ -1,0 +1,30 @@
+/**
+ * @hoptrace/amqp: explicit OpenTelemetry tracing for amqplib channels and connections. Publishes
+ * carry their creation context in the message headers, deliveries continue the trace, and every
+ * consumer span ends when its message is settled.
+ *
+ * @packageDocumentation
+ */
+
+export {
+  ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG,
+  ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT,
+  ATTR_HOPTRACE_RABBITMQ_REDELIVERED,
+  ATTR_HOPTRACE_RABBITMQ_REQUEUE,
+  ATTR_HOPTRACE_RABBITMQ_SETTLEMENT,
+  ERROR_CHANNEL_CLOSED,
+  ERROR_CONNECTION_CLOSED,
+  ERROR_NACKED,
+  ERROR_REJECTED,
+  ERROR_SETTLE_TIMEOUT,
+} from './attributes.ts';
+export { traceChannel } from './channel.ts';
+export { traceConnection } from './connection.ts';
+export {
+  consumerDestination,
+  defaultSpanDestination,
+  producerDestination,
+  type SpanNameParts,
+} from './destination.ts';
+export type { AmqpTracingOptions } from './options.ts';
+export type { TraceableChannel, TraceableConnection } from './types.ts';

@@ -1,0 +1,312 @@
+import { randomUUID } from 'node:crypto';
+import { traceChannel, traceConnection } from '@hoptrace/amqp';
+import { brokerEndpoint } from '@hoptrace/integration/harness';
+import {
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/integration/testing';
+import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import callbackApi from 'amqplib/callback_api';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { attr, connect, deferred, traceparentOf } from './helpers.ts';
+
+const tracing = useTestTracing();
+const spans = () => tracing.current.spans();
+
+let connection: ChannelModel;
+beforeEach(async () => {
+  connection = await connect();
+});
+afterEach(async () => {
+  await connection.close().catch(() => undefined);
+});
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+
+describe('side by side with other instrumentation (standard W3C headers)', () => {
+  it('a raw amqplib consumer sees a valid traceparent of the send span', async () => {
+    const producer = traceChannel(await connection.createChannel());
+    const raw = await connection.createChannel();
+    const queue = `q-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const got = deferred<ConsumeMessage>();
+    await raw.consume(queue, (m) => {
+      if (!m) return;
+      raw.ack(m);
+      got.resolve(m);
+    });
+    producer.sendToQueue(queue, Buffer.from('interop'));
+    const message = await got.promise;
+    const send = onlySpan(spans(), `send ${queue}`);
+    const traceparent = String(message.properties.headers?.traceparent);
+    expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+    expect(traceparent).toBe(traceparentOf(send));
+    expect(spans()).toHaveLength(1); // the raw consumer made no span
+  });
+
+  it('a traceparent another tool injected is continued by the traced consumer, and kept by a traced publish', async () => {
+    const raw = await connection.createChannel();
+    const consumer = traceChannel(await connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const got: ConsumeMessage[] = [];
+    await consumer.consume(queue, (m) => {
+      if (!m) return;
+      got.push(m);
+      consumer.ack(m);
+    });
+    const traceparent = `00-${TRACE_ID}-${SPAN_ID}-01`;
+    raw.sendToQueue(queue, Buffer.from('foreign'), { headers: { traceparent }, messageId: 'raw' });
+    // A traced publish whose caller injected its own context: kept, and the send span links to it.
+    const producer = traceChannel(raw);
+    producer.sendToQueue(queue, Buffer.from('own'), { headers: { traceparent }, messageId: 'own' });
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
+    for (const p of spansNamed(done, `process ${queue}`)) {
+      expect(p.spanContext().traceId).toBe(TRACE_ID);
+      expect(parentSpanId(p)).toBe(SPAN_ID);
+    }
+    expect(got.map((m) => m.properties.headers?.traceparent)).toEqual([traceparent, traceparent]);
+    const send = onlySpan(done, `send ${queue}`);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.links[0]?.context.spanId).toBe(SPAN_ID);
+  });
+});
+
+describe('span lifecycle', () => {
+  it('closing the channel ends open process spans with channel_closed', async () => {
+    const channel = traceChannel(await connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue);
+    const got = deferred();
+    await channel.consume(queue, (m) => m && got.resolve());
+    channel.sendToQueue(queue, Buffer.from('never acked'));
+    await got.promise;
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`process ${queue}`]);
+    await channel.close();
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const process = onlySpan(done, `process ${queue}`);
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attr(process, 'error.type')).toBe('channel_closed');
+    const cleanup = await connection.createChannel();
+    await cleanup.deleteQueue(queue);
+  });
+
+  it('closing the connection ends open process spans with connection_closed', async () => {
+    const own = await connect();
+    const channel = traceChannel(await own.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const got = deferred();
+    await channel.consume(queue, (m) => m && got.resolve());
+    channel.sendToQueue(queue, Buffer.from('never acked'));
+    await got.promise;
+    await own.close();
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    expect(attr(onlySpan(done, `process ${queue}`), 'error.type')).toBe('connection_closed');
+  });
+
+  it('a handler that throws synchronously: recorded, rethrown to amqplib (which closes the channel), span ended', async () => {
+    const channel = traceChannel(await connection.createChannel());
+    const closed = deferred();
+    channel.on('close', () => closed.resolve());
+    channel.on('error', () => undefined);
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.consume(queue, (m) => {
+      if (m) throw new RangeError('sync failure');
+    });
+    channel.sendToQueue(queue, Buffer.from('boom'));
+    await closed.promise;
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const process = onlySpan(done, `process ${queue}`);
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attr(process, 'error.type')).toBe('RangeError'); // the handler's failure, not the close
+    expect(process.events.filter((e) => e.name === 'exception')).toHaveLength(1);
+  });
+
+  it('settleTimeoutMs force-ends a never-settled span with settle_timeout; a later ack still reaches amqplib', async () => {
+    const channel = traceChannel(await connection.createChannel(), { settleTimeoutMs: 100 });
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const got = deferred<ConsumeMessage>();
+    await channel.consume(queue, (m) => m && got.resolve(m));
+    channel.sendToQueue(queue, Buffer.from('slow'));
+    const message = await got.promise;
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const process = onlySpan(done, `process ${queue}`);
+    expect(attr(process, 'error.type')).toBe('settle_timeout');
+    expect(process.status.message).toContain('settleTimeoutMs');
+    channel.ack(message);
+    const check = await channel.checkQueue(queue);
+    expect(check.messageCount).toBe(0);
+    expect(spansNamed(spans(), `process ${queue}`)).toHaveLength(1);
+  });
+
+  it('settleSpans: one ack span (CLIENT, settle) linked to the process spans it settled', async () => {
+    const channel = traceChannel(await connection.createChannel(), { settleSpans: true });
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.prefetch(2);
+    const got: ConsumeMessage[] = [];
+    const both = deferred();
+    await channel.consume(queue, (m) => {
+      if (!m) return;
+      got.push(m);
+      if (got.length === 2) both.resolve();
+    });
+    channel.sendToQueue(queue, Buffer.from('1'));
+    channel.sendToQueue(queue, Buffer.from('2'));
+    await both.promise;
+    channel.ack(got[1] as ConsumeMessage, true);
+    const done = spans();
+    const ack = onlySpan(done, `ack ${queue}`);
+    const processes = spansNamed(done, `process ${queue}`);
+    expect(ack.kind).toBe(SpanKind.CLIENT);
+    expect(ack.attributes).toMatchObject({
+      'messaging.operation.type': 'settle',
+      'messaging.operation.name': 'ack',
+      'messaging.batch.message_count': 2,
+    });
+    expect(ack.links.map((l) => l.context.spanId).sort()).toEqual(
+      processes.map((p) => p.spanContext().spanId).sort(),
+    );
+  });
+
+  it('baggage allow-list and hop budget reach the process span', async () => {
+    const channel = traceChannel(await connection.createChannel(), {
+      baggageAttributes: ['tenant.id'],
+      traceBudget: { maxHops: 1 },
+    });
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.consume(queue, (m) => m && channel.ack(m));
+    const bag = propagation.createBaggage({ 'tenant.id': { value: 'acme' }, secret: { value: 's' } });
+    context.with(propagation.setBaggage(context.active(), bag), () =>
+      channel.sendToQueue(queue, Buffer.from('b')),
+    );
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const process = onlySpan(done, `process ${queue}`);
+    expect(process.attributes['tenant.id']).toBe('acme');
+    expect(process.attributes.secret).toBeUndefined();
+    expect(process.attributes['hoptrace.hop']).toBe(1);
+    expect(parentSpanId(process)).toBe(onlySpan(done, `send ${queue}`).spanContext().spanId);
+  });
+
+  it('records the four messaging metrics', async () => {
+    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    try {
+      const channel = traceChannel(await connection.createChannel(), { meterProvider });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      channel.sendToQueue(queue, Buffer.from('m1'));
+      channel.sendToQueue(queue, Buffer.from('m2'));
+      await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
+      await channel.get(queue);
+      await reader.forceFlush();
+      const names = new Map<string, { attributes: Record<string, unknown>; value: unknown }[]>();
+      for (const rm of exporter.getMetrics()) {
+        for (const sm of rm.scopeMetrics) {
+          for (const m of sm.metrics) {
+            names.set(
+              m.descriptor.name,
+              m.dataPoints.map((d) => ({ attributes: d.attributes, value: d.value })),
+            );
+          }
+        }
+      }
+      const sent = names.get('messaging.client.sent.messages');
+      expect(sent).toEqual([
+        {
+          attributes: {
+            'messaging.system.name': 'rabbitmq',
+            'messaging.operation.name': 'send',
+            'messaging.destination.name': queue,
+          },
+          value: 2,
+        },
+      ]);
+      const consumed = names.get('messaging.client.consumed.messages');
+      expect(consumed?.find((d) => d.attributes['messaging.operation.name'] === 'process')?.value).toBe(2);
+      const processDuration = names.get('messaging.process.duration');
+      expect(processDuration?.[0]?.value).toMatchObject({ count: 2 });
+      const opDuration = names.get('messaging.client.operation.duration') ?? [];
+      expect(opDuration.map((d) => d.attributes['messaging.operation.name']).sort()).toEqual([
+        'receive',
+        'send',
+      ]);
+    } finally {
+      await meterProvider.shutdown();
+      metrics.disable();
+    }
+  });
+});
+
+describe('callback API (amqplib/callback_api)', () => {
+  it('publish (confirm, with callback) + consume + ack on callback-API channels', async () => {
+    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
+      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    try {
+      const traced = traceConnection(conn);
+      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
+        traced.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const confirm = await new Promise<callbackApi.ConfirmChannel>((resolve, reject) =>
+        traced.createConfirmChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      expect(traceChannel(channel)).toBe(channel);
+      const queue = `q-${randomUUID()}`;
+      await new Promise<void>((resolve, reject) =>
+        channel.assertQueue(queue, { exclusive: true }, (err) => (err ? reject(err) : resolve())),
+      );
+      const consumed = deferred<ConsumeMessage>();
+      const consumeOk = deferred<unknown>();
+      channel.consume(
+        queue,
+        (m) => {
+          if (!m) return;
+          channel.ack(m);
+          consumed.resolve(m);
+        },
+        {},
+        (err, ok) => (err ? consumeOk.reject(err) : consumeOk.resolve(ok)),
+      );
+      expect(await consumeOk.promise).toHaveProperty('consumerTag');
+      const confirmed = deferred<unknown>();
+      confirm.sendToQueue(queue, Buffer.from('cb'), { messageId: 'cb1' }, (err) => confirmed.resolve(err));
+      expect(await confirmed.promise).toBeNull();
+      const message = await consumed.promise;
+      expect(message.content.toString()).toBe('cb');
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+      const send = onlySpan(done, `send ${queue}`);
+      const process = onlySpan(done, `process ${queue}`);
+      expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+      expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(attr(process, 'hoptrace.rabbitmq.settlement')).toBe('ack');
+
+      // get with a callback
+      confirm.sendToQueue(queue.replace('q-', 'none-'), Buffer.from('x')); // unroutable: fine
+      const got = deferred<unknown>();
+      channel.get(queue, {}, (err, m) => (err ? got.reject(err) : got.resolve(m)));
+      expect(await got.promise).toBe(false);
+      await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1);
+      await new Promise<void>((resolve) => confirm.waitForConfirms(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => conn.close(() => resolve()));
+    }
+  });
+});

@@ -1,0 +1,72 @@
+import { EventEmitter } from 'node:events';
+import { traceChannel, traceConnection } from '@hoptrace/amqp';
+import { describe, expect, it } from 'vitest';
+
+/** A minimal stand-in with the methods traceChannel checks (no broker needed for option checks). */
+function fakeChannel() {
+  const emitter = new EventEmitter();
+  return Object.assign(emitter, {
+    publish: (..._args: unknown[]): boolean => true,
+    sendToQueue: (..._args: unknown[]): boolean => true,
+    consume: () => Promise.resolve({ consumerTag: 'c' }),
+    ack: () => undefined,
+    assertQueue: function (this: unknown) {
+      return this;
+    },
+  });
+}
+
+describe('options are validated at wrap time', () => {
+  it.each([
+    [{ settleTimeoutMs: 0 }, 'Expected `settleTimeoutMs` to be an integer >= 1, got 0'],
+    [{ settleTimeoutMs: 1.5 }, 'Expected `settleTimeoutMs` to be an integer >= 1, got 1.5'],
+    [{ settleSpans: 'yes' }, 'Expected `settleSpans` to be a boolean, got "yes"'],
+    [{ serverAddress: '' }, 'Expected `serverAddress` to be a non-empty string, got ""'],
+    [{ serverPort: -1 }, 'Expected `serverPort` to be an integer >= 1, got -1'],
+    [{ spanDestination: 'queue' }, 'Expected `spanDestination` to be a function, got "queue"'],
+    [{ relation: 'sibling' }, "Expected `relation` to be one of 'parent', 'link', 'root', got \"sibling\""],
+    [{ legacyAttributes: 1 }, 'Expected `legacyAttributes` to be a boolean, got 1'],
+  ])('%j throws a TypeError naming the option and value', (options, message) => {
+    expect(() => traceChannel(fakeChannel(), options as never)).toThrow(new TypeError(message));
+    expect(() =>
+      traceConnection(
+        { createChannel: () => undefined, createConfirmChannel: () => undefined },
+        options as never,
+      ),
+    ).toThrow(new TypeError(message));
+  });
+
+  it('rejects things that are not channels or connections', () => {
+    expect(() => traceChannel(null as never)).toThrow(TypeError);
+    expect(() => traceChannel({} as never)).toThrow('Expected `channel` to be an amqplib Channel');
+    expect(() => traceConnection({} as never)).toThrow('Expected `connection` to be an amqplib connection');
+  });
+});
+
+describe('wrapping', () => {
+  it('is idempotent and keeps the channel’s own members', () => {
+    const raw = fakeChannel();
+    const traced = traceChannel(raw);
+    expect(traced).not.toBe(raw);
+    expect(traceChannel(traced)).toBe(traced);
+    expect(traceChannel(raw)).toBe(traced);
+    expect(traced.assertQueue()).toBe(raw); // other methods run on the raw channel
+    expect(traced.listenerCount('close')).toBe(1);
+    expect(traced.listenerCount('error')).toBe(0); // never changes amqplib's error semantics
+  });
+
+  it('passes publish’s return value through (back-pressure) and never mutates the caller’s options', () => {
+    const raw = fakeChannel();
+    let seen: unknown;
+    raw.publish = (...args: unknown[]) => {
+      seen = args[3];
+      return false;
+    };
+    const traced = traceChannel(raw);
+    const options = Object.freeze({ headers: Object.freeze({ a: 1 }) });
+    expect(traced.publish('ex', 'rk', Buffer.from('x'), options)).toBe(false);
+    expect(options).toEqual({ headers: { a: 1 } });
+    expect(seen).not.toBe(options);
+    expect((seen as { headers: Record<string, unknown> }).headers.a).toBe(1);
+  });
+});
