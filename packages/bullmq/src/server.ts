@@ -1,0 +1,24 @@
+import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@hoptrace/core';
+import type { Attributes } from '@opentelemetry/api';
+
+interface ConnectionShape {
+  host?: unknown;
+  port?: unknown;
+  path?: unknown;
+  options?: ConnectionShape;
+}
+
+/**
+ * `server.address` / `server.port` from a BullMQ `connection` option: an ioredis options object or
+ * an ioredis instance (its `.options`). ioredis's defaults (`localhost`, 6379) apply when an options
+ * object leaves them out; Unix sockets and unknown shapes give no attributes. Never throws.
+ */
+export function serverAttributes(connection: unknown): Attributes {
+  if (!connection || typeof connection !== 'object') return {};
+  const c = connection as ConnectionShape;
+  const source = c.options && typeof c.options === 'object' ? c.options : c;
+  if (typeof source.path === 'string') return {};
+  const host = typeof source.host === 'string' && source.host !== '' ? source.host : 'localhost';
+  const port = typeof source.port === 'number' ? source.port : 6379;
+  return { [ATTR_SERVER_ADDRESS]: host, [ATTR_SERVER_PORT]: port };
+}

@@ -1,0 +1,84 @@
+import { useTestTracing } from '@hoptrace/integration/testing';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
+import { traceProcessor, traceQueue } from '../src/index.ts';
+
+useTestTracing();
+
+class TestReader extends MetricReader {
+  protected override async onForceFlush(): Promise<void> {}
+  protected override async onShutdown(): Promise<void> {}
+}
+
+async function collect(reader: TestReader) {
+  const { resourceMetrics } = await reader.collect();
+  const out = new Map<string, Array<{ attributes: Record<string, unknown>; value: unknown }>>();
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      out.set(
+        metric.descriptor.name,
+        metric.dataPoints.map((p) => ({ attributes: { ...p.attributes }, value: p.value })),
+      );
+    }
+  }
+  return out;
+}
+
+describe('metrics', () => {
+  it('records sent and consumed jobs, durations, failures and time in queue', async () => {
+    const reader = new TestReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const queue = traceQueue(
+      {
+        name: 'orders',
+        async add(..._args: unknown[]) {
+          return { id: '1' };
+        },
+      },
+      { meterProvider },
+    );
+    await queue.add('a', {});
+    const ok = traceProcessor(async (_job: unknown) => 'ok', { meterProvider });
+    const bad = traceProcessor(
+      async (_job: unknown) => {
+        throw new RangeError('x');
+      },
+      { meterProvider },
+    );
+    const job = {
+      id: '1',
+      name: 'a',
+      queueName: 'orders',
+      attemptsMade: 0,
+      timestamp: Date.now() - 2000,
+      opts: { delay: 1000 },
+    };
+    await ok(job);
+    await expect(bad({ ...job, attemptsMade: 1 })).rejects.toThrow(RangeError);
+    const metrics = await collect(reader);
+    const base = { 'messaging.system.name': 'bullmq', 'messaging.destination.name': 'orders' };
+    expect(metrics.get('messaging.client.sent.messages')).toEqual([
+      { attributes: { ...base, 'messaging.operation.name': 'send' }, value: 1 },
+    ]);
+    const consumed = metrics.get('messaging.client.consumed.messages') ?? [];
+    expect(consumed).toHaveLength(2);
+    expect(consumed).toContainEqual({
+      attributes: { ...base, 'messaging.operation.name': 'process' },
+      value: 1,
+    });
+    expect(consumed).toContainEqual({
+      attributes: { ...base, 'messaging.operation.name': 'process', 'error.type': 'RangeError' },
+      value: 1,
+    });
+    expect(metrics.get('messaging.process.duration')).toHaveLength(2);
+    expect(metrics.get('messaging.client.operation.duration')).toHaveLength(1);
+    // Only the first attempt records time in queue: timestamp + delay was ~1 s ago.
+    const waited = metrics.get('hoptrace.bullmq.time_in_queue') ?? [];
+    expect(waited).toHaveLength(1);
+    const histogram = waited[0]?.value as { count: number; sum: number };
+    expect(histogram.count).toBe(1);
+    expect(histogram.sum).toBeGreaterThanOrEqual(0.99);
+    expect(histogram.sum).toBeLessThan(1.5);
+    await meterProvider.shutdown();
+  });
+});

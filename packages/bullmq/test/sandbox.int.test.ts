@@ -1,0 +1,102 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brokerEndpoint } from '@hoptrace/integration/harness';
+import { useTestTracing } from '@hoptrace/integration/testing';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { traceQueue } from '../src/index.ts';
+import {
+  BULLMQ_VERSIONS,
+  cleanup,
+  deferred,
+  type QueueHandle,
+  uniqueQueueName,
+  type WorkerHandle,
+} from './support.ts';
+
+// The sandboxed processor file imports the built package (`pnpm --filter @hoptrace/bullmq build`).
+// A file URL: BullMQ 5.34 accepts only .js/.cjs/.ts paths, but any file URL.
+const processorFile = new URL('./fixtures/sandbox-processor.mjs', import.meta.url);
+const tracing = useTestTracing();
+const dir = mkdtempSync(join(tmpdir(), 'hoptrace-sandbox-'));
+
+interface ChildSpan {
+  name: string;
+  kind: number;
+  traceId: string;
+  spanId: string;
+  parentSpanId?: string;
+  status: { code: number; message?: string };
+  attributes: Record<string, unknown>;
+}
+
+function childSpans(file: string): ChildSpan[] {
+  try {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as ChildSpan);
+  } catch {
+    return [];
+  }
+}
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.each(BULLMQ_VERSIONS)('BullMQ %s: sandboxed processor', (label, bullmq) => {
+  const workers: WorkerHandle[] = [];
+  const queues: QueueHandle[] = [];
+  afterEach(async () => cleanup(workers, queues));
+
+  it('runs in a child process under the job creation context, and records failures there', async () => {
+    const name = uniqueQueueName('sandbox');
+    const connection = brokerEndpoint('redis');
+    const raw = new bullmq.Queue(name, { connection });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const worker = new bullmq.Worker(name, processorFile, { connection });
+    workers.push(worker);
+    const completed = deferred<unknown>();
+    const failed = deferred<Error>();
+    worker.on('completed', (_job, value) => completed.resolve(value));
+    worker.on('failed', (_job, err) => failed.resolve(err));
+    const spanFile = join(dir, `${label.replace(/\W/g, '')}-${Date.now()}.jsonl`);
+
+    const okJob = await queue.add('ok', { spanFile });
+    const returned = (await completed.promise) as {
+      traceId: string;
+      spanId: string;
+      parentSpanId: string;
+      name: string;
+    };
+    const failJob = await queue.add('boom', { spanFile, fail: true }, { attempts: 1 });
+    const err = await failed.promise;
+    expect(err.message).toBe('sandboxed failure');
+
+    const sends = tracing.current.spans().filter((s) => s.name === `send ${name}`);
+    expect(sends).toHaveLength(2);
+    const okSend = sends.find((s) => s.attributes['messaging.message.id'] === okJob.id);
+    const failSend = sends.find((s) => s.attributes['messaging.message.id'] === failJob.id);
+    expect(returned.name).toBe(`process ${name}`);
+    expect(returned.traceId).toBe(okSend?.spanContext().traceId);
+    expect(returned.parentSpanId).toBe(okSend?.spanContext().spanId);
+
+    // The child's spans ended, with the right shape, and the failure was recorded there.
+    const deadline = Date.now() + 5000;
+    while (childSpans(spanFile).length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 25));
+    const ended = childSpans(spanFile);
+    expect(ended).toHaveLength(2);
+    const okSpan = ended.find((s) => s.attributes['messaging.message.id'] === okJob.id);
+    const failSpan = ended.find((s) => s.attributes['messaging.message.id'] === failJob.id);
+    expect(okSpan?.spanId).toBe(returned.spanId);
+    expect(okSpan?.kind).toBe(SpanKind.CONSUMER);
+    expect(okSpan?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(okSpan?.attributes['bullmq.job.attempt']).toBe(1);
+    expect(failSpan?.parentSpanId).toBe(failSend?.spanContext().spanId);
+    expect(failSpan?.traceId).toBe(failSend?.spanContext().traceId);
+    expect(failSpan?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failSpan?.attributes['error.type']).toBe('TypeError');
+  });
+});

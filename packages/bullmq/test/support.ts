@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import * as bullmqNewest from 'bullmq';
+import * as bullmqOldest from 'bullmq-v5';
+
+/** The BullMQ module shape the tests use (the newest's types; the oldest is structurally the same). */
+export type BullMQ = typeof bullmqNewest;
+
+/** The oldest and newest supported BullMQ, for `describe.each`. */
+export const BULLMQ_VERSIONS: ReadonlyArray<readonly [string, BullMQ]> = [
+  ['newest (6.x)', bullmqNewest],
+  ['oldest (5.34.0)', bullmqOldest as unknown as BullMQ],
+];
+
+/** A queue name no other test (or concurrent run) uses. */
+export function uniqueQueueName(prefix: string): string {
+  return `hoptrace-${prefix}-${randomUUID()}`;
+}
+
+/** Spans with this name, by message id. */
+export function byMessageId(spans: readonly ReadableSpan[], name: string): Map<string, ReadableSpan[]> {
+  const out = new Map<string, ReadableSpan[]>();
+  for (const span of spans) {
+    if (span.name !== name) continue;
+    const id = String(span.attributes['messaging.message.id']);
+    const list = out.get(id) ?? [];
+    list.push(span);
+    out.set(id, list);
+  }
+  return out;
+}
+
+/** A promise with its resolve function, for waiting on worker events. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** What cleanup needs of a worker (any BullMQ version). */
+export interface WorkerHandle {
+  close(force?: boolean): Promise<void>;
+}
+
+/** What cleanup needs of a queue (any BullMQ version). */
+export interface QueueHandle {
+  obliterate(opts?: { force?: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Closes workers, obliterates and closes queues; never throws (cleanup must not hide a failure). */
+export async function cleanup(workers: WorkerHandle[], queues: QueueHandle[]): Promise<void> {
+  for (const w of workers.splice(0)) await w.close().catch(() => undefined);
+  for (const q of queues.splice(0)) {
+    await q.obliterate({ force: true }).catch(() => undefined);
+    await q.close().catch(() => undefined);
+  }
+}

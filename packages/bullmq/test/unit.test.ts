@@ -1,0 +1,173 @@
+import { useTestTracing } from '@hoptrace/integration/testing';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+import { readCarrier, withCarrier } from '../src/carrier.ts';
+import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
+import { serverAttributes } from '../src/server.ts';
+
+const tracing = useTestTracing();
+
+const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN = '00f067aa0ba902b7';
+
+function fakeQueue() {
+  const calls: unknown[][] = [];
+  return {
+    calls,
+    queue: {
+      name: 'orders',
+      opts: { connection: { host: 'redis.internal', port: 6380 } },
+      extra: 42,
+      async add(...args: unknown[]) {
+        calls.push(args);
+        return { id: '7', name: args[0] };
+      },
+      async addBulk(jobs: unknown[]) {
+        calls.push([jobs]);
+        return jobs.map((_, i) => ({ id: String(i + 1) }));
+      },
+    },
+  };
+}
+
+describe('carrier', () => {
+  it('writes a JSON W3C map into a copy of the options and never mutates the caller', () => {
+    const span = trace.wrapSpanContext({ traceId: TRACE, spanId: SPAN, traceFlags: 1 });
+    const opts = { attempts: 3, telemetry: { omitContext: false } };
+    const out = withCarrier(opts, trace.setSpan(ROOT_CONTEXT, span));
+    expect(opts).toEqual({ attempts: 3, telemetry: { omitContext: false } });
+    expect(out).not.toBe(opts);
+    expect(JSON.parse((out.telemetry as { metadata?: string }).metadata ?? '')).toEqual({
+      traceparent: `00-${TRACE}-${SPAN}-01`,
+    });
+  });
+
+  it('keeps metadata someone else stored, and writes nothing when omitContext is set', () => {
+    const ctx = trace.setSpan(
+      ROOT_CONTEXT,
+      trace.wrapSpanContext({ traceId: TRACE, spanId: SPAN, traceFlags: 1 }),
+    );
+    const theirs = { telemetry: { metadata: '{"traceparent":"x"}' } };
+    expect(withCarrier(theirs, ctx)).toBe(theirs);
+    const omit = { telemetry: { omitContext: true } };
+    expect(withCarrier(omit, ctx)).toBe(omit);
+  });
+
+  it('reads missing, malformed and non-object metadata as no context, never throwing', () => {
+    for (const metadata of [
+      undefined,
+      '',
+      'x',
+      '{',
+      '[1]',
+      'null',
+      '{"traceparent":5}',
+      '{"traceparent":"00-zz"}',
+    ]) {
+      const ctx = readCarrier(metadata === undefined ? {} : { telemetry: { metadata } });
+      expect(trace.getSpanContext(ctx), String(metadata)).toBeUndefined();
+    }
+    expect(readCarrier(undefined)).toBe(ROOT_CONTEXT);
+  });
+
+  it('reads the compact `tm` key BullMQ 5.x gives sandboxed processors', () => {
+    const ctx = readCarrier({ tm: JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` }) });
+    expect(trace.getSpanContext(ctx)?.spanId).toBe(SPAN);
+  });
+});
+
+describe('server attributes', () => {
+  it('reads options objects and ioredis instances, with ioredis defaults', () => {
+    expect(serverAttributes({ host: 'h', port: 1 })).toEqual({ 'server.address': 'h', 'server.port': 1 });
+    expect(serverAttributes({ options: { host: 'i', port: 2 } })).toEqual({
+      'server.address': 'i',
+      'server.port': 2,
+    });
+    expect(serverAttributes({})).toEqual({ 'server.address': 'localhost', 'server.port': 6379 });
+    expect(serverAttributes({ path: '/tmp/redis.sock' })).toEqual({});
+    expect(serverAttributes(undefined)).toEqual({});
+  });
+});
+
+describe('wrappers', () => {
+  it('are idempotent and keep the wrapped object working', async () => {
+    const { queue, calls } = fakeQueue();
+    const traced = traceQueue(queue);
+    expect(traceQueue(traced)).toBe(traced);
+    expect(traced.extra).toBe(42);
+    const job = await traced.add('a', { x: 1 });
+    expect(job).toEqual({ id: '7', name: 'a' });
+    expect(calls[0]?.[1]).toEqual({ x: 1 });
+    const spans = tracing.current.spans();
+    expect(spans.map((s) => s.name)).toEqual(['send orders']);
+    expect(spans[0]?.attributes).toMatchObject({
+      'server.address': 'redis.internal',
+      'server.port': 6380,
+      'messaging.message.id': '7',
+    });
+    const fn = async () => 1;
+    const wrapped = traceProcessor(fn);
+    expect(traceProcessor(wrapped)).toBe(wrapped);
+    const flow = { async add(..._args: unknown[]) {}, async addBulk(..._args: unknown[]) {} };
+    const tracedFlow = traceFlowProducer(flow);
+    expect(traceFlowProducer(tracedFlow)).toBe(tracedFlow);
+  });
+
+  it('emits the older attribute names too with legacyAttributes', async () => {
+    const { queue } = fakeQueue();
+    await traceQueue(queue, { legacyAttributes: true }).add('a', {});
+    const [send] = tracing.current.spans();
+    expect(send?.attributes).toMatchObject({
+      'messaging.system.name': 'bullmq',
+      'messaging.system': 'bullmq',
+      'messaging.operation.type': 'send',
+      'messaging.operation': 'publish',
+    });
+  });
+
+  it('fails every span and rethrows the same error when add rejects', async () => {
+    const boom = new RangeError('no redis');
+    const queue = {
+      name: 'q',
+      async add(..._args: unknown[]): Promise<never> {
+        throw boom;
+      },
+    };
+    await expect(traceQueue(queue).add('a', {})).rejects.toBe(boom);
+    const [send] = tracing.current.spans();
+    expect(send?.status.code).toBe(2);
+    expect(send?.attributes['error.type']).toBe('RangeError');
+  });
+
+  it('runs a sync processor and rethrows its error unchanged', () => {
+    const err = new SyntaxError('bad');
+    const wrapped = traceProcessor((_job: unknown) => {
+      throw err;
+    });
+    expect(() =>
+      wrapped({ id: '1', name: 'n', queueName: 'q', attemptsMade: 0, timestamp: Date.now() }),
+    ).toThrow(err);
+    const [span] = tracing.current.spans();
+    expect(span?.name).toBe('process q');
+    expect(span?.attributes['error.type']).toBe('SyntaxError');
+    expect(context.active()).toBe(ROOT_CONTEXT);
+  });
+
+  it('throws a TypeError naming the option and the value at wrap time', () => {
+    const { queue } = fakeQueue();
+    expect(() => traceQueue(queue, { legacyAttributes: 'yes' as unknown as boolean })).toThrow(
+      /`legacyAttributes`.*"yes"/,
+    );
+    expect(() => traceProcessor(async () => 1, { relation: 'sideways' as 'link' })).toThrow(
+      /`relation`.*"sideways"/,
+    );
+    expect(() => traceProcessor(async () => 1, { onProcess: 3 as unknown as () => void })).toThrow(
+      /`onProcess`.*3/,
+    );
+    expect(() => traceProcessor(async () => 1, { queueName: 5 as unknown as string })).toThrow(
+      /`queueName`.*5/,
+    );
+    expect(() => traceProcessor('nope' as unknown as () => void)).toThrow(TypeError);
+    expect(() => traceQueue({} as unknown as typeof queue)).toThrow(TypeError);
+  });
+});
