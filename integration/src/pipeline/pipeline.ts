@@ -1,0 +1,290 @@
+import { traceConnection } from '@hoptrace/amqp';
+import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import { traceKafka } from '@hoptrace/kafka';
+import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import amqplib from 'amqplib';
+import { Queue, Worker } from 'bullmq';
+import { Kafka, logLevel } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { BrokerEndpoints } from '../harness/types.ts';
+import { type PipelineNames, pipelineNames } from './names.ts';
+
+/** An order as it travels: JSON in every message. */
+export interface Order {
+  id: string;
+  tenant: string;
+  items: number;
+  /** The RabbitMQ hop rejects it (no requeue): it is dead-lettered and handled from the DLQ. */
+  poison?: boolean;
+  /** The first BullMQ attempt fails; BullMQ's retry succeeds. */
+  flaky?: boolean;
+}
+
+/** How an order ended. */
+export interface OrderOutcome {
+  orderId: string;
+  status: 'fulfilled' | 'dead-lettered';
+  attempts: number;
+}
+
+/** A running order pipeline: Kafka -> RabbitMQ -> BullMQ, plus a scheduled reconciliation to Kafka. */
+export interface Pipeline {
+  names: PipelineNames;
+  /** Places an order inside a root SERVER span `POST /orders` with `tenant.id` baggage; resolves with the trace id and the order's outcome. */
+  placeOrder(order: Order): Promise<{ traceId: string; done: Promise<OrderOutcome> }>;
+  /** Starts the reconciliation job scheduler (every `everyMs`) and returns the trace id of the call that scheduled it. */
+  scheduleReconciliation(everyMs: number): Promise<{ traceId: string; spanId: string }>;
+  /** Removes the reconciliation job scheduler. */
+  unscheduleReconciliation(): Promise<void>;
+  /** Reconciliation runs seen so far (each publishes to the reconciliation topic, consumed by an audit consumer). */
+  reconciliationRuns(): number;
+  stop(): Promise<void>;
+}
+
+/** Options for {@link startPipeline}. */
+export interface PipelineOptions {
+  endpoints: BrokerEndpoints;
+  /** A pino logger whose `mixin` is `logFields` (every line carries the active span's ids). */
+  logger: Logger;
+  names?: PipelineNames;
+  /** BullMQ backoff between attempts, ms (default 50). */
+  retryDelayMs?: number;
+}
+
+/**
+ * Starts the order pipeline on real brokers, traced with hoptrace's adapters on every hop:
+ * 1. `POST /orders` (root SERVER span) sends `order placed` to Kafka;
+ * 2. a Kafka consumer reserves stock and publishes `order.reserved` to a RabbitMQ topic exchange;
+ * 3. a RabbitMQ consumer enqueues a BullMQ `fulfil` job (poison orders are rejected to a DLX instead,
+ *    and a dead-letter consumer handles them within the original trace);
+ * 4. a BullMQ worker completes the order (flaky orders fail the first attempt).
+ * A BullMQ job scheduler runs a reconciliation that publishes to another Kafka topic.
+ * Baggage `tenant.id` is allow-listed on the BullMQ worker only.
+ */
+export async function startPipeline(options: PipelineOptions): Promise<Pipeline> {
+  const names = options.names ?? pipelineNames();
+  const log = options.logger;
+  const tracer = trace.getTracer('order-service');
+  const pending = new Map<string, (outcome: OrderOutcome) => void>();
+  const settle = (outcome: OrderOutcome) => {
+    pending.get(outcome.orderId)?.(outcome);
+    pending.delete(outcome.orderId);
+  };
+  const cleanups: Array<() => Promise<unknown>> = [];
+
+  // Kafka (topics created up front so the consumers' first fetch finds them).
+  const kafka = traceKafka(
+    new Kafka({
+      clientId: 'order-service',
+      brokers: options.endpoints.kafka.brokers,
+      logLevel: logLevel.ERROR,
+    }),
+  );
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [{ topic: names.ordersTopic }, { topic: names.reconciliationTopic }],
+    waitForLeaders: true,
+  });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+
+  // RabbitMQ.
+  const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url));
+  cleanups.push(() => connection.close());
+  const publishChannel = await connection.createConfirmChannel();
+  const consumeChannel = await connection.createChannel();
+  await consumeChannel.prefetch(10);
+  await publishChannel.assertExchange(names.exchange, 'topic', { durable: false, autoDelete: true });
+  await publishChannel.assertExchange(names.deadLetterExchange, 'fanout', {
+    durable: false,
+    autoDelete: true,
+  });
+  await consumeChannel.assertQueue(names.fulfilmentRequests, {
+    durable: false,
+    autoDelete: true,
+    arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
+  });
+  await consumeChannel.bindQueue(names.fulfilmentRequests, names.exchange, 'order.reserved');
+  await consumeChannel.assertQueue(names.deadLetters, { durable: false, autoDelete: true });
+  await consumeChannel.bindQueue(names.deadLetters, names.deadLetterExchange, '');
+
+  // BullMQ.
+  const redis = { host: options.endpoints.redis.host, port: options.endpoints.redis.port };
+  const fulfilment = traceQueue(new Queue<Order>(names.fulfilmentQueue, { connection: redis }));
+  const reconciliation = traceQueue(new Queue(names.reconciliationQueue, { connection: redis }));
+  cleanups.push(async () => {
+    await fulfilment.obliterate({ force: true }).catch(() => undefined);
+    await reconciliation.removeJobScheduler(names.schedulerId).catch(() => undefined);
+    await reconciliation.obliterate({ force: true }).catch(() => undefined);
+    await fulfilment.close();
+    await reconciliation.close();
+  });
+
+  // Hop 2: Kafka -> RabbitMQ.
+  const stock = kafka.consumer({ groupId: names.stockGroup, maxWaitTimeInMs: 100 });
+  await stock.connect();
+  await stock.subscribe({ topic: names.ordersTopic, fromBeginning: true });
+  await runAndJoin(stock, {
+    eachMessage: async ({ message }) => {
+      const order = JSON.parse(message.value?.toString() ?? '{}') as Order;
+      log.info({ orderId: order.id, hop: 'kafka' }, 'reserving stock');
+      await new Promise<void>((resolve, reject) => {
+        publishChannel.publish(
+          names.exchange,
+          'order.reserved',
+          Buffer.from(JSON.stringify(order)),
+          { messageId: order.id, correlationId: order.id, contentType: 'application/json' },
+          (error) => (error ? reject(error) : resolve()),
+        );
+      });
+    },
+  });
+  cleanups.push(() => stock.disconnect());
+
+  // Hop 3: RabbitMQ -> BullMQ (and the DLQ).
+  await consumeChannel.consume(names.fulfilmentRequests, (message) => {
+    if (!message) return;
+    const order = JSON.parse(message.content.toString()) as Order;
+    if (order.poison) {
+      log.warn({ orderId: order.id, hop: 'rabbitmq' }, 'poison order rejected');
+      consumeChannel.nack(message, false, false);
+      return;
+    }
+    log.info({ orderId: order.id, hop: 'rabbitmq' }, 'enqueueing fulfilment');
+    return fulfilment
+      .add('fulfil', order, { attempts: 3, backoff: { type: 'fixed', delay: options.retryDelayMs ?? 50 } })
+      .then(
+        () => consumeChannel.ack(message),
+        () => consumeChannel.nack(message, false, true),
+      );
+  });
+  await consumeChannel.consume(names.deadLetters, (message) => {
+    if (!message) return;
+    const order = JSON.parse(message.content.toString()) as Order;
+    log.warn({ orderId: order.id, hop: 'rabbitmq-dlq' }, 'dead-lettered order parked');
+    consumeChannel.ack(message);
+    settle({ orderId: order.id, status: 'dead-lettered', attempts: 0 });
+  });
+
+  // Hop 4: BullMQ worker.
+  const worker = new Worker<Order>(
+    names.fulfilmentQueue,
+    traceProcessor(
+      async (job) => {
+        log.info({ orderId: job.data.id, hop: 'bullmq', attempt: job.attemptsMade + 1 }, 'fulfilling order');
+        if (job.data.flaky && job.attemptsMade === 0) throw new Error('warehouse timed out');
+        settle({ orderId: job.data.id, status: 'fulfilled', attempts: job.attemptsMade + 1 });
+        return { fulfilled: true };
+      },
+      { baggageAttributes: ['tenant.id'] },
+    ),
+    { connection: redis, concurrency: 5 },
+  );
+  await worker.waitUntilReady();
+  cleanups.push(() => worker.close());
+
+  // Scheduled reconciliation: BullMQ scheduler -> worker -> Kafka -> audit consumer.
+  let runs = 0;
+  const reconWorker = new Worker(
+    names.reconciliationQueue,
+    traceProcessor(async (job) => {
+      log.info({ hop: 'bullmq', scheduler: job.repeatJobKey }, 'reconciling');
+      await producer.send({
+        topic: names.reconciliationTopic,
+        messages: [{ value: JSON.stringify({ at: Date.now() }) }],
+      });
+    }),
+    { connection: redis },
+  );
+  await reconWorker.waitUntilReady();
+  cleanups.push(() => reconWorker.close());
+  const audit = kafka.consumer({ groupId: names.reconciliationGroup, maxWaitTimeInMs: 100 });
+  await audit.connect();
+  await audit.subscribe({ topic: names.reconciliationTopic, fromBeginning: true });
+  await runAndJoin(audit, {
+    eachMessage: async () => {
+      runs += 1;
+      log.info({ hop: 'kafka' }, 'reconciliation audited');
+    },
+  });
+  cleanups.push(() => audit.disconnect());
+
+  return {
+    names,
+    async placeOrder(order) {
+      const done = new Promise<OrderOutcome>((resolve) => pending.set(order.id, resolve));
+      const bag = propagation.createBaggage({ 'tenant.id': { value: order.tenant } });
+      const traceId = await tracer.startActiveSpan(
+        'POST /orders',
+        {
+          kind: SpanKind.SERVER,
+          root: true,
+          attributes: { 'http.request.method': 'POST', 'http.route': '/orders' },
+        },
+        propagation.setBaggage(ROOT_CONTEXT, bag),
+        async (span) => {
+          try {
+            log.info({ orderId: order.id, hop: 'http' }, 'order placed');
+            await producer.send({
+              topic: names.ordersTopic,
+              messages: [{ key: order.id, value: JSON.stringify(order) }],
+            });
+            return span.spanContext().traceId;
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            throw error;
+          } finally {
+            span.end();
+          }
+        },
+      );
+      return { traceId, done };
+    },
+    async scheduleReconciliation(everyMs) {
+      return tracer.startActiveSpan(
+        'POST /admin/reconciliation',
+        { kind: SpanKind.SERVER, root: true },
+        async (span) => {
+          try {
+            await reconciliation.upsertJobScheduler(
+              names.schedulerId,
+              { every: everyMs },
+              { name: 'reconcile', data: {} },
+            );
+            return { traceId: span.spanContext().traceId, spanId: span.spanContext().spanId };
+          } finally {
+            span.end();
+          }
+        },
+      );
+    },
+    async unscheduleReconciliation() {
+      await reconciliation.removeJobScheduler(names.schedulerId);
+    },
+    reconciliationRuns: () => runs,
+    async stop() {
+      await reconciliation.removeJobScheduler(names.schedulerId).catch(() => undefined);
+      for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    },
+  };
+}
+
+type KafkaConsumer = ReturnType<ReturnType<typeof traceKafka>['consumer']>;
+
+/** Starts `consumer.run(config)` and waits until the consumer has joined its group. */
+async function runAndJoin(
+  consumer: KafkaConsumer,
+  config: Parameters<KafkaConsumer['run']>[0],
+): Promise<void> {
+  const joined = new Promise<void>((resolve) => {
+    const off = consumer.on(consumer.events.GROUP_JOIN, () => {
+      off();
+      resolve();
+    });
+  });
+  await consumer.run(config);
+  await joined;
+}
