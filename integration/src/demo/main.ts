@@ -1,0 +1,121 @@
+// The README's demo: orders through Kafka -> RabbitMQ -> BullMQ on real brokers, traced by hoptrace.
+// Prints one order's trace as a tree, writes a self-contained HTML waterfall and prints its path.
+//   ./dev demo [--orders N]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveAllBrokers } from '../harness/index.ts';
+import type { BrokerEndpoints } from '../harness/types.ts';
+import { memoryLogger, type Order, startPipeline } from '../pipeline/index.ts';
+import { createDemoTracing } from './exporters.ts';
+import { renderWaterfallHtml } from './render-html.ts';
+import { renderTraceTree } from './render-tree.ts';
+
+const argv = process.argv.slice(2);
+const ordersFlag = argv.indexOf('--orders');
+const count = ordersFlag >= 0 ? Number(argv[ordersFlag + 1]) : 12;
+if (!Number.isInteger(count) || count < 3) {
+  console.error(`--orders takes an integer >= 3, got ${argv[ordersFlag + 1]}`);
+  process.exit(2);
+}
+process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
+const outDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../.artifacts/demo');
+mkdirSync(outDir, { recursive: true });
+
+const brokers = await resolveAllBrokers((line) => console.log(`[harness] ${line}`));
+console.log(brokers.summary());
+const tracing = createDemoTracing({ serviceName: 'hoptrace-demo' });
+if (tracing.otlpEndpoint) console.log(`exporting spans via OTLP/HTTP to ${tracing.otlpEndpoint}`);
+const logs = memoryLogger();
+const pipeline = await startPipeline({
+  endpoints: brokers.endpoints as BrokerEndpoints,
+  logger: logs.logger,
+});
+
+let exitCode = 0;
+try {
+  // A mix of orders: most go straight through; one fails its first BullMQ attempt; one is poison.
+  const orders: Order[] = Array.from({ length: count }, (_, i) => ({
+    id: `order-${String(i + 1).padStart(3, '0')}`,
+    tenant: ['acme', 'globex', 'initech'][i % 3] as string,
+    items: 1 + (i % 4),
+    ...(i === 1 ? { flaky: true } : {}),
+    ...(i === 2 ? { poison: true } : {}),
+  }));
+  const scheduling = await pipeline.scheduleReconciliation(1000);
+  const started = performance.now();
+  let finished = 0;
+  // A live line on a terminal; a line per quarter when the output is a file or a CI log.
+  let lastQuarter = 0;
+  const progress = () => {
+    const text = `orders: ${finished}/${count} done, reconciliation runs: ${pipeline.reconciliationRuns()}`;
+    if (process.stdout.isTTY) process.stdout.write(`\r${text}   `);
+    else if (Math.floor((finished * 4) / count) > lastQuarter) {
+      lastQuarter = Math.floor((finished * 4) / count);
+      process.stdout.write(`${text}\n`);
+    }
+  };
+  const placed = await Promise.all(
+    orders.map(async (order) => {
+      const { traceId, done } = await pipeline.placeOrder(order);
+      const outcome = await withTimeout(done, 60_000, `order ${order.id}`);
+      finished += 1;
+      progress();
+      return { order, traceId, outcome };
+    }),
+  );
+  while (pipeline.reconciliationRuns() < 2) await new Promise((r) => setTimeout(r, 100));
+  if (process.stdout.isTTY) process.stdout.write('\n');
+  process.stdout.write(
+    `all ${count} orders done in ${((performance.now() - started) / 1000).toFixed(1)} s\n\n`,
+  );
+  await pipeline.unscheduleReconciliation();
+  await new Promise((r) => setTimeout(r, 300)); // let the last spans end
+
+  const spans = tracing.memory.getFinishedSpans();
+  const flaky = placed.find((p) => p.order.flaky);
+  const shown = flaky ?? placed[0];
+  if (!shown) throw new Error('no order was placed');
+  console.log(
+    `trace of ${shown.order.id} (${shown.outcome.status} after ${shown.outcome.attempts} attempt(s)), trace id ${shown.traceId}:\n`,
+  );
+  console.log(renderTraceTree(spans, shown.traceId, { color: process.stdout.isTTY }));
+  const line = logs.lines.find(
+    (l) => l.hop === 'bullmq' && (l as { orderId?: string }).orderId === shown.order.id,
+  );
+  if (line) console.log(`\na log line from the worker hop carries the trace: ${JSON.stringify(line)}\n`);
+
+  const html = renderWaterfallHtml(spans, {
+    title: `hoptrace demo: ${count} orders`,
+    highlightTraceId: shown.traceId,
+  });
+  const htmlPath = join(outDir, 'waterfall.html');
+  writeFileSync(htmlPath, html);
+  writeFileSync(join(outDir, 'pipeline.log'), `${logs.lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
+  const traces = new Set(spans.map((s) => s.spanContext().traceId)).size;
+  console.log(
+    `${spans.length} spans in ${traces} traces (${count} orders, reconciliation runs, scheduling calls).`,
+  );
+  console.log(
+    `scheduling trace ${scheduling.traceId}: each reconciliation run is its own trace linked to it.`,
+  );
+  console.log(`HTML waterfall: ${htmlPath}`);
+  console.log(`pino log lines with trace ids: ${join(outDir, 'pipeline.log')}`);
+} catch (error) {
+  console.error('\ndemo failed:', error);
+  exitCode = 1;
+} finally {
+  await pipeline.stop();
+  await tracing.shutdown();
+  await brokers.stop();
+}
+process.exit(exitCode);
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) =>
+      setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms).unref(),
+    ),
+  ]);
+}
