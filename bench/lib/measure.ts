@@ -1,0 +1,73 @@
+import { PerformanceObserver } from 'node:perf_hooks';
+
+/** One benchmark case: a function called `ops` times per repetition. */
+export interface Case {
+  name: string;
+  /** Which baseline this case is compared with (a case name), if any. */
+  baseline?: string;
+  fn: () => unknown;
+}
+
+/** Median, min and max of repeated measurements. */
+export interface Stat {
+  median: number;
+  min: number;
+  max: number;
+}
+
+/** What one case measured. */
+export interface CaseResult {
+  name: string;
+  baseline?: string;
+  nsPerOp: Stat;
+  /** GC pause time per million operations, in ms. */
+  gcMsPerMillion: Stat;
+}
+
+export function stat(values: number[]): Stat {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median =
+    sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return { median, min: sorted[0] as number, max: sorted[sorted.length - 1] as number };
+}
+
+let gcMs = 0;
+const observer = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcMs += entry.duration;
+});
+observer.observe({ entryTypes: ['gc'] });
+
+/**
+ * Runs every case interleaved (case A rep 1, case B rep 1, ..., then rep 2) so that drift on a noisy
+ * machine hits all cases alike; returns ns/op and GC time per case as median and min-max.
+ */
+export async function runCases(
+  cases: Case[],
+  options: { ops: number; repetitions: number; warmupOps: number },
+): Promise<CaseResult[]> {
+  for (const c of cases) for (let i = 0; i < options.warmupOps; i++) c.fn();
+  const ns: number[][] = cases.map(() => []);
+  const gc: number[][] = cases.map(() => []);
+  let sink: unknown;
+  for (let rep = 0; rep < options.repetitions; rep++) {
+    for (const [i, c] of cases.entries()) {
+      globalThis.gc?.();
+      await new Promise((r) => setTimeout(r, 20)); // the forced GC's entry is reported before we start
+      const gcBefore = gcMs;
+      const start = process.hrtime.bigint();
+      for (let k = 0; k < options.ops; k++) sink = c.fn();
+      const elapsed = Number(process.hrtime.bigint() - start);
+      await new Promise((r) => setTimeout(r, 20)); // let the GC observer report this run's pauses
+      ns[i]?.push(elapsed / options.ops);
+      gc[i]?.push(((gcMs - gcBefore) / options.ops) * 1e6);
+    }
+  }
+  if (sink === Symbol.for('never')) console.log(sink);
+  return cases.map((c, i) => ({
+    name: c.name,
+    ...(c.baseline ? { baseline: c.baseline } : {}),
+    nsPerOp: stat(ns[i] ?? []),
+    gcMsPerMillion: stat(gc[i] ?? []),
+  }));
+}
