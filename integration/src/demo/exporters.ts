@@ -64,8 +64,12 @@ export function otlpTracesEndpointFromEnv(env: NodeJS.ProcessEnv = process.env):
  * Sets up tracing for the demo and registers it globally: an AsyncLocalStorage context manager, the
  * W3C trace-context + baggage propagator, and a tracer provider whose spans go to an in-memory
  * exporter and, only when `OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is
- * set, also in batches to an OTLP/HTTP exporter (which reads the standard variables itself:
- * endpoint, headers, timeout, compression). Replaces whatever was registered globally before.
+ * set, also in batches to an OTLP/HTTP exporter. The exporter is given the URL
+ * {@link otlpTracesEndpointFromEnv} resolved, so spans go exactly where `otlpEndpoint` says (the
+ * exporter's own reading of `OTEL_EXPORTER_OTLP_ENDPOINT` does not trim it, and falls back to
+ * localhost:4318 when the untrimmed value with `/v1/traces` appended does not parse); it reads the
+ * other standard variables itself (headers, timeout, compression). Replaces whatever was registered
+ * globally before.
  *
  * @returns the provider, the in-memory exporter, the OTLP traces URL if any, and `shutdown`.
  */
@@ -73,7 +77,9 @@ export function createDemoTracing(options: DemoTracingOptions): DemoTracing {
   const memory = new InMemorySpanExporter();
   const processors: SpanProcessor[] = [new SimpleSpanProcessor(memory)];
   const otlpEndpoint = otlpTracesEndpointFromEnv();
-  if (otlpEndpoint !== undefined) processors.push(new BatchSpanProcessor(new OTLPTraceExporter()));
+  if (otlpEndpoint !== undefined) {
+    processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpEndpoint })));
+  }
 
   const provider = new BasicTracerProvider({
     resource: defaultResource().merge(resourceFromAttributes({ 'service.name': options.serviceName })),

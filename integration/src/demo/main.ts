@@ -1,6 +1,6 @@
 // The README's demo: orders through Kafka -> RabbitMQ -> BullMQ on real brokers, traced by hoptrace.
 // Prints one order's trace as a tree, writes a self-contained HTML waterfall and prints its path.
-//   ./dev demo [--orders N]
+//   ./dev demo [--orders N] [--out DIR]   (DIR defaults to .artifacts/demo)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,7 +19,11 @@ if (!Number.isInteger(count) || count < 3) {
   process.exit(2);
 }
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-const outDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../../.artifacts/demo');
+const outFlag = argv.indexOf('--out');
+const outDir =
+  outFlag >= 0 && argv[outFlag + 1]
+    ? resolve(argv[outFlag + 1] as string)
+    : resolve(dirname(fileURLToPath(import.meta.url)), '../../../.artifacts/demo');
 mkdirSync(outDir, { recursive: true });
 
 const brokers = await resolveAllBrokers((line) => console.log(`[harness] ${line}`));
@@ -106,7 +110,11 @@ try {
   exitCode = 1;
 } finally {
   await pipeline.stop();
-  await tracing.shutdown();
+  // An unreachable collector must not keep the brokers running or hide the demo's own outcome.
+  await tracing.shutdown().catch((error: unknown) => {
+    console.error(`OTLP export failed: ${error instanceof Error ? error.message : String(error)}`);
+    exitCode = 1;
+  });
   await brokers.stop();
 }
 process.exit(exitCode);

@@ -79,14 +79,18 @@ function stringOf(value: Json): string | undefined {
 
 /**
  * An OTLP id as lowercase hex. The OTLP/JSON spec (and this exporter) send hex; protobuf-JSON mappers
- * send base64, which is accepted too when it decodes to exactly `bytes` bytes.
+ * send standard padded base64, which is accepted too when it is exactly the encoding of `bytes` bytes
+ * (Node's base64 decoder skips stray characters, so a truncated hex id would otherwise decode to a
+ * wrong id of the right length).
  */
 function idOf(value: Json, bytes: number): string | undefined {
   const text = stringOf(value);
   if (text === undefined || text === '') return undefined;
   if (text.length === bytes * 2 && /^[0-9a-f]+$/i.test(text)) return text.toLowerCase();
   const decoded = Buffer.from(text, 'base64');
-  return decoded.length === bytes ? decoded.toString('hex') : undefined;
+  return decoded.length === bytes && decoded.toString('base64') === text
+    ? decoded.toString('hex')
+    : undefined;
 }
 
 function anyValueOf(value: Json): DecodedAttributeValue {
@@ -178,7 +182,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 /**
  * Starts an OTLP/HTTP receiver on 127.0.0.1 (a free port) for tests. `POST /v1/traces` with a JSON
  * body is decoded and answered `200 {}`; protobuf bodies are answered 415 (this receiver only speaks
- * JSON), malformed JSON 400, other paths 404. Every request is recorded with its content type.
+ * JSON), malformed JSON or a body that does not gunzip 400, other paths 404. Every request is recorded
+ * with its content type.
  *
  * @returns the base URL, the decoded spans, the requests seen, and `close`.
  */
@@ -195,7 +200,12 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       res.writeHead(status, { 'content-type': 'application/json' }).end(body);
     };
     if (req.method !== 'POST' || path !== '/v1/traces') return answer(404, '{"error":"not found"}');
-    const body = await readBody(req);
+    let body: Buffer;
+    try {
+      body = await readBody(req);
+    } catch {
+      return answer(400, '{"error":"unreadable body (bad gzip?)"}');
+    }
     if (!contentType?.startsWith('application/json')) {
       return answer(415, '{"error":"this test receiver only accepts application/json"}');
     }
