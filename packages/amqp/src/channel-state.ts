@@ -31,7 +31,9 @@ export class ChannelState {
   /** `server.address` / `server.port`, read once. */
   readonly server: Attributes;
   readonly deliveries: DeliveryTracker;
-  readonly #metricAttributes = new Map<string, Attributes>();
+  /** operation name -> span-name destination (`undefined` for none) -> attributes. */
+  readonly #metricAttributes = new Map<string, Map<string | undefined, Attributes>>();
+  #cachedMetricAttributes = 0;
 
   constructor(raw: RawChannel, opts: ResolvedOptions) {
     this.raw = raw;
@@ -83,8 +85,9 @@ export class ChannelState {
    * Cached per (operation, destination) and shared: callers copy before adding `error.type`.
    */
   metricAttributes(operationName: string, nameDestination: string | undefined): Readonly<Attributes> {
-    const key = nameDestination === undefined ? operationName : `${operationName}\u0000${nameDestination}`;
-    const cached = this.#metricAttributes.get(key);
+    // Two lookups, no key string built per message.
+    let byDestination = this.#metricAttributes.get(operationName);
+    const cached = byDestination?.get(nameDestination);
     if (cached) return cached;
     const attributes: Attributes = {
       [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.rabbitmq,
@@ -92,8 +95,14 @@ export class ChannelState {
     };
     if (nameDestination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = nameDestination;
     // Span-name destinations are low-cardinality by design; the cap guards a custom rule that is not.
-    if (this.#metricAttributes.size < MAX_CACHED_METRIC_ATTRIBUTES)
-      this.#metricAttributes.set(key, attributes);
+    if (this.#cachedMetricAttributes < MAX_CACHED_METRIC_ATTRIBUTES) {
+      if (!byDestination) {
+        byDestination = new Map();
+        this.#metricAttributes.set(operationName, byDestination);
+      }
+      byDestination.set(nameDestination, attributes);
+      this.#cachedMetricAttributes++;
+    }
     return attributes;
   }
 }
