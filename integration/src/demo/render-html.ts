@@ -198,7 +198,7 @@ function renderTrace(view: TraceView, open: boolean, highlighted: boolean): stri
 
 const STYLE = `
 :root{color-scheme:light;--fg:#0f172a;--muted:#64748b;--line:#e2e8f0;--bg:#f8fafc;--card:#fff;
---label:minmax(300px,40%)}
+--label:minmax(340px,46%)}
 *{box-sizing:border-box}
 body{margin:0;padding:24px 32px 40px;background:var(--bg);color:var(--fg);
 font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
@@ -232,10 +232,10 @@ background:#f1f5f9;border-radius:999px;padding:1px 8px}
 .row.axis{min-height:24px;color:var(--muted);font-size:11px;border-bottom:1px solid var(--line)}
 .row.axis .label{padding-left:8px;text-transform:uppercase;letter-spacing:.05em}
 .label{display:flex;align-items:center;gap:6px;min-width:0;padding-right:10px;white-space:nowrap}
-.name{overflow:hidden;text-overflow:ellipsis}
-.kind{color:var(--muted);font-size:11px}
+.name{overflow:hidden;text-overflow:ellipsis;flex-shrink:.1}
+.kind{color:var(--muted);font-size:11px;flex-shrink:4;min-width:0;overflow:hidden}
 .error-type{color:#b91c1c;font-size:12px;font-weight:600}
-.links{color:var(--muted);font-size:11px;font-style:italic}
+.links{color:var(--muted);font-size:11px;font-style:italic;flex-shrink:20;min-width:0;overflow:hidden;text-overflow:ellipsis}
 .dot{width:9px;height:9px;border-radius:50%;flex:none;display:inline-block}
 .track{position:relative;height:28px;margin-right:14px;
 background:repeating-linear-gradient(to right,transparent 0,transparent calc(25% - 1px),var(--line) calc(25% - 1px),var(--line) 25%)}
