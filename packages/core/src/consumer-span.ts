@@ -30,6 +30,7 @@ export function startConsumerSpan(
     instrumentation.relation,
     instrumentation.traceBudget,
     contextApi.active(),
+    instrumentation.parentLink,
   );
   const baggage = instrumentation.baggage?.(creation);
   let attributes: Attributes | undefined = spec.attributes;

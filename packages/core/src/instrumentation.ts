@@ -18,6 +18,8 @@ export interface Instrumentation {
   readonly legacyAttributes: boolean;
   readonly captureBodySize: boolean;
   readonly relation: RelationPolicy;
+  /** Under `parent`, whether process spans also link to their creation context. */
+  readonly parentLink: boolean;
   readonly traceBudget: TraceBudget | undefined;
   readonly baggage: BaggageReader | undefined;
 }
@@ -41,6 +43,7 @@ export function createInstrumentation(
   assertOptionalBoolean('legacyAttributes', o.legacyAttributes);
   assertOptionalBoolean('captureBodySize', o.captureBodySize);
   assertOptionalOneOf('relation', o.relation, RELATION_POLICIES);
+  assertOptionalBoolean('parentLink', o.parentLink);
   if (o.traceBudget !== undefined) {
     if (o.traceBudget === null || typeof o.traceBudget !== 'object') {
       throw new TypeError(`Expected \`traceBudget\` to be { maxHops }, got ${String(o.traceBudget)}`);
@@ -56,6 +59,7 @@ export function createInstrumentation(
     legacyAttributes: o.legacyAttributes ?? false,
     captureBodySize: o.captureBodySize ?? false,
     relation: o.relation ?? 'parent',
+    parentLink: o.parentLink ?? true,
     traceBudget: o.traceBudget,
     baggage: compileBaggageAllowList(o.baggageAttributes),
   };

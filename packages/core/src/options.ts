@@ -36,6 +36,14 @@ export interface ConsumerTracingOptions extends TracingOptions {
    */
   relation?: RelationPolicy;
   /**
+   * Under `relation: 'parent'`, also link each process span to the message's creation context (its
+   * parent as well), as the conventions' link-based model expects. Default `true`. Set `false` to
+   * export one link fewer per message when your backend follows parents anyway. Ignored by `link`
+   * and `root`, which always link.
+   * @example { parentLink: false }
+   */
+  parentLink?: boolean;
+  /**
    * Start a new linked trace after this many asynchronous hops. Default: no budget.
    * @example { traceBudget: { maxHops: 10 } }
    */

@@ -69,12 +69,15 @@ export interface ConsumerStart {
  * @param budget - optional hop budget; when the message's hop count would exceed it, the span
  * starts a new trace linked to the creation context whatever the policy.
  * @param active - the context active where processing starts (used by `link`).
+ * @param parentLink - under `parent`, also link to the creation context (which is the parent too).
+ * Default `true`; `false` exports one link fewer per message.
  */
 export function consumerStart(
   creation: Context,
   policy: RelationPolicy,
   budget?: TraceBudget,
   active: Context = contextApi.active(),
+  parentLink = true,
 ): ConsumerStart {
   const spanContext = trace.getSpanContext(creation);
   if (!spanContext || !isSpanContextValid(spanContext)) {
@@ -90,7 +93,8 @@ export function consumerStart(
   const attributes: Attributes = {};
   const counting = budget !== undefined || spanContext.traceState?.get(HOP_TRACESTATE_KEY) !== undefined;
   if (!counting) {
-    if (policy === 'parent') return { parent: creation, links, root: false, attributes };
+    if (policy === 'parent')
+      return { parent: creation, links: parentLink ? links : [], root: false, attributes };
     if (policy === 'link') return { parent: withBaggageOf(active, creation), links, root: false, attributes };
     return { parent: withoutSpan(creation), links, root: true, attributes };
   }
@@ -105,7 +109,7 @@ export function consumerStart(
     const traceState = (spanContext.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
     return {
       parent: trace.setSpanContext(creation, { ...spanContext, traceState }),
-      links,
+      links: parentLink ? links : [],
       root: false,
       attributes,
     };

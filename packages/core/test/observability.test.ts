@@ -110,6 +110,7 @@ describe('createInstrumentation validates options at wrap time', () => {
     [{ traceBudget: { maxHops: 0 } }, 'Expected `traceBudget.maxHops` to be an integer >= 1, got 0'],
     [{ traceBudget: {} }, 'Expected `traceBudget.maxHops` to be an integer >= 1, got NaN'],
     [{ legacyAttributes: 'yes' }, 'Expected `legacyAttributes` to be a boolean, got "yes"'],
+    [{ parentLink: 0 }, 'Expected `parentLink` to be a boolean, got 0'],
     [{ baggageAttributes: [''] }, 'Expected `baggageAttributes` entries to be non-empty strings'],
     [{ baggageAttributes: 'tenant' }, 'Expected `baggageAttributes` to be a list or map of strings'],
   ])('rejects %j', (options, message) => {

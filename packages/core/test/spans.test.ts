@@ -169,10 +169,16 @@ describe('errorTypeOf', () => {
 });
 
 describe('startConsumerSpan and the relation policy', () => {
-  const process = (relation: 'parent' | 'link' | 'root', ctx = creation(), maxHops?: number) => {
+  const process = (
+    relation: 'parent' | 'link' | 'root',
+    ctx = creation(),
+    maxHops?: number,
+    parentLink?: boolean,
+  ) => {
     const instr = createInstrumentation('test', '0', {
       relation,
       ...(maxHops ? { traceBudget: { maxHops } } : {}),
+      ...(parentLink === undefined ? {} : { parentLink }),
     });
     const outer = tracer().startSpan('outer');
     const { span } = context.with(trace.setSpan(ROOT_CONTEXT, outer), () =>
@@ -197,6 +203,34 @@ describe('startConsumerSpan and the relation policy', () => {
     expect(parentSpanId(span)).toBe(SPAN_ID);
     expect(span.links.map((l) => l.context.spanId)).toEqual([SPAN_ID]);
     expect(span.kind).toBe(SpanKind.CONSUMER);
+  });
+
+  it('parent with parentLink false: the same parent, no link', () => {
+    const { span } = process('parent', creation(), undefined, false);
+    expect(span.spanContext().traceId).toBe(TRACE_ID);
+    expect(parentSpanId(span)).toBe(SPAN_ID);
+    expect(span.links).toEqual([]);
+  });
+
+  it('parent with parentLink false and a hop budget: counts hops, still no link', () => {
+    const { span } = process('parent', creation('hoptrace=1'), 5, false);
+    expect(parentSpanId(span)).toBe(SPAN_ID);
+    expect(span.attributes[ATTR_HOPTRACE_HOP]).toBe(2);
+    expect(span.links).toEqual([]);
+  });
+
+  it.each(['link', 'root'] as const)(
+    '%s with parentLink false still links (it has no other tie)',
+    (relation) => {
+      const { span } = process(relation, creation(), undefined, false);
+      expect(span.links.map((l) => l.context.spanId)).toEqual([SPAN_ID]);
+    },
+  );
+
+  it('parentLink false keeps the link when the hop budget forces a new trace', () => {
+    const { span } = process('parent', creation('hoptrace=5'), 5, false);
+    expect(span.spanContext().traceId).not.toBe(TRACE_ID);
+    expect(span.links.map((l) => l.context.spanId)).toEqual([SPAN_ID]);
   });
 
   it('link: parents under the active span and links to the creation context', () => {

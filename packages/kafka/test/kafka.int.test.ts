@@ -330,6 +330,24 @@ describe('traced kafkajs against a real broker', () => {
     },
   );
 
+  it('parentLink false: the process span is a child of the send span with no link', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId() }), { parentLink: false }),
+      [topic],
+    );
+    await consumer.run({ eachMessage: async () => undefined });
+    await producer.send({ topic, messages: [{ value: 'no-link' }] });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 1);
+    const send = onlySpan(all, `send ${topic}`);
+    const process = onlySpan(all, `process ${topic}`);
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(process.links).toEqual([]);
+  });
+
   it('records a handler error, rethrows it so kafkajs retries, and traces each delivery', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
