@@ -475,6 +475,20 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     }
   });
 
+  it('parentLink false: the process span is a child of the send span with no link', async () => {
+    const channel = traceChannel(await connection.createChannel(), { parentLink: false });
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.consume(queue, (m) => m && channel.ack(m));
+    channel.sendToQueue(queue, Buffer.from('no-link'));
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const send = onlySpan(done, `send ${queue}`);
+    const process = onlySpan(done, `process ${queue}`);
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(process.links).toEqual([]);
+  });
+
   it('legacyAttributes also emits the older names', async () => {
     const channel = traceChannel(await connection.createChannel(), { legacyAttributes: true });
     const queue = `q-${randomUUID()}`;

@@ -415,4 +415,27 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
       expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
     },
   );
+
+  it('parentLink false: the attempt is a child of the send span with no link', async () => {
+    const { name, queue } = setup('rel-nolink');
+    const done = deferred();
+    startWorker(
+      name,
+      async () => {
+        done.resolve();
+      },
+      { parentLink: false },
+    );
+    await queue.add('x', {});
+    await done.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const send = onlySpan(spans, `send ${name}`);
+    const process = onlySpan(spans, `process ${name}`);
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(process.links).toEqual([]);
+  });
 });
