@@ -3,18 +3,16 @@ import { defineConfig } from 'vitest/config';
 
 const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
-// Tests run against the TypeScript sources; the published dist is checked by publint and attw.
+// Tests run against the published packages' TypeScript sources (the dist is checked by publint and
+// attw). The test kit and the pipeline resolve as the workspace packages they are.
 const alias = {
   '@hoptrace/core': here('./packages/core/src/index.ts'),
   '@hoptrace/kafka': here('./packages/kafka/src/index.ts'),
   '@hoptrace/amqp': here('./packages/amqp/src/index.ts'),
   '@hoptrace/bullmq': here('./packages/bullmq/src/index.ts'),
-  '@hoptrace/integration/harness': here('./integration/src/harness/index.ts'),
-  '@hoptrace/integration/testing': here('./integration/src/testing/index.ts'),
-  '@hoptrace/integration/pipeline': here('./integration/src/pipeline/index.ts'),
 };
 
-const brokerSetup = here('./integration/src/harness/global-setup.ts');
+const brokerSetup = here('./packages/test-kit/src/harness/global-setup.ts');
 
 export default defineConfig({
   resolve: { alias },

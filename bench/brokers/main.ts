@@ -11,7 +11,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BrokerKind, type ResolvedBrokers, resolveAllBrokers } from '@hoptrace/integration/harness';
+import { type BrokerKind, type ResolvedBrokers, resolveAllBrokers } from '@hoptrace/test-kit/harness';
 import { type Stat, stat } from '../lib/measure.ts';
 import { fmt, machine, today, writeResults } from '../lib/report.ts';
 import { amqpScenarios } from './amqp.ts';

@@ -3,7 +3,7 @@
 // reports each processed message, and `done` resolves at the last one.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BrokerEndpoints } from '@hoptrace/integration/harness';
+import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
 import type { Scenario, Variant } from './types.ts';
 
 /** Flow control and completion for one run of `n` messages. */

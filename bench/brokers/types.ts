@@ -1,5 +1,5 @@
 // Types shared by the broker-benchmark orchestrator (main.ts) and its child processes (child.ts).
-import type { BrokerEndpoints } from '@hoptrace/integration/harness';
+import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
 
 /** The brokers with a benchmark suite. */
 export type BrokerName = 'kafka' | 'amqp' | 'bullmq';

@@ -4,8 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { resolveAllBrokers } from '../harness/index.ts';
-import type { BrokerEndpoints } from '../harness/types.ts';
+import { type BrokerEndpoints, resolveAllBrokers } from '@hoptrace/test-kit/harness';
 import { memoryLogger, type Order, startPipeline } from '../pipeline/index.ts';
 import { createDemoTracing } from './exporters.ts';
 import { renderWaterfallHtml } from './render-html.ts';

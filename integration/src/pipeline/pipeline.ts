@@ -1,12 +1,12 @@
 import { traceConnection } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
 import { traceKafka } from '@hoptrace/kafka';
+import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
-import type { BrokerEndpoints } from '../harness/types.ts';
 import { type PipelineNames, pipelineNames } from './names.ts';
 
 /** An order as it travels: JSON in every message. */

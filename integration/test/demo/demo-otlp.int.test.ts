@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
+import { brokerEndpoint } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DecodedSpan, type OtlpReceiver, startOtlpReceiver } from '../../src/demo/otlp-receiver.ts';

@@ -1,13 +1,13 @@
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import { type LogLine, memoryLogger, type Pipeline, startPipeline } from '@hoptrace/integration/pipeline';
 import {
+  brokerEndpoint,
   installTestTracing,
   type TestPropagator,
   type TestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderTrace } from './shape.ts';
+import { orderTrace } from './helpers.ts';
 
 // The same pipeline under a B3 propagator, and with sampling off: context must still flow end to end.
 async function withPipeline(options: { propagator?: TestPropagator; sampled?: boolean }) {

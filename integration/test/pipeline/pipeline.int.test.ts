@@ -1,9 +1,8 @@
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import { type LogLine, memoryLogger, type Pipeline, startPipeline } from '@hoptrace/integration/pipeline';
-import { parentSpanId, useTestTracing, waitForSpans } from '@hoptrace/integration/testing';
+import { brokerEndpoint, parentSpanId, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { orderTrace } from './shape.ts';
+import { orderTrace } from './helpers.ts';
 
 // One order crossing Kafka -> RabbitMQ -> BullMQ on real brokers must stay one trace.
 const tracing = useTestTracing({ leakGraceMs: 5000 });

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
+import { brokerEndpoint } from '@hoptrace/test-kit';
 import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { installTestTracing, type TestTracing } from '@hoptrace/integration/testing';
+import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import {
   type Attributes,
   type HrTime,

@@ -1,4 +1,4 @@
-import { installTestTracing, type TestTracing } from '@hoptrace/integration/testing';
+import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import {
   type Attributes,
   type HrTime,

@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { parentSpanId } from '@hoptrace/integration/testing';
+import { parentSpanId } from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';

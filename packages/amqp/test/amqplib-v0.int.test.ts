@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel, traceConnection } from '@hoptrace/amqp';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import {
+  brokerEndpoint,
+  deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import amqplibV0 from 'amqplib-v0';
 import { describe, expect, it } from 'vitest';
-import { attr, deferred, traceparentOf } from './helpers.ts';
+import { attr, traceparentOf } from './helpers.ts';
 
 // The same trace-shape checks against amqplib 0.10.x (npm alias `amqplib-v0`), so both majors are proven.
 

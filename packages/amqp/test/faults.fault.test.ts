@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
-import { parentSpanId, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/integration/testing';
+import { deferred, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { connect, deferred, until } from './helpers.ts';
+import { connect } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();

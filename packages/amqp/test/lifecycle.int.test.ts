@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel, traceConnection } from '@hoptrace/amqp';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import {
+  brokerEndpoint,
+  deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import {
   AggregationTemporality,
@@ -18,7 +19,7 @@ import {
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attr, connect, deferred, traceparentOf } from './helpers.ts';
+import { attr, connect, traceparentOf } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();

@@ -1,17 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel, traceConnection } from '@hoptrace/amqp';
 import {
+  deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attr, connect, deferred, traceparentOf } from './helpers.ts';
+import { attr, connect, traceparentOf } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();

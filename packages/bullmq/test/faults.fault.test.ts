@@ -1,23 +1,17 @@
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import {
+  brokerEndpoint,
+  deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
-import {
-  BULLMQ_VERSIONS,
-  cleanup,
-  deferred,
-  type QueueHandle,
-  uniqueQueueName,
-  type WorkerHandle,
-} from './support.ts';
+import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
 const tracing = useTestTracing({ leakGraceMs: 5000 });
 

@@ -1,4 +1,4 @@
-import { useTestTracing } from '@hoptrace/integration/testing';
+import { useTestTracing } from '@hoptrace/test-kit';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';

@@ -1,19 +1,11 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
-import { useTestTracing } from '@hoptrace/integration/testing';
+import { brokerEndpoint, deferred, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { traceQueue } from '../src/index.ts';
-import {
-  BULLMQ_VERSIONS,
-  cleanup,
-  deferred,
-  type QueueHandle,
-  uniqueQueueName,
-  type WorkerHandle,
-} from './support.ts';
+import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
 // The sandboxed processor file imports the built package (`pnpm --filter @hoptrace/bullmq build`).
 // A file URL: BullMQ 5.34 accepts only .js/.cjs/.ts paths, but any file URL.

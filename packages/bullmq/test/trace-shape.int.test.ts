@@ -1,11 +1,12 @@
-import { brokerEndpoint } from '@hoptrace/integration/harness';
 import {
+  brokerEndpoint,
+  deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { JobsOptions as JobsOptionsV5 } from 'bullmq-v5';
@@ -15,11 +16,10 @@ import {
   BULLMQ_VERSIONS,
   byMessageId,
   cleanup,
-  deferred,
   type QueueHandle,
   uniqueQueueName,
   type WorkerHandle,
-} from './support.ts';
+} from './helpers.ts';
 
 const tracing = useTestTracing();
 

@@ -1,4 +1,4 @@
-import { useTestTracing } from '@hoptrace/integration/testing';
+import { useTestTracing } from '@hoptrace/test-kit';
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';

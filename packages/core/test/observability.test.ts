@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { createInstrumentation, extractContext, logFields, MessagingMetrics } from '@hoptrace/core';
-import { useTestTracing } from '@hoptrace/integration/testing';
+import { useTestTracing } from '@hoptrace/test-kit';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,

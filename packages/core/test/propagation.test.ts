@@ -4,7 +4,7 @@ import {
   makePropagator,
   type TestPropagator,
   type TestTracing,
-} from '@hoptrace/integration/testing';
+} from '@hoptrace/test-kit';
 import { context, createTraceState, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

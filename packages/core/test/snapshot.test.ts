@@ -1,5 +1,5 @@
 import { captureSnapshot, extractContext, restoreSnapshot, SnapshotPool } from '@hoptrace/core';
-import { installTestTracing, type TestTracing } from '@hoptrace/integration/testing';
+import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 

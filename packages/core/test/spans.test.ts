@@ -9,7 +9,7 @@ import {
   startConsumerSpan,
   startMessagingSpan,
 } from '@hoptrace/core';
-import { onlySpan, parentSpanId, useTestTracing } from '@hoptrace/integration/testing';
+import { onlySpan, parentSpanId, useTestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 

@@ -1,5 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
+import { brokerEndpoint } from '@hoptrace/test-kit';
+import type {
+  Consumer,
+  ConsumerRunConfig,
+  EachBatchPayload,
+  KafkaMessage,
+  Producer,
+  ProducerBatch,
+  ProducerRecord,
+  RecordMetadata,
+  Transaction,
+} from 'kafkajs';
 import { Kafka, logLevel } from 'kafkajs';
 
 /** A fresh kafkajs client for the shared test broker. */
@@ -28,11 +39,139 @@ export function groupId(): string {
   return `hoptrace-kafka-${randomUUID()}`;
 }
 
-/** Resolves once `predicate` holds, polling every 25 ms; fails after `timeoutMs`. */
-export async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** What a fake producer saw and what it answers. */
+export interface FakeProducer {
+  producer: Producer;
+  sent: ProducerRecord[];
+  batches: ProducerBatch[];
+  /** Set to make the next call reject with it. */
+  failWith: Error | undefined;
+  committed: boolean;
+}
+
+/** A kafkajs-shaped producer that records calls and replies with one partition per topic. */
+export function fakeProducer(): FakeProducer {
+  const state: FakeProducer = {
+    producer: undefined as unknown as Producer,
+    sent: [],
+    batches: [],
+    failWith: undefined,
+    committed: false,
+  };
+  const reply = (topics: string[], counts: number[]): RecordMetadata[] =>
+    topics
+      .map((topicName, i) => ({
+        topicName,
+        partition: 0,
+        errorCode: 0,
+        baseOffset: String(10 * (i + 1)),
+        logAppendTime: '-1',
+        logStartOffset: '0',
+      }))
+      .filter((_, i) => (counts[i] ?? 0) > 0);
+  const sender = {
+    async send(record: ProducerRecord) {
+      if (state.failWith) throw state.failWith;
+      state.sent.push(record);
+      return reply([record.topic], [record.messages.length]);
+    },
+    async sendBatch(batch: ProducerBatch) {
+      if (state.failWith) throw state.failWith;
+      state.batches.push(batch);
+      const groups = batch.topicMessages ?? [];
+      return reply(
+        groups.map((g) => g.topic),
+        groups.map((g) => g.messages.length),
+      );
+    },
+  };
+  const transaction: Transaction = {
+    ...sender,
+    sendOffsets: async () => undefined,
+    commit: async () => {
+      state.committed = true;
+    },
+    abort: async () => undefined,
+    isActive: () => true,
+  };
+  state.producer = {
+    ...sender,
+    connect: async () => undefined,
+    disconnect: async () => undefined,
+    isIdempotent: () => false,
+    events: {} as Producer['events'],
+    on: (() => () => undefined) as unknown as Producer['on'],
+    transaction: async () => transaction,
+    logger: (() => undefined) as unknown as Producer['logger'],
+  };
+  return state;
+}
+
+/** A kafkajs-shaped consumer whose `run` config the test drives by hand. */
+export interface FakeConsumer {
+  consumer: Consumer;
+  config: ConsumerRunConfig | undefined;
+  stopped: boolean;
+}
+
+export function fakeConsumer(): FakeConsumer {
+  const state: FakeConsumer = {
+    consumer: undefined as unknown as Consumer,
+    config: undefined,
+    stopped: false,
+  };
+  state.consumer = {
+    run: async (config?: ConsumerRunConfig) => {
+      state.config = config;
+    },
+    stop: async () => {
+      state.stopped = true;
+    },
+    disconnect: async () => undefined,
+    on: (() => () => undefined) as unknown as Consumer['on'],
+  } as unknown as Consumer;
+  return state;
+}
+
+/** A kafkajs message as consumers receive it. */
+export function message(
+  offset: number,
+  headers: KafkaMessage['headers'] = {},
+  key: Buffer | null = null,
+): KafkaMessage {
+  return {
+    key,
+    value: Buffer.from(`v${offset}`),
+    timestamp: '0',
+    attributes: 0,
+    offset: String(offset),
+    headers,
+  } as KafkaMessage;
+}
+
+/** An eachBatch payload over `messages` that records what reached kafkajs's functions. */
+export function batchPayload(topic: string, messages: KafkaMessage[]) {
+  const resolved: string[] = [];
+  const heartbeat = async () => undefined;
+  const payload: EachBatchPayload = {
+    batch: {
+      topic,
+      partition: 3,
+      highWatermark: String(messages.length),
+      messages,
+      isEmpty: () => messages.length === 0,
+      firstOffset: () => messages[0]?.offset ?? null,
+      lastOffset: () => messages[messages.length - 1]?.offset ?? '-1',
+      offsetLag: () => '0',
+      offsetLagLow: () => '0',
+    },
+    resolveOffset: (offset) => void resolved.push(offset),
+    heartbeat,
+    pause: () => () => undefined,
+    commitOffsetsIfNecessary: async () => undefined,
+    uncommittedOffsets: () => ({ topics: [] }),
+    isRunning: () => true,
+    isStale: () => false,
+  };
+  return { payload, resolved, heartbeat };
 }

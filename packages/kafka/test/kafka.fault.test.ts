@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { type LocalKafka, startLocalKafka } from '@hoptrace/integration/harness';
-import { parentSpanId, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/integration/testing';
 import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
+import { parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { type LocalKafka, startLocalKafka } from '@hoptrace/test-kit/harness';
 import { trace } from '@opentelemetry/api';
 import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka, until } from './helpers.ts';
+import { createTopics, groupId, newKafka } from './helpers.ts';
 
 const tracing = useTestTracing();
 

@@ -14,14 +14,6 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
 } from '@hoptrace/core';
-import { brokerEndpoint } from '@hoptrace/integration/harness';
-import {
-  onlySpan,
-  parentSpanId,
-  spansNamed,
-  useTestTracing,
-  waitForSpans,
-} from '@hoptrace/integration/testing';
 import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   traceConsumer,
@@ -29,11 +21,20 @@ import {
   traceProducer,
   withMessageContext,
 } from '@hoptrace/kafka';
+import {
+  brokerEndpoint,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Consumer, IHeaders, Producer } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka, until } from './helpers.ts';
+import { createTopics, groupId, newKafka } from './helpers.ts';
 
 const tracing = useTestTracing();
 const tracer = trace.getTracer('test');

@@ -3,7 +3,6 @@ import {
   ATTR_KAFKA_OFFSET,
   ATTR_MESSAGING_DESTINATION_PARTITION_ID,
 } from '@hoptrace/core';
-import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/integration/testing';
 import {
   ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
   traceConsumer,
@@ -11,12 +10,13 @@ import {
   traceProducer,
   withMessageContext,
 } from '@hoptrace/kafka';
+import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Kafka, logLevel } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { keyText } from '../src/attributes.ts';
 import { parseBroker } from '../src/options.ts';
-import { batchPayload, fakeConsumer, fakeProducer, message } from './fakes.ts';
+import { batchPayload, fakeConsumer, fakeProducer, message } from './helpers.ts';
 
 const tracing = useTestTracing();
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';

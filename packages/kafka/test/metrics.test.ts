@@ -1,8 +1,8 @@
-import { useTestTracing } from '@hoptrace/integration/testing';
 import { traceConsumer, traceProducer } from '@hoptrace/kafka';
+import { useTestTracing } from '@hoptrace/test-kit';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import { fakeConsumer, fakeProducer, message } from './fakes.ts';
+import { fakeConsumer, fakeProducer, message } from './helpers.ts';
 
 useTestTracing();
 

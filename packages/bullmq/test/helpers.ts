@@ -30,15 +30,6 @@ export function byMessageId(spans: readonly ReadableSpan[], name: string): Map<s
   return out;
 }
 
-/** A promise with its resolve function, for waiting on worker events. */
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
-
 /** What cleanup needs of a worker (any BullMQ version). */
 export interface WorkerHandle {
   close(force?: boolean): Promise<void>;

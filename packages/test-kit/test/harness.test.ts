@@ -4,9 +4,9 @@ import {
   BrokerUnavailableError,
   requestedKinds,
   resolveBroker,
-} from '@hoptrace/integration/harness';
+} from '@hoptrace/test-kit/harness';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseHostPort } from '../../src/harness/net.ts';
+import { parseHostPort } from '../src/harness/net.ts';
 
 const saved = { ...process.env };
 afterEach(() => {

@@ -1,4 +1,4 @@
-import { parentSpanId } from '@hoptrace/integration/testing';
+import { parentSpanId } from '@hoptrace/test-kit';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { expect } from 'vitest';

@@ -1,5 +1,4 @@
 export { CONTAINER_IMAGES } from './containers.ts';
-export { brokerEndpoint } from './endpoint.ts';
 export {
   DEFAULT_KAFKA_VERSION,
   ensureKafkaJars,

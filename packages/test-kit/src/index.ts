@@ -1,0 +1,19 @@
+/**
+ * @hoptrace/test-kit: what hoptrace's tests share. In-memory test tracing with a leak check, span
+ * look-ups, the endpoint of each real broker the harness resolved, and small async helpers. The
+ * broker harness itself (resolution, local Kafka, Testcontainers) is under `@hoptrace/test-kit/harness`.
+ *
+ * @packageDocumentation
+ */
+
+export { type Deferred, deferred, sleep, until } from './async.ts';
+export { brokerEndpoint } from './harness/endpoint.ts';
+export type { BrokerEndpoints, BrokerKind } from './harness/types.ts';
+export { onlySpan, parentSpanId, spansNamed, waitForSpans } from './tracing/spans.ts';
+export {
+  installTestTracing,
+  makePropagator,
+  type TestPropagator,
+  type TestTracing,
+} from './tracing/tracing.ts';
+export { useTestTracing } from './tracing/vitest.ts';
