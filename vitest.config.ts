@@ -6,6 +6,7 @@ const here = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 // Tests run against the published packages' TypeScript sources (the dist is checked by publint and
 // attw). The test kit and the pipeline resolve as the workspace packages they are.
 const alias = {
+  '@hoptrace/core/adapter': here('./packages/core/src/adapter.ts'),
   '@hoptrace/core': here('./packages/core/src/index.ts'),
   '@hoptrace/kafka': here('./packages/kafka/src/index.ts'),
   '@hoptrace/amqp': here('./packages/amqp/src/index.ts'),

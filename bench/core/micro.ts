@@ -1,6 +1,6 @@
 // Micro-benchmarks for @hoptrace/core's per-message work, each beside its baseline in the same run:
 // inject, extract from string and Buffer headers, and snapshot capture/restore with and without the
-// pool. Run: `./dev bench core` (add --quick for a short run).
+// (the pool it once compared was dropped: it lost). Run: `./dev bench core` (add --quick for a short run).
 
 import {
   type ContextSnapshot,
@@ -8,7 +8,6 @@ import {
   extractContext,
   injectContext,
   restoreSnapshot,
-  SnapshotPool,
 } from '@hoptrace/core';
 import {
   context,
@@ -40,21 +39,13 @@ const bufferHeaders: Record<string, Buffer> = Object.fromEntries(
 const ctx = extractContext(stringHeaders, ROOT_CONTEXT);
 
 const BATCH = 100;
-const pool = new SnapshotPool(BATCH * 2);
 const held: Array<ContextSnapshot | undefined> = new Array(BATCH);
 
 // Realistic per-message work for snapshots: a batch of messages is extracted and captured, held
-// across the batch, then restored and (pooled) released. Reported per message.
+// across the batch, then restored. Reported per message.
 function batchUnpooled(): void {
   for (let i = 0; i < BATCH; i++) held[i] = captureSnapshot(extractContext(bufferHeaders, ROOT_CONTEXT));
   for (let i = 0; i < BATCH; i++) restoreSnapshot(held[i], ROOT_CONTEXT);
-}
-function batchPooled(): void {
-  for (let i = 0; i < BATCH; i++) held[i] = pool.acquire(extractContext(bufferHeaders, ROOT_CONTEXT));
-  for (let i = 0; i < BATCH; i++) {
-    restoreSnapshot(held[i], ROOT_CONTEXT);
-    pool.release(held[i]);
-  }
 }
 
 const quick = process.argv.includes('--quick');
@@ -87,21 +78,7 @@ const results = await runCases(
       name: 'captureSnapshot + restoreSnapshot',
       fn: () => restoreSnapshot(captureSnapshot(ctx), ROOT_CONTEXT),
     },
-    {
-      name: 'pool.acquire + restoreSnapshot + release',
-      baseline: 'captureSnapshot + restoreSnapshot',
-      fn: () => {
-        const s = pool.acquire(ctx);
-        restoreSnapshot(s, ROOT_CONTEXT);
-        pool.release(s);
-      },
-    },
-    { name: `batch of ${BATCH}: extract + capture, then restore (unpooled)`, fn: batchUnpooled },
-    {
-      name: `batch of ${BATCH}: extract + capture, then restore + release (pooled)`,
-      baseline: `batch of ${BATCH}: extract + capture, then restore (unpooled)`,
-      fn: batchPooled,
-    },
+    { name: `batch of ${BATCH}: extract + capture, then restore`, fn: batchUnpooled },
   ],
   quick
     ? { ops: 20_000, repetitions: 3, warmupOps: 5_000 }

@@ -79,6 +79,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       brokers: options.endpoints.kafka.brokers,
       logLevel: logLevel.ERROR,
     }),
+    // Order ids are the message keys here and carry no personal data, so the demo opts in to
+    // recording them (`kafka.message.key` is off by default).
+    { captureKeys: true },
   );
   const admin = kafka.admin();
   await admin.connect();

@@ -1,9 +1,13 @@
 /**
- * hoptrace's own RabbitMQ attribute keys (no convention exists for these yet). Everything else comes
- * from the conventions through `@hoptrace/core`.
+ * hoptrace's own RabbitMQ attribute keys and `error.type` values (no convention exists for these
+ * yet), and the readers of RabbitMQ's own headers. Everything else comes from the conventions
+ * through `@hoptrace/core`.
  *
  * @packageDocumentation
  */
+
+import { capValue } from '@hoptrace/core/adapter';
+import type { Attributes } from '@opentelemetry/api';
 
 /** `true` when RabbitMQ redelivers the message (`fields.redelivered`); absent otherwise. */
 export const ATTR_HOPTRACE_RABBITMQ_REDELIVERED = 'hoptrace.rabbitmq.redelivered';
@@ -12,7 +16,17 @@ export const ATTR_HOPTRACE_RABBITMQ_REDELIVERED = 'hoptrace.rabbitmq.redelivered
  * header. Absent when the message was never dead-lettered.
  */
 export const ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT = 'hoptrace.rabbitmq.death_count';
-/** How the message was settled: `ack`, `nack`, `reject` (set when the process span ends on settle). */
+/** Why the message was last dead-lettered (`rejected`, `expired`, `maxlen`, `delivery_limit`), from `x-death`. */
+export const ATTR_HOPTRACE_RABBITMQ_DEATH_REASON = 'hoptrace.rabbitmq.death.reason';
+/** The queue the message was last dead-lettered from, from `x-death`. */
+export const ATTR_HOPTRACE_RABBITMQ_DEATH_QUEUE = 'hoptrace.rabbitmq.death.queue';
+/** The exchange the message had been published to before it was last dead-lettered, from `x-death`. */
+export const ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE = 'hoptrace.rabbitmq.death.exchange';
+/**
+ * How the delivery's process span ended: `ack`, `nack`, `reject`, `recovered` (`channel.recover()`
+ * asked for redelivery), or `untracked` (more deliveries were open on the channel than
+ * `maxOpenDeliveries`: the oldest span ended without waiting for its settle).
+ */
 export const ATTR_HOPTRACE_RABBITMQ_SETTLEMENT = 'hoptrace.rabbitmq.settlement';
 /** The `requeue` flag of a `nack` or `reject`. */
 export const ATTR_HOPTRACE_RABBITMQ_REQUEUE = 'hoptrace.rabbitmq.requeue';
@@ -30,6 +44,14 @@ export const ERROR_REJECTED = 'rejected';
 /** `error.type` of a send span on a confirm channel when the broker nacks the message. */
 export const ERROR_NACKED = 'nacked';
 
+/** One `x-death` entry, as amqplib decodes it. */
+interface DeathEntry {
+  count?: unknown;
+  reason?: unknown;
+  queue?: unknown;
+  exchange?: unknown;
+}
+
 /**
  * The number of times a message was dead-lettered, from its `x-death` header (an array of tables
  * with a `count`). Never throws; anything unexpected yields `undefined`.
@@ -37,11 +59,29 @@ export const ERROR_NACKED = 'nacked';
 export function deathCount(xDeath: unknown): number | undefined {
   if (!Array.isArray(xDeath) || xDeath.length === 0) return undefined;
   let total = 0;
-  for (const entry of xDeath) {
-    const count =
-      entry !== null && typeof entry === 'object' ? (entry as { count?: unknown }).count : undefined;
+  for (const entry of xDeath.slice(0, 64)) {
+    const count = entry !== null && typeof entry === 'object' ? (entry as DeathEntry).count : undefined;
     if (typeof count === 'number' && Number.isFinite(count)) total += count;
     else if (typeof count === 'bigint') total += Number(count);
   }
   return total;
+}
+
+/**
+ * Attributes describing a dead-lettered message from its `x-death` header: total count, and the
+ * most recent death's reason, queue and exchange (RabbitMQ puts the most recent first). Values are
+ * capped; anything unexpected is skipped. Never throws.
+ */
+export function deathAttributes(xDeath: unknown, out: Attributes): void {
+  const count = deathCount(xDeath);
+  if (count === undefined) return;
+  out[ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT] = count;
+  const latest = (xDeath as unknown[])[0];
+  if (latest === null || typeof latest !== 'object') return;
+  const { reason, queue, exchange } = latest as DeathEntry;
+  if (typeof reason === 'string' && reason !== '')
+    out[ATTR_HOPTRACE_RABBITMQ_DEATH_REASON] = capValue(reason, 64);
+  if (typeof queue === 'string' && queue !== '') out[ATTR_HOPTRACE_RABBITMQ_DEATH_QUEUE] = capValue(queue);
+  if (typeof exchange === 'string' && exchange !== '')
+    out[ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE] = capValue(exchange);
 }

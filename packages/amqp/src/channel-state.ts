@@ -1,10 +1,11 @@
 import {
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_SYSTEM_NAME,
-  MESSAGING_SYSTEM,
-} from '@hoptrace/core';
-import type { Attributes } from '@opentelemetry/api';
+  MetricAttributeCache,
+  type MetricOperation,
+  type OperationMetric,
+  type SpanOperation,
+  SpanTemplates,
+} from '@hoptrace/core/adapter';
+import { type Attributes, SpanKind } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_CONNECTION_CLOSED } from './attributes.ts';
 import { DeliveryTracker } from './deliveries.ts';
 import { defaultSpanDestination } from './destination.ts';
@@ -12,35 +13,44 @@ import type { ResolvedOptions } from './options.ts';
 import { connectionClosing, serverAttributes } from './server.ts';
 import type { AnyFunction, TraceableChannel } from './types.ts';
 
-/** Most distinct metric attribute sets cached per channel. */
-const MAX_CACHED_METRIC_ATTRIBUTES = 256;
-
 /** The raw channel's methods, called with the raw channel as `this`. */
 export type RawChannel = TraceableChannel & Record<string, unknown>;
 
+const OPERATIONS = {
+  send: { type: 'send', name: 'send' },
+  sendClient: { type: 'send', name: 'send', kind: SpanKind.CLIENT },
+  process: { type: 'process', name: 'process' },
+  receive: { type: 'receive', name: 'receive' },
+  ack: { type: 'settle', name: 'ack' },
+  nack: { type: 'settle', name: 'nack' },
+  reject: { type: 'settle', name: 'reject' },
+} as const satisfies Record<string, SpanOperation>;
+
+/** Which operation a span template is for. */
+export type AmqpOperation = keyof typeof OPERATIONS;
+
 /**
- * Everything hoptrace keeps per traced channel: the raw channel, resolved options, server
- * attributes and the open deliveries. Listens to the channel's `close` event only (never `error`,
- * whose absence of listeners amqplib's behaviour depends on).
+ * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
+ * and metric attributes (both bounded), and the open deliveries. Listens to the channel's `close`
+ * event only (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */
 export class ChannelState {
   readonly raw: RawChannel;
   readonly opts: ResolvedOptions;
   /** A ConfirmChannel (both APIs have `waitForConfirms`; plain channels do not). */
   readonly confirm: boolean;
-  /** `server.address` / `server.port`, read once. */
-  readonly server: Attributes;
   readonly deliveries: DeliveryTracker;
-  /** operation name -> span-name destination (`undefined` for none) -> attributes. */
-  readonly #metricAttributes = new Map<string, Map<string | undefined, Attributes>>();
-  #cachedMetricAttributes = 0;
+  readonly metrics: MetricAttributeCache;
+  readonly #templates = new Map<AmqpOperation, SpanTemplates>();
+  readonly #server: Attributes;
 
   constructor(raw: RawChannel, opts: ResolvedOptions) {
     this.raw = raw;
     this.opts = opts;
     this.confirm = typeof raw.waitForConfirms === 'function';
-    this.server = serverAttributes(raw, opts.serverAddress, opts.serverPort);
-    this.deliveries = new DeliveryTracker(opts.instr.metrics, opts.settleTimeoutMs);
+    this.#server = serverAttributes(raw, opts.serverAddress, opts.serverPort);
+    this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
+    this.metrics = new MetricAttributeCache(opts.instr.system);
     raw.on('close', () => {
       // amqplib closes the channels of a dropping connection first and marks the connection
       // right after, in the same tick: look once the current task is done.
@@ -62,7 +72,22 @@ export class ChannelState {
     return (this.raw[method] as AnyFunction).apply(this.raw, args);
   }
 
-  /** The low-cardinality destination for a span name (see {@link defaultSpanDestination}). */
+  /** The span templates of an operation (keyed by span-name destination; the destination attribute is per span). */
+  templates(operation: AmqpOperation): SpanTemplates {
+    let templates = this.#templates.get(operation);
+    if (!templates) {
+      templates = new SpanTemplates(
+        this.opts.instr.system,
+        OPERATIONS[operation],
+        this.#server,
+        this.opts.instr.legacyAttributes,
+      );
+      this.#templates.set(operation, templates);
+    }
+    return templates;
+  }
+
+  /** The low-cardinality destination for a span name and metrics (see {@link defaultSpanDestination}). */
   nameFor(
     operation: string,
     exchange: string,
@@ -80,29 +105,19 @@ export class ChannelState {
     }
   }
 
-  /**
-   * Metric attributes for an operation: system, operation name, destination when low-cardinality.
-   * Cached per (operation, destination) and shared: callers copy before adding `error.type`.
-   */
-  metricAttributes(operationName: string, nameDestination: string | undefined): Readonly<Attributes> {
-    // Two lookups, no key string built per message.
-    let byDestination = this.#metricAttributes.get(operationName);
-    const cached = byDestination?.get(nameDestination);
-    if (cached) return cached;
-    const attributes: Attributes = {
-      [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.rabbitmq,
-      [ATTR_MESSAGING_OPERATION_NAME]: operationName,
+  /** The metric of an operation on a low-cardinality destination, or undefined without metrics. */
+  metric(
+    operation: MetricOperation,
+    operationName: string,
+    nameDestination: string | undefined,
+    count = 1,
+  ): OperationMetric | undefined {
+    if (!this.opts.instr.metrics) return undefined;
+    return {
+      operation,
+      cache: this.metrics,
+      attributes: this.metrics.get(operationName, nameDestination),
+      count,
     };
-    if (nameDestination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = nameDestination;
-    // Span-name destinations are low-cardinality by design; the cap guards a custom rule that is not.
-    if (this.#cachedMetricAttributes < MAX_CACHED_METRIC_ATTRIBUTES) {
-      if (!byDestination) {
-        byDestination = new Map();
-        this.#metricAttributes.set(operationName, byDestination);
-      }
-      byDestination.set(nameDestination, attributes);
-      this.#cachedMetricAttributes++;
-    }
-    return attributes;
   }
 }

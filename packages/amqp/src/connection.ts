@@ -1,9 +1,7 @@
+import { existingWrapper, interceptMethods, isThenable } from '@hoptrace/core/adapter';
 import { wrapChannel } from './channel.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import type { AnyFunction, TraceableChannel, TraceableConnection } from './types.ts';
-
-const tracedConnections = new WeakSet<object>();
-const byRawConnection = new WeakMap<object, object>();
 
 function isChannel(value: unknown): value is TraceableChannel {
   return (
@@ -11,14 +9,8 @@ function isChannel(value: unknown): value is TraceableChannel {
   );
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
-  );
-}
-
 /** A traced `createChannel` / `createConfirmChannel` for both APIs. */
-function tracedCreate(target: object, method: string, options: ResolvedOptions, args: unknown[]): unknown {
+function tracedCreate(raw: object, method: string, options: ResolvedOptions, args: unknown[]): unknown {
   let createArgs = args;
   const last = args.length - 1;
   const callback = args[last];
@@ -30,7 +22,7 @@ function tracedCreate(target: object, method: string, options: ResolvedOptions, 
       return (callback as AnyFunction).call(this, error, traced, ...rest);
     };
   }
-  const result = (Reflect.get(target, method, target) as AnyFunction).apply(target, createArgs);
+  const result = (Reflect.get(raw, method, raw) as AnyFunction).apply(raw, createArgs);
   if (isThenable(result)) {
     return result.then((channel) => (isChannel(channel) ? wrapChannel(channel, options) : channel));
   }
@@ -60,26 +52,11 @@ export function traceConnection<M extends TraceableConnection>(
   ) {
     throw new TypeError(`Expected \`connection\` to be an amqplib connection, got ${String(connection)}`);
   }
-  if (tracedConnections.has(connection)) return connection;
-  const existing = byRawConnection.get(connection);
-  if (existing) return existing as M;
+  const existing = existingWrapper(connection);
+  if (existing) return existing;
   const resolved = resolveOptions(options);
-  const methods = new Map<PropertyKey, AnyFunction>();
-  const proxy = new Proxy(connection, {
-    get(target, property) {
-      const cached = methods.get(property);
-      if (cached) return cached;
-      const value: unknown = Reflect.get(target, property, target);
-      if (typeof value !== 'function') return value;
-      const method =
-        property === 'createChannel' || property === 'createConfirmChannel'
-          ? (...args: unknown[]): unknown => tracedCreate(target, property, resolved, args)
-          : (value as AnyFunction).bind(target);
-      methods.set(property, method);
-      return method;
-    },
+  return interceptMethods(connection, {
+    createChannel: (raw, args) => tracedCreate(raw, 'createChannel', resolved, args),
+    createConfirmChannel: (raw, args) => tracedCreate(raw, 'createConfirmChannel', resolved, args),
   });
-  tracedConnections.add(proxy);
-  byRawConnection.set(connection, proxy);
-  return proxy;
 }

@@ -1,48 +1,20 @@
+import { readFailureLineage } from '@hoptrace/core';
 import {
-  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
-  ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG,
-  errorTypeOf,
-  extractContext,
-  MESSAGING_SYSTEM,
-  runInSpan,
-  SpanHandle,
+  lineageAttributes,
+  lineageLinks,
+  Operation,
+  readMessageContext,
+  setSpanAttributes,
   startConsumerSpan,
-} from '@hoptrace/core';
-import { type Attributes, ROOT_CONTEXT } from '@opentelemetry/api';
-import {
-  ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG,
-  ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT,
-  ATTR_HOPTRACE_RABBITMQ_REDELIVERED,
-  deathCount,
-} from './attributes.ts';
+  withFailureLineage,
+} from '@hoptrace/core/adapter';
+import { context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
+import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
 import { consumerDestination } from './destination.ts';
-import { messageAttributes } from './producer.ts';
+import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage, AnyFunction } from './types.ts';
-
-/**
- * Attributes of one delivered message (consume or get): routing key, message and correlation ids,
- * delivery tag, redelivered flag, dead-letter count, body size (opt-in), server.
- */
-export function deliveryAttributes(state: ChannelState, message: AmqpMessage): Attributes {
-  const { fields, properties } = message;
-  const attributes: Attributes = {
-    ...state.server,
-    [ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG]: fields.deliveryTag,
-  };
-  messageAttributes(attributes, fields.routingKey ?? '', properties.messageId, properties.correlationId);
-  if (fields.redelivered === true) attributes[ATTR_HOPTRACE_RABBITMQ_REDELIVERED] = true;
-  const headers = properties.headers;
-  if (headers) {
-    const deaths = deathCount(headers['x-death']);
-    if (deaths !== undefined) attributes[ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT] = deaths;
-  }
-  if (state.opts.instr.captureBodySize && typeof message.content?.length === 'number') {
-    attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = message.content.length;
-  }
-  return attributes;
-}
 
 /**
  * A traced `consume(queue, onMessage, options?, cb?)`: amqplib gets a callback that starts a
@@ -71,58 +43,49 @@ function processDelivery(
   message: AmqpMessage,
   onMessage: AnyFunction,
 ): unknown {
-  const { instr } = state.opts;
-  const { fields } = message;
+  const { opts } = state;
+  const { instr } = opts;
+  const { fields, properties } = message;
   const exchange = fields.exchange ?? '';
   const routingKey = fields.routingKey ?? '';
-  const attributes = deliveryAttributes(state, message);
-  if (typeof fields.consumerTag === 'string')
-    attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
+  const headers = properties?.headers;
   const nameDestination = state.nameFor('process', exchange, routingKey, queue);
-  const creation = extractContext(message.properties?.headers, ROOT_CONTEXT);
-  const started = startConsumerSpan(instr, creation, {
-    system: MESSAGING_SYSTEM.rabbitmq,
-    operationType: 'process',
-    operationName: 'process',
-    destination: consumerDestination(exchange, routingKey, queue),
-    nameDestination,
-    attributes,
-  });
-  const delivery = new Delivery(
-    new SpanHandle(started.span),
-    performance.now(),
-    state.metricAttributes('process', nameDestination),
-    queue,
+  const lineage = readFailureLineage(headers);
+  // Push delivery: the context where consume() was called must not leak into every message.
+  const { span, context } = startConsumerSpan(
+    instr,
+    state.templates('process').get(nameDestination, null),
+    readMessageContext(headers),
+    ROOT_CONTEXT,
+    lineageLinks(lineage),
+    consumerDestination(exchange, routingKey, queue),
   );
+  if (span?.isRecording()) {
+    const attributes = deliveryAttributes(opts, message);
+    if (typeof fields.consumerTag === 'string')
+      attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
+    if (lineage) Object.assign(attributes, lineageAttributes(lineage));
+    setSpanAttributes(span, attributes, instr.legacyAttributes);
+  }
+  recordTimeInQueue(state, nameDestination, properties?.timestamp);
+  const operation = new Operation(instr, span, state.metric('process', 'process', nameDestination));
+  const delivery = new Delivery(operation, queue);
   // Tracked before the handler runs: it may ack synchronously.
   if (!noAck) state.deliveries.track(fields.deliveryTag, delivery);
+  // With acks, the span ends on settle; a handler failure is recorded now and kept.
+  return contextApi.with(withFailureLineage(context, lineage), () =>
+    operation.run(() => onMessage(message), undefined, noAck),
+  );
+}
 
-  let result: unknown;
-  try {
-    result = runInSpan(delivery.handle, () => onMessage(message), { context: started.context, end: false });
-  } catch (error) {
-    delivery.errorType = errorTypeOf(error);
-    if (noAck) state.deliveries.finish(delivery);
-    throw error;
-  }
-  if (
-    result !== null &&
-    typeof result === 'object' &&
-    typeof (result as PromiseLike<unknown>).then === 'function'
-  ) {
-    // The returned chain rejects with the same error, so an unhandled rejection stays one.
-    return (result as PromiseLike<unknown>).then(
-      (value) => {
-        if (noAck) state.deliveries.finish(delivery);
-        return value;
-      },
-      (error: unknown) => {
-        delivery.errorType = errorTypeOf(error);
-        if (noAck) state.deliveries.finish(delivery);
-        throw error;
-      },
-    );
-  }
-  if (noAck) state.deliveries.finish(delivery);
-  return result;
+/** Records the time since the AMQP `timestamp` property (seconds since the epoch), when present and metrics are on. */
+function recordTimeInQueue(
+  state: ChannelState,
+  nameDestination: string | undefined,
+  timestamp: unknown,
+): void {
+  const metrics = state.opts.instr.metrics;
+  if (!metrics || typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp <= 0) return;
+  const waited = Date.now() / 1000 - timestamp;
+  metrics.timeInQueue.record(Math.max(0, waited), state.metrics.get('process', nameDestination));
 }

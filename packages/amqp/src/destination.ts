@@ -12,10 +12,26 @@ export interface SpanNameParts {
 
 /** Prefix RabbitMQ gives server-named queues (`assertQueue('')`). */
 const SERVER_NAMED_PREFIX = 'amq.gen-';
+/** RabbitMQ's direct reply-to pseudo-queue; replies are routed to `amq.rabbitmq.reply-to.<requester>`. */
+export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 
-/** Whether RabbitMQ named this queue itself (one name per declaration: high cardinality). */
+/**
+ * Whether RabbitMQ named this queue (or reply address) itself: one name per declaration or per
+ * requester, so high cardinality. Covers server-named queues (`amq.gen-*`) and direct reply-to
+ * addresses (`amq.rabbitmq.reply-to.*`).
+ */
 export function isServerNamed(queue: string): boolean {
-  return queue.startsWith(SERVER_NAMED_PREFIX);
+  return queue.startsWith(SERVER_NAMED_PREFIX) || queue.startsWith(`${DIRECT_REPLY_TO}.`);
+}
+
+/**
+ * The low-cardinality form of a server-named destination: `amq.rabbitmq.reply-to` for every direct
+ * reply-to address, `undefined` for a server-named queue (anonymous), the name itself otherwise.
+ */
+export function destinationTemplate(name: string): string | undefined {
+  if (name.startsWith(`${DIRECT_REPLY_TO}.`)) return DIRECT_REPLY_TO;
+  if (name.startsWith(SERVER_NAMED_PREFIX)) return undefined;
+  return name;
 }
 
 /**
@@ -42,18 +58,18 @@ export function consumerDestination(exchange: string, routingKey: string, queue:
 }
 
 /**
- * hoptrace's default low-cardinality destination for span names. Routing keys often carry ids
- * (`order.1234.created`), so they never appear in a span name:
+ * hoptrace's default low-cardinality destination for span names and metrics. Routing keys often
+ * carry ids (`order.1234.created`), so they never appear in a span name:
  * - publish to a named exchange: the exchange (`send orders`);
- * - publish to the default exchange (`sendToQueue`): the queue, unless it is server-named
- *   (`amq.gen-*`), then nothing (`send`);
- * - consume, get and settle: the queue, unless it is server-named, then the exchange, else nothing.
+ * - publish to the default exchange (`sendToQueue`): the queue, `amq.rabbitmq.reply-to` for a direct
+ *   reply, nothing for a server-named queue (`send`);
+ * - consume, get and settle: the queue unless it is server-named, then the exchange, else nothing.
  */
 export function defaultSpanDestination(parts: SpanNameParts): string | undefined {
   if (parts.queue === undefined) {
     if (parts.exchange !== '') return parts.exchange;
     if (parts.routingKey === '') return 'amq.default';
-    return isServerNamed(parts.routingKey) ? undefined : parts.routingKey;
+    return destinationTemplate(parts.routingKey);
   }
   if (parts.queue !== '' && !isServerNamed(parts.queue)) return parts.queue;
   return parts.exchange !== '' ? parts.exchange : undefined;

@@ -9,6 +9,9 @@
 export {
   ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG,
   ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT,
+  ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE,
+  ATTR_HOPTRACE_RABBITMQ_DEATH_QUEUE,
+  ATTR_HOPTRACE_RABBITMQ_DEATH_REASON,
   ATTR_HOPTRACE_RABBITMQ_REDELIVERED,
   ATTR_HOPTRACE_RABBITMQ_REQUEUE,
   ATTR_HOPTRACE_RABBITMQ_SETTLEMENT,
@@ -20,11 +23,15 @@ export {
 } from './attributes.ts';
 export { traceChannel } from './channel.ts';
 export { traceConnection } from './connection.ts';
+export { EVENT_HOPTRACE_UNTRACKED } from './deliveries.ts';
 export {
   consumerDestination,
+  DIRECT_REPLY_TO,
   defaultSpanDestination,
+  destinationTemplate,
+  isServerNamed,
   producerDestination,
   type SpanNameParts,
 } from './destination.ts';
-export type { AmqpTracingOptions } from './options.ts';
+export { type AmqpTracingOptions, DEFAULT_MAX_OPEN_DELIVERIES } from './options.ts';
 export type { TraceableChannel, TraceableConnection } from './types.ts';

@@ -1,13 +1,18 @@
+import type { ConsumerTracingOptions } from '@hoptrace/core';
 import {
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalInteger,
-  type ConsumerTracingOptions,
+  assertOptionalNumber,
+  assertOptionalString,
   createInstrumentation,
   type Instrumentation,
-} from '@hoptrace/core';
+} from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
-import { SCOPE_NAME, SCOPE_VERSION } from './version.ts';
+import { AMQP_SCOPE } from './scope.ts';
+
+/** Default for {@link AmqpTracingOptions.maxOpenDeliveries}. */
+export const DEFAULT_MAX_OPEN_DELIVERIES = 1000;
 
 /** Options of {@link traceChannel} and {@link traceConnection}. */
 export interface AmqpTracingOptions extends ConsumerTracingOptions {
@@ -15,16 +20,31 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * Force-end a `process` span whose message is neither acked, nacked nor rejected within this many
    * milliseconds: the span ends with ERROR and `error.type` `settle_timeout` (the message itself is
    * left alone; settling it later is still passed to amqplib). Default: no timeout (the span ends on
-   * settle or when the channel or connection closes).
+   * settle, when the channel or connection closes, or when `maxOpenDeliveries` pushes it out).
    * @example { settleTimeoutMs: 60_000 }
    */
   settleTimeoutMs?: number;
+  /**
+   * The most un-settled deliveries per channel whose `process` spans stay open. When one more
+   * arrives, the oldest span ends (status unset, `hoptrace.rabbitmq.settlement` = `untracked`, event
+   * `hoptrace.untracked`); the message itself is untouched and its later settle still goes to
+   * amqplib. Bounds memory for consumers that never ack or ack late. Default `1000`; `Infinity` for
+   * no bound.
+   * @example { maxOpenDeliveries: 10_000 }
+   */
+  maxOpenDeliveries?: number;
   /**
    * Also emit a `settle` span (kind CLIENT, named `ack {destination}`, `nack {destination}`,
    * `reject {destination}`) for each `ack`/`nack`/`reject`/`ackAll`/`nackAll` call. Default `false`.
    * @example { settleSpans: true }
    */
   settleSpans?: boolean;
+  /**
+   * Record `rabbitmq.destination.routing_key` (the conventions require it; cut to 256 characters,
+   * never in span names). Set `false` when routing keys carry personal data. Default `true`.
+   * @example { captureRoutingKey: false }
+   */
+  captureRoutingKey?: boolean;
   /**
    * `server.address`. Default: the remote address of the connection's socket (an IP address). Set
    * it to the host name you connect to when dashboards should show that.
@@ -37,10 +57,10 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    */
   serverPort?: number;
   /**
-   * Chooses the low-cardinality destination used in span names (never the `messaging.destination.name`
-   * attribute, which always follows the conventions). Return `undefined` to leave the destination
-   * out of the name. Default: see {@link defaultSpanDestination} (exchange for publishes to a named
-   * exchange, else queue; server-named `amq.gen-*` queues left out).
+   * Chooses the low-cardinality destination used in span names and metrics (never the
+   * `messaging.destination.name` attribute, which always follows the conventions). Return
+   * `undefined` to leave the destination out. Default: see `defaultSpanDestination` (exchange for
+   * publishes to a named exchange, else queue; server-named and direct reply-to queues templated).
    * @example { spanDestination: (p) => p.exchange || p.queue }
    */
   spanDestination?: (parts: SpanNameParts) => string | undefined;
@@ -50,7 +70,9 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
 export interface ResolvedOptions {
   readonly instr: Instrumentation;
   readonly settleTimeoutMs: number | undefined;
+  readonly maxOpenDeliveries: number;
   readonly settleSpans: boolean;
+  readonly captureRoutingKey: boolean;
   readonly serverAddress: string | undefined;
   readonly serverPort: number | undefined;
   readonly spanDestination: ((parts: SpanNameParts) => string | undefined) | undefined;
@@ -62,20 +84,22 @@ export interface ResolvedOptions {
  */
 export function resolveOptions(options: AmqpTracingOptions | undefined): ResolvedOptions {
   const o = options ?? {};
-  const instr = createInstrumentation(SCOPE_NAME, SCOPE_VERSION, o);
+  const instr = createInstrumentation(AMQP_SCOPE, o);
   assertOptionalInteger('settleTimeoutMs', o.settleTimeoutMs, 1);
+  if (o.maxOpenDeliveries !== Number.POSITIVE_INFINITY)
+    assertOptionalInteger('maxOpenDeliveries', o.maxOpenDeliveries, 1);
+  assertOptionalNumber('maxOpenDeliveries', o.maxOpenDeliveries, 1);
   assertOptionalBoolean('settleSpans', o.settleSpans);
-  if (o.serverAddress !== undefined && (typeof o.serverAddress !== 'string' || o.serverAddress === '')) {
-    throw new TypeError(
-      `Expected \`serverAddress\` to be a non-empty string, got ${JSON.stringify(o.serverAddress)}`,
-    );
-  }
+  assertOptionalBoolean('captureRoutingKey', o.captureRoutingKey);
+  assertOptionalString('serverAddress', o.serverAddress);
   assertOptionalInteger('serverPort', o.serverPort, 1);
   assertOptionalFunction('spanDestination', o.spanDestination);
   return {
     instr,
     settleTimeoutMs: o.settleTimeoutMs,
+    maxOpenDeliveries: o.maxOpenDeliveries ?? DEFAULT_MAX_OPEN_DELIVERIES,
     settleSpans: o.settleSpans ?? false,
+    captureRoutingKey: o.captureRoutingKey ?? true,
     serverAddress: o.serverAddress,
     serverPort: o.serverPort,
     spanDestination: o.spanDestination,

@@ -1,4 +1,4 @@
-import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@hoptrace/core';
+import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 
 /** The internals amqplib keeps on a channel or connection model (`.connection.stream` is the socket). */

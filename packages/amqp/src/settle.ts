@@ -1,13 +1,14 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG,
-  MESSAGING_SYSTEM,
-  startMessagingSpan,
-} from '@hoptrace/core';
-import type { Attributes, Link } from '@opentelemetry/api';
+  Operation,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import { type Attributes, context as contextApi, type Link, type Span } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_REQUEUE } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
-import type { Delivery, Settlement } from './deliveries.ts';
+import type { Settlement } from './deliveries.ts';
 import { consumerDestination } from './destination.ts';
 import type { AmqpMessage } from './types.ts';
 
@@ -40,55 +41,66 @@ function decode(method: string, args: unknown[]): SettleCall {
 
 /**
  * A traced `ack`, `nack`, `reject`, `ackAll` or `nackAll`: amqplib settles first (if it throws,
- * nothing is ended and the error propagates), then the settled deliveries' `process` spans end.
- * With `settleSpans`, one `settle` span (CLIENT) per call, linked to the settled process spans.
+ * no process span is ended and the error propagates unchanged), then the settled deliveries'
+ * `process` spans end. With `settleSpans`, one `settle` span (CLIENT) per call, started before
+ * amqplib's call so it and the duration metric time the real call, linked to the settled process
+ * spans. Cost is proportional to the deliveries settled, not to the deliveries open.
  */
 export function tracedSettle(state: ChannelState, method: string, args: unknown[]): unknown {
-  const result = state.call(method, args);
   const call = decode(method, args);
-  const collect: Delivery[] | undefined = state.opts.settleSpans ? [] : undefined;
-  const startMs = state.opts.settleSpans ? performance.now() : 0;
-  if (call.tag === undefined) state.deliveries.settleAll(call.how, call.requeue, collect);
-  else state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue, collect);
-  if (collect) settleSpan(state, call, collect, startMs, args[0] as AmqpMessage | undefined);
-  return result;
-}
-
-function settleSpan(
-  state: ChannelState,
-  call: SettleCall,
-  settled: Delivery[],
-  startMs: number,
-  message: AmqpMessage | undefined,
-): void {
-  const { instr } = state.opts;
+  if (!state.opts.settleSpans) {
+    const result = state.call(method, args);
+    state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+    return result;
+  }
+  const settled = state.deliveries.peek(call.tag, call.multiple);
+  const message = args[0] as AmqpMessage | undefined;
   const fields = message?.fields;
   const queue = settled[0]?.queue;
   const nameDestination =
     queue === undefined
       ? undefined
       : state.nameFor(call.how, fields?.exchange ?? '', fields?.routingKey ?? '', queue);
-  const attributes: Attributes = { ...state.server };
-  if (call.tag !== undefined && !call.multiple) attributes[ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG] = call.tag;
-  else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = settled.length;
-  if (call.how !== 'ack') attributes[ATTR_HOPTRACE_RABBITMQ_REQUEUE] = call.requeue;
-  const links: Link[] = settled.map((d) => ({ context: d.handle.span.spanContext() }));
-  const span = startMessagingSpan(instr.tracer, {
-    system: MESSAGING_SYSTEM.rabbitmq,
-    operationType: 'settle',
-    operationName: call.how,
-    destination:
-      queue === undefined || call.multiple
-        ? undefined
-        : consumerDestination(fields?.exchange ?? '', fields?.routingKey ?? '', queue),
-    nameDestination,
-    attributes,
-    links,
-    legacyAttributes: instr.legacyAttributes,
-  });
-  span.end();
-  instr.metrics.operationDuration.record(
-    (performance.now() - startMs) / 1000,
-    state.metricAttributes(call.how, nameDestination),
+  const links: Link[] = [];
+  for (const delivery of settled) {
+    const context = delivery.operation.spanContext();
+    if (context) links.push({ context });
+  }
+  const span: Span | undefined = startClientSpan(
+    state.opts.instr,
+    state.templates(call.how).get(nameDestination, null),
+    contextApi.active(),
+    {
+      links,
+      destination:
+        queue === undefined || call.multiple
+          ? undefined
+          : consumerDestination(fields?.exchange ?? '', fields?.routingKey ?? '', queue),
+    },
   );
+  if (span?.isRecording()) {
+    const attributes: Attributes = {};
+    if (call.tag !== undefined && !call.multiple) attributes[ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG] = call.tag;
+    else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = settled.length;
+    if (call.how !== 'ack') attributes[ATTR_HOPTRACE_RABBITMQ_REQUEUE] = call.requeue;
+    setSpanAttributes(span, attributes, state.opts.instr.legacyAttributes);
+  }
+  const operation = new Operation(state.opts.instr, span, state.metric('settle', call.how, nameDestination));
+  return operation.run(
+    () => state.call(method, args),
+    () => state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue),
+  );
+}
+
+/**
+ * A traced `recover()`: amqplib asks the broker to redeliver every unacknowledged message; once the
+ * call is made, the open deliveries' process spans end as `recovered` (the redeliveries get spans
+ * of their own).
+ */
+export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
+  const result = state.call('recover', args);
+  // Both APIs: the promise API returns a promise, the callback API takes a callback; the request is
+  // on its way either way, and a delivery that arrives after it is a redelivery.
+  state.deliveries.recoverAll();
+  return result;
 }

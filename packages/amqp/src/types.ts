@@ -34,6 +34,8 @@ export interface AmqpMessage {
     headers?: Record<string, unknown> | undefined;
     messageId?: unknown;
     correlationId?: unknown;
+    /** Seconds since the epoch, when the publisher set it. */
+    timestamp?: unknown;
   };
 }
 

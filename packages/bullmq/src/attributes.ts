@@ -20,12 +20,8 @@ export const ATTR_BULLMQ_JOB_PRIORITY = 'bullmq.job.priority';
 export const ATTR_BULLMQ_SCHEDULER_ID = 'bullmq.scheduler.id';
 /** `bullmq.flow.parent`: the parent job's key (`bull:{queue}:{id}`) of a job in a flow. */
 export const ATTR_BULLMQ_FLOW_PARENT = 'bullmq.flow.parent';
-/** `bullmq.job.time_in_queue`: milliseconds from the job becoming due to this attempt's start. */
-export const ATTR_BULLMQ_TIME_IN_QUEUE = 'bullmq.job.time_in_queue';
-
 /**
- * `hoptrace.bullmq.time_in_queue` (histogram, seconds): from the moment a job became due (its
- * `timestamp`, plus its delay for delayed jobs) to the start of its processing attempt. Named under
- * `hoptrace.` so it never collides with BullMQ's own `bullmq.*` metrics.
+ * `bullmq.job.time_in_queue`: milliseconds from the job becoming due to this attempt's start (first
+ * attempt). The same wait is recorded in seconds by core's `hoptrace.messaging.time_in_queue` metric.
  */
-export const METRIC_BULLMQ_TIME_IN_QUEUE = 'hoptrace.bullmq.time_in_queue';
+export const ATTR_BULLMQ_TIME_IN_QUEUE = 'bullmq.job.time_in_queue';

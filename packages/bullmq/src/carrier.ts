@@ -1,11 +1,12 @@
 import { extractContext, injectContext } from '@hoptrace/core';
-import { type Context, isSpanContextValid, type Link, ROOT_CONTEXT, TraceFlags } from '@opentelemetry/api';
+import { type MessageContext, readMessageContext } from '@hoptrace/core/adapter';
+import { type Context, type Link, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 
 /**
  * The part of BullMQ's job options hoptrace reads and writes: BullMQ's own telemetry carrier
- * (BullMQ >= 5.34). `metadata` is a JSON string of a W3C header map (`traceparent`, `tracestate`,
- * `baggage`), exactly what `bullmq-otel` writes and reads, so both tools continue each other's
- * traces.
+ * (BullMQ >= 5.34). `metadata` is a JSON string of a propagation header map (W3C `traceparent`,
+ * `tracestate`, `baggage` by default), exactly what `bullmq-otel` writes and reads, so both tools
+ * continue each other's traces.
  */
 export interface TelemetryCarrierOptions {
   telemetry?: { metadata?: string | undefined; omitContext?: boolean | undefined } | undefined;
@@ -16,51 +17,45 @@ export interface TelemetryCarrierOptions {
   tm?: unknown;
 }
 
-/**
- * True when the options already carry a context (the user's or another tool's) or ask BullMQ not to
- * propagate one (`omitContext`): hoptrace then writes nothing.
- */
-export function ownsNoCarrier(opts: TelemetryCarrierOptions | undefined): boolean {
-  const telemetry = opts?.telemetry;
-  if (!telemetry || typeof telemetry !== 'object') return false;
-  return (
-    telemetry.omitContext === true || (typeof telemetry.metadata === 'string' && telemetry.metadata !== '')
-  );
-}
+/** Metadata longer than this is never parsed (a hostile job must not cost a large JSON parse). */
+const MAX_METADATA_LENGTH = 16_384;
 
 /**
- * A shallow copy of `opts` with `context` serialized into `telemetry.metadata`, or `opts` itself when
- * it already carries a context or opted out ({@link ownsNoCarrier}). Never mutates `opts`.
+ * The carrier key under which a flow's parent node lists its direct children's creation contexts
+ * (an array of propagation header maps, written and read through the registered propagator, so B3
+ * works as well as W3C), for the parent's processing to link to them. Propagators ignore unknown
+ * keys, so BullMQ's own telemetry reads the map as before.
  */
-export function withCarrier<O extends object>(
-  opts: O | undefined,
-  context: Context,
-  extra?: Readonly<Record<string, string>>,
-): O {
-  const source = opts as (O & TelemetryCarrierOptions) | undefined;
-  if (ownsNoCarrier(source)) return opts as O;
-  const headers = injectContext(context);
-  // An empty map means no propagator is registered: leave the options as they were.
-  let any = false;
-  for (const _ in headers) {
-    any = true;
-    break;
-  }
-  if (!any) return (opts ?? {}) as O;
-  if (extra) Object.assign(headers, extra);
-  const telemetry = { ...source?.telemetry, metadata: JSON.stringify(headers) };
-  return { ...source, telemetry } as O;
+export const CHILDREN_CARRIER_KEY = 'hoptrace-children';
+
+/** At most this many child links per parent job (a bound on span size for very wide flows). */
+export const MAX_CHILD_LINKS = 128;
+
+/** True when the options ask BullMQ not to propagate a context (`omitContext`): hoptrace writes none either. */
+export function omitsContext(opts: TelemetryCarrierOptions | undefined): boolean {
+  const telemetry = opts?.telemetry;
+  return !!telemetry && typeof telemetry === 'object' && telemetry.omitContext === true;
 }
 
 /**
  * The carrier map a job holds in `opts.telemetry.metadata` (or the compact `tm`), parsed; `undefined`
- * for missing, malformed or non-object metadata. Never throws.
+ * for missing, oversized, malformed or non-object metadata. Never throws.
  */
 export function parseCarrier(opts: TelemetryCarrierOptions | undefined): Record<string, unknown> | undefined {
   if (!opts || typeof opts !== 'object') return undefined;
-  const telemetry = opts.telemetry;
-  const metadata = telemetry && typeof telemetry === 'object' ? telemetry.metadata : opts.tm;
-  if (typeof metadata !== 'string' || metadata.length === 0 || metadata.charCodeAt(0) !== 123 /* { */) {
+  let metadata: unknown;
+  try {
+    const telemetry = opts.telemetry;
+    metadata = telemetry && typeof telemetry === 'object' ? telemetry.metadata : opts.tm;
+  } catch {
+    return undefined;
+  }
+  if (
+    typeof metadata !== 'string' ||
+    metadata.length === 0 ||
+    metadata.length > MAX_METADATA_LENGTH ||
+    metadata.charCodeAt(0) !== 123 /* { */
+  ) {
     return undefined;
   }
   let parsed: unknown;
@@ -74,9 +69,38 @@ export function parseCarrier(opts: TelemetryCarrierOptions | undefined): Record<
 }
 
 /**
+ * A shallow copy of `opts` whose `telemetry.metadata` is `carrier` serialized, or `opts` itself
+ * when the carrier is empty (no propagator registered) or the options opted out (`omitContext`).
+ * Never mutates `opts`.
+ */
+export function withCarrierMap<O extends object>(opts: O | undefined, carrier: Record<string, unknown>): O {
+  const source = opts as (O & TelemetryCarrierOptions) | undefined;
+  if (omitsContext(source)) return opts as O;
+  let any = false;
+  for (const _ in carrier) {
+    any = true;
+    break;
+  }
+  if (!any) return (opts ?? {}) as O;
+  const telemetry = { ...source?.telemetry, metadata: JSON.stringify(carrier) };
+  return { ...source, telemetry } as O;
+}
+
+/** {@link withCarrierMap} with `context` injected through the registered propagator (plus `extra` keys). */
+export function withCarrier<O extends object>(
+  opts: O | undefined,
+  context: Context,
+  extra?: Readonly<Record<string, unknown>>,
+): O {
+  const carrier: Record<string, unknown> = injectContext(context);
+  if (extra) for (const key in extra) carrier[key] = extra[key];
+  return withCarrierMap(opts, carrier);
+}
+
+/**
  * The creation context a job carries in `opts.telemetry.metadata`, extracted on top of `base`
  * (default `ROOT_CONTEXT`). Missing, malformed or foreign metadata yields `base` (a new trace);
- * another tool's valid W3C map is continued. Never throws.
+ * another tool's valid map is continued. Never throws.
  */
 export function readCarrier(
   opts: TelemetryCarrierOptions | undefined,
@@ -86,34 +110,21 @@ export function readCarrier(
   return carrier ? extractContext(carrier, base) : base;
 }
 
-/**
- * The carrier key under which a flow's parent node lists its children's creation contexts
- * (space-separated W3C traceparents), so the parent's processing can link to them. Propagators
- * ignore unknown keys, so BullMQ's own telemetry reads the map as before.
- */
-export const CHILDREN_CARRIER_KEY = 'hoptrace-children';
+/** The parsed creation context of a carrier map (once). */
+export function carrierContext(carrier: Record<string, unknown> | undefined): MessageContext {
+  return readMessageContext(carrier);
+}
 
-/** At most this many child links per parent job (a bound on span size for very wide flows). */
-export const MAX_CHILD_LINKS = 128;
-
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
-
-/** Links to the children listed under {@link CHILDREN_CARRIER_KEY}; invalid entries are skipped. */
+/** Links to the children listed under {@link CHILDREN_CARRIER_KEY}, each read by the registered propagator. */
 export function childLinks(carrier: Record<string, unknown> | undefined): Link[] | undefined {
-  const raw = carrier?.[CHILDREN_CARRIER_KEY];
-  if (typeof raw !== 'string' || raw.length === 0) return undefined;
+  const children = carrier?.[CHILDREN_CARRIER_KEY];
+  if (!Array.isArray(children) || children.length === 0) return undefined;
   const links: Link[] = [];
-  for (const part of raw.split(' ')) {
-    const m = TRACEPARENT.exec(part);
-    if (!m) continue;
-    const spanContext = {
-      traceId: m[1] as string,
-      spanId: m[2] as string,
-      traceFlags: Number.parseInt(m[3] as string, 16) & TraceFlags.SAMPLED,
-      isRemote: true,
-    };
-    if (isSpanContextValid(spanContext)) links.push({ context: spanContext });
+  for (const child of children) {
     if (links.length >= MAX_CHILD_LINKS) break;
+    if (child === null || typeof child !== 'object' || Array.isArray(child)) continue;
+    const spanContext = trace.getSpanContext(extractContext(child as Record<string, unknown>, ROOT_CONTEXT));
+    if (spanContext && trace.isSpanContextValid(spanContext)) links.push({ context: spanContext });
   }
   return links.length > 0 ? links : undefined;
 }

@@ -1,23 +1,23 @@
+import { injectContext } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_SYSTEM_NAME,
   createInstrumentation,
-  type Instrumentation,
-  MESSAGING_SYSTEM,
-  SpanHandle,
-  startMessagingSpan,
-} from '@hoptrace/core';
-import { type Attributes, type Context, context as contextApi, SpanKind, trace } from '@opentelemetry/api';
-import { CHILDREN_CARRIER_KEY, parseCarrier, withCarrier } from './carrier.ts';
-import { type JobOptionsShape, jobAttributes, jobIdOf } from './job-attributes.ts';
-import type { FlowTracingOptions } from './options.ts';
-import { delegatingProxy, isWrapper } from './proxy.ts';
-import { settleSend } from './queue.ts';
+  existingWrapper,
+  type Interceptor,
+  interceptMethods,
+  MetricAttributeCache,
+  Operation,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import { type Context, context as contextApi, type Span, trace } from '@opentelemetry/api';
+import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS, withCarrier } from './carrier.ts';
+import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
+import { assertProducerOptions, type FlowTracingOptions } from './options.ts';
+import { carriesOwnContext, optionsWithContext, type ProducerState, sendMetric } from './queue.ts';
+import { BULLMQ_SCOPE } from './scope.ts';
 import { serverAttributes } from './server.ts';
-import { SCOPE_NAME, VERSION } from './version.ts';
+import { BullmqTemplates } from './templates.ts';
 
 /** The members of a BullMQ `FlowProducer` that {@link traceFlowProducer} relies on. */
 export interface FlowProducerLike {
@@ -42,12 +42,14 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
 
 /**
  * Wraps a BullMQ `FlowProducer` so that `add` and `addBulk` of job trees are traced: one
- * `send {root queue}` CLIENT span for the call (`send` without a destination for `addBulk`), and a
- * `create {queue}` PRODUCER span per node, child of the send span, whose context the node carries in
- * `opts.telemetry.metadata`. Node ids go onto the create spans once BullMQ returns them.
+ * `send {root queue}` span for the call (`send` without a destination for `addBulk`) whose context
+ * every node carries in `opts.telemetry.metadata`. With `createSpans: true`, a `create {queue}` span
+ * per node (child of the send span, which becomes a CLIENT span), whose context the node carries;
+ * each parent node then lists its children's contexts (through the registered propagator), so its
+ * processing links to them. Node ids go onto the create spans once BullMQ returns them.
  *
  * Never mutates the caller's tree (nodes are copied), never overwrites a node's existing context.
- * Idempotent; bad options throw a TypeError here.
+ * Every span ends even when `add` throws synchronously. Idempotent; bad options throw a TypeError here.
  */
 export function traceFlowProducer<P extends FlowProducerLike>(
   flowProducer: P,
@@ -56,117 +58,129 @@ export function traceFlowProducer<P extends FlowProducerLike>(
   if (!flowProducer || typeof flowProducer !== 'object' || typeof flowProducer.add !== 'function') {
     throw new TypeError(`Expected \`flowProducer\` to be a BullMQ FlowProducer, got ${String(flowProducer)}`);
   }
-  if (isWrapper(flowProducer)) return flowProducer;
-  const instr = createInstrumentation(SCOPE_NAME, VERSION, options);
-  const server = serverAttributes((flowProducer.opts as { connection?: unknown } | undefined)?.connection);
-  const target = flowProducer as unknown as Record<string, AsyncMethod>;
+  const existing = existingWrapper(flowProducer);
+  if (existing) return existing;
+  const instr = createInstrumentation(BULLMQ_SCOPE, options);
+  assertProducerOptions(options);
+  const state: ProducerState = {
+    instr,
+    templates: new BullmqTemplates(
+      instr,
+      serverAttributes((flowProducer.opts as { connection?: unknown } | undefined)?.connection),
+    ),
+    metrics: new MetricAttributeCache(instr.system),
+    createSpans: options.createSpans ?? false,
+  };
 
   const traced = (
     roots: readonly FlowNode[],
     destination: string | undefined,
     call: (copies: FlowNode[]) => Promise<unknown>,
-  ) => {
+  ): Promise<unknown> => {
     const parent = contextApi.active();
-    const send = startMessagingSpan(instr.tracer, {
-      system: MESSAGING_SYSTEM.bullmq,
-      operationType: 'send',
-      operationName: 'send',
-      destination,
-      kind: SpanKind.CLIENT,
-      attributes: { ...server },
+    const send = startClientSpan(
+      instr,
+      state.templates.of(state.createSpans ? 'sendClient' : 'send').get(destination),
       parent,
-      legacyAttributes: instr.legacyAttributes,
-    });
-    const ctx = trace.setSpan(parent, send);
-    const creates: SpanHandle[] = [];
-    const copies = roots.map((node) => copyNode(instr, server, node, ctx, creates));
-    send.setAttribute(ATTR_MESSAGING_BATCH_MESSAGE_COUNT, creates.length);
-    const metricAttributes: Attributes = {
-      [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.bullmq,
-      [ATTR_MESSAGING_OPERATION_NAME]: 'send',
-    };
-    if (destination !== undefined) metricAttributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
-    return settleSend(instr, [], new SpanHandle(send), metricAttributes, creates.length, () =>
-      contextApi
-        .with(ctx, () => call(copies))
-        .then(
-          (result) => {
+    );
+    const sendContext = send ? trace.setSpan(parent, send) : parent;
+    // One operation owns the send span and every create span (pushed as nodes are copied, inside
+    // the operation, so a synchronous throw still ends them all).
+    const spans: (Span | undefined)[] = [send];
+    let nodes = 0;
+    const operation = new Operation(instr, spans, sendMetric(state, destination, 0));
+    return operation.run(
+      () => {
+        const copies = roots.map((node) => {
+          nodes += countNodes(node);
+          return copyNode(state, node, sendContext, spans);
+        });
+        operation.setCount(nodes);
+        if (send?.isRecording()) setSpanAttributes(send, { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: nodes });
+        return contextApi.with(sendContext, () => call(copies));
+      },
+      state.createSpans
+        ? (result) => {
             // Job ids, in the same depth-first order the create spans were started.
-            const ids: Array<string | undefined> = [];
+            const jobs: unknown[] = [];
             for (const node of Array.isArray(result) ? result : [result])
-              collectIds(node as JobNodeShape, ids);
-            for (let i = 0; i < creates.length; i++) {
-              const id = ids[i];
-              if (id !== undefined)
-                (creates[i] as SpanHandle).span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, id);
-            }
-            for (const handle of creates) handle.end();
-            return result;
-          },
-          (error: unknown) => {
-            for (const handle of creates) handle.fail(error);
-            throw error;
-          },
-        ),
+              collectJobs(node as JobNodeShape, jobs);
+            setJobIds(spans.slice(1), jobs);
+          }
+        : undefined,
     );
   };
 
-  const overrides: Record<string, unknown> = {
-    add(flow: FlowNode, opts?: unknown): Promise<unknown> {
-      if (!flow || typeof flow !== 'object')
-        return (target.add as AsyncMethod).call(flowProducer, flow, opts);
-      const destination = typeof flow.queueName === 'string' ? flow.queueName : undefined;
-      return traced([flow], destination, (copies) =>
-        (target.add as AsyncMethod).call(flowProducer, copies[0], opts),
-      );
-    },
-    addBulk(flows: readonly FlowNode[]): Promise<unknown> {
-      if (!Array.isArray(flows)) return (target.addBulk as AsyncMethod).call(flowProducer, flows);
-      return traced(flows, undefined, (copies) => (target.addBulk as AsyncMethod).call(flowProducer, copies));
-    },
+  const add: Interceptor<P> = (raw, [flow, opts]) => {
+    if (!flow || typeof flow !== 'object') return (raw.add as AsyncMethod).call(raw, flow, opts);
+    const root = flow as FlowNode;
+    const destination = typeof root.queueName === 'string' ? root.queueName : undefined;
+    return traced([root], destination, (copies) => (raw.add as AsyncMethod).call(raw, copies[0], opts));
   };
-  return delegatingProxy(flowProducer, overrides);
+  const addBulk: Interceptor<P> = (raw, [flows]) => {
+    const bulk = (raw as unknown as { addBulk: AsyncMethod }).addBulk;
+    if (!Array.isArray(flows)) return bulk.call(raw, flows);
+    return traced(flows as FlowNode[], undefined, (copies) => bulk.call(raw, copies));
+  };
+  return interceptMethods(flowProducer, { add, addBulk });
 }
 
-/** Copies one node (depth first), starting its create span under the flow's send span. */
+function countNodes(node: FlowNode): number {
+  if (!node || typeof node !== 'object') return 0;
+  let n = 1;
+  if (Array.isArray(node.children)) for (const child of node.children) n += countNodes(child as FlowNode);
+  return n;
+}
+
+/**
+ * Copies one node (depth first). With create spans, starts its create span under the flow's send
+ * span and lists its direct children's creation contexts in its own carrier.
+ */
 function copyNode(
-  instr: Instrumentation,
-  server: Attributes,
+  state: ProducerState,
   node: FlowNode,
-  parent: Context,
-  creates: SpanHandle[],
+  sendContext: Context,
+  creates: (Span | undefined)[],
 ): FlowNode {
   if (!node || typeof node !== 'object') return node;
-  const span = startMessagingSpan(instr.tracer, {
-    system: MESSAGING_SYSTEM.bullmq,
-    operationType: 'create',
-    operationName: 'create',
-    destination: typeof node.queueName === 'string' ? node.queueName : undefined,
-    attributes: jobAttributes(node.name, node.opts, { ...server }),
-    parent,
-    legacyAttributes: instr.legacyAttributes,
-  });
-  creates.push(new SpanHandle(span));
-  const ctx = trace.setSpan(parent, span);
-  if (!Array.isArray(node.children)) return { ...node, opts: withCarrier(node.opts, ctx) };
-  const children = (node.children as FlowNode[]).map((child) =>
-    copyNode(instr, server, child, parent, creates),
-  );
-  // The parent lists its direct children's creation contexts so its processing can link to them.
-  const traceparents: string[] = [];
-  for (const child of children) {
-    const parsed = child && typeof child === 'object' ? parseCarrier(child.opts) : undefined;
-    const tp = parsed?.traceparent;
-    if (typeof tp === 'string') traceparents.push(tp);
+  let context = sendContext;
+  if (state.createSpans) {
+    const { instr } = state;
+    const create = startClientSpan(
+      instr,
+      state.templates.of('create').get(typeof node.queueName === 'string' ? node.queueName : undefined),
+      sendContext,
+    );
+    creates.push(create);
+    if (create?.isRecording())
+      setSpanAttributes(create, jobAttributes(node.name, node.opts, {}), instr.legacyAttributes);
+    if (create) context = trace.setSpan(sendContext, create);
   }
-  const extra = traceparents.length > 0 ? { [CHILDREN_CARRIER_KEY]: traceparents.join(' ') } : undefined;
-  return { ...node, opts: withCarrier(node.opts, ctx, extra), children };
+  if (!Array.isArray(node.children)) return { ...node, opts: optionsWithContext(node.opts, context) };
+  const firstChild = creates.length;
+  const children = (node.children as FlowNode[]).map((child) => copyNode(state, child, sendContext, creates));
+  if (!state.createSpans) return { ...node, opts: optionsWithContext(node.opts, context), children };
+  // The parent lists its direct children's creation contexts so its processing can link to them.
+  const carriers: Record<string, string>[] = [];
+  let index = firstChild;
+  for (const child of node.children as FlowNode[]) {
+    const childSpan = creates[index];
+    if (childSpan?.isRecording() && carriers.length < MAX_CHILD_LINKS) {
+      carriers.push(injectContext(trace.setSpan(sendContext, childSpan)));
+    }
+    index += countNodes(child);
+  }
+  const opts =
+    carriers.length > 0 && !carriesOwnContext(node.opts)
+      ? withCarrier(node.opts, context, { [CHILDREN_CARRIER_KEY]: carriers })
+      : optionsWithContext(node.opts, context);
+  return { ...node, opts, children };
 }
 
-function collectIds(node: JobNodeShape | undefined, ids: Array<string | undefined>): void {
+function collectJobs(node: JobNodeShape | undefined, jobs: unknown[]): void {
   if (!node || typeof node !== 'object') return;
-  ids.push(jobIdOf(node.job));
+  jobs.push(node.job);
   if (Array.isArray(node.children)) {
-    for (const child of node.children) collectIds(child as JobNodeShape, ids);
+    for (const child of node.children) collectJobs(child as JobNodeShape, jobs);
   }
 }

@@ -14,7 +14,6 @@ export {
   ATTR_BULLMQ_JOB_PRIORITY,
   ATTR_BULLMQ_SCHEDULER_ID,
   ATTR_BULLMQ_TIME_IN_QUEUE,
-  METRIC_BULLMQ_TIME_IN_QUEUE,
 } from './attributes.ts';
 export { type FlowProducerLike, traceFlowProducer } from './flow.ts';
 export type {
@@ -25,3 +24,4 @@ export type {
 } from './options.ts';
 export { type JobLike, type ProcessorLike, traceProcessor } from './processor.ts';
 export { type QueueLike, traceQueue } from './queue.ts';
+export { bullmqControlFlow } from './scope.ts';

@@ -1,5 +1,5 @@
-import { ATTR_MESSAGING_MESSAGE_ID } from '@hoptrace/core';
-import type { Attributes } from '@opentelemetry/api';
+import { ATTR_MESSAGING_MESSAGE_ID, capValue } from '@hoptrace/core/adapter';
+import type { Attributes, Span } from '@opentelemetry/api';
 import {
   ATTR_BULLMQ_JOB_ATTEMPTS,
   ATTR_BULLMQ_JOB_DELAY,
@@ -27,15 +27,16 @@ export function jobAttributes(
   opts: JobOptionsShape | undefined,
   into: Attributes,
 ): Attributes {
-  if (typeof name === 'string') into[ATTR_BULLMQ_JOB_NAME] = name;
+  if (typeof name === 'string') into[ATTR_BULLMQ_JOB_NAME] = capValue(name);
   if (!opts || typeof opts !== 'object') return into;
-  if (typeof opts.jobId === 'string' && opts.jobId !== '') into[ATTR_MESSAGING_MESSAGE_ID] = opts.jobId;
+  if (typeof opts.jobId === 'string' && opts.jobId !== '')
+    into[ATTR_MESSAGING_MESSAGE_ID] = capValue(opts.jobId);
   if (typeof opts.delay === 'number' && opts.delay > 0) into[ATTR_BULLMQ_JOB_DELAY] = opts.delay;
   if (typeof opts.priority === 'number' && opts.priority > 0) into[ATTR_BULLMQ_JOB_PRIORITY] = opts.priority;
   if (typeof opts.attempts === 'number') into[ATTR_BULLMQ_JOB_ATTEMPTS] = opts.attempts;
   if (opts.repeat && typeof opts.repeat === 'object') {
     const key = (opts.repeat as { key?: unknown }).key;
-    if (typeof key === 'string') into[ATTR_BULLMQ_SCHEDULER_ID] = key;
+    if (typeof key === 'string') into[ATTR_BULLMQ_SCHEDULER_ID] = capValue(key);
   }
   return into;
 }
@@ -44,5 +45,19 @@ export function jobAttributes(
 export function jobIdOf(job: unknown): string | undefined {
   if (!job || typeof job !== 'object') return undefined;
   const id = (job as { id?: unknown }).id;
-  return typeof id === 'string' && id !== '' ? id : undefined;
+  return typeof id === 'string' && id !== '' ? capValue(id) : undefined;
+}
+
+/**
+ * Puts the ids of the jobs BullMQ returned onto the spans about them (`spans[i]` for `jobs[i]`;
+ * spans that do not record are skipped).
+ */
+export function setJobIds(spans: ReadonlyArray<Span | undefined>, result: unknown): void {
+  const jobs = Array.isArray(result) ? result : [result];
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i];
+    if (!span?.isRecording()) continue;
+    const id = jobIdOf(jobs[i]);
+    if (id !== undefined) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, id);
+  }
 }

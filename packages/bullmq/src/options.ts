@@ -1,19 +1,34 @@
 import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
-import { assertOptionalFunction } from '@hoptrace/core';
+import { assertOptionalBoolean, assertOptionalFunction, assertOptionalString } from '@hoptrace/core/adapter';
 import type { Span } from '@opentelemetry/api';
 
 /**
  * Options for {@link traceQueue}. Shared fields come from `@hoptrace/core`'s `TracingOptions`
- * (`tracerProvider`, `meterProvider`, `legacyAttributes`, `captureBodySize`).
+ * (`tracerProvider`, `meterProvider`, `legacyAttributes`, `unsampled`, `classifyError`).
  */
-export interface QueueTracingOptions extends TracingOptions {}
+export interface QueueTracingOptions extends TracingOptions {
+  /**
+   * For `addBulk`, also start a `create {queue}` span per job, whose context that job carries (the
+   * `send` span then links to each). Default `false`: one `send` span whose context every job carries.
+   * @example { createSpans: true }
+   */
+  createSpans?: boolean;
+}
 
-/** Options for {@link traceFlowProducer}; the same fields as {@link QueueTracingOptions}. */
-export interface FlowTracingOptions extends TracingOptions {}
+/** Options for {@link traceFlowProducer}. */
+export interface FlowTracingOptions extends TracingOptions {
+  /**
+   * Also start a `create {queue}` span per node of the tree, whose context that node carries; each
+   * parent node then lists its children's contexts so its processing links to them. Default
+   * `false`: one `send` span whose context every node carries.
+   * @example { createSpans: true }
+   */
+  createSpans?: boolean;
+}
 
 /**
  * Options for {@link traceProcessor}. Besides core's consumer options (`relation` default
- * `'parent'`, `traceBudget`, `baggageAttributes`, providers, `legacyAttributes`):
+ * `'parent'`, `traceBudget`, `baggageAttributes`, providers, `legacyAttributes`, `classifyError`):
  */
 export interface ProcessorTracingOptions extends ConsumerTracingOptions {
   /**
@@ -25,7 +40,8 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
   queueName?: string;
   /**
    * Called with the process span and the job before the processor runs, e.g. to add attributes.
-   * Guarded: a throwing hook is reported to `diag` and ignored. Default: none.
+   * Guarded: a throwing hook is reported to `diag` and ignored. Not called for a job whose parent
+   * is unsampled and gets no span. Default: none.
    * @example { onProcess: (span, job) => span.setAttribute('tenant', job.data.tenant) }
    */
   onProcess?: ProcessHook;
@@ -34,10 +50,13 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
 /** A guarded hook run before each attempt, see {@link ProcessorTracingOptions.onProcess}. */
 export type ProcessHook = (span: Span, job: unknown) => void;
 
-/** Validates the BullMQ-specific option fields; core validates the shared ones. */
+/** Validates the BullMQ-specific producer option fields; core validates the shared ones. */
+export function assertProducerOptions(options: QueueTracingOptions | FlowTracingOptions): void {
+  assertOptionalBoolean('createSpans', options.createSpans);
+}
+
+/** Validates the BullMQ-specific processor option fields; core validates the shared ones. */
 export function assertProcessorOptions(options: ProcessorTracingOptions): void {
-  if (options.queueName !== undefined && typeof options.queueName !== 'string') {
-    throw new TypeError(`Expected \`queueName\` to be a string, got ${String(options.queueName)}`);
-  }
+  assertOptionalString('queueName', options.queueName);
   assertOptionalFunction('onProcess', options.onProcess);
 }

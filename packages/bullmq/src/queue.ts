@@ -1,25 +1,26 @@
 import {
-  ATTR_ERROR_TYPE,
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_SYSTEM_NAME,
+  callerSpanContext,
   createInstrumentation,
-  errorTypeOf,
+  existingWrapper,
   type Instrumentation,
-  MESSAGING_SYSTEM,
-  SpanHandle,
-  startMessagingSpan,
-} from '@hoptrace/core';
-import { type Attributes, context as contextApi, type Link, SpanKind, trace } from '@opentelemetry/api';
+  type Interceptor,
+  interceptMethods,
+  MetricAttributeCache,
+  Operation,
+  type OperationMetric,
+  sendHeaders,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import { type Context, context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
-import { withCarrier } from './carrier.ts';
-import { type JobOptionsShape, jobAttributes, jobIdOf } from './job-attributes.ts';
-import type { QueueTracingOptions } from './options.ts';
-import { delegatingProxy, isWrapper } from './proxy.ts';
+import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
+import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
+import { assertProducerOptions, type QueueTracingOptions } from './options.ts';
+import { BULLMQ_SCOPE } from './scope.ts';
 import { serverAttributes } from './server.ts';
-import { SCOPE_NAME, VERSION } from './version.ts';
+import { BullmqTemplates } from './templates.ts';
 
 /** The members of a BullMQ `Queue` that {@link traceQueue} relies on (any supported version). */
 export interface QueueLike {
@@ -35,164 +36,201 @@ interface BulkJob {
   opts?: JobOptionsShape;
 }
 
-interface JobTemplate {
-  name?: unknown;
-  data?: unknown;
-  opts?: JobOptionsShape;
+type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
+
+/** What a producer-side BullMQ wrapper (queue or flow producer) keeps. */
+export interface ProducerState {
+  readonly instr: Instrumentation;
+  readonly templates: BullmqTemplates;
+  readonly metrics: MetricAttributeCache;
+  readonly createSpans: boolean;
 }
 
-type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
+/** The send metric of a destination, or undefined without metrics. */
+export function sendMetric(
+  state: ProducerState,
+  destination: string | undefined,
+  count: number,
+): OperationMetric | undefined {
+  if (!state.instr.metrics) return undefined;
+  return {
+    operation: 'send',
+    cache: state.metrics,
+    attributes: state.metrics.get('send', destination),
+    count,
+  };
+}
+
+/**
+ * The options a job is added with, carrying `context`: the caller's own context is kept when their
+ * options already hold one (only hoptrace's hop counter is updated when relayed), metadata the caller
+ * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
+ */
+export function optionsWithContext<O extends JobOptionsShape>(opts: O | undefined, context: Context): O {
+  if (omitsContext(opts)) return opts as O;
+  const carrier = parseCarrier(opts);
+  if (carrier) {
+    const caller = callerSpanContext(carrier);
+    if (!caller) return opts as O; // someone else's metadata: theirs to keep
+    const relayed = sendHeaders(carrier, context, caller);
+    return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
+  }
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  if (typeof metadata === 'string' && metadata !== '') return opts as O;
+  return withCarrier(opts, context);
+}
+
+/** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */
+export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
+  if (omitsContext(opts)) return true;
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  return typeof metadata === 'string' && metadata !== '';
+}
+
+/** The caller's own creation context in a job's options, if any (for a CLIENT send span with a link). */
+function callerOf(opts: JobOptionsShape | undefined): Link | undefined {
+  const carrier = parseCarrier(opts);
+  const caller = carrier ? callerSpanContext(carrier) : undefined;
+  return caller ? { context: caller } : undefined;
+}
 
 /**
  * Wraps a BullMQ `Queue` so that `add`, `addBulk` and `upsertJobScheduler` are traced and every job
- * carries its creation context in `opts.telemetry.metadata` (BullMQ's own carrier: a JSON W3C header
- * map). Returns a Proxy with the queue's own type; everything else is delegated untouched.
+ * carries its creation context in `opts.telemetry.metadata` (BullMQ's own carrier: a JSON header
+ * map through the registered propagator). Returns a Proxy with the queue's own type; everything else
+ * is delegated untouched.
  *
  * - `add`: a `send {queue}` PRODUCER span; its context goes into a copy of the job's options.
- * - `addBulk`: a `create {queue}` PRODUCER span per job (each job carries its own) and a
- *   `send {queue}` CLIENT span linked to them.
+ * - `addBulk`: one `send {queue}` PRODUCER span whose context every job carries (with
+ *   `createSpans: true`, a `create {queue}` span per job that the job carries, and a CLIENT send span
+ *   linked to them).
  * - `upsertJobScheduler`: a `schedule {queue}` PRODUCER span whose context is stored with the
  *   scheduler's job template in Redis; every run later starts a new trace linked to it.
+ * - Job options that already carry a context (the caller's own) keep it: the send span is then a
+ *   CLIENT span linked to it, as with Kafka and AMQP.
  *
  * Never mutates the caller's options or job data, never overwrites a context the caller or another
- * tool stored (nor one `telemetry.omitContext` forbids). Idempotent: wrapping a wrapped queue
- * returns it unchanged. Bad options throw a TypeError here, at wrap time.
+ * tool stored (nor one `telemetry.omitContext` forbids). Idempotent. Bad options throw a TypeError here.
  */
 export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingOptions = {}): Q {
   if (!queue || typeof queue !== 'object' || typeof queue.add !== 'function') {
     throw new TypeError(`Expected \`queue\` to be a BullMQ Queue, got ${String(queue)}`);
   }
-  if (isWrapper(queue)) return queue;
-  const instr = createInstrumentation(SCOPE_NAME, VERSION, options);
+  const existing = existingWrapper(queue);
+  if (existing) return existing;
+  const instr = createInstrumentation(BULLMQ_SCOPE, options);
+  assertProducerOptions(options);
   const destination = String(queue.name);
-  const server = serverAttributes((queue.opts as { connection?: unknown } | undefined)?.connection);
-  const metricAttributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.bullmq,
-    [ATTR_MESSAGING_OPERATION_NAME]: 'send',
-    [ATTR_MESSAGING_DESTINATION_NAME]: destination,
+  const state: ProducerState = {
+    instr,
+    templates: new BullmqTemplates(
+      instr,
+      serverAttributes((queue.opts as { connection?: unknown } | undefined)?.connection),
+    ),
+    metrics: new MetricAttributeCache(instr.system),
+    createSpans: options.createSpans ?? false,
   };
-  const target = queue as unknown as Record<string, AsyncMethod>;
 
-  const overrides: Record<string, unknown> = {
-    add(name: unknown, data: unknown, opts?: JobOptionsShape): Promise<unknown> {
-      const span = startMessagingSpan(instr.tracer, {
-        system: MESSAGING_SYSTEM.bullmq,
-        operationType: 'send',
-        operationName: 'send',
-        destination,
-        attributes: jobAttributes(name, opts, { ...server }),
-        legacyAttributes: instr.legacyAttributes,
-      });
-      const ctx = trace.setSpan(contextApi.active(), span);
-      return settleSend(instr, [new SpanHandle(span)], undefined, metricAttributes, 1, () =>
-        contextApi.with(ctx, () =>
-          (target.add as AsyncMethod).call(queue, name, data, withCarrier(opts, ctx)),
+  const add: Interceptor<Q> = (raw, [name, data, opts]) => {
+    const jobOpts = opts as JobOptionsShape | undefined;
+    const caller = callerOf(jobOpts);
+    const parent = contextApi.active();
+    const span = startClientSpan(
+      instr,
+      state.templates.of(caller ? 'sendClient' : 'send').get(destination),
+      parent,
+      caller ? { links: [caller] } : undefined,
+    );
+    if (span?.isRecording())
+      setSpanAttributes(span, jobAttributes(name, jobOpts, {}), instr.legacyAttributes);
+    const context = span ? trace.setSpan(parent, span) : parent;
+    const operation = new Operation(instr, span, sendMetric(state, destination, 1));
+    return operation.run(
+      () =>
+        contextApi.with(context, () =>
+          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context)),
         ),
-      );
-    },
-    addBulk(jobs: readonly BulkJob[]): Promise<unknown> {
-      if (!Array.isArray(jobs)) return (target.addBulk as AsyncMethod).call(queue, jobs);
-      const parent = contextApi.active();
-      const creates: SpanHandle[] = new Array(jobs.length);
-      const links: Link[] = new Array(jobs.length);
-      const copies: BulkJob[] = new Array(jobs.length);
-      for (let i = 0; i < jobs.length; i++) {
-        const job = jobs[i] as BulkJob;
-        const span = startMessagingSpan(instr.tracer, {
-          system: MESSAGING_SYSTEM.bullmq,
-          operationType: 'create',
-          operationName: 'create',
-          destination,
-          attributes: jobAttributes(job?.name, job?.opts, { ...server }),
-          parent,
-          legacyAttributes: instr.legacyAttributes,
-        });
-        creates[i] = new SpanHandle(span);
-        links[i] = { context: span.spanContext() };
-        copies[i] = { ...job, opts: withCarrier(job?.opts, trace.setSpan(parent, span)) };
+      span ? (job) => setJobIds([span], job) : undefined,
+    );
+  };
+
+  const addBulk: Interceptor<Q> = (raw, [jobs]) => {
+    if (!Array.isArray(jobs)) return (raw as unknown as { addBulk: AsyncMethod }).addBulk(jobs);
+    const list = jobs as BulkJob[];
+    const parent = contextApi.active();
+    let creates: (Span | undefined)[] | undefined;
+    let links: Link[] | undefined;
+    if (state.createSpans) {
+      creates = new Array(list.length);
+      for (let i = 0; i < list.length; i++) {
+        const job = list[i];
+        const create = startClientSpan(instr, state.templates.of('create').get(destination), parent);
+        creates[i] = create;
+        if (create?.isRecording()) {
+          setSpanAttributes(create, jobAttributes(job?.name, job?.opts, {}), instr.legacyAttributes);
+          links ??= [];
+          links.push({ context: create.spanContext() });
+        }
       }
-      const send = startMessagingSpan(instr.tracer, {
-        system: MESSAGING_SYSTEM.bullmq,
-        operationType: 'send',
-        operationName: 'send',
-        destination,
-        kind: SpanKind.CLIENT,
-        attributes: { ...server, [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: jobs.length },
-        links,
-        parent,
-        legacyAttributes: instr.legacyAttributes,
-      });
-      const ctx = trace.setSpan(parent, send);
-      return settleSend(instr, creates, new SpanHandle(send), metricAttributes, jobs.length, () =>
-        contextApi.with(ctx, () => (target.addBulk as AsyncMethod).call(queue, copies)),
-      );
-    },
-    upsertJobScheduler(schedulerId: unknown, repeatOpts: unknown, template?: JobTemplate): Promise<unknown> {
-      const attributes = jobAttributes(template?.name, template?.opts, { ...server });
-      if (typeof schedulerId === 'string') attributes[ATTR_BULLMQ_SCHEDULER_ID] = schedulerId;
-      const span = startMessagingSpan(instr.tracer, {
-        system: MESSAGING_SYSTEM.bullmq,
-        operationType: 'create',
-        operationName: 'schedule',
-        destination,
-        attributes,
-        legacyAttributes: instr.legacyAttributes,
-      });
-      const ctx = trace.setSpan(contextApi.active(), span);
-      // The template's options are stored with the scheduler in Redis: the context kept there is
-      // the snapshot each run links to.
-      const copy: JobTemplate = { ...template, opts: withCarrier(template?.opts, ctx) };
-      return settleSend(instr, [new SpanHandle(span)], undefined, undefined, 0, () =>
-        contextApi.with(ctx, () =>
-          (target.upsertJobScheduler as AsyncMethod).call(queue, schedulerId, repeatOpts, copy),
-        ),
-      );
-    },
+    } else {
+      for (const job of list) {
+        const caller = callerOf(job?.opts);
+        if (caller) {
+          links ??= [];
+          links.push(caller);
+        }
+      }
+    }
+    const send = startClientSpan(
+      instr,
+      state.templates.of(creates ? 'sendClient' : 'send').get(destination),
+      parent,
+      links ? { links } : undefined,
+    );
+    if (send?.isRecording()) setSpanAttributes(send, { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: list.length });
+    const context = send ? trace.setSpan(parent, send) : parent;
+    const operation = new Operation(
+      instr,
+      creates ? [send, ...creates] : send,
+      sendMetric(state, destination, list.length),
+    );
+    return operation.run(
+      () => {
+        const copies = list.map((job, i) => {
+          const create = creates?.[i];
+          return {
+            ...job,
+            opts: optionsWithContext(job?.opts, create ? trace.setSpan(parent, create) : context),
+          };
+        });
+        return contextApi.with(context, () => (raw as unknown as { addBulk: AsyncMethod }).addBulk(copies));
+      },
+      creates ? (result) => setJobIds(creates as (Span | undefined)[], result) : undefined,
+    );
   };
-  return delegatingProxy(queue, overrides);
-}
 
-/**
- * Runs a producer call and ends its spans once it settles: job ids go onto the per-job spans, a
- * failure is recorded (ERROR, `error.type`) on every span and rethrown unchanged. Shared by the queue
- * and flow wrappers.
- *
- * @param perJob - one span per job, in the order of the jobs the call returns.
- * @param send - the batch's send span, when there is one apart from `perJob`.
- */
-export function settleSend(
-  instr: Instrumentation,
-  perJob: readonly SpanHandle[],
-  send: SpanHandle | undefined,
-  metricAttributes: Attributes | undefined,
-  count: number,
-  call: () => Promise<unknown>,
-): Promise<unknown> {
-  const start = performance.now();
-  const fail = (error: unknown): never => {
-    for (const handle of perJob) handle.fail(error);
-    send?.fail(error);
-    if (metricAttributes) {
-      instr.metrics.recordSend(start, count, { ...metricAttributes, [ATTR_ERROR_TYPE]: errorTypeOf(error) });
+  const upsertJobScheduler: Interceptor<Q> = (raw, [schedulerId, repeatOpts, template]) => {
+    const jobTemplate = template as { name?: unknown; data?: unknown; opts?: JobOptionsShape } | undefined;
+    const parent = contextApi.active();
+    const span = startClientSpan(instr, state.templates.of('schedule').get(destination), parent);
+    if (span?.isRecording()) {
+      const attributes = jobAttributes(jobTemplate?.name, jobTemplate?.opts, {});
+      if (typeof schedulerId === 'string') attributes[ATTR_BULLMQ_SCHEDULER_ID] = schedulerId;
+      setSpanAttributes(span, attributes, instr.legacyAttributes);
     }
-    throw error;
+    const context = span ? trace.setSpan(parent, span) : parent;
+    const operation = new Operation(instr, span);
+    // The template's options are stored with the scheduler in Redis: the context kept there is what
+    // each run links to.
+    return operation.run(() =>
+      contextApi.with(context, () =>
+        (raw as unknown as { upsertJobScheduler: AsyncMethod }).upsertJobScheduler(schedulerId, repeatOpts, {
+          ...jobTemplate,
+          opts: optionsWithContext(jobTemplate?.opts, context),
+        }),
+      ),
+    );
   };
-  let pending: Promise<unknown>;
-  try {
-    pending = call();
-  } catch (error) {
-    return fail(error);
-  }
-  return Promise.resolve(pending).then((result) => {
-    const jobs = Array.isArray(result) ? result : [result];
-    for (let i = 0; i < perJob.length; i++) {
-      const handle = perJob[i] as SpanHandle;
-      const id = jobIdOf(jobs[i]);
-      if (id !== undefined) handle.span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, id);
-      handle.end();
-    }
-    send?.end();
-    if (metricAttributes) instr.metrics.recordSend(start, count, metricAttributes);
-    return result;
-  }, fail);
+
+  return interceptMethods(queue, { add, addBulk, upsertJobScheduler });
 }

@@ -73,7 +73,7 @@ describe('metrics', () => {
     expect(metrics.get('messaging.process.duration')).toHaveLength(2);
     expect(metrics.get('messaging.client.operation.duration')).toHaveLength(1);
     // Only the first attempt records time in queue: timestamp + delay was ~1 s ago.
-    const waited = metrics.get('hoptrace.bullmq.time_in_queue') ?? [];
+    const waited = metrics.get('hoptrace.messaging.time_in_queue') ?? [];
     expect(waited).toHaveLength(1);
     const histogram = waited[0]?.value as { count: number; sum: number };
     expect(histogram.count).toBe(1);

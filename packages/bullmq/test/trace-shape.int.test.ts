@@ -37,11 +37,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     await cleanup(workers, queues);
   });
 
-  function setup(prefix: string) {
+  function setup(prefix: string, options: Parameters<typeof traceQueue>[1] = {}) {
     const name = uniqueQueueName(prefix);
     const raw = new Queue(name, { connection: connection() });
     queues.push(raw);
-    return { name, raw, queue: traceQueue(raw) };
+    return { name, raw, queue: traceQueue(raw, options) };
   }
 
   function startWorker(
@@ -83,7 +83,8 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(parentSpanId(send)).toBe(request.spanContext().spanId);
     expect(parentSpanId(process)).toBe(send.spanContext().spanId);
     expect(process.spanContext().traceId).toBe(request.spanContext().traceId);
-    expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+    // The parent already ties them: no link repeating it (parentLink is opt-in).
+    expect(process.links).toEqual([]);
     expect(activeInHandler).toBe(process.spanContext().spanId);
     expect(send.attributes).toMatchObject({
       'messaging.system.name': 'bullmq',
@@ -113,8 +114,33 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(metadata.traceparent).toBe(`00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`);
   });
 
-  it('addBulk: a create span per job, a CLIENT send span linked to them, each job processed under its create span', async () => {
-    const { name, queue } = setup('bulk');
+  it('addBulk by default: one send span whose context every job carries, no create spans', async () => {
+    const { name, queue } = setup('bulk-default');
+    const done = deferred();
+    let count = 0;
+    startWorker(name, async () => {
+      if (++count === 2) done.resolve();
+    });
+    await queue.addBulk([
+      { name: 'a', data: 1 },
+      { name: 'b', data: 2 },
+    ]);
+    await done.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const send = onlySpan(spans, `send ${name}`);
+    expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(send.links).toEqual([]);
+    expect(send.attributes['messaging.batch.message_count']).toBe(2);
+    expect(spansNamed(spans, `create ${name}`)).toHaveLength(0);
+    for (const p of spansNamed(spans, `process ${name}`))
+      expect(parentSpanId(p)).toBe(send.spanContext().spanId);
+  });
+
+  it('addBulk with createSpans: a create span per job, a CLIENT send span linked to them, each job processed under its create span', async () => {
+    const { name, queue } = setup('bulk', { createSpans: true });
     const done = deferred();
     let count = 0;
     startWorker(name, async () => {
@@ -248,7 +274,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(await raw.getJobState(job.id as string)).toBe('failed');
   });
 
-  it('job scheduler: every run is a new trace linked to the scheduling context', async () => {
+  it('job scheduler: every run is a new trace (under its own derived run root) linked to the scheduling context', async () => {
     const { name, raw, queue } = setup('sched');
     const runs = deferred();
     let count = 0;
@@ -276,8 +302,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     const traceIds = new Set(processes.map((p) => p.spanContext().traceId));
     expect(traceIds.size).toBe(3);
     expect(traceIds.has(deploy.spanContext().traceId)).toBe(false);
+    const exported = new Set(spans.map((s) => s.spanContext().spanId));
     for (const p of processes) {
-      expect(parentSpanId(p)).toBeUndefined();
+      // The parent is the run's virtual root: derived from the job id, never exported.
+      expect(parentSpanId(p)).toMatch(/^[0-9a-f]{16}$/);
+      expect(exported.has(parentSpanId(p) as string)).toBe(false);
       expect(p.links.map((l) => l.context.spanId)).toEqual([schedule.spanContext().spanId]);
       expect(p.links[0]?.context.traceId).toBe(deploy.spanContext().traceId);
       expect(p.attributes['bullmq.scheduler.id']).toBe('tick');
@@ -307,7 +336,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
       const processes = spansNamed(spans, `process ${name}`).slice(0, 2);
       expect(new Set(processes.map((p) => p.spanContext().traceId)).size).toBe(2);
       for (const p of processes) {
-        expect(parentSpanId(p)).toBeUndefined();
+        expect(parentSpanId(p)).toMatch(/^[0-9a-f]{16}$/);
         expect(p.spanContext().traceId).not.toBe(send.spanContext().traceId);
         expect(p.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
         expect(typeof p.attributes['bullmq.scheduler.id']).toBe('string');
@@ -315,10 +344,10 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     });
   }
 
-  it('flows: a send span for the flow, every node created under it and processed under its create span', async () => {
+  it('flows with createSpans: a send span for the flow, every node created under it and processed under its create span', async () => {
     const { name } = setup('flow-parent');
     const childQueue = setup('flow-child');
-    const flow = traceFlowProducer(new FlowProducer({ connection: connection() }));
+    const flow = traceFlowProducer(new FlowProducer({ connection: connection() }), { createSpans: true });
     const parentDone = deferred<unknown>();
     startWorker(childQueue.name, async (job) => `child-${String(job.data)}`);
     startWorker(name, async (job) => {
@@ -376,13 +405,10 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
         expect(parentSpanId(p)).toBe(create?.spanContext().spanId);
         expect(p.spanContext().traceId).toBe(checkout.spanContext().traceId);
       }
-      // The parent's processing links to its own creation context and to each child's.
+      // The parent's processing links to each child's creation context (its own is its parent).
       const parentProcess = onlySpan(spans, `process ${name}`);
       const childCreates = spansNamed(spans, `create ${childQueue.name}`).map((c) => c.spanContext().spanId);
-      const parentCreate = onlySpan(spans, `create ${name}`).spanContext().spanId;
-      expect(parentProcess.links.map((l) => l.context.spanId).sort()).toEqual(
-        [parentCreate, ...childCreates].sort(),
-      );
+      expect(parentProcess.links.map((l) => l.context.spanId).sort()).toEqual([...childCreates].sort());
       const childProcess = spansNamed(spans, `process ${childQueue.name}`)[0];
       expect(String(childProcess?.attributes['bullmq.flow.parent'])).toContain(String(tree.job.id));
     } finally {
@@ -416,15 +442,15 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     },
   );
 
-  it('parentLink false: the attempt is a child of the send span with no link', async () => {
-    const { name, queue } = setup('rel-nolink');
+  it('parentLink true: the attempt is a child of the send span and links to it too', async () => {
+    const { name, queue } = setup('rel-link');
     const done = deferred();
     startWorker(
       name,
       async () => {
         done.resolve();
       },
-      { parentLink: false },
+      { parentLink: true },
     );
     await queue.add('x', {});
     await done.promise;
@@ -436,6 +462,6 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     const process = onlySpan(spans, `process ${name}`);
     expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
     expect(parentSpanId(process)).toBe(send.spanContext().spanId);
-    expect(process.links).toEqual([]);
+    expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
   });
 });

@@ -3,6 +3,7 @@ import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
+import { optionsWithContext } from '../src/queue.ts';
 import { serverAttributes } from '../src/server.ts';
 
 const tracing = useTestTracing();
@@ -48,8 +49,9 @@ describe('carrier', () => {
       trace.wrapSpanContext({ traceId: TRACE, spanId: SPAN, traceFlags: 1 }),
     );
     const theirs = { telemetry: { metadata: '{"traceparent":"x"}' } };
-    expect(withCarrier(theirs, ctx)).toBe(theirs);
+    expect(optionsWithContext(theirs, ctx)).toBe(theirs);
     const omit = { telemetry: { omitContext: true } };
+    expect(optionsWithContext(omit, ctx)).toBe(omit);
     expect(withCarrier(omit, ctx)).toBe(omit);
   });
 

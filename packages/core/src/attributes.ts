@@ -5,6 +5,14 @@ import {
   LEGACY_ATTRIBUTE_NAMES,
 } from './semconv.ts';
 
+/** String attribute values hoptrace records from traffic (keys, ids, routing keys) are cut to this length. */
+export const MAX_ATTRIBUTE_VALUE_LENGTH = 256;
+
+/** `value` cut to {@link MAX_ATTRIBUTE_VALUE_LENGTH} characters. */
+export function capValue(value: string, max = MAX_ATTRIBUTE_VALUE_LENGTH): string {
+  return value.length <= max ? value : value.slice(0, max);
+}
+
 /**
  * Returns `attributes` plus, for each key that was renamed, the same value under its older name
  * (see {@link LEGACY_ATTRIBUTE_NAMES}): `messaging.operation` says `publish` where the newest
@@ -29,9 +37,10 @@ function legacyValue(key: string, value: AttributeValue | undefined): AttributeV
 }
 
 /**
- * Sets attributes on a started span, with the older names too when `legacy` is on. Keys whose value
- * is `undefined` are skipped.
+ * Sets attributes on a started span, with the older names too when `legacy` is on; nothing at all
+ * for a span that does not record. Keys whose value is `undefined` are skipped.
  */
-export function setSpanAttributes(span: Span, attributes: Attributes, legacy = false): void {
+export function setSpanAttributes(span: Span | undefined, attributes: Attributes, legacy = false): void {
+  if (span === undefined || !span.isRecording()) return;
   span.setAttributes(legacy ? withLegacyNames(attributes) : attributes);
 }

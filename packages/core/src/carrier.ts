@@ -1,4 +1,5 @@
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
+import { acceptHeaderText, headerLimit } from './limits.ts';
 
 /**
  * Any header map a broker client hands us. Values may be strings, Buffers, Uint8Arrays, arrays of
@@ -10,6 +11,7 @@ export type HeaderCarrier = Readonly<Record<string, unknown>> | null | undefined
  * Reads one header value as text: strings as they are, Buffers and Uint8Arrays decoded as latin1
  * (every byte maps to one character, so decoding never fails; non-ASCII bytes then fail the
  * propagator's own validation), arrays by their first textual element. Anything else is ignored.
+ * No size limit: see {@link headerGetter} for the guarded read propagators use.
  */
 export function headerText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
@@ -23,6 +25,18 @@ export function headerText(value: unknown): string | undefined {
   return undefined;
 }
 
+/** Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it. */
+function limitedText(value: unknown, limit: number): string | undefined {
+  if (typeof value === 'string') return value.length <= limit ? value : undefined;
+  if (value instanceof Uint8Array) return value.byteLength <= limit ? decodeLatin1(value) : undefined;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit);
+    }
+  }
+  return undefined;
+}
+
 const hasBuffer = typeof Buffer === 'function';
 function decodeLatin1(bytes: Uint8Array): string {
   if (hasBuffer) {
@@ -31,22 +45,37 @@ function decodeLatin1(bytes: Uint8Array): string {
       : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return buffer.toString('latin1');
   }
-  return String.fromCharCode(...bytes);
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i] as number);
+  return out;
 }
 
 /**
  * A getter for the OpenTelemetry propagation API over any {@link HeaderCarrier}. Header names are
  * case-sensitive, as on Kafka and AMQP; the propagators ask for the lowercase W3C and B3 names.
- * Never throws.
+ * Values over the W3C limits (baggage 8192 bytes / 64 members, tracestate 512 characters / 32
+ * members, any other field 512) are refused before decoding or parsing, as if absent. Never throws.
  */
 export const headerGetter: TextMapGetter<HeaderCarrier> = {
   keys(carrier) {
-    return carrier ? Object.keys(carrier) : [];
+    if (!carrier) return [];
+    try {
+      return Object.keys(carrier);
+    } catch {
+      return [];
+    }
   },
   get(carrier, key) {
     if (!carrier) return undefined;
-    const value = carrier[key];
-    return value === undefined || value === null ? undefined : headerText(value);
+    let value: unknown;
+    try {
+      value = carrier[key];
+    } catch {
+      return undefined; // a throwing getter on someone's header object
+    }
+    if (value === undefined || value === null) return undefined;
+    const text = limitedText(value, headerLimit(key));
+    return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
   },
 };
 

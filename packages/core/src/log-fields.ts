@@ -1,11 +1,28 @@
-import { type Context, context as contextApi, isSpanContextValid, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  context as contextApi,
+  isSpanContextValid,
+  propagation,
+  trace,
+} from '@opentelemetry/api';
+import type { BaggageAllowList } from './baggage.ts';
+import { compileBaggageAllowList } from './baggage.ts';
+import { recordedErrorType } from './errors.ts';
+import { failureLineageOf } from './lineage.ts';
 
-/** Trace correlation fields for a log record, named as the OpenTelemetry log data model names them. */
+/**
+ * Trace correlation fields for a log record, named as the OpenTelemetry log data model names them,
+ * plus what {@link createLogFields} adds: allow-listed baggage entries and the `error.type`.
+ */
 export interface LogFields {
   trace_id?: string;
   span_id?: string;
   /** Two lowercase hex digits, e.g. `01` when sampled. */
   trace_flags?: string;
+  /** The failure's code: of the active span once hoptrace recorded its failure, or of the original failure a dead-letter or retry copy names. */
+  'error.type'?: string;
+  /** Allow-listed baggage entries, under their key (or the name the allow-list maps them to). */
+  [baggageKey: string]: string | undefined;
 }
 
 const FLAGS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -13,7 +30,7 @@ const FLAGS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '
 /**
  * The ids of the span in `context` (default: the active one), for log lines: `{ trace_id, span_id,
  * trace_flags }`, or an empty object when there is no valid span. Use it as pino's `mixin` or in a
- * winston format (see the README).
+ * winston format (see the README). For business codes and error codes too, see {@link createLogFields}.
  */
 export function logFields(context: Context = contextApi.active()): LogFields {
   const spanContext = trace.getSpanContext(context);
@@ -22,5 +39,49 @@ export function logFields(context: Context = contextApi.active()): LogFields {
     trace_id: spanContext.traceId,
     span_id: spanContext.spanId,
     trace_flags: FLAGS[spanContext.traceFlags & 0xff] as string,
+  };
+}
+
+/** Options of {@link createLogFields}. */
+export interface LogFieldsOptions {
+  /**
+   * Baggage keys to add to every line (business codes such as a tenant), as a list or a map from
+   * baggage key to field name: the same allow-list shape as the wrappers' `baggageAttributes`.
+   * Values over 256 characters are left out. Default: none.
+   * @example { baggage: ['tenant.id'] }
+   */
+  baggage?: BaggageAllowList;
+  /**
+   * Add `error.type`: the code hoptrace recorded on the active span once it failed, or the original
+   * failure's code while handling a dead-letter or retry copy. Default `true`.
+   * @example { errorType: false }
+   */
+  errorType?: boolean;
+}
+
+/**
+ * Compiles log-field options once (the allow-list is validated here) into a function that reads the
+ * active context per call: trace id, span id and flags, allow-listed baggage and the error code,
+ * so one log line carries trace id + error code + business code together. It ignores its arguments,
+ * so it can be pino's `mixin` as it is.
+ *
+ * @example pino({ mixin: createLogFields({ baggage: ['tenant.id'] }) })
+ * @throws TypeError for an invalid allow-list.
+ */
+export function createLogFields(options: LogFieldsOptions = {}): () => LogFields {
+  const baggage = compileBaggageAllowList(options.baggage);
+  const withErrorType = options.errorType !== false;
+  return () => {
+    const context = contextApi.active();
+    const fields = logFields(context);
+    if (baggage && propagation.getBaggage(context)) {
+      const entries = baggage(context);
+      if (entries) for (const key in entries) fields[key] = String(entries[key]);
+    }
+    if (withErrorType) {
+      const type = recordedErrorType(trace.getSpan(context)) ?? failureLineageOf(context)?.errorType;
+      if (type !== undefined) fields['error.type'] = type;
+    }
+    return fields;
   };
 }

@@ -1,6 +1,9 @@
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api';
 import type { BaggageAllowList } from './baggage.ts';
-import type { RelationPolicy, TraceBudget } from './relation.ts';
+import type { ErrorClassifier } from './errors.ts';
+import type { TraceBudget } from './hops.ts';
+import type { RelationPolicy } from './relation.ts';
+import type { UnsampledMode } from './sampling.ts';
 
 /** Options every hoptrace wrapper takes. */
 export interface TracingOptions {
@@ -10,7 +13,8 @@ export interface TracingOptions {
    */
   tracerProvider?: TracerProvider;
   /**
-   * Where metrics go. Default: the globally registered provider; with none, metrics cost nothing.
+   * Where metrics go. Default: the globally registered provider. With none registered when the
+   * wrapper is made, no metric work is done at all.
    * @example { meterProvider }
    */
   meterProvider?: MeterProvider;
@@ -25,6 +29,19 @@ export interface TracingOptions {
    * @example { captureBodySize: true }
    */
   captureBodySize?: boolean;
+  /**
+   * Spans for messages whose parent context is not sampled: `'auto'` (default) learns from the
+   * tracer whether they would record, `'skip'` never builds them, `'span'` always does.
+   * @example { unsampled: 'skip' }
+   */
+  unsampled?: UnsampledMode;
+  /**
+   * Maps a thrown value to an error code (`error.type`), a retryable flag and a few attributes.
+   * Runs guarded: a classifier that throws changes nothing for the host. Default: the client
+   * library's error code, else the error's class name, else `_OTHER`.
+   * @example { classifyError: (e) => (e instanceof StockError ? { type: 'STOCK_UNAVAILABLE', retryable: false } : undefined) }
+   */
+  classifyError?: ErrorClassifier;
 }
 
 /** Options every consumer-side wrapper takes in addition to {@link TracingOptions}. */
@@ -36,15 +53,15 @@ export interface ConsumerTracingOptions extends TracingOptions {
    */
   relation?: RelationPolicy;
   /**
-   * Under `relation: 'parent'`, also link each process span to the message's creation context (its
-   * parent as well), as the conventions' link-based model expects. Default `true`. Set `false` to
-   * export one link fewer per message when your backend follows parents anyway. Ignored by `link`
-   * and `root`, which always link.
-   * @example { parentLink: false }
+   * Under `relation: 'parent'`, also link each process span to the message's creation context
+   * (already its parent), as the conventions' link-based model does. Default `false`: the parent
+   * ties them, and every link costs export bytes. Ignored by `link` and `root`, which always link.
+   * @example { parentLink: true }
    */
   parentLink?: boolean;
   /**
-   * Start a new linked trace after this many asynchronous hops. Default: no budget.
+   * Start a new linked trace after this many asynchronous hops. Default: no budget (nothing is
+   * counted and no `tracestate` member is written).
    * @example { traceBudget: { maxHops: 10 } }
    */
   traceBudget?: TraceBudget;
@@ -54,56 +71,4 @@ export interface ConsumerTracingOptions extends TracingOptions {
    * @example { baggageAttributes: ['tenant.id'] }
    */
   baggageAttributes?: BaggageAllowList;
-}
-
-/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min`. */
-export function assertOptionalInteger(name: string, value: unknown, min: number): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer >= ${min}, got ${describe(value)}`);
-  }
-}
-
-/** Throws a clear TypeError unless `value` is `undefined` or a number >= `min` (Infinity allowed). */
-export function assertOptionalNumber(name: string, value: unknown, min: number): void {
-  if (value === undefined) return;
-  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be a number >= ${min}, got ${describe(value)}`);
-  }
-}
-
-/** Throws a clear TypeError unless `value` is `undefined` or one of `allowed`. */
-export function assertOptionalOneOf<T>(name: string, value: unknown, allowed: readonly T[]): void {
-  if (value === undefined) return;
-  if (!allowed.includes(value as T)) {
-    throw new TypeError(
-      `Expected \`${name}\` to be one of ${allowed.map((a) => `'${String(a)}'`).join(', ')}, got ${describe(value)}`,
-    );
-  }
-}
-
-/** Throws a clear TypeError unless `value` is `undefined` or a boolean. */
-export function assertOptionalBoolean(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'boolean') {
-    throw new TypeError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
-  }
-}
-
-/** Throws a clear TypeError unless `value` is `undefined` or a function. */
-export function assertOptionalFunction(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function') {
-    throw new TypeError(`Expected \`${name}\` to be a function, got ${describe(value)}`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) {
-    try {
-      return JSON.stringify(value);
-    } catch {
-      return Object.prototype.toString.call(value);
-    }
-  }
-  return String(value);
 }

@@ -5,9 +5,11 @@ import {
   isSpanContextValid,
   propagation,
   ROOT_CONTEXT,
+  type SpanContext,
   trace,
 } from '@opentelemetry/api';
 import { type HeaderCarrier, headerGetter, recordSetter } from './carrier.ts';
+import { relayHop } from './hops.ts';
 
 /**
  * Serializes a context into a fresh headers object through the globally registered propagator
@@ -30,6 +32,7 @@ export function injectContext(context: Context = contextApi.active()): Record<st
 /**
  * Reads a context out of any header shape brokers hand us: strings, Buffers, Uint8Arrays, arrays of
  * those (first textual value wins), and AMQP values of any type (what is not text is ignored).
+ * Values over the W3C size limits are refused before parsing (see `headerGetter`).
  *
  * @param headers - the message headers; `undefined` and `null` are fine.
  * @param base - the context to extend; defaults to the active one.
@@ -46,33 +49,78 @@ export function extractContext(headers: HeaderCarrier, base: Context = contextAp
   }
 }
 
+/** What one message's headers carry, parsed once. */
+export interface MessageContext {
+  /** `ROOT_CONTEXT` extended with what the propagator parsed (span context, baggage). */
+  readonly context: Context;
+  /** The message's creation span context when it is valid, else `undefined`. */
+  readonly spanContext: SpanContext | undefined;
+}
+
+const EMPTY_MESSAGE_CONTEXT: MessageContext = { context: ROOT_CONTEXT, spanContext: undefined };
+
 /**
- * True when `headers` already carry a valid trace context under the registered propagator (e.g. a
- * well-formed `traceparent` the caller or another tool injected), which must not be overwritten.
- * Headers with only `baggage`, only `tracestate`, or a malformed `traceparent` do not count. Cheap
- * when no propagation field is present (no parsing then).
+ * Parses a received message's headers once: its creation context and, when valid, its span context.
+ * Never throws.
  */
-export function hasPropagationHeaders(headers: HeaderCarrier): boolean {
-  if (!headers) return false;
-  let present = false;
-  for (const field of propagation.fields()) {
-    const value = headers[field];
-    if (value !== undefined && value !== null) {
-      present = true;
-      break;
-    }
+export function readMessageContext(headers: HeaderCarrier): MessageContext {
+  if (!headers) return EMPTY_MESSAGE_CONTEXT;
+  const context = extractContext(headers, ROOT_CONTEXT);
+  if (context === ROOT_CONTEXT) return EMPTY_MESSAGE_CONTEXT;
+  const spanContext = trace.getSpanContext(context);
+  return { context, spanContext: spanContext && isSpanContextValid(spanContext) ? spanContext : undefined };
+}
+
+/**
+ * The valid trace context a caller's outgoing headers already carry (one they, or another tool,
+ * injected), parsed once; `undefined` when there is none (only baggage, a malformed `traceparent`,
+ * or no headers). Such a context must be kept, never overwritten.
+ */
+export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefined {
+  if (!headers) return undefined;
+  for (const _ in headers) {
+    const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
+    return spanContext && isSpanContextValid(spanContext) ? spanContext : undefined;
   }
-  if (!present) return false;
-  const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
-  return spanContext !== undefined && isSpanContextValid(spanContext);
+  return undefined; // no own enumerable keys: nothing to parse
+}
+
+/**
+ * The headers to send: a copy of the caller's `headers` with `context` injected, unless the caller's
+ * headers already carry their own valid context (`caller`, from {@link callerSpanContext}): that
+ * one is kept, and the caller's object is returned as it is, unless the message is relayed inside
+ * the same trace with a higher hop count, when a copy brings hoptrace's own hop counter in
+ * `tracestate` up to date. A field the caller set is never overwritten otherwise (a malformed
+ * `traceparent` stays as they sent it), and the caller's object is never written to.
+ *
+ * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
+ */
+export function sendHeaders<V>(
+  headers: Readonly<Record<string, V>> | null | undefined,
+  context: Context,
+  caller: SpanContext | undefined,
+): Readonly<Record<string, V | string>> {
+  if (caller && headers) {
+    const relayed = relayHop(caller, context);
+    if (!relayed) return headers;
+    // Only the W3C tracestate carries the hop counter; every other field stays as the caller sent it.
+    const state = injectContext(trace.setSpanContext(ROOT_CONTEXT, relayed)).tracestate;
+    return state === undefined ? headers : { ...headers, tracestate: state };
+  }
+  const out: Record<string, V | string> = headers ? { ...headers } : {};
+  const injected = injectContext(context);
+  for (const key in injected) {
+    if (out[key] === undefined || out[key] === null) out[key] = injected[key] as string;
+  }
+  return out;
 }
 
 /**
  * Returns a copy of `headers` with the context's propagation headers added. When the headers already
- * carry a valid trace context ({@link hasPropagationHeaders}), the copy keeps it untouched and nothing
- * is added, so two contexts are never mixed. Otherwise the injected fields are added, except that a
- * header the caller set is never overwritten (a malformed `traceparent` stays as the caller sent it).
- * The caller's object is not touched.
+ * carry a valid trace context, the copy keeps it and nothing is added, so two contexts are never
+ * mixed. Otherwise the injected fields are added, except that a header the caller set is never
+ * overwritten (a malformed `traceparent` stays as the caller sent it). The caller's object is not
+ * touched; headers are parsed once.
  *
  * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
  */
@@ -80,11 +128,7 @@ export function withContextHeaders<V>(
   headers: Readonly<Record<string, V>> | null | undefined,
   context: Context = contextApi.active(),
 ): Record<string, V | string> {
-  const out: Record<string, V | string> = headers ? { ...headers } : {};
-  if (hasPropagationHeaders(headers)) return out;
-  const injected = injectContext(context);
-  for (const key in injected) {
-    if (out[key] === undefined || out[key] === null) out[key] = injected[key] as string;
-  }
-  return out;
+  const caller = callerSpanContext(headers);
+  const out = sendHeaders(headers, context, caller);
+  return out === headers ? { ...headers } : (out as Record<string, V | string>);
 }

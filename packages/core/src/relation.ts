@@ -1,21 +1,21 @@
 import {
-  type Attributes,
   type Context,
-  context as contextApi,
   createTraceState,
-  isSpanContextValid,
   type Link,
   propagation,
   ROOT_CONTEXT,
-  type SpanContext,
   trace,
 } from '@opentelemetry/api';
+import { HOP_TRACESTATE_KEY, hopCount, type TraceBudget } from './hops.ts';
+import type { MessageContext } from './propagation.ts';
 
 /**
  * How a consumer's span relates to the context the message was created in.
- * - `parent`: the creation context is the parent (one unbroken trace per message), plus a link to it.
- * - `link`: a link only; the parent is whatever context is active where processing starts (the
- *   message's baggage is still made current).
+ * - `parent`: the creation context is the parent (one unbroken trace per message).
+ * - `link`: a link only; the parent is the processing context hoptrace controls (the batch span for
+ *   a message of a traced batch, the caller's context for a pull `get`), never a context that
+ *   happened to be active where the consumer, channel or worker was created. For push consumers that
+ *   means a new trace. The message's baggage is still made current.
  * - `root`: a new trace, linked to the creation context.
  */
 export type RelationPolicy = 'parent' | 'link' | 'root';
@@ -23,99 +23,81 @@ export type RelationPolicy = 'parent' | 'link' | 'root';
 /** The policies, for validation and docs. */
 export const RELATION_POLICIES: readonly RelationPolicy[] = ['parent', 'link', 'root'];
 
-/**
- * A budget of asynchronous hops per trace. Each consumer hop increments a counter kept in the W3C
- * `tracestate` (member {@link HOP_TRACESTATE_KEY}); once it would exceed `maxHops`, the consumer
- * starts a new trace linked to the old one, so loops and retry chains never grow one endless trace.
- */
-export interface TraceBudget {
-  /** Hops allowed in one trace before a new linked trace starts. An integer >= 1. */
-  maxHops: number;
-}
-
-/** The tracestate member that carries hoptrace's hop counter. */
-export const HOP_TRACESTATE_KEY = 'hoptrace';
-
-/** Attribute set on a span whose trace was restarted because the hop budget ran out. */
-export const ATTR_HOPTRACE_BUDGET_EXCEEDED = 'hoptrace.trace_budget.exceeded';
-/** Attribute with the hop number of a consumer span (1 = first hop after the producer). */
-export const ATTR_HOPTRACE_HOP = 'hoptrace.hop';
-
-/** The hop count carried by a span context (0 when absent or unreadable). */
-export function hopCount(spanContext: SpanContext | undefined): number {
-  const raw = spanContext?.traceState?.get(HOP_TRACESTATE_KEY);
-  if (!raw) return 0;
-  const n = Number.parseInt(raw, 10);
-  return Number.isFinite(n) && n >= 0 ? n : 0;
-}
-
-/** Where a consumer span starts: its parent context and the links it carries. */
+/** Where a consumer span starts: its parent context, its links, and what the hop budget decided. */
 export interface ConsumerStart {
-  /** The context to pass as parent to `tracer.startSpan`. */
+  /** The context to pass as parent to `tracer.startSpan` (and to run the handler in). */
   parent: Context;
-  /** Links to add at start (the creation context, when valid). */
-  links: Link[];
+  /** The link to the creation context, when the policy adds one. */
+  links: Link[] | undefined;
   /** Whether to start a new trace (`root: true` in the span options). */
   root: boolean;
-  /** Attributes the relation adds (hop number, budget exceeded). */
-  attributes: Attributes;
+  /** The hop number of this consumer span, when a budget is configured (0 once it restarted). */
+  hop: number | undefined;
+  /** True when the hop budget ran out and a new trace starts. */
+  budgetExceeded: boolean;
 }
 
 /**
  * Decides where a consumer span for one message starts.
  *
- * @param creation - the context extracted from the message (its creation context).
+ * @param message - the message's parsed creation context.
  * @param policy - see {@link RelationPolicy}.
- * @param budget - optional hop budget; when the message's hop count would exceed it, the span
- * starts a new trace linked to the creation context whatever the policy.
- * @param active - the context active where processing starts (used by `link`).
+ * @param budget - optional hop budget; when the message's hop count would exceed it, the span starts
+ * a new trace linked to the creation context whatever the policy.
+ * @param base - the processing context for `link` (ROOT for push consumers, the batch span inside a
+ * traced batch, the caller's context for a pull receive).
  * @param parentLink - under `parent`, also link to the creation context (which is the parent too).
- * Default `true`; `false` exports one link fewer per message.
  */
 export function consumerStart(
-  creation: Context,
+  message: MessageContext,
   policy: RelationPolicy,
-  budget?: TraceBudget,
-  active: Context = contextApi.active(),
-  parentLink = true,
+  budget: TraceBudget | undefined,
+  base: Context,
+  parentLink: boolean,
 ): ConsumerStart {
-  const spanContext = trace.getSpanContext(creation);
-  if (!spanContext || !isSpanContextValid(spanContext)) {
-    // Nothing to continue: a new trace (under the active context for `link`), baggage kept.
+  const spanContext = message.spanContext;
+  if (!spanContext) {
+    // Nothing to continue: a new trace (under the base for `link`), baggage kept.
     return {
-      parent: policy === 'link' ? withBaggageOf(active, creation) : creation,
-      links: [],
+      parent: policy === 'link' ? withBaggageOf(base, message.context) : message.context,
+      links: undefined,
       root: policy !== 'link',
-      attributes: {},
+      hop: undefined,
+      budgetExceeded: false,
     };
   }
-  const links: Link[] = [{ context: spanContext }];
-  const attributes: Attributes = {};
-  const counting = budget !== undefined || spanContext.traceState?.get(HOP_TRACESTATE_KEY) !== undefined;
-  if (!counting) {
-    if (policy === 'parent')
-      return { parent: creation, links: parentLink ? links : [], root: false, attributes };
-    if (policy === 'link') return { parent: withBaggageOf(active, creation), links, root: false, attributes };
-    return { parent: withoutSpan(creation), links, root: true, attributes };
+  const link: Link[] = [{ context: spanContext }];
+  let hop: number | undefined;
+  let parentContext = message.context;
+  if (budget) {
+    hop = hopCount(spanContext) + 1;
+    if (hop > budget.maxHops) {
+      return { parent: withoutSpan(message.context), links: link, root: true, hop: 0, budgetExceeded: true };
+    }
+    if (policy === 'parent') {
+      const traceState = (spanContext.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
+      parentContext = trace.setSpanContext(message.context, { ...spanContext, traceState });
+    }
   }
-  const hop = hopCount(spanContext) + 1;
-  if (budget && hop > budget.maxHops) {
-    attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED] = true;
-    attributes[ATTR_HOPTRACE_HOP] = 0;
-    return { parent: withoutSpan(creation), links, root: true, attributes };
-  }
-  attributes[ATTR_HOPTRACE_HOP] = hop;
   if (policy === 'parent') {
-    const traceState = (spanContext.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
     return {
-      parent: trace.setSpanContext(creation, { ...spanContext, traceState }),
-      links: parentLink ? links : [],
+      parent: parentContext,
+      links: parentLink ? link : undefined,
       root: false,
-      attributes,
+      hop,
+      budgetExceeded: false,
     };
   }
-  if (policy === 'link') return { parent: withBaggageOf(active, creation), links, root: false, attributes };
-  return { parent: withoutSpan(creation), links, root: true, attributes };
+  if (policy === 'link') {
+    return {
+      parent: withBaggageOf(base, message.context),
+      links: link,
+      root: false,
+      hop,
+      budgetExceeded: false,
+    };
+  }
+  return { parent: withoutSpan(message.context), links: link, root: true, hop, budgetExceeded: false };
 }
 
 /** `target` with the message's baggage (if any), so business context reaches the handler. */

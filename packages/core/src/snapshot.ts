@@ -10,7 +10,7 @@ import {
   TraceFlags,
   trace,
 } from '@opentelemetry/api';
-import { MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, MAX_TRACESTATE_LENGTH } from './limits.ts';
+import { acceptBaggageEntries, acceptTraceState, MAX_BAGGAGE_MEMBERS } from './limits.ts';
 
 /**
  * A context flattened into a small plain object: JSON-safe, so it can be stored in Redis, posted to
@@ -40,8 +40,8 @@ export function captureSnapshot(context: Context = contextApi.active()): Context
   return fillSnapshot(target, context) ? target : undefined;
 }
 
-/** Fills `target` in place from `context`; returns false when there was nothing to capture. */
-export function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
+/** Fills `target` from `context`; false when there was nothing to capture. */
+function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
   const spanContext = trace.getSpanContext(context);
   const bag = propagation.getBaggage(context);
   const valid = spanContext !== undefined && isSpanContextValid(spanContext);
@@ -63,8 +63,10 @@ export function fillSnapshot(target: ContextSnapshot, context: Context): boolean
 /**
  * Turns a snapshot back into a context: `base` (default: the active context) with the snapshot's
  * span context set as a remote parent and its baggage. The snapshot may come from storage written by
- * anyone, so it is validated: invalid ids leave the span context out, oversized tracestate and
- * baggage are dropped, and a value that is not a snapshot at all returns `base`. Never throws.
+ * anyone, so it is validated with the same limits `extractContext` applies to headers: invalid ids
+ * leave the span context out, a tracestate over 512 characters or 32 members and baggage over 64
+ * members or 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`.
+ * Never throws.
  */
 export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.active()): Context {
   if (!snapshot || typeof snapshot !== 'object') return base;
@@ -78,11 +80,7 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
         traceFlags: typeof s.traceFlags === 'number' ? s.traceFlags & 0xff : TraceFlags.NONE,
         isRemote: true,
       };
-      if (
-        typeof s.traceState === 'string' &&
-        s.traceState.length > 0 &&
-        s.traceState.length <= MAX_TRACESTATE_LENGTH
-      ) {
+      if (typeof s.traceState === 'string' && s.traceState.length > 0 && acceptTraceState(s.traceState)) {
         spanContext.traceState = createTraceState(s.traceState);
       }
       if (isSpanContextValid(spanContext)) context = trace.setSpanContext(context, spanContext);
@@ -99,17 +97,16 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
 }
 
 function baggageFromPairs(pairs: unknown[]): Baggage | undefined {
-  const entries: Record<string, { value: string }> = {};
-  let bytes = 0;
-  let members = 0;
+  if (pairs.length === 0 || pairs.length > MAX_BAGGAGE_MEMBERS) return undefined;
+  const valid: Array<[string, string]> = [];
   for (const pair of pairs) {
     if (!Array.isArray(pair)) continue;
     const [key, value] = pair as unknown[];
     if (typeof key !== 'string' || typeof value !== 'string' || key.length === 0) continue;
-    bytes += key.length + value.length + 1;
-    if (members >= MAX_BAGGAGE_MEMBERS || bytes > MAX_BAGGAGE_BYTES) break;
-    entries[key] = { value };
-    members += 1;
+    valid.push([key, value]);
   }
-  return members > 0 ? propagation.createBaggage(entries) : undefined;
+  if (valid.length === 0 || !acceptBaggageEntries(valid)) return undefined;
+  const entries: Record<string, { value: string }> = {};
+  for (const [key, value] of valid) entries[key] = { value };
+  return propagation.createBaggage(entries);
 }

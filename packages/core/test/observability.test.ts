@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
-import { createInstrumentation, extractContext, logFields, MessagingMetrics } from '@hoptrace/core';
+import { createLogFields, extractContext, logFields } from '@hoptrace/core';
+import { createInstrumentation, MessagingMetrics } from '@hoptrace/core/adapter';
 import { useTestTracing } from '@hoptrace/test-kit';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import {
@@ -12,6 +13,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 
 const tracing = useTestTracing();
+const SCOPE = { name: 'test', version: '0', system: 'kafka' };
 
 describe('logFields', () => {
   it('returns the active span ids, and an empty object outside a span', () => {
@@ -68,14 +70,14 @@ describe('MessagingMetrics', () => {
     const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
     const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
     const meterProvider = new MeterProvider({ readers: [reader] });
-    const instr = createInstrumentation('test', '0', { meterProvider });
+    const instr = createInstrumentation(SCOPE, { meterProvider });
     const attrs = {
       'messaging.system.name': 'kafka',
       'messaging.operation.name': 'send',
       'messaging.destination.name': 'orders',
     };
-    instr.metrics.recordSend(performance.now() - 20, 3, attrs);
-    instr.metrics.recordProcess(performance.now() - 5, 1, {
+    instr.metrics?.record('send', performance.now() - 20, 3, attrs);
+    instr.metrics?.record('process', performance.now() - 5, 1, {
       ...attrs,
       'messaging.operation.name': 'process',
     });
@@ -114,14 +116,82 @@ describe('createInstrumentation validates options at wrap time', () => {
     [{ baggageAttributes: [''] }, 'Expected `baggageAttributes` entries to be non-empty strings'],
     [{ baggageAttributes: 'tenant' }, 'Expected `baggageAttributes` to be a list or map of strings'],
   ])('rejects %j', (options, message) => {
-    expect(() => createInstrumentation('t', '0', options as never)).toThrow(message);
+    expect(() => createInstrumentation(SCOPE, options as never)).toThrow(message);
   });
 
-  it('defaults to the parent relation with no budget and no baggage', () => {
-    const instr = createInstrumentation('t', '0');
+  it('rejects providers without their factory method', () => {
+    expect(() => createInstrumentation(SCOPE, { tracerProvider: {} as never })).toThrow(
+      'Expected `tracerProvider` to have a getTracer() method, got {}',
+    );
+  });
+
+  it('defaults to the parent relation with no creation link, no budget and no baggage', () => {
+    const instr = createInstrumentation(SCOPE);
+    expect(instr.parentLink).toBe(false);
     expect(instr.relation).toBe('parent');
     expect(instr.traceBudget).toBeUndefined();
     expect(instr.baggage).toBeUndefined();
     expect(instr.legacyAttributes).toBe(false);
+  });
+});
+
+describe('createLogFields: trace id, business codes and error codes on one line', () => {
+  const lines = () => {
+    const out: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk, _encoding, done) {
+        out.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { out, sink };
+  };
+
+  it('adds allow-listed baggage and, once hoptrace recorded a failure on the active span, its error.type (real pino)', async () => {
+    const { out, sink } = lines();
+    const log = pino(
+      { mixin: createLogFields({ baggage: { 'tenant.id': 'tenant', 'business.line': 'line' } }) },
+      sink,
+    );
+    const { Operation } = await import('@hoptrace/core/adapter');
+    const instr = createInstrumentation(SCOPE, { classifyError: () => ({ type: 'STOCK_UNAVAILABLE' }) });
+    const parent = extractContext(
+      {
+        traceparent: `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`,
+        baggage: 'tenant.id=acme,business.line=retail,secret=x',
+      },
+      ROOT_CONTEXT,
+    );
+    const span = trace.getTracer('t').startSpan('work', {}, parent);
+    const operation = new Operation(instr, span);
+    const { context } = await import('@opentelemetry/api');
+    context.with(trace.setSpan(parent, span), () => {
+      log.info('before');
+      operation.noteFailure(new Error('no stock'));
+      log.error('after');
+    });
+    operation.end();
+    await new Promise((r) => setImmediate(r));
+    expect(out.map((l) => [l.msg, l.trace_id, l.tenant, l.line, l['error.type'], l.secret])).toEqual([
+      ['before', '1'.repeat(32), 'acme', 'retail', undefined, undefined],
+      ['after', '1'.repeat(32), 'acme', 'retail', 'STOCK_UNAVAILABLE', undefined],
+    ]);
+  });
+
+  it('names the original failure while a dead-letter copy is handled, and can leave error.type out', async () => {
+    const { failureHeaders, readFailureLineage } = await import('@hoptrace/core');
+    const { withFailureLineage } = await import('@hoptrace/core/adapter');
+    const { context } = await import('@opentelemetry/api');
+    const headers = failureHeaders({
+      error: Object.assign(new Error('x'), { code: 'E_POISON' }),
+      destination: 'orders',
+    });
+    const ctx = withFailureLineage(ROOT_CONTEXT, readFailureLineage(headers));
+    expect(context.with(ctx, createLogFields())).toEqual({ 'error.type': 'E_POISON' });
+    expect(context.with(ctx, createLogFields({ errorType: false }))).toEqual({});
+  });
+
+  it('validates the allow-list when compiled', () => {
+    expect(() => createLogFields({ baggage: [''] })).toThrow(TypeError);
   });
 });

@@ -1,4 +1,5 @@
-import { extractContext, hasPropagationHeaders, injectContext, withContextHeaders } from '@hoptrace/core';
+import { extractContext, injectContext, withContextHeaders } from '@hoptrace/core';
+import { callerSpanContext, sendHeaders } from '@hoptrace/core/adapter';
 import {
   installTestTracing,
   makePropagator,
@@ -121,22 +122,127 @@ describe('injectContext and withContextHeaders', () => {
     const theirs = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` };
     const out = withContextHeaders(theirs, remoteContext('vendor=x'));
     expect(out).toEqual(theirs);
-    expect(hasPropagationHeaders(theirs)).toBe(true);
-    expect(hasPropagationHeaders({ 'x-other': '1' })).toBe(false);
+    expect(callerSpanContext(theirs)?.traceId).toBe('a'.repeat(32));
+    expect(callerSpanContext({ 'x-other': '1' })).toBeUndefined();
   });
 
   it('treats baggage-only or malformed trace headers as no context: adds ours, overwrites nothing', () => {
-    expect(hasPropagationHeaders({ baggage: 'k=v' })).toBe(false);
+    expect(callerSpanContext({ baggage: 'k=v' })).toBeUndefined();
     expect(withContextHeaders({ baggage: 'k=v' }, remoteContext('vendor=x'))).toEqual({
       baggage: 'k=v',
       traceparent: TRACEPARENT,
       tracestate: 'vendor=x',
     });
-    expect(hasPropagationHeaders({ traceparent: 'garbage' })).toBe(false);
+    expect(callerSpanContext({ traceparent: 'garbage' })).toBeUndefined();
     expect(withContextHeaders({ traceparent: 'garbage' }, remoteContext())).toEqual({
       traceparent: 'garbage',
       baggage: 'tenant.id=acme,order=42',
     });
+  });
+});
+
+describe('hostile sizes are refused before parsing', () => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+  });
+  afterAll(() => tracing.uninstall());
+
+  /** Registers a propagator that records every value the getter hands it. */
+  function recordingPropagator(): string[] {
+    const seen: string[] = [];
+    propagation.disable();
+    propagation.setGlobalPropagator({
+      inject() {},
+      extract(ctx, carrier, getter) {
+        for (const key of ['traceparent', 'tracestate', 'baggage', 'b3']) {
+          const value = getter.get(carrier, key);
+          if (typeof value === 'string') seen.push(`${key}:${value.length}`);
+        }
+        return ctx;
+      },
+      fields: () => ['traceparent', 'tracestate', 'baggage'],
+    });
+    return seen;
+  }
+
+  it('never hands the propagator a baggage over 8192 bytes or 64 members, a tracestate over 512 characters or 32 members, or a traceparent over 512', () => {
+    const seen = recordingPropagator();
+    try {
+      const huge = 'k=v,'.repeat(262_144); // 1 MB
+      extractContext(
+        { baggage: huge, tracestate: 'a=b,'.repeat(200), traceparent: 'x'.repeat(1_000_000) },
+        ROOT_CONTEXT,
+      );
+      extractContext(
+        { baggage: Buffer.from(huge), tracestate: [Buffer.from('a'.repeat(600))] },
+        ROOT_CONTEXT,
+      );
+      extractContext(
+        {
+          baggage: Array.from({ length: 65 }, (_, i) => `k${i}=v`).join(','),
+          tracestate: Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(','),
+        },
+        ROOT_CONTEXT,
+      );
+      expect(seen).toEqual([]);
+      // At the limits, they are passed on.
+      extractContext(
+        { baggage: Array.from({ length: 64 }, (_, i) => `k${i}=v`).join(','), tracestate: 'a=b' },
+        ROOT_CONTEXT,
+      );
+      expect(seen).toEqual([
+        'tracestate:3',
+        `baggage:${Array.from({ length: 64 }, (_, i) => `k${i}=v`).join(',').length}`,
+      ]);
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(makePropagator('w3c'));
+    }
+  });
+
+  it('keeps the trace id when only the baggage is hostile', () => {
+    const ctx = extractContext({ traceparent: TRACEPARENT, baggage: 'junk,'.repeat(300_000) }, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)?.traceId).toBe(TRACE_ID);
+    expect(propagation.getBaggage(ctx)).toBeUndefined();
+  });
+
+  it('never throws on a header object whose getters throw', () => {
+    const hostile = Object.defineProperty({}, 'traceparent', {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(extractContext(hostile, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    expect(callerSpanContext(hostile)).toBeUndefined();
+  });
+});
+
+describe('sendHeaders: relayed messages keep the caller context and the hop count moves on', () => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+  });
+  afterAll(() => tracing.uninstall());
+
+  it('returns the caller headers untouched when they carry their own context and nothing is relayed', () => {
+    const theirs = { traceparent: TRACEPARENT, other: 'x' };
+    expect(sendHeaders(theirs, remoteContext(), callerSpanContext(theirs))).toBe(theirs);
+  });
+
+  it('brings the hoptrace tracestate member up to date when relayed inside the same trace with a higher count', () => {
+    const forwarded = { traceparent: TRACEPARENT, tracestate: 'hoptrace=1,vendor=x', other: 'x' };
+    const processing = remoteContext('hoptrace=2,vendor=x');
+    const out = sendHeaders(forwarded, processing, callerSpanContext(forwarded));
+    expect(out).not.toBe(forwarded);
+    expect(out).toEqual({ traceparent: TRACEPARENT, tracestate: 'hoptrace=2,vendor=x', other: 'x' });
+    expect(forwarded.tracestate).toBe('hoptrace=1,vendor=x');
+  });
+
+  it('leaves a context from another trace alone', () => {
+    const forwarded = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, tracestate: 'hoptrace=1' };
+    expect(sendHeaders(forwarded, remoteContext('hoptrace=5'), callerSpanContext(forwarded))).toBe(forwarded);
   });
 });
 

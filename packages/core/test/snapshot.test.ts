@@ -1,4 +1,4 @@
-import { captureSnapshot, extractContext, restoreSnapshot, SnapshotPool } from '@hoptrace/core';
+import { captureSnapshot, extractContext, restoreSnapshot } from '@hoptrace/core';
 import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,61 +77,34 @@ describe('captureSnapshot / restoreSnapshot', () => {
     expect(sc?.traceState).toBeUndefined();
   });
 
-  it('keeps at most 64 baggage members from a snapshot', () => {
-    const pairs = Array.from({ length: 100 }, (_, i) => [`k${i}`, 'v']);
-    const restored = restoreSnapshot(
-      { traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1, baggage: pairs },
-      ROOT_CONTEXT,
-    );
-    expect(propagation.getBaggage(restored)?.getAllEntries()).toHaveLength(64);
-  });
-});
-
-describe('SnapshotPool', () => {
-  it('reuses released snapshots, clears them, and counts what happened', () => {
-    const pool = new SnapshotPool(2);
-    const a = pool.acquire(sample());
-    expect(a?.traceId).toBe(TRACE_ID);
-    pool.release(a);
-    expect(a).toEqual({ traceId: '', spanId: '', traceFlags: 0 });
-    const b = pool.acquire(sample());
-    expect(b).toBe(a);
-    expect(pool.stats()).toMatchObject({ created: 1, reused: 1, released: 1, free: 0 });
-  });
-
-  it('treats a double release as harmless', () => {
-    const pool = new SnapshotPool(4);
-    const a = pool.acquire(sample());
-    pool.release(a);
-    pool.release(a);
-    expect(pool.stats()).toMatchObject({ released: 1, doubleReleases: 1, free: 1 });
-    const b = pool.acquire(sample());
-    const c = pool.acquire(sample());
-    expect(b).not.toBe(c);
-  });
-
-  it('is bounded: releases beyond capacity are dropped', () => {
-    const pool = new SnapshotPool(1);
-    const a = pool.acquire(sample());
-    const b = pool.acquire(sample());
-    pool.release(a);
-    pool.release(b);
-    expect(pool.stats()).toMatchObject({ free: 1, dropped: 1 });
-  });
-
-  it('takes nothing from the pool when the context has nothing to capture', () => {
-    const pool = new SnapshotPool(1);
-    expect(pool.acquire(ROOT_CONTEXT)).toBeUndefined();
-    expect(pool.stats()).toMatchObject({ free: 1, created: 1 });
-  });
-
-  it('ignores snapshots it did not hand out', () => {
-    const pool = new SnapshotPool(1);
-    pool.release(captureSnapshot(sample()));
-    expect(pool.stats()).toMatchObject({ free: 0, released: 0 });
-  });
-
-  it('throws a clear error for a bad capacity', () => {
-    expect(() => new SnapshotPool(-1)).toThrow('Expected `capacity` to be an integer >= 0, got -1');
+  it('agrees with extract on the limits: baggage over 64 members or 8192 bytes, tracestate over 32 members, are dropped whole', () => {
+    const restore = (extra: object) =>
+      restoreSnapshot({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1, ...extra }, ROOT_CONTEXT);
+    const members = (n: number) => Array.from({ length: n }, (_, i) => [`k${i}`, 'v']);
+    expect(propagation.getBaggage(restore({ baggage: members(64) }))?.getAllEntries()).toHaveLength(64);
+    expect(propagation.getBaggage(restore({ baggage: members(65) }))).toBeUndefined();
+    expect(propagation.getBaggage(restore({ baggage: [['k', 'v'.repeat(8191)]] }))).toBeUndefined();
+    expect(
+      propagation.getBaggage(restore({ baggage: [['k', 'v'.repeat(8190)]] }))?.getAllEntries(),
+    ).toHaveLength(1);
+    const state = (n: number) => Array.from({ length: n }, (_, i) => `k${i}=v`).join(',');
+    expect(trace.getSpanContext(restore({ traceState: state(32) }))?.traceState?.serialize()).toBe(state(32));
+    expect(trace.getSpanContext(restore({ traceState: state(33) }))?.traceState).toBeUndefined();
+    // The same content as headers is accepted or refused alike.
+    const asHeader = (baggage: string) => propagation.getBaggage(extractContext({ baggage }, ROOT_CONTEXT));
+    expect(
+      asHeader(
+        members(64)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      )?.getAllEntries(),
+    ).toHaveLength(64);
+    expect(
+      asHeader(
+        members(65)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      ),
+    ).toBeUndefined();
   });
 });

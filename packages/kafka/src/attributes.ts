@@ -2,15 +2,11 @@ import {
   ATTR_KAFKA_MESSAGE_KEY,
   ATTR_KAFKA_MESSAGE_TOMBSTONE,
   ATTR_KAFKA_OFFSET,
-  ATTR_MESSAGING_CLIENT_ID,
-  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_MESSAGING_DESTINATION_PARTITION_ID,
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-} from '@hoptrace/core';
+  capValue,
+} from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
-import type { ClientInfo } from './client-info.ts';
 
 /** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
@@ -19,18 +15,30 @@ export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
  * batch handler returned or threw (kafkajs did not record it as processed by the handler).
  */
 export const ATTR_HOPTRACE_MESSAGE_UNRESOLVED = 'hoptrace.message.unresolved';
+/**
+ * On a send span inside a transaction: `committed` or `aborted` once the transaction ends (an
+ * aborted message is never delivered to read-committed consumers), `unknown` when the producer
+ * disconnected first.
+ */
+export const ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME = 'hoptrace.kafka.transaction.outcome';
+/** `error.type` of a send span whose transaction was aborted. */
+export const ERROR_TRANSACTION_ABORTED = 'transaction_aborted';
 
+/** Keys longer than this (in bytes) are never decoded for an attribute. */
+const MAX_KEY_BYTES = 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * A message key as attribute text: strings as they are, Buffers only when they are valid UTF-8,
- * `null`/`undefined` and anything else never. Never throws.
+ * A message key as attribute text, cut to 256 characters: strings as they are, Buffers only when
+ * they are valid UTF-8 (and not longer than 1 KB, so a huge key is never decoded), `null`,
+ * `undefined` and anything else never. Never throws.
  */
 export function keyText(key: unknown): string | undefined {
-  if (typeof key === 'string') return key;
+  if (typeof key === 'string') return capValue(key);
   if (key instanceof Uint8Array) {
+    if (key.byteLength > MAX_KEY_BYTES) return undefined;
     try {
-      return utf8.decode(key);
+      return capValue(utf8.decode(key));
     } catch {
       return undefined;
     }
@@ -46,10 +54,10 @@ export function bodySize(value: unknown): number | undefined {
   return undefined;
 }
 
-/** Adds the per-message attributes (key, tombstone, body size) a message carries to `out`. */
+/** Adds the per-message attributes (key when opted in, tombstone, body size when opted in) to `out`. */
 export function addMessageAttributes(
   out: Attributes,
-  message: { key?: unknown; value: unknown },
+  message: { key?: unknown; value?: unknown },
   captureKeys: boolean,
   captureBodySize: boolean,
 ): void {
@@ -70,19 +78,9 @@ export function addPositionAttributes(
   partition: number | undefined,
   offset: number | string | undefined,
 ): void {
-  if (partition !== undefined) out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
+  if (typeof partition === 'number') out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
   if (offset !== undefined) {
     const n = typeof offset === 'number' ? offset : Number(offset);
     if (Number.isSafeInteger(n)) out[ATTR_KAFKA_OFFSET] = n;
   }
-}
-
-/** Adds client id, server address/port and (consumers) group name, as far as they are known. */
-export function addClientAttributes(out: Attributes, info: ClientInfo, withGroup: boolean): void {
-  if (info.clientId !== undefined) out[ATTR_MESSAGING_CLIENT_ID] = info.clientId;
-  if (info.serverAddress !== undefined) {
-    out[ATTR_SERVER_ADDRESS] = info.serverAddress;
-    if (info.serverPort !== undefined) out[ATTR_SERVER_PORT] = info.serverPort;
-  }
-  if (withGroup && info.groupId !== undefined) out[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = info.groupId;
 }

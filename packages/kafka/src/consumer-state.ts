@@ -1,35 +1,55 @@
-import {
-  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_SYSTEM_NAME,
-  type Instrumentation,
-  MESSAGING_SYSTEM,
-  type SpanHandle,
-} from '@hoptrace/core';
-import type { Attributes } from '@opentelemetry/api';
-import type { BatchTracker } from './batch.ts';
+import type {
+  Instrumentation,
+  MetricAttributeCache,
+  Operation,
+  OperationMetric,
+} from '@hoptrace/core/adapter';
 import type { ClientInfo } from './client-info.ts';
 import type { KafkaSettings } from './options.ts';
+import type { KafkaTemplates } from './templates.ts';
+
+/** A batch in flight, as the consumer sees it: something to finish when the consumer stops. */
+export interface OpenBatch {
+  /** Ends every span of the batch still open; `resolved` says the rest counts as processed. */
+  finish(resolved: boolean): void;
+}
 
 /** Everything a traced consumer shares across its handlers. */
 export interface ConsumerState {
   readonly instr: Instrumentation;
   readonly settings: KafkaSettings;
   readonly info: ClientInfo;
-  /** eachMessage spans whose handler has not settled yet (ended on stop/disconnect). */
-  readonly open: Set<SpanHandle>;
+  readonly templates: KafkaTemplates;
+  readonly metrics: MetricAttributeCache;
+  /** eachMessage operations whose handler has not settled yet (ended on stop/disconnect). */
+  readonly open: Set<Operation>;
   /** eachBatch batches in flight (finished on stop/disconnect). */
-  readonly batches: Set<BatchTracker>;
+  readonly batches: Set<OpenBatch>;
 }
 
-/** Attributes of the process metrics: system, operation, destination, consumer group. */
-export function processMetricAttributes(state: ConsumerState, topic: string): Attributes {
-  const attributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.kafka,
-    [ATTR_MESSAGING_OPERATION_NAME]: 'process',
-    [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+/** The process metric of one topic (with the consumer group once known), or undefined without metrics. */
+export function processMetric(
+  state: ConsumerState,
+  topic: string,
+  count: number,
+): OperationMetric | undefined {
+  if (!state.instr.metrics) return undefined;
+  return {
+    operation: 'process',
+    cache: state.metrics,
+    attributes: state.metrics.get('process', topic, state.info.groupId),
+    count,
   };
-  if (state.info.groupId !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = state.info.groupId;
-  return attributes;
+}
+
+/** Records how long a message waited in Kafka (from its timestamp), when metrics are on. */
+export function recordTimeInQueue(state: ConsumerState, topic: string, timestamp: unknown): void {
+  const metrics = state.instr.metrics;
+  if (!metrics || typeof timestamp !== 'string') return;
+  const created = Number(timestamp);
+  if (!Number.isFinite(created) || created <= 0) return;
+  metrics.timeInQueue.record(
+    Math.max(0, Date.now() - created) / 1000,
+    state.metrics.get('process', topic, state.info.groupId),
+  );
 }

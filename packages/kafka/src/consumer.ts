@@ -1,34 +1,39 @@
+import { readFailureLineage } from '@hoptrace/core';
 import {
-  ATTR_ERROR_TYPE,
   createInstrumentation,
-  errorTypeOf,
-  extractContext,
+  existingWrapper,
   type Instrumentation,
-  MESSAGING_SYSTEM,
-  runInSpan,
-  SpanHandle,
+  interceptMethods,
+  lineageAttributes,
+  lineageLinks,
+  MetricAttributeCache,
+  Operation,
+  readMessageContext,
+  setSpanAttributes,
   startConsumerSpan,
-} from '@hoptrace/core';
-import { type Attributes, ROOT_CONTEXT } from '@opentelemetry/api';
+  withFailureLineage,
+} from '@hoptrace/core/adapter';
+import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, EachMessagePayload } from 'kafkajs';
-import { addClientAttributes, addMessageAttributes, addPositionAttributes } from './attributes.ts';
+import { addMessageAttributes, addPositionAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
-import { type ClientInfo, learnClientInfo } from './client-info.ts';
-import { type ConsumerState, processMetricAttributes } from './consumer-state.ts';
+import { ClientInfo } from './client-info.ts';
+import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
 import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
-import { SCOPE_NAME, SCOPE_VERSION } from './version.ts';
-
-const wrapped = new WeakSet<object>();
+import { KAFKA_SCOPE } from './scope.ts';
+import { KafkaTemplates } from './templates.ts';
 
 /**
  * Wraps a kafkajs consumer so that `run({ eachMessage })` and `run({ eachBatch })` are traced.
  *
  * - eachMessage: one `process {topic}` CONSUMER span per delivery, related to the message's creation
- *   context by the relation policy (default `parent`, plus a link); the handler runs with it active;
- *   a handler error is recorded and rethrown unchanged, so kafkajs retries as before (each retried
- *   delivery gets its own span).
- * - eachBatch: see {@link withMessageContext} and the README: a batch `process {topic}` span linking
- *   to the messages' creation contexts (capped by `maxBatchLinks`), plus one span per message.
+ *   context by the relation policy (default `parent`); the handler runs with it active; whatever the
+ *   handler throws is recorded and rethrown unchanged, so kafkajs retries as before (each retried
+ *   delivery gets its own span). A message whose parent is unsampled gets no span (see `unsampled`)
+ *   and its handler runs in the message's own context.
+ * - eachBatch: see `batchSpans` and {@link withMessageContext}.
+ * - A dead-letter or retry copy made with `deadLetterMessage` links to the failed attempt and names
+ *   the failure (`hoptrace.failure.*`).
  * - `stop()` and `disconnect()` end every span still open once kafkajs has stopped.
  *
  * The payloads your handlers receive are kafkajs's own (eachBatch: the same fields, with
@@ -38,8 +43,9 @@ const wrapped = new WeakSet<object>();
  * @param options - see {@link KafkaConsumerOptions}; invalid options throw a TypeError here.
  */
 export function traceConsumer<C extends Consumer>(consumer: C, options: KafkaConsumerOptions = {}): C {
-  if (wrapped.has(consumer)) return consumer;
-  const instr = createInstrumentation(SCOPE_NAME, SCOPE_VERSION, options);
+  const existing = existingWrapper(consumer);
+  if (existing) return existing;
+  const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
   return wrapConsumer(consumer, instr, settings, settings.groupId);
 }
@@ -51,32 +57,27 @@ export function wrapConsumer<C extends Consumer>(
   settings: KafkaSettings,
   groupId: string | undefined,
 ): C {
-  if (wrapped.has(consumer)) return consumer;
-  const info: ClientInfo = {
-    clientId: settings.clientId,
-    serverAddress: settings.serverAddress,
-    serverPort: settings.serverPort,
-    groupId,
-  };
-  learnClientInfo(
-    info,
+  const existing = existingWrapper(consumer);
+  if (existing) return existing;
+  const info = new ClientInfo(settings, groupId);
+  info.learn(
     (listener) => consumer.on('consumer.network.request', listener),
     (listener) => consumer.on('consumer.group_join', listener),
   );
-  const state: ConsumerState = { instr, settings, info, open: new Set(), batches: new Set() };
-  const run = (config?: ConsumerRunConfig) => consumer.run(traceRunConfig(state, config));
-  const stop = () => endAllAfter(state, consumer.stop());
-  const disconnect = () => endAllAfter(state, consumer.disconnect());
-  const proxy = new Proxy(consumer, {
-    get(target, property, receiver) {
-      if (property === 'run') return run;
-      if (property === 'stop') return stop;
-      if (property === 'disconnect') return disconnect;
-      return Reflect.get(target, property, receiver);
-    },
+  const state: ConsumerState = {
+    instr,
+    settings,
+    info,
+    templates: new KafkaTemplates(instr, info, true),
+    metrics: new MetricAttributeCache(instr.system),
+    open: new Set(),
+    batches: new Set(),
+  };
+  return interceptMethods(consumer, {
+    run: (raw, [config]) => raw.run(traceRunConfig(state, config as ConsumerRunConfig | undefined)),
+    stop: (raw) => endAllAfter(state, raw.stop()),
+    disconnect: (raw) => endAllAfter(state, raw.disconnect()),
   });
-  wrapped.add(proxy);
-  return proxy;
 }
 
 /** A copy of the run config with traced handlers; every other field as the caller set it. */
@@ -97,50 +98,45 @@ function traceRunConfig(
   return traced;
 }
 
-/** One eachMessage delivery: its process span, the handler inside it, the metrics. */
-async function processMessage(
+/** One eachMessage delivery: its process span (or none when unsampled), the handler inside it, the metrics. */
+function processMessage(
   state: ConsumerState,
   handler: (payload: EachMessagePayload) => Promise<void>,
   payload: EachMessagePayload,
 ): Promise<void> {
-  const { instr, settings, info } = state;
-  const startMs = performance.now();
+  const { instr, settings } = state;
   const { topic, partition, message } = payload;
-  const attributes: Attributes = {};
-  addClientAttributes(attributes, info, true);
-  addPositionAttributes(attributes, partition, message.offset);
-  addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+  const headers = message?.headers;
+  const lineage = readFailureLineage(headers);
   // The message's own context decides; where run() happened to be called must not leak in.
-  const creation = extractContext(message.headers, ROOT_CONTEXT);
-  const { span, context } = startConsumerSpan(instr, creation, {
-    system: MESSAGING_SYSTEM.kafka,
-    operationType: 'process',
-    operationName: 'process',
-    destination: topic,
-    attributes,
-  });
-  const handle = new SpanHandle(span);
-  state.open.add(handle);
-  const metricAttributes = processMetricAttributes(state, topic);
-  try {
-    await runInSpan(handle, () => handler(payload), { context });
-  } catch (error) {
-    metricAttributes[ATTR_ERROR_TYPE] = errorTypeOf(error);
-    throw error;
-  } finally {
-    state.open.delete(handle);
-    instr.metrics.recordProcess(startMs, 1, metricAttributes);
+  const { span, context } = startConsumerSpan(
+    instr,
+    state.templates.of('process').get(topic),
+    readMessageContext(headers),
+    ROOT_CONTEXT,
+    lineageLinks(lineage),
+  );
+  if (span?.isRecording()) {
+    const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
+    addPositionAttributes(attributes, partition, message?.offset);
+    if (message) addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+    setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
+  recordTimeInQueue(state, topic, message?.timestamp);
+  const operation = new Operation(instr, span, processMetric(state, topic, 1));
+  state.open.add(operation);
+  const done = contextApi.with(withFailureLineage(context, lineage), () =>
+    operation.run(() => handler(payload)),
+  );
+  return Promise.resolve(done).finally(() => state.open.delete(operation));
 }
 
 /** Awaits kafkajs's stop/disconnect, then ends whatever hoptrace still has open; rethrows its error. */
-async function endAllAfter(state: ConsumerState, done: Promise<void>): Promise<void> {
-  try {
-    await done;
-  } finally {
-    for (const handle of state.open) handle.end();
+function endAllAfter(state: ConsumerState, done: Promise<void>): Promise<void> {
+  return done.finally(() => {
+    for (const operation of state.open) operation.end();
     state.open.clear();
-    for (const tracker of state.batches) tracker.finish(false);
+    for (const batch of state.batches) batch.finish(false);
     state.batches.clear();
-  }
+  });
 }

@@ -5,15 +5,21 @@
  * @packageDocumentation
  */
 
-export { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_MESSAGE_UNRESOLVED } from './attributes.ts';
+export {
+  ATTR_HOPTRACE_BATCH_LINK_COUNT,
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  ERROR_TRANSACTION_ABORTED,
+} from './attributes.ts';
 export { withMessageContext } from './batch.ts';
 export { traceConsumer } from './consumer.ts';
 export { traceKafka } from './kafka.ts';
 export {
+  type BatchSpans,
   DEFAULT_MAX_BATCH_LINKS,
   type KafkaClientOptions,
   type KafkaConsumerOptions,
   type KafkaOptions,
   type KafkaProducerOptions,
 } from './options.ts';
-export { traceProducer } from './producer.ts';
+export { MAX_PENDING_TRANSACTION_SENDS, traceProducer } from './producer.ts';

@@ -1,11 +1,9 @@
-import { createInstrumentation } from '@hoptrace/core';
-import type { Consumer, ConsumerConfig, Kafka, Producer, ProducerConfig } from 'kafkajs';
+import { createInstrumentation, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import type { ConsumerConfig, Kafka, ProducerConfig } from 'kafkajs';
 import { wrapConsumer } from './consumer.ts';
 import { type KafkaOptions, resolveKafkaSettings } from './options.ts';
 import { wrapProducer } from './producer.ts';
-import { SCOPE_NAME, SCOPE_VERSION } from './version.ts';
-
-const wrapped = new WeakSet<object>();
+import { KAFKA_SCOPE } from './scope.ts';
 
 /**
  * Wraps a kafkajs `Kafka` client so that every `producer()` and `consumer()` it makes comes out
@@ -17,25 +15,21 @@ const wrapped = new WeakSet<object>();
  * @param options - see {@link KafkaOptions}; invalid options throw a TypeError here.
  */
 export function traceKafka<K extends Kafka>(kafka: K, options: KafkaOptions = {}): K {
-  if (wrapped.has(kafka)) return kafka;
-  const instr = createInstrumentation(SCOPE_NAME, SCOPE_VERSION, options);
+  const existing = existingWrapper(kafka);
+  if (existing) return existing;
+  const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
-  const producer = (config?: ProducerConfig): Producer =>
-    wrapProducer(kafka.producer(config), instr, settings);
-  const consumer = (config: ConsumerConfig): Consumer =>
-    wrapConsumer(
-      kafka.consumer(config),
-      instr,
-      settings,
-      typeof config?.groupId === 'string' && config.groupId ? config.groupId : undefined,
-    );
-  const proxy = new Proxy(kafka, {
-    get(target, property, receiver) {
-      if (property === 'producer') return producer;
-      if (property === 'consumer') return consumer;
-      return Reflect.get(target, property, receiver);
+  return interceptMethods(kafka, {
+    producer: (raw, [config]) =>
+      wrapProducer(raw.producer(config as ProducerConfig | undefined), instr, settings),
+    consumer: (raw, [config]) => {
+      const groupId = (config as ConsumerConfig | undefined)?.groupId;
+      return wrapConsumer(
+        raw.consumer(config as ConsumerConfig),
+        instr,
+        settings,
+        typeof groupId === 'string' && groupId ? groupId : undefined,
+      );
     },
   });
-  wrapped.add(proxy);
-  return proxy;
 }

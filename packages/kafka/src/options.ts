@@ -1,16 +1,19 @@
+import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
 import {
   assertOptionalBoolean,
   assertOptionalInteger,
-  type ConsumerTracingOptions,
-  type TracingOptions,
-} from '@hoptrace/core';
+  assertOptionalOneOf,
+  assertOptionalString,
+  describeValue,
+} from '@hoptrace/core/adapter';
 
 /** What every Kafka wrapper takes on top of core's {@link TracingOptions}. */
 export interface KafkaClientOptions {
   /**
-   * Record `kafka.message.key`. Keys may hold personal data; set `false` to leave them out. Buffer
-   * keys are recorded only when they are valid UTF-8 text; `null` keys never. Default `true`.
-   * @example { captureKeys: false }
+   * Record `kafka.message.key` (cut to 256 characters). Keys often hold personal data or ids, so
+   * they are left out unless you opt in. Buffer keys are recorded only when they are valid UTF-8;
+   * `null` keys never. Default `false`.
+   * @example { captureKeys: true }
    */
   captureKeys?: boolean;
   /**
@@ -30,13 +33,16 @@ export interface KafkaClientOptions {
 /** Options of {@link traceProducer}. */
 export interface KafkaProducerOptions extends TracingOptions, KafkaClientOptions {
   /**
-   * For calls that send more than one message, start a `create` span per message and inject its
-   * context into that message (the `send` span links to each). With `false`, the `send` span's own
-   * context is injected into every message instead (fewer spans). Default `true`.
-   * @example { createSpans: false }
+   * For calls that send more than one message, also start a `create` span per message and inject
+   * its context into that message (the `send` span then links to each). Default `false`: one `send`
+   * span per call, whose context every message of the call carries.
+   * @example { createSpans: true }
    */
   createSpans?: boolean;
 }
+
+/** How `eachBatch` is traced; see {@link KafkaConsumerOptions.batchSpans}. */
+export type BatchSpans = 'message' | 'batch';
 
 /** Options of {@link traceConsumer}. */
 export interface KafkaConsumerOptions extends ConsumerTracingOptions, KafkaClientOptions {
@@ -52,6 +58,14 @@ export interface KafkaConsumerOptions extends ConsumerTracingOptions, KafkaClien
    * @example { maxBatchLinks: 1000 }
    */
   maxBatchLinks?: number;
+  /**
+   * How `eachBatch` is traced. `'message'` (default): a batch span plus one `process` span per
+   * message, each ending when its offset is resolved. `'batch'`: one `process` span per batch with
+   * a link per message (capped by `maxBatchLinks`), and a per-message span only where the handler
+   * asks for one with `withMessageContext` (the cheapest way to trace hot batch consumers).
+   * @example { batchSpans: 'batch' }
+   */
+  batchSpans?: BatchSpans;
 }
 
 /** Options of {@link traceKafka}: everything producers and consumers take. */
@@ -62,13 +76,14 @@ export const DEFAULT_MAX_BATCH_LINKS = 128;
 
 /** Settings resolved once at wrap time. */
 export interface KafkaSettings {
-  captureKeys: boolean;
-  createSpans: boolean;
-  maxBatchLinks: number;
-  clientId: string | undefined;
-  groupId: string | undefined;
-  serverAddress: string | undefined;
-  serverPort: number | undefined;
+  readonly captureKeys: boolean;
+  readonly createSpans: boolean;
+  readonly maxBatchLinks: number;
+  readonly batchSpans: BatchSpans;
+  readonly clientId: string | undefined;
+  readonly groupId: string | undefined;
+  readonly serverAddress: string | undefined;
+  readonly serverPort: number | undefined;
 }
 
 /**
@@ -79,17 +94,19 @@ export function resolveKafkaSettings(options: KafkaConsumerOptions & KafkaProduc
   assertOptionalBoolean('captureKeys', options.captureKeys);
   assertOptionalBoolean('createSpans', options.createSpans);
   assertOptionalInteger('maxBatchLinks', options.maxBatchLinks, 0);
+  assertOptionalOneOf('batchSpans', options.batchSpans, ['message', 'batch']);
   assertOptionalString('clientId', options.clientId);
   assertOptionalString('groupId', options.groupId);
   assertOptionalString('broker', options.broker);
   const server = options.broker === undefined ? undefined : parseBroker(options.broker);
   if (options.broker !== undefined && server === undefined) {
-    throw new TypeError(`Expected \`broker\` to be "host:port", got ${JSON.stringify(options.broker)}`);
+    throw new TypeError(`Expected \`broker\` to be "host:port", got ${describeValue(options.broker)}`);
   }
   return {
-    captureKeys: options.captureKeys ?? true,
-    createSpans: options.createSpans ?? true,
+    captureKeys: options.captureKeys ?? false,
+    createSpans: options.createSpans ?? false,
     maxBatchLinks: options.maxBatchLinks ?? DEFAULT_MAX_BATCH_LINKS,
+    batchSpans: options.batchSpans ?? 'message',
     clientId: options.clientId,
     groupId: options.groupId,
     serverAddress: server?.address,
@@ -106,15 +123,4 @@ export function parseBroker(broker: string): { address: string; port: number } |
   if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
   return address.length > 0 ? { address, port } : undefined;
-}
-
-function assertOptionalString(name: string, value: unknown): void {
-  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-    throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${describe(value)}`);
-  }
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  return typeof value === 'object' && value !== null ? Object.prototype.toString.call(value) : String(value);
 }

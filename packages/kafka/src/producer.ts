@@ -1,32 +1,30 @@
 import {
-  ATTR_ERROR_TYPE,
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_SYSTEM_NAME,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  callerSpanContext,
   createInstrumentation,
-  errorTypeOf,
-  extractContext,
-  hasPropagationHeaders,
+  existingWrapper,
   type Instrumentation,
-  MESSAGING_SYSTEM,
-  SpanHandle,
+  interceptMethods,
+  MetricAttributeCache,
+  Operation,
+  type OperationMetric,
+  sendHeaders,
   setSpanAttributes,
-  startMessagingSpan,
-  withContextHeaders,
-} from '@hoptrace/core';
+  startClientSpan,
+} from '@hoptrace/core/adapter';
 import {
   type Attributes,
-  type Context,
   context as contextApi,
-  isSpanContextValid,
   type Link,
-  ROOT_CONTEXT,
-  SpanKind,
+  type Span,
+  type SpanContext,
   trace,
 } from '@opentelemetry/api';
 import type {
+  IHeaders,
   Message,
+  Offsets,
   Producer,
   ProducerBatch,
   ProducerRecord,
@@ -34,47 +32,58 @@ import type {
   TopicMessages,
   Transaction,
 } from 'kafkajs';
-import { addClientAttributes, addMessageAttributes, addPositionAttributes } from './attributes.ts';
-import { type ClientInfo, learnClientInfo } from './client-info.ts';
+import {
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  addMessageAttributes,
+  addPositionAttributes,
+  ERROR_TRANSACTION_ABORTED,
+} from './attributes.ts';
+import { ClientInfo } from './client-info.ts';
 import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
-import { SCOPE_NAME, SCOPE_VERSION } from './version.ts';
+import { KAFKA_SCOPE } from './scope.ts';
+import { KafkaTemplates } from './templates.ts';
+
+/** Most sends of one transaction whose spans wait for its commit or abort; older ones end as `unknown`. */
+export const MAX_PENDING_TRANSACTION_SENDS = 1024;
 
 /** Everything a traced producer (and its transactions) shares. */
-export interface ProducerState {
+interface ProducerState {
   readonly instr: Instrumentation;
   readonly settings: KafkaSettings;
-  readonly info: ClientInfo;
+  readonly templates: KafkaTemplates;
+  readonly metrics: MetricAttributeCache;
+  /** Sends of open transactions, ended as `unknown` when the producer disconnects first. */
+  readonly transactions: Set<Set<Operation>>;
 }
 
-/** Producers and transactions hoptrace handed out; wrapping one of them again returns it as is. */
-const wrapped = new WeakSet<object>();
-
 /**
- * Wraps a kafkajs producer so that `send`, `sendBatch` and both inside transactions are traced and
- * every message carries its creation context in its headers.
+ * Wraps a kafkajs producer so that `send`, `sendBatch`, transactions (`send`, `sendBatch`,
+ * `sendOffsets`, `commit`, `abort`) are traced and every message carries its creation context in
+ * its headers.
  *
- * - One `send {topic}` span per call (`send` alone when a `sendBatch` spans several topics).
- * - A single message: the send span is a PRODUCER span and its context is injected.
- * - Several messages: a `create {topic}` PRODUCER span per message, injected into that message; the
- *   send span is a CLIENT span linking to each (with `createSpans: false`, the send span's context is
- *   injected instead).
- * - A message that already carries a context (e.g. its own `traceparent`) keeps it and gets no create
- *   span; the send span links to it.
- * - Partition and offset from the broker's reply go on the create spans (or on the send span for a
- *   single message); a failure sets `error.type` from the kafkajs error (e.g. `UNKNOWN_TOPIC_OR_PARTITION`).
+ * - One `send {topic}` span per call (`send` alone when a `sendBatch` spans several topics), whose
+ *   context every message of the call carries. With `createSpans: true`, calls of several messages
+ *   also get a `create {topic}` span per message (each message then carries its own, and the send
+ *   span becomes a CLIENT span linking to them).
+ * - A message that already carries a context (e.g. its own `traceparent`) keeps it; the send span
+ *   links to it (and is a CLIENT span when every message does).
+ * - Partition and offset from the broker's reply go on the span about one message; a failure sets
+ *   `error.type` from the kafkajs error (e.g. `UNKNOWN_TOPIC_OR_PARTITION`) or your classifier.
+ * - Inside a transaction, send spans stay open until `commit` or `abort` and then say which
+ *   (`hoptrace.kafka.transaction.outcome`; an aborted send ends with `error.type`
+ *   `transaction_aborted`), so a trace never claims delivery of an aborted message.
  *
  * Never mutates the caller's records, messages or header maps (copy on write). Idempotent: a traced
- * producer is returned unchanged. The result has the producer's own type, so it is a drop-in.
+ * producer (or one wrapped before) is returned unchanged. The result has the producer's own type.
  *
  * @param producer - from `kafka.producer()`.
  * @param options - see {@link KafkaProducerOptions}; invalid options throw a TypeError here.
- * @returns a proxy that delegates everything else to `producer`.
  */
 export function traceProducer<P extends Producer>(producer: P, options: KafkaProducerOptions = {}): P {
-  if (wrapped.has(producer)) return producer;
-  const instr = createInstrumentation(SCOPE_NAME, SCOPE_VERSION, options);
-  const settings = resolveKafkaSettings(options);
-  return wrapProducer(producer, instr, settings);
+  const existing = existingWrapper(producer);
+  if (existing) return existing;
+  const instr = createInstrumentation(KAFKA_SCOPE, options);
+  return wrapProducer(producer, instr, resolveKafkaSettings(options));
 }
 
 /** Wraps with already resolved options (shared by {@link traceProducer} and `traceKafka`). */
@@ -83,53 +92,130 @@ export function wrapProducer<P extends Producer>(
   instr: Instrumentation,
   settings: KafkaSettings,
 ): P {
-  if (wrapped.has(producer)) return producer;
-  const info: ClientInfo = {
-    clientId: settings.clientId,
-    serverAddress: settings.serverAddress,
-    serverPort: settings.serverPort,
-    groupId: undefined,
+  const existing = existingWrapper(producer);
+  if (existing) return existing;
+  const info = new ClientInfo(settings, undefined);
+  info.learn((listener) => producer.on('producer.network.request', listener));
+  const state: ProducerState = {
+    instr,
+    settings,
+    templates: new KafkaTemplates(instr, info, false),
+    metrics: new MetricAttributeCache(instr.system),
+    transactions: new Set(),
   };
-  learnClientInfo(info, (listener) => producer.on('producer.network.request', listener));
-  const state: ProducerState = { instr, settings, info };
-  const send = (record: ProducerRecord) => tracedSend(state, producer, record);
-  const sendBatch = (batch: ProducerBatch) => tracedSendBatch(state, producer, batch);
-  const transaction = async (): Promise<Transaction> => wrapTransaction(await producer.transaction(), state);
-  const proxy = new Proxy(producer, {
-    get(target, property, receiver) {
-      if (property === 'send') return send;
-      if (property === 'sendBatch') return sendBatch;
-      if (property === 'transaction') return transaction;
-      return Reflect.get(target, property, receiver);
-    },
+  return interceptMethods(producer, {
+    send: (raw, [record]) => tracedSend(state, raw, record as ProducerRecord, undefined),
+    sendBatch: (raw, [batch]) => tracedSendBatch(state, raw, batch as ProducerBatch, undefined),
+    transaction: (raw) => raw.transaction().then((transaction) => wrapTransaction(transaction, state)),
+    disconnect: (raw) =>
+      raw.disconnect().finally(() => {
+        for (const pending of state.transactions) endPending(pending, 'unknown');
+        state.transactions.clear();
+      }),
   });
-  wrapped.add(proxy);
-  return proxy;
 }
 
-/** Wraps a kafkajs transaction: `send`/`sendBatch` traced; `sendOffsets`, `commit`, `abort` as they are. */
+/** Wraps a kafkajs transaction: sends are traced and stay open until `commit`/`abort`, which get spans too. */
 function wrapTransaction(transaction: Transaction, state: ProducerState): Transaction {
-  if (wrapped.has(transaction)) return transaction;
-  const send = (record: ProducerRecord) => tracedSend(state, transaction, record);
-  const sendBatch = (batch: ProducerBatch) => tracedSendBatch(state, transaction, batch);
-  const proxy = new Proxy(transaction, {
-    get(target, property, receiver) {
-      if (property === 'send') return send;
-      if (property === 'sendBatch') return sendBatch;
-      return Reflect.get(target, property, receiver);
-    },
+  const pending = new Set<Operation>();
+  state.transactions.add(pending);
+  const finish = (raw: Transaction, how: 'commit' | 'abort'): Promise<void> => {
+    const span = startClientSpan(state.instr, state.templates.of(how).get(undefined));
+    const operation = new Operation(
+      state.instr,
+      span,
+      metric(state, how === 'commit' ? 'commit_transaction' : 'abort_transaction', undefined, 0, 'settle'),
+    );
+    const done = operation.run(
+      () => (how === 'commit' ? raw.commit() : raw.abort()),
+      () => endPending(pending, how === 'commit' ? 'committed' : 'aborted'),
+    );
+    return done.then(
+      (value) => {
+        state.transactions.delete(pending);
+        return value;
+      },
+      (error: unknown) => {
+        // The transaction's fate is unknown to us now: say so rather than claim either outcome.
+        endPending(pending, 'unknown');
+        state.transactions.delete(pending);
+        throw error;
+      },
+    );
+  };
+  return interceptMethods(transaction, {
+    send: (raw, [record]) => tracedSend(state, raw, record as ProducerRecord, pending),
+    sendBatch: (raw, [batch]) => tracedSendBatch(state, raw, batch as ProducerBatch, pending),
+    sendOffsets: (raw, [offsets]) =>
+      tracedSendOffsets(state, raw, offsets as Offsets & { consumerGroupId: string }),
+    commit: (raw) => finish(raw, 'commit'),
+    abort: (raw) => finish(raw, 'abort'),
   });
-  wrapped.add(proxy);
-  return proxy;
+}
+
+/** Ends the spans of a transaction's sends with its outcome. */
+function endPending(pending: Set<Operation>, outcome: 'committed' | 'aborted' | 'unknown'): void {
+  for (const operation of pending) {
+    operation.setAttribute(ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME, outcome);
+    if (outcome === 'aborted')
+      operation.noteFailureType(ERROR_TRANSACTION_ABORTED, 'transaction aborted: message not delivered');
+    operation.end();
+  }
+  pending.clear();
+}
+
+function tracedSendOffsets(
+  state: ProducerState,
+  raw: Transaction,
+  offsets: Offsets & { consumerGroupId: string },
+): Promise<void> {
+  const topics = Array.isArray(offsets?.topics) ? offsets.topics : [];
+  const destination = topics.length === 1 ? topics[0]?.topic : undefined;
+  const span = startClientSpan(state.instr, state.templates.of('sendOffsets').get(destination));
+  if (span?.isRecording()) {
+    const attributes: Attributes = {};
+    let partitions = 0;
+    for (const topic of topics) partitions += Array.isArray(topic?.partitions) ? topic.partitions.length : 0;
+    attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = partitions;
+    if (typeof offsets?.consumerGroupId === 'string')
+      attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = offsets.consumerGroupId;
+    setSpanAttributes(span, attributes);
+  }
+  const operation = new Operation(state.instr, span, metric(state, 'send_offsets', destination, 0, 'settle'));
+  return operation.run(() => raw.sendOffsets(offsets));
+}
+
+function metric(
+  state: ProducerState,
+  operationName: string,
+  destination: string | undefined,
+  count: number,
+  operation: OperationMetric['operation'] = 'send',
+): OperationMetric | undefined {
+  if (!state.instr.metrics) return undefined;
+  return {
+    operation,
+    cache: state.metrics,
+    attributes: state.metrics.get(operationName, destination),
+    count,
+  };
 }
 
 type Sender = Pick<Producer, 'send' | 'sendBatch'>;
 
-function tracedSend(state: ProducerState, sender: Sender, record: ProducerRecord): Promise<RecordMetadata[]> {
+function tracedSend(
+  state: ProducerState,
+  sender: Sender,
+  record: ProducerRecord,
+  transaction: Set<Operation> | undefined,
+): Promise<RecordMetadata[]> {
   // Input kafkajs will reject anyway goes through untouched, so its own validation error surfaces.
   if (!record || typeof record !== 'object' || !Array.isArray(record.messages)) return sender.send(record);
-  return traceSendCall(state, [record], (groups) =>
-    sender.send({ ...record, messages: (groups[0] as TopicMessages).messages }),
+  return traceSendCall(
+    state,
+    [record],
+    (groups) => sender.send({ ...record, messages: (groups[0] as TopicMessages).messages }),
+    transaction,
   );
 }
 
@@ -137,25 +223,31 @@ function tracedSendBatch(
   state: ProducerState,
   sender: Sender,
   batch: ProducerBatch,
+  transaction: Set<Operation> | undefined,
 ): Promise<RecordMetadata[]> {
   const groups = batch?.topicMessages;
   if (!Array.isArray(groups) || !groups.every((g) => g && Array.isArray(g.messages))) {
     return sender.sendBatch(batch);
   }
-  return traceSendCall(state, groups, (traced) => sender.sendBatch({ ...batch, topicMessages: traced }));
+  return traceSendCall(
+    state,
+    groups,
+    (traced) => sender.sendBatch({ ...batch, topicMessages: traced }),
+    transaction,
+  );
 }
 
 /**
- * The traced send: create spans, the send span, copy-on-write headers, the call, and the reply's
- * positions. `groups` are the caller's (topic, messages) pairs, never modified.
+ * The traced send: the send span (and create spans when asked for), copy-on-write headers, the call
+ * and the reply's positions. `groups` are the caller's (topic, messages) pairs, never modified.
  */
-async function traceSendCall(
+function traceSendCall(
   state: ProducerState,
   groups: readonly TopicMessages[],
   invoke: (groups: TopicMessages[]) => Promise<RecordMetadata[]>,
+  transaction: Set<Operation> | undefined,
 ): Promise<RecordMetadata[]> {
-  const { instr, settings, info } = state;
-  const startMs = performance.now();
+  const { instr, settings } = state;
   const parent = contextApi.active();
   let total = 0;
   let destination: string | undefined = groups[0]?.topic;
@@ -164,116 +256,123 @@ async function traceSendCall(
     if (group.topic !== destination) destination = undefined;
   }
   const multi = total > 1;
-  const useCreate = multi && settings.createSpans;
-  const links: Link[] = [];
-  // Per flat message index: its create span (batch) or undefined.
-  const creates: (SpanHandle | undefined)[] | undefined = useCreate ? [] : undefined;
-  // Per flat message index: the context to inject, `null` = send span's, undefined = keep theirs.
-  const inject: (Context | null | undefined)[] = [];
-  let injectsSend = false;
 
+  // The callers' own contexts (parsed once) are kept, and linked from the send span.
+  let callers: (SpanContext | undefined)[] | undefined;
+  let links: Link[] | undefined;
+  let own = 0;
+  let index = 0;
   for (const group of groups) {
     for (const message of group.messages) {
-      if (message && hasPropagationHeaders(message.headers)) {
-        // The caller's own context: kept as is, linked when it is valid.
-        const own = trace.getSpanContext(extractContext(message.headers, ROOT_CONTEXT));
-        if (own && isSpanContextValid(own)) {
+      const caller = message?.headers ? callerSpanContext(message.headers) : undefined;
+      if (caller) {
+        callers ??= new Array(total);
+        callers[index] = caller;
+        const link: Link = { context: caller };
+        if (multi) {
           const attributes: Attributes = {};
-          if (multi) {
-            addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-            addPositionAttributes(attributes, message.partition, undefined);
-          }
-          links.push({ context: own, attributes });
-        }
-        inject.push(undefined);
-        creates?.push(undefined);
-      } else if (creates) {
-        const attributes: Attributes = {};
-        addClientAttributes(attributes, info, false);
-        if (message) {
           addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
           addPositionAttributes(attributes, message.partition, undefined);
+          link.attributes = attributes;
         }
-        const span = startMessagingSpan(instr.tracer, {
-          system: MESSAGING_SYSTEM.kafka,
-          operationType: 'create',
-          operationName: 'create',
-          destination: group.topic,
-          attributes,
-          parent,
-          legacyAttributes: instr.legacyAttributes,
-        });
-        creates.push(new SpanHandle(span));
-        links.push({ context: span.spanContext() });
-        inject.push(trace.setSpan(parent, span));
-      } else {
-        injectsSend = true;
-        inject.push(null);
+        links ??= [];
+        links.push(link);
+        own++;
+      }
+      index++;
+    }
+  }
+
+  // Per-message create spans, only when asked for.
+  let creates: (Span | undefined)[] | undefined;
+  if (multi && settings.createSpans && own < total) {
+    creates = new Array(total);
+    index = 0;
+    for (const group of groups) {
+      const template = state.templates.of('create').get(group.topic);
+      for (const message of group.messages) {
+        if (!callers?.[index]) {
+          const span = startClientSpan(instr, template, parent);
+          creates[index] = span;
+          if (span?.isRecording()) {
+            const attributes: Attributes = {};
+            addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+            addPositionAttributes(attributes, message?.partition, undefined);
+            setSpanAttributes(span, attributes, instr.legacyAttributes);
+            links ??= [];
+            links.push({ context: span.spanContext() });
+          }
+        }
+        index++;
       }
     }
   }
 
-  const sendAttributes: Attributes = {};
-  addClientAttributes(sendAttributes, info, false);
-  if (multi) sendAttributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = total;
-  else {
-    const only = groups.find((g) => g.messages.length > 0)?.messages[0];
-    if (only) {
-      addMessageAttributes(sendAttributes, only, settings.captureKeys, instr.captureBodySize);
-      addPositionAttributes(sendAttributes, only.partition, undefined);
-    }
-  }
-  const sendSpan = startMessagingSpan(instr.tracer, {
-    system: MESSAGING_SYSTEM.kafka,
-    operationType: 'send',
-    operationName: 'send',
-    destination,
-    kind: injectsSend ? SpanKind.PRODUCER : SpanKind.CLIENT,
-    attributes: sendAttributes,
-    links: links.length > 0 ? links : undefined,
+  const client = own === total || creates !== undefined;
+  const sendSpan = startClientSpan(
+    instr,
+    state.templates.of(client ? 'sendClient' : 'send').get(destination),
     parent,
-    legacyAttributes: instr.legacyAttributes,
-  });
-  const sendHandle = new SpanHandle(sendSpan);
-  const sendContext = injectsSend ? trace.setSpan(parent, sendSpan) : undefined;
+    links ? { links } : undefined,
+  );
+  if (sendSpan?.isRecording()) {
+    const attributes: Attributes = {};
+    if (multi) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = total;
+    else {
+      const only = groups.find((g) => g.messages.length > 0)?.messages[0];
+      if (only) {
+        addMessageAttributes(attributes, only, settings.captureKeys, instr.captureBodySize);
+        addPositionAttributes(attributes, only.partition, undefined);
+      }
+    }
+    setSpanAttributes(sendSpan, attributes, instr.legacyAttributes);
+  }
+  const sendContext = sendSpan ? trace.setSpan(parent, sendSpan) : parent;
 
-  let index = 0;
+  index = 0;
   const traced: TopicMessages[] = groups.map((group) => ({
     ...group,
     messages: group.messages.map((message): Message => {
-      const target = inject[index++];
-      if (target === undefined || !message) return message;
-      return { ...message, headers: withContextHeaders(message.headers, target ?? sendContext) };
+      const i = index++;
+      if (!message || typeof message !== 'object') return message;
+      const caller = callers?.[i];
+      const create = creates?.[i];
+      const context = create ? trace.setSpan(parent, create) : sendContext;
+      const headers = sendHeaders(message.headers, context, caller);
+      return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
     }),
   }));
 
-  const metricAttributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM_NAME]: MESSAGING_SYSTEM.kafka,
-    [ATTR_MESSAGING_OPERATION_NAME]: 'send',
-  };
-  if (destination !== undefined) metricAttributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
-
-  let reply: RecordMetadata[];
-  try {
-    reply = await invoke(traced);
-  } catch (error) {
-    const errorType = errorTypeOf(error);
-    if (creates) for (const create of creates) create?.fail(error, errorType);
-    sendHandle.fail(error, errorType);
-    metricAttributes[ATTR_ERROR_TYPE] = errorType;
-    instr.metrics.recordSend(startMs, total, metricAttributes);
-    throw error;
-  }
-  try {
-    if (creates || !multi) recordPositions(state, groups, reply, creates, sendHandle);
-  } catch {
-    // A reply of an unexpected shape costs the position attributes, never the caller's send.
-  } finally {
-    if (creates) for (const create of creates) create?.end();
-    sendHandle.end();
-    instr.metrics.recordSend(startMs, total, metricAttributes);
-  }
-  return reply;
+  const spans: Span | (Span | undefined)[] | undefined = creates ? [sendSpan, ...creates] : sendSpan;
+  const operation = new Operation(
+    instr,
+    spans,
+    metric(state, 'send', destination, total),
+    transaction !== undefined,
+  );
+  const recording = sendSpan?.isRecording() === true || creates?.some((s) => s?.isRecording()) === true;
+  const positions =
+    recording && (creates || !multi)
+      ? (reply: RecordMetadata[]) => recordPositions(state, groups, reply, creates, sendSpan)
+      : undefined;
+  if (!transaction) return operation.run(() => invoke(traced), positions);
+  return operation
+    .run(() => invoke(traced), positions, false)
+    .then(
+      (reply) => {
+        if (transaction.size >= MAX_PENDING_TRANSACTION_SENDS) {
+          const oldest = transaction.values().next().value as Operation;
+          transaction.delete(oldest);
+          endPending(new Set([oldest]), 'unknown');
+        }
+        transaction.add(operation);
+        return reply;
+      },
+      (error: unknown) => {
+        operation.end();
+        throw error;
+      },
+    );
 }
 
 /**
@@ -287,8 +386,8 @@ function recordPositions(
   state: ProducerState,
   groups: readonly TopicMessages[],
   reply: RecordMetadata[],
-  creates: (SpanHandle | undefined)[] | undefined,
-  sendHandle: SpanHandle,
+  creates: (Span | undefined)[] | undefined,
+  sendSpan: Span | undefined,
 ): void {
   if (!Array.isArray(reply)) return;
   const byTopic = new Map<string, RecordMetadata[]>();
@@ -309,7 +408,7 @@ function recordPositions(
   for (const group of groups) {
     const entries = byTopic.get(group.topic);
     for (const message of group.messages) {
-      const handle = creates ? creates[index] : sendHandle;
+      const span = creates ? creates[index] : sendSpan;
       index++;
       const partition =
         typeof message?.partition === 'number'
@@ -321,7 +420,7 @@ function recordPositions(
       const key = `${group.topic}\u0000${partition}`;
       const position = seen.get(key) ?? 0;
       seen.set(key, position + 1);
-      if (!handle) continue;
+      if (!span?.isRecording()) continue;
       let offset: number | undefined;
       const base = entries?.find((e) => e.partition === partition)?.baseOffset;
       if (allKnown.get(group.topic) && base !== undefined) {
@@ -330,7 +429,7 @@ function recordPositions(
       }
       const attributes: Attributes = {};
       addPositionAttributes(attributes, partition, offset);
-      setSpanAttributes(handle.span, attributes, state.instr.legacyAttributes);
+      setSpanAttributes(span, attributes, state.instr.legacyAttributes);
     }
   }
 }

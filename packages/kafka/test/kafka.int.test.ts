@@ -13,7 +13,7 @@ import {
   ATTR_MESSAGING_SYSTEM_NAME,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
-} from '@hoptrace/core';
+} from '@hoptrace/core/adapter';
 import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   traceConsumer,
@@ -68,7 +68,7 @@ const [brokerHost, brokerPort] = (brokerEndpoint('kafka').brokers[0] as string).
 
 describe('traced kafkajs against a real broker', () => {
   it('keeps one trace from a parent span through send to process (single message)', async () => {
-    const kafka = traceKafka(newKafka('single-client'));
+    const kafka = traceKafka(newKafka('single-client'), { captureKeys: true });
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(kafka.producer());
     const group = groupId();
@@ -95,7 +95,8 @@ describe('traced kafkajs against a real broker', () => {
     expect(process.spanContext().traceId).toBe(outer.spanContext().traceId);
     expect(parentSpanId(send)).toBe(outer.spanContext().spanId);
     expect(parentSpanId(process)).toBe(send.spanContext().spanId);
-    expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+    // The parent already ties them: no link repeating it (parentLink is opt-in).
+    expect(process.links).toEqual([]);
     expect(activeInHandler).toBe(process.spanContext().spanId);
     expect(spansNamed(all, `create ${topic}`)).toHaveLength(0);
     expect(send.attributes).toMatchObject({
@@ -124,10 +125,12 @@ describe('traced kafkajs against a real broker', () => {
     expect(process.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBeUndefined();
   });
 
-  it('gives each message of a multi-message send a create span that consumers see as parent', async () => {
+  it('with createSpans, gives each message of a multi-message send a create span that consumers see as parent', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await connectedProducer(
+      traceProducer(kafka.producer(), { createSpans: true, captureKeys: true }),
+    );
     const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
     const parents = new Map<string, string | undefined>();
     await consumer.run({
@@ -182,7 +185,7 @@ describe('traced kafkajs against a real broker', () => {
   it('computes each create span offset from the reply per partition, and leaves unknown ones out', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka, 1, 2)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
     await producer.send({
       topic,
       messages: [0, 1, 0, 1, 1].map((partition, i) => ({ value: `f${i}`, partition })),
@@ -212,16 +215,18 @@ describe('traced kafkajs against a real broker', () => {
     }
   });
 
-  it('injects the send span into every message with createSpans: false', async () => {
+  it('by default injects the one send span into every message of a call (no create spans, no links)', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: false }));
+    const producer = await connectedProducer(traceProducer(kafka.producer()));
     const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
     await consumer.run({ eachMessage: async () => undefined });
     await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
     const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 2);
     const send = onlySpan(all, `send ${topic}`);
     expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(send.links).toEqual([]);
+    expect(send.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT]).toBe(2);
     expect(spansNamed(all, `create ${topic}`)).toHaveLength(0);
     for (const process of spansNamed(all, `process ${topic}`)) {
       expect(parentSpanId(process)).toBe(send.spanContext().spanId);
@@ -231,7 +236,7 @@ describe('traced kafkajs against a real broker', () => {
   it('names a sendBatch across topics `send` and traces every message to its consumer', async () => {
     const kafka = newKafka();
     const [t1, t2] = (await createTopics(kafka, 2)) as [string, string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
     const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [t1, t2]);
     await consumer.run({ eachMessage: async () => undefined });
     await producer.sendBatch({
@@ -264,7 +269,7 @@ describe('traced kafkajs against a real broker', () => {
   it('keeps a traceparent the caller injected and links the send span to it', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
     const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
     const seen: string[] = [];
     await consumer.run({
@@ -415,7 +420,7 @@ describe('eachBatch', () => {
   it('links the batch span to every message (capped) and parents per-message spans by creation context', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
     await producer.send({ topic, messages: [0, 1, 2, 3, 4].map((i) => ({ value: `v${i}` })) });
     const creates = spansNamed(spans(), `create ${topic}`);
     expect(creates).toHaveLength(5);
@@ -532,7 +537,7 @@ describe('eachBatch', () => {
 });
 
 describe('transactions', () => {
-  it('traces committed messages; a read_committed consumer never sees aborted ones', async () => {
+  it('keeps sends open until commit or abort and says which; commit, abort and sendOffsets get spans', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(
@@ -542,11 +547,18 @@ describe('transactions', () => {
     );
     const aborted = await producer.transaction();
     await aborted.send({ topic, messages: [{ value: 'aborted-1' }] });
+    // Sent, not yet committed or aborted: the send span is still open.
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
     await aborted.abort();
     const committed = await producer.transaction();
     await committed.send({ topic, messages: [{ value: 'committed-1' }, { value: 'committed-2' }] });
     await committed.sendBatch({ topicMessages: [{ topic, messages: [{ value: 'committed-3' }] }] });
+    await committed.sendOffsets({
+      consumerGroupId: `g-${topic}`,
+      topics: [{ topic, partitions: [{ partition: 0, offset: '0' }] }],
+    });
     await committed.commit();
+    expect(tracing.current.openSpans()).toEqual([]);
     const seen: string[] = [];
     const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
     await consumer.run({
@@ -559,16 +571,28 @@ describe('transactions', () => {
     expect(seen).toEqual(['committed-1', 'committed-2', 'committed-3']);
     const sends = spansNamed(all, `send ${topic}`);
     expect(sends).toHaveLength(3);
-    const creates = spansNamed(all, `create ${topic}`);
-    const committedSend = sends.find((s) => s.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] === 2);
-    if (!committedSend) throw new Error('no committed send span');
-    expect(committedSend.links.map((l) => l.context.spanId).sort()).toEqual(
-      creates.map((c) => c.spanContext().spanId).sort(),
-    );
-    const valid = new Set([
-      ...creates.map((c) => c.spanContext().spanId),
-      ...sends.filter((s) => s !== committedSend).map((s) => s.spanContext().spanId),
-    ]);
+    const abortedSend = sends.find((s) => s.attributes['hoptrace.kafka.transaction.outcome'] === 'aborted');
+    if (!abortedSend) throw new Error('no aborted send span');
+    expect(abortedSend.status.code).toBe(SpanStatusCode.ERROR);
+    expect(abortedSend.attributes[ATTR_ERROR_TYPE]).toBe('transaction_aborted');
+    const abortSpan = onlySpan(all, 'abort_transaction');
+    const commitSpan = onlySpan(all, 'commit_transaction');
+    expect(abortSpan.attributes['messaging.operation.type']).toBe('settle');
+    const ended = (s: ReadableSpan) => s.endTime[0] * 1e9 + s.endTime[1];
+    const started = (s: ReadableSpan) => s.startTime[0] * 1e9 + s.startTime[1];
+    expect(ended(abortedSend)).toBeGreaterThanOrEqual(started(abortSpan));
+    const committedSends = sends.filter((s) => s !== abortedSend);
+    for (const send of committedSends) {
+      expect(send.attributes['hoptrace.kafka.transaction.outcome']).toBe('committed');
+      expect(send.status.code).toBe(SpanStatusCode.UNSET);
+      expect(ended(send)).toBeGreaterThanOrEqual(started(commitSpan));
+    }
+    const offsets = onlySpan(all, `send_offsets ${topic}`);
+    expect(offsets.attributes).toMatchObject({
+      [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: `g-${topic}`,
+      [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: 1,
+    });
+    const valid = new Set(committedSends.map((s) => s.spanContext().spanId));
     for (const process of spansNamed(all, `process ${topic}`)) {
       expect(valid.has(parentSpanId(process) as string)).toBe(true);
     }

@@ -2,7 +2,7 @@ import {
   ATTR_KAFKA_MESSAGE_KEY,
   ATTR_KAFKA_OFFSET,
   ATTR_MESSAGING_DESTINATION_PARTITION_ID,
-} from '@hoptrace/core';
+} from '@hoptrace/core/adapter';
 import {
   ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
   traceConsumer,
@@ -59,18 +59,24 @@ describe('wrapping', () => {
     expect(transaction.send).not.toBe((await fakeProducer().producer.transaction()).send);
   });
 
-  it('passes every other property through', () => {
+  it("passes every other property through, calling the raw producer's own methods on it", async () => {
     const fake = fakeProducer();
     const producer = traceProducer(fake.producer);
     expect(producer.isIdempotent()).toBe(false);
-    expect(producer.connect).toBe(fake.producer.connect);
+    let receiver: unknown;
+    const raw = fake.producer as unknown as { connect: () => Promise<void> };
+    raw.connect = async function (this: unknown) {
+      receiver = this;
+    };
+    await producer.connect();
+    expect(receiver).toBe(fake.producer);
   });
 });
 
 describe('producer', () => {
   it('never mutates the caller record, messages or headers', async () => {
     const fake = fakeProducer();
-    const producer = traceProducer(fake.producer, { clientId: 'c1', broker: 'k:9092' });
+    const producer = traceProducer(fake.producer, { clientId: 'c1', broker: 'k:9092', createSpans: true });
     const headers = { own: 'x' };
     const messages = [{ value: 'a', headers }, { value: 'b' }];
     const record = { topic: 't', messages };
@@ -96,7 +102,7 @@ describe('producer', () => {
 
   it('fails send and create spans with error.type from the kafkajs error and rethrows it', async () => {
     const fake = fakeProducer();
-    const producer = traceProducer(fake.producer);
+    const producer = traceProducer(fake.producer, { createSpans: true });
     const error = Object.assign(new Error('This server does not host this topic-partition'), {
       type: 'UNKNOWN_TOPIC_OR_PARTITION',
     });
@@ -155,7 +161,7 @@ describe('producer', () => {
 describe('consumer', () => {
   it('eachMessage: parents the process span by the creation context and passes kafkajs payload through', async () => {
     const fake = fakeConsumer();
-    const consumer = traceConsumer(fake.consumer, { groupId: 'g1' });
+    const consumer = traceConsumer(fake.consumer, { groupId: 'g1', captureKeys: true });
     let active: string | undefined;
     const seen: unknown[] = [];
     const config = {
@@ -229,7 +235,7 @@ describe('consumer', () => {
 
 describe('legacy attribute names', () => {
   it('also emits the older names when legacyAttributes is on', async () => {
-    const producer = traceProducer(fakeProducer().producer, { legacyAttributes: true });
+    const producer = traceProducer(fakeProducer().producer, { legacyAttributes: true, captureKeys: true });
     await producer.send({ topic: 't', messages: [{ key: 'k', value: 'a', partition: 0 }] });
     const send = onlySpan(tracing.current.spans(), 'send t');
     expect(send.attributes).toMatchObject({

@@ -1,0 +1,55 @@
+import {
+  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+  ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_RABBITMQ_DESTINATION_ROUTING_KEY,
+  ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG,
+  capValue,
+} from '@hoptrace/core/adapter';
+import type { Attributes } from '@opentelemetry/api';
+import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED, deathAttributes } from './attributes.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { AmqpMessage } from './types.ts';
+
+/**
+ * Message-level attributes shared by send, receive and process spans: routing key (unless turned
+ * off; capped), message id and correlation id (capped).
+ */
+export function messageAttributes(
+  target: Attributes,
+  opts: ResolvedOptions,
+  routingKey: string,
+  messageId: unknown,
+  correlationId: unknown,
+): void {
+  if (routingKey !== '' && opts.captureRoutingKey)
+    target[ATTR_RABBITMQ_DESTINATION_ROUTING_KEY] = capValue(routingKey);
+  if (typeof messageId === 'string' && messageId !== '')
+    target[ATTR_MESSAGING_MESSAGE_ID] = capValue(messageId);
+  if (typeof correlationId === 'string' && correlationId !== '') {
+    target[ATTR_MESSAGING_MESSAGE_CONVERSATION_ID] = capValue(correlationId);
+  }
+}
+
+/**
+ * Attributes of one delivered message (consume or get): routing key, message and correlation ids,
+ * delivery tag, redelivered flag, dead-letter details from `x-death`, body size (opt-in).
+ */
+export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage): Attributes {
+  const { fields, properties } = message;
+  const attributes: Attributes = { [ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG]: fields.deliveryTag };
+  messageAttributes(
+    attributes,
+    opts,
+    fields.routingKey ?? '',
+    properties?.messageId,
+    properties?.correlationId,
+  );
+  if (fields.redelivered === true) attributes[ATTR_HOPTRACE_RABBITMQ_REDELIVERED] = true;
+  const headers = properties?.headers;
+  if (headers) deathAttributes(headers['x-death'], attributes);
+  if (opts.instr.captureBodySize && typeof message.content?.length === 'number') {
+    attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = message.content.length;
+  }
+  return attributes;
+}

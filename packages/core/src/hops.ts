@@ -1,0 +1,37 @@
+import { type Context, createTraceState, type SpanContext, trace } from '@opentelemetry/api';
+
+/**
+ * A budget of asynchronous hops per trace. Each consumer hop that has a budget increments a counter
+ * kept in the W3C `tracestate` (member {@link HOP_TRACESTATE_KEY}); once it would exceed `maxHops`,
+ * the consumer starts a new trace linked to the old one, so loops and retry chains never grow one
+ * endless trace. Without a budget nothing is counted and no `tracestate` member is written.
+ */
+export interface TraceBudget {
+  /** Hops allowed in one trace before a new linked trace starts. An integer >= 1. */
+  maxHops: number;
+}
+
+/** The tracestate member that carries hoptrace's hop counter. */
+export const HOP_TRACESTATE_KEY = 'hoptrace';
+
+/** The hop count carried by a span context (0 when absent or unreadable). */
+export function hopCount(spanContext: SpanContext | undefined): number {
+  const raw = spanContext?.traceState?.get(HOP_TRACESTATE_KEY);
+  if (!raw) return 0;
+  const n = Number.parseInt(raw, 10);
+  return Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
+/**
+ * For a message relayed with the headers it was consumed with: when the relaying code runs inside
+ * the same trace (`context`) with a higher hop count than the forwarded headers carry, the caller's
+ * span context with the hop counter brought up to date; otherwise `undefined` (nothing to change).
+ */
+export function relayHop(caller: SpanContext, context: Context): SpanContext | undefined {
+  const active = trace.getSpanContext(context);
+  if (!active || active.traceId !== caller.traceId) return undefined;
+  const hop = hopCount(active);
+  if (hop <= hopCount(caller)) return undefined;
+  const traceState = (caller.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
+  return { ...caller, traceState };
+}

@@ -1,0 +1,184 @@
+import {
+  type Attributes,
+  type Context,
+  context as contextApi,
+  createContextKey,
+  type Link,
+  ROOT_CONTEXT,
+  type SpanContext,
+  trace,
+} from '@opentelemetry/api';
+import { capValue } from './attributes.ts';
+import type { HeaderCarrier } from './carrier.ts';
+import { headerText } from './carrier.ts';
+import { classifyError, describeError, type ErrorClassifier } from './errors.ts';
+import {
+  ATTR_HOPTRACE_FAILURE_ATTEMPTS,
+  ATTR_HOPTRACE_FAILURE_DESTINATION,
+  ATTR_HOPTRACE_FAILURE_ERROR_TYPE,
+  ATTR_HOPTRACE_FAILURE_OFFSET,
+  ATTR_HOPTRACE_FAILURE_PARTITION,
+  ATTR_HOPTRACE_FAILURE_RETRYABLE,
+  FAILURE_HEADERS,
+  HEADER_FAILED_CONTEXT_PREFIX,
+} from './names.ts';
+import { extractContext, injectContext } from './propagation.ts';
+
+/** Error messages carried in lineage headers are cut to this many characters. */
+export const MAX_LINEAGE_MESSAGE_LENGTH = 256;
+
+/** What a dead-letter or retry copy of a failed message says about the failure (all optional). */
+export interface FailureLineage {
+  /** The destination the failed message was consumed from. */
+  readonly destination?: string | undefined;
+  /** Kafka: its partition. */
+  readonly partition?: number | undefined;
+  /** Kafka: its offset (decimal string). */
+  readonly offset?: string | undefined;
+  /** The failure's `error.type`. */
+  readonly errorType?: string | undefined;
+  /** The failure's message (capped). */
+  readonly errorMessage?: string | undefined;
+  /** Whether the failure was classified retryable. */
+  readonly retryable?: boolean | undefined;
+  /** Attempts made before the copy was sent. */
+  readonly attempts?: number | undefined;
+  /** The failed attempt's span context, when it travelled. */
+  readonly failed?: SpanContext | undefined;
+}
+
+/** What {@link failureHeaders} needs to describe one failure. */
+export interface FailureInput {
+  /** Whatever was thrown (classified with `classifyError`, never rethrown or mutated). */
+  error: unknown;
+  /** The destination the failed message was consumed from (topic, queue). */
+  destination: string;
+  /** Kafka partition of the failed message. */
+  partition?: number | undefined;
+  /** Kafka offset of the failed message. */
+  offset?: string | number | undefined;
+  /** Attempts made so far. */
+  attempts?: number | undefined;
+  /** The same classifier the wrapper uses, so the header and the span agree. */
+  classifyError?: ErrorClassifier | undefined;
+  /** The failed attempt's context. Default: the active one (call it inside the failing handler). */
+  context?: Context | undefined;
+}
+
+/**
+ * The plain-string lineage headers of a dead-letter or retry copy of a failed message (see
+ * `FAILURE_HEADERS`): destination, partition, offset, error type, a capped error message, retryable,
+ * attempts, and the failed attempt's trace context under `hoptrace-failed-<field>` through the
+ * registered propagator. A new object; never throws.
+ */
+export function failureHeaders(input: FailureInput): Record<string, string> {
+  const failure = classifyError(input.error, input.classifyError);
+  const out: Record<string, string> = {
+    [FAILURE_HEADERS.destination]: capValue(input.destination),
+    [FAILURE_HEADERS.errorType]: failure.type,
+  };
+  const { message } = describeError(input.error);
+  if (message !== undefined && message !== '')
+    out[FAILURE_HEADERS.errorMessage] = capValue(message, MAX_LINEAGE_MESSAGE_LENGTH);
+  if (failure.retryable !== undefined) out[FAILURE_HEADERS.retryable] = String(failure.retryable);
+  if (typeof input.partition === 'number' && Number.isInteger(input.partition)) {
+    out[FAILURE_HEADERS.partition] = String(input.partition);
+  }
+  if (input.offset !== undefined && /^\d{1,20}$/.test(String(input.offset)))
+    out[FAILURE_HEADERS.offset] = String(input.offset);
+  if (typeof input.attempts === 'number' && Number.isInteger(input.attempts) && input.attempts >= 0) {
+    out[FAILURE_HEADERS.attempts] = String(input.attempts);
+  }
+  const failed = injectContext(input.context ?? contextApi.active());
+  for (const field in failed) {
+    if (field === 'baggage') continue; // business context already travels in the message's own baggage
+    out[HEADER_FAILED_CONTEXT_PREFIX + field] = failed[field] as string;
+  }
+  return out;
+}
+
+function text(headers: Readonly<Record<string, unknown>>, name: string, max = 256): string | undefined {
+  let value: unknown;
+  try {
+    value = headers[name];
+  } catch {
+    return undefined;
+  }
+  if (value === undefined || value === null) return undefined;
+  const t = headerText(value);
+  return t === undefined || t.length === 0 || t.length > 4096 ? undefined : capValue(t, max);
+}
+
+function integer(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,15}$/.test(value)) return undefined;
+  return Number(value);
+}
+
+/**
+ * Reads lineage headers from a received message: `undefined` unless it carries
+ * `hoptrace-error-type` (so ordinary messages cost one property read). Values are capped, invalid
+ * ones skipped; the failed context is parsed by the registered propagator. Never throws.
+ */
+export function readFailureLineage(headers: HeaderCarrier): FailureLineage | undefined {
+  if (!headers) return undefined;
+  const errorType = text(headers, FAILURE_HEADERS.errorType, 128);
+  if (errorType === undefined) return undefined;
+  const retryable = text(headers, FAILURE_HEADERS.retryable);
+  let failed: SpanContext | undefined;
+  try {
+    const carrier: Record<string, unknown> = {};
+    let any = false;
+    for (const key of Object.keys(headers)) {
+      if (key.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) {
+        carrier[key.slice(HEADER_FAILED_CONTEXT_PREFIX.length)] = headers[key];
+        any = true;
+      }
+    }
+    if (any) {
+      const spanContext = trace.getSpanContext(extractContext(carrier, ROOT_CONTEXT));
+      if (spanContext && trace.isSpanContextValid(spanContext)) failed = spanContext;
+    }
+  } catch {
+    failed = undefined;
+  }
+  return {
+    destination: text(headers, FAILURE_HEADERS.destination),
+    partition: integer(text(headers, FAILURE_HEADERS.partition)),
+    offset: text(headers, FAILURE_HEADERS.offset, 20),
+    errorType,
+    errorMessage: text(headers, FAILURE_HEADERS.errorMessage, MAX_LINEAGE_MESSAGE_LENGTH),
+    retryable: retryable === 'true' ? true : retryable === 'false' ? false : undefined,
+    attempts: integer(text(headers, FAILURE_HEADERS.attempts)),
+    failed,
+  };
+}
+
+/** Span attributes naming a failure lineage (`hoptrace.failure.*`). */
+export function lineageAttributes(lineage: FailureLineage): Attributes {
+  const out: Attributes = {};
+  if (lineage.destination !== undefined) out[ATTR_HOPTRACE_FAILURE_DESTINATION] = lineage.destination;
+  if (lineage.errorType !== undefined) out[ATTR_HOPTRACE_FAILURE_ERROR_TYPE] = lineage.errorType;
+  if (lineage.retryable !== undefined) out[ATTR_HOPTRACE_FAILURE_RETRYABLE] = lineage.retryable;
+  if (lineage.attempts !== undefined) out[ATTR_HOPTRACE_FAILURE_ATTEMPTS] = lineage.attempts;
+  if (lineage.partition !== undefined) out[ATTR_HOPTRACE_FAILURE_PARTITION] = String(lineage.partition);
+  if (lineage.offset !== undefined) out[ATTR_HOPTRACE_FAILURE_OFFSET] = lineage.offset;
+  return out;
+}
+
+/** The link from a dead-letter or retry copy's span to the failed attempt, with the lineage attributes. */
+export function lineageLinks(lineage: FailureLineage | undefined): Link[] | undefined {
+  if (!lineage?.failed) return undefined;
+  return [{ context: lineage.failed, attributes: lineageAttributes(lineage) }];
+}
+
+const LINEAGE_KEY = createContextKey('hoptrace.failure-lineage');
+
+/** `context` carrying `lineage`, so log fields can name the original failure. */
+export function withFailureLineage(context: Context, lineage: FailureLineage | undefined): Context {
+  return lineage ? context.setValue(LINEAGE_KEY, lineage) : context;
+}
+
+/** The lineage of the message being handled in `context`, if it is a dead-letter or retry copy. */
+export function failureLineageOf(context: Context = contextApi.active()): FailureLineage | undefined {
+  return context.getValue(LINEAGE_KEY) as FailureLineage | undefined;
+}

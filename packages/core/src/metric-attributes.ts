@@ -1,0 +1,90 @@
+import { type Attributes, diag } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_SYSTEM_NAME,
+  ERROR_TYPE_OTHER,
+} from './semconv.ts';
+
+/** Default number of distinct attribute sets one cache keeps (and so, metric series it feeds). */
+export const DEFAULT_METRIC_ATTRIBUTE_SETS = 256;
+
+/**
+ * The attribute sets of one adapter's metrics, built once and shared (callers never mutate them).
+ * Bounded: once `capacity` distinct sets exist, a new destination is recorded without
+ * `messaging.destination.name` and a new error type as `_OTHER`, so traffic with ever new names
+ * can neither grow memory nor multiply metric series.
+ */
+export class MetricAttributeCache {
+  readonly #system: string;
+  readonly #capacity: number;
+  readonly #sets = new Map<string, Attributes>();
+  #warned = false;
+
+  /**
+   * @param system - `messaging.system.name`.
+   * @param capacity - most distinct sets kept.
+   */
+  constructor(system: string, capacity = DEFAULT_METRIC_ATTRIBUTE_SETS) {
+    this.#system = system;
+    this.#capacity = capacity;
+  }
+
+  /** How many sets are cached (for tests and diagnostics). */
+  get size(): number {
+    return this.#sets.size;
+  }
+
+  /**
+   * The attributes for an operation on a destination (only pass a low-cardinality one), with the
+   * consumer group when known.
+   */
+  get(operationName: string, destination: string | undefined, group?: string): Attributes {
+    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}`;
+    const cached = this.#sets.get(key);
+    if (cached) return cached;
+    // Sets without a destination are few (operations x groups, from code and config, not traffic):
+    // they are kept even past the cap, which is what overflowing destinations collapse into.
+    if (destination !== undefined && this.#sets.size >= this.#capacity) {
+      this.#overflow();
+      return this.get(operationName, undefined, group);
+    }
+    const attributes = this.#build(operationName, destination, group);
+    this.#sets.set(key, attributes);
+    return attributes;
+  }
+
+  /** `base` (from {@link get}) plus `error.type`; shared like `base`. */
+  withError(base: Attributes, errorType: string): Attributes {
+    const key = `${String(base[ATTR_MESSAGING_OPERATION_NAME])}\u0000${String(base[ATTR_MESSAGING_DESTINATION_NAME] ?? '')}\u0000${String(base[ATTR_MESSAGING_CONSUMER_GROUP_NAME] ?? '')}\u0000${errorType}`;
+    const cached = this.#sets.get(key);
+    if (cached) return cached;
+    if (this.#sets.size >= this.#capacity) {
+      this.#overflow();
+      return { ...base, [ATTR_ERROR_TYPE]: ERROR_TYPE_OTHER };
+    }
+    const attributes = { ...base, [ATTR_ERROR_TYPE]: errorType };
+    this.#sets.set(key, attributes);
+    return attributes;
+  }
+
+  #build(operationName: string, destination: string | undefined, group: string | undefined): Attributes {
+    const attributes: Attributes = {
+      [ATTR_MESSAGING_SYSTEM_NAME]: this.#system,
+      [ATTR_MESSAGING_OPERATION_NAME]: operationName,
+    };
+    if (destination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
+    if (group !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
+    return attributes;
+  }
+
+  #overflow(): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    diag.warn(
+      `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
+    );
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Wrap-time validation: a bad option throws a TypeError that names the option and the value
+ * received. Data from the wire is never validated this way (it never throws).
+ *
+ * @packageDocumentation
+ */
+
+/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min`. */
+export function assertOptionalInteger(name: string, value: unknown, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new TypeError(`Expected \`${name}\` to be an integer >= ${min}, got ${describeValue(value)}`);
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or a number >= `min` (Infinity allowed). */
+export function assertOptionalNumber(name: string, value: unknown, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < min) {
+    throw new TypeError(`Expected \`${name}\` to be a number >= ${min}, got ${describeValue(value)}`);
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or one of `allowed`. */
+export function assertOptionalOneOf<T>(name: string, value: unknown, allowed: readonly T[]): void {
+  if (value === undefined) return;
+  if (!allowed.includes(value as T)) {
+    throw new TypeError(
+      `Expected \`${name}\` to be one of ${allowed.map((a) => `'${String(a)}'`).join(', ')}, got ${describeValue(value)}`,
+    );
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or a boolean. */
+export function assertOptionalBoolean(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'boolean') {
+    throw new TypeError(`Expected \`${name}\` to be a boolean, got ${describeValue(value)}`);
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or a function. */
+export function assertOptionalFunction(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new TypeError(`Expected \`${name}\` to be a function, got ${describeValue(value)}`);
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or a non-empty string. */
+export function assertOptionalString(name: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
+    throw new TypeError(`Expected \`${name}\` to be a non-empty string, got ${describeValue(value)}`);
+  }
+}
+
+/** Throws a clear TypeError unless `value` is `undefined` or a plain object (the options bag). */
+export function assertOptionsObject(name: string, value: unknown): void {
+  if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
+    throw new TypeError(`Expected \`${name}\` to be an object, got ${describeValue(value)}`);
+  }
+}
+
+/** A short, safe rendering of a received option value for error messages. */
+export function describeValue(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) {
+    try {
+      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  try {
+    return String(value);
+  } catch {
+    return typeof value;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The one way hoptrace wraps a client object: a Proxy that intercepts named methods and delegates
+ * everything else to the object itself. One receiver rule (the raw object is always `this`, for the
+ * client's own methods and getters alike, since client internals call each other and may use private
+ * fields), one registry of what is already wrapped, one thenable check.
+ *
+ * @packageDocumentation
+ */
+
+/** Wrappers hoptrace handed out, by the object they wrap. */
+const wrapperOf = new WeakMap<object, object>();
+/** Everything hoptrace handed out as a wrapper (proxies and wrapped functions). */
+const wrappers = new WeakSet<object>();
+
+/** True when `value` is a wrapper hoptrace made (wrapping it again returns it unchanged). */
+export function isWrapper(value: unknown): boolean {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && wrappers.has(value);
+}
+
+/**
+ * The wrapper already made for `target`: `target` itself when it is a wrapper, the existing wrapper
+ * when `target` was wrapped before, else `undefined`.
+ */
+export function existingWrapper<T extends object>(target: T): T | undefined {
+  if (wrappers.has(target)) return target;
+  return wrapperOf.get(target) as T | undefined;
+}
+
+/**
+ * Registers `wrapper` as hoptrace's wrapper of `target` (when given) and returns it, so later wrap
+ * calls with either return it unchanged.
+ */
+export function registerWrapper<T extends object>(wrapper: T, target?: object): T {
+  wrappers.add(wrapper);
+  if (target !== undefined) wrapperOf.set(target, wrapper);
+  return wrapper;
+}
+
+/** A method override: receives the raw object and the call's arguments. */
+export type Interceptor<T> = (target: T, args: unknown[]) => unknown;
+
+type AnyFunction = (...args: unknown[]) => unknown;
+
+/**
+ * Wraps `target` in a Proxy that answers the named methods with `interceptors` and delegates every
+ * other property to `target`: methods are bound to `target` (re-bound if the object's method is
+ * replaced later), getters and setters run on `target`. Idempotent: a wrapper, or an object wrapped
+ * before, yields the existing wrapper. The target is never modified; its type is kept.
+ */
+export function interceptMethods<T extends object>(
+  target: T,
+  interceptors: Readonly<Partial<Record<PropertyKey, Interceptor<T>>>>,
+): T {
+  const existing = existingWrapper(target);
+  if (existing) return existing;
+  const overrides = new Map<PropertyKey, AnyFunction>();
+  const bound = new Map<PropertyKey, { original: unknown; fn: AnyFunction }>();
+  for (const key of Reflect.ownKeys(interceptors)) {
+    const interceptor = interceptors[key as keyof typeof interceptors];
+    if (typeof interceptor === 'function') {
+      overrides.set(key, (...args: unknown[]) => interceptor(target, args));
+    }
+  }
+  const proxy = new Proxy(target, {
+    get(raw, property) {
+      const override = overrides.get(property);
+      if (override) return override;
+      const value: unknown = Reflect.get(raw, property, raw);
+      if (typeof value !== 'function' || isFrozenProperty(raw, property)) return value;
+      const cached = bound.get(property);
+      if (cached && cached.original === value) return cached.fn;
+      const fn = (value as AnyFunction).bind(raw);
+      bound.set(property, { original: value, fn });
+      return fn;
+    },
+    set(raw, property, value) {
+      return Reflect.set(raw, property, value, raw);
+    },
+  });
+  return registerWrapper(proxy, target);
+}
+
+/** A non-configurable, non-writable property must be returned as is (a Proxy invariant). */
+function isFrozenProperty(raw: object, property: PropertyKey): boolean {
+  const descriptor = Reflect.getOwnPropertyDescriptor(raw, property);
+  return descriptor !== undefined && descriptor.configurable === false && descriptor.writable === false;
+}
+
+/**
+ * Whether `value` is a thenable (a promise, or any object or function with a `then` method). A
+ * `then` getter that throws makes it "not a thenable" rather than an error.
+ */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return false;
+  try {
+    return typeof (value as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,81 @@
+import { FAILURE_HEADERS, failureHeaders, readFailureLineage } from '@hoptrace/core';
+import { lineageAttributes, lineageLinks } from '@hoptrace/core/adapter';
+import { installTestTracing, type TestPropagator, type TestTracing } from '@hoptrace/test-kit';
+import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const failed = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true };
+
+describe.each<TestPropagator>(['w3c', 'b3'])('failure lineage headers under %s', (propagator) => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator });
+  });
+  afterAll(() => tracing.uninstall());
+
+  it('are plain strings naming the failure, and carry the failed attempt context through the propagator', () => {
+    const error = Object.assign(new Error(`stock unavailable ${'!'.repeat(500)}`), { code: 'E_STOCK' });
+    const headers = context.with(trace.setSpanContext(ROOT_CONTEXT, failed), () =>
+      failureHeaders({ error, destination: 'orders', partition: 2, offset: '17', attempts: 3 }),
+    );
+    for (const value of Object.values(headers)) expect(typeof value).toBe('string');
+    expect(headers).toMatchObject({
+      [FAILURE_HEADERS.destination]: 'orders',
+      [FAILURE_HEADERS.partition]: '2',
+      [FAILURE_HEADERS.offset]: '17',
+      [FAILURE_HEADERS.errorType]: 'E_STOCK',
+      [FAILURE_HEADERS.attempts]: '3',
+    });
+    expect(headers[FAILURE_HEADERS.errorMessage]).toHaveLength(256);
+    expect(Object.keys(headers).some((k) => k.startsWith('hoptrace-failed-'))).toBe(true);
+    const lineage = readFailureLineage(headers);
+    expect(lineage).toMatchObject({
+      destination: 'orders',
+      partition: 2,
+      offset: '17',
+      errorType: 'E_STOCK',
+      attempts: 3,
+    });
+    expect(lineage?.failed?.spanId).toBe('b'.repeat(16));
+    expect(lineageLinks(lineage)?.[0]?.attributes).toEqual(lineageAttributes(lineage ?? {}));
+  });
+
+  it('use the classifier, so the header and the span agree', () => {
+    const headers = failureHeaders({
+      error: new Error('x'),
+      destination: 'q',
+      classifyError: () => ({ type: 'POISON', retryable: false }),
+      context: ROOT_CONTEXT,
+    });
+    expect(headers[FAILURE_HEADERS.errorType]).toBe('POISON');
+    expect(headers[FAILURE_HEADERS.retryable]).toBe('false');
+    expect(readFailureLineage(headers)?.failed).toBeUndefined();
+  });
+});
+
+describe('readFailureLineage on hostile or ordinary input', () => {
+  it('is undefined for ordinary messages and never throws', () => {
+    expect(readFailureLineage(undefined)).toBeUndefined();
+    expect(readFailureLineage({ traceparent: 'x' })).toBeUndefined();
+    const hostile = Object.defineProperty({}, FAILURE_HEADERS.errorType, {
+      enumerable: true,
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(readFailureLineage(hostile)).toBeUndefined();
+  });
+
+  it('caps values and skips invalid numbers; reads Buffers', () => {
+    const lineage = readFailureLineage({
+      [FAILURE_HEADERS.errorType]: Buffer.from('T'.repeat(500)),
+      [FAILURE_HEADERS.attempts]: 'many',
+      [FAILURE_HEADERS.partition]: '-1',
+      [FAILURE_HEADERS.destination]: 'd'.repeat(5000),
+    });
+    expect(lineage?.errorType).toHaveLength(128);
+    expect(lineage?.attempts).toBeUndefined();
+    expect(lineage?.partition).toBeUndefined();
+    expect(lineage?.destination).toBeUndefined();
+  });
+});
