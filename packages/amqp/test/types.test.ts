@@ -1,0 +1,44 @@
+import { traceChannel, traceConnection } from '@hoptrace/amqp';
+import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import type { Channel as CallbackChannel, Connection as CallbackConnection } from 'amqplib/callback_api';
+import { describe, expectTypeOf, it } from 'vitest';
+
+// Compile-time checks: `pnpm run typecheck` fails if a wrapper loses the client's type, or if an
+// option marked `@ts-expect-error` below becomes accepted. Nothing here connects anywhere.
+declare const model: ChannelModel;
+declare const channel: Channel;
+declare const confirm: ConfirmChannel;
+declare const callbackConnection: CallbackConnection;
+declare const callbackChannel: CallbackChannel;
+
+describe('@hoptrace/amqp types', () => {
+  it('every wrapper returns the exact client type it was given', () => {
+    // Declared values only (nothing to connect to): the checks run at compile time, never called.
+    const compileOnly = () => {
+      expectTypeOf(traceConnection(model)).toEqualTypeOf<ChannelModel>();
+      expectTypeOf(traceChannel(channel)).toEqualTypeOf<Channel>();
+      expectTypeOf(traceChannel(confirm)).toEqualTypeOf<ConfirmChannel>();
+      expectTypeOf(traceConnection(callbackConnection)).toEqualTypeOf<CallbackConnection>();
+      expectTypeOf(traceChannel(callbackChannel)).toEqualTypeOf<CallbackChannel>();
+    };
+    expectTypeOf(compileOnly).toBeFunction();
+  });
+
+  it('rejects invalid options at compile time', () => {
+    const invalid = [
+      // @ts-expect-error settleTimeoutMs is a number
+      () => traceChannel(channel, { settleTimeoutMs: '60s' }),
+      // @ts-expect-error relation is 'parent' | 'link' | 'root'
+      () => traceConnection(model, { relation: 'sibling' }),
+      // @ts-expect-error spanDestination is a function
+      () => traceChannel(channel, { spanDestination: 'queue' }),
+      // @ts-expect-error captureRoutingKey is a boolean
+      () => traceChannel(channel, { captureRoutingKey: 1 }),
+      // @ts-expect-error not a channel
+      () => traceChannel({}),
+      // @ts-expect-error no unknown options
+      () => traceChannel(channel, { settleSpan: true }),
+    ];
+    expectTypeOf(invalid).toBeArray();
+  });
+});

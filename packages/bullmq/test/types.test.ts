@@ -1,0 +1,43 @@
+import { traceFlowProducer, traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import type { FlowProducer, Job, Queue } from 'bullmq';
+import { describe, expectTypeOf, it } from 'vitest';
+
+// Compile-time checks: `pnpm run typecheck` fails if a wrapper loses the client's type, or if an
+// option marked `@ts-expect-error` below becomes accepted. Nothing here connects anywhere.
+interface Order {
+  id: string;
+}
+declare const queue: Queue<Order, { ok: boolean }, 'fulfil'>;
+declare const flow: FlowProducer;
+const processor = async (job: Job<Order>, token?: string): Promise<{ ok: boolean }> => ({
+  ok: !!job.data.id && !token,
+});
+
+describe('@hoptrace/bullmq types', () => {
+  it('every wrapper returns the exact client type it was given', () => {
+    // Declared values only (nothing to connect to): the checks run at compile time, never called.
+    const compileOnly = () => {
+      expectTypeOf(traceQueue(queue)).toEqualTypeOf<Queue<Order, { ok: boolean }, 'fulfil'>>();
+      expectTypeOf(traceFlowProducer(flow)).toEqualTypeOf<FlowProducer>();
+      expectTypeOf(traceProcessor(processor)).toEqualTypeOf<typeof processor>();
+      expectTypeOf(traceProcessor(processor)).parameters.toEqualTypeOf<[Job<Order>, (string | undefined)?]>();
+    };
+    expectTypeOf(compileOnly).toBeFunction();
+  });
+
+  it('rejects invalid options at compile time', () => {
+    const invalid = [
+      // @ts-expect-error createSpans is a boolean
+      () => traceQueue(queue, { createSpans: 'yes' }),
+      // @ts-expect-error relation is 'parent' | 'link' | 'root'
+      () => traceProcessor(processor, { relation: 'sibling' }),
+      // @ts-expect-error onProcess is a function
+      () => traceProcessor(processor, { onProcess: true }),
+      // @ts-expect-error relation is a consumer option, not a queue one
+      () => traceQueue(queue, { relation: 'link' }),
+      // @ts-expect-error not a processor
+      () => traceProcessor('fn'),
+    ];
+    expectTypeOf(invalid).toBeArray();
+  });
+});

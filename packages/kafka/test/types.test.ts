@@ -1,0 +1,42 @@
+import { type KafkaConsumerOptions, traceConsumer, traceKafka, traceProducer } from '@hoptrace/kafka';
+import { type Consumer, Kafka, type Producer } from 'kafkajs';
+import { describe, expectTypeOf, it } from 'vitest';
+
+// Compile-time checks: `pnpm run typecheck` fails if a wrapper loses the client's type, or if an
+// option marked `@ts-expect-error` below becomes accepted. Nothing here connects anywhere.
+const kafka = new Kafka({ brokers: ['127.0.0.1:1'] });
+
+interface AuditedProducer extends Producer {
+  audit(): string;
+}
+
+describe('@hoptrace/kafka types', () => {
+  it('every wrapper returns the exact client type it was given', () => {
+    expectTypeOf(traceKafka(kafka)).toEqualTypeOf<Kafka>();
+    expectTypeOf(traceProducer(kafka.producer())).toEqualTypeOf<Producer>();
+    expectTypeOf(traceConsumer(kafka.consumer({ groupId: 'g' }))).toEqualTypeOf<Consumer>();
+    expectTypeOf(traceProducer<AuditedProducer>).returns.toEqualTypeOf<AuditedProducer>();
+    expectTypeOf(traceKafka(kafka).producer()).toEqualTypeOf<Producer>();
+  });
+
+  it('rejects invalid options at compile time', () => {
+    const invalid = [
+      // @ts-expect-error captureKeys is a boolean
+      () => traceKafka(kafka, { captureKeys: 'yes' }),
+      // @ts-expect-error relation is 'parent' | 'link' | 'root'
+      () => traceConsumer(kafka.consumer({ groupId: 'g' }), { relation: 'sibling' }),
+      // @ts-expect-error batchSpans is 'message' | 'batch'
+      () => traceConsumer(kafka.consumer({ groupId: 'g' }), { batchSpans: 'all' }),
+      // @ts-expect-error traceBudget needs maxHops
+      () => traceKafka(kafka, { traceBudget: {} }),
+      // @ts-expect-error unsampled is 'auto' | 'skip' | 'span'
+      () => traceProducer(kafka.producer(), { unsampled: true }),
+      // @ts-expect-error groupId is a consumer option, not a producer one
+      () => traceProducer(kafka.producer(), { groupId: 'g' }),
+      // @ts-expect-error no unknown options
+      () => traceKafka(kafka, { captureKey: true }),
+    ];
+    expectTypeOf(invalid).toBeArray();
+    expectTypeOf<KafkaConsumerOptions['classifyError']>().toBeNullable();
+  });
+});
