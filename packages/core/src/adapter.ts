@@ -49,9 +49,14 @@ export {
   MAX_LINEAGE_MESSAGE_LENGTH,
   withFailureLineage,
 } from './lineage.ts';
-export { DEFAULT_METRIC_ATTRIBUTE_SETS, MetricAttributeCache } from './metric-attributes.ts';
+export {
+  DEFAULT_METRIC_ATTRIBUTE_SETS,
+  MetricAttributeCache,
+  type OperationMetric,
+  operationMetric,
+} from './metric-attributes.ts';
 export { createMessagingMetrics, MessagingMetrics, type MetricOperation } from './metrics.ts';
-export { Operation, type OperationMetric } from './operation.ts';
+export { Operation } from './operation.ts';
 export {
   callerSpanContext,
   type MessageContext,
@@ -98,6 +103,7 @@ export {
 export {
   DEFAULT_SPAN_TEMPLATES,
   OPERATION_SPAN_KIND,
+  OperationTemplates,
   type SpanOperation,
   type SpanTemplate,
   SpanTemplates,

@@ -1,4 +1,5 @@
 import { type Attributes, diag } from '@opentelemetry/api';
+import type { MetricOperation } from './metrics.ts';
 import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
@@ -87,4 +88,34 @@ export class MetricAttributeCache {
       `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
     );
   }
+}
+
+/** What an `Operation` records when it ends: which metric, its cached attributes, the message count. */
+export interface OperationMetric {
+  readonly operation: MetricOperation;
+  /** The adapter's attribute cache (also builds the `error.type` variant). */
+  readonly cache: MetricAttributeCache;
+  /** Attributes from `cache.get(...)`. */
+  readonly attributes: Attributes;
+  /** Messages the operation carried or delivered. */
+  count: number;
+}
+
+/**
+ * The metric of one operation (attributes from `cache`), or `undefined` when the wrapper has no
+ * metrics, so nothing is built then.
+ *
+ * @param metricsOn - whether the wrapper has metrics (`instr.metrics !== undefined`).
+ */
+export function operationMetric(
+  metricsOn: boolean,
+  cache: MetricAttributeCache,
+  operation: MetricOperation,
+  operationName: string,
+  destination: string | undefined,
+  count: number,
+  group?: string,
+): OperationMetric | undefined {
+  if (!metricsOn) return undefined;
+  return { operation, cache, attributes: cache.get(operationName, destination, group), count };
 }

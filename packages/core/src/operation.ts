@@ -7,21 +7,10 @@ import {
 } from '@opentelemetry/api';
 import { classifyError, type ResolvedFailure, recordFailure } from './errors.ts';
 import type { Instrumentation } from './instrumentation.ts';
-import type { MetricAttributeCache } from './metric-attributes.ts';
+import type { OperationMetric } from './metric-attributes.ts';
 import type { MetricOperation } from './metrics.ts';
 import { ATTR_HOPTRACE_CONTROL_FLOW_REASON, EVENT_HOPTRACE_CONTROL_FLOW } from './names.ts';
 import { isThenable } from './wrap.ts';
-
-/** The metric side of an {@link Operation}: which metric, its cached attributes and the message count. */
-export interface OperationMetric {
-  readonly operation: MetricOperation;
-  /** The adapter's attribute cache (also builds the `error.type` variant). */
-  readonly cache: MetricAttributeCache;
-  /** Attributes from `cache.get(...)`. */
-  readonly attributes: Attributes;
-  /** Messages the operation carried or delivered. */
-  count: number;
-}
 
 /**
  * One messaging operation (a send, a processing, a receive, a settle) from start to its single end:

@@ -105,3 +105,59 @@ export class SpanTemplates {
     return template;
   }
 }
+
+/**
+ * The {@link SpanTemplates} of one wrapper for each of its operations, created on first use. The
+ * static attributes are read when a family is built; when `version` changes (the wrapper learned
+ * something new about its client, e.g. its id), every family is rebuilt.
+ *
+ * @typeParam K - the wrapper's operation keys, e.g. `'send' | 'process'`.
+ */
+export class OperationTemplates<K extends string> {
+  readonly #system: string;
+  readonly #operations: Readonly<Record<K, SpanOperation>>;
+  readonly #staticAttributes: () => Attributes;
+  readonly #version: (() => number) | undefined;
+  readonly #legacy: boolean;
+  #built = Number.NaN;
+  #families = new Map<K, SpanTemplates>();
+
+  /**
+   * @param operations - each operation key's type, name and kind.
+   * @param staticAttributes - read when a family is built (server address, client id...).
+   * @param version - when its value changes, families are rebuilt.
+   */
+  constructor(
+    system: string,
+    operations: Readonly<Record<K, SpanOperation>>,
+    staticAttributes: () => Attributes,
+    legacy: boolean,
+    version?: () => number,
+  ) {
+    this.#system = system;
+    this.#operations = operations;
+    this.#staticAttributes = staticAttributes;
+    this.#legacy = legacy;
+    this.#version = version;
+  }
+
+  /** The templates of `operation`, keyed by span-name destination. */
+  of(operation: K): SpanTemplates {
+    const version = this.#version?.() ?? 0;
+    if (version !== this.#built) {
+      this.#built = version;
+      this.#families = new Map();
+    }
+    let family = this.#families.get(operation);
+    if (!family) {
+      family = new SpanTemplates(
+        this.#system,
+        this.#operations[operation],
+        this.#staticAttributes(),
+        this.#legacy,
+      );
+      this.#families.set(operation, family);
+    }
+    return family;
+  }
+}

@@ -2,6 +2,7 @@ import { ATTR_HOPTRACE_BUDGET_EXCEEDED, ATTR_HOPTRACE_HOP, extractContext } from
 import {
   createInstrumentation,
   type InstrumentationScope,
+  OperationTemplates,
   readMessageContext,
   SpanTemplates,
   startClientSpan,
@@ -76,6 +77,28 @@ describe('SpanTemplates', () => {
     expect(templates.get('a')).toBe(a);
     expect(templates.get('c')).not.toBe(c);
     expect(templates.get('c')).toEqual(c);
+  });
+});
+
+describe('OperationTemplates', () => {
+  it('builds each operation family once, and rebuilds every family when the version changes', () => {
+    let version = 0;
+    let server = 'a';
+    const templates = new OperationTemplates(
+      'kafka',
+      { send: { type: 'send', name: 'send' }, process: { type: 'process', name: 'process' } },
+      () => ({ 'server.address': server }),
+      false,
+      () => version,
+    );
+    const send = templates.of('send');
+    expect(templates.of('send')).toBe(send);
+    expect(templates.of('process').get('t').attributes['server.address']).toBe('a');
+    server = 'b';
+    expect(templates.of('send')).toBe(send);
+    version = 1;
+    expect(templates.of('send')).not.toBe(send);
+    expect(templates.of('process').get('t').attributes['server.address']).toBe('b');
   });
 });
 
