@@ -86,6 +86,16 @@ describe('local image recipes', () => {
       'advertised.listeners',
     );
   });
+
+  it('lets the container broker reach itself on its own listener, not the host-mapped one', () => {
+    const recipe = kafkaRecipe('b', '3.9.2', fakeLib({ 'x.jar': 'x' }));
+    const props = recipe.files['server.properties'] ?? '';
+    expect(props).toContain('inter.broker.listener.name=BROKER\n');
+    expect(props).toMatch(/^listeners=PLAINTEXT:\/\/0\.0\.0\.0:9092,BROKER:\/\/127\.0\.0\.1:9094,/m);
+    expect(recipe.files['start.sh']).toContain(
+      'echo "advertised.listeners=PLAINTEXT://$advertised,BROKER://127.0.0.1:9094" >> /tmp/server.properties',
+    );
+  });
 });
 
 describe('image choice', () => {

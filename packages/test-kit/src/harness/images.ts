@@ -3,6 +3,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { join } from 'node:path';
 import { KAFKA_VERSION_LABEL, LOCAL_KAFKA_ADVERTISED_FILE, LOCAL_KAFKA_WAITING_LINE } from './containers.ts';
 import {
+  advertisedListeners,
   cacheRoot,
   ensureKafkaJars,
   kafkaLog4j2Properties,
@@ -171,6 +172,9 @@ export function rabbitmqRecipe(base: string): ImageRecipe {
   });
 }
 
+/** The broker's own listener inside the Kafka container, for its connections to itself. */
+const KAFKA_INTERNAL_PORT = 9094;
+
 /**
  * Kafka in KRaft mode from Debian's JRE and the Maven Central jars of `version`, with the same broker
  * properties as the local provisioning ({@link kraftServerProperties}). The data directory is
@@ -201,7 +205,7 @@ export function kafkaRecipe(base: string, version: string, lib: string): ImageRe
     '  # Build time. Formatting records only the cluster and node ids, but the config must be valid,',
     '  # and a listener on 0.0.0.0 cannot be advertised: any routable address will do here.',
     '  cp /opt/kafka/server.properties /tmp/format.properties',
-    "  echo 'advertised.listeners=PLAINTEXT://127.0.0.1:9092' >> /tmp/format.properties",
+    `  echo 'advertised.listeners=${advertisedListeners('127.0.0.1:9092', KAFKA_INTERNAL_PORT)}' >> /tmp/format.properties`,
     `  id=$(java ${logOption(true)} -cp "$classpath" kafka.tools.StorageTool random-uuid)`,
     `  java ${logOption(true)} -cp "$classpath" kafka.tools.StorageTool format -t "$id" -c /tmp/format.properties`,
     '  rm /tmp/format.properties',
@@ -216,7 +220,7 @@ export function kafkaRecipe(base: string, version: string, lib: string): ImageRe
     `  advertised=$(head -n 1 ${LOCAL_KAFKA_ADVERTISED_FILE})`,
     'fi',
     'cp /opt/kafka/server.properties /tmp/server.properties',
-    'echo "advertised.listeners=PLAINTEXT://$advertised" >> /tmp/server.properties',
+    `echo "advertised.listeners=${advertisedListeners('$advertised', KAFKA_INTERNAL_PORT)}" >> /tmp/server.properties`,
     'echo "hoptrace-kafka: advertising PLAINTEXT://$advertised"',
     `exec java \${KAFKA_HEAP_OPTS:--Xms512m -Xmx512m} ${logOption(false)} -cp "$classpath" kafka.Kafka /tmp/server.properties`,
     '',
@@ -243,6 +247,7 @@ export function kafkaRecipe(base: string, version: string, lib: string): ImageRe
         listenHost: '0.0.0.0',
         port: 9092,
         controllerPort: 9093,
+        internalPort: KAFKA_INTERNAL_PORT,
         dataDir: '/var/lib/kafka/data',
       }),
       'start.sh': start,

@@ -88,26 +88,33 @@ export async function ensureKafkaJars(
 /**
  * The properties of a single combined broker+controller KRaft node (static quorum), shared by the
  * local process and the container image so that both run the same broker configuration.
- * `advertised` is omitted when the address is only known later (the container image appends it at
- * start, once the runtime has mapped the port).
+ *
+ * With `internalPort`, brokers talk to each other over their own `BROKER` listener on 127.0.0.1
+ * instead of the client listener. A container needs that: its client listener is advertised at the
+ * host's mapped port, which does not exist inside the container, and the broker does connect to
+ * itself (transaction markers, and the partition verification of transactional produces, which
+ * otherwise fails with NOT_ENOUGH_REPLICAS). `advertised` is omitted when the address is only known
+ * later: the container's start script appends it, see {@link advertisedListeners}.
  */
 export function kraftServerProperties(options: {
   listenHost: string;
   port: number;
   controllerPort: number;
+  internalPort?: number;
   advertised?: string;
   dataDir: string;
 }): string {
-  const { listenHost, port, controllerPort, advertised, dataDir } = options;
+  const { listenHost, port, controllerPort, internalPort, advertised, dataDir } = options;
+  const internal = internalPort ? [`BROKER://127.0.0.1:${internalPort}`] : [];
   return [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
-    `listeners=PLAINTEXT://${listenHost}:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-    ...(advertised ? [`advertised.listeners=PLAINTEXT://${advertised}`] : []),
-    'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+    `listeners=${[`PLAINTEXT://${listenHost}:${port}`, ...internal, `CONTROLLER://127.0.0.1:${controllerPort}`].join(',')}`,
+    ...(advertised ? [`advertised.listeners=${advertisedListeners(advertised, internalPort)}`] : []),
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${internalPort ? ',BROKER:PLAINTEXT' : ''}`,
     'controller.listener.names=CONTROLLER',
-    'inter.broker.listener.name=PLAINTEXT',
+    `inter.broker.listener.name=${internalPort ? 'BROKER' : 'PLAINTEXT'}`,
     `log.dirs=${dataDir}`,
     'num.partitions=1',
     'auto.create.topics.enable=true',
@@ -120,6 +127,13 @@ export function kraftServerProperties(options: {
     'log.cleaner.dedupe.buffer.size=2097152',
     '',
   ].join('\n');
+}
+
+/** The `advertised.listeners` value: clients at `advertised`, and the internal listener if any. */
+export function advertisedListeners(advertised: string, internalPort?: number): string {
+  return [`PLAINTEXT://${advertised}`, ...(internalPort ? [`BROKER://127.0.0.1:${internalPort}`] : [])].join(
+    ',',
+  );
 }
 
 /** A Kafka process the harness started. */
