@@ -5,10 +5,14 @@ import {
   requestedKinds,
   resolveBroker,
 } from '@hoptrace/test-kit/harness';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseHostPort } from '../src/harness/net.ts';
 
 const saved = { ...process.env };
+beforeEach(() => {
+  // These tests are about the auto route, also when a shell has the container route's exports.
+  delete process.env.HOPTRACE_BROKERS;
+});
 afterEach(() => {
   process.env = { ...saved };
 });

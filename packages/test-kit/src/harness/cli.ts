@@ -1,4 +1,7 @@
 // `./dev kafka start|stop`: a local Kafka for development that outlives the command.
+// `./dev containers setup`: `containers-images` builds the local broker images (see images.ts) and
+// prints `HOPTRACE_<KIND>_IMAGE=<ref>` lines on stdout for the shell to export; progress goes to stderr.
+// `./dev containers test`: `containers-leftovers` removes (and counts) containers a run left behind.
 import { readFileSync, rmSync } from 'node:fs';
 import { kafkaStateFile, startLocalKafka } from './kafka-local.ts';
 
@@ -20,7 +23,19 @@ if (command === 'kafka-start') {
   } catch (error) {
     console.log(`no Kafka started by ./dev kafka start is running (${(error as Error).message})`);
   }
+} else if (command === 'containers-images') {
+  const { ensureImages } = await import('./images.ts');
+  const { IMAGE_ENV } = await import('./containers.ts');
+  const images = await ensureImages((line) => process.stderr.write(`containers: ${line}\n`));
+  for (const [kind, ref] of Object.entries(images)) {
+    process.stdout.write(`${IMAGE_ENV[kind as keyof typeof IMAGE_ENV]}=${ref}\n`);
+  }
+} else if (command === 'containers-leftovers') {
+  // After a run: any harness container whose owner is gone was left behind by that run's teardown.
+  const { removeStaleContainers } = await import('./containers.ts');
+  const removed = await removeStaleContainers((line) => process.stderr.write(`containers: ${line}\n`));
+  process.exit(removed === 0 ? 0 : 3);
 } else {
-  console.error('usage: ./dev kafka start|stop');
+  console.error('usage: cli.ts kafka-start|kafka-stop|containers-images|containers-leftovers');
   process.exit(2);
 }

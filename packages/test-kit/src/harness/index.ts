@@ -1,4 +1,12 @@
-export { CONTAINER_IMAGES } from './containers.ts';
+export { HARNESS_LABEL, OWNER_LABEL } from './container-owner.ts';
+export {
+  CONTAINER_IMAGES,
+  containerImage,
+  containerRuntimeUnavailable,
+  DEFAULT_CONTAINER_IMAGES,
+  IMAGE_ENV,
+  isLocalKafkaImage,
+} from './containers.ts';
 export {
   DEFAULT_KAFKA_VERSION,
   ensureKafkaJars,
@@ -13,6 +21,13 @@ export {
   resolveAllBrokers,
   resolveBroker,
 } from './resolve.ts';
+export {
+  BROKER_ROUTE_ENV,
+  type BrokerRoute,
+  brokerRoute,
+  type ResolutionStep,
+  resolutionSteps,
+} from './route.ts';
 export {
   type BrokerEndpoints,
   type BrokerKind,

@@ -21,7 +21,8 @@ export function kafkaVersion(): string {
   return process.env.HOPTRACE_KAFKA_VERSION ?? DEFAULT_KAFKA_VERSION;
 }
 
-function cacheRoot(): string {
+/** Where hoptrace caches what it downloads or builds (`HOPTRACE_CACHE`, else `~/.cache/hoptrace`). */
+export function cacheRoot(): string {
   return (
     process.env.HOPTRACE_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'hoptrace')
   );
@@ -84,6 +85,57 @@ export async function ensureKafkaJars(
   return lib;
 }
 
+/**
+ * The properties of a single combined broker+controller KRaft node (static quorum), shared by the
+ * local process and the container image so that both run the same broker configuration.
+ *
+ * With `internalPort`, brokers talk to each other over their own `BROKER` listener on 127.0.0.1
+ * instead of the client listener. A container needs that: its client listener is advertised at the
+ * host's mapped port, which does not exist inside the container, and the broker does connect to
+ * itself (transaction markers, and the partition verification of transactional produces, which
+ * otherwise fails with NOT_ENOUGH_REPLICAS). `advertised` is omitted when the address is only known
+ * later: the container's start script appends it, see {@link advertisedListeners}.
+ */
+export function kraftServerProperties(options: {
+  listenHost: string;
+  port: number;
+  controllerPort: number;
+  internalPort?: number;
+  advertised?: string;
+  dataDir: string;
+}): string {
+  const { listenHost, port, controllerPort, internalPort, advertised, dataDir } = options;
+  const internal = internalPort ? [`BROKER://127.0.0.1:${internalPort}`] : [];
+  return [
+    'process.roles=broker,controller',
+    'node.id=1',
+    `controller.quorum.voters=1@127.0.0.1:${controllerPort}`,
+    `listeners=${[`PLAINTEXT://${listenHost}:${port}`, ...internal, `CONTROLLER://127.0.0.1:${controllerPort}`].join(',')}`,
+    ...(advertised ? [`advertised.listeners=${advertisedListeners(advertised, internalPort)}`] : []),
+    `listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT${internalPort ? ',BROKER:PLAINTEXT' : ''}`,
+    'controller.listener.names=CONTROLLER',
+    `inter.broker.listener.name=${internalPort ? 'BROKER' : 'PLAINTEXT'}`,
+    `log.dirs=${dataDir}`,
+    'num.partitions=1',
+    'auto.create.topics.enable=true',
+    'offsets.topic.replication.factor=1',
+    'offsets.topic.num.partitions=1',
+    'transaction.state.log.replication.factor=1',
+    'transaction.state.log.min.isr=1',
+    'transaction.state.log.num.partitions=1',
+    'group.initial.rebalance.delay.ms=0',
+    'log.cleaner.dedupe.buffer.size=2097152',
+    '',
+  ].join('\n');
+}
+
+/** The `advertised.listeners` value: clients at `advertised`, and the internal listener if any. */
+export function advertisedListeners(advertised: string, internalPort?: number): string {
+  return [`PLAINTEXT://${advertised}`, ...(internalPort ? [`BROKER://127.0.0.1:${internalPort}`] : [])].join(
+    ',',
+  );
+}
+
 /** A Kafka process the harness started. */
 export interface LocalKafka {
   version: string;
@@ -132,27 +184,13 @@ export async function startLocalKafka(
   const props = join(home, 'server.properties');
   writeFileSync(
     props,
-    [
-      'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.voters=1@127.0.0.1:${port + 1}`,
-      `listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${port + 1}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${port}`,
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
-      'controller.listener.names=CONTROLLER',
-      'inter.broker.listener.name=PLAINTEXT',
-      `log.dirs=${dataDir}`,
-      'num.partitions=1',
-      'auto.create.topics.enable=true',
-      'offsets.topic.replication.factor=1',
-      'offsets.topic.num.partitions=1',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
-      'transaction.state.log.num.partitions=1',
-      'group.initial.rebalance.delay.ms=0',
-      'log.cleaner.dedupe.buffer.size=2097152',
-      '',
-    ].join('\n'),
+    kraftServerProperties({
+      listenHost: '127.0.0.1',
+      port,
+      controllerPort: port + 1,
+      advertised: `127.0.0.1:${port}`,
+      dataDir,
+    }),
   );
   const major = Number(version.split('.')[0]);
   // The storage tool gets a WARN-to-stderr config so that its stdout holds only the cluster id.
@@ -226,41 +264,48 @@ function isAlive(pid: number): boolean {
 
 function writeLog4j(dir: string, tool: boolean): string {
   const file = join(dir, tool ? 'tools-log4j.properties' : 'log4j.properties');
-  writeFileSync(
-    file,
-    [
-      tool ? 'log4j.rootLogger=WARN, stdout' : 'log4j.rootLogger=INFO, stdout',
-      'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
-      `log4j.appender.stdout.Target=${tool ? 'System.err' : 'System.out'}`,
-      'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
-      'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
-      'log4j.logger.state.change.logger=WARN',
-      'log4j.logger.kafka.request.logger=WARN',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, kafkaLog4jProperties(tool));
   return file;
 }
 
 function writeLog4j2(dir: string, tool: boolean): string {
   const file = join(dir, tool ? 'tools-log4j2.properties' : 'log4j2.properties');
-  writeFileSync(
-    file,
-    [
-      'status = warn',
-      'appender.console.type = Console',
-      'appender.console.name = STDOUT',
-      `appender.console.target = ${tool ? 'SYSTEM_ERR' : 'SYSTEM_OUT'}`,
-      'appender.console.layout.type = PatternLayout',
-      'appender.console.layout.pattern = [%d] %p %m (%c)%n',
-      `rootLogger.level = ${tool ? 'warn' : 'info'}`,
-      'rootLogger.appenderRef.stdout.ref = STDOUT',
-      'logger.state.name = state.change.logger',
-      'logger.state.level = warn',
-      'logger.request.name = kafka.request.logger',
-      'logger.request.level = warn',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, kafkaLog4j2Properties(tool));
   return file;
+}
+
+/**
+ * The log4j 1 (reload4j) configuration for Kafka 3.x: the broker logs INFO to stdout (its readiness
+ * line included), a tool logs WARN to stderr so that its stdout holds only what it prints.
+ */
+export function kafkaLog4jProperties(tool: boolean): string {
+  return [
+    tool ? 'log4j.rootLogger=WARN, stdout' : 'log4j.rootLogger=INFO, stdout',
+    'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+    `log4j.appender.stdout.Target=${tool ? 'System.err' : 'System.out'}`,
+    'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+    'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+    'log4j.logger.state.change.logger=WARN',
+    'log4j.logger.kafka.request.logger=WARN',
+    '',
+  ].join('\n');
+}
+
+/** The log4j 2 configuration for Kafka 4.x, with the same split as {@link kafkaLog4jProperties}. */
+export function kafkaLog4j2Properties(tool: boolean): string {
+  return [
+    'status = warn',
+    'appender.console.type = Console',
+    'appender.console.name = STDOUT',
+    `appender.console.target = ${tool ? 'SYSTEM_ERR' : 'SYSTEM_OUT'}`,
+    'appender.console.layout.type = PatternLayout',
+    'appender.console.layout.pattern = [%d] %p %m (%c)%n',
+    `rootLogger.level = ${tool ? 'warn' : 'info'}`,
+    'rootLogger.appenderRef.stdout.ref = STDOUT',
+    'logger.state.name = state.change.logger',
+    'logger.state.level = warn',
+    'logger.request.name = kafka.request.logger',
+    'logger.request.level = warn',
+    '',
+  ].join('\n');
 }

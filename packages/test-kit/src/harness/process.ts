@@ -9,10 +9,14 @@ export function hasCommand(command: string): boolean {
 export function run(
   command: string,
   args: string[],
-  options: { timeoutMs?: number; cwd?: string; stdoutOnly?: boolean } = {},
+  options: { timeoutMs?: number; cwd?: string; stdoutOnly?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (chunk: Buffer) => {

@@ -1,5 +1,7 @@
 import {
+  containerImage,
   containerRuntimeUnavailable,
+  IMAGE_ENV,
   type StartedContainer,
   startKafkaContainer,
   startRabbitContainer,
@@ -9,6 +11,7 @@ import { startDebianRabbit, startDebianRedis } from './debian.ts';
 import { kafkaVersion, runningLocalKafkaVersion, startLocalKafka } from './kafka-local.ts';
 import { parseHostPort } from './net.ts';
 import { probeKafka, probeRabbit, probeRedis } from './probes.ts';
+import { BROKER_ROUTE_ENV, type BrokerRoute, brokerRoute } from './route.ts';
 import {
   type BrokerEndpoints,
   type BrokerKind,
@@ -30,8 +33,9 @@ interface BrokerSpec<K extends BrokerKind> {
   kind: K;
   fromEnv(value: string): BrokerEndpoints[K];
   loopback: BrokerEndpoints[K];
-  probe(endpoint: BrokerEndpoints[K]): Promise<string>;
-  container(): Promise<StartedContainer<K>>;
+  /** The broker's own account of itself; `known` is a version learnt elsewhere (an image label). */
+  probe(endpoint: BrokerEndpoints[K], known?: string): Promise<string>;
+  container(log: (line: string) => void): Promise<StartedContainer<K>>;
   provision(
     log: (line: string) => void,
   ): Promise<{ endpoint: BrokerEndpoints[K]; version?: string; stop(): Promise<void> }>;
@@ -49,10 +53,10 @@ const SPECS: { [K in BrokerKind]: BrokerSpec<K> } = {
         .filter(Boolean),
     }),
     loopback: { brokers: ['127.0.0.1:9092'] },
-    probe: async (e) => {
+    probe: async (e, known) => {
       const description = await probeKafka(e);
       const port = parseHostPort(e.brokers[0] ?? '', 9092).port;
-      const version = runningLocalKafkaVersion(port);
+      const version = known?.replace(/^Kafka /, '') ?? runningLocalKafkaVersion(port);
       return version
         ? `Kafka ${version} (${description})`
         : `Kafka, version not reported by the protocol (${description})`;
@@ -69,7 +73,7 @@ const SPECS: { [K in BrokerKind]: BrokerSpec<K> } = {
     kind: 'rabbitmq',
     fromEnv: (v) => ({ url: v }),
     loopback: { url: 'amqp://guest:guest@127.0.0.1:5672' },
-    probe: probeRabbit,
+    probe: (e) => probeRabbit(e),
     container: startRabbitContainer,
     provision: async () => {
       const stop = await startDebianRabbit();
@@ -85,7 +89,7 @@ const SPECS: { [K in BrokerKind]: BrokerSpec<K> } = {
       return { host: url.hostname, port: url.port ? Number(url.port) : 6379 };
     },
     loopback: { host: '127.0.0.1', port: 6379 },
-    probe: probeRedis,
+    probe: (e) => probeRedis(e),
     container: startRedisContainer,
     provision: async () => {
       const stop = await startDebianRedis(6379);
@@ -98,16 +102,24 @@ const SPECS: { [K in BrokerKind]: BrokerSpec<K> } = {
 
 const noop = async () => undefined;
 
+/** The fix printed when the Testcontainers route cannot start a broker. */
+const ROUTE_FIX =
+  './dev containers test   (runs the container lane), or ./dev containers setup, then eval "$(./dev containers env)"';
+
 /**
- * Finds a real broker of one kind, trying in order: the environment variable, the default loopback
- * port, Testcontainers (when a container runtime answers), then local provisioning. Never skips:
- * throws {@link BrokerUnavailableError} naming every attempt and the command that fixes it.
+ * Finds a real broker of one kind. On the `auto` route ({@link brokerRoute}) it tries, in order: the
+ * environment variable, the default loopback port, Testcontainers (when a container runtime answers),
+ * then local provisioning. On the `testcontainers` route it starts the broker with Testcontainers and
+ * tries nothing else. Never skips: throws {@link BrokerUnavailableError} naming every attempt and the
+ * command that fixes it.
  */
 export async function resolveBroker<K extends BrokerKind>(
   kind: K,
   log: (line: string) => void = () => undefined,
+  route: BrokerRoute = brokerRoute(),
 ): Promise<ResolvedBroker<K>> {
   const spec = SPECS[kind] as unknown as BrokerSpec<K>;
+  if (route === 'testcontainers') return resolveWithTestcontainers(spec, log);
   const tried: string[] = [];
   const envName = BROKER_ENV[kind];
   const envValue = process.env[envName];
@@ -143,16 +155,7 @@ export async function resolveBroker<K extends BrokerKind>(
     tried.push(`Testcontainers: ${noRuntime}`);
   } else {
     try {
-      const started = await spec.container();
-      const version = await spec.probe(started.endpoint);
-      return {
-        kind,
-        endpoint: started.endpoint,
-        version,
-        source: 'testcontainers',
-        detail: 'started with Testcontainers',
-        stop: started.stop,
-      };
+      return await startWithTestcontainers(spec, log, '');
     } catch (error) {
       tried.push(`Testcontainers: ${firstLine(error)}`);
     }
@@ -179,6 +182,51 @@ export async function resolveBroker<K extends BrokerKind>(
   throw new BrokerUnavailableError(
     `No ${kind} broker could be had. Tried, in order:\n  - ${tried.join('\n  - ')}\nFix: ${spec.fix}`,
   );
+}
+
+/** Starts the broker's container and probes it; stops the container again if the probe fails. */
+async function startWithTestcontainers<K extends BrokerKind>(
+  spec: BrokerSpec<K>,
+  log: (line: string) => void,
+  why: string,
+): Promise<ResolvedBroker<K>> {
+  const started = await spec.container(log);
+  try {
+    const version = await spec.probe(started.endpoint, started.version);
+    return {
+      kind: spec.kind,
+      endpoint: started.endpoint,
+      version,
+      source: 'testcontainers',
+      detail: `started with Testcontainers from ${started.image}${why}`,
+      stop: started.stop,
+    };
+  } catch (error) {
+    await started.stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+/** The `testcontainers` route: no environment, no loopback, no provisioning, no fallback. */
+async function resolveWithTestcontainers<K extends BrokerKind>(
+  spec: BrokerSpec<K>,
+  log: (line: string) => void,
+): Promise<ResolvedBroker<K>> {
+  const asked = `${BROKER_ROUTE_ENV}=testcontainers`;
+  const noRuntime = await containerRuntimeUnavailable();
+  if (noRuntime) {
+    throw new BrokerUnavailableError(
+      `No ${spec.kind} broker: ${asked} starts brokers with Testcontainers only, but ${noRuntime}.\nFix: ${ROUTE_FIX}`,
+    );
+  }
+  const image = containerImage(spec.kind);
+  try {
+    return await startWithTestcontainers(spec, log, ` (${asked})`);
+  } catch (error) {
+    throw new BrokerUnavailableError(
+      `No ${spec.kind} broker: ${asked}, but Testcontainers could not start ${image} (${IMAGE_ENV[spec.kind]}): ${(error as Error).message}\nFix: ${ROUTE_FIX}`,
+    );
+  }
 }
 
 function describe(endpoint: BrokerEndpoints[BrokerKind]): string {
@@ -218,20 +266,32 @@ export interface ResolvedBrokers {
 }
 
 /**
- * Resolves every requested broker ({@link requestedKinds}) one after another; stops what it started
- * if a later one fails, and then throws with every failure's account.
+ * Resolves every requested broker ({@link requestedKinds}) on the route named by `HOPTRACE_BROKERS`:
+ * one after another on `auto`, side by side on `testcontainers`. Stops what it started if another
+ * one fails, and then throws with every failure's account.
  */
 export async function resolveAllBrokers(
   log: (line: string) => void = () => undefined,
   kinds: BrokerKind[] = requestedKinds(),
 ): Promise<ResolvedBrokers> {
+  const route = brokerRoute();
   const done: ResolvedBroker[] = [];
   const errors: string[] = [];
-  for (const kind of kinds) {
-    try {
-      done.push(await resolveBroker(kind, log));
-    } catch (error) {
-      errors.push((error as Error).message);
+  if (route === 'testcontainers') {
+    // Containers start independently of one another, so the route starts them side by side (the
+    // auto route stays sequential: provisioning may run apt-get, which must not run twice at once).
+    const settled = await Promise.allSettled(kinds.map((kind) => resolveBroker(kind, log, route)));
+    for (const result of settled) {
+      if (result.status === 'fulfilled') done.push(result.value);
+      else errors.push((result.reason as Error).message);
+    }
+  } else {
+    for (const kind of kinds) {
+      try {
+        done.push(await resolveBroker(kind, log, route));
+      } catch (error) {
+        errors.push((error as Error).message);
+      }
     }
   }
   const stop = async () => {
@@ -258,6 +318,9 @@ export async function resolveAllBrokers(
           (b) =>
             `  ${b.kind.padEnd(8)} ${describe(b.endpoint).padEnd(22)} ${b.version} — ${b.source}: ${b.detail}`,
         ),
+        ...(route === 'testcontainers'
+          ? [`  (${BROKER_ROUTE_ENV}=testcontainers: environment, loopback and provisioning were not tried)`]
+          : []),
         ...(kinds.length < 3
           ? [`  (only ${kinds.join(', ')}: HOPTRACE_ONLY=${process.env.HOPTRACE_ONLY})`]
           : []),
