@@ -8,7 +8,6 @@ import {
 import { classifyError, type ResolvedFailure, recordFailure } from './errors.ts';
 import type { Instrumentation } from './instrumentation.ts';
 import type { OperationMetric } from './metric-attributes.ts';
-import type { MetricOperation } from './metrics.ts';
 import { ATTR_HOPTRACE_CONTROL_FLOW_REASON, EVENT_HOPTRACE_CONTROL_FLOW } from './names.ts';
 import { isThenable } from './wrap.ts';
 
