@@ -43,9 +43,10 @@ describe('the order pipeline', () => {
       const hopLines = byHop(hop);
       expect(hopLines.length, hop).toBeGreaterThan(0);
       for (const line of hopLines)
-        expect({ trace_id: line.trace_id, span_id: line.span_id }).toEqual({
+        expect({ trace_id: line.trace_id, span_id: line.span_id, tenant: line['tenant.id'] }).toEqual({
           trace_id: traceId,
           span_id: spanId,
+          tenant: 'acme', // the business code travelled as baggage through every hop
         });
     };
     expectIds('http', t.request.spanContext().spanId);
