@@ -1,31 +1,47 @@
-// Kafka suite: produce N messages (sends of 100 messages, up to 4 in flight) and consume them with
-// eachMessage or eachBatch, on a fresh 3-partition topic and consumer group per scenario run.
+// Kafka suite (kafkajs): produce N messages (sends of 100 messages, up to 4 in flight) and consume
+// them with eachMessage or eachBatch, on a fresh 3-partition topic and consumer group per scenario.
+// The batch-mode scenario runs hoptrace with `batchSpans: 'batch'` (one process span per batch with
+// a link per message); every other variant runs it exactly as the eachBatch scenario.
+import type * as KafkaInstrumentation from '@opentelemetry/instrumentation-kafkajs';
 import type * as KafkaJs from 'kafkajs';
-import { importAdapter, type Prepared, type SuiteEnv, type Tracker } from './tracker.ts';
-import type { Scenario } from './types.ts';
+import { floorTraceparent } from '../brokers/floor.ts';
+import { registerRequireTime } from '../brokers/incumbent.ts';
+import { importAdapter } from '../brokers/tracker.ts';
+import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
 
 const CHUNK = 100;
 const IN_FLIGHT = 4;
-/** `raw+header`: a W3C traceparent per message (fixed trace id, a span id per message). */
-const TRACEPARENT_PREFIX = '00-4bf92f3577b34da6a3ce929d0e0e4736-';
 
-/** Kafka scenarios: message size x consumer mode. */
-export function kafkaScenarios(): Scenario[] {
-  const out: Scenario[] = [];
-  for (const mode of ['eachMessage', 'eachBatch'] as const) {
-    for (const size of [100, 1024]) {
-      out.push({
-        id: `kafka-${mode}-${size}b`,
-        label: `${mode}, ${size === 1024 ? '1 KB' : `${size} B`}`,
-        settings: { mode, size },
-      });
-    }
-  }
-  return out;
+function scenarios(): Scenario[] {
+  return [
+    {
+      id: 'kafka-eachMessage-100b',
+      label: 'eachMessage, 100 B',
+      settings: { mode: 'eachMessage', size: 100 },
+      targetOn: 0.6,
+    },
+    {
+      id: 'kafka-eachMessage-1kb',
+      label: 'eachMessage, 1 KB',
+      settings: { mode: 'eachMessage', size: 1024 },
+      targetOn: 0.6,
+    },
+    {
+      id: 'kafka-eachBatch-100b',
+      label: 'eachBatch, 100 B (hoptrace default: a span per message)',
+      settings: { mode: 'eachBatch', size: 100 },
+    },
+    {
+      id: 'kafka-eachBatch-100b-batch-mode',
+      label: "eachBatch, 100 B, hoptrace batch mode (`batchSpans: 'batch'`)",
+      settings: { mode: 'eachBatch', size: 100, batchSpans: 'batch' },
+      targetOn: 0.35,
+    },
+  ];
 }
 
 /** Builds one Kafka scenario: topic, producer, consumer (joined and running). */
-export async function prepareKafka(env: SuiteEnv, scenario: Scenario, tracker: Tracker): Promise<Prepared> {
+async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Promise<Prepared> {
   const kafkajs = env.require('kafkajs') as typeof KafkaJs;
   let kafka = new kafkajs.Kafka({
     clientId: 'hoptrace-bench',
@@ -34,7 +50,7 @@ export async function prepareKafka(env: SuiteEnv, scenario: Scenario, tracker: T
   });
   if (env.variant.library === 'hoptrace') {
     const { traceKafka } = await importAdapter('kafka', () => import('@hoptrace/kafka'));
-    kafka = traceKafka(kafka);
+    kafka = traceKafka(kafka, scenario.settings.batchSpans === 'batch' ? { batchSpans: 'batch' } : {});
   }
   const topic = `bench-${env.unique}`;
   const admin = kafka.admin();
@@ -80,8 +96,7 @@ export async function prepareKafka(env: SuiteEnv, scenario: Scenario, tracker: T
         const messages: KafkaJs.Message[] = new Array(count);
         if (withHeader) {
           for (let k = 0; k < count; k++) {
-            const spanId = (0x1000000000000 + i + k).toString(16).padStart(16, '0');
-            messages[k] = { value, headers: { traceparent: `${TRACEPARENT_PREFIX}${spanId}-01` } };
+            messages[k] = { value, headers: { traceparent: floorTraceparent(i + k) } };
           }
         } else {
           for (let k = 0; k < count; k++) messages[k] = { value };
@@ -103,3 +118,22 @@ export async function prepareKafka(env: SuiteEnv, scenario: Scenario, tracker: T
     },
   };
 }
+
+/** kafkajs 2.2.4: raw, header floor, hoptrace, @opentelemetry/instrumentation-kafkajs. */
+export const suite: BenchSuite = {
+  name: 'kafka',
+  title: 'Kafka (kafkajs 2.2.4)',
+  broker: 'kafka',
+  incumbent: '@opentelemetry/instrumentation-kafkajs',
+  order: 10,
+  messages: { full: 15_000, quick: 3_000, smoke: 300 },
+  window: 5_000,
+  soakScenario: 'kafka-eachMessage-100b',
+  scenarios,
+  registerIncumbent({ require, tracerProvider }) {
+    const { KafkaJsInstrumentation } =
+      require('@opentelemetry/instrumentation-kafkajs') as typeof KafkaInstrumentation;
+    registerRequireTime(require, new KafkaJsInstrumentation(), tracerProvider);
+  },
+  prepare,
+};

@@ -1,16 +1,17 @@
 // BullMQ suite: add N jobs with addBulk in chunks of 100 (up to 2 chunks in flight) and process them
 // with a Worker (concurrency 10) whose processor returns at once; a job counts when the worker
-// emits 'completed'. Jobs are removed on completion so Redis stays small in soak runs.
+// emits 'completed'. Jobs are removed on completion so Redis stays small in soak runs. The header
+// floor carries a traceparent where bullmq-otel and hoptrace put it: `opts.telemetry.metadata`.
 import type * as BullMq from 'bullmq';
 import type * as BullMqOtel from 'bullmq-otel';
-import { importAdapter, type Prepared, type SuiteEnv, type Tracker } from './tracker.ts';
-import type { Scenario } from './types.ts';
+import { floorTraceparent } from '../brokers/floor.ts';
+import { importAdapter } from '../brokers/tracker.ts';
+import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
 
 const CHUNK = 100;
 const IN_FLIGHT = 2;
 
-/** BullMQ scenarios: worker concurrency. */
-export function bullmqScenarios(): Scenario[] {
+function scenarios(): Scenario[] {
   return [
     {
       id: 'bullmq-concurrency-10',
@@ -20,8 +21,14 @@ export function bullmqScenarios(): Scenario[] {
   ];
 }
 
+interface BulkJob {
+  name: string;
+  data: { i: number };
+  opts?: { telemetry: { metadata: string } };
+}
+
 /** Builds one BullMQ scenario: queue and a running worker on a fresh queue name. */
-export async function prepareBullmq(env: SuiteEnv, scenario: Scenario, tracker: Tracker): Promise<Prepared> {
+async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Promise<Prepared> {
   const bullmq = env.require('bullmq') as typeof BullMq;
   const name = `bench-${env.unique}`;
   const connection = { host: env.endpoints.redis!.host, port: env.endpoints.redis!.port };
@@ -48,6 +55,7 @@ export async function prepareBullmq(env: SuiteEnv, scenario: Scenario, tracker: 
   worker.on('completed', () => tracker.message());
   await queue.waitUntilReady();
   await worker.waitUntilReady();
+  const withHeader = env.variant.library === 'raw+header';
 
   return {
     async send() {
@@ -56,8 +64,16 @@ export async function prepareBullmq(env: SuiteEnv, scenario: Scenario, tracker: 
         const count = Math.min(CHUNK, tracker.n - i);
         const wait = tracker.room(count);
         if (wait) await wait;
-        const jobs = new Array<{ name: string; data: { i: number } }>(count);
-        for (let k = 0; k < count; k++) jobs[k] = { name: 'job', data: { i: i + k } };
+        const jobs = new Array<BulkJob>(count);
+        for (let k = 0; k < count; k++) {
+          jobs[k] = withHeader
+            ? {
+                name: 'job',
+                data: { i: i + k },
+                opts: { telemetry: { metadata: JSON.stringify({ traceparent: floorTraceparent(i + k) }) } },
+              }
+            : { name: 'job', data: { i: i + k } };
+        }
         const adding: Promise<unknown> = queue.addBulk(jobs).finally(() => {
           inFlight.delete(adding);
         });
@@ -73,3 +89,17 @@ export async function prepareBullmq(env: SuiteEnv, scenario: Scenario, tracker: 
     },
   };
 }
+
+/** BullMQ 6.7.0: raw, header floor, hoptrace, bullmq-otel (BullMQ's own `telemetry` option). */
+export const suite: BenchSuite = {
+  name: 'bullmq',
+  title: 'BullMQ 6.7.0 (Redis)',
+  broker: 'redis',
+  incumbent: 'bullmq-otel',
+  order: 30,
+  messages: { full: 5_000, quick: 1_500, smoke: 200 },
+  window: 5_000,
+  soakScenario: 'bullmq-concurrency-10',
+  scenarios,
+  prepare,
+};
