@@ -11,12 +11,12 @@
 // `./dev bench ...` builds the packages first and runs this. Suites: bench/suites/*.ts. See
 // bench/README.md.
 import { fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ResolvedBrokers, resolveAllBrokers } from '@hoptrace/test-kit/harness';
 import { writeReadmeSection } from '../lib/readme.ts';
 import { fmt, machine, today, writeResults } from '../lib/report.ts';
+import { packageVersion } from '../lib/versions.ts';
 import { loadSuites, suiteNames } from './registry.ts';
 import {
   detailTable,
@@ -69,25 +69,14 @@ function runChild(
   });
 }
 
-function versionOf(pkg: string): string {
-  try {
-    const path = join(here, '..', 'node_modules', pkg, 'package.json');
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-  } catch {
-    return '?';
-  }
-}
-
-const SDK_LINE = (): string =>
-  `SDK (every traced variant): @opentelemetry/sdk-trace-base ${versionOf('@opentelemetry/sdk-trace-base')} BasicTracerProvider, ` +
+/** The SDK every traced variant shares, and each suite's incumbent setup. */
+const sdkLine = (suites: BenchSuite[]): string =>
+  `SDK (every traced variant): @opentelemetry/sdk-trace-base ${packageVersion('@opentelemetry/sdk-trace-base')} BasicTracerProvider, ` +
   'one sampler per variant: AlwaysOn (`/on`), ParentBased(TraceIdRatioBased(0.1)) (`/ratio`, the production-like setting) ' +
   'or AlwaysOff (`/off`); BatchSpanProcessor with default settings, an exporter that ' +
-  `serializes every batch with ProtobufTraceSerializer (@opentelemetry/otlp-transformer ${versionOf('@opentelemetry/otlp-transformer')}) ` +
-  'and discards the bytes, AsyncLocalStorageContextManager, W3C trace context + baggage propagators. ' +
-  `Incumbents: @opentelemetry/instrumentation-kafkajs ${versionOf('@opentelemetry/instrumentation-kafkajs')}, ` +
-  `@opentelemetry/instrumentation-amqplib ${versionOf('@opentelemetry/instrumentation-amqplib')} ` +
-  `(@opentelemetry/instrumentation ${versionOf('@opentelemetry/instrumentation')}, registered before the client is required), ` +
-  `bullmq-otel ${versionOf('bullmq-otel')} (\`telemetry\` option of Queue and Worker).`;
+  `serializes every batch with ProtobufTraceSerializer (@opentelemetry/otlp-transformer ${packageVersion('@opentelemetry/otlp-transformer')}) ` +
+  'and discards the bytes, AsyncLocalStorageContextManager, W3C trace context + baggage propagators. Incumbents: ' +
+  `${suites.map((s) => `${s.title}: ${s.incumbentSetup()}`).join('; ')}.`;
 
 const LEGEND =
   '**msg/s**: messages from the first send to the last message processed. **CPU µs/msg**: process CPU (user + system; ' +
@@ -188,6 +177,11 @@ async function runComparison(
   const measured: Record<string, SuiteMeasurements> = {};
   const apiVersions = new Set<string>();
   const total = suites.length * reps * variants.length;
+  console.log(
+    `${args.mode} run: ${suites.map((s) => s.name).join(', ')}; ${variants.length} variants x ${reps} repetitions = ` +
+      `${total} child processes; messages per scenario: ${suites.map((s) => `${s.name} ${nFor(s)}`).join(', ')}` +
+      (args.mode === 'full' && !args.n && !args.reps ? ' (about 12-13 min on a quiet 2-core machine)' : ''),
+  );
   let done = 0;
   for (const suite of suites) {
     const scenarios: Scenario[] = suite.scenarios();
@@ -264,7 +258,7 @@ async function runComparison(
     '',
     runLine,
     '',
-    SDK_LINE(),
+    sdkLine(suites),
     '',
     '## Summary: hoptrace against the incumbent, above the header floor',
     '',
@@ -299,7 +293,7 @@ async function runComparison(
       minutes,
       n: Object.fromEntries(suites.map((s) => [s.name, nFor(s)])),
       warmup: Object.fromEntries(suites.map((s) => [s.name, warmupFor(s)])),
-      sdk: SDK_LINE(),
+      sdk: sdkLine(suites),
       apiVersions: [...apiVersions],
       summary: rows,
       results: measured,
@@ -307,7 +301,14 @@ async function runComparison(
     args.mode === 'full' ? undefined : 'scratch',
   );
   console.log(`written to ${path}`);
-  if (args.readme && args.mode === 'full' && args.what === 'brokers' && !args.only && rows.length) {
+  if (
+    args.readme &&
+    args.mode === 'full' &&
+    args.what === 'brokers' &&
+    !args.only &&
+    reps >= REPS.full &&
+    rows.length
+  ) {
     const readme = writeReadmeSection(
       'brokers',
       [
@@ -345,7 +346,7 @@ async function runSoak(
       `(issue 16's heap target): both slopes below ${SOAK_FLAT_BYTES_PER_1K} B per 1,000 messages (under 1 MiB per ` +
       'million messages); a leak shows as a steady positive slope, a level (caches, JIT, buffers) does not.',
     '',
-    SDK_LINE(),
+    sdkLine(suites),
     '',
   ];
   const verdicts: string[] = [
@@ -404,7 +405,7 @@ async function runSoak(
       flat: v.flat,
     };
   }
-  md.splice(md.indexOf(SDK_LINE()) + 2, 0, '## Heap over the soak', '', ...verdicts, '');
+  md.splice(md.indexOf(sdkLine(suites)) + 2, 0, '## Heap over the soak', '', ...verdicts, '');
   const markdown = md.join('\n');
   console.log(`\n${markdown}`);
   const path = writeResults(

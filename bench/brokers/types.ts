@@ -80,6 +80,8 @@ export interface BenchSuite {
   broker: BrokerKind;
   /** The incumbent instrumentation, as the tables name it. */
   incumbent: string;
+  /** How the incumbent is set up, with versions, for the results (e.g. `... 0.32.0, registered before ...`). */
+  incumbentSetup(): string;
   /** Order in `./dev bench brokers` (lower first; the built-in suites use 10, 20, 30). */
   order: number;
   /** Messages per scenario and repetition: full run, `--quick`, `--smoke`. */

@@ -8,6 +8,7 @@ import { floorTraceparent } from '../brokers/floor.ts';
 import { registerRequireTime } from '../brokers/incumbent.ts';
 import { importAdapter } from '../brokers/tracker.ts';
 import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
+import { packageVersion } from '../lib/versions.ts';
 
 const SIZE = 100;
 const UNCONFIRMED = 1000;
@@ -108,6 +109,10 @@ export const suite: BenchSuite = {
   title: 'RabbitMQ (amqplib 2.3.1)',
   broker: 'rabbitmq',
   incumbent: '@opentelemetry/instrumentation-amqplib',
+  incumbentSetup: () =>
+    `@opentelemetry/instrumentation-amqplib ${packageVersion('@opentelemetry/instrumentation-amqplib')} ` +
+    `(@opentelemetry/instrumentation ${packageVersion('@opentelemetry/instrumentation')}), registered before amqplib ` +
+    `${packageVersion('amqplib')} is required`,
   order: 20,
   messages: { full: 4_000, quick: 1_500, smoke: 200 },
   window: 5_000,

@@ -7,6 +7,7 @@ import type * as BullMqOtel from 'bullmq-otel';
 import { floorTraceparent } from '../brokers/floor.ts';
 import { importAdapter } from '../brokers/tracker.ts';
 import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
+import { packageVersion } from '../lib/versions.ts';
 
 const CHUNK = 100;
 const IN_FLIGHT = 2;
@@ -96,6 +97,9 @@ export const suite: BenchSuite = {
   title: 'BullMQ 6.7.0 (Redis)',
   broker: 'redis',
   incumbent: 'bullmq-otel',
+  incumbentSetup: () =>
+    `bullmq-otel ${packageVersion('bullmq-otel')} as the \`telemetry\` option of the Queue and the Worker ` +
+    `(bullmq ${packageVersion('bullmq')})`,
   order: 30,
   messages: { full: 5_000, quick: 1_500, smoke: 200 },
   window: 5_000,

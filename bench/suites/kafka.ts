@@ -8,6 +8,7 @@ import { floorTraceparent } from '../brokers/floor.ts';
 import { registerRequireTime } from '../brokers/incumbent.ts';
 import { importAdapter } from '../brokers/tracker.ts';
 import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
+import { packageVersion } from '../lib/versions.ts';
 
 const CHUNK = 100;
 const IN_FLIGHT = 4;
@@ -125,6 +126,10 @@ export const suite: BenchSuite = {
   title: 'Kafka (kafkajs 2.2.4)',
   broker: 'kafka',
   incumbent: '@opentelemetry/instrumentation-kafkajs',
+  incumbentSetup: () =>
+    `@opentelemetry/instrumentation-kafkajs ${packageVersion('@opentelemetry/instrumentation-kafkajs')} ` +
+    `(@opentelemetry/instrumentation ${packageVersion('@opentelemetry/instrumentation')}), registered before kafkajs ` +
+    `${packageVersion('kafkajs')} is required`,
   order: 10,
   messages: { full: 15_000, quick: 3_000, smoke: 300 },
   window: 5_000,
