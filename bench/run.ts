@@ -1,6 +1,7 @@
 // `./dev bench <what>`: `core` micro-benchmarks; `brokers` (every suite) or one suite of
-// bench/suites/ on real brokers (add --quick or --smoke for shorter runs, --soak for the soak); or
-// `check`: typecheck, lint and unit-test bench/ itself. See bench/README.md.
+// bench/suites/ on real brokers (add --quick or --smoke for shorter runs, --soak for the soak);
+// `all`: brokers, then the soak, then core (the whole measurement, one command); or `check`:
+// typecheck, lint and unit-test bench/ itself. See bench/README.md.
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,8 +30,23 @@ function check(): number {
   return 0;
 }
 
+/** Runs one benchmark: `core`, or main.ts for `brokers` and the suites. */
+function bench(what: string, rest: string[]): number {
+  const file = what === 'core' ? join(here, 'core', 'micro.ts') : join(here, 'brokers', 'main.ts');
+  const args = what === 'core' ? rest : [what, ...rest];
+  return node(['--expose-gc', '--disable-warning=TimeoutNegativeWarning', file, ...args]);
+}
+
+/** `all`: the comparison, the soak and core in turn (each still runs when one before it failed). */
+function all(rest: string[]): number {
+  const short = rest.includes('--quick') || rest.includes('--smoke');
+  const statuses = [
+    bench('brokers', rest),
+    bench('brokers', ['--soak', ...rest]),
+    bench('core', [...rest.filter((a) => a === '--no-readme'), ...(short ? ['--quick'] : [])]),
+  ];
+  return statuses.find((s) => s !== 0) ?? 0;
+}
+
 const [what = 'core', ...rest] = process.argv.slice(2);
-if (what === 'check') process.exit(check());
-const file = what === 'core' ? join(here, 'core', 'micro.ts') : join(here, 'brokers', 'main.ts');
-const args = what === 'core' ? rest : [what, ...rest];
-process.exit(node(['--expose-gc', '--disable-warning=TimeoutNegativeWarning', file, ...args]));
+process.exit(what === 'check' ? check() : what === 'all' ? all(rest) : bench(what, rest));
