@@ -180,7 +180,9 @@ async function runComparison(
   console.log(
     `${args.mode} run: ${suites.map((s) => s.name).join(', ')}; ${variants.length} variants x ${reps} repetitions = ` +
       `${total} child processes; messages per scenario: ${suites.map((s) => `${s.name} ${nFor(s)}`).join(', ')}` +
-      (args.mode === 'full' && !args.n && !args.reps ? ' (about 12-13 min on a quiet 2-core machine)' : ''),
+      (args.mode === 'full' && !args.n && !args.reps
+        ? ' (kafka, amqp and bullmq alone: about 12 min on a quiet 2-core machine)'
+        : ''),
   );
   let done = 0;
   for (const suite of suites) {

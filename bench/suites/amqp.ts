@@ -114,7 +114,7 @@ export const suite: BenchSuite = {
     `(@opentelemetry/instrumentation ${packageVersion('@opentelemetry/instrumentation')}), registered before amqplib ` +
     `${packageVersion('amqplib')} is required`,
   order: 20,
-  messages: { full: 4_000, quick: 1_500, smoke: 200 },
+  messages: { full: 5_000, quick: 1_500, smoke: 200 },
   window: 5_000,
   soakScenario: 'amqp-confirm-prefetch-100',
   scenarios,

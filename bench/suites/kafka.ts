@@ -131,7 +131,7 @@ export const suite: BenchSuite = {
     `(@opentelemetry/instrumentation ${packageVersion('@opentelemetry/instrumentation')}), registered before kafkajs ` +
     `${packageVersion('kafkajs')} is required`,
   order: 10,
-  messages: { full: 15_000, quick: 3_000, smoke: 300 },
+  messages: { full: 20_000, quick: 4_000, smoke: 300 },
   window: 5_000,
   soakScenario: 'kafka-eachMessage-100b',
   scenarios,
