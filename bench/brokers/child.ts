@@ -81,6 +81,7 @@ async function measure(
       heapAfterGc,
       spans: (sdk?.exporter.spans ?? 0) - spans0,
       exportedBytes: (sdk?.exporter.bytes ?? 0) - bytes0,
+      carried: tracker.carried,
       ...(task.soakEvery ? { heapSamples } : {}),
     };
   } finally {

@@ -157,6 +157,11 @@ async function main(): Promise<void> {
   }
 }
 
+/** The top of a results file: title, machine, the brokers the harness found. */
+function heading(title: string, brokerSummary: string): string[] {
+  return [`# ${title}`, '', `Machine: ${machine()}.`, '', '```', brokerSummary, '```', ''];
+}
+
 /** The command that reproduces a run, for the results. */
 function command(args: Args): string {
   const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
@@ -250,14 +255,7 @@ async function runComparison(
       : ['(No summary: a partial run, `--variants=`.)']),
   ];
   const md: string[] = [
-    `# hoptrace broker benchmarks (${today()}, ${args.mode} run)`,
-    '',
-    `Machine: ${machine()}.`,
-    '',
-    '```',
-    brokerSummary,
-    '```',
-    '',
+    ...heading(`hoptrace broker benchmarks (${today()}, ${args.mode} run)`, brokerSummary),
     runLine,
     '',
     sdkLine(suites),
@@ -333,14 +331,7 @@ async function runSoak(
   const n = args.n ?? (args.mode === 'full' ? SOAK_N : SOAK_SHORT[args.mode]);
   const every = Math.max(1, Math.round(n / 20));
   const md: string[] = [
-    `# hoptrace soak (${today()})`,
-    '',
-    `Machine: ${machine()}.`,
-    '',
-    '```',
-    brokerSummary,
-    '```',
-    '',
+    ...heading(`hoptrace soak (${today()})`, brokerSummary),
     `Command: \`${command(args)}\`. ${n.toLocaleString('en-US')} messages through each hoptrace adapter (AlwaysOn), heap used ` +
       `sampled after a forced GC every ${every.toLocaleString('en-US')} messages (from the consumer, while the run goes on; at ` +
       'most the flow-control window of messages is in flight). Slope: least squares of heap over messages, in bytes per ' +

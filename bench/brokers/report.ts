@@ -32,6 +32,8 @@ export interface Figures {
   heapAfterGcMb: Stat;
   spansPerMsg: Stat;
   kbExportedPerMsg: Stat;
+  /** Share of messages that arrived with a traceparent, 0-1. */
+  carried: Stat;
 }
 
 /** The figures of a variant's repetitions. */
@@ -44,6 +46,7 @@ export function figures(ms: Measurement[]): Figures {
     heapAfterGcMb: stat(ms.map((m) => mb(m.heapAfterGc))),
     spansPerMsg: stat(ms.map((m) => m.spans / m.n)),
     kbExportedPerMsg: stat(ms.map((m) => m.exportedBytes / m.n / 1024)),
+    carried: stat(ms.map((m) => (m.carried ?? 0) / m.n)),
   };
 }
 
@@ -162,14 +165,17 @@ export function tally(rows: SummaryRow[]): { met: number; missed: number; none: 
   };
 }
 
+/** A share as a percentage: `100%` and `0%` exactly, else one decimal (so 99.9% never reads 100%). */
+const percentOf = (share: number) =>
+  share === 1 ? '100%' : share === 0 ? '0%' : `${fmt(Math.min(share * 100, 99.9), 1)}%`;
 const range = (s: Stat, d: number) => `${fmt(s.median, d)} (${fmt(s.min, d)}–${fmt(s.max, d)})`;
 const pct = (a: number, b: number) => (b > 0 ? `${fmt((a / b) * 100, 0)}%` : '–');
 
 /** The detail table of one suite: every variant's figures per scenario (median, min–max). */
 export function detailTable(suite: SuiteInfo, measured: SuiteMeasurements): string[] {
   const lines = [
-    '| scenario | variant | msg/s | vs raw | CPU µs/msg | above raw | above floor | peak heap MB | heap after GC MB | spans/msg | OTLP KB/msg |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | variant | msg/s | vs raw | CPU µs/msg | above raw | above floor | peak heap MB | heap after GC MB | spans/msg | OTLP KB/msg | with traceparent |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const scenario of suite.scenarios) {
     const row = measured[scenario.id];
@@ -184,15 +190,18 @@ export function detailTable(suite: SuiteInfo, measured: SuiteMeasurements): stri
       const cpu = f.cpuMicrosPerMsg.median;
       const name = v.library === 'incumbent' ? key.replace('incumbent', suite.incumbent) : key;
       const noSpans = v.library === 'incumbent' && v.sampling === 'on' && f.spansPerMsg.median === 0;
+      // Every variant but raw must deliver a traceparent with every message.
+      const lost = v.library !== 'raw' && f.carried.min < 1;
+      const flags = `${noSpans ? ' **(recorded no spans!)**' : ''}${lost ? ' **(messages without a traceparent!)**' : ''}`;
       lines.push(
-        `| ${scenario.label} | ${name}${noSpans ? ' **(recorded no spans!)**' : ''} | ${range(f.msgPerSec, 0)} | ${
+        `| ${scenario.label} | ${name}${flags} | ${range(f.msgPerSec, 0)} | ${
           raw && key !== 'raw' ? pct(f.msgPerSec.median, raw.msgPerSec.median) : ''
         } | ${range(f.cpuMicrosPerMsg, 1)} | ${raw && key !== 'raw' ? signed(cpu - raw.cpuMicrosPerMsg.median) : ''} | ${
           floor && v.sampling !== 'none' ? signed(cpu - floor.cpuMicrosPerMsg.median) : ''
         } | ${range(f.peakHeapMb, 1)} | ${range(f.heapAfterGcMb, 1)} | ${fmt(f.spansPerMsg.median, 2)} | ${fmt(
           f.kbExportedPerMsg.median,
           2,
-        )} |`,
+        )} | ${percentOf(f.carried.min)} |`,
       );
     }
   }

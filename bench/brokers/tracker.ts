@@ -12,6 +12,8 @@ export class Tracker implements Counter {
   sent = 0;
   /** Messages the consumer has processed so far in this phase. */
   processed = 0;
+  /** Of those, messages that arrived with a traceparent. */
+  carried = 0;
   /** Resolves with `performance.now()` when the `n`-th message of this phase is processed. */
   done!: Promise<number>;
   /** Messages in this phase. */
@@ -39,6 +41,7 @@ export class Tracker implements Counter {
     this.n = n;
     this.sent = 0;
     this.processed = 0;
+    this.carried = 0;
     this.every = every;
     this.milestone = milestone;
     this.waiting = undefined;
@@ -55,7 +58,8 @@ export class Tracker implements Counter {
     });
   }
 
-  message(): void {
+  message(carried: boolean): void {
+    if (carried) this.carried++;
     const count = ++this.processed;
     if (this.every > 0 && count % this.every === 0) this.milestone(count);
     if (this.waiting && this.sent - count <= this.window) {

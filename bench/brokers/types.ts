@@ -63,8 +63,11 @@ export interface Counter {
   readonly n: number;
   /** Counts `k` messages as sent; returns a promise when they must wait for room, else undefined. */
   room(k: number): Promise<void> | undefined;
-  /** The consumer processed one message. */
-  message(): void;
+  /**
+   * The consumer processed one message; `carried`: it arrived with a W3C traceparent (proof that the
+   * floor and the tracers propagate, and that an incumbent's patch applied).
+   */
+  message(carried: boolean): void;
 }
 
 /**
@@ -132,6 +135,8 @@ export interface Measurement {
   spans: number;
   /** OTLP protobuf bytes the exporter produced and discarded. */
   exportedBytes: number;
+  /** Messages that arrived with a W3C traceparent. */
+  carried: number;
   /** Soak mode: [messages processed, heap used after GC] samples. */
   heapSamples?: Array<[number, number]>;
 }

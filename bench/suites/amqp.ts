@@ -51,7 +51,7 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
   await sub.consume(queue, (msg) => {
     if (!msg) return;
     sub.ack(msg);
-    tracker.message();
+    tracker.message(msg.properties.headers?.traceparent !== undefined);
   });
   const body = Buffer.alloc(SIZE, 'x');
   const withHeader = env.variant.library === 'raw+header';

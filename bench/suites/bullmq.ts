@@ -4,6 +4,7 @@
 // floor carries a traceparent where bullmq-otel and hoptrace put it: `opts.telemetry.metadata`.
 import type * as BullMq from 'bullmq';
 import type * as BullMqOtel from 'bullmq-otel';
+import { sendInChunks } from '../brokers/chunks.ts';
 import { floorTraceparent } from '../brokers/floor.ts';
 import { importAdapter } from '../brokers/tracker.ts';
 import type { BenchSuite, Counter, Prepared, Scenario, SuiteEnv } from '../brokers/types.ts';
@@ -53,36 +54,29 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
     ...common,
     concurrency: Number(scenario.settings.concurrency),
   });
-  worker.on('completed', () => tracker.message());
+  worker.on('completed', (job) => tracker.message(typeof job.opts.telemetry?.metadata === 'string'));
   await queue.waitUntilReady();
   await worker.waitUntilReady();
   const withHeader = env.variant.library === 'raw+header';
 
   return {
-    async send() {
-      const inFlight = new Set<Promise<unknown>>();
-      for (let i = 0; i < tracker.n; i += CHUNK) {
-        const count = Math.min(CHUNK, tracker.n - i);
-        const wait = tracker.room(count);
-        if (wait) await wait;
+    send: () =>
+      sendInChunks(tracker, CHUNK, IN_FLIGHT, (start, count) => {
         const jobs = new Array<BulkJob>(count);
         for (let k = 0; k < count; k++) {
+          const data = { i: start + k };
           jobs[k] = withHeader
             ? {
                 name: 'job',
-                data: { i: i + k },
-                opts: { telemetry: { metadata: JSON.stringify({ traceparent: floorTraceparent(i + k) }) } },
+                data,
+                opts: {
+                  telemetry: { metadata: JSON.stringify({ traceparent: floorTraceparent(start + k) }) },
+                },
               }
-            : { name: 'job', data: { i: i + k } };
+            : { name: 'job', data };
         }
-        const adding: Promise<unknown> = queue.addBulk(jobs).finally(() => {
-          inFlight.delete(adding);
-        });
-        inFlight.add(adding);
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-    },
+        return queue.addBulk(jobs);
+      }),
     async close() {
       await worker.close();
       await queue.obliterate({ force: true });

@@ -4,6 +4,7 @@
 // a link per message); every other variant runs it exactly as the eachBatch scenario.
 import type * as KafkaInstrumentation from '@opentelemetry/instrumentation-kafkajs';
 import type * as KafkaJs from 'kafkajs';
+import { sendInChunks } from '../brokers/chunks.ts';
 import { floorTraceparent } from '../brokers/floor.ts';
 import { registerRequireTime } from '../brokers/incumbent.ts';
 import { importAdapter } from '../brokers/tracker.ts';
@@ -70,7 +71,7 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
     await consumer.run({
       eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
         for (const message of batch.messages) {
-          tracker.message();
+          tracker.message(message.headers?.traceparent !== undefined);
           resolveOffset(message.offset);
         }
         await heartbeat();
@@ -78,8 +79,8 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
     });
   } else {
     await consumer.run({
-      eachMessage: async () => {
-        tracker.message();
+      eachMessage: async ({ message }) => {
+        tracker.message(message.headers?.traceparent !== undefined);
       },
     });
   }
@@ -88,28 +89,16 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
   const withHeader = env.variant.library === 'raw+header';
 
   return {
-    async send() {
-      const inFlight = new Set<Promise<unknown>>();
-      for (let i = 0; i < tracker.n; i += CHUNK) {
-        const count = Math.min(CHUNK, tracker.n - i);
-        const wait = tracker.room(count);
-        if (wait) await wait;
+    send: () =>
+      sendInChunks(tracker, CHUNK, IN_FLIGHT, (start, count) => {
         const messages: KafkaJs.Message[] = new Array(count);
-        if (withHeader) {
-          for (let k = 0; k < count; k++) {
-            messages[k] = { value, headers: { traceparent: floorTraceparent(i + k) } };
-          }
-        } else {
-          for (let k = 0; k < count; k++) messages[k] = { value };
+        for (let k = 0; k < count; k++) {
+          messages[k] = withHeader
+            ? { value, headers: { traceparent: floorTraceparent(start + k) } }
+            : { value };
         }
-        const sending: Promise<unknown> = producer.send({ topic, messages }).finally(() => {
-          inFlight.delete(sending);
-        });
-        inFlight.add(sending);
-        if (inFlight.size >= IN_FLIGHT) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-    },
+        return producer.send({ topic, messages });
+      }),
     async close() {
       await consumer.disconnect();
       await producer.disconnect();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadSuites } from '../brokers/registry.ts';
 import {
+  detailTable,
   evaluateTarget,
   overheadRatio,
   type SuiteMeasurements,
@@ -30,6 +31,7 @@ const m = (micros: number): Measurement => ({
   heapAfterGc: 1,
   spans: 0,
   exportedBytes: 0,
+  carried: 1000,
 });
 
 describe('evaluateTarget', () => {
@@ -90,6 +92,13 @@ describe('summaryRows', () => {
     const table = summaryTable(rows).join('\n');
     expect(table).toContain('| Suite: scenario | AlwaysOn | 10.0 | +5.0 | +10.0 | +25.0 | 0.50x | 0.40x |');
     expect(table).toContain('✗ missed');
+  });
+
+  it('flags a variant whose messages arrived without a traceparent in the detail table', () => {
+    const lossy: SuiteMeasurements = { s: { ...full.s, 'hoptrace/off': [{ ...m(20), carried: 999 }] } };
+    const lines = detailTable(suite, lossy);
+    expect(lines.filter((l) => l.includes('(messages without a traceparent!)'))).toHaveLength(1);
+    expect(lines.find((l) => l.includes('| hoptrace/off'))).toContain('| 99.9% |');
   });
 
   it('skips a scenario whose variants were not all measured (--variants=)', () => {
