@@ -200,17 +200,19 @@ async function runComparison(
       for (let i = 0; i < variants.length; i++) {
         const variant = variants[(i + rep) % variants.length] as Variant;
         const t = Date.now();
-        const { results, apiVersion } = await runChild(
-          {
-            suite: suite.name,
-            variant,
-            scenarios,
-            n: nFor(suite),
-            warmup: warmupFor(suite),
-            endpoints: resolved.endpoints,
-          },
-          args.cpuProf,
-        );
+        const task: ChildTask = {
+          suite: suite.name,
+          variant,
+          scenarios,
+          n: nFor(suite),
+          warmup: warmupFor(suite),
+          endpoints: resolved.endpoints,
+        };
+        // One retry: a broker hiccup (a group join timing out) should not throw away a long run.
+        const { results, apiVersion } = await runChild(task, args.cpuProf).catch((error: unknown) => {
+          console.warn(`[${suite.name}] ${variantKey(variant)} failed, retrying once: ${String(error)}`);
+          return runChild(task, args.cpuProf);
+        });
         if (apiVersion) apiVersions.add(apiVersion);
         for (const m of results) bySuite[m.scenario]?.[variantKey(variant)]?.push(m);
         done++;
