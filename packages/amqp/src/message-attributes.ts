@@ -7,9 +7,10 @@ import {
   capValue,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED, deathAttributes } from './attributes.ts';
+import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED } from './attributes.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AmqpMessage } from './types.ts';
+import { deathAttributes } from './x-death.ts';
 
 /**
  * Message-level attributes shared by send, receive and process spans: routing key (unless turned

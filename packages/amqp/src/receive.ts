@@ -22,14 +22,14 @@ type LinkableSpan = Span & { addLink?: (link: { context: ReturnType<Span['spanCo
  * later does not touch this span. The answer is passed through unchanged.
  */
 export function tracedGet(state: ChannelState, args: unknown[]): unknown {
-  const queue = String(args[0] ?? '');
+  const queue = typeof args[0] === 'string' ? args[0] : '';
   const { instr } = state.opts;
   const nameDestination = state.nameFor('receive', '', '', queue);
   const span = startClientSpan(
     instr,
-    state.templates('receive').get(nameDestination, null),
+    state.template('receive', nameDestination),
     contextApi.active(),
-    queue === '' ? undefined : { destination: queue },
+    queue === '' || queue === nameDestination ? undefined : { destination: queue },
   );
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
   const received = (message: unknown): void => {

@@ -20,3 +20,9 @@ export function traceparentOf(span: ReadableSpan): string {
   const c = span.spanContext();
   return `00-${c.traceId}-${c.spanId}-0${c.traceFlags}`;
 }
+
+/** The port of the harness broker (never assume 5672: CI's container lane maps random ports). */
+export function brokerPort(): number {
+  const url = new URL(brokerEndpoint('rabbitmq').url);
+  return url.port === '' ? 5672 : Number(url.port);
+}
