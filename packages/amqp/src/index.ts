@@ -27,6 +27,12 @@ export {
 export { traceChannel } from './channel.ts';
 export { traceConnection } from './connection.ts';
 export {
+  type DeadLetterOptions,
+  type DeadLetterPublishOptions,
+  type DeadLetterSource,
+  deadLetterOptions,
+} from './dead-letter.ts';
+export {
   consumerDestination,
   DIRECT_REPLY_TO,
   defaultSpanDestination,
