@@ -62,7 +62,7 @@ function processDelivery(
   );
   const recording = span?.isRecording() === true;
   if (recording) {
-    const attributes = deliveryAttributes(opts, message);
+    const attributes = deliveryAttributes(opts, message, queue);
     if (typeof fields.consumerTag === 'string')
       attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
     if (lineage) Object.assign(attributes, lineageAttributes(lineage));

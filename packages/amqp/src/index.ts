@@ -37,6 +37,7 @@ export {
   DIRECT_REPLY_TO,
   defaultSpanDestination,
   destinationTemplate,
+  isAnonymous,
   isServerNamed,
   producerDestination,
   type SpanNameParts,

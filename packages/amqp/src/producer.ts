@@ -9,7 +9,7 @@ import {
 import { type Attributes, context as contextApi, trace } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
 import { type ChannelState, destinationOverride } from './channel-state.ts';
-import { producerDestination } from './destination.ts';
+import { isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
 import type { PublishOptions } from './types.ts';
 
@@ -69,7 +69,14 @@ export function tracedPublish(
   );
   if (span?.isRecording()) {
     const attributes: Attributes = {};
-    messageAttributes(attributes, opts, routingKey, messageId, correlationId);
+    messageAttributes(
+      attributes,
+      opts,
+      routingKey,
+      messageId,
+      correlationId,
+      exchange === '' && isAnonymous(routingKey),
+    );
     if (instr.captureBodySize && typeof content?.length === 'number') {
       attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = content.length;
     }

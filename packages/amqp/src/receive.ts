@@ -61,7 +61,7 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
 
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {
   const fields = message.fields;
-  const attributes = deliveryAttributes(state.opts, message);
+  const attributes = deliveryAttributes(state.opts, message, queue);
   attributes[ATTR_MESSAGING_DESTINATION_NAME] = consumerDestination(
     fields?.exchange ?? '',
     fields?.routingKey ?? '',
