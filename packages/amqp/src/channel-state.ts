@@ -11,8 +11,8 @@ import { SpanKind } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_CONNECTION_CLOSED } from './attributes.ts';
 import { DeliveryTracker } from './deliveries.ts';
 import { defaultSpanDestination } from './destination.ts';
+import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
-import { connectionClosing, serverAttributes } from './server.ts';
 import type { AnyFunction, TraceableChannel } from './types.ts';
 
 /** The raw channel's methods, called with the raw channel as `this`. */
@@ -86,7 +86,7 @@ export class ChannelState {
    * The template of an operation's spans named after `nameDestination`. It carries
    * `nameDestination` as `messaging.destination.name` (built once per destination), so a span
    * whose full destination is the same needs no attribute object of its own; others pass theirs
-   * (see {@link destinationOverride}).
+   * (see `destinationOverride`).
    */
   template(operation: AmqpOperation, nameDestination: string | undefined): SpanTemplate {
     return this.#templates.of(operation).get(nameDestination);
@@ -126,16 +126,4 @@ export class ChannelState {
       count,
     );
   }
-}
-
-/**
- * The `destination` start option for a span whose template (see {@link ChannelState.template})
- * already names `nameDestination`: `undefined` when the span's full destination is that same name
- * (no per-span attribute object), else the full destination.
- */
-export function destinationOverride(
-  destination: string,
-  nameDestination: string | undefined,
-): string | undefined {
-  return destination === nameDestination ? undefined : destination;
 }

@@ -10,9 +10,9 @@ import {
 } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
-import { type ChannelState, destinationOverride } from './channel-state.ts';
+import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
-import { consumerDestination } from './destination.ts';
+import { consumerDestination, destinationOverride } from './destination.ts';
 import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage, AnyFunction } from './types.ts';
 

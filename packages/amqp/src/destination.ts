@@ -82,3 +82,15 @@ export function defaultSpanDestination(parts: SpanNameParts): string | undefined
   if (parts.queue !== '' && !isServerNamed(parts.queue)) return parts.queue;
   return parts.exchange !== '' ? parts.exchange : undefined;
 }
+
+/**
+ * The `destination` start option for a span whose template (`ChannelState.template`)
+ * already names `nameDestination`: `undefined` when the span's full destination is that same name
+ * (no per-span attribute object), else the full destination.
+ */
+export function destinationOverride(
+  destination: string,
+  nameDestination: string | undefined,
+): string | undefined {
+  return destination === nameDestination ? undefined : destination;
+}

@@ -8,8 +8,8 @@ import {
 } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, trace } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
-import { type ChannelState, destinationOverride } from './channel-state.ts';
-import { isAnonymous, producerDestination } from './destination.ts';
+import type { ChannelState } from './channel-state.ts';
+import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
 import type { PublishOptions } from './types.ts';
 

@@ -29,7 +29,7 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     instr,
     state.template('receive', nameDestination),
     contextApi.active(),
-    queue === '' || queue === nameDestination ? undefined : { destination: queue },
+    queue === '' || queue === nameDestination ? undefined : { destination: queue }, // the template names it
   );
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
   const received = (message: unknown): void => {

@@ -7,9 +7,9 @@ import {
 } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, type Link, type Span } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_REQUEUE } from './attributes.ts';
-import { type ChannelState, destinationOverride } from './channel-state.ts';
+import type { ChannelState } from './channel-state.ts';
 import type { Settlement } from './deliveries.ts';
-import { consumerDestination } from './destination.ts';
+import { consumerDestination, destinationOverride } from './destination.ts';
 import type { AmqpMessage } from './types.ts';
 
 /** What a settle method was called with, decoded from amqplib's positional arguments. */

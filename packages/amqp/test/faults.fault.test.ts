@@ -267,6 +267,37 @@ describe('whatever is thrown reaches the host unchanged (12.1, 12.2)', () => {
     }
   });
 
+  it('a classifier that throws changes nothing: the host gets its error, the span falls back to the default error.type', async () => {
+    const connection = await connect();
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const channel = traceChannel(await connection.createChannel(), {
+        classifyError: () => {
+          throw new Error('classifier bug');
+        },
+      });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const failure = new RangeError('out of range');
+      await channel.consume(
+        queue,
+        async (m) => {
+          if (m) throw failure;
+        },
+        { noAck: true },
+      );
+      channel.sendToQueue(queue, Buffer.from('x'));
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+      await until(() => reasons.includes(failure), 'the handler’s rejection');
+      expect(onlySpan(done, `process ${queue}`).attributes['error.type']).toBe('RangeError');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await connection.close();
+    }
+  });
+
   it('a sync consume callback throwing any value: amqplib sees exactly what it sees without hoptrace, the span ends ERROR', async () => {
     /** What amqplib made of the throw: the channel's or the connection's error, by message. */
     async function outcome(traced: boolean, value: unknown): Promise<string> {
