@@ -92,6 +92,14 @@ export class ChannelState {
     return this.#templates.of(operation).get(nameDestination);
   }
 
+  /**
+   * The routing key as `messaging.destination.name` may show it: always on the default exchange
+   * (where it is the queue name), else only with `captureRoutingKey` (it may carry personal data).
+   */
+  destinationRoutingKey(exchange: string, routingKey: string): string {
+    return exchange === '' || this.opts.captureRoutingKey ? routingKey : '';
+  }
+
   /** The low-cardinality destination for a span name and metrics (see {@link defaultSpanDestination}). */
   nameFor(
     operation: string,

@@ -58,7 +58,10 @@ function processDelivery(
     readMessageContext(headers),
     ROOT_CONTEXT,
     lineageLinks(lineage),
-    destinationOverride(consumerDestination(exchange, routingKey, queue), nameDestination),
+    destinationOverride(
+      consumerDestination(exchange, state.destinationRoutingKey(exchange, routingKey), queue),
+      nameDestination,
+    ),
   );
   const recording = span?.isRecording() === true;
   if (recording) {

@@ -55,7 +55,10 @@ export function tracedPublish(
   // is then a CLIENT span linked to it).
   const caller = callerSpanContext(headers);
   const nameDestination = state.nameFor('send', exchange, routingKey, undefined);
-  const destination = destinationOverride(producerDestination(exchange, routingKey), nameDestination);
+  const destination = destinationOverride(
+    producerDestination(exchange, state.destinationRoutingKey(exchange, routingKey)),
+    nameDestination,
+  );
   const parent = contextApi.active();
   const span = startClientSpan(
     instr,

@@ -62,9 +62,10 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {
   const fields = message.fields;
   const attributes = deliveryAttributes(state.opts, message, queue);
+  const exchange = fields?.exchange ?? '';
   attributes[ATTR_MESSAGING_DESTINATION_NAME] = consumerDestination(
-    fields?.exchange ?? '',
-    fields?.routingKey ?? '',
+    exchange,
+    state.destinationRoutingKey(exchange, fields?.routingKey ?? ''),
     queue,
   );
   setSpanAttributes(span, attributes, state.opts.instr.legacyAttributes);

@@ -76,7 +76,11 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
         queue === undefined || call.multiple
           ? undefined
           : destinationOverride(
-              consumerDestination(fields?.exchange ?? '', fields?.routingKey ?? '', queue),
+              consumerDestination(
+                fields?.exchange ?? '',
+                state.destinationRoutingKey(fields?.exchange ?? '', fields?.routingKey ?? ''),
+                queue,
+              ),
               nameDestination,
             ),
     },

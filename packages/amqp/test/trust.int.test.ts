@@ -326,3 +326,37 @@ describe('time in queue from the AMQP timestamp property (12.17)', () => {
     }
   });
 });
+
+describe('routing keys: recorded by default, with a switch, never in span names (12.4)', () => {
+  it('captureRoutingKey false leaves them out of every span; on by default a 255-byte key is recorded, not named', async () => {
+    const exchange = `topic-${randomUUID()}`;
+    const key = `order.${'9'.repeat(249)}`; // AMQP's longest routing key: 255 bytes
+    for (const captureRoutingKey of [false, true]) {
+      tracing.current.reset();
+      const channel = traceChannel(await connection.createChannel(), {
+        captureRoutingKey,
+        settleSpans: true,
+      });
+      await channel.assertExchange(exchange, 'topic', { autoDelete: true });
+      const { queue } = await channel.assertQueue('', { exclusive: true });
+      await channel.bindQueue(queue, exchange, 'order.#');
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      channel.publish(exchange, key, Buffer.from('x'));
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `ack ${exchange}`).length === 1);
+      const send = onlySpan(done, `send ${exchange}`);
+      const process = onlySpan(done, `process ${exchange}`);
+      for (const span of [send, process]) {
+        expect(span.attributes['rabbitmq.destination.routing_key']).toBe(captureRoutingKey ? key : undefined);
+      }
+      expect(send.attributes['messaging.destination.name']).toBe(
+        captureRoutingKey ? `${exchange}:${key}` : exchange,
+      );
+      expect(process.attributes['messaging.destination.name']).toBe(
+        captureRoutingKey ? `${exchange}:${key}:${queue}` : `${exchange}:${queue}`,
+      );
+      expect(JSON.stringify(done.map((s) => [s.name, s.attributes])).includes(key)).toBe(captureRoutingKey);
+      expect(done.some((s) => s.name.includes(key))).toBe(false);
+      await channel.close();
+    }
+  });
+});
