@@ -3,7 +3,7 @@ import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
-import { optionsWithContext } from '../src/queue.ts';
+import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 
 const tracing = useTestTracing();

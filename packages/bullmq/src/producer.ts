@@ -1,0 +1,93 @@
+import {
+  callerSpanContext,
+  createInstrumentation,
+  type Instrumentation,
+  MetricAttributeCache,
+  type OperationMetric,
+  OperationTemplates,
+  operationMetric,
+  sendHeaders,
+} from '@hoptrace/core/adapter';
+import type { Context, Link } from '@opentelemetry/api';
+import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
+import type { JobOptionsShape } from './job-attributes.ts';
+import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
+import { assertProducerOptions, type FlowTracingOptions, type QueueTracingOptions } from './options.ts';
+import { BULLMQ_SCOPE } from './scope.ts';
+import { serverAttributes } from './server.ts';
+
+/** What a producer-side BullMQ wrapper (queue or flow producer) keeps, resolved once at wrap time. */
+export interface ProducerState {
+  readonly instr: Instrumentation;
+  readonly templates: OperationTemplates<BullmqOperation>;
+  readonly metrics: MetricAttributeCache;
+  readonly createSpans: boolean;
+}
+
+/**
+ * Validates `options` and resolves a producer wrapper's state; `client` is the Queue or
+ * FlowProducer, whose `opts.connection` gives `server.address` / `server.port`.
+ */
+export function producerState(
+  client: { readonly opts?: object | undefined },
+  options: QueueTracingOptions | FlowTracingOptions,
+): ProducerState {
+  const instr = createInstrumentation(BULLMQ_SCOPE, options);
+  assertProducerOptions(options);
+  const server = serverAttributes((client.opts as { connection?: unknown } | undefined)?.connection);
+  return {
+    instr,
+    templates: new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes),
+    metrics: new MetricAttributeCache(instr.system),
+    createSpans: options.createSpans ?? false,
+  };
+}
+
+/** The send metric of a destination, or `undefined` without a MeterProvider (nothing built then). */
+export function sendMetric(
+  state: ProducerState,
+  destination: string | undefined,
+  count: number,
+): OperationMetric | undefined {
+  return operationMetric(
+    state.instr.metrics !== undefined,
+    state.metrics,
+    'send',
+    'send',
+    destination,
+    count,
+  );
+}
+
+/**
+ * The options a job is added with, carrying `context`: the caller's own context is kept when their
+ * options already hold one (only hoptrace's hop counter is updated when relayed), metadata the caller
+ * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
+ */
+export function optionsWithContext<O extends JobOptionsShape>(opts: O | undefined, context: Context): O {
+  if (omitsContext(opts)) return opts as O;
+  const carrier = parseCarrier(opts);
+  if (carrier) {
+    const caller = callerSpanContext(carrier);
+    if (!caller) return opts as O; // someone else's metadata: theirs to keep
+    const relayed = sendHeaders(carrier, context, caller);
+    return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
+  }
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  if (typeof metadata === 'string' && metadata !== '') return opts as O;
+  return withCarrier(opts, context);
+}
+
+/** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */
+export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
+  if (omitsContext(opts)) return true;
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  return typeof metadata === 'string' && metadata !== '';
+}
+
+/** The caller's own creation context in a job's options, if any (a CLIENT send span links to it). */
+export function callerLink(opts: JobOptionsShape | undefined): Link | undefined {
+  const carrier = parseCarrier(opts);
+  const caller = carrier ? callerSpanContext(carrier) : undefined;
+  return caller ? { context: caller } : undefined;
+}
