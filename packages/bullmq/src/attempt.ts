@@ -2,6 +2,7 @@ import { ATTR_HOPTRACE_ATTEMPT_FINAL, ATTR_HOPTRACE_ERROR_RETRYABLE } from '@hop
 import { type Instrumentation, Operation, type OperationMetric } from '@hoptrace/core/adapter';
 import type { Span, TimeInput } from '@opentelemetry/api';
 import { ERROR_PROCESS_TIMEOUT } from './attributes.ts';
+import { rememberFailedAttempt } from './dead-letter.ts';
 
 /** BullMQ's error that fails a job at once, whatever attempts remain. */
 const UNRECOVERABLE_ERROR = 'UnrecoverableError';
@@ -22,6 +23,8 @@ export interface AttemptOwner {
 export class Attempt extends Operation {
   /** The job id (as BullMQ gave it), for the worker watch. */
   readonly jobId: string | undefined;
+  readonly #job: object;
+  readonly #span: Span | undefined;
   readonly #lastByCount: boolean;
   #unrecoverable = false;
   #abandoned = false;
@@ -36,10 +39,13 @@ export class Attempt extends Operation {
     instr: Instrumentation,
     span: Span | undefined,
     metric: OperationMetric | undefined,
+    job: object,
     jobId: string | undefined,
     last: boolean,
   ) {
     super(instr, span, metric);
+    this.#job = job;
+    this.#span = span;
     this.jobId = jobId;
     this.#lastByCount = last;
   }
@@ -76,6 +82,8 @@ export class Attempt extends Operation {
       }
     }
     super.noteFailure(error, fallbackType);
+    if (this.failure !== undefined && this.#span?.isRecording())
+      rememberFailedAttempt(this.#job, this.#span.spanContext());
   }
 
   override end(endTime?: TimeInput): boolean {

@@ -154,7 +154,7 @@ export function traceProcessor<F extends ProcessorLike>(
       setSpanAttributes(span, attributes, instr.legacyAttributes);
       if (onProcess) runHook('onProcess', onProcess, span, job);
     }
-    const attempt = new Attempt(instr, span, metric, jobId, attemptsMade + 1 >= maxAttempts);
+    const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
     workerWatch(this)?.track(attempt);
     if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);
     return contextApi.with(withFailureLineage(context, lineage), () =>
