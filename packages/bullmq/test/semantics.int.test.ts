@@ -28,7 +28,7 @@ function byAttempt(spans: ReadableSpan[]): ReadableSpan[] {
 }
 
 describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis', (label, bullmq) => {
-  const { Queue, Worker, FlowProducer } = bullmq;
+  const { Queue, Worker } = bullmq;
   const workers: WorkerHandle[] = [];
   const queues: QueueHandle[] = [];
   const connection = () => brokerEndpoint('redis');
@@ -41,7 +41,12 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     return { name, raw, queue: traceQueue(raw) };
   }
 
-  function worker(name: string, fn: Parameters<typeof traceProcessor>[0], options = {}, workerOpts = {}) {
+  function worker(
+    name: string,
+    fn: (job: InstanceType<typeof bullmq.Job>, token?: string) => Promise<unknown>,
+    options: Parameters<typeof traceProcessor>[1] = {},
+    workerOpts = {},
+  ) {
     const w = new Worker(name, traceProcessor(fn, options), { connection: connection(), ...workerOpts });
     workers.push(w);
     return w;
@@ -246,7 +251,9 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
             return;
           }
           // The relay pattern: the next job carries the consumed job's own telemetry metadata.
-          await next.queue.add('relay', job.data, { telemetry: { metadata: job.opts.telemetry?.metadata } });
+          await next.queue.add('relay', job.data, {
+            telemetry: { metadata: String(job.opts.telemetry?.metadata) },
+          });
         },
         { traceBudget: { maxHops: 3 } },
       );
