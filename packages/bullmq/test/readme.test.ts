@@ -26,23 +26,27 @@ describe('README', () => {
   it('shows exactly the span names the code emits', async () => {
     const queue = traceQueue({
       name: 'q',
-      async add() {
+      async add(..._args: unknown[]) {
         return { id: '1' };
       },
       async addBulk(jobs: unknown[]) {
         return jobs.map((_, i) => ({ id: String(i) }));
       },
-      async upsertJobScheduler() {
+      async upsertJobScheduler(..._args: unknown[]) {
         return {};
       },
     });
     await queue.add('a', {});
     await queue.addBulk([{ name: 'a', data: {} }]);
     await queue.upsertJobScheduler('s', { every: 1000 }, { name: 'a' });
-    await traceQueue({ name: 'q', async add() {}, async addBulk() {} }, { createSpans: true }).addBulk([
-      { name: 'a', data: {} },
-    ]);
-    const flow = traceFlowProducer({ async add() {}, async addBulk() {} }, { createSpans: true });
+    await traceQueue(
+      { name: 'q', async add(..._args: unknown[]) {}, async addBulk(..._args: unknown[]) {} },
+      { createSpans: true },
+    ).addBulk([{ name: 'a', data: {} }]);
+    const flow = traceFlowProducer(
+      { async add(..._args: unknown[]) {}, async addBulk(..._args: unknown[]) {} },
+      { createSpans: true },
+    );
     await flow.add({ name: 'p', queueName: 'q', children: [{ name: 'c', queueName: 'q' }] });
     await flow.addBulk([{ name: 'p', queueName: 'q' }]);
     await traceProcessor(async (_job: unknown) => 'ok')({ id: '1', queueName: 'q', attemptsMade: 0 });
