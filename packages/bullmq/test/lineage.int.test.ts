@@ -1,3 +1,4 @@
+import { createLogFields } from '@hoptrace/core';
 import {
   brokerEndpoint,
   deferred,
@@ -74,19 +75,21 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_lab
           .then((added) => dead.resolve(added.id as string));
       }
     });
-    const processed = deferred();
+    const processed = deferred<Record<string, unknown>>();
+    const logFields = createLogFields();
     workers.push(
       new Worker(
         dlq.name,
         traceProcessor(async () => {
-          processed.resolve();
+          // A log line while handling the dead letter: trace id and the original failure's code.
+          processed.resolve({ ...logFields() });
         }),
         { connection: connection() },
       ),
     );
     const job = await main.traced.add('charge', { order: 7 }, { attempts: 2 });
     const deadId = await dead.promise;
-    await processed.promise;
+    const logLine = await processed.promise;
     const spans = await waitForSpans(
       tracing.current.spans,
       (s) =>
@@ -127,6 +130,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_lab
     expect(deadProcess.links[0]?.attributes).toEqual(lineage);
     expect(deadProcess.attributes).toMatchObject(lineage);
     expect(deadProcess.status.code).toBe(SpanStatusCode.UNSET);
+    expect(logLine).toMatchObject({
+      trace_id: send.spanContext().traceId,
+      span_id: deadProcess.spanContext().spanId,
+      'error.type': 'CARD_DECLINED',
+    });
     // Read raw from Redis: plain strings any client can use.
     const raw = await rawCarrier(dlq.name, deadId);
     expect(raw).toMatchObject({
