@@ -15,8 +15,8 @@ function readmeSpanNames(): Set<string> {
   const names = new Set<string>();
   for (const line of section.split('\n')) {
     const cells = line.split('|').map((c) => c.trim());
-    const cell = cells[2];
-    if (!cell || !cell.startsWith('`')) continue;
+    const cell = cells[2] ?? '';
+    if (!cell.startsWith('`')) continue;
     for (const match of cell.matchAll(/`([^`]+)`/g)) names.add(match[1] as string);
   }
   return names;
