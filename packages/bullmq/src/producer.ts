@@ -8,7 +8,7 @@ import {
   operationMetric,
   sendHeaders,
 } from '@hoptrace/core/adapter';
-import type { Context, Link } from '@opentelemetry/api';
+import type { Context, Link, SpanContext } from '@opentelemetry/api';
 import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
@@ -59,16 +59,35 @@ export function sendMetric(
   );
 }
 
+/** What a job's options already carry, parsed once: their carrier map and the caller's own context in it. */
+export interface JobContext {
+  readonly carrier: Record<string, unknown> | undefined;
+  readonly caller: SpanContext | undefined;
+}
+
+const NO_JOB_CONTEXT: JobContext = { carrier: undefined, caller: undefined };
+
+/** Parses the carrier a job's options already hold (once per job). Never throws. */
+export function readJobContext(opts: JobOptionsShape | undefined): JobContext {
+  const carrier = parseCarrier(opts);
+  return carrier ? { carrier, caller: callerSpanContext(carrier) } : NO_JOB_CONTEXT;
+}
+
 /**
  * The options a job is added with, carrying `context`: the caller's own context is kept when their
  * options already hold one (only hoptrace's hop counter is updated when relayed), metadata the caller
  * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
+ *
+ * @param parsed - the options' carrier, when the caller parsed it already.
  */
-export function optionsWithContext<O extends JobOptionsShape>(opts: O | undefined, context: Context): O {
+export function optionsWithContext<O extends JobOptionsShape>(
+  opts: O | undefined,
+  context: Context,
+  parsed: JobContext = readJobContext(opts),
+): O {
   if (omitsContext(opts)) return opts as O;
-  const carrier = parseCarrier(opts);
+  const { carrier, caller } = parsed;
   if (carrier) {
-    const caller = callerSpanContext(carrier);
     if (!caller) return opts as O; // someone else's metadata: theirs to keep
     const relayed = sendHeaders(carrier, context, caller);
     return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
@@ -85,9 +104,7 @@ export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
   return typeof metadata === 'string' && metadata !== '';
 }
 
-/** The caller's own creation context in a job's options, if any (a CLIENT send span links to it). */
-export function callerLink(opts: JobOptionsShape | undefined): Link | undefined {
-  const carrier = parseCarrier(opts);
-  const caller = carrier ? callerSpanContext(carrier) : undefined;
-  return caller ? { context: caller } : undefined;
+/** The link from a send span to the caller's own creation context, if the job carries one. */
+export function callerLink(parsed: JobContext): Link | undefined {
+  return parsed.caller ? { context: parsed.caller } : undefined;
 }

@@ -11,7 +11,14 @@ import { context as contextApi, type Link, type Span, trace } from '@opentelemet
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
 import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
 import type { QueueTracingOptions } from './options.ts';
-import { callerLink, optionsWithContext, producerState, sendMetric } from './producer.ts';
+import {
+  callerLink,
+  type JobContext,
+  optionsWithContext,
+  producerState,
+  readJobContext,
+  sendMetric,
+} from './producer.ts';
 
 /** The members of a BullMQ `Queue` that {@link traceQueue} relies on (any supported version). */
 export interface QueueLike {
@@ -59,7 +66,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
 
   const add: Interceptor<Q> = (raw, [name, data, opts]) => {
     const jobOpts = opts as JobOptionsShape | undefined;
-    const caller = callerLink(jobOpts);
+    const parsed = readJobContext(jobOpts);
+    const caller = callerLink(parsed);
     const parent = contextApi.active();
     const span = startClientSpan(
       instr,
@@ -74,7 +82,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     return operation.run(
       () =>
         contextApi.with(context, () =>
-          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context)),
+          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed)),
         ),
       span ? (job) => setJobIds([span], job) : undefined,
     );
@@ -85,6 +93,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     const list = jobs as BulkJob[];
     const parent = contextApi.active();
     let creates: (Span | undefined)[] | undefined;
+    let parsed: JobContext[] | undefined;
     let links: Link[] | undefined;
     if (state.createSpans) {
       creates = new Array(list.length);
@@ -99,8 +108,9 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
         }
       }
     } else {
-      for (const job of list) {
-        const caller = callerLink(job?.opts);
+      parsed = list.map((job) => readJobContext(job?.opts));
+      for (const job of parsed) {
+        const caller = callerLink(job);
         if (caller) {
           links ??= [];
           links.push(caller);
@@ -126,7 +136,11 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
           const create = creates?.[i];
           return {
             ...job,
-            opts: optionsWithContext(job?.opts, create ? trace.setSpan(parent, create) : context),
+            opts: optionsWithContext(
+              job?.opts,
+              create ? trace.setSpan(parent, create) : context,
+              parsed?.[i] ?? readJobContext(job?.opts),
+            ),
           };
         });
         return contextApi.with(context, () => (raw as unknown as { addBulk: AsyncMethod }).addBulk(copies));

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { useTestTracing } from '@hoptrace/test-kit';
-import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import { describe, expect, it } from 'vitest';
+import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { describe, expect, it, vi } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 import { optionsWithContext } from '../src/producer.ts';
@@ -218,5 +218,20 @@ describe('attempts BullMQ gives up on (worker events)', () => {
     expect(tracing.current.openSpans()).toHaveLength(1);
     worker.emit('closed');
     expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
+
+describe('parse once (11.4)', () => {
+  it('a job carrying the caller context is parsed once per add', async () => {
+    const { queue } = fakeQueue();
+    const traced = traceQueue(queue);
+    const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    const extract = vi.spyOn(propagation, 'extract');
+    const parse = vi.spyOn(JSON, 'parse');
+    await traced.add('a', {}, { telemetry: { metadata } });
+    expect(extract).toHaveBeenCalledTimes(1);
+    expect(parse).toHaveBeenCalledTimes(1);
+    extract.mockRestore();
+    parse.mockRestore();
   });
 });
