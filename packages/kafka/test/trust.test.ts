@@ -6,7 +6,7 @@ import {
   DEFAULT_METRIC_ATTRIBUTE_SETS,
   DEFAULT_SPAN_TEMPLATES,
 } from '@hoptrace/core/adapter';
-import { traceConsumer, traceProducer } from '@hoptrace/kafka';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
 import { onlySpan, spansNamed, useTestTracing } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
@@ -133,7 +133,6 @@ describe('12.1 any thrown value reaches the host unchanged and the span ends ERR
 
   it.each(THROWN)('withMessageContext callback throws %s', async (_, value) => {
     const fake = fakeConsumer();
-    const { withMessageContext } = await import('@hoptrace/kafka');
     let inner: unknown = Symbol('none');
     await traceConsumer(fake.consumer, { batchSpans: 'batch' }).run({
       eachBatch: async ({ batch }) => {
