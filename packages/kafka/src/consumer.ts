@@ -123,11 +123,12 @@ function processMessage(
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   recordTimeInQueue(state, topic, message?.timestamp);
+  const handlerContext = withFailureLineage(context, lineage);
+  // Unsampled fast path without metrics: nothing to settle, so no operation and no extra promise.
+  if (!span && !instr.metrics) return contextApi.with(handlerContext, handler, undefined, payload);
   const operation = new Operation(instr, span, processMetric(state, topic, 1));
   state.open.add(operation);
-  const done = contextApi.with(withFailureLineage(context, lineage), () =>
-    operation.run(() => handler(payload)),
-  );
+  const done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
   return Promise.resolve(done).finally(() => state.open.delete(operation));
 }
 

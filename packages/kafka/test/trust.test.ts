@@ -8,7 +8,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
 import { onlySpan, spansNamed, useTestTracing } from '@hoptrace/test-kit';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { EachMessagePayload, Producer, ProducerRecord } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
@@ -322,5 +322,31 @@ describe('13.1 classifyError', () => {
     });
     await settle(producer.send({ topic: 't', messages: [{ value: 'a' }] }));
     expect(onlySpan(tracing.current.spans(), 'send t').attributes[ATTR_ERROR_TYPE]).toBe('STOCK_UNAVAILABLE');
+  });
+});
+
+describe('16.1 unsampled fast path', () => {
+  it("runs the handler in the message's own context with no span, so the trace id flows downstream", async () => {
+    const fake = fakeConsumer();
+    const sent = fakeProducer();
+    const producer = traceProducer(sent.producer, { unsampled: 'skip' });
+    const unsampled = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00';
+    let active: string | undefined;
+    const own = new Error('still rethrown');
+    await traceConsumer(fake.consumer, { unsampled: 'skip' }).run({
+      eachMessage: async ({ message: m }) => {
+        active = trace.getSpanContext(context.active())?.traceId;
+        await producer.send({ topic: 'next', messages: [{ value: 'x' }] });
+        if (m.offset === '2') throw own;
+      },
+    });
+    await fake.config?.eachMessage?.({ ...payloadFor('t'), message: message(1, { traceparent: unsampled }) });
+    await expectRejection(
+      fake.config?.eachMessage?.({ ...payloadFor('t'), message: message(2, { traceparent: unsampled }) }),
+      own,
+    );
+    expect(active).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(tracing.current.spans()).toHaveLength(0);
+    expect(String(sent.sent[0]?.messages[0]?.headers?.traceparent)).toBe(unsampled);
   });
 });
