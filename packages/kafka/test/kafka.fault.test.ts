@@ -250,3 +250,94 @@ describe('the broker process is stopped and a new one started (private broker on
     expect(processes.length).toBeGreaterThanOrEqual(10);
   }, 240_000);
 });
+
+describe('a consumer group rebalance while handlers are in flight (shared broker)', () => {
+  it.each(['eachMessage', 'eachBatch'] as const)(
+    '%s: the interrupted handler ends its span with the rebalance error, every delivery is traced, nothing stays open',
+    async (mode) => {
+      const kafka = newKafka('rebalance');
+      const [topic] = (await createTopics(kafka, 1, 2)) as [string];
+      const raw = track(kafka.producer());
+      await raw.connect();
+      const values = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      await raw.send({ topic, messages: values.map((value) => ({ key: value, value })) });
+      const group = groupId();
+      const processed = new Set<string>();
+      let invocations = 0;
+      let interrupted: unknown;
+      let firstStarted!: () => void;
+      const started = new Promise<void>((resolve) => {
+        firstStarted = resolve;
+      });
+      /** The first call keeps heartbeating until the heartbeat reports the rebalance, then rethrows it. */
+      const holdUntilRebalance = async (heartbeat: () => Promise<void>) => {
+        firstStarted();
+        for (let i = 0; i < 300; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          try {
+            await heartbeat();
+          } catch (error) {
+            interrupted = error;
+            throw error;
+          }
+        }
+      };
+      const consumerConfig = { groupId: group, heartbeatInterval: 100, sessionTimeout: 10_000 };
+      const first = track(traceConsumer(kafka.consumer(consumerConfig)));
+      const second = track(traceConsumer(kafka.consumer(consumerConfig)));
+      const run = async (consumer: Consumer) => {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        if (mode === 'eachMessage') {
+          await consumer.run({
+            eachMessage: async ({ message, heartbeat }) => {
+              invocations++;
+              if (invocations === 1) await holdUntilRebalance(heartbeat);
+              processed.add(String(message.value));
+            },
+          });
+        } else {
+          await consumer.run({
+            eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
+              invocations++;
+              if (invocations === 1) await holdUntilRebalance(heartbeat);
+              for (const message of batch.messages) {
+                await withMessageContext(message, () => processed.add(String(message.value)));
+                resolveOffset(message.offset);
+              }
+            },
+          });
+        }
+      };
+      await run(first);
+      await started;
+      // A second member joins the group while the first one's handler is in flight.
+      await run(second);
+      await until(() => values.every((v) => processed.has(v)), 'every message after the rebalance', 60_000);
+      await second.disconnect();
+      await first.disconnect();
+
+      expect((interrupted as { type?: string } | undefined)?.type).toBe('REBALANCE_IN_PROGRESS');
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      const all = spansNamed(tracing.current.spans(), `process ${topic}`);
+      const failed = all.filter((s) => s.status.code === 2);
+      expect(failed.some((s) => s.attributes['error.type'] === 'REBALANCE_IN_PROGRESS')).toBe(true);
+      if (mode === 'eachMessage') {
+        // One span per handler call, each ended once.
+        expect(all).toHaveLength(invocations);
+      } else {
+        const batches = all.filter((s) => s.attributes['messaging.batch.message_count'] !== undefined);
+        expect(batches).toHaveLength(invocations);
+        // Every message of every batch got its span (some twice: redelivered after the rebalance).
+        const perMessage = all.length - batches.length;
+        const delivered = batches.reduce(
+          (n, b) => n + (b.attributes['messaging.batch.message_count'] as number),
+          0,
+        );
+        expect(perMessage).toBe(delivered);
+      }
+      const ids = new Set(all.map((s) => s.spanContext().spanId));
+      expect(ids.size).toBe(all.length);
+    },
+  );
+});
