@@ -185,6 +185,66 @@ describe('the broker goes away mid-stream (private broker on 19092)', () => {
     );
     for (const span of failedSends) expect(span.attributes['error.type']).toBeTypeOf('string');
   });
+
+  it('a handler and a send in flight when the broker freezes: every span ends, the send fails with its own error', async () => {
+    const local = broker as LocalKafka;
+    const kafka = new Kafka({
+      clientId: 'fault-in-flight',
+      brokers: local.brokers,
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 2000,
+      connectionTimeout: 1000,
+      retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
+    });
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = track(traceProducer(kafka.producer()));
+    await producer.connect();
+    const consumer = track(
+      traceConsumer(
+        kafka.consumer({ groupId: `fault-${randomUUID()}`, sessionTimeout: 10_000, heartbeatInterval: 1000 }),
+      ),
+    );
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await consumer.run({
+      eachMessage: async () => {
+        started();
+        await released;
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'hold' }] });
+    await handlerStarted;
+
+    process.kill(local.pid, 'SIGSTOP');
+    let failure: unknown;
+    try {
+      failure = await producer.send({ topic, messages: [{ value: 'lost' }] }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      release();
+    } finally {
+      process.kill(local.pid, 'SIGCONT');
+    }
+    await consumer.disconnect();
+    await producer.disconnect();
+
+    expect(failure).toBeInstanceOf(Error);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const sends = spansNamed(tracing.current.spans(), `send ${topic}`);
+    expect(sends).toHaveLength(2);
+    const lost = sends.find((s) => s.status.code === 2);
+    expect(lost?.attributes['error.type']).toBeTypeOf('string');
+    expect(spansNamed(tracing.current.spans(), `process ${topic}`).length).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe('the broker process is stopped and a new one started (private broker on 19092)', () => {
