@@ -4,147 +4,19 @@ import {
   HOP_TRACESTATE_KEY,
   METRIC_HOPTRACE_TIME_IN_QUEUE,
 } from '@hoptrace/core';
-import {
-  ATTR_ERROR_TYPE,
-  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
-  ATTR_MESSAGING_DESTINATION_NAME,
-} from '@hoptrace/core/adapter';
-import { traceConsumer, traceKafka, traceProducer, withMessageContext } from '@hoptrace/kafka';
-import {
-  brokerEndpoint,
-  onlySpan,
-  parentSpanId,
-  spansNamed,
-  until,
-  useTestTracing,
-  waitForSpans,
-} from '@hoptrace/test-kit';
-import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import { ATTR_MESSAGING_CONSUMER_GROUP_NAME, ATTR_MESSAGING_DESTINATION_NAME } from '@hoptrace/core/adapter';
+import { traceConsumer, traceKafka, withMessageContext } from '@hoptrace/kafka';
+import { onlySpan, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { context, trace } from '@opentelemetry/api';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { type IHeaders, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
 const clients = useKafkaClients();
 const spans = (): ReadableSpan[] => tracing.current.spans();
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const SPAN_ID = '00f067aa0ba902b7';
-const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
-
-describe('12.1 thrown values on a real consumer', () => {
-  it('kafkajs receives the very object the handler threw (null prototype), the span ends ERROR, the retry succeeds', async () => {
-    const logged: unknown[] = [];
-    const kafka = new Kafka({
-      clientId: 'thrown-values',
-      brokers: brokerEndpoint('kafka').brokers,
-      logLevel: logLevel.ERROR,
-      logCreator: () => (entry) => {
-        if (entry.log.message === 'Error when calling eachMessage') logged.push(entry.log.error);
-      },
-    });
-    const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await clients.producer(traceProducer(kafka.producer()));
-    const consumer = await clients.consumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 5, initialRetryTime: 50 } })),
-      [topic],
-    );
-    const thrown = Object.assign(Object.create(null) as object, { code: 'NO_PROTOTYPE' });
-    let attempts = 0;
-    await consumer.run({
-      eachMessage: async () => {
-        attempts++;
-        if (attempts === 1) throw thrown;
-      },
-    });
-    await producer.send({ topic, messages: [{ value: 'odd-throw' }] });
-    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 2);
-    expect(logged).toHaveLength(1);
-    expect(logged[0]).toBe(thrown);
-    const [first, second] = spansNamed(all, `process ${topic}`) as [ReadableSpan, ReadableSpan];
-    expect(first.status.code).toBe(SpanStatusCode.ERROR);
-    expect(first.attributes[ATTR_ERROR_TYPE]).toBe('NO_PROTOTYPE');
-    expect(second.status.code).toBe(SpanStatusCode.UNSET);
-  });
-});
-
-describe('12.2 headers that throw while copied, on a real producer', () => {
-  it('the send span ends ERROR and the caller gets the getter error kafkajs raises', async () => {
-    const kafka = newKafka();
-    const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
-    const own = new Error('header getter');
-    const headers = {
-      get 'x-tenant'(): string {
-        throw own;
-      },
-    } as unknown as IHeaders;
-    const error = await producer.send({ topic, messages: [{ value: 'a', headers }, { value: 'b' }] }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBe(own);
-    const all = spans();
-    expect(spansNamed(all, `send ${topic}`)).toHaveLength(1);
-    expect(spansNamed(all, `create ${topic}`)).toHaveLength(2);
-    for (const span of all) expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(tracing.current.openSpans()).toHaveLength(0);
-  });
-});
-
-describe('12.3 oversized propagation headers on consumed messages', () => {
-  it('refuses an oversized baggage, tracestate and traceparent, and processes every message', async () => {
-    const kafka = newKafka();
-    const [topic] = (await createTopics(kafka)) as [string];
-    const raw = await clients.producer(kafka.producer());
-    const consumer = await clients.consumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { baggageAttributes: ['tenant'] }),
-      [topic],
-    );
-    const handled: string[] = [];
-    const baggageInHandler: (string | undefined)[] = [];
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        handled.push(String(message.value));
-        baggageInHandler.push(propagation.getBaggage(context.active())?.getEntry('tenant')?.value);
-      },
-    });
-    // 256 KB each (the broker's default message limit is 1 MB).
-    const hugeBaggage = `tenant=acme,${'x'.repeat(256 * 1024)}=1`;
-    const manyMembers = Array.from({ length: 100 }, (_, i) => `k${i}=v`).join(',');
-    await raw.send({
-      topic,
-      messages: [
-        { value: 'baggage', headers: { traceparent: TRACEPARENT, baggage: hugeBaggage } },
-        { value: 'members', headers: { traceparent: TRACEPARENT, baggage: `tenant=acme,${manyMembers}` } },
-        { value: 'tracestate', headers: { traceparent: TRACEPARENT, tracestate: `a=${'b'.repeat(600)}` } },
-        { value: 'traceparent', headers: { traceparent: `${TRACEPARENT}${'0'.repeat(256 * 1024)}` } },
-        { value: 'control', headers: { traceparent: TRACEPARENT, baggage: 'tenant=acme' } },
-      ],
-    });
-    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 5);
-    expect(handled).toEqual(['baggage', 'members', 'tracestate', 'traceparent', 'control']);
-    const [baggage, members, state, parent, control] = spansNamed(all, `process ${topic}`) as ReadableSpan[];
-    // Oversized baggage is refused as a whole; the trace still continues.
-    for (const span of [baggage, members] as ReadableSpan[]) {
-      expect(span.spanContext().traceId).toBe(TRACE_ID);
-      expect(parentSpanId(span)).toBe(SPAN_ID);
-      expect(span.attributes.tenant).toBeUndefined();
-    }
-    expect(baggageInHandler.slice(0, 2)).toEqual([undefined, undefined]);
-    // Oversized tracestate: refused, the traceparent still continues the trace.
-    expect(state?.spanContext().traceId).toBe(TRACE_ID);
-    expect(state?.spanContext().traceState).toBeUndefined();
-    // Oversized traceparent: refused, a new trace.
-    expect(parent?.spanContext().traceId).not.toBe(TRACE_ID);
-    expect(parentSpanId(parent as ReadableSpan)).toBeUndefined();
-    // The control message shows what a valid header of each kind gives.
-    expect(control?.spanContext().traceId).toBe(TRACE_ID);
-    expect(baggageInHandler[4]).toBe('acme');
-    expect(control?.attributes.tenant).toBe('acme');
-  });
-});
 
 describe('12.10 consumers created inside an active span', () => {
   it.each(['link', 'root'] as const)(
