@@ -4,7 +4,6 @@ import {
   interceptMethods,
   MetricAttributeCache,
 } from '@hoptrace/core/adapter';
-import type { Consumer } from '@platformatic/kafka';
 import { ClientInfo } from './client-info.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
@@ -14,6 +13,13 @@ import { traceStream } from './stream.ts';
 import { operationTemplates } from './templates.ts';
 
 type Callback = (error: unknown, value?: unknown) => unknown;
+type Method = (...args: unknown[]) => unknown;
+
+/** Any @platformatic/kafka `Consumer` (whatever its key, value and header types). */
+export interface TraceableConsumer {
+  consume: unknown;
+  close: unknown;
+}
 
 /**
  * Wraps a @platformatic/kafka `Consumer` so that the streams `consume()` returns are traced: one
@@ -29,7 +35,7 @@ type Callback = (error: unknown, value?: unknown) => unknown;
  * @param consumer - a `new Consumer({ groupId, ... })`.
  * @param options - see {@link PlatformaticConsumerOptions}; invalid options throw a TypeError here.
  */
-export function traceConsumer<C extends Consumer<never, never, never, never>>(
+export function traceConsumer<C extends TraceableConsumer>(
   consumer: C,
   options: PlatformaticConsumerOptions = {},
 ): C {
@@ -57,7 +63,7 @@ export function traceConsumer<C extends Consumer<never, never, never, never>>(
     stream && typeof stream === 'object' ? traceStream(state, stream) : stream;
   return interceptMethods(consumer, {
     consume: (raw, args) => {
-      const consume = raw.consume.bind(raw) as (...a: unknown[]) => unknown;
+      const consume = (raw.consume as Method).bind(raw);
       const callback = args[1];
       if (typeof callback === 'function') {
         return consume(args[0], (error: unknown, stream: unknown) =>
@@ -67,7 +73,7 @@ export function traceConsumer<C extends Consumer<never, never, never, never>>(
       return (consume(...args) as Promise<unknown>).then(traced);
     },
     close: (raw, args) => {
-      const close = raw.close.bind(raw) as (...a: unknown[]) => unknown;
+      const close = (raw.close as Method).bind(raw);
       const callback = args.find((a) => typeof a === 'function') as Callback | undefined;
       if (callback) {
         const rest = args.filter((a) => a !== callback);

@@ -39,7 +39,8 @@ export interface DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
   topic: string;
   key?: Key;
   value?: Value;
-  headers: Map<HeaderKey | string | Buffer, HeaderValue | string | Buffer>;
+  /** The original headers and the lineage ones (written in the original's form: Buffer or string). */
+  headers: Map<HeaderKey, HeaderValue>;
 }
 
 /**
@@ -54,7 +55,7 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   message: FailedMessage<Key, Value, HeaderKey, HeaderValue>,
   options: DeadLetterOptions,
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
-  const headers = new Map<HeaderKey | string | Buffer, HeaderValue | string | Buffer>();
+  const headers = new Map<unknown, unknown>();
   let buffers = options.headerType !== 'string';
   if (message.headers instanceof Map) {
     let first = true;
@@ -77,7 +78,10 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
     const value = lineage[name] as string;
     headers.set(buffers ? Buffer.from(name) : name, buffers ? Buffer.from(value) : value);
   }
-  const copy: DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> = { topic: options.topic, headers };
+  const copy: DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> = {
+    topic: options.topic,
+    headers: headers as Map<HeaderKey, HeaderValue>,
+  };
   if (message.key !== undefined) copy.key = message.key;
   if (message.value !== undefined) copy.value = message.value;
   return copy;

@@ -7,7 +7,7 @@
  */
 
 export { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
-export { traceConsumer } from './consumer.ts';
+export { type TraceableConsumer, traceConsumer } from './consumer.ts';
 export {
   type DeadLetterMessage,
   type DeadLetterOptions,
@@ -23,4 +23,4 @@ export {
   type PlatformaticConsumerOptions,
   type PlatformaticProducerOptions,
 } from './options.ts';
-export { traceProducer } from './producer.ts';
+export { type TraceableProducer, traceProducer } from './producer.ts';

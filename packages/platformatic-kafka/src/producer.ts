@@ -21,7 +21,6 @@ import {
   type SpanContext,
   trace,
 } from '@opentelemetry/api';
-import type { Producer } from '@platformatic/kafka';
 import { addMessageAttributes } from './attributes.ts';
 import { ClientInfo } from './client-info.ts';
 import {
@@ -51,6 +50,12 @@ interface SendInput {
 
 type RawSend = (...args: unknown[]) => unknown;
 
+/** Any @platformatic/kafka `Producer` (whatever its key, value and header types). */
+export interface TraceableProducer {
+  send: unknown;
+  beginTransaction: unknown;
+}
+
 /** Everything a traced producer shares across its sends. */
 interface ProducerState {
   readonly instr: Instrumentation;
@@ -79,7 +84,7 @@ interface ProducerState {
  * @param producer - a `new Producer({...})`.
  * @param options - see {@link PlatformaticProducerOptions}; invalid options throw a TypeError here.
  */
-export function traceProducer<P extends Producer<never, never, never, never>>(
+export function traceProducer<P extends TraceableProducer>(
   producer: P,
   options: PlatformaticProducerOptions = {},
 ): P {
@@ -96,9 +101,9 @@ export function traceProducer<P extends Producer<never, never, never, never>>(
     encodings: producerHeaderEncodings(producer),
   };
   return interceptMethods(producer, {
-    send: (raw, args) => tracedSend(state, raw.send.bind(raw) as RawSend, args),
+    send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
     beginTransaction: (raw, args) => {
-      const begin = raw.beginTransaction.bind(raw) as (...a: unknown[]) => unknown;
+      const begin = (raw.beginTransaction as RawSend).bind(raw);
       const callback = args[1];
       if (typeof callback === 'function') {
         return begin(args[0], (error: unknown, transaction: unknown) =>
