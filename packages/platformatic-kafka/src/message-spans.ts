@@ -1,29 +1,16 @@
-import { readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  lineageAttributes,
-  lineageLinks,
+  addKafkaMessageAttributes,
   Operation,
   operationMetric,
   readMessageContext,
   setSpanAttributes,
-  startConsumerSpan,
+  startDeliverySpan,
   startSpanFromTemplate,
-  withFailureLineage,
 } from '@hoptrace/core/adapter';
-import {
-  type Attributes,
-  type Context,
-  context as contextApi,
-  type Link,
-  ROOT_CONTEXT,
-  trace,
-} from '@opentelemetry/api';
-import {
-  ATTR_HOPTRACE_BATCH_LINK_COUNT,
-  ATTR_HOPTRACE_PROCESS_TIMED_OUT,
-  addMessageAttributes,
-} from './attributes.ts';
+import type { Context, Link } from '@opentelemetry/api';
+import { context as contextApi, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { headerView } from './headers.ts';
 
@@ -78,20 +65,12 @@ export function startMessage(
   if (existing) return existing;
   const { instr, settings } = state;
   const topic = topicOf(message);
-  const view = headerView(message.headers);
-  const lineage = readFailureLineage(view);
-  const { span, context } = startConsumerSpan(
+  const { span, context } = startDeliverySpan(
     instr,
     state.templates.of('process').get(topic),
-    readMessageContext(view),
-    ROOT_CONTEXT,
-    lineageLinks(lineage),
+    headerView(message.headers),
+    (out) => addKafkaMessageAttributes(out, message, settings.captureKeys, instr.captureBodySize),
   );
-  if (span?.isRecording()) {
-    const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
-    addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
-  }
   recordTimeInQueue(state, topic, message.timestamp);
   const entry: MessageEntry = {
     operation: new Operation(
@@ -107,7 +86,7 @@ export function startMessage(
         state.info.groupId,
       ),
     ),
-    context: withFailureLineage(context, lineage),
+    context,
     startedAt: performance.now(),
     open,
     pending: 0,

@@ -1,11 +1,5 @@
 import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
-import {
-  assertOptionalBoolean,
-  assertOptionalInteger,
-  assertOptionalOneOf,
-  assertOptionalString,
-  describeValue,
-} from '@hoptrace/core/adapter';
+import * as check from '@hoptrace/core/adapter';
 
 /** What every @platformatic/kafka wrapper takes on top of core's {@link TracingOptions}. */
 export interface PlatformaticClientOptions {
@@ -87,16 +81,19 @@ export interface Settings {
  * option and the value received.
  */
 export function resolveSettings(options: PlatformaticConsumerOptions): Settings {
-  assertOptionalBoolean('captureKeys', options.captureKeys);
-  assertOptionalOneOf('batchSpans', options.batchSpans, ['message', 'batch']);
-  assertOptionalInteger('maxBatchLinks', options.maxBatchLinks, 0);
-  assertOptionalInteger('maxProcessingMs', options.maxProcessingMs, 1);
-  for (const name of ['clientId', 'groupId', 'broker'] as const) assertOptionalString(name, options[name]);
+  check.assertOptionalBoolean('captureKeys', options.captureKeys);
+  check.assertOptionalOneOf('batchSpans', options.batchSpans, ['message', 'batch']);
+  check.assertOptionalInteger('maxBatchLinks', options.maxBatchLinks, 0);
+  check.assertOptionalInteger('maxProcessingMs', options.maxProcessingMs, 1);
+  for (const name of ['clientId', 'groupId', 'broker'] as const)
+    check.assertOptionalString(name, options[name]);
   let server: Settings['server'];
   if (options.broker !== undefined) {
     server = hostPort(options.broker);
     if (!server) {
-      throw new TypeError(`Expected \`broker\` to be "host:port", got ${describeValue(options.broker)}`);
+      throw new TypeError(
+        `Expected \`broker\` to be "host:port", got ${check.describeValue(options.broker)}`,
+      );
     }
   }
   return {

@@ -1,9 +1,10 @@
+import type { Instrumentation } from '@hoptrace/core/adapter';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  addKafkaMessageAttributes,
   callerSpanContext,
   createInstrumentation,
   existingWrapper,
-  type Instrumentation,
   interceptMethods,
   MetricAttributeCache,
   Operation,
@@ -12,16 +13,8 @@ import {
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import {
-  type Attributes,
-  type Context,
-  context as contextApi,
-  type Link,
-  type Span,
-  type SpanContext,
-  trace,
-} from '@opentelemetry/api';
-import { addMessageAttributes } from './attributes.ts';
+import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetry/api';
+import { context as contextApi, trace } from '@opentelemetry/api';
 import { ClientInfo } from './client-info.ts';
 import {
   type HeaderEncodings,
@@ -129,7 +122,7 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
   const messages = (input as Partial<SendInput> | null | undefined)?.messages;
   // Input the client will reject anyway goes through untouched, so its own validation error surfaces.
   if (!Array.isArray(messages) || messages.some((m) => !m || typeof m !== 'object')) return raw(...args);
-  const { instr, settings } = state;
+  const { instr } = state;
   const parent = contextApi.active();
   const total = messages.length;
   let destination = typeof messages[0]?.topic === 'string' ? (messages[0].topic as string) : undefined;
@@ -148,25 +141,11 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
       links.push({ context: caller });
     }
   }
-  const client = total > 0 && links?.length === total;
-  const span = startClientSpan(
-    instr,
-    state.templates.of(client ? 'sendClient' : 'send').get(destination),
-    parent,
-    links ? { links } : undefined,
-  );
-  if (span?.isRecording()) {
-    const attributes: Attributes = {};
-    if (total === 1)
-      addMessageAttributes(
-        attributes,
-        messages[0] as OutgoingMessage,
-        settings.captureKeys,
-        instr.captureBodySize,
-      );
-    else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = total;
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
-  }
+  // Every message carrying its own context: the send span only links to them (a CLIENT span).
+  const operationKey = total > 0 && links?.length === total ? 'sendClient' : 'send';
+  const template = state.templates.of(operationKey).get(destination);
+  const span = startClientSpan(instr, template, parent, { links });
+  if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
   const sendContext = span ? trace.setSpan(parent, span) : parent;
   const traced = {
     ...(input as object),
@@ -192,6 +171,15 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
     }
   }
   return operation.run(() => raw(traced), position);
+}
+
+/** The send span's own attributes: the message's for a one-message send, the count for more. */
+function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage[]): Attributes {
+  const attributes: Attributes = {};
+  const [only] = messages;
+  if (messages.length !== 1 || !only) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = messages.length;
+  else addKafkaMessageAttributes(attributes, only, state.settings.captureKeys, state.instr.captureBodySize);
+  return attributes;
 }
 
 /** The message as sent: the caller's own when nothing changes, else a copy with new headers. */
@@ -222,6 +210,6 @@ function recordPosition(state: ProducerState, span: Span, reply: unknown): void 
   if (!Array.isArray(offsets) || offsets.length !== 1) return;
   const only = offsets[0] as { partition?: unknown; offset?: unknown } | undefined;
   const attributes: Attributes = {};
-  addMessageAttributes(attributes, { partition: only?.partition, offset: only?.offset }, false, false);
+  addKafkaMessageAttributes(attributes, { partition: only?.partition, offset: only?.offset }, false, false);
   setSpanAttributes(span, attributes, state.instr.legacyAttributes);
 }

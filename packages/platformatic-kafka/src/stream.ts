@@ -103,30 +103,21 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return Promise.resolve(raw.close(...args)).finally(closed);
     },
   };
-  for (const name of ADD) {
+  // Listener registration goes to the stream itself; `data` listeners are traced on the way in and
+  // found again on the way out. Chaining returns the traced stream.
+  const listenerMethod = (name: string, swap: (event: unknown, listener: Listener) => Listener) => {
     interceptors[name] = (_target, [event, listener]) => {
-      const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name] as (
-        e: unknown,
-        l: unknown,
-      ) => unknown;
-      const traced =
-        event === 'data' && typeof listener === 'function' ? traceListener(listener as Listener) : listener;
-      const out = method.call(raw, event, traced);
+      const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name];
+      const out = method?.call(
+        raw,
+        event,
+        typeof listener === 'function' ? swap(event, listener as Listener) : listener,
+      );
       return out === raw ? proxy : out;
     };
-  }
-  for (const name of REMOVE) {
-    interceptors[name] = (_target, [event, listener]) => {
-      const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name] as (
-        e: unknown,
-        l: unknown,
-      ) => unknown;
-      const traced =
-        typeof listener === 'function' ? (listeners.get(listener as Listener) ?? listener) : listener;
-      const out = method.call(raw, event, traced);
-      return out === raw ? proxy : out;
-    };
-  }
+  };
+  for (const name of ADD) listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : l));
+  for (const name of REMOVE) listenerMethod(name, (_event, l) => listeners.get(l) ?? l);
   const proxy = interceptMethods(stream, interceptors);
   return proxy;
 }
