@@ -67,7 +67,7 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   }
   const lineage = failureHeaders({
     error: options.error,
-    destination: message.topic,
+    destination: typeof message.topic === 'string' ? message.topic : '',
     partition: message.partition,
     offset: typeof message.offset === 'bigint' ? message.offset.toString() : undefined,
     attempts: options.attempts,
