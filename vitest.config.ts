@@ -9,6 +9,7 @@ const alias = {
   '@hoptrace/core/adapter': here('./packages/core/src/adapter.ts'),
   '@hoptrace/core': here('./packages/core/src/index.ts'),
   '@hoptrace/kafka': here('./packages/kafka/src/index.ts'),
+  '@hoptrace/platformatic-kafka': here('./packages/platformatic-kafka/src/index.ts'),
   '@hoptrace/amqp': here('./packages/amqp/src/index.ts'),
   '@hoptrace/bullmq': here('./packages/bullmq/src/index.ts'),
 };

@@ -1,3 +1,4 @@
+export { KAFKA_CLIENTS, type KafkaClientKind } from './kafka-clients.ts';
 export { type LogLine, memoryLogger } from './log-sink.ts';
 export { type PipelineNames, pipelineNames } from './names.ts';
 export {

@@ -7,6 +7,7 @@ import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
+import { type KafkaClientKind, openKafkaHop } from './kafka-clients.ts';
 import { type PipelineNames, pipelineNames } from './names.ts';
 
 /** An order as it travels: JSON in every message. */
@@ -49,6 +50,8 @@ export interface PipelineOptions {
   names?: PipelineNames;
   /** BullMQ backoff between attempts, ms (default 50). */
   retryDelayMs?: number;
+  /** The client of the Kafka hops: `'kafkajs'` (default, @hoptrace/kafka) or `'platformatic'` (@hoptrace/platformatic-kafka). */
+  kafkaClient?: KafkaClientKind;
 }
 
 /**
@@ -90,9 +93,12 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     waitForLeaders: true,
   });
   await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
-  cleanups.push(() => producer.disconnect());
+  const kafkaHop = await openKafkaHop(
+    options.kafkaClient ?? 'kafkajs',
+    kafka,
+    options.endpoints.kafka.brokers,
+  );
+  cleanups.push(() => kafkaHop.stop());
 
   // RabbitMQ.
   const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url));
@@ -127,25 +133,19 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   });
 
   // Hop 2: Kafka -> RabbitMQ.
-  const stock = kafka.consumer({ groupId: names.stockGroup, maxWaitTimeInMs: 100 });
-  await stock.connect();
-  await stock.subscribe({ topic: names.ordersTopic, fromBeginning: true });
-  await runAndJoin(stock, {
-    eachMessage: async ({ message }) => {
-      const order = JSON.parse(message.value?.toString() ?? '{}') as Order;
-      log.info({ orderId: order.id, hop: 'kafka' }, 'reserving stock');
-      await new Promise<void>((resolve, reject) => {
-        publishChannel.publish(
-          names.exchange,
-          'order.reserved',
-          Buffer.from(JSON.stringify(order)),
-          { messageId: order.id, correlationId: order.id, contentType: 'application/json' },
-          (error) => (error ? reject(error) : resolve()),
-        );
-      });
-    },
+  await kafkaHop.consume(names.ordersTopic, names.stockGroup, async (value) => {
+    const order = JSON.parse(value || '{}') as Order;
+    log.info({ orderId: order.id, hop: 'kafka' }, 'reserving stock');
+    await new Promise<void>((resolve, reject) => {
+      publishChannel.publish(
+        names.exchange,
+        'order.reserved',
+        Buffer.from(JSON.stringify(order)),
+        { messageId: order.id, correlationId: order.id, contentType: 'application/json' },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
   });
-  cleanups.push(() => stock.disconnect());
 
   // Hop 3: RabbitMQ -> BullMQ (and the DLQ).
   await consumeChannel.consume(names.fulfilmentRequests, (message) => {
@@ -195,25 +195,16 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     names.reconciliationQueue,
     traceProcessor(async (job) => {
       log.info({ hop: 'bullmq', scheduler: job.repeatJobKey }, 'reconciling');
-      await producer.send({
-        topic: names.reconciliationTopic,
-        messages: [{ value: JSON.stringify({ at: Date.now() }) }],
-      });
+      await kafkaHop.send(names.reconciliationTopic, JSON.stringify({ at: Date.now() }));
     }),
     { connection: redis },
   );
   await reconWorker.waitUntilReady();
   cleanups.push(() => reconWorker.close());
-  const audit = kafka.consumer({ groupId: names.reconciliationGroup, maxWaitTimeInMs: 100 });
-  await audit.connect();
-  await audit.subscribe({ topic: names.reconciliationTopic, fromBeginning: true });
-  await runAndJoin(audit, {
-    eachMessage: async () => {
-      runs += 1;
-      log.info({ hop: 'kafka' }, 'reconciliation audited');
-    },
+  await kafkaHop.consume(names.reconciliationTopic, names.reconciliationGroup, async () => {
+    runs += 1;
+    log.info({ hop: 'kafka' }, 'reconciliation audited');
   });
-  cleanups.push(() => audit.disconnect());
 
   return {
     names,
@@ -231,10 +222,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         async (span) => {
           try {
             log.info({ orderId: order.id, hop: 'http' }, 'order placed');
-            await producer.send({
-              topic: names.ordersTopic,
-              messages: [{ key: order.id, value: JSON.stringify(order) }],
-            });
+            await kafkaHop.send(names.ordersTopic, JSON.stringify(order), order.id);
             return span.spanContext().traceId;
           } catch (error) {
             span.setStatus({ code: SpanStatusCode.ERROR });
@@ -273,21 +261,4 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     },
   };
-}
-
-type KafkaConsumer = ReturnType<ReturnType<typeof traceKafka>['consumer']>;
-
-/** Starts `consumer.run(config)` and waits until the consumer has joined its group. */
-async function runAndJoin(
-  consumer: KafkaConsumer,
-  config: Parameters<KafkaConsumer['run']>[0],
-): Promise<void> {
-  const joined = new Promise<void>((resolve) => {
-    const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-      off();
-      resolve();
-    });
-  });
-  await consumer.run(config);
-  await joined;
 }

@@ -16,6 +16,7 @@ export {
   DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
 } from './baggage.ts';
 export { headerGetter, headerText, recordSetter } from './carrier.ts';
+export { startDeliverySpan } from './delivery.ts';
 export {
   classifyError,
   describeError,
@@ -34,6 +35,7 @@ export {
   type Instrumentation,
   type InstrumentationScope,
 } from './instrumentation.ts';
+export { addKafkaMessageAttributes, type KafkaMessageFields } from './kafka-message.ts';
 export {
   acceptHeaderText,
   acceptTraceState,
