@@ -119,7 +119,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     }
     const send = startClientSpan(
       instr,
-      state.templates.of(creates ? 'sendClient' : 'send').get(destination),
+      // CLIENT when every job carries its own creation context (create spans, or the caller's).
+      state.templates.of(creates || links?.length === list.length ? 'sendClient' : 'send').get(destination),
       parent,
       links ? { links } : undefined,
     );
