@@ -142,6 +142,40 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     });
   }
 
+  if (label.startsWith('newest')) {
+    it('a (job, token, signal) processor still gets the AbortSignal of BullMQ 6: cancelJob aborts it', async () => {
+      const { name, queue } = setup('signal');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const processor = traceProcessor(async (_job: unknown, _token?: string, signal?: AbortSignal) => {
+        started.resolve();
+        await new Promise<void>((resolve) => {
+          signal?.addEventListener('abort', () => {
+            aborted.resolve(signal.reason);
+            resolve();
+          });
+        });
+        throw new Error('cancelled');
+      });
+      const w = new Worker(name, processor, { connection: connection() });
+      workers.push(w);
+      const job = await queue.add('long', {});
+      await started.promise;
+      expect(
+        (w as unknown as { cancelJob(id: string, reason?: string): boolean }).cancelJob(
+          job.id as string,
+          'stop',
+        ),
+      ).toBe(true);
+      await expect(aborted.promise).resolves.toBe('stop');
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      expect(onlySpan(spans, `process ${name}`).status.code).toBe(SpanStatusCode.ERROR);
+    });
+  }
+
   it("retries of one scheduled run are siblings in that run's trace; each run has its own trace", async () => {
     const { name, raw, queue } = setup('sched-retry');
     const runs = deferred();
