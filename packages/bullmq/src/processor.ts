@@ -82,9 +82,16 @@ export type ProcessorLike = (job: any, ...rest: any[]) => unknown;
  * - The worker's own context where it was created never leaks into processing.
  * - Whatever the processor throws sets ERROR and `error.type` (your `classifyError` may name it) and
  *   is rethrown unchanged, so BullMQ's retry, backoff and failure handling (and the job's
- *   `failedReason`) are exactly as without hoptrace.
- * - Missing, malformed or foreign metadata never throws: the job is processed in a new trace (a
- *   foreign but valid W3C context is continued).
+ *   `failedReason`) are exactly as without hoptrace. A failed attempt also says whether it was the
+ *   last (`hoptrace.attempt.final`) and whether BullMQ retries it (`hoptrace.error.retryable`, unless
+ *   the classifier said).
+ * - An attempt BullMQ gives up on (lock lost, stalled, worker force-closed, or `processTimeoutMs`)
+ *   ends with status ERROR even if the processor never returns.
+ * - A dead-letter copy made with `deadLetterJobOptions` continues the original trace and links
+ *   to the failed attempt, with `hoptrace.failure.*` attributes.
+ * - The processor's arity is kept, so BullMQ still passes an `AbortSignal` to `(job, token, signal)`.
+ * - Missing, malformed, oversized or foreign metadata never throws: the job is processed in a new
+ *   trace (a foreign but valid context is continued).
  *
  * Idempotent: wrapping a wrapped processor returns it. Bad options throw a TypeError here.
  */
