@@ -106,7 +106,13 @@ export function traceProcessor<F extends ProcessorLike>(
   if (existing) return existing;
   const instr = createInstrumentation(BULLMQ_SCOPE, options);
   assertProcessorOptions(options);
-  const scheduled: Instrumentation = { ...instr, relation: 'parent', traceBudget: undefined };
+  // A scheduled run's parent is its virtual run root (never exported): no budget, no link to it.
+  const scheduled: Instrumentation = {
+    ...instr,
+    relation: 'parent',
+    traceBudget: undefined,
+    parentLink: false,
+  };
   const templates = new OperationTemplates(
     instr.system,
     BULLMQ_OPERATIONS,

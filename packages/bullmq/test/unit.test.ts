@@ -249,3 +249,24 @@ describe("addBulk with the callers' own contexts (as Kafka)", () => {
     expect(some?.links.map((l) => l.context.spanId)).toEqual([SPAN]);
   });
 });
+
+describe('scheduled runs', () => {
+  it('link only to the scheduling context, never to the virtual run root, even with parentLink', async () => {
+    const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    const wrapped = traceProcessor(async (_job: unknown) => 'ok', { parentLink: true });
+    const job = {
+      id: 'repeat:tick:1',
+      queueName: 'q',
+      attemptsMade: 0,
+      repeatJobKey: 'tick',
+      opts: { telemetry: { metadata } },
+    };
+    await wrapped(job);
+    await wrapped({ ...job, attemptsMade: 1 });
+    const [first, retry] = tracing.current.spans();
+    expect(first?.links.map((l) => l.context.spanId)).toEqual([SPAN]);
+    expect(first?.spanContext().traceId).not.toBe(TRACE);
+    expect(retry?.spanContext().traceId).toBe(first?.spanContext().traceId);
+    expect(retry?.parentSpanContext?.spanId).toBe(first?.parentSpanContext?.spanId);
+  });
+});
