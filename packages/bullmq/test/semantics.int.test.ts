@@ -272,6 +272,28 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     },
   );
 
+  it('relation parent, worker created inside an active span, a job with no context: a new trace, not the startup span', async () => {
+    const { name, raw } = setup('startup-parent');
+    const done = deferred();
+    const startup = tracer().startSpan('app.startup');
+    context.with(trace.setSpan(context.active(), startup), () => {
+      worker(name, async () => {
+        done.resolve();
+      });
+    });
+    await raw.add('untraced', {});
+    await done.promise;
+    startup.end();
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const process = onlySpan(spans, `process ${name}`);
+    expect(parentSpanId(process)).toBeUndefined();
+    expect(process.spanContext().traceId).not.toBe(startup.spanContext().traceId);
+    expect(process.links).toEqual([]);
+  });
+
   it('five-hop relay forwarding the consumed context: the hop count grows, and past maxHops a new linked trace starts', async () => {
     const hops = [1, 2, 3, 4, 5].map((n) => setup(`relay${n}`));
     const last = deferred();
