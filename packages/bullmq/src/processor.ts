@@ -167,12 +167,14 @@ export function traceProcessor<F extends ProcessorLike>(
       setSpanAttributes(span, attributes, instr.legacyAttributes);
       if (onProcess) runHook('onProcess', onProcess, span, job);
     }
+    const runIn = withFailureLineage(context, lineage);
+    // Unsampled fast path without metrics: nothing to end or record, so the processor runs straight
+    // in the job's own (remote) context, the trace id still flowing to what it sends.
+    if (!span && !metric) return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
     const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
     workerWatch(this)?.track(attempt);
     if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);
-    return contextApi.with(withFailureLineage(context, lineage), () =>
-      attempt.run(() => processor.call(this, job, ...rest)),
-    );
+    return contextApi.with(runIn, () => attempt.run(() => processor.call(this, job, ...rest)));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
   Object.defineProperty(wrapped, 'length', { value: processor.length });

@@ -102,6 +102,34 @@ describe('nothing built for spans that do not record, no metric work without a M
     expect(probe).not.toHaveBeenCalled();
     expect(onProcess).not.toHaveBeenCalled();
   });
+
+  it('unsampled and no MeterProvider: the processor runs straight (its own promise and this come back unchanged)', async () => {
+    const tracerProvider = new BasicTracerProvider({
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    });
+    const rejection = Promise.reject(new Error('as is'));
+    rejection.catch(() => undefined);
+    const self = { worker: true };
+    let seenThis: unknown;
+    const wrapped = traceProcessor(
+      function (this: unknown, _job: unknown) {
+        seenThis = this;
+        return rejection;
+      },
+      { tracerProvider, unsampled: 'skip' },
+    );
+    const metadata = JSON.stringify({
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00',
+    });
+    const result = wrapped.call(self, {
+      id: '1',
+      queueName: 'q',
+      attemptsMade: 0,
+      opts: { telemetry: { metadata } },
+    });
+    expect(result).toBe(rejection);
+    expect(seenThis).toBe(self);
+  });
 });
 
 describe('host behaviour', () => {
