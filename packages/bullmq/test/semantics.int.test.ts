@@ -142,6 +142,40 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     });
   }
 
+  if (label.startsWith('newest')) {
+    it('a (job, token, signal) processor still gets the AbortSignal of BullMQ 6: cancelJob aborts it', async () => {
+      const { name, queue } = setup('signal');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const processor = traceProcessor(async (_job: unknown, _token?: string, signal?: AbortSignal) => {
+        started.resolve();
+        await new Promise<void>((resolve) => {
+          signal?.addEventListener('abort', () => {
+            aborted.resolve(signal.reason);
+            resolve();
+          });
+        });
+        throw new Error('cancelled');
+      });
+      const w = new Worker(name, processor, { connection: connection() });
+      workers.push(w);
+      const job = await queue.add('long', {});
+      await started.promise;
+      expect(
+        (w as unknown as { cancelJob(id: string, reason?: string): boolean }).cancelJob(
+          job.id as string,
+          'stop',
+        ),
+      ).toBe(true);
+      await expect(aborted.promise).resolves.toBe('stop');
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      expect(onlySpan(spans, `process ${name}`).status.code).toBe(SpanStatusCode.ERROR);
+    });
+  }
+
   it("retries of one scheduled run are siblings in that run's trace; each run has its own trace", async () => {
     const { name, raw, queue } = setup('sched-retry');
     const runs = deferred();
@@ -237,6 +271,28 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
       expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
     },
   );
+
+  it('relation parent, worker created inside an active span, a job with no context: a new trace, not the startup span', async () => {
+    const { name, raw } = setup('startup-parent');
+    const done = deferred();
+    const startup = tracer().startSpan('app.startup');
+    context.with(trace.setSpan(context.active(), startup), () => {
+      worker(name, async () => {
+        done.resolve();
+      });
+    });
+    await raw.add('untraced', {});
+    await done.promise;
+    startup.end();
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const process = onlySpan(spans, `process ${name}`);
+    expect(parentSpanId(process)).toBeUndefined();
+    expect(process.spanContext().traceId).not.toBe(startup.spanContext().traceId);
+    expect(process.links).toEqual([]);
+  });
 
   it('five-hop relay forwarding the consumed context: the hop count grows, and past maxHops a new linked trace starts', async () => {
     const hops = [1, 2, 3, 4, 5].map((n) => setup(`relay${n}`));
