@@ -10,16 +10,10 @@ import {
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
 import type { ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
-import { attr, connect, traceparentOf, useConnection } from './helpers.ts';
+import { attr, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -199,9 +193,7 @@ describe('span lifecycle', () => {
   });
 
   it('records the four messaging metrics', async () => {
-    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
-    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { meterProvider, collect } = testMeters();
     try {
       const channel = traceChannel(await amqp.connection.createChannel(), { meterProvider });
       const queue = `q-${randomUUID()}`;
@@ -211,18 +203,8 @@ describe('span lifecycle', () => {
       channel.sendToQueue(queue, Buffer.from('m2'));
       await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
       await channel.get(queue);
-      await reader.forceFlush();
-      const names = new Map<string, { attributes: Record<string, unknown>; value: unknown }[]>();
-      for (const rm of exporter.getMetrics()) {
-        for (const sm of rm.scopeMetrics) {
-          for (const m of sm.metrics) {
-            names.set(
-              m.descriptor.name,
-              m.dataPoints.map((d) => ({ attributes: d.attributes, value: d.value })),
-            );
-          }
-        }
-      }
+      const collected = await collect();
+      const names = new Map([...collected].map(([name, metric]) => [name, metric.points]));
       const sent = names.get('messaging.client.sent.messages');
       expect(sent).toEqual([
         {
