@@ -354,3 +354,29 @@ describe('routing keys: recorded by default, with a switch, never in span names 
     }
   });
 });
+
+describe('the consume callback is called as amqplib calls it', () => {
+  it('no `this`, the message as delivered (sampled, and on the unsampled fast path)', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const raw = await amqp.connection.createChannel();
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const seen: { self: unknown; message: ConsumeMessage }[] = [];
+    await channel.consume(queue, function handler(this: unknown, m) {
+      if (!m) return;
+      seen.push({ self: this, message: m });
+      channel.ack(m);
+    });
+    channel.sendToQueue(queue, Buffer.from('traced'));
+    // A message whose parent is not sampled: the unsampled fast path calls the handler directly.
+    raw.sendToQueue(queue, Buffer.from('unsampled'), {
+      headers: { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-00` },
+    });
+    raw.sendToQueue(queue, Buffer.from('unsampled again'), {
+      headers: { traceparent: `00-${'e'.repeat(32)}-${'d'.repeat(16)}-00` },
+    });
+    await until(() => seen.length === 3, 'three deliveries');
+    expect(seen.map((s) => s.self)).toEqual([undefined, undefined, undefined]);
+    expect(seen.map((s) => s.message.content.toString())).toEqual(['traced', 'unsampled', 'unsampled again']);
+  });
+});
