@@ -41,7 +41,8 @@ export function tracedPublish(
   const exchange = toQueue ? '' : textArg(args[0]);
   const routingKey = textArg(toQueue ? args[0] : args[1]);
   const optionsIndex = toQueue ? 2 : 3;
-  const content = args[optionsIndex - 1] as { length?: unknown } | undefined;
+  const content = args[optionsIndex - 1];
+  const bodySize = content instanceof Uint8Array ? content.byteLength : undefined;
   // The caller's options are read before any span starts: a getter that throws here reaches the
   // caller unchanged, with nothing to end.
   const options = args[optionsIndex] as PublishOptions | undefined;
@@ -80,9 +81,8 @@ export function tracedPublish(
       correlationId,
       exchange === '' && isAnonymous(routingKey),
     );
-    if (instr.captureBodySize && typeof content?.length === 'number') {
-      attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = content.length;
-    }
+    if (instr.captureBodySize && bodySize !== undefined)
+      attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = bodySize;
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   const operation = new Operation(instr, span, state.metric('send', 'send', nameDestination));
