@@ -206,7 +206,17 @@ describe('hop budget across a relay that forwards the consumed headers (12.11)',
     expect(fourth.spanContext().traceId).not.toBe(original);
     expect(parentSpanId(fourth)).toBeUndefined();
     expect(fourth.links[0]?.context.traceId).toBe(original);
-    for (const p of processes.slice(3)) expect(p.spanContext().traceId).not.toBe(original);
+    // The forwarded headers still carry the first send's context (a context in the caller's headers
+    // is kept), so every hop in budget is its child, and every hop past the budget starts a trace of
+    // its own, linked to it.
+    for (const p of processes.slice(0, 3)) expect(parentSpanId(p)).toBe(firstSend.spanContext().spanId);
+    const restarted = processes.slice(3);
+    expect(new Set(restarted.map((p) => p.spanContext().traceId)).size).toBe(3);
+    for (const p of restarted) {
+      expect(p.spanContext().traceId).not.toBe(original);
+      expect(p.attributes['hoptrace.hop']).toBe(0);
+      expect(p.links.map((l) => l.context.spanId)).toEqual([firstSend.spanContext().spanId]);
+    }
     // Every relay send runs inside its process span.
     for (const [i, q] of queues.slice(1).entries()) {
       const send = onlySpan(done, `send ${q}`);
