@@ -167,7 +167,7 @@ describe('the graph is what the relation asks for, even when channels are made i
 });
 
 describe('hop budget across a relay that forwards the consumed headers (12.11)', () => {
-  it('five hops with maxHops 3: hops 1-3 in the original trace, then a new trace linked to it', async () => {
+  it('six hops with maxHops 3: hops 1-3 in the original trace, then one new trace linked to it', async () => {
     const queues = Array.from({ length: 6 }, (_, i) => `hop${i + 1}-${randomUUID()}`);
     const options: AmqpTracingOptions = { traceBudget: { maxHops: 3 } };
     const channel = traceChannel(await amqp.connection.createChannel(), options);
@@ -206,16 +206,20 @@ describe('hop budget across a relay that forwards the consumed headers (12.11)',
     expect(fourth.spanContext().traceId).not.toBe(original);
     expect(parentSpanId(fourth)).toBeUndefined();
     expect(fourth.links[0]?.context.traceId).toBe(original);
-    // The forwarded headers still carry the first send's context (a context in the caller's headers
-    // is kept), so every hop in budget is its child, and every hop past the budget starts a trace of
-    // its own, linked to it.
+    // Within the budget the forwarded headers keep the first send's context (a context in the caller's
+    // headers is kept; only its hop counter is brought up to date), so every hop in budget is its child.
     for (const p of processes.slice(0, 3)) expect(parentSpanId(p)).toBe(firstSend.spanContext().spanId);
+    expect(fourth.links.map((l) => l.context.spanId)).toEqual([firstSend.spanContext().spanId]);
+    // Past the budget, the relay of the old headers sends the new trace: hops 5 and 6 continue it,
+    // counting from 1, with no further restart.
     const restarted = processes.slice(3);
-    expect(new Set(restarted.map((p) => p.spanContext().traceId)).size).toBe(3);
-    for (const p of restarted) {
-      expect(p.spanContext().traceId).not.toBe(original);
-      expect(p.attributes['hoptrace.hop']).toBe(0);
-      expect(p.links.map((l) => l.context.spanId)).toEqual([firstSend.spanContext().spanId]);
+    expect(new Set(restarted.map((p) => p.spanContext().traceId))).toEqual(
+      new Set([fourth.spanContext().traceId]),
+    );
+    expect(hops.slice(3)).toEqual([0, 1, 2]);
+    for (const p of restarted.slice(1)) {
+      expect(p.attributes['hoptrace.trace_budget.exceeded']).toBeUndefined();
+      expect(p.links).toEqual([]);
     }
     // Every relay send runs inside its process span.
     for (const [i, q] of queues.slice(1).entries()) {

@@ -28,7 +28,7 @@ export {
   recordFailure,
 } from './errors.ts';
 export { runHook } from './hooks.ts';
-export { hopCount, relayHop } from './hops.ts';
+export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {
   type ControlFlowSignal,
   createInstrumentation,
