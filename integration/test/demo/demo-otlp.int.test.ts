@@ -20,9 +20,16 @@ const OUT = mkdtempSync(join(tmpdir(), 'hoptrace-demo-otlp-'));
 // Like every other test, the child runs the packages' TypeScript sources (`./dev demo` builds dist
 // first; here a stale or missing dist would test old code): @hoptrace/* resolve to packages/*/src.
 const SOURCES = Object.fromEntries(
-  ['core', 'kafka', 'amqp', 'bullmq'].map((name) => [
+  [
+    ['core', 'index'],
+    ['core/adapter', 'adapter'],
+    ['kafka', 'index'],
+    ['amqp', 'index'],
+    ['bullmq', 'index'],
+    ['platformatic-kafka', 'index'],
+  ].map(([name, entry]) => [
     `@hoptrace/${name}`,
-    pathToFileURL(`${REPO}packages/${name}/src/index.ts`).href,
+    pathToFileURL(`${REPO}packages/${name?.split('/')[0]}/src/${entry}.ts`).href,
   ]),
 );
 const SOURCE_HOOK = `data:text/javascript,${encodeURIComponent(`
@@ -133,17 +140,27 @@ function orderTrace(orderId: string) {
   expect(kafkaSend).toMatchObject({ kind: SpanKind.PRODUCER, parentSpanId: request.spanId });
   const kafkaProcess = only(hop(inTrace, 'kafka', 'process'), 'kafka process');
   expect(kafkaProcess).toMatchObject({ kind: SpanKind.CONSUMER, parentSpanId: kafkaSend.spanId });
-  const rabbitSend = only(hop(inTrace, 'rabbitmq', 'send'), 'rabbitmq send');
+  // The order's publish, and (for a poison order) the dead-letter copy's publish inside the failed attempt.
+  const rabbitSends = hop(inTrace, 'rabbitmq', 'send');
+  const rabbitSend = only(
+    rabbitSends.filter((s) => s.parentSpanId === kafkaProcess.spanId),
+    'rabbitmq send',
+  );
   expect(rabbitSend).toMatchObject({ kind: SpanKind.PRODUCER, parentSpanId: kafkaProcess.spanId });
   const rabbitProcesses = hop(inTrace, 'rabbitmq', 'process');
   for (const consumer of rabbitProcesses) {
     expect(consumer).toMatchObject({ kind: SpanKind.CONSUMER, parentSpanId: rabbitSend.spanId });
+  }
+  const deadLetterSends = rabbitSends.filter((s) => s !== rabbitSend);
+  for (const send of deadLetterSends) {
+    expect(rabbitProcesses.map((p) => p.spanId)).toContain(send.parentSpanId);
   }
   return {
     traceId,
     spans: inTrace,
     request,
     rabbitProcesses,
+    deadLetterSends,
     bullSends: hop(inTrace, 'bullmq', 'send'),
     // Attempts in order.
     bullProcesses: hop(inTrace, 'bullmq', 'process').sort(
@@ -230,6 +247,7 @@ describe('the demo with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     expect(deadLetter?.status.code).toBe(SpanStatusCode.UNSET);
     expect(deadLetter?.links).toEqual([{ traceId: t.traceId, spanId: rejected?.spanId }]);
     expect(deadLetter?.attributes['hoptrace.failure.error.type']).toBe('POISON_ORDER');
+    expect(t.deadLetterSends.map((s) => s.parentSpanId)).toEqual([rejected?.spanId]);
     expect(t.bullSends).toEqual([]);
     // request, Kafka send + process, RabbitMQ send + process, the dead-letter send + process
     expect(t.spans, names(t.spans)).toHaveLength(7);
