@@ -9,13 +9,12 @@ import {
   MetricAttributeCache,
   Operation,
   readMessageContext,
-  setSpanAttributes,
   startConsumerSpan,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
-import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
+import { context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, EachMessagePayload } from 'kafkajs';
-import { addMessageAttributes, addPositionAttributes } from './attributes.ts';
+import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
@@ -117,10 +116,8 @@ function processMessage(
     lineageLinks(lineage),
   );
   if (span?.isRecording()) {
-    const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
-    addPositionAttributes(attributes, partition, message?.offset);
-    if (message) addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
+    const base = lineage ? lineageAttributes(lineage) : {};
+    setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, base);
   }
   recordTimeInQueue(state, topic, message?.timestamp);
   const handlerContext = withFailureLineage(context, lineage);

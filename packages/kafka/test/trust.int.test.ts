@@ -119,7 +119,7 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
     }
   });
 
-  it('without a budget, a relay writes no tracestate', async () => {
+  it('without a budget, a traced send writes no tracestate header', async () => {
     const kafka = traceKafka(newKafka());
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await clients.producer(kafka.producer());
