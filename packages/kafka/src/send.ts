@@ -237,6 +237,8 @@ function traceCallers(
     // raises the same error it would without hoptrace.
     traced = undefined;
   }
+  // Unsampled fast path without metrics: no span started and nothing to record, so nothing to settle.
+  if (started.length === 0 && !instr.metrics) return traced ? invoke(traced) : invokeRaw();
   const call = traced ? () => invoke(traced) : invokeRaw;
 
   const spans: Span | Span[] | undefined =
