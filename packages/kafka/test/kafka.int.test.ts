@@ -131,7 +131,10 @@ describe('traced kafkajs against a real broker', () => {
     const producer = await connectedProducer(
       traceProducer(kafka.producer(), { createSpans: true, captureKeys: true }),
     );
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     const parents = new Map<string, string | undefined>();
     await consumer.run({
       eachMessage: async ({ message }) => {
@@ -219,7 +222,10 @@ describe('traced kafkajs against a real broker', () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     await consumer.run({ eachMessage: async () => undefined });
     await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
     const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 2);
@@ -237,7 +243,10 @@ describe('traced kafkajs against a real broker', () => {
     const kafka = newKafka();
     const [t1, t2] = (await createTopics(kafka, 2)) as [string, string];
     const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [t1, t2]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [t1, t2],
+    );
     await consumer.run({ eachMessage: async () => undefined });
     await producer.sendBatch({
       topicMessages: [
@@ -270,7 +279,10 @@ describe('traced kafkajs against a real broker', () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     const seen: string[] = [];
     await consumer.run({
       eachMessage: async ({ message }) => {
@@ -299,7 +311,9 @@ describe('traced kafkajs against a real broker', () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const raw = await connectedConsumer(kafka.consumer({ groupId: groupId() }), [topic]);
+    const raw = await connectedConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      topic,
+    ]);
     let header: string | undefined;
     await raw.run({
       eachMessage: async ({ message }) => {
@@ -320,7 +334,7 @@ describe('traced kafkajs against a real broker', () => {
       const [topic] = (await createTopics(kafka)) as [string];
       const producer = await connectedProducer(traceProducer(kafka.producer()));
       const consumer = await connectedConsumer(
-        traceConsumer(kafka.consumer({ groupId: groupId() }), { relation }),
+        traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { relation }),
         [topic],
       );
       await consumer.run({ eachMessage: async () => undefined });
@@ -341,7 +355,7 @@ describe('traced kafkajs against a real broker', () => {
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer()));
     const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { parentLink: false }),
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { parentLink: false }),
       [topic],
     );
     await consumer.run({ eachMessage: async () => undefined });
@@ -359,7 +373,13 @@ describe('traced kafkajs against a real broker', () => {
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer()));
     const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 5, initialRetryTime: 50 } })),
+      traceConsumer(
+        kafka.consumer({
+          groupId: groupId(),
+          maxWaitTimeInMs: 100,
+          retry: { retries: 5, initialRetryTime: 50 },
+        }),
+      ),
       [topic],
     );
     let attempts = 0;
@@ -426,7 +446,7 @@ describe('eachBatch', () => {
     expect(creates).toHaveLength(5);
     const createIds = creates.map((c) => c.spanContext().spanId);
     const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { maxBatchLinks: 3 }),
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { maxBatchLinks: 3 }),
       [topic],
     );
     const inside: (string | undefined)[] = [];
@@ -474,7 +494,7 @@ describe('eachBatch', () => {
     const producer = await connectedProducer(traceProducer(kafka.producer()));
     await producer.send({ topic, messages: [0, 1, 2].map((i) => ({ value: `v${i}` })) });
     const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 0 } })),
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100, retry: { retries: 0 } })),
       [topic],
     );
     let calls = 0;
@@ -513,7 +533,10 @@ describe('eachBatch', () => {
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await connectedProducer(traceProducer(kafka.producer()));
     await producer.send({ topic, messages: [0, 1, 2, 3].map((i) => ({ value: `v${i}` })) });
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     let inFlight = false;
     let openWhileInFlight = 0;
     await consumer.run({
@@ -560,7 +583,10 @@ describe('transactions', () => {
     await committed.commit();
     expect(tracing.current.openSpans()).toEqual([]);
     const seen: string[] = [];
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await connectedConsumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     await consumer.run({
       eachMessage: async ({ message }) => {
         seen.push(message.value?.toString() ?? '');
