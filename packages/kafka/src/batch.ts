@@ -174,12 +174,19 @@ export function traceBatch(
   const messages = batch.messages;
   const creations: MessageContext[] = new Array(messages.length);
   const links: Link[] = [];
+  const perMessage = settings.batchSpans === 'message';
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i] as KafkaMessage;
     const creation = readMessageContext(message.headers);
     creations[i] = creation;
     if (creation.spanContext && links.length < settings.maxBatchLinks)
       links.push({ context: creation.spanContext });
+    // `batch` mode has no per-message span unless asked for: a dead-letter or retry copy's link to
+    // the failed attempt goes on the batch span (within the same cap).
+    if (!perMessage && links.length < settings.maxBatchLinks) {
+      const lineage = lineageLinks(readFailureLineage(message.headers));
+      if (lineage) links.push(...lineage);
+    }
     recordTimeInQueue(state, batch.topic, message.timestamp);
   }
   // A batch has many parents: it starts its own trace and links to each message's creation context.

@@ -105,6 +105,12 @@ describe('deadLetterMessage', () => {
     );
     expect(perMessage?.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
     expect(perMessage?.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
-    expect(spansNamed(tracing.current.spans(), 'process dlq')).toHaveLength(2);
+    const all = spansNamed(tracing.current.spans(), 'process dlq');
+    expect(all).toHaveLength(2);
+    // The batch span links to the creation context and to the failed attempt (batch mode).
+    const batchSpan = all.find((s) => s !== perMessage);
+    expect(batchSpan?.links.map((l) => l.context.spanId)).toEqual(['00f067aa0ba902b7', 'd'.repeat(16)]);
+    expect(batchSpan?.links[1]?.attributes?.[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
+    expect(batchSpan?.attributes['hoptrace.batch.link_count']).toBe(2);
   });
 });
