@@ -9,6 +9,7 @@ const alias = {
   '@hoptrace/core/adapter': here('./packages/core/src/adapter.ts'),
   '@hoptrace/core': here('./packages/core/src/index.ts'),
   '@hoptrace/kafka': here('./packages/kafka/src/index.ts'),
+  '@hoptrace/platformatic-kafka': here('./packages/platformatic-kafka/src/index.ts'),
   '@hoptrace/amqp': here('./packages/amqp/src/index.ts'),
   '@hoptrace/bullmq': here('./packages/bullmq/src/index.ts'),
 };
@@ -25,7 +26,11 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['packages/*/test/**/*.test.ts', 'integration/test/unit/**/*.test.ts'],
+          include: [
+            'packages/*/test/**/*.test.ts',
+            'integration/test/unit/**/*.test.ts',
+            'bench/test/**/*.test.ts',
+          ],
           exclude: ['**/*.int.test.ts', '**/*.fault.test.ts', '**/node_modules/**'],
           testTimeout: 20_000,
         },

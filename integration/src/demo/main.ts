@@ -1,11 +1,18 @@
 // The README's demo: orders through Kafka -> RabbitMQ -> BullMQ on real brokers, traced by hoptrace.
 // Prints one order's trace as a tree, writes a self-contained HTML waterfall and prints its path.
-//   ./dev demo [--orders N] [--out DIR]   (DIR defaults to .artifacts/demo)
+//   ./dev demo [--orders N] [--out DIR] [--kafka kafkajs|platformatic]   (DIR defaults to .artifacts/demo;
+//   --kafka picks the client of the Kafka hops, kafkajs by default)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type BrokerEndpoints, resolveAllBrokers } from '@hoptrace/test-kit/harness';
-import { memoryLogger, type Order, startPipeline } from '../pipeline/index.ts';
+import {
+  KAFKA_CLIENTS,
+  type KafkaClientKind,
+  memoryLogger,
+  type Order,
+  startPipeline,
+} from '../pipeline/index.ts';
 import { createDemoTracing } from './exporters.ts';
 import { renderWaterfallHtml } from './render-html.ts';
 import { renderTraceTree } from './render-tree.ts';
@@ -15,6 +22,12 @@ const ordersFlag = argv.indexOf('--orders');
 const count = ordersFlag >= 0 ? Number(argv[ordersFlag + 1]) : 12;
 if (!Number.isInteger(count) || count < 3) {
   console.error(`--orders takes an integer >= 3, got ${argv[ordersFlag + 1]}`);
+  process.exit(2);
+}
+const kafkaFlag = argv.indexOf('--kafka');
+const kafkaClient = (kafkaFlag >= 0 ? argv[kafkaFlag + 1] : 'kafkajs') as KafkaClientKind;
+if (!KAFKA_CLIENTS.includes(kafkaClient)) {
+  console.error(`--kafka takes ${KAFKA_CLIENTS.join(' or ')}, got ${argv[kafkaFlag + 1]}`);
   process.exit(2);
 }
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
@@ -33,7 +46,9 @@ const logs = memoryLogger();
 const pipeline = await startPipeline({
   endpoints: brokers.endpoints as BrokerEndpoints,
   logger: logs.logger,
+  kafkaClient,
 });
+console.log(`Kafka hops use ${kafkaClient === 'platformatic' ? '@platformatic/kafka' : 'kafkajs'}`);
 
 let exitCode = 0;
 try {
@@ -87,6 +102,19 @@ try {
     (l) => l.hop === 'bullmq' && (l as { orderId?: string }).orderId === shown.order.id,
   );
   if (line) console.log(`\na log line from the worker hop carries the trace: ${JSON.stringify(line)}\n`);
+  const poison = placed.find((p) => p.order.poison);
+  if (poison) {
+    console.log(`trace of ${poison.order.id} (${poison.outcome.status}), trace id ${poison.traceId}:\n`);
+    console.log(renderTraceTree(spans, poison.traceId, { color: process.stdout.isTTY }));
+    const dlqLine = logs.lines.find(
+      (l) => l.hop === 'rabbitmq-dlq' && (l as { orderId?: string }).orderId === poison.order.id,
+    );
+    if (dlqLine) {
+      console.log(
+        `\nits dead-letter log line carries trace id, error code and tenant: ${JSON.stringify(dlqLine)}\n`,
+      );
+    }
+  }
 
   const html = renderWaterfallHtml(spans, {
     title: `hoptrace demo: ${count} orders`,

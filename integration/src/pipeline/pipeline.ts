@@ -1,5 +1,6 @@
-import { traceConnection } from '@hoptrace/amqp';
+import { deadLetterOptions, traceConnection } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import type { ErrorClassifier } from '@hoptrace/core';
 import { traceKafka } from '@hoptrace/kafka';
 import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -7,6 +8,7 @@ import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
+import { type KafkaClientKind, openKafkaHop } from './kafka-clients.ts';
 import { type PipelineNames, pipelineNames } from './names.ts';
 
 /** An order as it travels: JSON in every message. */
@@ -14,11 +16,32 @@ export interface Order {
   id: string;
   tenant: string;
   items: number;
-  /** The RabbitMQ hop rejects it (no requeue): it is dead-lettered and handled from the DLQ. */
+  /**
+   * The RabbitMQ hop refuses it with {@link PoisonOrderError} (code `POISON_ORDER`): it republishes a
+   * dead-letter copy carrying the failure's lineage, and a dead-letter consumer handles it within the
+   * original trace, linked to the failed attempt.
+   */
   poison?: boolean;
   /** The first BullMQ attempt fails; BullMQ's retry succeeds. */
   flaky?: boolean;
 }
+
+/** What the RabbitMQ hop throws for an order it must never process (a business failure, not retryable). */
+export class PoisonOrderError extends Error {
+  /** The business error code: low cardinality, recorded as `error.type`. */
+  readonly code = 'POISON_ORDER';
+  constructor(orderId: string) {
+    super(`order ${orderId} failed validation`);
+    this.name = 'PoisonOrderError';
+  }
+}
+
+/**
+ * The pipeline's error classifier, given to every wrapper and to the dead-letter helper so the span,
+ * the dead-letter headers and the log lines agree: business errors by their code, not retryable.
+ */
+export const classifyOrderError: ErrorClassifier = (error) =>
+  error instanceof PoisonOrderError ? { type: error.code, retryable: false } : undefined;
 
 /** How an order ended. */
 export interface OrderOutcome {
@@ -49,14 +72,17 @@ export interface PipelineOptions {
   names?: PipelineNames;
   /** BullMQ backoff between attempts, ms (default 50). */
   retryDelayMs?: number;
+  /** The client of the Kafka hops: `'kafkajs'` (default, @hoptrace/kafka) or `'platformatic'` (@hoptrace/platformatic-kafka). */
+  kafkaClient?: KafkaClientKind;
 }
 
 /**
  * Starts the order pipeline on real brokers, traced with hoptrace's adapters on every hop:
  * 1. `POST /orders` (root SERVER span) sends `order placed` to Kafka;
  * 2. a Kafka consumer reserves stock and publishes `order.reserved` to a RabbitMQ topic exchange;
- * 3. a RabbitMQ consumer enqueues a BullMQ `fulfil` job (poison orders are rejected to a DLX instead,
- *    and a dead-letter consumer handles them within the original trace);
+ * 3. a RabbitMQ consumer enqueues a BullMQ `fulfil` job (poison orders fail with `POISON_ORDER` and are
+ *    republished to a dead-letter exchange with their failure lineage; a dead-letter consumer handles
+ *    them within the original trace, linked to the failed attempt);
  * 4. a BullMQ worker completes the order (flaky orders fail the first attempt).
  * A BullMQ job scheduler runs a reconciliation that publishes to another Kafka topic.
  * Baggage `tenant.id` is allow-listed on the BullMQ worker only.
@@ -81,7 +107,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     }),
     // Order ids are the message keys here and carry no personal data, so the demo opts in to
     // recording them (`kafka.message.key` is off by default).
-    { captureKeys: true },
+    { captureKeys: true, classifyError: classifyOrderError },
   );
   const admin = kafka.admin();
   await admin.connect();
@@ -90,12 +116,17 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     waitForLeaders: true,
   });
   await admin.disconnect();
-  const producer = kafka.producer();
-  await producer.connect();
-  cleanups.push(() => producer.disconnect());
+  const kafkaHop = await openKafkaHop(
+    options.kafkaClient ?? 'kafkajs',
+    kafka,
+    options.endpoints.kafka.brokers,
+  );
+  cleanups.push(() => kafkaHop.stop());
 
   // RabbitMQ.
-  const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url));
+  const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url), {
+    classifyError: classifyOrderError,
+  });
   cleanups.push(() => connection.close());
   const publishChannel = await connection.createConfirmChannel();
   const consumeChannel = await connection.createChannel();
@@ -127,33 +158,37 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   });
 
   // Hop 2: Kafka -> RabbitMQ.
-  const stock = kafka.consumer({ groupId: names.stockGroup, maxWaitTimeInMs: 100 });
-  await stock.connect();
-  await stock.subscribe({ topic: names.ordersTopic, fromBeginning: true });
-  await runAndJoin(stock, {
-    eachMessage: async ({ message }) => {
-      const order = JSON.parse(message.value?.toString() ?? '{}') as Order;
-      log.info({ orderId: order.id, hop: 'kafka' }, 'reserving stock');
-      await new Promise<void>((resolve, reject) => {
-        publishChannel.publish(
-          names.exchange,
-          'order.reserved',
-          Buffer.from(JSON.stringify(order)),
-          { messageId: order.id, correlationId: order.id, contentType: 'application/json' },
-          (error) => (error ? reject(error) : resolve()),
-        );
-      });
-    },
+  await kafkaHop.consume(names.ordersTopic, names.stockGroup, async (value) => {
+    const order = JSON.parse(value || '{}') as Order;
+    log.info({ orderId: order.id, hop: 'kafka' }, 'reserving stock');
+    await new Promise<void>((resolve, reject) => {
+      publishChannel.publish(
+        names.exchange,
+        'order.reserved',
+        Buffer.from(JSON.stringify(order)),
+        { messageId: order.id, correlationId: order.id, contentType: 'application/json' },
+        (error) => (error ? reject(error) : resolve()),
+      );
+    });
   });
-  cleanups.push(() => stock.disconnect());
 
   // Hop 3: RabbitMQ -> BullMQ (and the DLQ).
   await consumeChannel.consume(names.fulfilmentRequests, (message) => {
     if (!message) return;
     const order = JSON.parse(message.content.toString()) as Order;
     if (order.poison) {
-      log.warn({ orderId: order.id, hop: 'rabbitmq' }, 'poison order rejected');
-      consumeChannel.nack(message, false, false);
+      // Dead-letter it ourselves, as Spring's dead-letter publishing does: the copy keeps the message's
+      // headers (its creation context and baggage) and adds the failure's lineage (original queue,
+      // error code, attempts, this attempt's span context), and the attempt's span records the code.
+      const error = new PoisonOrderError(order.id);
+      const copy = deadLetterOptions(message, error, {
+        queue: names.fulfilmentRequests,
+        classifyError: classifyOrderError,
+      });
+      log.warn({ orderId: order.id, hop: 'rabbitmq', code: error.code }, 'poison order dead-lettered');
+      publishChannel.publish(names.deadLetterExchange, '', message.content, copy, (failed) =>
+        failed ? consumeChannel.nack(message, false, false) : consumeChannel.ack(message),
+      );
       return;
     }
     log.info({ orderId: order.id, hop: 'rabbitmq' }, 'enqueueing fulfilment');
@@ -182,7 +217,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         settle({ orderId: job.data.id, status: 'fulfilled', attempts: job.attemptsMade + 1 });
         return { fulfilled: true };
       },
-      { baggageAttributes: ['tenant.id'] },
+      { baggageAttributes: ['tenant.id'], classifyError: classifyOrderError },
     ),
     { connection: redis, concurrency: 5 },
   );
@@ -195,25 +230,16 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     names.reconciliationQueue,
     traceProcessor(async (job) => {
       log.info({ hop: 'bullmq', scheduler: job.repeatJobKey }, 'reconciling');
-      await producer.send({
-        topic: names.reconciliationTopic,
-        messages: [{ value: JSON.stringify({ at: Date.now() }) }],
-      });
+      await kafkaHop.send(names.reconciliationTopic, JSON.stringify({ at: Date.now() }));
     }),
     { connection: redis },
   );
   await reconWorker.waitUntilReady();
   cleanups.push(() => reconWorker.close());
-  const audit = kafka.consumer({ groupId: names.reconciliationGroup, maxWaitTimeInMs: 100 });
-  await audit.connect();
-  await audit.subscribe({ topic: names.reconciliationTopic, fromBeginning: true });
-  await runAndJoin(audit, {
-    eachMessage: async () => {
-      runs += 1;
-      log.info({ hop: 'kafka' }, 'reconciliation audited');
-    },
+  await kafkaHop.consume(names.reconciliationTopic, names.reconciliationGroup, async () => {
+    runs += 1;
+    log.info({ hop: 'kafka' }, 'reconciliation audited');
   });
-  cleanups.push(() => audit.disconnect());
 
   return {
     names,
@@ -231,10 +257,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         async (span) => {
           try {
             log.info({ orderId: order.id, hop: 'http' }, 'order placed');
-            await producer.send({
-              topic: names.ordersTopic,
-              messages: [{ key: order.id, value: JSON.stringify(order) }],
-            });
+            await kafkaHop.send(names.ordersTopic, JSON.stringify(order), order.id);
             return span.spanContext().traceId;
           } catch (error) {
             span.setStatus({ code: SpanStatusCode.ERROR });
@@ -273,21 +296,4 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
     },
   };
-}
-
-type KafkaConsumer = ReturnType<ReturnType<typeof traceKafka>['consumer']>;
-
-/** Starts `consumer.run(config)` and waits until the consumer has joined its group. */
-async function runAndJoin(
-  consumer: KafkaConsumer,
-  config: Parameters<KafkaConsumer['run']>[0],
-): Promise<void> {
-  const joined = new Promise<void>((resolve) => {
-    const off = consumer.on(consumer.events.GROUP_JOIN, () => {
-      off();
-      resolve();
-    });
-  });
-  await consumer.run(config);
-  await joined;
 }

@@ -16,6 +16,7 @@ export {
   DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
 } from './baggage.ts';
 export { headerGetter, headerText, recordSetter } from './carrier.ts';
+export { startDeliverySpan } from './delivery.ts';
 export {
   classifyError,
   describeError,
@@ -27,13 +28,14 @@ export {
   recordFailure,
 } from './errors.ts';
 export { runHook } from './hooks.ts';
-export { hopCount, relayHop } from './hops.ts';
+export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {
   type ControlFlowSignal,
   createInstrumentation,
   type Instrumentation,
   type InstrumentationScope,
 } from './instrumentation.ts';
+export { addKafkaMessageAttributes, type KafkaMessageFields } from './kafka-message.ts';
 export {
   acceptHeaderText,
   acceptTraceState,

@@ -73,6 +73,11 @@ export class SpanTemplates {
     this.#capacity = capacity;
   }
 
+  /** How many templates are kept (never more than the capacity). */
+  get size(): number {
+    return this.#templates.size;
+  }
+
   /**
    * The template for spans named after `nameDestination`.
    *

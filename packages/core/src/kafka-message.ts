@@ -1,0 +1,65 @@
+import type { Attributes } from '@opentelemetry/api';
+import { capValue } from './attributes.ts';
+import {
+  ATTR_KAFKA_MESSAGE_KEY,
+  ATTR_KAFKA_MESSAGE_TOMBSTONE,
+  ATTR_KAFKA_OFFSET,
+  ATTR_MESSAGING_DESTINATION_PARTITION_ID,
+  ATTR_MESSAGING_MESSAGE_BODY_SIZE,
+} from './semconv.ts';
+
+/** Buffer keys longer than this (bytes) are never decoded for an attribute. */
+const MAX_DECODED_KEY_BYTES = 1024;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const utf8 = new TextEncoder();
+
+function utf8Length(text: string): number {
+  return typeof Buffer === 'function' ? Buffer.byteLength(text) : utf8.encode(text).byteLength;
+}
+
+/** What {@link addKafkaMessageAttributes} reads from a Kafka message (sent or received), whatever the client. */
+export interface KafkaMessageFields {
+  readonly key?: unknown;
+  readonly value?: unknown;
+  /** A partition number. */
+  readonly partition?: unknown;
+  /** An offset as a number, a decimal string or a bigint. */
+  readonly offset?: unknown;
+}
+
+/**
+ * Adds a Kafka message's attributes to `out`, the same for every Kafka client: partition (as a
+ * string) and `kafka.offset` (a safe integer) when known, `kafka.message.key` when `captureKeys`
+ * (strings, and Buffers of valid UTF-8 up to 1 KB; cut to 256 characters), the tombstone flag for a
+ * `null` value, and the value's byte size when `captureBodySize`. Never throws.
+ */
+export function addKafkaMessageAttributes(
+  out: Attributes,
+  message: KafkaMessageFields,
+  captureKeys: boolean,
+  captureBodySize: boolean,
+): void {
+  const { key, value, partition, offset } = message;
+  if (typeof partition === 'number' && Number.isInteger(partition)) {
+    out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
+  }
+  if (offset !== undefined && offset !== null && offset !== '') {
+    const n = typeof offset === 'bigint' || typeof offset === 'string' ? Number(offset) : offset;
+    if (Number.isSafeInteger(n) && (n as number) >= 0) out[ATTR_KAFKA_OFFSET] = n as number;
+  }
+  if (captureKeys) {
+    if (typeof key === 'string') out[ATTR_KAFKA_MESSAGE_KEY] = capValue(key);
+    else if (key instanceof Uint8Array && key.byteLength <= MAX_DECODED_KEY_BYTES) {
+      try {
+        out[ATTR_KAFKA_MESSAGE_KEY] = capValue(strictUtf8.decode(key));
+      } catch {
+        // not UTF-8: left out
+      }
+    }
+  }
+  if (value === null) out[ATTR_KAFKA_MESSAGE_TOMBSTONE] = true;
+  else if (captureBodySize) {
+    if (value instanceof Uint8Array) out[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = value.byteLength;
+    else if (typeof value === 'string') out[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = utf8Length(value);
+  }
+}

@@ -1,0 +1,4 @@
+/** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
+export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
+/** Set (`true`) on a per-message process span that `maxProcessingMs` ended. */
+export const ATTR_HOPTRACE_PROCESS_TIMED_OUT = 'hoptrace.process.timed_out';

@@ -1,0 +1,78 @@
+import {
+  ATTR_MESSAGING_CLIENT_ID,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+} from '@hoptrace/core/adapter';
+import type { Attributes } from '@opentelemetry/api';
+import type { Settings } from './options.ts';
+
+/** The bits of a @platformatic/kafka client the wrappers read (producer or consumer). */
+export interface ClientLike {
+  readonly clientId?: unknown;
+  readonly groupId?: unknown;
+  once?(event: string, listener: (payload: unknown) => void): unknown;
+}
+
+function text(read: () => unknown): string | undefined {
+  try {
+    const value = read();
+    return typeof value === 'string' && value.length > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a wrapper knows about its client: from options first, then from the client (its `clientId`
+ * and `groupId`, and the first broker it connects to). `version` changes whenever something is
+ * learned, so span templates know when to rebuild.
+ */
+export class ClientInfo {
+  readonly #clientId: string | undefined;
+  readonly #groupId: string | undefined;
+  #address: string | undefined;
+  #port: number | undefined;
+  #version = 0;
+
+  constructor(client: ClientLike, settings: Settings, withGroup: boolean) {
+    this.#clientId = settings.clientId ?? text(() => client.clientId);
+    this.#groupId = withGroup ? (settings.groupId ?? text(() => client.groupId)) : undefined;
+    this.#address = settings.server?.address;
+    this.#port = settings.server?.port;
+    if (this.#address !== undefined) return;
+    try {
+      client.once?.('client:broker:connect', (payload) => {
+        const broker = (payload as { broker?: { host?: unknown; port?: unknown } } | undefined)?.broker;
+        if (typeof broker?.host !== 'string' || this.#address !== undefined) return;
+        this.#address = broker.host;
+        this.#port = typeof broker.port === 'number' ? broker.port : undefined;
+        this.#version++;
+      });
+    } catch {
+      // a client without events (a test double): the options are all we know
+    }
+  }
+
+  /** Bumped each time something new is learned. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The consumer group, when known. */
+  get groupId(): string | undefined {
+    return this.#groupId;
+  }
+
+  /** Client id, server address and port, and (for consumers) the group, as far as known. */
+  attributes(): Attributes {
+    const out: Attributes = {};
+    if (this.#clientId !== undefined) out[ATTR_MESSAGING_CLIENT_ID] = this.#clientId;
+    if (this.#address !== undefined) {
+      out[ATTR_SERVER_ADDRESS] = this.#address;
+      if (this.#port !== undefined) out[ATTR_SERVER_PORT] = this.#port;
+    }
+    if (this.#groupId !== undefined) out[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = this.#groupId;
+    return out;
+  }
+}

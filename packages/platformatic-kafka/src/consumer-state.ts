@@ -1,0 +1,36 @@
+import type {
+  Instrumentation,
+  MetricAttributeCache,
+  Operation,
+  OperationTemplates,
+} from '@hoptrace/core/adapter';
+import type { Context } from '@opentelemetry/api';
+import type { ClientInfo } from './client-info.ts';
+import type { Settings } from './options.ts';
+import type { PlatformaticOperation } from './templates.ts';
+
+/** One message's process span while the application holds the message. */
+export interface MessageEntry {
+  readonly operation: Operation;
+  /** The context the message is handled in (its span's, with its failure lineage). */
+  readonly context: Context;
+  /** `performance.now()` when the span started (for `maxProcessingMs`). */
+  readonly startedAt: number;
+  /** The stream's set of open entries it belongs to. */
+  readonly open: Set<MessageEntry>;
+  /** `data` listener calls still running for it. */
+  pending: number;
+}
+
+/** Everything a traced consumer shares across its streams. */
+export interface ConsumerState {
+  readonly instr: Instrumentation;
+  readonly settings: Settings;
+  readonly info: ClientInfo;
+  readonly templates: OperationTemplates<PlatformaticOperation>;
+  readonly metrics: MetricAttributeCache;
+  /** Each traced stream's open entries (emptied when the stream or the consumer closes). */
+  readonly streams: Set<Set<MessageEntry>>;
+  /** The `maxProcessingMs` sweep, running while a stream is open. */
+  sweep: ReturnType<typeof setInterval> | undefined;
+}

@@ -1,0 +1,88 @@
+import {
+  createInstrumentation,
+  existingWrapper,
+  interceptMethods,
+  MetricAttributeCache,
+} from '@hoptrace/core/adapter';
+import { ClientInfo } from './client-info.ts';
+import type { ConsumerState } from './consumer-state.ts';
+import { endAll } from './message-spans.ts';
+import { type PlatformaticConsumerOptions, resolveSettings } from './options.ts';
+import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
+import { traceStream } from './stream.ts';
+import { operationTemplates } from './templates.ts';
+
+type Callback = (error: unknown, value?: unknown) => unknown;
+type Method = (...args: unknown[]) => unknown;
+
+/** Any @platformatic/kafka `Consumer` (whatever its key, value and header types). */
+export interface TraceableConsumer {
+  consume: unknown;
+  close: unknown;
+}
+
+/**
+ * Wraps a @platformatic/kafka `Consumer` so that the streams `consume()` returns are traced: one
+ * `process {topic}` CONSUMER span per message (see `batchSpans`), related to the message's creation
+ * context by the relation policy (default `parent`), with the hop budget, allow-listed baggage and
+ * failure lineage of a dead-letter or retry copy. When a span ends is the README's "When a message
+ * is done"; `withMessageContext(message, fn)` runs code inside it. `close()` ends every span still
+ * open once the consumer has closed.
+ *
+ * The streams keep their type, and hand out the client's own message objects. Idempotent; keeps
+ * the consumer's type.
+ *
+ * @param consumer - a `new Consumer({ groupId, ... })`.
+ * @param options - see {@link PlatformaticConsumerOptions}; invalid options throw a TypeError here.
+ */
+export function traceConsumer<C extends TraceableConsumer>(
+  consumer: C,
+  options: PlatformaticConsumerOptions = {},
+): C {
+  const existing = existingWrapper(consumer);
+  if (existing) return existing;
+  const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
+  const settings = resolveSettings(options);
+  const info = new ClientInfo(consumer as object, settings, true);
+  const state: ConsumerState = {
+    instr,
+    settings,
+    info,
+    templates: operationTemplates(instr, info),
+    metrics: new MetricAttributeCache(instr.system),
+    streams: new Set(),
+    sweep: undefined,
+  };
+  const closeAll = () => {
+    for (const open of state.streams) endAll(open);
+    state.streams.clear();
+    if (state.sweep) clearInterval(state.sweep);
+    state.sweep = undefined;
+  };
+  const traced = (stream: unknown) =>
+    stream && typeof stream === 'object' ? traceStream(state, stream) : stream;
+  return interceptMethods(consumer, {
+    consume: (raw, args) => {
+      const consume = (raw.consume as Method).bind(raw);
+      const callback = args[1];
+      if (typeof callback === 'function') {
+        return consume(args[0], (error: unknown, stream: unknown) =>
+          (callback as Callback)(error, error ? stream : traced(stream)),
+        );
+      }
+      return (consume(...args) as Promise<unknown>).then(traced);
+    },
+    close: (raw, args) => {
+      const close = (raw.close as Method).bind(raw);
+      const callback = args.find((a) => typeof a === 'function') as Callback | undefined;
+      if (callback) {
+        const rest = args.filter((a) => a !== callback);
+        return close(...rest, (...result: unknown[]) => {
+          closeAll();
+          return callback(...(result as [unknown]));
+        });
+      }
+      return Promise.resolve(close(...args)).finally(closeAll);
+    },
+  });
+}

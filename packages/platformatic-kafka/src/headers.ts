@@ -1,0 +1,134 @@
+import { diag } from '@opentelemetry/api';
+
+/** Header maps @platformatic/kafka takes on send (`Map` or record) and hands out on receive (`Map`). */
+export type HeaderInput = ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>;
+
+/** Most headers read from one message (a message with more is read up to this many). */
+const MAX_HEADERS_READ = 64;
+/** Header names longer than this are skipped (propagation and lineage names are short). */
+const MAX_HEADER_NAME_BYTES = 128;
+
+/**
+ * A plain view of a message's headers keyed by text, for core's propagation and lineage readers:
+ * string keys as they are, Buffer keys decoded (UTF-8), other keys skipped; values as they are
+ * (core decodes strings and Buffers and refuses oversized ones). `undefined` for no headers.
+ * Never throws; never touches the caller's map.
+ */
+export function headerView(headers: unknown): Record<string, unknown> | undefined {
+  if (!headers || typeof headers !== 'object') return undefined;
+  try {
+    if (!(headers instanceof Map)) return headers as Record<string, unknown>;
+    if (headers.size === 0) return undefined;
+    const out: Record<string, unknown> = Object.create(null);
+    let n = 0;
+    for (const [key, value] of headers) {
+      if (n++ >= MAX_HEADERS_READ) break;
+      const name = headerName(key);
+      if (name !== undefined && !(name in out)) out[name] = value;
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
+function headerName(key: unknown): string | undefined {
+  if (typeof key === 'string') return key.length <= MAX_HEADER_NAME_BYTES ? key : undefined;
+  if (key instanceof Uint8Array && key.byteLength <= MAX_HEADER_NAME_BYTES) {
+    return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
+  }
+  return undefined;
+}
+
+/**
+ * How propagation headers must be written for a producer's header serializers: as strings (the
+ * serializers turn a string into its UTF-8 bytes, e.g. `stringSerializers`), as Buffers (they pass
+ * Buffers through, the default), or not at all (any other serializer would put other bytes on the
+ * wire than the standard ones).
+ */
+export type HeaderEncoding = 'string' | 'buffer' | 'none';
+
+/** One probed serializer per header part. */
+export interface HeaderEncodings {
+  readonly key: HeaderEncoding;
+  readonly value: HeaderEncoding;
+}
+
+const PROBE = 'traceparent';
+
+/** Probes one serializer once (guarded: a serializer that throws counts as unusable). */
+function probe(serializer: unknown): HeaderEncoding {
+  if (serializer === undefined) return 'buffer';
+  if (typeof serializer !== 'function') return 'none';
+  try {
+    const fromString: unknown = serializer(PROBE, undefined);
+    if (Buffer.isBuffer(fromString) && fromString.toString('latin1') === PROBE) return 'string';
+    const bytes = Buffer.from(PROBE, 'latin1');
+    const fromBuffer: unknown = serializer(bytes, undefined);
+    if (Buffer.isBuffer(fromBuffer) && fromBuffer.equals(bytes)) return 'buffer';
+  } catch {
+    // fall through: not a serializer we can write standard headers through
+  }
+  return 'none';
+}
+
+/**
+ * How a producer's header serializers want propagation headers written, probed once at wrap time
+ * from the client's options (read through its own `plt.kafka.base.options` symbol; a client without
+ * it is taken to use the default, pass-through serializers). Warns once when headers cannot be
+ * written (the send spans are still made, but the context does not travel).
+ */
+export function producerHeaderEncodings(client: object): HeaderEncodings {
+  let serializers: { headerKey?: unknown; headerValue?: unknown } | undefined;
+  try {
+    const symbol = Object.getOwnPropertySymbols(client).find(
+      (s) => s.description === 'plt.kafka.base.options',
+    );
+    const options = symbol
+      ? (client as Record<symbol, { serializers?: typeof serializers }>)[symbol]
+      : undefined;
+    serializers = options?.serializers;
+  } catch {
+    serializers = undefined;
+  }
+  const encodings = { key: probe(serializers?.headerKey), value: probe(serializers?.headerValue) };
+  if (encodings.key === 'none' || encodings.value === 'none') {
+    diag.warn(
+      'hoptrace: this producer serializes header keys or values in a way hoptrace cannot write standard propagation headers through; its messages will not carry their trace context',
+    );
+  }
+  return encodings;
+}
+
+function encode(text: string, encoding: HeaderEncoding): string | Buffer {
+  return encoding === 'buffer' ? Buffer.from(text, 'latin1') : text;
+}
+
+/**
+ * A copy of the caller's headers (same shape: `Map` stays a `Map`, a record stays a record) with
+ * `changes` written through `encodings`, replacing any entry of the same name. The caller's object
+ * is never written to. `undefined` when the encodings cannot carry the headers (the caller's headers
+ * are then sent as they are).
+ */
+export function withHeaders(
+  headers: HeaderInput | undefined,
+  changes: Readonly<Record<string, string>>,
+  encodings: HeaderEncodings,
+): HeaderInput | undefined {
+  if (encodings.key === 'none' || encodings.value === 'none') return undefined;
+  if (headers instanceof Map || (headers === undefined && encodings.key === 'buffer')) {
+    const out = new Map<unknown, unknown>();
+    if (headers instanceof Map) {
+      for (const [key, value] of headers) {
+        const name = headerName(key);
+        if (name === undefined || !(name in changes)) out.set(key, value);
+      }
+    }
+    for (const name in changes)
+      out.set(encode(name, encodings.key), encode(changes[name] as string, encodings.value));
+    return out;
+  }
+  const out: Record<string, unknown> = { ...(headers as Record<string, unknown> | undefined) };
+  for (const name in changes) out[name] = encode(changes[name] as string, encodings.value);
+  return out;
+}

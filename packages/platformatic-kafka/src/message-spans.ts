@@ -1,0 +1,198 @@
+import {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  addKafkaMessageAttributes,
+  Operation,
+  operationMetric,
+  readMessageContext,
+  setSpanAttributes,
+  startDeliverySpan,
+  startSpanFromTemplate,
+} from '@hoptrace/core/adapter';
+import type { Context, Link } from '@opentelemetry/api';
+import { context as contextApi, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
+import type { ConsumerState, MessageEntry } from './consumer-state.ts';
+import { headerView } from './headers.ts';
+
+/** A received message as hoptrace reads it (never written to). */
+export interface ReceivedMessage {
+  readonly topic?: unknown;
+  readonly partition?: unknown;
+  readonly offset?: unknown;
+  readonly key?: unknown;
+  readonly value?: unknown;
+  readonly timestamp?: unknown;
+  readonly headers?: unknown;
+}
+
+/** Which traced consumer handed out a message, and its open process span (`message` mode). */
+const owners = new WeakMap<object, ConsumerState>();
+const entries = new WeakMap<object, MessageEntry>();
+
+/** Notes that `state`'s stream handed out `message` (so the helpers below know its consumer). */
+export function own(state: ConsumerState, message: object): void {
+  owners.set(message, state);
+}
+
+/** The context `message` is (or was) processed in, when a traced stream started a span for it. */
+export function messageContextOf(message: unknown): Context | undefined {
+  return message && typeof message === 'object' ? entries.get(message)?.context : undefined;
+}
+
+function topicOf(message: ReceivedMessage): string | undefined {
+  return typeof message.topic === 'string' ? message.topic : undefined;
+}
+
+/** Records how long the message waited in Kafka (from its timestamp), when metrics are on. */
+function recordTimeInQueue(state: ConsumerState, topic: string | undefined, timestamp: unknown): void {
+  const metrics = state.instr.metrics;
+  if (!metrics || typeof timestamp !== 'bigint' || timestamp <= 0n) return;
+  const waited = Math.max(0, Date.now() - Number(timestamp)) / 1000;
+  metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
+}
+
+/**
+ * Starts `message`'s process span (once; a second call returns the first entry): related to its
+ * creation context by the relation policy, linked to a failed attempt when it is a dead-letter or
+ * retry copy, with position, key (opted in), tombstone and body size (opted in).
+ */
+export function startMessage(
+  state: ConsumerState,
+  message: ReceivedMessage,
+  open: Set<MessageEntry>,
+): MessageEntry {
+  const existing = entries.get(message);
+  if (existing) return existing;
+  const { instr, settings } = state;
+  const topic = topicOf(message);
+  const { span, context } = startDeliverySpan(
+    instr,
+    state.templates.of('process').get(topic),
+    headerView(message.headers),
+    (out) => addKafkaMessageAttributes(out, message, settings.captureKeys, instr.captureBodySize),
+  );
+  recordTimeInQueue(state, topic, message.timestamp);
+  const entry: MessageEntry = {
+    operation: new Operation(
+      instr,
+      span,
+      operationMetric(
+        instr.metrics !== undefined,
+        state.metrics,
+        'process',
+        'process',
+        topic,
+        1,
+        state.info.groupId,
+      ),
+    ),
+    context,
+    startedAt: performance.now(),
+    open,
+    pending: 0,
+  };
+  owners.set(message, state);
+  entries.set(message, entry);
+  open.add(entry);
+  return entry;
+}
+
+/** Ends an entry's span (once) and forgets it as open. */
+export function endEntry(entry: MessageEntry): void {
+  entry.open.delete(entry);
+  entry.operation.end();
+}
+
+/** Ends every span a set still holds (a stream or consumer closed). */
+export function endAll(open: Set<MessageEntry>): void {
+  for (const entry of open) entry.operation.end();
+  open.clear();
+}
+
+/** Ends, with `hoptrace.process.timed_out`, every span open for longer than `maxProcessingMs`. */
+export function sweepTimedOut(state: ConsumerState): void {
+  const limit = performance.now() - state.settings.maxProcessingMs;
+  for (const open of state.streams) {
+    for (const entry of open) {
+      if (entry.startedAt > limit) continue;
+      entry.operation.setAttribute(ATTR_HOPTRACE_PROCESS_TIMED_OUT, true);
+      endEntry(entry);
+    }
+  }
+}
+
+/**
+ * Runs `fn` inside the process span of `message` (a message from a traced stream), so logs and
+ * downstream calls join that message's trace; what `fn` throws or rejects with is recorded on the
+ * span and reaches you unchanged.
+ *
+ * - `batchSpans: 'message'`: the message's own span (started when the stream handed the message
+ *   out) is made active; `fn` does not end it (see "When a message is done").
+ * - `batchSpans: 'batch'`: a `process {topic}` span is started for this call and ends when `fn`
+ *   returns or its promise settles.
+ *
+ * For a message no traced stream handed out, it just runs `fn`.
+ */
+export function withMessageContext<T>(message: object, fn: () => T): T {
+  const entry = entries.get(message);
+  if (entry) {
+    if (entry.operation.ended) return contextApi.with(entry.context, fn);
+    return contextApi.with(entry.context, () => entry.operation.run(fn, undefined, false));
+  }
+  const state = owners.get(message);
+  if (!state) return fn();
+  const own = startMessage(state, message as ReceivedMessage, new Set());
+  return contextApi.with(own.context, () => own.operation.run(fn));
+}
+
+/**
+ * Runs `fn` inside one `process` span for a whole array of messages from a traced stream (e.g.
+ * what you collected before a bulk write): a new trace with a link to each message's creation
+ * context (first come, up to `maxBatchLinks`), `messaging.batch.message_count` and
+ * `hoptrace.batch.link_count`. Named after the topic when all messages share one. What `fn` throws
+ * or rejects with is recorded and reaches you unchanged; the span ends when `fn` settles.
+ * For messages no traced stream handed out, it just runs `fn`.
+ */
+export function withBatchContext<T>(messages: readonly object[], fn: () => T): T {
+  const first = messages.find((m) => m && typeof m === 'object' && owners.has(m));
+  const state = first ? owners.get(first) : undefined;
+  if (!state) return fn();
+  const { instr, settings } = state;
+  let topic = topicOf(first as ReceivedMessage);
+  const links: Link[] = [];
+  for (const message of messages) {
+    const received = message as ReceivedMessage;
+    if (topicOf(received) !== topic) topic = undefined;
+    if (links.length >= settings.maxBatchLinks) continue;
+    const creation = readMessageContext(headerView(received?.headers)).spanContext;
+    if (creation) links.push({ context: creation });
+  }
+  const span = startSpanFromTemplate(instr, state.templates.of('process').get(topic), ROOT_CONTEXT, {
+    links,
+  });
+  if (span.isRecording()) {
+    setSpanAttributes(
+      span,
+      {
+        [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: messages.length,
+        [ATTR_HOPTRACE_BATCH_LINK_COUNT]: links.length,
+      },
+      instr.legacyAttributes,
+    );
+  }
+  // In `message` mode each message already counts in the process metric; the batch does not again.
+  const metric =
+    settings.batchSpans === 'batch'
+      ? operationMetric(
+          instr.metrics !== undefined,
+          state.metrics,
+          'process',
+          'process',
+          topic,
+          messages.length,
+          state.info.groupId,
+        )
+      : undefined;
+  const operation = new Operation(instr, span, metric);
+  return contextApi.with(trace.setSpan(ROOT_CONTEXT, span), () => operation.run(fn));
+}

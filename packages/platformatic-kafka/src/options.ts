@@ -1,0 +1,116 @@
+import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
+import * as check from '@hoptrace/core/adapter';
+
+/** What every @platformatic/kafka wrapper takes on top of core's {@link TracingOptions}. */
+export interface PlatformaticClientOptions {
+  /**
+   * Record `kafka.message.key` (cut to 256 characters). Keys often hold personal data or ids, so
+   * they are left out unless you opt in. Buffer keys are recorded only when they are valid UTF-8.
+   * Default `false`.
+   * @example { captureKeys: true }
+   */
+  captureKeys?: boolean;
+  /**
+   * `messaging.client.id`. Default: the client's own `clientId`.
+   * @example { clientId: 'billing-api' }
+   */
+  clientId?: string;
+  /**
+   * `server.address` and `server.port` as `host:port`. Default: the first broker the client
+   * connects to (its `client:broker:connect` event).
+   * @example { broker: 'kafka-1.internal:9092' }
+   */
+  broker?: string;
+}
+
+/** Options of {@link traceProducer}. */
+export interface PlatformaticProducerOptions extends TracingOptions, PlatformaticClientOptions {}
+
+/** How a traced consumer stream makes process spans; see {@link PlatformaticConsumerOptions.batchSpans}. */
+export type BatchSpans = 'message' | 'batch';
+
+/** Options of {@link traceConsumer}. */
+export interface PlatformaticConsumerOptions extends ConsumerTracingOptions, PlatformaticClientOptions {
+  /**
+   * `messaging.consumer.group.name`. Default: the consumer's own `groupId`.
+   * @example { groupId: 'billing' }
+   */
+  groupId?: string;
+  /**
+   * `'message'` (default): one `process {topic}` span per message the stream hands out, ending when
+   * the application is done with it (see the README's "When a message is done"). `'batch'`: no
+   * automatic per-message span; spans only where you ask with `withMessageContext` (one per call)
+   * or `withBatchContext` (one per array of messages, with a link per message). The cheapest way to
+   * trace hot consumers.
+   * @example { batchSpans: 'batch' }
+   */
+  batchSpans?: BatchSpans;
+  /**
+   * The most links a `withBatchContext` span gets (one per message's creation context, first
+   * come). The number actually added is recorded as `hoptrace.batch.link_count`. Default `128`.
+   * @example { maxBatchLinks: 1000 }
+   */
+  maxBatchLinks?: number;
+  /**
+   * The longest a per-message process span stays open (milliseconds) when nothing else ends it
+   * (the application holds a message without asking for the next one). It then ends with
+   * `hoptrace.process.timed_out = true`. Default `60000`.
+   * @example { maxProcessingMs: 5000 }
+   */
+  maxProcessingMs?: number;
+}
+
+/** Default for {@link PlatformaticConsumerOptions.maxBatchLinks}. */
+export const DEFAULT_MAX_BATCH_LINKS = 128;
+/** Default for {@link PlatformaticConsumerOptions.maxProcessingMs}. */
+export const DEFAULT_MAX_PROCESSING_MS = 60_000;
+
+/** Settings resolved once at wrap time. */
+export interface Settings {
+  readonly captureKeys: boolean;
+  readonly batchSpans: BatchSpans;
+  readonly maxBatchLinks: number;
+  readonly maxProcessingMs: number;
+  readonly clientId: string | undefined;
+  readonly groupId: string | undefined;
+  readonly server: { readonly address: string; readonly port: number } | undefined;
+}
+
+/**
+ * Validates the wrapper's own options and resolves their defaults. Throws a TypeError naming the
+ * option and the value received.
+ */
+export function resolveSettings(options: PlatformaticConsumerOptions): Settings {
+  check.assertOptionalBoolean('captureKeys', options.captureKeys);
+  check.assertOptionalOneOf('batchSpans', options.batchSpans, ['message', 'batch']);
+  check.assertOptionalInteger('maxBatchLinks', options.maxBatchLinks, 0);
+  check.assertOptionalInteger('maxProcessingMs', options.maxProcessingMs, 1);
+  for (const name of ['clientId', 'groupId', 'broker'] as const)
+    check.assertOptionalString(name, options[name]);
+  let server: Settings['server'];
+  if (options.broker !== undefined) {
+    server = hostPort(options.broker);
+    if (!server) {
+      throw new TypeError(
+        `Expected \`broker\` to be "host:port", got ${check.describeValue(options.broker)}`,
+      );
+    }
+  }
+  return {
+    captureKeys: options.captureKeys ?? false,
+    batchSpans: options.batchSpans ?? 'message',
+    maxBatchLinks: options.maxBatchLinks ?? DEFAULT_MAX_BATCH_LINKS,
+    maxProcessingMs: options.maxProcessingMs ?? DEFAULT_MAX_PROCESSING_MS,
+    clientId: options.clientId,
+    groupId: options.groupId,
+    server,
+  };
+}
+
+/** `host:port` (IPv6 in brackets allowed) as address and port; undefined when it does not parse. */
+function hostPort(text: string): { address: string; port: number } | undefined {
+  const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match?.[1] || port < 1 || port > 65535) return undefined;
+  return { address: match[1], port };
+}

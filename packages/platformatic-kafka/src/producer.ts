@@ -1,0 +1,215 @@
+import type { Instrumentation } from '@hoptrace/core/adapter';
+import {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  addKafkaMessageAttributes,
+  callerSpanContext,
+  createInstrumentation,
+  existingWrapper,
+  interceptMethods,
+  MetricAttributeCache,
+  Operation,
+  operationMetric,
+  sendHeaders,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetry/api';
+import { context as contextApi, trace } from '@opentelemetry/api';
+import { ClientInfo } from './client-info.ts';
+import {
+  type HeaderEncodings,
+  type HeaderInput,
+  headerView,
+  producerHeaderEncodings,
+  withHeaders,
+} from './headers.ts';
+import { type PlatformaticProducerOptions, resolveSettings, type Settings } from './options.ts';
+import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
+import { operationTemplates } from './templates.ts';
+
+/** A message as `send` takes it (only the fields hoptrace reads or copies). */
+interface OutgoingMessage {
+  readonly topic?: unknown;
+  readonly key?: unknown;
+  readonly value?: unknown;
+  readonly partition?: unknown;
+  readonly headers?: HeaderInput;
+}
+
+/** The send options as hoptrace sees them; every other field is passed on as the caller set it. */
+interface SendInput {
+  readonly messages: readonly OutgoingMessage[];
+}
+
+type RawSend = (...args: unknown[]) => unknown;
+
+/** Any @platformatic/kafka `Producer` (whatever its key, value and header types). */
+export interface TraceableProducer {
+  send: unknown;
+  beginTransaction: unknown;
+}
+
+/** Everything a traced producer shares across its sends. */
+interface ProducerState {
+  readonly instr: Instrumentation;
+  readonly settings: Settings;
+  readonly templates: ReturnType<typeof operationTemplates>;
+  readonly metrics: MetricAttributeCache;
+  readonly encodings: HeaderEncodings;
+}
+
+/**
+ * Wraps a @platformatic/kafka `Producer` so that every `send` (one message or many, promise or
+ * callback style, also on a transaction from `beginTransaction`) gets one `send {topic}` span whose
+ * context every message of the call carries in standard propagation headers.
+ *
+ * - A message that already carries a valid context (its own `traceparent`) keeps it; the send span
+ *   links to it (and is a CLIENT span when every message does).
+ * - Partition and offset from the broker's reply go on the span of a one-message send; a failure
+ *   sets `error.type` from the client's error code or your `classifyError`, and the same error
+ *   reaches you.
+ * - Headers are written the way the producer's header serializers want them (strings for
+ *   `stringSerializers`, Buffers for the default pass-through ones), in a copy: your options,
+ *   messages and header maps are never modified.
+ *
+ * Idempotent (a traced producer is returned unchanged); keeps the producer's type.
+ *
+ * @param producer - a `new Producer({...})`.
+ * @param options - see {@link PlatformaticProducerOptions}; invalid options throw a TypeError here.
+ */
+export function traceProducer<P extends TraceableProducer>(
+  producer: P,
+  options: PlatformaticProducerOptions = {},
+): P {
+  const existing = existingWrapper(producer);
+  if (existing) return existing;
+  const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
+  const settings = resolveSettings(options);
+  const info = new ClientInfo(producer as object, settings, false);
+  const state: ProducerState = {
+    instr,
+    settings,
+    templates: operationTemplates(instr, info),
+    metrics: new MetricAttributeCache(instr.system),
+    encodings: producerHeaderEncodings(producer),
+  };
+  return interceptMethods(producer, {
+    send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
+    beginTransaction: (raw, args) => {
+      const begin = (raw.beginTransaction as RawSend).bind(raw);
+      const callback = args[1];
+      if (typeof callback === 'function') {
+        return begin(args[0], (error: unknown, transaction: unknown) =>
+          callback(error, error ? transaction : wrapTransaction(state, transaction)),
+        );
+      }
+      return (begin(...args) as Promise<unknown>).then((transaction) => wrapTransaction(state, transaction));
+    },
+  });
+}
+
+/** A transaction whose `send` is traced like the producer's; everything else is its own. */
+function wrapTransaction(state: ProducerState, transaction: unknown): unknown {
+  if (!transaction || typeof transaction !== 'object') return transaction;
+  return interceptMethods(transaction as { send: RawSend }, {
+    send: (raw, args) => tracedSend(state, raw.send.bind(raw), args),
+  });
+}
+
+/** The traced send: span, copy-on-write headers, the call (promise or callback), the reply's position. */
+function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknown {
+  const [input, callback] = args;
+  const messages = (input as Partial<SendInput> | null | undefined)?.messages;
+  // Input the client will reject anyway goes through untouched, so its own validation error surfaces.
+  if (!Array.isArray(messages) || messages.some((m) => !m || typeof m !== 'object')) return raw(...args);
+  const { instr } = state;
+  const parent = contextApi.active();
+  const total = messages.length;
+  let destination = typeof messages[0]?.topic === 'string' ? (messages[0].topic as string) : undefined;
+  const views: (Record<string, unknown> | undefined)[] = new Array(total);
+  const callers: (SpanContext | undefined)[] = new Array(total);
+  let links: Link[] | undefined;
+  for (let i = 0; i < total; i++) {
+    const message = messages[i] as OutgoingMessage;
+    if (message.topic !== destination) destination = undefined;
+    const view = headerView(message.headers);
+    views[i] = view;
+    const caller = view ? callerSpanContext(view) : undefined;
+    if (caller) {
+      callers[i] = caller;
+      links ??= [];
+      links.push({ context: caller });
+    }
+  }
+  // Every message carrying its own context: the send span only links to them (a CLIENT span).
+  const operationKey = total > 0 && links?.length === total ? 'sendClient' : 'send';
+  const template = state.templates.of(operationKey).get(destination);
+  const span = startClientSpan(instr, template, parent, { links });
+  if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
+  const sendContext = span ? trace.setSpan(parent, span) : parent;
+  const traced = {
+    ...(input as object),
+    messages: messages.map((message, i) => carrying(state, message, views[i], callers[i], sendContext)),
+  };
+  const operation = new Operation(
+    instr,
+    span,
+    operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
+  );
+  const position =
+    total === 1 && span?.isRecording() ? (reply: unknown) => recordPosition(state, span, reply) : undefined;
+  if (typeof callback === 'function') {
+    const settle = operation.callback(callback);
+    try {
+      return raw(traced, function settled(this: unknown, error: unknown, reply: unknown) {
+        if ((error === null || error === undefined) && position) position(reply);
+        return settle.call(this, error, reply);
+      });
+    } catch (error) {
+      operation.fail(error);
+      throw error;
+    }
+  }
+  return operation.run(() => raw(traced), position);
+}
+
+/** The send span's own attributes: the message's for a one-message send, the count for more. */
+function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage[]): Attributes {
+  const attributes: Attributes = {};
+  const [only] = messages;
+  if (messages.length !== 1 || !only) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = messages.length;
+  else addKafkaMessageAttributes(attributes, only, state.settings.captureKeys, state.instr.captureBodySize);
+  return attributes;
+}
+
+/** The message as sent: the caller's own when nothing changes, else a copy with new headers. */
+function carrying(
+  state: ProducerState,
+  message: OutgoingMessage,
+  view: Record<string, unknown> | undefined,
+  caller: SpanContext | undefined,
+  context: Context,
+): OutgoingMessage {
+  const out = sendHeaders(view, context, caller);
+  if (out === view) return message;
+  let changes: Record<string, string> | undefined;
+  for (const name in out) {
+    const value = out[name];
+    if (typeof value !== 'string' || value === view?.[name]) continue;
+    changes ??= {};
+    changes[name] = value;
+  }
+  if (!changes) return message;
+  const headers = withHeaders(message.headers, changes, state.encodings);
+  return headers === undefined ? message : { ...message, headers };
+}
+
+/** Puts the partition and offset of a one-message send's reply on its span. Never throws. */
+function recordPosition(state: ProducerState, span: Span, reply: unknown): void {
+  const offsets = (reply as { offsets?: unknown } | undefined)?.offsets;
+  if (!Array.isArray(offsets) || offsets.length !== 1) return;
+  const only = offsets[0] as { partition?: unknown; offset?: unknown } | undefined;
+  const attributes: Attributes = {};
+  addKafkaMessageAttributes(attributes, { partition: only?.partition, offset: only?.offset }, false, false);
+  setSpanAttributes(span, attributes, state.instr.legacyAttributes);
+}

@@ -1,0 +1,181 @@
+import { interceptMethods, isThenable } from '@hoptrace/core/adapter';
+import { context as contextApi } from '@opentelemetry/api';
+import type { ConsumerState, MessageEntry } from './consumer-state.ts';
+import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
+
+type Listener = (this: unknown, ...args: unknown[]) => unknown;
+type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
+
+/** What hoptrace calls on a `MessagesStream` (all of it the stream's own). */
+interface StreamLike {
+  [Symbol.asyncIterator](): AnyIterator;
+  on(event: string | symbol, listener: Listener): unknown;
+  once(event: string | symbol, listener: Listener): unknown;
+  off(event: string | symbol, listener: Listener): unknown;
+  close(...args: unknown[]): unknown;
+}
+
+const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
+const REMOVE = ['off', 'removeListener'] as const;
+
+/**
+ * Wraps a `MessagesStream` so that each message it hands out gets its process span (`message`
+ * mode), ending when the application is done with it:
+ *
+ * - async iteration: when the next message is asked for, or the loop ends (`break`, `return`, a
+ *   throw in the loop body);
+ * - `data` listeners: when the listener returns, or the promise it returns settles (the listener
+ *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
+ *   and the process exactly as before);
+ * - in every case when the stream or its consumer closes, or after `maxProcessingMs`.
+ *
+ * The messages are the stream's own objects, never copied or changed.
+ */
+export function traceStream<S extends object>(state: ConsumerState, stream: S): S {
+  const raw = stream as unknown as StreamLike;
+  const open = new Set<MessageEntry>();
+  state.streams.add(open);
+  state.sweep ??= startSweep(state);
+  const perMessage = state.settings.batchSpans === 'message';
+  const listeners = new WeakMap<Listener, Listener>();
+  const closed = () => {
+    endAll(open);
+    state.streams.delete(open);
+    if (state.streams.size === 0 && state.sweep) {
+      clearInterval(state.sweep);
+      state.sweep = undefined;
+    }
+  };
+  try {
+    raw.once('close', closed);
+  } catch {
+    // not an emitter: close() and the consumer's close() still end what is open
+  }
+
+  const traceListener = (listener: Listener): Listener => {
+    let traced = listeners.get(listener);
+    if (!traced) {
+      traced = function tracedData(this: unknown, ...args: unknown[]): unknown {
+        const message = args[0];
+        if (!message || typeof message !== 'object') return listener.apply(this, args);
+        own(state, message);
+        if (!perMessage) return listener.apply(this, args);
+        const entry = startMessage(state, message as ReceivedMessage, open);
+        entry.pending++;
+        let result: unknown;
+        try {
+          result = contextApi.with(entry.context, () => listener.apply(this, args));
+        } catch (error) {
+          entry.operation.noteFailure(error);
+          settle(entry);
+          throw error;
+        }
+        if (!isThenable(result)) {
+          settle(entry);
+          return result;
+        }
+        // A rejection stays unhandled exactly as before (the chain rethrows it).
+        Promise.resolve(result).then(
+          () => settle(entry),
+          (error: unknown) => {
+            entry.operation.noteFailure(error);
+            settle(entry);
+            throw error;
+          },
+        );
+        return result;
+      };
+      listeners.set(listener, traced);
+    }
+    return traced;
+  };
+
+  const interceptors: Record<PropertyKey, (target: S, args: unknown[]) => unknown> = {
+    [Symbol.asyncIterator]: () => tracedIterator(state, raw[Symbol.asyncIterator](), open, perMessage),
+    close: (_target, args) => {
+      const callback = args[0];
+      if (typeof callback === 'function') {
+        return raw.close((...result: unknown[]) => {
+          closed();
+          return (callback as Listener)(...result);
+        });
+      }
+      return Promise.resolve(raw.close(...args)).finally(closed);
+    },
+  };
+  // Listener registration goes to the stream itself; `data` listeners are traced on the way in and
+  // found again on the way out. Chaining returns the traced stream.
+  const listenerMethod = (name: string, swap: (event: unknown, listener: Listener) => Listener) => {
+    interceptors[name] = (_target, [event, listener]) => {
+      const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name];
+      const out = method?.call(
+        raw,
+        event,
+        typeof listener === 'function' ? swap(event, listener as Listener) : listener,
+      );
+      return out === raw ? proxy : out;
+    };
+  };
+  for (const name of ADD) listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : l));
+  for (const name of REMOVE) listenerMethod(name, (_event, l) => listeners.get(l) ?? l);
+  const proxy = interceptMethods(stream, interceptors);
+  return proxy;
+}
+
+/** A `data` listener call settled: the message's span ends once no listener call for it runs. */
+function settle(entry: MessageEntry): void {
+  entry.pending--;
+  if (entry.pending > 0) return;
+  // Every listener of one `data` event runs before this microtask: the span covers all of them.
+  queueMicrotask(() => {
+    if (entry.pending === 0) endEntry(entry);
+  });
+}
+
+/** The `maxProcessingMs` sweep (unref'd: it never keeps the process alive). */
+function startSweep(state: ConsumerState): ReturnType<typeof setInterval> {
+  const every = Math.max(10, Math.min(1000, Math.floor(state.settings.maxProcessingMs / 4)));
+  const timer = setInterval(() => sweepTimedOut(state), every);
+  timer.unref?.();
+  return timer;
+}
+
+/** The stream's iterator, ending each message's span when the next is asked for or the loop ends. */
+function tracedIterator(
+  state: ConsumerState,
+  iterator: AnyIterator,
+  open: Set<MessageEntry>,
+  perMessage: boolean,
+): AsyncIterableIterator<unknown> {
+  let current: MessageEntry | undefined;
+  const release = () => {
+    if (current) endEntry(current);
+    current = undefined;
+  };
+  const received = (result: IteratorResult<unknown>) => {
+    const message = result.value;
+    if (!result.done && message && typeof message === 'object') {
+      own(state, message);
+      if (perMessage) current = startMessage(state, message as ReceivedMessage, open);
+    }
+    return result;
+  };
+  const traced: AsyncIterableIterator<unknown> = {
+    next: (...args: [] | [unknown]) => {
+      release();
+      return iterator.next(...args).then(received);
+    },
+    return: (value?: unknown) => {
+      release();
+      return iterator.return ? iterator.return(value) : Promise.resolve({ done: true, value });
+    },
+    throw: (error?: unknown) => {
+      release();
+      return iterator.throw ? iterator.throw(error) : Promise.reject(error);
+    },
+    [Symbol.asyncIterator]() {
+      return traced;
+    },
+  };
+  return traced;
+}

@@ -1,0 +1,311 @@
+import {
+  ATTR_HOPTRACE_FAILURE_ATTEMPTS,
+  ATTR_HOPTRACE_FAILURE_DESTINATION,
+  ATTR_HOPTRACE_FAILURE_ERROR_TYPE,
+  FAILURE_HEADERS,
+} from '@hoptrace/core';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_KAFKA_MESSAGE_KEY,
+  ATTR_KAFKA_OFFSET,
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_CLIENT_ID,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_DESTINATION_PARTITION_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM_NAME,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+} from '@hoptrace/core/adapter';
+import {
+  ATTR_HOPTRACE_BATCH_LINK_COUNT,
+  ATTR_HOPTRACE_PROCESS_TIMED_OUT,
+  deadLetterMessage,
+  traceConsumer,
+  traceProducer,
+  withBatchContext,
+  withMessageContext,
+} from '@hoptrace/platformatic-kafka';
+import { deferred, onlySpan, parentSpanId, spansNamed, until, useTestTracing } from '@hoptrace/test-kit';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Consumer, type Message, Producer } from '@platformatic/kafka';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  brokers,
+  cleanup,
+  createTopics,
+  groupId,
+  runCleanup,
+  streamOf,
+  stringConsumer,
+  stringProducer,
+} from './helpers.ts';
+
+const tracing = useTestTracing();
+
+afterEach(runCleanup);
+
+function spans(): ReadableSpan[] {
+  return tracing.current.spans();
+}
+
+const [brokerHost, brokerPort] = (brokers()[0] as string).split(':') as [string, string];
+
+/** Reads `count` messages from the stream's iterator, running `each` on every one. */
+async function take<M>(stream: AsyncIterable<M>, count: number, each?: (m: M) => unknown): Promise<M[]> {
+  const out: M[] = [];
+  if (count === 0) return out;
+  for await (const message of stream) {
+    out.push(message);
+    await each?.(message);
+    if (out.length === count) break;
+  }
+  return out;
+}
+
+describe('traced @platformatic/kafka against a real broker', () => {
+  it('keeps one trace from a parent span through send to process (single message)', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer(), { captureKeys: true });
+    const group = groupId();
+    const consumer = traceConsumer(stringConsumer({ groupId: group }), { captureKeys: true });
+    await trace.getTracer('test').startActiveSpan('request', async (span) => {
+      await producer.send({ messages: [{ topic, key: 'order-1', value: 'hello' }] });
+      span.end();
+    });
+    const stream = await streamOf(consumer, [topic]);
+    let active: string | undefined;
+    const [message] = await take(stream, 1, (m) =>
+      withMessageContext(m, () => {
+        active = trace.getActiveSpan()?.spanContext().spanId;
+      }),
+    );
+    expect(message?.value).toBe('hello');
+
+    const request = onlySpan(spans(), 'request');
+    const send = onlySpan(spans(), `send ${topic}`);
+    const process = onlySpan(spans(), `process ${topic}`);
+    expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(process.kind).toBe(SpanKind.CONSUMER);
+    expect(send.spanContext().traceId).toBe(request.spanContext().traceId);
+    expect(process.spanContext().traceId).toBe(request.spanContext().traceId);
+    expect(parentSpanId(send)).toBe(request.spanContext().spanId);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(process.links).toHaveLength(0);
+    expect(active).toBe(process.spanContext().spanId);
+    expect(send.attributes).toMatchObject({
+      [ATTR_MESSAGING_SYSTEM_NAME]: 'kafka',
+      [ATTR_MESSAGING_OPERATION_NAME]: 'send',
+      [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
+      [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+      [ATTR_MESSAGING_DESTINATION_PARTITION_ID]: '0',
+      [ATTR_KAFKA_OFFSET]: 0,
+      [ATTR_KAFKA_MESSAGE_KEY]: 'order-1',
+      [ATTR_MESSAGING_CLIENT_ID]: 'plt-producer',
+    });
+    expect(process.attributes).toMatchObject({
+      [ATTR_MESSAGING_SYSTEM_NAME]: 'kafka',
+      [ATTR_MESSAGING_OPERATION_NAME]: 'process',
+      [ATTR_MESSAGING_OPERATION_TYPE]: 'process',
+      [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+      [ATTR_MESSAGING_DESTINATION_PARTITION_ID]: '0',
+      [ATTR_KAFKA_OFFSET]: 0,
+      [ATTR_KAFKA_MESSAGE_KEY]: 'order-1',
+      [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: group,
+      [ATTR_MESSAGING_CLIENT_ID]: 'plt-consumer',
+      [ATTR_SERVER_ADDRESS]: brokerHost,
+      [ATTR_SERVER_PORT]: Number(brokerPort),
+    });
+    expect(spans()).toHaveLength(3);
+  });
+
+  it('gives a many-message send one span whose context every message carries (Buffer headers)', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(new Producer({ clientId: 'buffers', bootstrapBrokers: brokers() }));
+    cleanup.push(() => producer.close());
+    const callerHeaders = new Map([[Buffer.from('tenant'), Buffer.from('acme')]]);
+    const messages = [1, 2, 3].map((i) => ({ topic, value: Buffer.from(`m${i}`), headers: callerHeaders }));
+    await producer.send({ messages });
+    // The caller's messages and header map are untouched.
+    expect(callerHeaders.size).toBe(1);
+    expect(messages.every((m) => m.headers === callerHeaders)).toBe(true);
+
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'buffers',
+        groupId: groupId(),
+        bootstrapBrokers: brokers(),
+        maxWaitTime: 200,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const received = await take(await streamOf(consumer, [topic]), 3);
+    const send = onlySpan(spans(), `send ${topic}`);
+    expect(send.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT]).toBe(3);
+    expect(send.attributes[ATTR_KAFKA_OFFSET]).toBeUndefined();
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(3);
+    for (const process of processes) {
+      expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    }
+    expect(processes.map((s) => s.attributes[ATTR_KAFKA_OFFSET]).sort()).toEqual([0, 1, 2]);
+    for (const message of received) {
+      const names = [...message.headers.keys()].map((k) => k.toString()).sort();
+      expect(names).toEqual(['tenant', 'traceparent']);
+      expect(
+        message.headers
+          .get([...message.headers.keys()].find((k) => k.toString() === 'traceparent') as Buffer)
+          ?.toString(),
+      ).toBe(`00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`);
+    }
+  });
+
+  it('ends a message span when the next message is asked for, and on break', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    await producer.send({ messages: [{ topic, value: 'a' }] });
+    await producer.send({ messages: [{ topic, value: 'b' }] });
+    const consumer = traceConsumer(stringConsumer());
+    const stream = await streamOf(consumer, [topic]);
+    const openWhileHeld: string[][] = [];
+    await take(stream, 2, () => {
+      openWhileHeld.push(tracing.current.openSpans().map((s) => s.name));
+      openWhileHeld.push(spansNamed(spans(), `process ${topic}`).map((s) => s.name));
+    });
+    // While the first was held: its span open, none finished; while the second: the first finished.
+    expect(openWhileHeld[0]).toEqual([`process ${topic}`]);
+    expect(openWhileHeld[1]).toEqual([]);
+    expect(openWhileHeld[2]).toEqual([`process ${topic}`]);
+    expect(openWhileHeld[3]).toEqual([`process ${topic}`]);
+    // `break` ended the second.
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(2);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+
+  it('runs data listeners inside the span, ending it when an async listener settles', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'x' }] });
+    const consumer = traceConsumer(stringConsumer());
+    const stream = await streamOf(consumer, [topic]);
+    const gate = deferred<void>();
+    let active: string | undefined;
+    const seen = deferred<void>();
+    stream.on('data', async () => {
+      active = trace.getActiveSpan()?.spanContext().spanId;
+      seen.resolve();
+      await gate.promise;
+    });
+    await seen.promise;
+    await new Promise((r) => setImmediate(r));
+    const openDuring = tracing.current.openSpans().length;
+    gate.resolve();
+    await until(() => spansNamed(spans(), `process ${topic}`).length === 1, 'the process span');
+    const process = onlySpan(spans(), `process ${topic}`);
+    expect(openDuring).toBe(1);
+    expect(active).toBe(process.spanContext().spanId);
+  });
+
+  it('records a failed send with error.type and hands back the same error', async () => {
+    const producer = traceProducer(stringProducer({ retries: 0 }));
+    const topic = `hoptrace-plt-missing-${Date.now()}`;
+    const error = await producer.send({ messages: [{ topic, value: 'x' }], autocreateTopics: false }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Error);
+    const send = onlySpan(spans(), `send ${topic}`);
+    expect(send.status.code).toBe(SpanStatusCode.ERROR);
+    expect(typeof send.attributes[ATTR_ERROR_TYPE]).toBe('string');
+    expect(send.events.some((e) => e.name === 'exception')).toBe(true);
+  });
+
+  it('ends held spans when the consumer closes', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'held' }] });
+    const consumer = traceConsumer(stringConsumer());
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    expect(first.done).toBe(false);
+    expect(tracing.current.openSpans()).toHaveLength(1);
+    await consumer.close(true);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(1);
+  });
+
+  it('ends a held span after maxProcessingMs, marked as timed out', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'slow' }] });
+    const consumer = traceConsumer(stringConsumer(), { maxProcessingMs: 50 });
+    const stream = await streamOf(consumer, [topic]);
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    await until(() => spansNamed(spans(), `process ${topic}`).length === 1, 'the timed-out span');
+    expect(onlySpan(spans(), `process ${topic}`).attributes[ATTR_HOPTRACE_PROCESS_TIMED_OUT]).toBe(true);
+    await iterator.return?.();
+  });
+
+  it("batch mode: no automatic span; withBatchContext links to every message's creation context", async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    for (const value of ['1', '2', '3']) await producer.send({ messages: [{ topic, value }] });
+    const consumer = traceConsumer(stringConsumer(), { batchSpans: 'batch', maxBatchLinks: 2 });
+    const messages = await take(await streamOf(consumer, [topic]), 3);
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(0);
+    let active: string | undefined;
+    await withBatchContext(messages, async () => {
+      active = trace.getActiveSpan()?.spanContext().spanId;
+    });
+    const batch = onlySpan(spans(), `process ${topic}`);
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(active).toBe(batch.spanContext().spanId);
+    expect(parentSpanId(batch)).toBeUndefined();
+    expect(batch.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT]).toBe(3);
+    expect(batch.attributes[ATTR_HOPTRACE_BATCH_LINK_COUNT]).toBe(2);
+    expect(batch.links.map((l) => l.context.spanId)).toEqual(
+      sends.slice(0, 2).map((s) => s.spanContext().spanId),
+    );
+    // withMessageContext starts that message's own span, ending with the callback.
+    withMessageContext(messages[2] as Message<string, string, string, string>, () => undefined);
+    const own = spansNamed(spans(), `process ${topic}`).filter((s) => s !== batch);
+    expect(own).toHaveLength(1);
+    expect(parentSpanId(own[0] as ReadableSpan)).toBe(sends[2]?.spanContext().spanId);
+  });
+
+  it('a dead-letter copy continues the trace and links to the failed attempt', async () => {
+    const [topic, dlq] = (await createTopics(2)) as [string, string];
+    const producer = traceProducer(stringProducer());
+    await producer.send({ messages: [{ topic, key: 'k', value: 'poison' }] });
+    const consumer = traceConsumer(stringConsumer());
+    const [failed] = await take(await streamOf(consumer, [topic]), 1, async (message) => {
+      const error = Object.assign(new Error('out of stock'), { code: 'STOCK' });
+      await withMessageContext(message, () => Promise.reject(error)).catch(async (e: unknown) => {
+        await producer.send({
+          messages: [deadLetterMessage(message, { topic: dlq, error: e, attempts: 1 })],
+        });
+      });
+    });
+    const dlqConsumer = traceConsumer(stringConsumer());
+    const [copy] = await take(await streamOf(dlqConsumer, [dlq]), 1);
+    expect(copy?.value).toBe('poison');
+    expect(copy?.headers.get('hoptrace-error-type')).toBe('STOCK');
+    expect(copy?.headers.get(FAILURE_HEADERS.destination)).toBe(topic);
+    expect(copy?.headers.get(FAILURE_HEADERS.offset)).toBe('0');
+    const attempt = onlySpan(spans(), `process ${topic}`);
+    const original = onlySpan(spans(), `send ${topic}`);
+    const retry = onlySpan(spans(), `process ${dlq}`);
+    expect(attempt.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failed).toBeDefined();
+    // The copy keeps the original creation context: same trace, parented to the original send.
+    expect(retry.spanContext().traceId).toBe(original.spanContext().traceId);
+    expect(parentSpanId(retry)).toBe(original.spanContext().spanId);
+    expect(retry.links.map((l) => l.context.spanId)).toEqual([attempt.spanContext().spanId]);
+    expect(retry.attributes[ATTR_HOPTRACE_FAILURE_ERROR_TYPE]).toBe('STOCK');
+    expect(retry.attributes[ATTR_HOPTRACE_FAILURE_DESTINATION]).toBe(topic);
+    expect(retry.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
+  });
+});

@@ -1,0 +1,262 @@
+import { Readable } from 'node:stream';
+import { ATTR_HOPTRACE_BUDGET_EXCEEDED } from '@hoptrace/core';
+import {
+  DEFAULT_MAX_PROCESSING_MS,
+  traceConsumer,
+  traceProducer,
+  withMessageContext,
+} from '@hoptrace/platformatic-kafka';
+import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+
+const tracing = useTestTracing();
+const spans = () => tracing.current.spans();
+const TRACE = 'a'.repeat(32);
+const PARENT = 'b'.repeat(16);
+
+/** A producer shaped like @platformatic/kafka's: records what it was asked to send. */
+function fakeProducer(serializers?: Record<string, unknown>) {
+  const sent: Array<{ messages: Array<Record<string, unknown>> }> = [];
+  const producer = {
+    clientId: 'fake-producer',
+    failWith: undefined as unknown,
+    send(
+      options: { messages: Array<Record<string, unknown>> },
+      callback?: (e: unknown, r?: unknown) => void,
+    ) {
+      sent.push(options);
+      const reply = { offsets: [{ topic: 't', partition: 2, offset: 41n }] };
+      if (callback) {
+        setImmediate(() => (producer.failWith ? callback(producer.failWith) : callback(null, reply)));
+        return undefined;
+      }
+      return producer.failWith ? Promise.reject(producer.failWith) : Promise.resolve(reply);
+    },
+    beginTransaction: async () => ({ send: producer.send }),
+    [Symbol('plt.kafka.base.options')]: { serializers },
+  };
+  return { producer, sent };
+}
+
+/** A consumer shaped like @platformatic/kafka's, whose stream the test feeds by hand. */
+function fakeConsumer() {
+  const stream = Object.assign(new Readable({ objectMode: true, read() {} }), {
+    close: async () => {
+      stream.destroy();
+    },
+  });
+  const consumer = {
+    clientId: 'fake-consumer',
+    groupId: 'fake-group',
+    consume: async () => stream,
+    close: async () => undefined,
+  };
+  return { consumer, stream };
+}
+
+function message(headers: Map<unknown, unknown>, offset = 0n) {
+  return { topic: 't', partition: 0, offset, key: 'k', value: 'v', timestamp: BigInt(Date.now()), headers };
+}
+
+describe('options', () => {
+  it('throws a clear TypeError at wrap time', () => {
+    const { consumer } = fakeConsumer();
+    expect(() => traceConsumer(consumer, { batchSpans: 'all' as 'batch' })).toThrow(/batchSpans/);
+    expect(() => traceConsumer(consumer, { maxProcessingMs: 0 })).toThrow(/maxProcessingMs/);
+    expect(() => traceConsumer(consumer, { broker: 'no-port' })).toThrow(/broker/);
+    expect(() =>
+      traceProducer(fakeProducer().producer, { captureKeys: 'yes' as unknown as boolean }),
+    ).toThrow(/captureKeys/);
+    expect(DEFAULT_MAX_PROCESSING_MS).toBe(60_000);
+  });
+
+  it('wraps once', () => {
+    const { producer } = fakeProducer();
+    const traced = traceProducer(producer);
+    expect(traceProducer(traced)).toBe(traced);
+    expect(traceProducer(producer)).toBe(traced);
+  });
+});
+
+describe('traced producer', () => {
+  it('never changes the caller objects and keeps a context the caller set, linking to it', async () => {
+    const { producer, sent } = fakeProducer();
+    const own = `00-${TRACE}-${PARENT}-01`;
+    const headers = { traceparent: own, app: 'x' };
+    const plain = new Map([[Buffer.from('app'), Buffer.from('y')]]);
+    const messages = [
+      { topic: 't', value: Buffer.from('1'), headers },
+      { topic: 't', value: Buffer.from('2'), headers: plain },
+    ];
+    const options = { messages };
+    await traceProducer(producer).send(options);
+    expect(options.messages).toBe(messages);
+    expect(headers).toEqual({ traceparent: own, app: 'x' });
+    expect([...plain.keys()].map(String)).toEqual(['app']);
+    const out = sent[0]?.messages ?? [];
+    expect(out[0]).toBe(messages[0]); // its own context: sent as it was
+    const injected = out[1]?.headers as Map<Buffer, Buffer>;
+    expect([...injected.keys()].map(String)).toEqual(['app', 'traceparent']);
+    expect([...injected.values()].every(Buffer.isBuffer)).toBe(true);
+    const send = onlySpan(spans(), 'send t');
+    expect(send.kind).toBe(SpanKind.PRODUCER);
+    expect(send.links.map((l) => l.context.spanId)).toEqual([PARENT]);
+  });
+
+  it('writes strings for string serializers, and nothing through serializers it cannot write standard bytes with', async () => {
+    const utf8 = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : undefined);
+    const strings = fakeProducer({ headerKey: utf8, headerValue: utf8 });
+    await traceProducer(strings.producer).send({ messages: [{ topic: 't', value: 'v' }] });
+    expect(typeof (strings.sent[0]?.messages[0]?.headers as Record<string, unknown>).traceparent).toBe(
+      'string',
+    );
+
+    const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+    const other = fakeProducer({ headerKey: json, headerValue: json });
+    tracing.current.reset();
+    const original = { topic: 't', value: 'v' };
+    await traceProducer(other.producer).send({ messages: [original] });
+    expect(other.sent[0]?.messages[0]).toBe(original);
+    expect(onlySpan(spans(), 'send t').status.code).toBe(SpanStatusCode.UNSET);
+  });
+
+  it('settles callback-style sends: position on success, error.type on failure, the same error to the caller', async () => {
+    const { producer } = fakeProducer();
+    const traced = traceProducer(producer);
+    await new Promise((resolve) => traced.send({ messages: [{ topic: 't', value: 'v' }] }, resolve));
+    expect(onlySpan(spans(), 'send t').attributes).toMatchObject({
+      'messaging.destination.partition.id': '2',
+      'kafka.offset': 41,
+    });
+    tracing.current.reset();
+    const failure = Object.assign(new Error('nope'), { code: 'PLT_KFK_NETWORK' });
+    producer.failWith = failure;
+    const got = await new Promise((resolve) =>
+      traced.send({ messages: [{ topic: 't', value: 'v' }] }, resolve),
+    );
+    expect(got).toBe(failure);
+    const send = onlySpan(spans(), 'send t');
+    expect(send.status.code).toBe(SpanStatusCode.ERROR);
+    expect(send.attributes['error.type']).toBe('PLT_KFK_NETWORK');
+  });
+
+  it('passes input it cannot read through untouched, so the client reports it', async () => {
+    const { producer, sent } = fakeProducer();
+    const bad = { messages: 'nope' } as unknown as { messages: [] };
+    await traceProducer(producer).send(bad);
+    expect(sent[0]).toBe(bad);
+    expect(spans()).toHaveLength(0);
+  });
+});
+
+describe('traced consumer stream', () => {
+  it('hands out the very message objects; malformed headers start a new trace and never throw', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const traced = traceConsumer(consumer);
+    const s = await traced.consume();
+    const bad = [
+      new Map([[Buffer.from('traceparent'), Buffer.from([0xff, 0xfe, 0x00])]]),
+      new Map([['traceparent', 'x'.repeat(100_000)]]),
+      new Map<unknown, unknown>([
+        [42, 'odd key'],
+        [Buffer.from('baggage'), { not: 'text' }],
+      ]),
+      new Map([['traceparent', `00-${'0'.repeat(32)}-${PARENT}-01`]]),
+    ];
+    const sent = bad.map((h, i) => message(h, BigInt(i)));
+    for (const m of sent) stream.push(m);
+    const got: unknown[] = [];
+    for await (const m of s as AsyncIterable<unknown>) {
+      got.push(m);
+      if (got.length === sent.length) break;
+    }
+    expect(got).toEqual(sent);
+    got.forEach((m, i) => expect(m).toBe(sent[i]));
+    const processes = spansNamed(spans(), 'process t');
+    expect(processes).toHaveLength(4);
+    for (const p of processes) {
+      expect(parentSpanId(p)).toBeUndefined();
+      expect(p.attributes['messaging.consumer.group.name']).toBe('fake-group');
+      expect(p.attributes['messaging.client.id']).toBe('fake-consumer');
+    }
+  });
+
+  it.each([
+    ['null', null],
+    ['undefined', undefined],
+    ['a number', 42],
+    ['a null-prototype object', Object.create(null)],
+    [
+      'an object whose getters throw',
+      Object.defineProperty({}, 'message', {
+        get: () => {
+          throw new Error('getter');
+        },
+      }),
+    ],
+  ])('a data listener throwing %s: recorded, rethrown unchanged', async (_name, thrown) => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer).consume();
+    let caught: unknown = 'nothing';
+    s.on('data', () => {
+      throw thrown;
+    });
+    try {
+      stream.emit('data', message(new Map()));
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBe(thrown);
+    await new Promise((r) => setImmediate(r));
+    const process = onlySpan(spans(), 'process t');
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(typeof process.attributes['error.type']).toBe('string');
+  });
+
+  it("relation 'link': a new trace per message, linked to its creation context", async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { relation: 'link' }).consume();
+    s.on('data', () => undefined);
+    stream.emit('data', message(new Map([['traceparent', `00-${TRACE}-${PARENT}-01`]])));
+    await new Promise((r) => setImmediate(r));
+    const process = onlySpan(spans(), 'process t');
+    expect(process.spanContext().traceId).not.toBe(TRACE);
+    expect(process.links.map((l) => l.context.spanId)).toEqual([PARENT]);
+  });
+
+  it("unsampled: 'skip' makes no span, and the handler still runs in the message's context", async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { unsampled: 'skip' }).consume();
+    let traceId: string | undefined;
+    s.on('data', (m: object) =>
+      withMessageContext(m, () => {
+        traceId = trace.getActiveSpan()?.spanContext().traceId;
+      }),
+    );
+    stream.emit('data', message(new Map([['traceparent', `00-${TRACE}-${PARENT}-00`]])));
+    await new Promise((r) => setImmediate(r));
+    expect(spans()).toHaveLength(0);
+    expect(traceId).toBe(TRACE);
+  });
+
+  it('a trace budget starts a new linked trace past maxHops', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { traceBudget: { maxHops: 1 } }).consume();
+    s.on('data', () => undefined);
+    stream.emit(
+      'data',
+      message(
+        new Map([
+          ['traceparent', `00-${TRACE}-${PARENT}-01`],
+          ['tracestate', 'hoptrace=1'],
+        ]),
+      ),
+    );
+    await new Promise((r) => setImmediate(r));
+    const process = onlySpan(spans(), 'process t');
+    expect(process.spanContext().traceId).not.toBe(TRACE);
+    expect(process.links.map((l) => l.context.spanId)).toEqual([PARENT]);
+    expect(process.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
+  });
+});
