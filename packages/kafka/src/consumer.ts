@@ -9,6 +9,7 @@ import {
   MetricAttributeCache,
   Operation,
   readMessageContext,
+  sourcedTemplates,
   startConsumerSpan,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
@@ -18,7 +19,7 @@ import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
-import { kafkaTemplates } from './operations.ts';
+import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 
@@ -67,7 +68,7 @@ export function wrapConsumer<C extends Consumer>(
     instr,
     settings,
     info,
-    templates: kafkaTemplates(instr, info, true),
+    templates: sourcedTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     open: new Set(),
     batches: new Set(),

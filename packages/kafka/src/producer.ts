@@ -4,10 +4,11 @@ import {
   type Instrumentation,
   interceptMethods,
   MetricAttributeCache,
+  sourcedTemplates,
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
-import { kafkaTemplates } from './operations.ts';
+import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { endPending, type ProducerState } from './producer-state.ts';
 import { KAFKA_SCOPE } from './scope.ts';
@@ -57,7 +58,7 @@ export function wrapProducer<P extends Producer>(
   const state: ProducerState = {
     instr,
     settings,
-    templates: kafkaTemplates(instr, info, false),
+    templates: sourcedTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     transactions: new Set(),
   };

@@ -121,16 +121,25 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
       expect(hop.spanContext().traceState?.get(HOP_TRACESTATE_KEY)).toBe(String(i + 1));
       expect(hop.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBeUndefined();
     }
-    // The relay's forwarded tracestate carried the count (the original producer wrote none).
-    expect(String(seenHeaders[0]?.tracestate)).toContain(`${HOP_TRACESTATE_KEY}=${maxHops}`);
     // The first hop past the budget: a new trace, linked to the request's trace, flagged.
     const past = hops[maxHops] as ReadableSpan;
-    expect(past.spanContext().traceId).not.toBe(traceId);
+    const newTrace = past.spanContext().traceId;
+    expect(newTrace).not.toBe(traceId);
     expect(parentSpanId(past)).toBeUndefined();
     expect(past.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
     expect(past.links.map((l) => l.context.traceId)).toEqual([traceId]);
-    // Later hops never grow the request's trace again.
-    for (const hop of hops.slice(maxHops + 1)) expect(hop.spanContext().traceId).not.toBe(traceId);
+    // Its relay sends the new trace (not the forwarded old one), so the next hop continues it, as hop 1.
+    const relayed = onlySpan(all, `send ${topics[maxHops + 1]}`);
+    expect(relayed.spanContext().traceId).toBe(newTrace);
+    expect(parentSpanId(relayed)).toBe(past.spanContext().spanId);
+    const next = hops[maxHops + 1] as ReadableSpan;
+    expect(next.spanContext().traceId).toBe(newTrace);
+    expect(parentSpanId(next)).toBe(relayed.spanContext().spanId);
+    expect(next.attributes[ATTR_HOPTRACE_HOP]).toBe(1);
+    expect(next.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBeUndefined();
+    // The sink gets the new trace with its hop counter, carried by the relay's forwarded headers.
+    expect(String(seenHeaders[0]?.traceparent)).toContain(newTrace);
+    expect(String(seenHeaders[0]?.tracestate)).toBe(`${HOP_TRACESTATE_KEY}=1`);
   });
 
   it('without a budget, a traced send writes no tracestate header', async () => {
