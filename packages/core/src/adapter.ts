@@ -110,6 +110,8 @@ export {
   type SpanOperation,
   type SpanTemplate,
   SpanTemplates,
+  sourcedTemplates,
+  type TemplateSource,
 } from './span-templates.ts';
 export {
   type ConsumerSpan,

@@ -5,8 +5,10 @@ import {
   ATTR_MESSAGING_DESTINATION_PARTITION_ID,
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
   capValue,
+  type Instrumentation,
+  setSpanAttributes,
 } from '@hoptrace/core/adapter';
-import type { Attributes } from '@opentelemetry/api';
+import type { Attributes, Span } from '@opentelemetry/api';
 
 /** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
@@ -83,4 +85,23 @@ export function addPositionAttributes(
     const n = typeof offset === 'number' ? offset : Number(offset);
     if (Number.isSafeInteger(n)) out[ATTR_KAFKA_OFFSET] = n;
   }
+}
+
+/**
+ * Sets what hoptrace records about one message on a recording span: `base` (a fresh object, filled
+ * in here), the partition and offset when known, and for `message` its key (with `captureKeys`),
+ * tombstone and body size (with `captureBodySize`); older names too with `legacyAttributes`.
+ */
+export function setMessageAttributes(
+  span: Span,
+  instr: Instrumentation,
+  captureKeys: boolean,
+  message: { key?: unknown; value?: unknown } | undefined,
+  partition: number | undefined,
+  offset: number | string | undefined,
+  base: Attributes = {},
+): void {
+  addPositionAttributes(base, partition, offset);
+  if (message) addMessageAttributes(base, message, captureKeys, instr.captureBodySize);
+  setSpanAttributes(span, base, instr.legacyAttributes);
 }

@@ -7,25 +7,16 @@ import {
   type MessageContext,
   Operation,
   readMessageContext,
-  setSpanAttributes,
   startConsumerSpan,
   startSpanFromTemplate,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
-import {
-  type Attributes,
-  type Context,
-  context as contextApi,
-  type Link,
-  ROOT_CONTEXT,
-  trace,
-} from '@opentelemetry/api';
+import { type Context, context as contextApi, type Link, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
-  addMessageAttributes,
-  addPositionAttributes,
+  setMessageAttributes,
 } from './attributes.ts';
 import { type ConsumerState, type OpenBatch, processMetric, recordTimeInQueue } from './consumer-state.ts';
 
@@ -98,10 +89,16 @@ class BatchTracker implements OpenBatch {
       lineageLinks(lineage),
     );
     if (started.span?.isRecording()) {
-      const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
-      addPositionAttributes(attributes, this.#partition, message.offset);
-      addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-      setSpanAttributes(started.span, attributes, instr.legacyAttributes);
+      const base = lineage ? lineageAttributes(lineage) : {};
+      setMessageAttributes(
+        started.span,
+        instr,
+        settings.captureKeys,
+        message,
+        this.#partition,
+        message.offset,
+        base,
+      );
     }
     const operation = new Operation(instr, started.span);
     const context = withFailureLineage(started.context, lineage);
@@ -177,12 +174,19 @@ export function traceBatch(
   const messages = batch.messages;
   const creations: MessageContext[] = new Array(messages.length);
   const links: Link[] = [];
+  const perMessage = settings.batchSpans === 'message';
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i] as KafkaMessage;
     const creation = readMessageContext(message.headers);
     creations[i] = creation;
     if (creation.spanContext && links.length < settings.maxBatchLinks)
       links.push({ context: creation.spanContext });
+    // `batch` mode has no per-message span unless asked for: a dead-letter or retry copy's link to
+    // the failed attempt goes on the batch span (within the same cap).
+    if (!perMessage && links.length < settings.maxBatchLinks) {
+      const lineage = lineageLinks(readFailureLineage(message.headers));
+      if (lineage) links.push(...lineage);
+    }
     recordTimeInQueue(state, batch.topic, message.timestamp);
   }
   // A batch has many parents: it starts its own trace and links to each message's creation context.
@@ -190,12 +194,10 @@ export function traceBatch(
     links,
   });
   if (span.isRecording()) {
-    const attributes: Attributes = {
+    setMessageAttributes(span, instr, false, undefined, batch.partition, undefined, {
       [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: messages.length,
       [ATTR_HOPTRACE_BATCH_LINK_COUNT]: links.length,
-    };
-    addPositionAttributes(attributes, batch.partition, undefined);
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
+    });
   }
   const batchContext = trace.setSpan(ROOT_CONTEXT, span);
   const tracker = new BatchTracker(

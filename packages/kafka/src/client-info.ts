@@ -3,6 +3,7 @@ import {
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
+  type TemplateSource,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import type { ConsumerGroupJoinEvent, RequestEvent } from 'kafkajs';
@@ -16,7 +17,7 @@ type Subscribe<E> = (listener: Listener<E>) => () => void;
  * instrumentation events. `version` changes whenever something new is learned, so span templates
  * built from {@link ClientInfo.attributes} know when to rebuild.
  */
-export class ClientInfo {
+export class ClientInfo implements TemplateSource {
   clientId: string | undefined;
   serverAddress: string | undefined;
   serverPort: number | undefined;
@@ -36,14 +37,14 @@ export class ClientInfo {
   }
 
   /** Client id, server address and port, and (for consumers) the group, as far as known. */
-  attributes(withGroup: boolean): Attributes {
+  attributes(): Attributes {
     const out: Attributes = {};
     if (this.clientId !== undefined) out[ATTR_MESSAGING_CLIENT_ID] = this.clientId;
     if (this.serverAddress !== undefined) {
       out[ATTR_SERVER_ADDRESS] = this.serverAddress;
       if (this.serverPort !== undefined) out[ATTR_SERVER_PORT] = this.serverPort;
     }
-    if (withGroup && this.groupId !== undefined) out[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = this.groupId;
+    if (this.groupId !== undefined) out[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = this.groupId;
     return out;
   }
 

@@ -35,14 +35,15 @@ export function processMetric(
   topic: string,
   count: number,
 ): OperationMetric | undefined {
+  const { instr, metrics, info } = state;
   return operationMetric(
-    state.instr.metrics !== undefined,
-    state.metrics,
+    instr.metrics !== undefined,
+    metrics,
     'process',
     'process',
     topic,
     count,
-    state.info.groupId,
+    info.groupId,
   );
 }
 

@@ -9,17 +9,17 @@ import {
   MetricAttributeCache,
   Operation,
   readMessageContext,
-  setSpanAttributes,
+  sourcedTemplates,
   startConsumerSpan,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
-import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
+import { context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, EachMessagePayload } from 'kafkajs';
-import { addMessageAttributes, addPositionAttributes } from './attributes.ts';
+import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
-import { kafkaTemplates } from './operations.ts';
+import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 
@@ -68,7 +68,7 @@ export function wrapConsumer<C extends Consumer>(
     instr,
     settings,
     info,
-    templates: kafkaTemplates(instr, info, true),
+    templates: sourcedTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     open: new Set(),
     batches: new Set(),
@@ -117,10 +117,8 @@ function processMessage(
     lineageLinks(lineage),
   );
   if (span?.isRecording()) {
-    const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
-    addPositionAttributes(attributes, partition, message?.offset);
-    if (message) addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
+    const base = lineage ? lineageAttributes(lineage) : {};
+    setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, base);
   }
   recordTimeInQueue(state, topic, message?.timestamp);
   const handlerContext = withFailureLineage(context, lineage);

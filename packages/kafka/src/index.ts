@@ -23,4 +23,5 @@ export {
   type KafkaOptions,
   type KafkaProducerOptions,
 } from './options.ts';
-export { MAX_PENDING_TRANSACTION_SENDS, traceProducer } from './producer.ts';
+export { traceProducer } from './producer.ts';
+export { MAX_PENDING_TRANSACTION_SENDS } from './producer-state.ts';

@@ -1,10 +1,4 @@
-import {
-  type Instrumentation,
-  MESSAGING_SPAN_OPERATIONS,
-  OperationTemplates,
-  type SpanOperation,
-} from '@hoptrace/core/adapter';
-import type { ClientInfo } from './client-info.ts';
+import { MESSAGING_SPAN_OPERATIONS, type SpanOperation } from '@hoptrace/core/adapter';
 
 /** The operations a Kafka wrapper starts spans for (span name = operation name, then the topic). */
 export const KAFKA_OPERATIONS = {
@@ -16,21 +10,3 @@ export const KAFKA_OPERATIONS = {
 
 /** Which operation a template is for. */
 export type KafkaOperation = keyof typeof KAFKA_OPERATIONS;
-
-/**
- * The span templates of one Kafka wrapper, per operation and topic (core's bounded
- * `OperationTemplates`), rebuilt when `info` learns something new (client id, broker, group).
- */
-export function kafkaTemplates(
-  instr: Instrumentation,
-  info: ClientInfo,
-  withGroup: boolean,
-): OperationTemplates<KafkaOperation> {
-  return new OperationTemplates(
-    instr.system,
-    KAFKA_OPERATIONS,
-    () => info.attributes(withGroup),
-    instr.legacyAttributes,
-    () => info.version,
-  );
-}

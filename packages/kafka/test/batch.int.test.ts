@@ -25,7 +25,10 @@ describe("16.4 eachBatch with batchSpans: 'batch'", () => {
     const sends = spansNamed(spans(), `send ${topic}`);
     expect(sends).toHaveLength(5);
     const consumer = await clients.consumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { batchSpans: 'batch', maxBatchLinks: 3 }),
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), {
+        batchSpans: 'batch',
+        maxBatchLinks: 3,
+      }),
       [topic],
     );
     const sizes: number[] = [];

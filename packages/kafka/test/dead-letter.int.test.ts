@@ -32,7 +32,10 @@ describe('13.2 dead-letter lineage on a real broker', () => {
 
     // The failing consumer: on failure it republishes to the dead-letter topic with the helper.
     let failedSpanId: string | undefined;
-    const ordersConsumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [orders]);
+    const ordersConsumer = await clients.consumer(
+      kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }),
+      [orders],
+    );
     await ordersConsumer.run({
       eachMessage: async (payload) => {
         try {
@@ -49,14 +52,19 @@ describe('13.2 dead-letter lineage on a real broker', () => {
 
     // A traced dead-letter consumer, and a plain kafkajs consumer with no hoptrace at all.
     const lineageInHandler: unknown[] = [];
-    const dlqConsumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [dlq]);
+    const dlqConsumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      dlq,
+    ]);
     await dlqConsumer.run({
       eachMessage: async () => {
         lineageInHandler.push(failureLineageOf()?.errorType);
       },
     });
     const rawHeaders: Record<string, string>[] = [];
-    const rawConsumer = await clients.consumer(newKafka('plain').consumer({ groupId: groupId() }), [dlq]);
+    const rawConsumer = await clients.consumer(
+      newKafka('plain').consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }),
+      [dlq],
+    );
     await rawConsumer.run({
       eachMessage: async ({ message }) => {
         const out: Record<string, string> = {};

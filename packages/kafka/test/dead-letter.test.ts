@@ -105,6 +105,44 @@ describe('deadLetterMessage', () => {
     );
     expect(perMessage?.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
     expect(perMessage?.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
-    expect(spansNamed(tracing.current.spans(), 'process dlq')).toHaveLength(2);
+    const all = spansNamed(tracing.current.spans(), 'process dlq');
+    expect(all).toHaveLength(2);
+    // The batch span links to the creation context and to the failed attempt (batch mode).
+    const batchSpan = all.find((s) => s !== perMessage);
+    expect(batchSpan?.links.map((l) => l.context.spanId)).toEqual(['00f067aa0ba902b7', 'd'.repeat(16)]);
+    expect(batchSpan?.links[1]?.attributes?.[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
+    expect(batchSpan?.attributes['hoptrace.batch.link_count']).toBe(2);
   });
+
+  it.each(['link', 'root'] as const)(
+    'relation %s: the copy gets a new trace linked to its creation context and to the failed attempt',
+    async (relation) => {
+      const copy = deadLetterMessage(
+        { topic: 'orders', partition: 0, message: message(3, { traceparent: TRACEPARENT }) },
+        new Error('x'),
+        {
+          context: trace.setSpanContext(context.active(), {
+            traceId: 'c'.repeat(32),
+            spanId: 'd'.repeat(16),
+            traceFlags: 1,
+          }),
+        },
+      );
+      const fake = fakeConsumer();
+      await traceConsumer(fake.consumer, { relation }).run({ eachMessage: async () => undefined });
+      await fake.config?.eachMessage?.({
+        topic: 'dlq',
+        partition: 0,
+        message: message(0, copy.headers as never),
+        heartbeat: async () => undefined,
+        pause: () => () => undefined,
+      });
+      const span = spansNamed(tracing.current.spans(), 'process dlq')[0];
+      expect(span?.spanContext().traceId).not.toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+      expect(span?.links.map((l) => l.context.spanId).sort()).toEqual(
+        ['00f067aa0ba902b7', 'd'.repeat(16)].sort(),
+      );
+      expect(span?.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
+    },
+  );
 });

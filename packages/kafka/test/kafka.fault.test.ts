@@ -57,7 +57,7 @@ describe('foreign and malformed headers', () => {
     await raw.send({ topic, messages: [{ key: Buffer.from([0xff]), value, headers }] });
 
     const received: KafkaMessage[] = [];
-    const consumer = track(traceConsumer(kafka.consumer({ groupId: groupId() })));
+    const consumer = track(traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })));
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({
@@ -95,7 +95,7 @@ describe('foreign and malformed headers', () => {
     await producer.send({ topic, messages: [{ value: 'v', headers }] });
     expect(headers).toEqual(copy);
     const received: KafkaMessage[] = [];
-    const consumer = track(kafka.consumer({ groupId: groupId() }));
+    const consumer = track(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }));
     await consumer.connect();
     await consumer.subscribe({ topics: [topic], fromBeginning: true });
     await consumer.run({ eachMessage: async ({ message }) => void received.push(message) });
@@ -431,7 +431,13 @@ describe('12.1 thrown values on a real consumer', () => {
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await clients.producer(traceProducer(kafka.producer()));
     const consumer = await clients.consumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 5, initialRetryTime: 50 } })),
+      traceConsumer(
+        kafka.consumer({
+          groupId: groupId(),
+          maxWaitTimeInMs: 100,
+          retry: { retries: 5, initialRetryTime: 50 },
+        }),
+      ),
       [topic],
     );
     const thrown = Object.assign(Object.create(null) as object, { code: 'NO_PROTOTYPE' });
@@ -483,7 +489,9 @@ describe('12.3 oversized propagation headers on consumed messages', () => {
     const [topic] = (await createTopics(kafka)) as [string];
     const raw = await clients.producer(kafka.producer());
     const consumer = await clients.consumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { baggageAttributes: ['tenant'] }),
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), {
+        baggageAttributes: ['tenant'],
+      }),
       [topic],
     );
     const handled: string[] = [];

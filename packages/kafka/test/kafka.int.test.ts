@@ -32,30 +32,14 @@ import {
 } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { Consumer, IHeaders, Producer } from 'kafkajs';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka } from './helpers.ts';
+import type { IHeaders } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
 const tracer = trace.getTracer('test');
 
-const cleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
-});
-
-async function connectedProducer(producer: Producer): Promise<Producer> {
-  await producer.connect();
-  cleanup.push(() => producer.disconnect());
-  return producer;
-}
-
-async function connectedConsumer(consumer: Consumer, topics: string[]): Promise<Consumer> {
-  await consumer.connect();
-  cleanup.push(() => consumer.disconnect());
-  await consumer.subscribe({ topics, fromBeginning: true });
-  return consumer;
-}
+const clients = useKafkaClients();
 
 function spans(): ReadableSpan[] {
   return tracing.current.spans();
@@ -70,9 +54,9 @@ describe('traced kafkajs against a real broker', () => {
   it('keeps one trace from a parent span through send to process (single message)', async () => {
     const kafka = traceKafka(newKafka('single-client'), { captureKeys: true });
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(kafka.producer());
+    const producer = await clients.producer(kafka.producer());
     const group = groupId();
-    const consumer = await connectedConsumer(kafka.consumer({ groupId: group }), [topic]);
+    const consumer = await clients.consumer(kafka.consumer({ groupId: group }), [topic]);
     let activeInHandler: string | undefined;
     await consumer.run({
       eachMessage: async () => {
@@ -128,10 +112,13 @@ describe('traced kafkajs against a real broker', () => {
   it('with createSpans, gives each message of a multi-message send a create span that consumers see as parent', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(
+    const producer = await clients.producer(
       traceProducer(kafka.producer(), { createSpans: true, captureKeys: true }),
     );
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     const parents = new Map<string, string | undefined>();
     await consumer.run({
       eachMessage: async ({ message }) => {
@@ -185,7 +172,7 @@ describe('traced kafkajs against a real broker', () => {
   it('computes each create span offset from the reply per partition, and leaves unknown ones out', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka, 1, 2)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
+    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
     await producer.send({
       topic,
       messages: [0, 1, 0, 1, 1].map((partition, i) => ({ value: `f${i}`, partition })),
@@ -218,8 +205,11 @@ describe('traced kafkajs against a real broker', () => {
   it('by default injects the one send span into every message of a call (no create spans, no links)', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     await consumer.run({ eachMessage: async () => undefined });
     await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
     const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 2);
@@ -236,8 +226,11 @@ describe('traced kafkajs against a real broker', () => {
   it('names a sendBatch across topics `send` and traces every message to its consumer', async () => {
     const kafka = newKafka();
     const [t1, t2] = (await createTopics(kafka, 2)) as [string, string];
-    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [t1, t2]);
+    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [t1, t2],
+    );
     await consumer.run({ eachMessage: async () => undefined });
     await producer.sendBatch({
       topicMessages: [
@@ -269,8 +262,11 @@ describe('traced kafkajs against a real broker', () => {
   it('keeps a traceparent the caller injected and links the send span to it', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     const seen: string[] = [];
     await consumer.run({
       eachMessage: async ({ message }) => {
@@ -298,8 +294,8 @@ describe('traced kafkajs against a real broker', () => {
   it('lets a raw kafkajs consumer read a valid W3C traceparent', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const raw = await connectedConsumer(kafka.consumer({ groupId: groupId() }), [topic]);
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const raw = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [topic]);
     let header: string | undefined;
     await raw.run({
       eachMessage: async ({ message }) => {
@@ -318,9 +314,9 @@ describe('traced kafkajs against a real broker', () => {
     async (relation) => {
       const kafka = newKafka();
       const [topic] = (await createTopics(kafka)) as [string];
-      const producer = await connectedProducer(traceProducer(kafka.producer()));
-      const consumer = await connectedConsumer(
-        traceConsumer(kafka.consumer({ groupId: groupId() }), { relation }),
+      const producer = await clients.producer(traceProducer(kafka.producer()));
+      const consumer = await clients.consumer(
+        traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { relation }),
         [topic],
       );
       await consumer.run({ eachMessage: async () => undefined });
@@ -339,9 +335,9 @@ describe('traced kafkajs against a real broker', () => {
   it('parentLink false: the process span is a child of the send span with no link', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { parentLink: false }),
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { parentLink: false }),
       [topic],
     );
     await consumer.run({ eachMessage: async () => undefined });
@@ -357,9 +353,15 @@ describe('traced kafkajs against a real broker', () => {
   it('records a handler error, rethrows it so kafkajs retries, and traces each delivery', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
-    const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 5, initialRetryTime: 50 } })),
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(
+        kafka.consumer({
+          groupId: groupId(),
+          maxWaitTimeInMs: 100,
+          retry: { retries: 5, initialRetryTime: 50 },
+        }),
+      ),
       [topic],
     );
     let attempts = 0;
@@ -398,7 +400,7 @@ describe('traced kafkajs against a real broker', () => {
 
   it('fails the send span with the Kafka error code name', async () => {
     const kafka = newKafka();
-    const producer = await connectedProducer(
+    const producer = await clients.producer(
       traceProducer(kafka.producer({ allowAutoTopicCreation: false, retry: { retries: 0 } })),
     );
     const topic = `hoptrace-missing-${Date.now()}`;
@@ -420,13 +422,13 @@ describe('eachBatch', () => {
   it('links the batch span to every message (capped) and parents per-message spans by creation context', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer(), { createSpans: true }));
+    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
     await producer.send({ topic, messages: [0, 1, 2, 3, 4].map((i) => ({ value: `v${i}` })) });
     const creates = spansNamed(spans(), `create ${topic}`);
     expect(creates).toHaveLength(5);
     const createIds = creates.map((c) => c.spanContext().spanId);
-    const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId() }), { maxBatchLinks: 3 }),
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { maxBatchLinks: 3 }),
       [topic],
     );
     const inside: (string | undefined)[] = [];
@@ -471,10 +473,10 @@ describe('eachBatch', () => {
   it('ends per-message spans at resolveOffset and marks unresolved ones when the handler throws', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await clients.producer(traceProducer(kafka.producer()));
     await producer.send({ topic, messages: [0, 1, 2].map((i) => ({ value: `v${i}` })) });
-    const consumer = await connectedConsumer(
-      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 0 } })),
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100, retry: { retries: 0 } })),
       [topic],
     );
     let calls = 0;
@@ -511,9 +513,12 @@ describe('eachBatch', () => {
   it('ends every span when the consumer stops while a batch is in flight', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(traceProducer(kafka.producer()));
+    const producer = await clients.producer(traceProducer(kafka.producer()));
     await producer.send({ topic, messages: [0, 1, 2, 3].map((i) => ({ value: `v${i}` })) });
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     let inFlight = false;
     let openWhileInFlight = 0;
     await consumer.run({
@@ -540,7 +545,7 @@ describe('transactions', () => {
   it('keeps sends open until commit or abort and says which; commit, abort and sendOffsets get spans', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
-    const producer = await connectedProducer(
+    const producer = await clients.producer(
       traceProducer(
         kafka.producer({ transactionalId: `hoptrace-tx-${topic}`, idempotent: true, maxInFlightRequests: 1 }),
       ),
@@ -560,7 +565,10 @@ describe('transactions', () => {
     await committed.commit();
     expect(tracing.current.openSpans()).toEqual([]);
     const seen: string[] = [];
-    const consumer = await connectedConsumer(traceConsumer(kafka.consumer({ groupId: groupId() })), [topic]);
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
     await consumer.run({
       eachMessage: async ({ message }) => {
         seen.push(message.value?.toString() ?? '');

@@ -28,9 +28,14 @@ describe('12.10 consumers created inside an active span', () => {
       const startup = trace.getTracer('app').startSpan('app.startup');
       const startupContext = trace.setSpan(context.active(), startup);
       await context.with(startupContext, async () => {
-        const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topic]);
+        const consumer = await clients.consumer(
+          kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }),
+          [topic],
+        );
         await consumer.run({ eachMessage: async () => undefined });
-        const batches = await clients.consumer(kafka.consumer({ groupId: groupId() }), [batchTopic]);
+        const batches = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+          batchTopic,
+        ]);
         await batches.run({
           eachBatch: async ({ batch }) => {
             for (const m of batch.messages) withMessageContext(m, () => undefined);
@@ -73,9 +78,12 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
     const topics = await createTopics(kafka, 6);
     const producer = await clients.producer(kafka.producer());
     const seenHeaders: IHeaders[] = [];
-    // Hop i consumes topics[i] and forwards the message, with the headers it was consumed with, to topics[i + 1].
-    for (let i = 0; i < 5; i++) {
-      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topics[i] as string]);
+    // Hop i consumes topics[i] and forwards the message, with the headers it was consumed with, to
+    // topics[i + 1]; a sink reads the last topic. All join their groups at once.
+    const hop = async (i: number) => {
+      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+        topics[i] as string,
+      ]);
       await consumer.run({
         eachMessage: async ({ message }: { message: KafkaMessage }) => {
           await producer.send({
@@ -84,13 +92,18 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
           });
         },
       });
-    }
-    const sink = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topics[5] as string]);
-    await sink.run({
-      eachMessage: async ({ message }) => {
-        seenHeaders.push(message.headers ?? {});
-      },
-    });
+    };
+    const sink = async () => {
+      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+        topics[5] as string,
+      ]);
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          seenHeaders.push(message.headers ?? {});
+        },
+      });
+    };
+    await Promise.all([0, 1, 2, 3, 4].map(hop).concat(sink()));
     const root = trace.getTracer('app').startSpan('request');
     await context.with(trace.setSpan(context.active(), root), () =>
       producer.send({ topic: topics[0] as string, messages: [{ value: 'relay' }] }),
@@ -108,22 +121,34 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
       expect(hop.spanContext().traceState?.get(HOP_TRACESTATE_KEY)).toBe(String(i + 1));
       expect(hop.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBeUndefined();
     }
-    // The relay's forwarded tracestate carried the count (the original producer wrote none).
-    expect(String(seenHeaders[0]?.tracestate)).toContain(`${HOP_TRACESTATE_KEY}=${maxHops}`);
-    // Past the budget: a new trace, linked to the request's trace, flagged.
-    for (const hop of hops.slice(maxHops)) {
-      expect(hop.spanContext().traceId).not.toBe(traceId);
-      expect(parentSpanId(hop)).toBeUndefined();
-      expect(hop.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
-      expect(hop.links.map((l) => l.context.traceId)).toEqual([traceId]);
-    }
+    // The first hop past the budget: a new trace, linked to the request's trace, flagged.
+    const past = hops[maxHops] as ReadableSpan;
+    const newTrace = past.spanContext().traceId;
+    expect(newTrace).not.toBe(traceId);
+    expect(parentSpanId(past)).toBeUndefined();
+    expect(past.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
+    expect(past.links.map((l) => l.context.traceId)).toEqual([traceId]);
+    // Its relay sends the new trace (not the forwarded old one), so the next hop continues it, as hop 1.
+    const relayed = onlySpan(all, `send ${topics[maxHops + 1]}`);
+    expect(relayed.spanContext().traceId).toBe(newTrace);
+    expect(parentSpanId(relayed)).toBe(past.spanContext().spanId);
+    const next = hops[maxHops + 1] as ReadableSpan;
+    expect(next.spanContext().traceId).toBe(newTrace);
+    expect(parentSpanId(next)).toBe(relayed.spanContext().spanId);
+    expect(next.attributes[ATTR_HOPTRACE_HOP]).toBe(1);
+    expect(next.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBeUndefined();
+    // The sink gets the new trace with its hop counter, carried by the relay's forwarded headers.
+    expect(String(seenHeaders[0]?.traceparent)).toContain(newTrace);
+    expect(String(seenHeaders[0]?.tracestate)).toBe(`${HOP_TRACESTATE_KEY}=1`);
   });
 
-  it('without a budget, a relay writes no tracestate', async () => {
+  it('without a budget, a traced send writes no tracestate header', async () => {
     const kafka = traceKafka(newKafka());
     const [topic] = (await createTopics(kafka)) as [string];
     const producer = await clients.producer(kafka.producer());
-    const raw = await clients.consumer(newKafka().consumer({ groupId: groupId() }), [topic]);
+    const raw = await clients.consumer(newKafka().consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      topic,
+    ]);
     const seen: IHeaders[] = [];
     await raw.run({
       eachMessage: async ({ message }) => {

@@ -1,5 +1,11 @@
-import { type KafkaConsumerOptions, traceConsumer, traceKafka, traceProducer } from '@hoptrace/kafka';
-import { type Consumer, Kafka, type Producer } from 'kafkajs';
+import {
+  deadLetterMessage,
+  type KafkaConsumerOptions,
+  traceConsumer,
+  traceKafka,
+  traceProducer,
+} from '@hoptrace/kafka';
+import { type Consumer, type EachMessagePayload, Kafka, type Message, type Producer } from 'kafkajs';
 import { describe, expectTypeOf, it } from 'vitest';
 
 // Compile-time checks: `pnpm run typecheck` fails if a wrapper loses the client's type, or if an
@@ -17,6 +23,21 @@ describe('@hoptrace/kafka types', () => {
     expectTypeOf(traceConsumer(kafka.consumer({ groupId: 'g' }))).toEqualTypeOf<Consumer>();
     expectTypeOf(traceProducer<AuditedProducer>).returns.toEqualTypeOf<AuditedProducer>();
     expectTypeOf(traceKafka(kafka).producer()).toEqualTypeOf<Producer>();
+  });
+
+  it('deadLetterMessage takes an eachMessage payload and returns a kafkajs Message', () => {
+    expectTypeOf(deadLetterMessage)
+      .parameter(0)
+      .toMatchTypeOf<Pick<EachMessagePayload, 'topic' | 'partition' | 'message'>>();
+    expectTypeOf(deadLetterMessage).returns.toEqualTypeOf<Message>();
+    expectTypeOf<EachMessagePayload>().toMatchTypeOf<Parameters<typeof deadLetterMessage>[0]>();
+    const invalid = [
+      // @ts-expect-error attempts is a number
+      (p: EachMessagePayload) => deadLetterMessage(p, new Error('x'), { attempts: '2' }),
+      // @ts-expect-error the failed message is required
+      () => deadLetterMessage({ topic: 't', partition: 0 }, new Error('x')),
+    ];
+    expectTypeOf(invalid).toBeArray();
   });
 
   it('rejects invalid options at compile time', () => {

@@ -1,0 +1,81 @@
+import {
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  interceptMethods,
+  Operation,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import type { Attributes } from '@opentelemetry/api';
+import type { Offsets, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
+import { endPending, type ProducerState, producerMetric } from './producer-state.ts';
+import { tracedSend, tracedSendBatch } from './send.ts';
+
+/** Wraps a kafkajs transaction: sends are traced and stay open until `commit`/`abort`, which get spans too. */
+export function wrapTransaction(transaction: Transaction, state: ProducerState): Transaction {
+  const pending = new Set<Operation>();
+  state.transactions.add(pending);
+  const finish = (raw: Transaction, how: 'commit' | 'abort'): Promise<void> => {
+    const span = startClientSpan(state.instr, state.templates.of(how).get(undefined));
+    const operation = new Operation(
+      state.instr,
+      span,
+      producerMetric(
+        state,
+        how === 'commit' ? 'commit_transaction' : 'abort_transaction',
+        undefined,
+        0,
+        'settle',
+      ),
+    );
+    const done = operation.run(
+      () => (how === 'commit' ? raw.commit() : raw.abort()),
+      () => endPending(pending, how === 'commit' ? 'committed' : 'aborted'),
+    );
+    return done.then(
+      (value) => {
+        state.transactions.delete(pending);
+        return value;
+      },
+      (error: unknown) => {
+        // The transaction's fate is unknown to us now: say so rather than claim either outcome.
+        endPending(pending, 'unknown');
+        state.transactions.delete(pending);
+        throw error;
+      },
+    );
+  };
+  return interceptMethods(transaction, {
+    send: (raw, [record]) => tracedSend(state, raw, record as ProducerRecord, pending),
+    sendBatch: (raw, [batch]) => tracedSendBatch(state, raw, batch as ProducerBatch, pending),
+    sendOffsets: (raw, [offsets]) =>
+      tracedSendOffsets(state, raw, offsets as Offsets & { consumerGroupId: string }),
+    commit: (raw) => finish(raw, 'commit'),
+    abort: (raw) => finish(raw, 'abort'),
+  });
+}
+
+function tracedSendOffsets(
+  state: ProducerState,
+  raw: Transaction,
+  offsets: Offsets & { consumerGroupId: string },
+): Promise<void> {
+  const topics = Array.isArray(offsets?.topics) ? offsets.topics : [];
+  const destination = topics.length === 1 ? topics[0]?.topic : undefined;
+  const span = startClientSpan(state.instr, state.templates.of('sendOffsets').get(destination));
+  if (span?.isRecording()) {
+    const attributes: Attributes = {};
+    let partitions = 0;
+    for (const topic of topics) partitions += Array.isArray(topic?.partitions) ? topic.partitions.length : 0;
+    attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = partitions;
+    if (typeof offsets?.consumerGroupId === 'string')
+      attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = offsets.consumerGroupId;
+    setSpanAttributes(span, attributes, state.instr.legacyAttributes);
+  }
+  const operation = new Operation(
+    state.instr,
+    span,
+    producerMetric(state, 'send_offsets', destination, 0, 'settle'),
+  );
+  return operation.run(() => raw.sendOffsets(offsets));
+}
