@@ -35,8 +35,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   const raw = stream as unknown as StreamLike;
   const open = new Set<MessageEntry>();
   state.streams.add(open);
-  state.sweep ??= startSweep(state);
   const perMessage = state.settings.batchSpans === 'message';
+  // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
+  if (perMessage) state.sweep ??= startSweep(state);
   const listeners = new WeakMap<Listener, Listener>();
   const closed = () => {
     endAll(open);
