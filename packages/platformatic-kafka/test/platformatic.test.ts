@@ -97,6 +97,38 @@ describe('traced producer', () => {
     expect(send.attributes['error.type']).toBe('PLT_KFK_NETWORK');
   });
 
+  it('leaves keys out unless asked, and traces sends on a transaction', async () => {
+    const { producer, sent } = fakeProducer();
+    const traced = traceProducer(producer);
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', key: 'secret', value: 'v' }] });
+    const send = onlySpan(spans(), 'send t');
+    expect(send.attributes['kafka.message.key']).toBeUndefined();
+    expect((sent[0]?.messages[0]?.headers as Map<Buffer, Buffer>).size).toBe(1);
+  });
+
+  it('names the failure with classifyError (a throwing classifier changes nothing for the caller)', async () => {
+    const { producer } = fakeProducer();
+    const failure = new Error('quota');
+    producer.failWith = failure;
+    const classified = traceProducer(producer, { classifyError: () => ({ type: 'QUOTA', retryable: true }) });
+    await expect(classified.send({ messages: [{ topic: 't', value: 'v' }] })).rejects.toBe(failure);
+    expect(onlySpan(spans(), 'send t').attributes).toMatchObject({
+      'error.type': 'QUOTA',
+      'hoptrace.error.retryable': true,
+    });
+    tracing.current.reset();
+    const { producer: other } = fakeProducer();
+    other.failWith = failure;
+    const broken = traceProducer(other, {
+      classifyError: () => {
+        throw new Error('classifier bug');
+      },
+    });
+    await expect(broken.send({ messages: [{ topic: 't', value: 'v' }] })).rejects.toBe(failure);
+    expect(onlySpan(spans(), 'send t').status.code).toBe(SpanStatusCode.ERROR);
+  });
+
   it('passes input it cannot read through untouched, so the client reports it', async () => {
     const { producer, sent } = fakeProducer();
     const bad = { messages: 'nope' } as unknown as { messages: [] };
