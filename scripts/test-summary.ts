@@ -9,6 +9,8 @@ interface Report {
   numPendingTests: number;
   numTodoTests: number;
   numTotalTests: number;
+  numFailedTestSuites: number;
+  testResults?: Array<{ name: string; status: string; message?: string }>;
 }
 
 const file = process.argv[2] ?? '.artifacts/vitest.json';
@@ -20,5 +22,12 @@ try {
   process.exit(1);
 }
 const skipped = report.numPendingTests + report.numTodoTests;
-console.log(`\n${report.numPassedTests} passed, ${report.numFailedTests} failed, ${skipped} skipped`);
-process.exit(report.numFailedTests > 0 || skipped > 0 || report.numTotalTests === 0 ? 1 : 0);
+// A file whose setup failed reports its tests as skipped, not failed: name the file so the cause is seen.
+const failedFiles = (report.testResults ?? []).filter((file) => file.status === 'failed');
+for (const file of failedFiles)
+  console.log(`failed file: ${file.name}${file.message ? ` (${file.message})` : ''}`);
+console.log(
+  `\n${report.numPassedTests} passed, ${report.numFailedTests} failed, ${skipped} skipped, ${report.numFailedTestSuites} failed suite(s)`,
+);
+const bad = report.numFailedTests > 0 || report.numFailedTestSuites > 0 || skipped > 0;
+process.exit(bad || report.numTotalTests === 0 ? 1 : 0);

@@ -1,113 +1,103 @@
-// One child process of the broker benchmarks: one variant (raw, hoptrace or the incumbent
-// instrumentation, with sampling on or off), every scenario of one broker, measured in turn.
-// Started by main.ts with the task as JSON in argv[2]; replies over IPC. Needs --expose-gc.
+// One child process of the broker benchmarks: one variant (raw, header floor, hoptrace or the
+// incumbent instrumentation, under one sampler), every scenario of one suite in turn, each after its
+// own unmeasured warm-up on the same connections. Started by main.ts with the task as JSON in argv[2];
+// replies over IPC. Needs --expose-gc.
 import { createRequire } from 'node:module';
 import { getHeapStatistics } from 'node:v8';
-import type * as Instrumentation from '@opentelemetry/instrumentation';
-import type * as AmqplibInstrumentation from '@opentelemetry/instrumentation-amqplib';
-import type * as KafkaJsInstrumentation from '@opentelemetry/instrumentation-kafkajs';
-import { prepareAmqp } from './amqp.ts';
-import { prepareBullmq } from './bullmq.ts';
-import { prepareKafka } from './kafka.ts';
+import { importSuite } from './registry.ts';
 import { type BenchSdk, registerSdk } from './sdk.ts';
-import { type PrepareScenario, type SuiteEnv, Tracker } from './tracker.ts';
-import type { BrokerName, ChildReply, ChildTask, Measurement, Scenario } from './types.ts';
+import { Tracker } from './tracker.ts';
+import type { BenchSuite, ChildReply, ChildTask, Measurement, Scenario } from './types.ts';
 
 const require = createRequire(import.meta.url);
-const suites: Record<BrokerName, PrepareScenario> = {
-  kafka: prepareKafka,
-  amqp: prepareAmqp,
-  bullmq: prepareBullmq,
-};
-/** Most messages sent but not yet processed, per broker. */
-const WINDOW: Record<BrokerName, number> = { kafka: 5_000, amqp: 5_000, bullmq: 5_000 };
-
 const gc = globalThis.gc ?? (() => undefined);
 const heapUsed = () => getHeapStatistics().used_heap_size;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Registers the incumbent's require-time instrumentation; must run before the client is required. */
-function registerIncumbent(broker: BrokerName, sdk: BenchSdk): void {
-  const { registerInstrumentations } = require('@opentelemetry/instrumentation') as typeof Instrumentation;
-  if (broker === 'kafka') {
-    const { KafkaJsInstrumentation: Kafka } =
-      require('@opentelemetry/instrumentation-kafkajs') as typeof KafkaJsInstrumentation;
-    registerInstrumentations({ instrumentations: [new Kafka()], tracerProvider: sdk.provider });
-  } else if (broker === 'amqp') {
-    const { AmqplibInstrumentation: Amqp } =
-      require('@opentelemetry/instrumentation-amqplib') as typeof AmqplibInstrumentation;
-    registerInstrumentations({ instrumentations: [new Amqp()], tracerProvider: sdk.provider });
-  }
-  // BullMQ's incumbent is its built-in telemetry (bullmq-otel), passed to Queue and Worker.
+let runs = 0;
+
+/** Runs one phase of `tracker.n` messages through a prepared scenario; resolves at the last one. */
+async function phase(send: () => Promise<void>, tracker: Tracker): Promise<number> {
+  const sending = send();
+  const tEnd = await tracker.done;
+  await sending;
+  return tEnd;
 }
 
-let runs = 0;
+/** Prepares `scenario`, warms it up, then measures `n` messages through it. */
 async function measure(
+  suite: BenchSuite,
   task: ChildTask,
   sdk: BenchSdk | undefined,
   scenario: Scenario,
-  n: number,
-  soakEvery = 0,
 ): Promise<Measurement> {
-  const heapSamples: Array<[number, number]> = [];
-  const tracker = new Tracker(n, WINDOW[task.broker], soakEvery, (count) => {
+  const tracker = new Tracker(suite.window);
+  const prepared = await suite.prepare(
+    {
+      variant: task.variant,
+      endpoints: task.endpoints,
+      require,
+      unique: `${task.variant.library.replace('+', '-')}-${task.variant.sampling}-${process.pid}-${runs++}-${Date.now()}`,
+    },
+    scenario,
+    tracker,
+  );
+  try {
+    if (task.warmup > 0) {
+      tracker.reset(task.warmup);
+      await phase(() => prepared.send(), tracker);
+      await sleep(20);
+    }
+    await sdk?.flush();
     gc();
-    heapSamples.push([count, heapUsed()]);
-  });
-  const env: SuiteEnv = {
-    variant: task.variant,
-    endpoints: task.endpoints,
-    require,
-    unique: `${task.variant.library.replace('+', '-')}-${task.variant.sampling}-${process.pid}-${runs++}-${Date.now()}`,
-  };
-  const prepared = await suites[task.broker](env, scenario, tracker);
-  await sdk?.flush();
-  gc();
-  await sleep(50);
-  const spans0 = sdk?.exporter.spans ?? 0;
-  const bytes0 = sdk?.exporter.bytes ?? 0;
-  let peakHeap = heapUsed();
-  const sampler = setInterval(() => {
+    await sleep(50);
+    const heapSamples: Array<[number, number]> = [];
+    tracker.reset(task.n, task.soakEvery ?? 0, (count) => {
+      gc();
+      heapSamples.push([count, heapUsed()]);
+    });
+    const spans0 = sdk?.exporter.spans ?? 0;
+    const bytes0 = sdk?.exporter.bytes ?? 0;
+    let peakHeap = heapUsed();
+    const sampler = setInterval(() => {
+      peakHeap = Math.max(peakHeap, heapUsed());
+    }, 10);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const tEnd = await phase(() => prepared.send(), tracker);
+    await sleep(20); // spans ending right after the last message (handler return, ack) are ended
+    await sdk?.flush();
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(sampler);
     peakHeap = Math.max(peakHeap, heapUsed());
-  }, 10);
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const sending = prepared.send();
-  const tEnd = await tracker.done;
-  await sending;
-  await sleep(20); // spans ending right after the last message (handler return, ack) are ended
-  await sdk?.flush();
-  const cpu = process.cpuUsage(cpu0);
-  clearInterval(sampler);
-  peakHeap = Math.max(peakHeap, heapUsed());
-  gc();
-  const heapAfterGc = heapUsed();
-  const spans = (sdk?.exporter.spans ?? 0) - spans0;
-  const exportedBytes = (sdk?.exporter.bytes ?? 0) - bytes0;
-  await prepared.close();
-  return {
-    scenario: scenario.id,
-    n,
-    elapsedMs: tEnd - t0,
-    cpuMicros: cpu.user + cpu.system,
-    peakHeap,
-    heapAfterGc,
-    spans,
-    exportedBytes,
-    ...(soakEvery > 0 ? { heapSamples } : {}),
-  };
+    gc();
+    const heapAfterGc = heapUsed();
+    return {
+      scenario: scenario.id,
+      n: task.n,
+      elapsedMs: tEnd - t0,
+      cpuMicros: cpu.user + cpu.system,
+      peakHeap,
+      heapAfterGc,
+      spans: (sdk?.exporter.spans ?? 0) - spans0,
+      exportedBytes: (sdk?.exporter.bytes ?? 0) - bytes0,
+      carried: tracker.carried,
+      ...(task.soakEvery ? { heapSamples } : {}),
+    };
+  } finally {
+    await prepared.close();
+  }
 }
 
 async function main(): Promise<ChildReply> {
   const task = JSON.parse(process.argv[2] ?? '{}') as ChildTask;
+  const suite = await importSuite(task.suite);
   const sdk = task.variant.sampling === 'none' ? undefined : registerSdk(task.variant.sampling);
-  if (sdk && task.variant.library === 'incumbent') registerIncumbent(task.broker, sdk);
-  const first = task.scenarios[0];
-  if (first && task.warmup > 0) await measure(task, sdk, first, task.warmup);
-  const results: Measurement[] = [];
-  for (const scenario of task.scenarios) {
-    results.push(await measure(task, sdk, scenario, task.n, task.soakEvery));
+  if (sdk && task.variant.library === 'incumbent') {
+    suite.registerIncumbent?.({ require, tracerProvider: sdk.provider });
   }
+  const results: Measurement[] = [];
+  for (const scenario of task.scenarios) results.push(await measure(suite, task, sdk, scenario));
   // Which copies of @opentelemetry/api this process loaded (there must be exactly one).
   const apis = new Set<string>();
   for (const path of Object.keys(require.cache)) {

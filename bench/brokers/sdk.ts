@@ -1,4 +1,5 @@
-// The one SDK setup every traced variant uses: AlwaysOn (or AlwaysOff) sampler, BatchSpanProcessor
+// The one SDK setup every traced variant uses: AlwaysOn, ParentBased(TraceIdRatioBased(0.1)) or
+// AlwaysOff sampler, BatchSpanProcessor
 // with its defaults, an exporter that serializes each batch to OTLP protobuf and discards the bytes
 // (so export cost is counted), AsyncLocalStorage context manager, W3C trace context + baggage.
 import { context, propagation, trace } from '@opentelemetry/api';
@@ -17,9 +18,23 @@ import {
   AlwaysOnSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
+  ParentBasedSampler,
   type ReadableSpan,
+  type Sampler,
   type SpanExporter,
+  TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
+import type { Sampling } from './types.ts';
+
+/** The ratio of the production-like sampler (`ratio` variants). */
+export const SAMPLING_RATIO = 0.1;
+
+/** The sampler of a traced variant. */
+export function samplerFor(sampling: Exclude<Sampling, 'none'>): Sampler {
+  if (sampling === 'on') return new AlwaysOnSampler();
+  if (sampling === 'off') return new AlwaysOffSampler();
+  return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(SAMPLING_RATIO) });
+}
 
 /** Serializes spans to an OTLP/protobuf export request, counts them, and throws the bytes away. */
 export class DiscardingProtobufExporter implements SpanExporter {
@@ -55,13 +70,13 @@ export interface BenchSdk {
 /**
  * Registers the benchmark SDK globally (tracer provider, context manager, propagator).
  *
- * @param sampling - `on` for AlwaysOn, `off` for AlwaysOff.
+ * @param sampling - `on` AlwaysOn, `ratio` ParentBased(TraceIdRatioBased(0.1)), `off` AlwaysOff.
  */
-export function registerSdk(sampling: 'on' | 'off'): BenchSdk {
+export function registerSdk(sampling: Exclude<Sampling, 'none'>): BenchSdk {
   const exporter = new DiscardingProtobufExporter();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'hoptrace-bench' }),
-    sampler: sampling === 'on' ? new AlwaysOnSampler() : new AlwaysOffSampler(),
+    sampler: samplerFor(sampling),
     spanProcessors: [new BatchSpanProcessor(exporter)],
   });
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

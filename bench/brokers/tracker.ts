@@ -1,50 +1,55 @@
-// Counts messages through one scenario run: the producer asks for room before sending (so no more
-// than `window` messages are ever in flight, which keeps memory bounded in soak runs), the consumer
-// reports each processed message, and `done` resolves at the last one.
+// Counts messages through one scenario phase (warm-up, then the measured run): the producer asks for
+// room before sending (so no more than `window` messages are ever in flight, which keeps memory
+// bounded in soak runs), the consumer reports each processed message, and `done` resolves at the last
+// one. `reset` starts the next phase on the same prepared scenario.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
-import type { Scenario, Variant } from './types.ts';
+import type { Counter } from './types.ts';
 
-/** Flow control and completion for one run of `n` messages. */
-export class Tracker {
-  /** Messages handed to the client so far. */
+/** Flow control and completion for one phase of `n` messages. */
+export class Tracker implements Counter {
+  /** Messages handed to the client so far in this phase. */
   sent = 0;
-  /** Messages the consumer has processed so far. */
+  /** Messages the consumer has processed so far in this phase. */
   processed = 0;
-  /** Resolves with `performance.now()` when the `n`-th message is processed. */
-  readonly done: Promise<number>;
-  private resolveDone!: (at: number) => void;
-  private waiting: (() => void) | undefined;
-  /** Messages in the run. */
-  readonly n: number;
+  /** Of those, messages that arrived with a traceparent. */
+  carried = 0;
+  /** Resolves with `performance.now()` when the `n`-th message of this phase is processed. */
+  done!: Promise<number>;
+  /** Messages in this phase. */
+  n = 0;
   /** Most messages sent but not yet processed. */
   readonly window: number;
-  private readonly every: number;
-  private readonly milestone: (processed: number) => void;
+  private resolveDone!: (at: number) => void;
+  private waiting: (() => void) | undefined;
+  private every = 0;
+  private milestone: (processed: number) => void = () => undefined;
+
+  /** @param window - most messages sent but not yet processed. */
+  constructor(window: number) {
+    this.window = window;
+    this.reset(0);
+  }
 
   /**
-   * @param n - messages in the run.
-   * @param window - most messages sent but not yet processed.
+   * Starts a phase of `n` messages.
+   *
    * @param every - call `milestone` each time this many more messages are processed (0: never).
    * @param milestone - called synchronously from the consumer with the processed count.
    */
-  constructor(
-    n: number,
-    window: number,
-    every = 0,
-    milestone: (processed: number) => void = () => undefined,
-  ) {
+  reset(n: number, every = 0, milestone: (processed: number) => void = () => undefined): void {
     this.n = n;
-    this.window = window;
+    this.sent = 0;
+    this.processed = 0;
+    this.carried = 0;
     this.every = every;
     this.milestone = milestone;
+    this.waiting = undefined;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
   }
 
-  /** Counts `k` messages as sent; returns a promise when they must wait for room, else undefined. */
   room(k: number): Promise<void> | undefined {
     this.sent += k;
     if (this.sent - this.processed <= this.window) return undefined;
@@ -53,8 +58,8 @@ export class Tracker {
     });
   }
 
-  /** The consumer processed one message. */
-  message(): void {
+  message(carried: boolean): void {
+    if (carried) this.carried++;
     const count = ++this.processed;
     if (this.every > 0 && count % this.every === 0) this.milestone(count);
     if (this.waiting && this.sent - count <= this.window) {
@@ -66,27 +71,6 @@ export class Tracker {
   }
 }
 
-/** What a suite gets to build one scenario. */
-export interface SuiteEnv {
-  variant: Variant;
-  endpoints: Partial<BrokerEndpoints>;
-  /** A CommonJS require, so instrumentations registered before it can patch the client. */
-  require: NodeJS.Require;
-  /** Unique per child process and scenario, for topic / queue names. */
-  unique: string;
-}
-
-/** A scenario ready to run: connected, consuming, nothing sent yet. */
-export interface Prepared {
-  /** Sends `tracker.n` messages (asking `tracker.room` first); resolves when all were sent. */
-  send(): Promise<void>;
-  /** Disconnects and deletes what the scenario created. */
-  close(): Promise<void>;
-}
-
-/** One broker's benchmark: builds a scenario on a real broker. */
-export type PrepareScenario = (env: SuiteEnv, scenario: Scenario, tracker: Tracker) => Promise<Prepared>;
-
 /**
  * Imports a hoptrace adapter. `HOPTRACE_BENCH_<NAME>=<file>` (e.g. `HOPTRACE_BENCH_KAFKA`) imports that
  * module instead, so a fix can be measured on a local copy before the package is changed.
@@ -95,6 +79,6 @@ export type PrepareScenario = (env: SuiteEnv, scenario: Scenario, tracker: Track
  * @param load - the normal import, e.g. `() => import('@hoptrace/kafka')`.
  */
 export async function importAdapter<T>(name: string, load: () => Promise<T>): Promise<T> {
-  const override = process.env[`HOPTRACE_BENCH_${name.toUpperCase()}`];
+  const override = process.env[`HOPTRACE_BENCH_${name.toUpperCase().replaceAll('-', '_')}`];
   return override ? ((await import(pathToFileURL(resolve(override)).href)) as T) : load();
 }

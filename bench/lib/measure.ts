@@ -6,6 +6,10 @@ export interface Case {
   /** Which baseline this case is compared with (a case name), if any. */
   baseline?: string;
   fn: () => unknown;
+  /** Calls per repetition for this case (default: the run's `ops`); slow cases take a few. */
+  ops?: number;
+  /** Unmeasured calls before the first repetition (default: the run's `warmupOps`). */
+  warmupOps?: number;
 }
 
 /** Median, min and max of repeated measurements. */
@@ -46,7 +50,7 @@ export async function runCases(
   cases: Case[],
   options: { ops: number; repetitions: number; warmupOps: number },
 ): Promise<CaseResult[]> {
-  for (const c of cases) for (let i = 0; i < options.warmupOps; i++) c.fn();
+  for (const c of cases) for (let i = 0; i < (c.warmupOps ?? options.warmupOps); i++) c.fn();
   const ns: number[][] = cases.map(() => []);
   const gc: number[][] = cases.map(() => []);
   let sink: unknown;
@@ -54,13 +58,14 @@ export async function runCases(
     for (const [i, c] of cases.entries()) {
       globalThis.gc?.();
       await new Promise((r) => setTimeout(r, 20)); // the forced GC's entry is reported before we start
+      const ops = c.ops ?? options.ops;
       const gcBefore = gcMs;
       const start = process.hrtime.bigint();
-      for (let k = 0; k < options.ops; k++) sink = c.fn();
+      for (let k = 0; k < ops; k++) sink = c.fn();
       const elapsed = Number(process.hrtime.bigint() - start);
       await new Promise((r) => setTimeout(r, 20)); // let the GC observer report this run's pauses
-      ns[i]?.push(elapsed / options.ops);
-      gc[i]?.push(((gcMs - gcBefore) / options.ops) * 1e6);
+      ns[i]?.push(elapsed / ops);
+      gc[i]?.push(((gcMs - gcBefore) / ops) * 1e6);
     }
   }
   if (sink === Symbol.for('never')) console.log(sink);

@@ -102,6 +102,19 @@ try {
     (l) => l.hop === 'bullmq' && (l as { orderId?: string }).orderId === shown.order.id,
   );
   if (line) console.log(`\na log line from the worker hop carries the trace: ${JSON.stringify(line)}\n`);
+  const poison = placed.find((p) => p.order.poison);
+  if (poison) {
+    console.log(`trace of ${poison.order.id} (${poison.outcome.status}), trace id ${poison.traceId}:\n`);
+    console.log(renderTraceTree(spans, poison.traceId, { color: process.stdout.isTTY }));
+    const dlqLine = logs.lines.find(
+      (l) => l.hop === 'rabbitmq-dlq' && (l as { orderId?: string }).orderId === poison.order.id,
+    );
+    if (dlqLine) {
+      console.log(
+        `\nits dead-letter log line carries trace id, error code and tenant: ${JSON.stringify(dlqLine)}\n`,
+      );
+    }
+  }
 
   const html = renderWaterfallHtml(spans, {
     title: `hoptrace demo: ${count} orders`,

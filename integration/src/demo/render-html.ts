@@ -76,6 +76,8 @@ function pct(value: number): string {
 interface TraceView {
   readonly traceId: string;
   readonly nodes: readonly SpanTreeNode[];
+  /** Every span given, so a link can name a target in another trace. */
+  readonly spans: readonly ReadableSpan[];
   readonly startMs: number;
   readonly totalMs: number;
   readonly errors: number;
@@ -90,6 +92,7 @@ function viewOf(spans: readonly ReadableSpan[], traceId: string): TraceView {
   return {
     traceId,
     nodes,
+    spans,
     startMs,
     totalMs: Math.max(endMs - startMs, 0),
     errors: nodes.filter((n) => spanStatusLabel(n.span) === 'ERROR').length,
@@ -132,7 +135,7 @@ function renderRow(node: SpanTreeNode, view: TraceView): string {
   const labelStyle =
     left + width > 78 ? `right:${pct(100 - left)};text-align:right` : `left:${pct(left + width)}`;
   const errorType = status === 'ERROR' ? spanErrorType(span) : undefined;
-  const marker = linksMarker(span.links);
+  const marker = linksMarker(span.links, view.spans);
   const badges = [
     status === 'ERROR' ? '<span class="badge error" data-testid="error-badge">ERROR</span>' : '',
     marker ? `<span class="links" data-testid="links-note">${escapeHtml(marker)}</span>` : '',

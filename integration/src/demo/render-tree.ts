@@ -161,9 +161,24 @@ export function formatDurationMs(ms: number): string {
   return `${Math.round(ms)} ms`;
 }
 
-/** The marker shown for a span with links, e.g. `↪ linked to 2 span(s)`; undefined without links. */
-export function linksMarker(links: readonly Link[]): string | undefined {
-  return links.length > 0 ? `↪ linked to ${links.length} span(s)` : undefined;
+/**
+ * The marker shown for a span with links; undefined without links. One link names its target (the
+ * span's name when it is among `spans`, else its id); a link that carries hoptrace's failure lineage
+ * (`hoptrace.failure.error.type`) says what the span is: `↪ dead letter of process orders
+ * (POISON_ORDER)`, or `↪ retry of …` when the failure was classified retryable. Several links:
+ * `↪ linked to 3 span(s)`.
+ */
+export function linksMarker(links: readonly Link[], spans: readonly ReadableSpan[] = []): string | undefined {
+  const [link] = links;
+  if (!link) return undefined;
+  if (links.length > 1) return `↪ linked to ${links.length} span(s)`;
+  const { traceId, spanId } = link.context;
+  const target = spans.find((s) => s.spanContext().spanId === spanId && s.spanContext().traceId === traceId);
+  const what = target ? printable(target.name) : `span ${spanId}`;
+  const errorType = link.attributes?.['hoptrace.failure.error.type'];
+  if (typeof errorType !== 'string') return `↪ linked to ${what}`;
+  const kind = link.attributes?.['hoptrace.failure.retryable'] === true ? 'retry' : 'dead letter';
+  return `↪ ${kind} of ${what} (${printable(errorType)})`;
 }
 
 const ANSI = {
@@ -184,7 +199,7 @@ function printable(text: string): string {
 /**
  * The trace `traceId` as a tree for the terminal: a header line, then one line per span with its hop,
  * the tree drawn with `├─`/`└─`, span name, kind, duration, status (with `error.type` when ERROR) and,
- * for spans with links, `↪ linked to <n> span(s)`. Orphans (parent not among the spans) are shown at
+ * for spans with links, what they link to (see {@link linksMarker}). Orphans (parent not among the spans) are shown at
  * top level and marked. Lines are ordered by start time, so the same spans always render the same.
  * Control characters in span names are replaced; ANSI colours only with `options.color`.
  *
@@ -247,7 +262,7 @@ export function renderTraceTree(
       (durations[i] ?? '').padStart(durationWidth),
       statusText,
     ];
-    const marker = linksMarker(span.links);
+    const marker = linksMarker(span.links, spans);
     if (marker) parts.push(paint(ANSI.dim, marker));
     if (node.orphan) parts.push(paint(ANSI.dim, `(parent ${parentSpanIdOf(span)} not recorded)`));
     return parts.join('  ').trimEnd();

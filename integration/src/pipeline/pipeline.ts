@@ -1,5 +1,6 @@
-import { traceConnection } from '@hoptrace/amqp';
+import { deadLetterOptions, traceConnection } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import type { ErrorClassifier } from '@hoptrace/core';
 import { traceKafka } from '@hoptrace/kafka';
 import type { BrokerEndpoints } from '@hoptrace/test-kit/harness';
 import { propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
@@ -15,11 +16,32 @@ export interface Order {
   id: string;
   tenant: string;
   items: number;
-  /** The RabbitMQ hop rejects it (no requeue): it is dead-lettered and handled from the DLQ. */
+  /**
+   * The RabbitMQ hop refuses it with {@link PoisonOrderError} (code `POISON_ORDER`): it republishes a
+   * dead-letter copy carrying the failure's lineage, and a dead-letter consumer handles it within the
+   * original trace, linked to the failed attempt.
+   */
   poison?: boolean;
   /** The first BullMQ attempt fails; BullMQ's retry succeeds. */
   flaky?: boolean;
 }
+
+/** What the RabbitMQ hop throws for an order it must never process (a business failure, not retryable). */
+export class PoisonOrderError extends Error {
+  /** The business error code: low cardinality, recorded as `error.type`. */
+  readonly code = 'POISON_ORDER';
+  constructor(orderId: string) {
+    super(`order ${orderId} failed validation`);
+    this.name = 'PoisonOrderError';
+  }
+}
+
+/**
+ * The pipeline's error classifier, given to every wrapper and to the dead-letter helper so the span,
+ * the dead-letter headers and the log lines agree: business errors by their code, not retryable.
+ */
+export const classifyOrderError: ErrorClassifier = (error) =>
+  error instanceof PoisonOrderError ? { type: error.code, retryable: false } : undefined;
 
 /** How an order ended. */
 export interface OrderOutcome {
@@ -58,8 +80,9 @@ export interface PipelineOptions {
  * Starts the order pipeline on real brokers, traced with hoptrace's adapters on every hop:
  * 1. `POST /orders` (root SERVER span) sends `order placed` to Kafka;
  * 2. a Kafka consumer reserves stock and publishes `order.reserved` to a RabbitMQ topic exchange;
- * 3. a RabbitMQ consumer enqueues a BullMQ `fulfil` job (poison orders are rejected to a DLX instead,
- *    and a dead-letter consumer handles them within the original trace);
+ * 3. a RabbitMQ consumer enqueues a BullMQ `fulfil` job (poison orders fail with `POISON_ORDER` and are
+ *    republished to a dead-letter exchange with their failure lineage; a dead-letter consumer handles
+ *    them within the original trace, linked to the failed attempt);
  * 4. a BullMQ worker completes the order (flaky orders fail the first attempt).
  * A BullMQ job scheduler runs a reconciliation that publishes to another Kafka topic.
  * Baggage `tenant.id` is allow-listed on the BullMQ worker only.
@@ -84,7 +107,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     }),
     // Order ids are the message keys here and carry no personal data, so the demo opts in to
     // recording them (`kafka.message.key` is off by default).
-    { captureKeys: true },
+    { captureKeys: true, classifyError: classifyOrderError },
   );
   const admin = kafka.admin();
   await admin.connect();
@@ -101,7 +124,9 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
   cleanups.push(() => kafkaHop.stop());
 
   // RabbitMQ.
-  const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url));
+  const connection = traceConnection(await amqplib.connect(options.endpoints.rabbitmq.url), {
+    classifyError: classifyOrderError,
+  });
   cleanups.push(() => connection.close());
   const publishChannel = await connection.createConfirmChannel();
   const consumeChannel = await connection.createChannel();
@@ -152,8 +177,18 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     if (!message) return;
     const order = JSON.parse(message.content.toString()) as Order;
     if (order.poison) {
-      log.warn({ orderId: order.id, hop: 'rabbitmq' }, 'poison order rejected');
-      consumeChannel.nack(message, false, false);
+      // Dead-letter it ourselves, as Spring's dead-letter publishing does: the copy keeps the message's
+      // headers (its creation context and baggage) and adds the failure's lineage (original queue,
+      // error code, attempts, this attempt's span context), and the attempt's span records the code.
+      const error = new PoisonOrderError(order.id);
+      const copy = deadLetterOptions(message, error, {
+        queue: names.fulfilmentRequests,
+        classifyError: classifyOrderError,
+      });
+      log.warn({ orderId: order.id, hop: 'rabbitmq', code: error.code }, 'poison order dead-lettered');
+      publishChannel.publish(names.deadLetterExchange, '', message.content, copy, (failed) =>
+        failed ? consumeChannel.nack(message, false, false) : consumeChannel.ack(message),
+      );
       return;
     }
     log.info({ orderId: order.id, hop: 'rabbitmq' }, 'enqueueing fulfilment');
@@ -182,7 +217,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
         settle({ orderId: job.data.id, status: 'fulfilled', attempts: job.attemptsMade + 1 });
         return { fulfilled: true };
       },
-      { baggageAttributes: ['tenant.id'] },
+      { baggageAttributes: ['tenant.id'], classifyError: classifyOrderError },
     ),
     { connection: redis, concurrency: 5 },
   );

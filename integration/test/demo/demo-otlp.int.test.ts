@@ -218,17 +218,23 @@ describe('the demo with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
     expect(t.spans, names(t.spans)).toHaveLength(8);
   });
 
-  it('keeps the poison order in its trace: rejected at RabbitMQ (ERROR), then handled from the DLQ', () => {
+  it('keeps the poison order in its trace: POISON_ORDER at RabbitMQ, its dead letter linked back to that attempt', () => {
     const t = orderTrace('order-003');
     expect(t.rabbitProcesses).toHaveLength(2);
     const [rejected, deadLetter] = [...t.rabbitProcesses].sort((a, b) =>
       a.startTimeUnixNano.localeCompare(b.startTimeUnixNano),
     );
     expect(rejected?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(rejected?.attributes['error.type']).toBe('POISON_ORDER');
     expect(String(deadLetter?.attributes['messaging.destination.name'])).toContain('fulfilment-dead-');
     expect(deadLetter?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(deadLetter?.links).toEqual([{ traceId: t.traceId, spanId: rejected?.spanId }]);
+    expect(deadLetter?.attributes['hoptrace.failure.error.type']).toBe('POISON_ORDER');
     expect(t.bullSends).toEqual([]);
-    expect(t.spans, names(t.spans)).toHaveLength(6);
+    // request, Kafka send + process, RabbitMQ send + process, the dead-letter send + process
+    expect(t.spans, names(t.spans)).toHaveLength(7);
+    // The demo prints this trace too, the dead letter naming the attempt it came from.
+    expect(run.stdout).toContain(`↪ dead letter of ${rejected?.name} (POISON_ORDER)`);
   });
 
   it('runs each reconciliation as its own trace, a root linked to the scheduling call', () => {

@@ -12,6 +12,8 @@ export interface OrderTrace {
   rabbitProcess: ReadableSpan;
   bullSend?: ReadableSpan;
   bullProcess: ReadableSpan[];
+  /** The poison order's dead-letter copy: its send (inside the failed attempt) and its processing. */
+  deadLetterSend?: ReadableSpan;
   deadLetterProcess?: ReadableSpan;
 }
 
@@ -28,7 +30,7 @@ function one(spans: ReadableSpan[], what: string, pick: (s: ReadableSpan) => boo
 export function orderTrace(
   all: readonly ReadableSpan[],
   traceId: string,
-  names: { ordersTopic: string; fulfilmentQueue: string },
+  names: { ordersTopic: string; fulfilmentQueue: string; deadLetterExchange: string },
 ): OrderTrace {
   const spans = all.filter((s) => s.spanContext().traceId === traceId);
   const request = one(spans, 'request span', (s) => s.name === 'POST /orders');
@@ -47,7 +49,13 @@ export function orderTrace(
   // The parent already ties them: no link repeating it.
   expect(kafkaProcess.links).toEqual([]);
 
-  const rabbitSend = one(spans, 'rabbitmq send', (s) => sys(s) === 'rabbitmq' && op(s) === 'send');
+  const toDeadLetters = (s: ReadableSpan) =>
+    s.attributes['messaging.destination.name'] === names.deadLetterExchange;
+  const rabbitSend = one(
+    spans,
+    'rabbitmq send',
+    (s) => sys(s) === 'rabbitmq' && op(s) === 'send' && !toDeadLetters(s),
+  );
   expect(rabbitSend.name).toMatch(/^send /);
   expect(rabbitSend.kind).toBe(SpanKind.PRODUCER);
   expect(parentSpanId(rabbitSend)).toBe(kafkaProcess.spanContext().spanId);
@@ -61,6 +69,8 @@ export function orderTrace(
   const deadLetterProcess = rabbitProcesses.find((s) =>
     String(s.attributes['messaging.destination.name']).includes('fulfilment-dead'),
   );
+  const deadLetterSend = spans.find((s) => sys(s) === 'rabbitmq' && op(s) === 'send' && toDeadLetters(s));
+  if (deadLetterSend) expect(parentSpanId(deadLetterSend)).toBe(rabbitProcess.spanContext().spanId);
 
   const bullSends = spans.filter((s) => sys(s) === 'bullmq' && op(s) === 'send');
   const bullProcess = spans
@@ -86,6 +96,7 @@ export function orderTrace(
     rabbitProcess,
     ...(bullSend ? { bullSend } : {}),
     bullProcess,
+    ...(deadLetterSend ? { deadLetterSend } : {}),
     ...(deadLetterProcess ? { deadLetterProcess } : {}),
   };
 }

@@ -43,9 +43,10 @@ describe('the order pipeline', () => {
       const hopLines = byHop(hop);
       expect(hopLines.length, hop).toBeGreaterThan(0);
       for (const line of hopLines)
-        expect({ trace_id: line.trace_id, span_id: line.span_id }).toEqual({
+        expect({ trace_id: line.trace_id, span_id: line.span_id, tenant: line['tenant.id'] }).toEqual({
           trace_id: traceId,
           span_id: spanId,
+          tenant: 'acme', // the business code travelled as baggage through every hop
         });
     };
     expectIds('http', t.request.spanContext().spanId);
@@ -87,13 +88,41 @@ describe('the order pipeline', () => {
       poison: true,
     });
     await expect(done).resolves.toMatchObject({ status: 'dead-lettered' });
-    await waitForSpans(spans, (all) => all.filter((s) => s.spanContext().traceId === traceId).length >= 6);
+    await waitForSpans(spans, (all) => all.filter((s) => s.spanContext().traceId === traceId).length >= 7);
     const t = orderTrace(spans(), traceId, pipeline.names);
+    expect(spans().filter((s) => s.spanContext().traceId === traceId)).toHaveLength(7);
+    // The failed attempt records the business code the classifier gave.
     expect(t.rabbitProcess.status.code).toBe(SpanStatusCode.ERROR);
+    expect(t.rabbitProcess.attributes['error.type']).toBe('POISON_ORDER');
     expect(t.bullSend).toBeUndefined();
-    expect(t.deadLetterProcess).toBeDefined();
-    expect(t.deadLetterProcess?.spanContext().traceId).toBe(traceId);
-    expect(parentSpanId(t.deadLetterProcess!)).toBe(t.rabbitSend.spanContext().spanId);
+    expect(t.deadLetterSend).toBeDefined();
+    const dlq = t.deadLetterProcess;
+    if (!dlq) throw new Error('the dead-letter copy was not processed');
+    // The copy continues the original trace (its creation context is the original send) ...
+    expect(dlq.spanContext().traceId).toBe(traceId);
+    expect(parentSpanId(dlq)).toBe(t.rabbitSend.spanContext().spanId);
+    // ... and links to the attempt that failed, naming the failure.
+    expect(dlq.links).toHaveLength(1);
+    expect(dlq.links[0]?.context.spanId).toBe(t.rabbitProcess.spanContext().spanId);
+    expect(dlq.links[0]?.attributes).toMatchObject({
+      'hoptrace.failure.error.type': 'POISON_ORDER',
+      'hoptrace.failure.retryable': false,
+      'hoptrace.failure.destination': pipeline.names.fulfilmentRequests,
+      'hoptrace.failure.attempts': 1,
+    });
+    expect(dlq.attributes['hoptrace.failure.error.type']).toBe('POISON_ORDER');
+    // Log lines of both the failed attempt and the dead-letter handling carry trace id, error code and tenant.
+    const poisonLines = lines.filter((l) => (l as { orderId?: string }).orderId === 'order-poison');
+    const failedLine = poisonLines.find((l) => l.hop === 'rabbitmq');
+    const dlqLine = poisonLines.find((l) => l.hop === 'rabbitmq-dlq');
+    expect(failedLine).toMatchObject({ trace_id: traceId, span_id: t.rabbitProcess.spanContext().spanId });
+    expect(failedLine?.['tenant.id']).toBe('acme');
+    expect(dlqLine).toMatchObject({
+      trace_id: traceId,
+      span_id: dlq.spanContext().spanId,
+      'error.type': 'POISON_ORDER',
+      'tenant.id': 'acme',
+    });
   });
 
   it('runs the scheduled reconciliation as a new trace per run, each linked to the scheduling context', async () => {

@@ -268,7 +268,7 @@ describe('the HTML waterfall in a real headless Chromium', () => {
     const retry = `${OPEN}[data-status="unset"][data-span-name="process fulfilment"]`;
     expect(await rgbOf(page, `${retry} [data-testid="span-bar"]`)).toEqual([15, 157, 138]);
     expect(await page.locator(`${retry} [data-testid="links-note"]`).innerText()).toBe(
-      '↪ linked to 1 span(s)',
+      '↪ linked to process fulfilment',
     );
   });
 

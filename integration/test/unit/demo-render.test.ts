@@ -14,7 +14,13 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderWaterfallHtml } from '../../src/demo/render-html.ts';
-import { buildSpanTree, flattenSpanTree, hopOf, renderTraceTree } from '../../src/demo/render-tree.ts';
+import {
+  buildSpanTree,
+  flattenSpanTree,
+  hopOf,
+  linksMarker,
+  renderTraceTree,
+} from '../../src/demo/render-tree.ts';
 
 /** 2025-10-09T08:53:20Z: spans get explicit times so that durations and order are exact. */
 const T0_SECONDS = 1_760_000_000;
@@ -231,7 +237,7 @@ describe('the demo renderers over a real in-memory SDK', () => {
           'rabbitmq           └─ process order.reserved                    CONSUMER  10.0 ms  unset',
           'bullmq                └─ send fulfilment                        PRODUCER   1.0 ms  unset',
           'bullmq                   ├─ process fulfilment                  CONSUMER   8.0 ms  ERROR TimeoutError',
-          'bullmq                   └─ process fulfilment                  CONSUMER  10.0 ms  OK  ↪ linked to 1 span(s)',
+          'bullmq                   └─ process fulfilment                  CONSUMER  10.0 ms  OK  ↪ linked to process fulfilment',
         ].join('\n'),
       );
     });
@@ -286,6 +292,30 @@ describe('the demo renderers over a real in-memory SDK', () => {
         ['b', 1],
         ['c', 2],
       ]);
+    });
+  });
+
+  describe('linksMarker', () => {
+    const failed = () => spans.find((s) => s.status.code === 2);
+    it('names a failure lineage link: dead letter or retry of the failed span, with its code', () => {
+      const target = failed();
+      if (!target) throw new Error('the fixture has no failed span');
+      const context = target.spanContext();
+      const lineage = (retryable: boolean) => ({
+        context,
+        attributes: {
+          'hoptrace.failure.error.type': 'POISON_ORDER',
+          'hoptrace.failure.retryable': retryable,
+        },
+      });
+      expect(linksMarker([lineage(false)], spans)).toBe('↪ dead letter of process fulfilment (POISON_ORDER)');
+      expect(linksMarker([lineage(true)], spans)).toBe('↪ retry of process fulfilment (POISON_ORDER)');
+      // A target that was not recorded is named by its id; several links are counted.
+      expect(linksMarker([lineage(false)], [])).toBe(
+        `↪ dead letter of span ${context.spanId} (POISON_ORDER)`,
+      );
+      expect(linksMarker([{ context }, { context }], spans)).toBe('↪ linked to 2 span(s)');
+      expect(linksMarker([], spans)).toBeUndefined();
     });
   });
 
@@ -368,7 +398,9 @@ describe('the demo renderers over a real in-memory SDK', () => {
       // 22 ms into a 45 ms trace, 8 ms long.
       expect(errorRow).toContain('style="left:48.889%;width:17.778%"');
       expect(errorRow).toContain('>8.0 ms <span class="error-type">TimeoutError</span></span>');
-      expect(html).toContain('<span class="links" data-testid="links-note">↪ linked to 1 span(s)</span>');
+      expect(html).toContain(
+        '<span class="links" data-testid="links-note">↪ linked to process fulfilment</span>',
+      );
     });
 
     it('is self-contained: no scripts, links, imports or remote URLs', () => {

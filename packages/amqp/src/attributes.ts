@@ -1,13 +1,9 @@
 /**
- * hoptrace's own RabbitMQ attribute keys and `error.type` values (no convention exists for these
- * yet), and the readers of RabbitMQ's own headers. Everything else comes from the conventions
- * through `@hoptrace/core`.
+ * hoptrace's own RabbitMQ attribute keys, event names and `error.type` values (no convention exists
+ * for these yet). Everything else comes from the conventions through `@hoptrace/core`.
  *
  * @packageDocumentation
  */
-
-import { capValue } from '@hoptrace/core/adapter';
-import type { Attributes } from '@opentelemetry/api';
 
 /** `true` when RabbitMQ redelivers the message (`fields.redelivered`); absent otherwise. */
 export const ATTR_HOPTRACE_RABBITMQ_REDELIVERED = 'hoptrace.rabbitmq.redelivered';
@@ -18,7 +14,10 @@ export const ATTR_HOPTRACE_RABBITMQ_REDELIVERED = 'hoptrace.rabbitmq.redelivered
 export const ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT = 'hoptrace.rabbitmq.death_count';
 /** Why the message was last dead-lettered (`rejected`, `expired`, `maxlen`, `delivery_limit`), from `x-death`. */
 export const ATTR_HOPTRACE_RABBITMQ_DEATH_REASON = 'hoptrace.rabbitmq.death.reason';
-/** The queue the message was last dead-lettered from, from `x-death`. */
+/**
+ * The queue the message was last dead-lettered from, from `x-death` (for a message dead-lettered
+ * once: the queue it was first consumed from).
+ */
 export const ATTR_HOPTRACE_RABBITMQ_DEATH_QUEUE = 'hoptrace.rabbitmq.death.queue';
 /** The exchange the message had been published to before it was last dead-lettered, from `x-death`. */
 export const ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE = 'hoptrace.rabbitmq.death.exchange';
@@ -33,55 +32,23 @@ export const ATTR_HOPTRACE_RABBITMQ_REQUEUE = 'hoptrace.rabbitmq.requeue';
 /** The consumer tag a delivery came through. */
 export const ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG = 'hoptrace.rabbitmq.consumer_tag';
 
+/** Event on a process span that `maxOpenDeliveries` ended before its message was settled. */
+export const EVENT_HOPTRACE_UNTRACKED = 'hoptrace.untracked';
+/** The bound in force, on {@link EVENT_HOPTRACE_UNTRACKED}. */
+export const ATTR_HOPTRACE_MAX_OPEN_DELIVERIES = 'hoptrace.max_open_deliveries';
+
 /** `error.type` of a process span still open when its channel closed. */
 export const ERROR_CHANNEL_CLOSED = 'channel_closed';
 /** `error.type` of a process span still open when its connection closed or dropped. */
 export const ERROR_CONNECTION_CLOSED = 'connection_closed';
+/**
+ * `error.type` of a process span still open when a delivery arrived with a tag not greater than
+ * the last one (a new channel incarnation reused the tags; the old deliveries cannot be settled).
+ */
+export const ERROR_DELIVERY_TAG_REUSED = 'delivery_tag_reused';
 /** `error.type` of a process span force-ended by `settleTimeoutMs`. */
 export const ERROR_SETTLE_TIMEOUT = 'settle_timeout';
 /** `error.type` of a process span whose message was nacked or rejected without requeue. */
 export const ERROR_REJECTED = 'rejected';
 /** `error.type` of a send span on a confirm channel when the broker nacks the message. */
 export const ERROR_NACKED = 'nacked';
-
-/** One `x-death` entry, as amqplib decodes it. */
-interface DeathEntry {
-  count?: unknown;
-  reason?: unknown;
-  queue?: unknown;
-  exchange?: unknown;
-}
-
-/**
- * The number of times a message was dead-lettered, from its `x-death` header (an array of tables
- * with a `count`). Never throws; anything unexpected yields `undefined`.
- */
-export function deathCount(xDeath: unknown): number | undefined {
-  if (!Array.isArray(xDeath) || xDeath.length === 0) return undefined;
-  let total = 0;
-  for (const entry of xDeath.slice(0, 64)) {
-    const count = entry !== null && typeof entry === 'object' ? (entry as DeathEntry).count : undefined;
-    if (typeof count === 'number' && Number.isFinite(count)) total += count;
-    else if (typeof count === 'bigint') total += Number(count);
-  }
-  return total;
-}
-
-/**
- * Attributes describing a dead-lettered message from its `x-death` header: total count, and the
- * most recent death's reason, queue and exchange (RabbitMQ puts the most recent first). Values are
- * capped; anything unexpected is skipped. Never throws.
- */
-export function deathAttributes(xDeath: unknown, out: Attributes): void {
-  const count = deathCount(xDeath);
-  if (count === undefined) return;
-  out[ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT] = count;
-  const latest = (xDeath as unknown[])[0];
-  if (latest === null || typeof latest !== 'object') return;
-  const { reason, queue, exchange } = latest as DeathEntry;
-  if (typeof reason === 'string' && reason !== '')
-    out[ATTR_HOPTRACE_RABBITMQ_DEATH_REASON] = capValue(reason, 64);
-  if (typeof queue === 'string' && queue !== '') out[ATTR_HOPTRACE_RABBITMQ_DEATH_QUEUE] = capValue(queue);
-  if (typeof exchange === 'string' && exchange !== '')
-    out[ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE] = capValue(exchange);
-}

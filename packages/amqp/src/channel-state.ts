@@ -2,32 +2,37 @@ import {
   MetricAttributeCache,
   type MetricOperation,
   type OperationMetric,
+  OperationTemplates,
+  operationMetric,
   type SpanOperation,
-  SpanTemplates,
+  type SpanTemplate,
 } from '@hoptrace/core/adapter';
-import { type Attributes, SpanKind } from '@opentelemetry/api';
+import { SpanKind } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_CONNECTION_CLOSED } from './attributes.ts';
 import { DeliveryTracker } from './deliveries.ts';
 import { defaultSpanDestination } from './destination.ts';
+import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
-import { connectionClosing, serverAttributes } from './server.ts';
 import type { AnyFunction, TraceableChannel } from './types.ts';
 
 /** The raw channel's methods, called with the raw channel as `this`. */
 export type RawChannel = TraceableChannel & Record<string, unknown>;
 
-const OPERATIONS = {
+/** Which operation a span template is for (`sendClient`: a send whose caller injected its own context). */
+export type AmqpOperation = 'send' | 'sendClient' | 'process' | 'receive' | 'ack' | 'nack' | 'reject';
+
+/** Settle operations are named for the amqplib method (`ack`, `nack`, `reject`). */
+const settle = (name: string): SpanOperation => ({ type: 'settle', name });
+
+const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
   send: { type: 'send', name: 'send' },
   sendClient: { type: 'send', name: 'send', kind: SpanKind.CLIENT },
   process: { type: 'process', name: 'process' },
   receive: { type: 'receive', name: 'receive' },
-  ack: { type: 'settle', name: 'ack' },
-  nack: { type: 'settle', name: 'nack' },
-  reject: { type: 'settle', name: 'reject' },
-} as const satisfies Record<string, SpanOperation>;
-
-/** Which operation a span template is for. */
-export type AmqpOperation = keyof typeof OPERATIONS;
+  ack: settle('ack'),
+  nack: settle('nack'),
+  reject: settle('reject'),
+};
 
 /**
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
@@ -41,14 +46,19 @@ export class ChannelState {
   readonly confirm: boolean;
   readonly deliveries: DeliveryTracker;
   readonly metrics: MetricAttributeCache;
-  readonly #templates = new Map<AmqpOperation, SpanTemplates>();
-  readonly #server: Attributes;
+  readonly #templates: OperationTemplates<AmqpOperation>;
 
   constructor(raw: RawChannel, opts: ResolvedOptions) {
     this.raw = raw;
     this.opts = opts;
     this.confirm = typeof raw.waitForConfirms === 'function';
-    this.#server = serverAttributes(raw, opts.serverAddress, opts.serverPort);
+    const server = serverAttributes(raw, opts.serverAddress, opts.serverPort);
+    this.#templates = new OperationTemplates(
+      opts.instr.system,
+      OPERATIONS,
+      () => server,
+      opts.instr.legacyAttributes,
+    );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
     this.metrics = new MetricAttributeCache(opts.instr.system);
     raw.on('close', () => {
@@ -72,19 +82,22 @@ export class ChannelState {
     return (this.raw[method] as AnyFunction).apply(this.raw, args);
   }
 
-  /** The span templates of an operation (keyed by span-name destination; the destination attribute is per span). */
-  templates(operation: AmqpOperation): SpanTemplates {
-    let templates = this.#templates.get(operation);
-    if (!templates) {
-      templates = new SpanTemplates(
-        this.opts.instr.system,
-        OPERATIONS[operation],
-        this.#server,
-        this.opts.instr.legacyAttributes,
-      );
-      this.#templates.set(operation, templates);
-    }
-    return templates;
+  /**
+   * The template of an operation's spans named after `nameDestination`. It carries
+   * `nameDestination` as `messaging.destination.name` (built once per destination), so a span
+   * whose full destination is the same needs no attribute object of its own; others pass theirs
+   * (see `destinationOverride`).
+   */
+  template(operation: AmqpOperation, nameDestination: string | undefined): SpanTemplate {
+    return this.#templates.of(operation).get(nameDestination);
+  }
+
+  /**
+   * The routing key as `messaging.destination.name` may show it: always on the default exchange
+   * (where it is the queue name), else only with `captureRoutingKey` (it may carry personal data).
+   */
+  destinationRoutingKey(exchange: string, routingKey: string): string {
+    return exchange === '' || this.opts.captureRoutingKey ? routingKey : '';
   }
 
   /** The low-cardinality destination for a span name and metrics (see {@link defaultSpanDestination}). */
@@ -112,12 +125,13 @@ export class ChannelState {
     nameDestination: string | undefined,
     count = 1,
   ): OperationMetric | undefined {
-    if (!this.opts.instr.metrics) return undefined;
-    return {
+    return operationMetric(
+      this.opts.instr.metrics !== undefined,
+      this.metrics,
       operation,
-      cache: this.metrics,
-      attributes: this.metrics.get(operationName, nameDestination),
+      operationName,
+      nameDestination,
       count,
-    };
+    );
   }
 }

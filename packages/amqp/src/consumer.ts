@@ -8,11 +8,11 @@ import {
   startConsumerSpan,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
-import { context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
+import { type Attributes, context as contextApi, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
-import { consumerDestination } from './destination.ts';
+import { consumerDestination, destinationOverride } from './destination.ts';
 import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage, AnyFunction } from './types.ts';
 
@@ -54,38 +54,56 @@ function processDelivery(
   // Push delivery: the context where consume() was called must not leak into every message.
   const { span, context } = startConsumerSpan(
     instr,
-    state.templates('process').get(nameDestination, null),
+    state.template('process', nameDestination),
     readMessageContext(headers),
     ROOT_CONTEXT,
     lineageLinks(lineage),
-    consumerDestination(exchange, routingKey, queue),
+    destinationOverride(
+      consumerDestination(exchange, state.destinationRoutingKey(exchange, routingKey), queue),
+      nameDestination,
+    ),
   );
-  if (span?.isRecording()) {
-    const attributes = deliveryAttributes(opts, message);
+  const recording = span?.isRecording() === true;
+  if (recording) {
+    const attributes = deliveryAttributes(opts, message, queue);
     if (typeof fields.consumerTag === 'string')
       attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
     if (lineage) Object.assign(attributes, lineageAttributes(lineage));
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
+    setSpanAttributes(span as Span, attributes, instr.legacyAttributes);
   }
-  recordTimeInQueue(state, nameDestination, properties?.timestamp);
-  const operation = new Operation(instr, span, state.metric('process', 'process', nameDestination));
-  const delivery = new Delivery(operation, queue);
-  // Tracked before the handler runs: it may ack synchronously.
-  if (!noAck) state.deliveries.track(fields.deliveryTag, delivery);
-  // With acks, the span ends on settle; a handler failure is recorded now and kept.
-  return contextApi.with(withFailureLineage(context, lineage), () =>
-    operation.run(() => onMessage(message), undefined, noAck),
+  const handlerContext = withFailureLineage(context, lineage);
+  const metric = state.metric('process', 'process', nameDestination);
+  // Nothing to end (unsampled fast path or a span that does not record, and no metrics): run the
+  // handler in its context and keep nothing.
+  if (!recording && metric === undefined)
+    return contextApi.with(handlerContext, onMessage, undefined, message);
+  if (metric) recordTimeInQueue(state, metric.attributes, properties?.timestamp);
+  const operation = new Operation(instr, span, metric);
+  // Tracked before the handler runs: it may ack synchronously. With acks, the span ends on settle;
+  // a handler failure is recorded now and kept.
+  if (!noAck) state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag));
+  return contextApi.with(
+    handlerContext,
+    operation.run,
+    operation,
+    () => onMessage(message),
+    undefined,
+    noAck,
   );
 }
 
-/** Records the time since the AMQP `timestamp` property (seconds since the epoch), when present and metrics are on. */
-function recordTimeInQueue(
-  state: ChannelState,
-  nameDestination: string | undefined,
-  timestamp: unknown,
-): void {
+/** 10^11 seconds is the year 5138: a larger `timestamp` is in milliseconds. */
+const MAX_SECONDS = 1e11;
+
+/**
+ * Records `hoptrace.messaging.time_in_queue` from the AMQP `timestamp` property (seconds since the
+ * epoch, as the publisher set it; milliseconds are recognized), when present. Clock skew between publisher and consumer never
+ * gives a negative time.
+ */
+function recordTimeInQueue(state: ChannelState, attributes: Attributes, timestamp: unknown): void {
   const metrics = state.opts.instr.metrics;
   if (!metrics || typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp <= 0) return;
-  const waited = Date.now() / 1000 - timestamp;
-  metrics.timeInQueue.record(Math.max(0, waited), state.metrics.get('process', nameDestination));
+  // AMQP timestamps are seconds; a value past MAX_SECONDS was set in milliseconds (Date.now()).
+  const seconds = timestamp > MAX_SECONDS ? timestamp / 1000 : timestamp;
+  metrics.timeInQueue.record(Math.max(0, Date.now() / 1000 - seconds), attributes);
 }

@@ -1,39 +1,52 @@
 import type { Operation } from '@hoptrace/core/adapter';
 import {
+  ATTR_HOPTRACE_MAX_OPEN_DELIVERIES,
   ATTR_HOPTRACE_RABBITMQ_REQUEUE,
   ATTR_HOPTRACE_RABBITMQ_SETTLEMENT,
+  ERROR_DELIVERY_TAG_REUSED,
   ERROR_REJECTED,
   ERROR_SETTLE_TIMEOUT,
+  EVENT_HOPTRACE_UNTRACKED,
 } from './attributes.ts';
 
 /** How a delivery was settled. */
 export type Settlement = 'ack' | 'nack' | 'reject';
-
-/** Event on a process span that `maxOpenDeliveries` ended before its message was settled. */
-export const EVENT_HOPTRACE_UNTRACKED = 'hoptrace.untracked';
 
 /** One delivery whose `process` operation is open until the message is settled. */
 export class Delivery {
   readonly operation: Operation;
   /** The queue the message was consumed from. */
   readonly queue: string;
+  /** The channel's delivery tag. */
+  readonly tag: number;
+  /** Still open in its tracker (false once settled, timed out or pushed out). */
+  tracked = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(operation: Operation, queue: string) {
+  constructor(operation: Operation, queue: string, tag: number) {
     this.operation = operation;
     this.queue = queue;
+    this.tag = tag;
   }
 }
 
+/** A compaction happens once the queue holds more than twice the open deliveries plus this. */
+const COMPACT_SLACK = 64;
+
 /**
- * The open `process` operations of one channel by delivery tag. Tags grow with each delivery on a
- * channel and a Map keeps insertion order, so the open deliveries are always in tag order: a
- * `multiple` settle walks only the deliveries it settles (O(settled), not O(open)), and the oldest
- * delivery is the first entry. Bounded by `maxOpen`. Every path that ends a span goes through the
- * delivery's {@link Operation}, which ends it once.
+ * The open `process` operations of one channel. Delivery tags grow with each delivery on a channel,
+ * so the deliveries are kept in an array in tag order (a queue with a moving head) beside a map by
+ * tag: a single settle is a map look-up; a `multiple` settle and the bound walk from the head and
+ * stop at the first tag past the one settled, so their cost is the deliveries they settle (plus, once
+ * each, the entries single settles left behind), never the deliveries open. Bounded by `maxOpen`.
+ * Every path that ends a span goes through the delivery's {@link Operation}, which ends it once.
  */
 export class DeliveryTracker {
-  readonly #open = new Map<number, Delivery>();
+  readonly #byTag = new Map<number, Delivery>();
+  /** Deliveries in tag order from `#head`; entries with `tracked === false` are left-overs. */
+  #queue: Delivery[] = [];
+  #head = 0;
+  #lastTag = Number.NEGATIVE_INFINITY;
   readonly #timeoutMs: number | undefined;
   readonly #maxOpen: number;
 
@@ -44,26 +57,35 @@ export class DeliveryTracker {
 
   /** Open deliveries now. */
   get size(): number {
-    return this.#open.size;
+    return this.#byTag.size;
+  }
+
+  /** Entries the ordered queue holds (open deliveries plus left-overs not yet dropped); for tests. */
+  get backlog(): number {
+    return this.#queue.length - this.#head;
   }
 
   /** Tracks a delivery until it is settled (or its channel closes, the timeout fires, or the bound pushes it out). */
-  track(tag: number, delivery: Delivery): void {
-    // A tag already open means amqplib reused it (a new channel incarnation): end the old one.
-    const previous = this.#open.get(tag);
-    if (previous) {
-      this.#open.delete(tag);
-      this.#abort(previous, 'delivery_tag_reused', 'delivery tag reused before settle');
+  track(delivery: Delivery): void {
+    const { tag } = delivery;
+    if (tag <= this.#lastTag) {
+      // Tags only grow on a channel: a smaller or equal one means a new channel incarnation reused
+      // them, and the open deliveries can no longer be settled.
+      this.abortAll(ERROR_DELIVERY_TAG_REUSED, 'delivery tag reused before settle');
     }
-    while (this.#open.size >= this.#maxOpen) {
-      const [oldestTag, oldest] = this.#open.entries().next().value as [number, Delivery];
-      this.#open.delete(oldestTag);
-      this.#untrack(oldest);
+    this.#lastTag = tag;
+    while (this.#byTag.size >= this.#maxOpen) {
+      const oldest = this.#shift();
+      if (oldest) this.#untrack(oldest);
     }
-    this.#open.set(tag, delivery);
+    this.#compact();
+    delivery.tracked = true;
+    this.#byTag.set(tag, delivery);
+    this.#queue.push(delivery);
     if (this.#timeoutMs !== undefined) {
       const timer = setTimeout(() => {
-        if (this.#open.get(tag) === delivery) this.#open.delete(tag);
+        this.#forget(delivery);
+        this.#compact();
         this.#abort(
           delivery,
           ERROR_SETTLE_TIMEOUT,
@@ -80,15 +102,16 @@ export class DeliveryTracker {
    * all). O(settled).
    */
   peek(tag: number | undefined, multiple: boolean): Delivery[] {
-    if (tag === undefined) return [...this.#open.values()];
-    if (!multiple) {
-      const delivery = this.#open.get(tag);
+    if (tag !== undefined && !multiple) {
+      const delivery = this.#byTag.get(tag);
       return delivery ? [delivery] : [];
     }
     const out: Delivery[] = [];
-    for (const [openTag, delivery] of this.#open) {
-      if (openTag > tag) break;
-      out.push(delivery);
+    const queue = this.#queue;
+    for (let i = this.#head; i < queue.length; i++) {
+      const delivery = queue[i] as Delivery;
+      if (tag !== undefined && delivery.tag > tag) break;
+      if (delivery.tracked) out.push(delivery);
     }
     return out;
   }
@@ -99,18 +122,24 @@ export class DeliveryTracker {
    */
   settle(tag: number | undefined, multiple: boolean, how: Settlement, requeue: boolean): void {
     if (tag !== undefined && !multiple) {
-      const delivery = this.#open.get(tag);
+      const delivery = this.#byTag.get(tag);
       if (delivery) {
-        this.#open.delete(tag);
+        this.#forget(delivery);
+        this.#compact();
         this.#settleOne(delivery, how, requeue);
       }
       return;
     }
-    for (const [openTag, delivery] of this.#open) {
-      if (tag !== undefined && openTag > tag) break;
-      this.#open.delete(openTag);
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const delivery = queue[this.#head] as Delivery;
+      if (tag !== undefined && delivery.tag > tag) break;
+      this.#head++;
+      if (!delivery.tracked) continue;
+      this.#forget(delivery);
       this.#settleOne(delivery, how, requeue);
     }
+    this.#compact();
   }
 
   /** `channel.recover()`: every open delivery will be redelivered; their spans end as `recovered`. */
@@ -126,16 +155,53 @@ export class DeliveryTracker {
     for (const delivery of this.#drain()) this.#abort(delivery, errorType, message);
   }
 
-  /** Ends a delivery's span now (a noAck handler is done). */
-  finish(delivery: Delivery): void {
-    this.#end(delivery);
+  #drain(): Delivery[] {
+    if (this.#byTag.size === 0) return [];
+    const open = this.peek(undefined, true);
+    for (const delivery of open) delivery.tracked = false;
+    this.#byTag.clear();
+    this.#queue = [];
+    this.#head = 0;
+    return open;
   }
 
-  #drain(): Delivery[] {
-    if (this.#open.size === 0) return [];
-    const open = [...this.#open.values()];
-    this.#open.clear();
-    return open;
+  /** Removes a delivery from the map; its queue entry becomes a left-over, dropped later. */
+  #forget(delivery: Delivery): void {
+    if (!delivery.tracked) return;
+    delivery.tracked = false;
+    this.#byTag.delete(delivery.tag);
+  }
+
+  /** The oldest still tracked delivery, removed from the queue (left-overs before it are dropped). */
+  #shift(): Delivery | undefined {
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const delivery = queue[this.#head++] as Delivery;
+      if (delivery.tracked) {
+        delivery.tracked = false;
+        this.#byTag.delete(delivery.tag);
+        return delivery;
+      }
+    }
+    return undefined;
+  }
+
+  /** Keeps the queue within twice the open deliveries: left-overs and the consumed head go. */
+  #compact(): void {
+    const backlog = this.#queue.length - this.#head;
+    if (backlog === 0) {
+      this.#queue = [];
+      this.#head = 0;
+      return;
+    }
+    if (backlog <= 2 * this.#byTag.size + COMPACT_SLACK && this.#head <= backlog + COMPACT_SLACK) return;
+    const kept: Delivery[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const delivery = this.#queue[i] as Delivery;
+      if (delivery.tracked) kept.push(delivery);
+    }
+    this.#queue = kept;
+    this.#head = 0;
   }
 
   #end(delivery: Delivery): void {
@@ -158,7 +224,9 @@ export class DeliveryTracker {
 
   #untrack(delivery: Delivery): void {
     delivery.operation.setAttribute(ATTR_HOPTRACE_RABBITMQ_SETTLEMENT, 'untracked');
-    delivery.operation.addEvent(EVENT_HOPTRACE_UNTRACKED, { 'hoptrace.max_open_deliveries': this.#maxOpen });
+    delivery.operation.addEvent(EVENT_HOPTRACE_UNTRACKED, {
+      [ATTR_HOPTRACE_MAX_OPEN_DELIVERIES]: this.#maxOpen,
+    });
     this.#end(delivery);
   }
 

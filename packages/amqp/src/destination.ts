@@ -25,6 +25,14 @@ export function isServerNamed(queue: string): boolean {
 }
 
 /**
+ * Whether a queue has no name of its own (`messaging.destination.anonymous`): a server-named queue,
+ * a direct reply-to address, or the direct reply-to pseudo-queue a requester consumes from.
+ */
+export function isAnonymous(queue: string): boolean {
+  return queue === DIRECT_REPLY_TO || isServerNamed(queue);
+}
+
+/**
  * The low-cardinality form of a server-named destination: `amq.rabbitmq.reply-to` for every direct
  * reply-to address, `undefined` for a server-named queue (anonymous), the name itself otherwise.
  */
@@ -73,4 +81,16 @@ export function defaultSpanDestination(parts: SpanNameParts): string | undefined
   }
   if (parts.queue !== '' && !isServerNamed(parts.queue)) return parts.queue;
   return parts.exchange !== '' ? parts.exchange : undefined;
+}
+
+/**
+ * The `destination` start option for a span whose template (`ChannelState.template`)
+ * already names `nameDestination`: `undefined` when the span's full destination is that same name
+ * (no per-span attribute object), else the full destination.
+ */
+export function destinationOverride(
+  destination: string,
+  nameDestination: string | undefined,
+): string | undefined {
+  return destination === nameDestination ? undefined : destination;
 }

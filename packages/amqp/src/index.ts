@@ -7,6 +7,7 @@
  */
 
 export {
+  ATTR_HOPTRACE_MAX_OPEN_DELIVERIES,
   ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG,
   ATTR_HOPTRACE_RABBITMQ_DEATH_COUNT,
   ATTR_HOPTRACE_RABBITMQ_DEATH_EXCHANGE,
@@ -17,18 +18,26 @@ export {
   ATTR_HOPTRACE_RABBITMQ_SETTLEMENT,
   ERROR_CHANNEL_CLOSED,
   ERROR_CONNECTION_CLOSED,
+  ERROR_DELIVERY_TAG_REUSED,
   ERROR_NACKED,
   ERROR_REJECTED,
   ERROR_SETTLE_TIMEOUT,
+  EVENT_HOPTRACE_UNTRACKED,
 } from './attributes.ts';
 export { traceChannel } from './channel.ts';
 export { traceConnection } from './connection.ts';
-export { EVENT_HOPTRACE_UNTRACKED } from './deliveries.ts';
+export {
+  type DeadLetterOptions,
+  type DeadLetterPublishOptions,
+  type DeadLetterSource,
+  deadLetterOptions,
+} from './dead-letter.ts';
 export {
   consumerDestination,
   DIRECT_REPLY_TO,
   defaultSpanDestination,
   destinationTemplate,
+  isAnonymous,
   isServerNamed,
   producerDestination,
   type SpanNameParts,

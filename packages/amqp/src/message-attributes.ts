@@ -1,4 +1,5 @@
 import {
+  ATTR_MESSAGING_DESTINATION_ANONYMOUS,
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
   ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
   ATTR_MESSAGING_MESSAGE_ID,
@@ -7,13 +8,16 @@ import {
   capValue,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
-import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED, deathAttributes } from './attributes.ts';
+import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED } from './attributes.ts';
+import { isAnonymous } from './destination.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AmqpMessage } from './types.ts';
+import { deathAttributes } from './x-death.ts';
 
 /**
- * Message-level attributes shared by send, receive and process spans: routing key (unless turned
- * off; capped), message id and correlation id (capped).
+ * Message-level attributes shared by send, receive and process spans: whether the queue is
+ * anonymous (server-named or direct reply-to), routing key (unless turned off; capped), message id
+ * and correlation id (capped).
  */
 export function messageAttributes(
   target: Attributes,
@@ -21,7 +25,9 @@ export function messageAttributes(
   routingKey: string,
   messageId: unknown,
   correlationId: unknown,
+  anonymous: boolean,
 ): void {
+  if (anonymous) target[ATTR_MESSAGING_DESTINATION_ANONYMOUS] = true;
   if (routingKey !== '' && opts.captureRoutingKey)
     target[ATTR_RABBITMQ_DESTINATION_ROUTING_KEY] = capValue(routingKey);
   if (typeof messageId === 'string' && messageId !== '')
@@ -35,7 +41,7 @@ export function messageAttributes(
  * Attributes of one delivered message (consume or get): routing key, message and correlation ids,
  * delivery tag, redelivered flag, dead-letter details from `x-death`, body size (opt-in).
  */
-export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage): Attributes {
+export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage, queue: string): Attributes {
   const { fields, properties } = message;
   const attributes: Attributes = { [ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG]: fields.deliveryTag };
   messageAttributes(
@@ -44,6 +50,7 @@ export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage):
     fields.routingKey ?? '',
     properties?.messageId,
     properties?.correlationId,
+    isAnonymous(queue),
   );
   if (fields.redelivered === true) attributes[ATTR_HOPTRACE_RABBITMQ_REDELIVERED] = true;
   const headers = properties?.headers;

@@ -41,7 +41,10 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
   settleSpans?: boolean;
   /**
    * Record `rabbitmq.destination.routing_key` (the conventions require it; cut to 256 characters,
-   * never in span names). Set `false` when routing keys carry personal data. Default `true`.
+   * never in span names) and show the routing key in `messaging.destination.name` of publishes and
+   * deliveries through a named exchange. Set `false` when routing keys carry personal data: the
+   * attribute is then left out and the destination name is `{exchange}` / `{exchange}:{queue}`.
+   * Default `true`.
    * @example { captureRoutingKey: false }
    */
   captureRoutingKey?: boolean;

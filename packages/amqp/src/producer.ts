@@ -9,7 +9,7 @@ import {
 import { type Attributes, context as contextApi, trace } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
-import { producerDestination } from './destination.ts';
+import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
 import type { PublishOptions } from './types.ts';
 
@@ -37,52 +37,77 @@ export function tracedPublish(
   args: unknown[],
 ): unknown {
   const toQueue = method === 'sendToQueue';
-  const exchange = String(toQueue ? '' : (args[0] ?? ''));
-  const routingKey = String((toQueue ? args[0] : args[1]) ?? '');
+  // amqplib checks its arguments itself; hoptrace only names the span, so non-strings count as empty.
+  const exchange = toQueue ? '' : textArg(args[0]);
+  const routingKey = textArg(toQueue ? args[0] : args[1]);
   const optionsIndex = toQueue ? 2 : 3;
   const content = args[optionsIndex - 1] as { length?: unknown } | undefined;
+  // The caller's options are read before any span starts: a getter that throws here reaches the
+  // caller unchanged, with nothing to end.
   const options = args[optionsIndex] as PublishOptions | undefined;
+  const headers = options?.headers;
+  const messageId = options?.messageId;
+  const correlationId = options?.correlationId;
   const { opts } = state;
   const { instr } = opts;
 
   // A context the caller injected itself stays the message's creation context (conventions: send
   // is then a CLIENT span linked to it).
-  const caller = callerSpanContext(options?.headers);
+  const caller = callerSpanContext(headers);
   const nameDestination = state.nameFor('send', exchange, routingKey, undefined);
+  const destination = destinationOverride(
+    producerDestination(exchange, state.destinationRoutingKey(exchange, routingKey)),
+    nameDestination,
+  );
   const parent = contextApi.active();
   const span = startClientSpan(
     instr,
-    state.templates(caller ? 'sendClient' : 'send').get(nameDestination, null),
+    state.template(caller ? 'sendClient' : 'send', nameDestination),
     parent,
-    {
-      destination: producerDestination(exchange, routingKey),
-      links: caller ? [{ context: caller }] : undefined,
-    },
+    caller
+      ? { destination, links: [{ context: caller }] }
+      : destination === undefined
+        ? undefined
+        : { destination },
   );
   if (span?.isRecording()) {
     const attributes: Attributes = {};
-    messageAttributes(attributes, opts, routingKey, options?.messageId, options?.correlationId);
+    messageAttributes(
+      attributes,
+      opts,
+      routingKey,
+      messageId,
+      correlationId,
+      exchange === '' && isAnonymous(routingKey),
+    );
     if (instr.captureBodySize && typeof content?.length === 'number') {
       attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = content.length;
     }
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   const operation = new Operation(instr, span, state.metric('send', 'send', nameDestination));
-  const context = span ? trace.setSpan(parent, span) : parent;
-  const send = (): unknown => {
+  let result: unknown;
+  try {
     // Inside the operation: copying a hostile headers object may throw, and the span must still end.
     const sendArgs = args.slice();
-    sendArgs[optionsIndex] = { ...options, headers: sendHeaders(options?.headers, context, caller) };
+    sendArgs[optionsIndex] = {
+      ...options,
+      headers: sendHeaders(headers, span ? trace.setSpan(parent, span) : parent, caller),
+    };
+    // A confirm channel's span ends on the broker's confirm (the callback).
     if (state.confirm)
       sendArgs[optionsIndex + 1] = operation.callback(args[optionsIndex + 1], confirmErrorType);
-    return state.call(method, sendArgs);
-  };
-  if (!state.confirm) return operation.run(send);
-  // A confirm channel's span ends on the broker's confirm (the callback); a sync throw ends it now.
-  try {
-    return send();
+    result = state.call(method, sendArgs);
   } catch (error) {
     operation.fail(error);
     throw error;
   }
+  // A plain channel's publish is synchronous (it returns the back-pressure boolean).
+  if (!state.confirm) operation.end();
+  return result;
+}
+
+/** A string argument as it is; anything else (amqplib will complain itself) as `''`. */
+function textArg(value: unknown): string {
+  return typeof value === 'string' ? value : '';
 }

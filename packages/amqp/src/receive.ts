@@ -22,14 +22,14 @@ type LinkableSpan = Span & { addLink?: (link: { context: ReturnType<Span['spanCo
  * later does not touch this span. The answer is passed through unchanged.
  */
 export function tracedGet(state: ChannelState, args: unknown[]): unknown {
-  const queue = String(args[0] ?? '');
+  const queue = typeof args[0] === 'string' ? args[0] : '';
   const { instr } = state.opts;
   const nameDestination = state.nameFor('receive', '', '', queue);
   const span = startClientSpan(
     instr,
-    state.templates('receive').get(nameDestination, null),
+    state.template('receive', nameDestination),
     contextApi.active(),
-    queue === '' ? undefined : { destination: queue },
+    queue === '' || queue === nameDestination ? undefined : { destination: queue }, // the template names it
   );
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
   const received = (message: unknown): void => {
@@ -61,10 +61,11 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
 
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {
   const fields = message.fields;
-  const attributes = deliveryAttributes(state.opts, message);
+  const attributes = deliveryAttributes(state.opts, message, queue);
+  const exchange = fields?.exchange ?? '';
   attributes[ATTR_MESSAGING_DESTINATION_NAME] = consumerDestination(
-    fields?.exchange ?? '',
-    fields?.routingKey ?? '',
+    exchange,
+    state.destinationRoutingKey(exchange, fields?.routingKey ?? ''),
     queue,
   );
   setSpanAttributes(span, attributes, state.opts.instr.legacyAttributes);

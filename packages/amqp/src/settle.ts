@@ -9,7 +9,7 @@ import { type Attributes, context as contextApi, type Link, type Span } from '@o
 import { ATTR_HOPTRACE_RABBITMQ_REQUEUE } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import type { Settlement } from './deliveries.ts';
-import { consumerDestination } from './destination.ts';
+import { consumerDestination, destinationOverride } from './destination.ts';
 import type { AmqpMessage } from './types.ts';
 
 /** What a settle method was called with, decoded from amqplib's positional arguments. */
@@ -68,14 +68,21 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   }
   const span: Span | undefined = startClientSpan(
     state.opts.instr,
-    state.templates(call.how).get(nameDestination, null),
+    state.template(call.how, nameDestination),
     contextApi.active(),
     {
       links,
       destination:
         queue === undefined || call.multiple
           ? undefined
-          : consumerDestination(fields?.exchange ?? '', fields?.routingKey ?? '', queue),
+          : destinationOverride(
+              consumerDestination(
+                fields?.exchange ?? '',
+                state.destinationRoutingKey(fields?.exchange ?? '', fields?.routingKey ?? ''),
+                queue,
+              ),
+              nameDestination,
+            ),
     },
   );
   if (span?.isRecording()) {

@@ -12,7 +12,7 @@ import {
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import amqplibV0 from 'amqplib-v0';
 import { describe, expect, it } from 'vitest';
-import { attr, traceparentOf } from './helpers.ts';
+import { attr, brokerPort, traceparentOf } from './helpers.ts';
 
 // The same trace-shape checks against amqplib 0.10.x (npm alias `amqplib-v0`), so both majors are proven.
 
@@ -64,7 +64,7 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
         'rabbitmq.message.delivery_tag': 1,
         'messaging.message.id': 'v0-1',
         'hoptrace.rabbitmq.settlement': 'ack',
-        'server.port': 5672,
+        'server.port': brokerPort(),
       });
       expect(attr(send, 'server.address')).toBe('127.0.0.1');
 

@@ -1,6 +1,6 @@
 import { consumerDestination, defaultSpanDestination, producerDestination } from '@hoptrace/amqp';
 import { describe, expect, it } from 'vitest';
-import { deathCount } from '../src/attributes.ts';
+import { deathCount } from '../src/x-death.ts';
 
 describe('RabbitMQ destination names (conventions)', () => {
   it.each([

@@ -1,8 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { traceChannel } from '@hoptrace/amqp';
-import { deferred, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { DEFAULT_MAX_OPEN_DELIVERIES, traceChannel } from '@hoptrace/amqp';
+import {
+  deferred,
+  makePropagator,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { propagation, SpanStatusCode, type TextMapPropagator } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
@@ -179,6 +188,339 @@ describe('connection loss mid-stream (rabbitmqctl close_connection on our own co
       await adminChannel.deleteQueue(queue).catch(() => undefined);
       await second?.close().catch(() => undefined);
       await admin.close().catch(() => undefined);
+    }
+  });
+});
+
+/** Values a handler or a getter may throw that are not Errors (12.1). */
+function hostileValues(): { label: string; value: unknown }[] {
+  const throwing = {
+    get message(): string {
+      throw new Error('message getter');
+    },
+    get name(): string {
+      throw new Error('name getter');
+    },
+    toString(): string {
+      throw new Error('toString');
+    },
+  };
+  const trap = () => {
+    throw new Error('proxy trap');
+  };
+  return [
+    { label: 'null', value: null },
+    { label: 'undefined', value: undefined },
+    { label: 'number', value: 0 },
+    { label: 'string', value: 'plain string' },
+    { label: 'boolean', value: false },
+    { label: 'null prototype', value: Object.assign(Object.create(null), { message: 'np' }) },
+    { label: 'throwing getters', value: throwing },
+    {
+      label: 'hostile proxy',
+      value: new Proxy({}, { get: trap, getPrototypeOf: trap, ownKeys: trap, has: trap }),
+    },
+    { label: 'Error', value: new RangeError('plain') },
+  ];
+}
+
+describe('whatever is thrown reaches the host unchanged (12.1, 12.2)', () => {
+  it('an async consume callback rejecting with any value: the same value reaches amqplib, the span ends ERROR', async () => {
+    const connection = await connect();
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const channel = traceChannel(await connection.createChannel());
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const values = hostileValues();
+      await channel.consume(
+        queue,
+        async (m) => {
+          if (!m) return;
+          await Promise.resolve();
+          throw values[Number(m.properties.messageId)]?.value;
+        },
+        { noAck: true },
+      );
+      for (const i of values.keys()) channel.sendToQueue(queue, Buffer.from('x'), { messageId: String(i) });
+      const done = await waitForSpans(
+        spans,
+        (s) => spansNamed(s, `process ${queue}`).length === values.length,
+      );
+      await until(() => reasons.length >= values.length, 'the rejections amqplib left unhandled');
+      for (const [i, { label, value }] of values.entries()) {
+        expect(
+          reasons.some((r) => Object.is(r, value)),
+          label,
+        ).toBe(true);
+        const span = spansNamed(done, `process ${queue}`).find(
+          (s) => s.attributes['messaging.message.id'] === String(i),
+        ) as ReadableSpan;
+        expect(span.status.code, label).toBe(SpanStatusCode.ERROR);
+        expect(typeof span.attributes['error.type'], label).toBe('string');
+      }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await connection.close();
+    }
+  });
+
+  it('a classifier that throws changes nothing: the host gets its error, the span falls back to the default error.type', async () => {
+    const connection = await connect();
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const channel = traceChannel(await connection.createChannel(), {
+        classifyError: () => {
+          throw new Error('classifier bug');
+        },
+      });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const failure = new RangeError('out of range');
+      await channel.consume(
+        queue,
+        async (m) => {
+          if (m) throw failure;
+        },
+        { noAck: true },
+      );
+      channel.sendToQueue(queue, Buffer.from('x'));
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+      await until(() => reasons.includes(failure), 'the handler’s rejection');
+      expect(onlySpan(done, `process ${queue}`).attributes['error.type']).toBe('RangeError');
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await connection.close();
+    }
+  });
+
+  it('a sync consume callback throwing any value: amqplib sees exactly what it sees without hoptrace, the span ends ERROR', async () => {
+    /** What amqplib made of the throw: the channel's or the connection's error, by message. */
+    async function outcome(traced: boolean, value: unknown): Promise<string> {
+      const connection = await connect();
+      const seen = deferred<string>();
+      connection.on('error', (e: Error) => seen.resolve(`connection error: ${e.message}`));
+      connection.on('close', () => seen.resolve('connection closed'));
+      try {
+        const raw = await connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        channel.on('error', (e: Error) => seen.resolve(`channel error: ${e.message}`));
+        const queue = `q-${randomUUID()}`;
+        await channel.assertQueue(queue, { exclusive: true });
+        await channel.consume(queue, (m) => {
+          if (m) throw value;
+        });
+        channel.sendToQueue(queue, Buffer.from('x'));
+        return await seen.promise;
+      } finally {
+        await connection.close().catch(() => undefined);
+      }
+    }
+    for (const { label, value } of hostileValues()) {
+      tracing.current.reset();
+      const traced = await outcome(true, value);
+      const done = await waitForSpans(spans, (s) => s.some((x) => x.name.startsWith('process ')));
+      const process = done.find((s) => s.name.startsWith('process ')) as ReadableSpan;
+      expect(process.status.code, label).toBe(SpanStatusCode.ERROR);
+      expect(traced, label).toBe(await outcome(false, value));
+    }
+  });
+
+  it('publish options whose headers throw any value from a getter: the caller gets that value, the send span ends ERROR (plain and confirm channels)', async () => {
+    const connection = await connect();
+    try {
+      const plain = traceChannel(await connection.createChannel());
+      const confirm = traceChannel(await connection.createConfirmChannel());
+      const queue = `q-${randomUUID()}`;
+      await plain.assertQueue(queue, { exclusive: true });
+      for (const channel of [plain, confirm]) {
+        for (const { label, value } of hostileValues()) {
+          tracing.current.reset();
+          const headers = {
+            ok: 'kept',
+            get traceparent(): string {
+              throw value;
+            },
+            get custom(): string {
+              throw value;
+            },
+          };
+          let caught: unknown = 'nothing thrown';
+          try {
+            channel.sendToQueue(queue, Buffer.from('x'), { headers, messageId: label });
+          } catch (error) {
+            caught = error;
+          }
+          expect(Object.is(caught, value), label).toBe(true);
+          const send = onlySpan(spans(), `send ${queue}`);
+          expect(send.status.code, label).toBe(SpanStatusCode.ERROR);
+          expect(tracing.current.openSpans(), label).toHaveLength(0);
+        }
+      }
+      // Nothing reached the queue, and the channels still work.
+      confirm.sendToQueue(queue, Buffer.from('after'));
+      await confirm.waitForConfirms();
+      expect((await plain.checkQueue(queue)).messageCount).toBe(1);
+    } finally {
+      await connection.close();
+    }
+  });
+});
+
+describe('hostile header sizes are refused before any parser sees them (12.3)', () => {
+  it('60 KB baggage, tracestate and traceparent (amqplib encodes at most 64 KB of headers): the propagator never gets them, processing goes on', async () => {
+    // A propagator that records the longest value the header getter ever handed it.
+    const real = makePropagator('w3c');
+    let longest = 0;
+    const spy: TextMapPropagator = {
+      inject: (ctx, carrier, setter) => real.inject(ctx, carrier, setter),
+      extract: (ctx, carrier, getter) =>
+        real.extract(ctx, carrier, {
+          keys: (c) => getter.keys(c),
+          get: (c, key) => {
+            const value = getter.get(c, key);
+            const length = Array.isArray(value) ? value.join(',').length : (value?.length ?? 0);
+            longest = Math.max(longest, length);
+            return value;
+          },
+        }),
+      fields: () => real.fields(),
+    };
+    propagation.disable();
+    propagation.setGlobalPropagator(spy);
+    const connection = await connect();
+    try {
+      const raw = await connection.createChannel();
+      const channel = traceChannel(await connection.createChannel(), { baggageAttributes: ['tenant'] });
+      const queue = `q-${randomUUID()}`;
+      await raw.assertQueue(queue, { exclusive: true });
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      const big = 60_000; // amqplib encodes at most 64 KB of headers per message
+      const valid = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
+      const huge = {
+        baggage: { traceparent: valid, baggage: `tenant=acme,${'k=v,'.repeat(big / 4)}` },
+        tracestate: { traceparent: valid, tracestate: `v=${'x'.repeat(big)}` },
+        traceparent: { traceparent: `${valid}-${'0'.repeat(big)}` },
+        members: { traceparent: valid, baggage: Array.from({ length: 65 }, (_, i) => `k${i}=v`).join(',') },
+      };
+      for (const [id, headers] of Object.entries(huge)) {
+        raw.sendToQueue(queue, Buffer.from(id), { headers, messageId: id });
+      }
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 4);
+      expect(longest).toBeLessThanOrEqual(512);
+      const byId = (id: string) =>
+        spansNamed(done, `process ${queue}`).find(
+          (s) => s.attributes['messaging.message.id'] === id,
+        ) as ReadableSpan;
+      // The valid traceparent still counts; the oversized baggage and tracestate are as if absent.
+      for (const id of ['baggage', 'tracestate', 'members']) {
+        expect(byId(id).spanContext().traceId, id).toBe('a'.repeat(32));
+        expect(byId(id).attributes.tenant, id).toBeUndefined();
+        expect(byId(id).spanContext().traceState?.serialize() ?? '', id).toBe('');
+        expect(byId(id).status.code, id).toBe(SpanStatusCode.UNSET);
+      }
+      // An oversized traceparent: a new trace.
+      expect(byId('traceparent').spanContext().traceId).not.toBe('a'.repeat(32));
+      expect(parentSpanId(byId('traceparent'))).toBeUndefined();
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(real);
+      await connection.close();
+    }
+  });
+});
+
+describe('un-acked deliveries are bounded, and multiple settles end exactly what they settle (12.6, 12.7)', () => {
+  it('default bound 1000: the oldest spans end untracked; allUpTo acks and nacks end only tags up to theirs; every message is still settled by amqplib', async () => {
+    const connection = await connect();
+    try {
+      const channel = traceChannel(await connection.createChannel());
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const total = DEFAULT_MAX_OPEN_DELIVERIES + 5;
+      const got: ConsumeMessage[] = [];
+      await channel.consume(queue, (m) => {
+        if (m) got.push(m); // never acked in the handler
+      });
+      for (let i = 0; i < total; i++)
+        channel.sendToQueue(queue, Buffer.from(String(i)), { messageId: String(i) });
+      await until(() => got.length === total, 'every delivery');
+      const pushedOut = spansNamed(
+        await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 5),
+        `process ${queue}`,
+      );
+      expect(pushedOut.map((s) => s.attributes['messaging.message.id']).sort()).toEqual([
+        '0',
+        '1',
+        '2',
+        '3',
+        '4',
+      ]);
+      for (const span of pushedOut) {
+        expect(span.attributes['hoptrace.rabbitmq.settlement']).toBe('untracked');
+        expect(span.status.code).toBe(SpanStatusCode.UNSET);
+        expect(span.events.find((e) => e.name === 'hoptrace.untracked')?.attributes).toEqual({
+          'hoptrace.max_open_deliveries': DEFAULT_MAX_OPEN_DELIVERIES,
+        });
+      }
+      expect(tracing.current.openSpans()).toHaveLength(DEFAULT_MAX_OPEN_DELIVERIES);
+
+      // ack(msg 500, allUpTo): ends 5..500 (0..4 are already ended), nothing past it.
+      channel.ack(got[500] as ConsumeMessage, true);
+      let done = spansNamed(spans(), `process ${queue}`);
+      expect(done).toHaveLength(501);
+      expect(done.filter((s) => s.attributes['hoptrace.rabbitmq.settlement'] === 'ack')).toHaveLength(496);
+      expect(tracing.current.openSpans()).toHaveLength(total - 501);
+      // A single out-of-order ack, then nack(allUpTo, no requeue) over it.
+      channel.ack(got[700] as ConsumeMessage);
+      channel.nack(got[800] as ConsumeMessage, true, false);
+      done = spansNamed(spans(), `process ${queue}`);
+      expect(done).toHaveLength(801);
+      const nacked = done.filter((s) => s.attributes['hoptrace.rabbitmq.settlement'] === 'nack');
+      expect(nacked).toHaveLength(299);
+      expect(nacked.every((s) => s.attributes['error.type'] === 'rejected')).toBe(true);
+      channel.ack(got[total - 1] as ConsumeMessage, true);
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      expect(spansNamed(spans(), `process ${queue}`)).toHaveLength(total);
+      // amqplib settled every message, including the ones whose spans were pushed out.
+      const check = await channel.checkQueue(queue);
+      expect(check.messageCount).toBe(0);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('the broker closing the channel (a double ack) ends every open span with channel_closed', async () => {
+    const connection = await connect();
+    try {
+      const channel = traceChannel(await connection.createChannel());
+      channel.on('error', () => undefined);
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue);
+      const got: ConsumeMessage[] = [];
+      await channel.consume(queue, (m) => {
+        if (m) got.push(m);
+      });
+      for (let i = 0; i < 4; i++)
+        channel.sendToQueue(queue, Buffer.from(String(i)), { messageId: String(i) });
+      await until(() => got.length === 4, 'four deliveries');
+      channel.ack(got[0] as ConsumeMessage);
+      channel.ack(got[0] as ConsumeMessage); // PRECONDITION_FAILED: unknown delivery tag
+      await closed.promise;
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 4);
+      const aborted = done.filter((s) => s.attributes['error.type'] === 'channel_closed');
+      expect(aborted.map((s) => s.attributes['messaging.message.id']).sort()).toEqual(['1', '2', '3']);
+      for (const span of aborted) expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      const cleanup = await connection.createChannel();
+      await cleanup.deleteQueue(queue);
+    } finally {
+      await connection.close();
     }
   });
 });

@@ -1,4 +1,10 @@
 import { brokerEndpoint } from '@hoptrace/test-kit';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import amqplib from 'amqplib';
 
@@ -19,4 +25,45 @@ export function attr(span: ReadableSpan, key: string): unknown {
 export function traceparentOf(span: ReadableSpan): string {
   const c = span.spanContext();
   return `00-${c.traceId}-${c.spanId}-0${c.traceFlags}`;
+}
+
+/** The port of the harness broker (never assume 5672: CI's container lane maps random ports). */
+export function brokerPort(): number {
+  const url = new URL(brokerEndpoint('rabbitmq').url);
+  return url.port === '' ? 5672 : Number(url.port);
+}
+
+/** One data point of a collected metric. */
+export interface Point {
+  attributes: Record<string, unknown>;
+  value: unknown;
+}
+
+/** A MeterProvider that keeps what it records, read with `collect()` (metric name -> data points). */
+export function testMeters(): {
+  meterProvider: MeterProvider;
+  collect: () => Promise<Map<string, { unit: string; points: Point[] }>>;
+} {
+  const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 3_600_000 });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  return {
+    meterProvider,
+    collect: async () => {
+      exporter.reset();
+      await reader.forceFlush();
+      const out = new Map<string, { unit: string; points: Point[] }>();
+      for (const rm of exporter.getMetrics()) {
+        for (const sm of rm.scopeMetrics) {
+          for (const m of sm.metrics) {
+            out.set(m.descriptor.name, {
+              unit: m.descriptor.unit,
+              points: m.dataPoints.map((d) => ({ attributes: d.attributes, value: d.value })),
+            });
+          }
+        }
+      }
+      return out;
+    },
+  };
 }

@@ -12,7 +12,7 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attr, connect, traceparentOf } from './helpers.ts';
+import { attr, brokerPort, connect, traceparentOf } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -78,7 +78,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
       'messaging.message.id': 'm-1',
       'messaging.message.conversation_id': 'c-1',
       'server.address': '127.0.0.1',
-      'server.port': 5672,
+      'server.port': brokerPort(),
     });
     expect(attr(send, 'messaging.message.body.size')).toBeUndefined();
     expect(process.attributes).toMatchObject({

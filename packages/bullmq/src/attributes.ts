@@ -25,3 +25,12 @@ export const ATTR_BULLMQ_FLOW_PARENT = 'bullmq.flow.parent';
  * attempt). The same wait is recorded in seconds by core's `hoptrace.messaging.time_in_queue` metric.
  */
 export const ATTR_BULLMQ_TIME_IN_QUEUE = 'bullmq.job.time_in_queue';
+
+/** `error.type` of an attempt ended by `processTimeoutMs` while its processor had not returned. */
+export const ERROR_PROCESS_TIMEOUT = 'process_timeout';
+/** `error.type` of an attempt whose job lock could not be renewed (BullMQ 6: `lockRenewalFailed`). */
+export const ERROR_LOCK_LOST = 'lock_lost';
+/** `error.type` of an attempt whose job BullMQ found stalled and moved back to wait (or ran again). */
+export const ERROR_STALLED = 'stalled';
+/** `error.type` of an attempt still running when its worker closed (`close(true)`). */
+export const ERROR_WORKER_CLOSED = 'worker_closed';

@@ -1,11 +1,9 @@
 import { injectContext } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  createInstrumentation,
   existingWrapper,
   type Interceptor,
   interceptMethods,
-  MetricAttributeCache,
   Operation,
   setSpanAttributes,
   startClientSpan,
@@ -13,11 +11,14 @@ import {
 import { type Context, context as contextApi, type Span, trace } from '@opentelemetry/api';
 import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS, withCarrier } from './carrier.ts';
 import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
-import { assertProducerOptions, type FlowTracingOptions } from './options.ts';
-import { carriesOwnContext, optionsWithContext, type ProducerState, sendMetric } from './queue.ts';
-import { BULLMQ_SCOPE } from './scope.ts';
-import { serverAttributes } from './server.ts';
-import { BullmqTemplates } from './templates.ts';
+import type { FlowTracingOptions } from './options.ts';
+import {
+  carriesOwnContext,
+  optionsWithContext,
+  type ProducerState,
+  producerState,
+  sendMetric,
+} from './producer.ts';
 
 /** The members of a BullMQ `FlowProducer` that {@link traceFlowProducer} relies on. */
 export interface FlowProducerLike {
@@ -60,17 +61,8 @@ export function traceFlowProducer<P extends FlowProducerLike>(
   }
   const existing = existingWrapper(flowProducer);
   if (existing) return existing;
-  const instr = createInstrumentation(BULLMQ_SCOPE, options);
-  assertProducerOptions(options);
-  const state: ProducerState = {
-    instr,
-    templates: new BullmqTemplates(
-      instr,
-      serverAttributes((flowProducer.opts as { connection?: unknown } | undefined)?.connection),
-    ),
-    metrics: new MetricAttributeCache(instr.system),
-    createSpans: options.createSpans ?? false,
-  };
+  const state = producerState(flowProducer, options);
+  const { instr } = state;
 
   const traced = (
     roots: readonly FlowNode[],

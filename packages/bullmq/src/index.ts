@@ -14,7 +14,16 @@ export {
   ATTR_BULLMQ_JOB_PRIORITY,
   ATTR_BULLMQ_SCHEDULER_ID,
   ATTR_BULLMQ_TIME_IN_QUEUE,
+  ERROR_LOCK_LOST,
+  ERROR_PROCESS_TIMEOUT,
+  ERROR_STALLED,
+  ERROR_WORKER_CLOSED,
 } from './attributes.ts';
+export {
+  type DeadLetterOptions,
+  deadLetterJobOptions,
+  type FailedJobLike,
+} from './dead-letter.ts';
 export { type FlowProducerLike, traceFlowProducer } from './flow.ts';
 export type {
   FlowTracingOptions,

@@ -1,5 +1,10 @@
 import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
-import { assertOptionalBoolean, assertOptionalFunction, assertOptionalString } from '@hoptrace/core/adapter';
+import {
+  assertOptionalBoolean,
+  assertOptionalFunction,
+  assertOptionalInteger,
+  assertOptionalString,
+} from '@hoptrace/core/adapter';
 import type { Span } from '@opentelemetry/api';
 
 /**
@@ -45,6 +50,14 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
    * @example { onProcess: (span, job) => span.setAttribute('tenant', job.data.tenant) }
    */
   onProcess?: ProcessHook;
+  /**
+   * End an attempt's span (status ERROR, `error.type` = `process_timeout`) if its processor has not
+   * returned after this many milliseconds. The processor keeps running and its outcome still reaches
+   * BullMQ unchanged; only the span stops waiting for it. Default: none (the span ends when the
+   * processor returns, or when the worker gives up on the attempt: lock lost, stalled, closed).
+   * @example { processTimeoutMs: 300_000 }
+   */
+  processTimeoutMs?: number;
 }
 
 /** A guarded hook run before each attempt, see {@link ProcessorTracingOptions.onProcess}. */
@@ -59,4 +72,5 @@ export function assertProducerOptions(options: QueueTracingOptions | FlowTracing
 export function assertProcessorOptions(options: ProcessorTracingOptions): void {
   assertOptionalString('queueName', options.queueName);
   assertOptionalFunction('onProcess', options.onProcess);
+  assertOptionalInteger('processTimeoutMs', options.processTimeoutMs, 1);
 }

@@ -1,38 +1,47 @@
 import { createHash } from 'node:crypto';
+import { type FailureLineage, readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_MESSAGE_ID,
   capValue,
   createInstrumentation,
   existingWrapper,
   type Instrumentation,
+  lineageAttributes,
+  lineageLinks,
   type MessageContext,
   MetricAttributeCache,
-  Operation,
+  OperationTemplates,
+  operationMetric,
   registerWrapper,
   runHook,
   setSpanAttributes,
   startConsumerSpan,
+  withFailureLineage,
 } from '@hoptrace/core/adapter';
 import {
   type Attributes,
   context as contextApi,
+  type Link,
   ROOT_CONTEXT,
   type SpanContext,
   TraceFlags,
   trace,
 } from '@opentelemetry/api';
+import { Attempt } from './attempt.ts';
 import {
   ATTR_BULLMQ_FLOW_PARENT,
   ATTR_BULLMQ_JOB_ATTEMPT,
+  ATTR_BULLMQ_JOB_ATTEMPTS,
   ATTR_BULLMQ_JOB_NAME,
   ATTR_BULLMQ_SCHEDULER_ID,
   ATTR_BULLMQ_TIME_IN_QUEUE,
 } from './attributes.ts';
 import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
+import { BULLMQ_OPERATIONS } from './operations.ts';
 import { assertProcessorOptions, type ProcessorTracingOptions } from './options.ts';
 import { BULLMQ_SCOPE } from './scope.ts';
-import { BullmqTemplates } from './templates.ts';
+import { workerWatch } from './worker-watch.ts';
 
 /**
  * The members of a job hoptrace reads: a BullMQ `Job` in a worker, or the serialized job a sandboxed
@@ -90,96 +99,121 @@ export function traceProcessor<F extends ProcessorLike>(
   if (existing) return existing;
   const instr = createInstrumentation(BULLMQ_SCOPE, options);
   assertProcessorOptions(options);
-  const scheduled: Instrumentation = { ...instr, relation: 'root' };
-  const templates = new BullmqTemplates(instr, {});
+  const scheduled: Instrumentation = { ...instr, relation: 'parent', traceBudget: undefined };
+  const templates = new OperationTemplates(
+    instr.system,
+    BULLMQ_OPERATIONS,
+    noAttributes,
+    instr.legacyAttributes,
+  );
   const metrics = new MetricAttributeCache(instr.system);
+  const metricsOn = instr.metrics !== undefined;
   const fixedQueue = options.queueName;
   const onProcess = options.onProcess;
+  const timeoutMs = options.processTimeoutMs;
 
   const wrapped = function (this: unknown, job: JobLike, ...rest: unknown[]): unknown {
     if (!job || typeof job !== 'object') return processor.call(this, job, ...rest);
     const queue = fixedQueue ?? (typeof job.queueName === 'string' ? job.queueName : undefined);
     const attemptsMade = typeof job.attemptsMade === 'number' ? job.attemptsMade : 0;
     const schedulerId = typeof job.repeatJobKey === 'string' ? job.repeatJobKey : undefined;
+    const jobId = typeof job.id === 'string' ? job.id : undefined;
     const carrier = parseCarrier(job.opts);
     const creation = carrierContext(carrier);
-    const metric = instr.metrics ? metrics.get('process', queue) : undefined;
-    let waitedMs: number | undefined;
-    if (attemptsMade === 0 && typeof job.timestamp === 'number') {
-      // opts.delay is what the producer asked for; BullMQ resets job.delay once the job is promoted.
-      const optsDelay = job.opts?.delay;
-      const delay = typeof optsDelay === 'number' ? optsDelay : typeof job.delay === 'number' ? job.delay : 0;
-      waitedMs = Math.max(0, Date.now() - (job.timestamp + delay));
-      if (metric) instr.metrics?.timeInQueue.record(waitedMs / 1000, metric);
-    }
+    const lineage = carrier ? readFailureLineage(carrier) : undefined;
+    const template = templates.of('process').get(queue);
     const { span, context } =
-      schedulerId === undefined
-        ? startConsumerSpan(
-            instr,
-            templates.of('process').get(queue),
-            creation,
+      schedulerId === undefined || jobId === undefined
+        ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage))
+        : startConsumerSpan(
+            scheduled,
+            template,
+            scheduledRun(queue, jobId, creation),
             ROOT_CONTEXT,
-            childLinks(carrier),
-          )
-        : startScheduledRun(scheduled, templates, queue, job, creation);
-    if (span?.isRecording()) {
+            creationLink(creation),
+          );
+    const metric = operationMetric(metricsOn, metrics, 'process', 'process', queue, 1);
+    const recording = span?.isRecording() === true;
+    if (attemptsMade === 0 && (metric || recording)) {
+      const waitedMs = timeInQueueMs(job);
+      if (waitedMs !== undefined) {
+        if (metric) instr.metrics?.timeInQueue.record(waitedMs / 1000, metric.attributes);
+        if (recording) span?.setAttribute(ATTR_BULLMQ_TIME_IN_QUEUE, waitedMs);
+      }
+    }
+    const configured = job.opts?.attempts;
+    const maxAttempts = typeof configured === 'number' && configured > 0 ? configured : 1;
+    if (recording && span) {
       const attributes: Attributes = { [ATTR_BULLMQ_JOB_ATTEMPT]: attemptsMade + 1 };
-      if (typeof job.id === 'string') attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(job.id);
+      if (jobId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(jobId);
       if (typeof job.name === 'string') attributes[ATTR_BULLMQ_JOB_NAME] = capValue(job.name);
+      if (typeof configured === 'number') attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = configured;
       if (schedulerId !== undefined) attributes[ATTR_BULLMQ_SCHEDULER_ID] = capValue(schedulerId);
       if (typeof job.parentKey === 'string') attributes[ATTR_BULLMQ_FLOW_PARENT] = capValue(job.parentKey);
-      if (waitedMs !== undefined) attributes[ATTR_BULLMQ_TIME_IN_QUEUE] = waitedMs;
+      if (lineage) Object.assign(attributes, lineageAttributes(lineage));
       setSpanAttributes(span, attributes, instr.legacyAttributes);
       if (onProcess) runHook('onProcess', onProcess, span, job);
     }
-    const operation = new Operation(
-      instr,
-      span,
-      metric ? { operation: 'process', cache: metrics, attributes: metric, count: 1 } : undefined,
+    const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
+    workerWatch(this)?.track(attempt);
+    if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);
+    return contextApi.with(withFailureLineage(context, lineage), () =>
+      attempt.run(() => processor.call(this, job, ...rest)),
     );
-    return contextApi.with(context, () => operation.run(() => processor.call(this, job, ...rest)));
   };
+  // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
+  Object.defineProperty(wrapped, 'length', { value: processor.length });
   return registerWrapper(wrapped as unknown as F, processor);
 }
 
+const noAttributes = (): Attributes => ({});
+
+/** The links of a process span beyond its creation context: the failed attempt, a flow's children. */
+function extraLinks(
+  carrier: Record<string, unknown> | undefined,
+  lineage: FailureLineage | undefined,
+): Link[] | undefined {
+  const failed = lineageLinks(lineage);
+  const children = childLinks(carrier);
+  if (!failed) return children;
+  return children ? [...failed, ...children] : failed;
+}
+
+/** The link from a scheduled run's attempt to the scheduling context, when there is one. */
+function creationLink(creation: MessageContext): Link[] | undefined {
+  return creation.spanContext ? [{ context: creation.spanContext }] : undefined;
+}
+
 /**
- * The span of one attempt of a scheduled run: a new trace per run, linked to the scheduling context.
- * The run's trace id and root span id are derived from the queue and job id, so every attempt of
- * the run (in any worker process) is a sibling in the same trace under one virtual root.
+ * Milliseconds from the job becoming due (`timestamp` + the delay the producer asked for) to now,
+ * or `undefined` without a timestamp. `opts.delay` is what the producer asked; BullMQ resets
+ * `job.delay` once the job is promoted.
  */
-function startScheduledRun(
-  instr: Instrumentation,
-  templates: BullmqTemplates,
-  queue: string | undefined,
-  job: JobLike,
-  creation: MessageContext,
-): {
-  span: ReturnType<typeof startConsumerSpan>['span'];
-  context: ReturnType<typeof startConsumerSpan>['context'];
-} {
-  const id = typeof job.id === 'string' ? job.id : undefined;
-  if (id === undefined)
-    return startConsumerSpan(instr, templates.of('process').get(queue), creation, ROOT_CONTEXT);
+function timeInQueueMs(job: JobLike): number | undefined {
+  if (typeof job.timestamp !== 'number') return undefined;
+  const optsDelay = job.opts?.delay;
+  const delay = typeof optsDelay === 'number' ? optsDelay : typeof job.delay === 'number' ? job.delay : 0;
+  return Math.max(0, Date.now() - (job.timestamp + delay));
+}
+
+/**
+ * The creation context of one run of a scheduled job: a new trace per run, whose trace id and root
+ * span id are derived from the queue and job id, so every attempt of the run (in any worker process)
+ * is a sibling in the same trace under one virtual root (never exported). The scheduler's sampling
+ * decision and baggage carry over; the scheduling context itself becomes a link.
+ */
+function scheduledRun(queue: string | undefined, jobId: string, creation: MessageContext): MessageContext {
   const digest = createHash('sha256')
-    .update(`hoptrace-run\u0000${queue ?? ''}\u0000${id}`)
+    .update(`hoptrace-run\u0000${queue ?? ''}\u0000${jobId}`)
     .digest('hex');
   const run: SpanContext = {
     traceId: digest.slice(0, 32),
     spanId: digest.slice(32, 48),
-    // The scheduler's sampling decision carries over to its runs (sampled when it is unknown).
+    // Sampled when the scheduling context is unknown.
     traceFlags: creation.spanContext
       ? creation.spanContext.traceFlags & TraceFlags.SAMPLED
       : TraceFlags.SAMPLED,
     isRemote: true,
   };
-  // The run root is the parent; the scheduling context is a link; the scheduler's baggage is kept.
-  const parent = trace.setSpanContext(trace.deleteSpan(creation.context), run);
-  const links = creation.spanContext ? [{ context: creation.spanContext }] : undefined;
-  return startConsumerSpan(
-    { ...instr, relation: 'parent', traceBudget: undefined },
-    templates.of('process').get(queue),
-    { context: parent, spanContext: run },
-    ROOT_CONTEXT,
-    links,
-  );
+  return { context: trace.setSpanContext(trace.deleteSpan(creation.context), run), spanContext: run };
 }

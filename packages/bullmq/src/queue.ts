@@ -1,26 +1,24 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  callerSpanContext,
-  createInstrumentation,
   existingWrapper,
-  type Instrumentation,
   type Interceptor,
   interceptMethods,
-  MetricAttributeCache,
   Operation,
-  type OperationMetric,
-  sendHeaders,
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import { type Context, context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
+import { context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
-import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
 import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
-import { assertProducerOptions, type QueueTracingOptions } from './options.ts';
-import { BULLMQ_SCOPE } from './scope.ts';
-import { serverAttributes } from './server.ts';
-import { BullmqTemplates } from './templates.ts';
+import type { QueueTracingOptions } from './options.ts';
+import {
+  callerLink,
+  type JobContext,
+  optionsWithContext,
+  producerState,
+  readJobContext,
+  sendMetric,
+} from './producer.ts';
 
 /** The members of a BullMQ `Queue` that {@link traceQueue} relies on (any supported version). */
 export interface QueueLike {
@@ -37,62 +35,6 @@ interface BulkJob {
 }
 
 type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
-
-/** What a producer-side BullMQ wrapper (queue or flow producer) keeps. */
-export interface ProducerState {
-  readonly instr: Instrumentation;
-  readonly templates: BullmqTemplates;
-  readonly metrics: MetricAttributeCache;
-  readonly createSpans: boolean;
-}
-
-/** The send metric of a destination, or undefined without metrics. */
-export function sendMetric(
-  state: ProducerState,
-  destination: string | undefined,
-  count: number,
-): OperationMetric | undefined {
-  if (!state.instr.metrics) return undefined;
-  return {
-    operation: 'send',
-    cache: state.metrics,
-    attributes: state.metrics.get('send', destination),
-    count,
-  };
-}
-
-/**
- * The options a job is added with, carrying `context`: the caller's own context is kept when their
- * options already hold one (only hoptrace's hop counter is updated when relayed), metadata the caller
- * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
- */
-export function optionsWithContext<O extends JobOptionsShape>(opts: O | undefined, context: Context): O {
-  if (omitsContext(opts)) return opts as O;
-  const carrier = parseCarrier(opts);
-  if (carrier) {
-    const caller = callerSpanContext(carrier);
-    if (!caller) return opts as O; // someone else's metadata: theirs to keep
-    const relayed = sendHeaders(carrier, context, caller);
-    return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
-  }
-  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
-  if (typeof metadata === 'string' && metadata !== '') return opts as O;
-  return withCarrier(opts, context);
-}
-
-/** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */
-export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
-  if (omitsContext(opts)) return true;
-  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
-  return typeof metadata === 'string' && metadata !== '';
-}
-
-/** The caller's own creation context in a job's options, if any (for a CLIENT send span with a link). */
-function callerOf(opts: JobOptionsShape | undefined): Link | undefined {
-  const carrier = parseCarrier(opts);
-  const caller = carrier ? callerSpanContext(carrier) : undefined;
-  return caller ? { context: caller } : undefined;
-}
 
 /**
  * Wraps a BullMQ `Queue` so that `add`, `addBulk` and `upsertJobScheduler` are traced and every job
@@ -118,22 +60,14 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
   }
   const existing = existingWrapper(queue);
   if (existing) return existing;
-  const instr = createInstrumentation(BULLMQ_SCOPE, options);
-  assertProducerOptions(options);
+  const state = producerState(queue, options);
+  const { instr } = state;
   const destination = String(queue.name);
-  const state: ProducerState = {
-    instr,
-    templates: new BullmqTemplates(
-      instr,
-      serverAttributes((queue.opts as { connection?: unknown } | undefined)?.connection),
-    ),
-    metrics: new MetricAttributeCache(instr.system),
-    createSpans: options.createSpans ?? false,
-  };
 
   const add: Interceptor<Q> = (raw, [name, data, opts]) => {
     const jobOpts = opts as JobOptionsShape | undefined;
-    const caller = callerOf(jobOpts);
+    const parsed = readJobContext(jobOpts);
+    const caller = callerLink(parsed);
     const parent = contextApi.active();
     const span = startClientSpan(
       instr,
@@ -148,7 +82,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     return operation.run(
       () =>
         contextApi.with(context, () =>
-          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context)),
+          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed)),
         ),
       span ? (job) => setJobIds([span], job) : undefined,
     );
@@ -159,6 +93,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     const list = jobs as BulkJob[];
     const parent = contextApi.active();
     let creates: (Span | undefined)[] | undefined;
+    let parsed: JobContext[] | undefined;
     let links: Link[] | undefined;
     if (state.createSpans) {
       creates = new Array(list.length);
@@ -173,8 +108,9 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
         }
       }
     } else {
-      for (const job of list) {
-        const caller = callerOf(job?.opts);
+      parsed = list.map((job) => readJobContext(job?.opts));
+      for (const job of parsed) {
+        const caller = callerLink(job);
         if (caller) {
           links ??= [];
           links.push(caller);
@@ -200,7 +136,11 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
           const create = creates?.[i];
           return {
             ...job,
-            opts: optionsWithContext(job?.opts, create ? trace.setSpan(parent, create) : context),
+            opts: optionsWithContext(
+              job?.opts,
+              create ? trace.setSpan(parent, create) : context,
+              parsed?.[i] ?? readJobContext(job?.opts),
+            ),
           };
         });
         return contextApi.with(context, () => (raw as unknown as { addBulk: AsyncMethod }).addBulk(copies));

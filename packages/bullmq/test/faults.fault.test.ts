@@ -185,6 +185,9 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     // processor is released at the end (a force-closed worker leaves it running in this process).
     setTimeout(() => releaseFirst.resolve(), 8000).unref();
     await first.close(true);
+    const closed = onlySpan(tracing.current.spans(), `process ${name}`);
+    expect(closed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(closed.attributes['error.type']).toBe('worker_closed');
     const completed = deferred<unknown>();
     const second = new Worker(
       name,
@@ -210,6 +213,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
       expect(span.attributes['messaging.message.id']).toBe(job.id);
     }
     expect(new Set(runs.map((s) => s.spanContext().spanId)).size).toBe(2);
+    // The first attempt's span ended when its worker was force-closed, its processor still running.
+    expect(runs.map((s) => String(s.attributes['error.type'] ?? 'none')).sort()).toEqual([
+      'none',
+      'worker_closed',
+    ]);
   });
 
   it('worker close() with jobs in flight: every process span ends', async () => {
@@ -238,4 +246,172 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     for (const span of spans) expect(span.status.code).toBe(SpanStatusCode.UNSET);
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
+
+  it('lock lost: the attempt span ends (ERROR) when BullMQ gives up, though the processor never returns', async () => {
+    const name = uniqueQueueName('locklost');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const started = deferred();
+    const never = deferred();
+    let calls = 0;
+    const completed = deferred();
+    const worker = new Worker(
+      name,
+      traceProcessor(async () => {
+        if (++calls === 1) {
+          started.resolve();
+          await never.promise; // the first attempt never returns on its own
+          return 'late';
+        }
+        return 'second';
+      }),
+      { connection: connection(), concurrency: 2, lockDuration: 1000, stalledInterval: 300 },
+    );
+    workers.push(worker);
+    worker.on('error', () => undefined);
+    worker.on('completed', () => completed.resolve());
+    const job = await queue.add('work', {});
+    await started.promise;
+    // Someone else (an operator, a Redis failover) removes the job's lock.
+    const client = new Redis(connection());
+    try {
+      await client.del(`bull:${name}:${job.id}:lock`);
+    } finally {
+      client.disconnect();
+    }
+    const spans = await waitForSpans(tracing.current.spans, (s) =>
+      spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
+    );
+    const given = spansNamed(spans, `process ${name}`).find((p) => p.status.code === SpanStatusCode.ERROR);
+    expect(['lock_lost', 'stalled']).toContain(given?.attributes['error.type']);
+    expect(given?.attributes['messaging.message.id']).toBe(job.id);
+    expect(calls).toBeGreaterThanOrEqual(1);
+    never.resolve();
+    await completed.promise;
+    await tracing.current.assertNoOpenSpans();
+  });
+
+  it('processTimeoutMs: the span ends with process_timeout, the later outcome of the processor still reaches BullMQ', async () => {
+    const name = uniqueQueueName('ptimeout');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const release = deferred();
+    const completed = deferred<unknown>();
+    const worker = new Worker(
+      name,
+      traceProcessor(
+        async () => {
+          await release.promise;
+          return 'finished late';
+        },
+        { processTimeoutMs: 50 },
+      ),
+      { connection: connection() },
+    );
+    workers.push(worker);
+    worker.on('completed', (_job, value) => completed.resolve(value));
+    await queue.add('slow', {});
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const span = onlySpan(spans, `process ${name}`);
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes['error.type']).toBe('process_timeout');
+    expect(span.attributes['hoptrace.attempt.final']).toBeUndefined();
+    release.resolve();
+    await expect(completed.promise).resolves.toBe('finished late');
+    expect(spansNamed(tracing.current.spans(), `process ${name}`)).toHaveLength(1);
+  });
+});
+
+function throwing(key: string): object {
+  return Object.defineProperty({}, key, {
+    get() {
+      throw new Error(`${key} getter`);
+    },
+    enumerable: true,
+  });
+}
+
+/** Every kind of value a processor may throw. */
+const THROWN: ReadonlyArray<readonly [string, () => unknown]> = [
+  ['null', () => null],
+  ['undefined', () => undefined],
+  ['a number', () => 42],
+  ['a string', () => 'plain string'],
+  ['a plain object', () => ({ code: 'E_PLAIN', message: 'plain object' })],
+  [
+    'a null-prototype object',
+    () => Object.assign(Object.create(null) as object, { message: 'no prototype' }),
+  ],
+  ['an object whose message getter throws', () => throwing('message')],
+  ['an object whose name getter throws', () => Object.assign(throwing('name'), { message: 'named' })],
+  [
+    'an object whose toString throws',
+    () => ({
+      message: 'to string',
+      toString() {
+        throw new Error('toString');
+      },
+    }),
+  ],
+];
+
+interface Outcome {
+  state: string;
+  failedReason: unknown;
+  received: unknown;
+}
+
+describe.each(BULLMQ_VERSIONS)('BullMQ %s: any thrown value on real Redis', (_label, bullmq) => {
+  const workers: WorkerHandle[] = [];
+  const queues: QueueHandle[] = [];
+  afterEach(async () => cleanup(workers, queues));
+
+  /** Runs one job whose processor throws `value`; what BullMQ made of it. */
+  async function run(value: unknown, wrap: boolean): Promise<Outcome & { queue: string }> {
+    const connection = brokerEndpoint('redis');
+    const name = uniqueQueueName(wrap ? 'thrown-traced' : 'thrown-raw');
+    const queue = new bullmq.Queue(name, { connection });
+    queues.push(queue);
+    const processor = async () => {
+      throw value;
+    };
+    const worker = new bullmq.Worker(name, wrap ? traceProcessor(processor) : processor, { connection });
+    workers.push(worker);
+    const settled = deferred<unknown>();
+    // BullMQ itself may fail to record some values (it reads `err.message`): it reports an error.
+    worker.on('failed', (_job, err) => settled.resolve(err));
+    worker.on('error', (err) => settled.resolve(err));
+    const job = await queue.add('x', {}, { attempts: 1 });
+    const received = await settled.promise;
+    const stored = await bullmq.Job.fromId(queue, job.id as string);
+    return {
+      queue: name,
+      state: await queue.getJobState(job.id as string),
+      failedReason: stored?.failedReason,
+      received: received === value ? 'the thrown value' : String((received as Error)?.message),
+    };
+  }
+
+  it.each(THROWN)(
+    '%s: rethrown unchanged (BullMQ records what it records without hoptrace), span ERROR',
+    async (_what, make) => {
+      const value = make();
+      const raw = await run(value, false);
+      const traced = await run(value, true);
+      expect({ ...traced, queue: '' }).toEqual({ ...raw, queue: '' });
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${traced.queue}`).length === 1,
+      );
+      const span = onlySpan(spans, `process ${traced.queue}`);
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(typeof span.attributes['error.type']).toBe('string');
+      expect(tracing.current.openSpans()).toHaveLength(0);
+    },
+  );
 });

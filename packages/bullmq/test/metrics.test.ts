@@ -1,3 +1,4 @@
+import { METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import { useTestTracing } from '@hoptrace/test-kit';
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
@@ -13,15 +14,17 @@ class TestReader extends MetricReader {
 async function collect(reader: TestReader) {
   const { resourceMetrics } = await reader.collect();
   const out = new Map<string, Array<{ attributes: Record<string, unknown>; value: unknown }>>();
+  const units = new Map<string, string>();
   for (const scope of resourceMetrics.scopeMetrics) {
     for (const metric of scope.metrics) {
+      units.set(metric.descriptor.name, metric.descriptor.unit);
       out.set(
         metric.descriptor.name,
         metric.dataPoints.map((p) => ({ attributes: { ...p.attributes }, value: p.value })),
       );
     }
   }
-  return out;
+  return Object.assign(out, { units });
 }
 
 describe('metrics', () => {
@@ -73,7 +76,13 @@ describe('metrics', () => {
     expect(metrics.get('messaging.process.duration')).toHaveLength(2);
     expect(metrics.get('messaging.client.operation.duration')).toHaveLength(1);
     // Only the first attempt records time in queue: timestamp + delay was ~1 s ago.
-    const waited = metrics.get('hoptrace.messaging.time_in_queue') ?? [];
+    // Core's one time-in-queue metric (name and unit shared with the other adapters).
+    expect(METRIC_HOPTRACE_TIME_IN_QUEUE).toBe('hoptrace.messaging.time_in_queue');
+    expect(metrics.units.get(METRIC_HOPTRACE_TIME_IN_QUEUE)).toBe('s');
+    expect([...metrics.keys()].filter((name) => name.includes('time_in_queue'))).toEqual([
+      METRIC_HOPTRACE_TIME_IN_QUEUE,
+    ]);
+    const waited = metrics.get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
     expect(waited).toHaveLength(1);
     const histogram = waited[0]?.value as { count: number; sum: number };
     expect(histogram.count).toBe(1);

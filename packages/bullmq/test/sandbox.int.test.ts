@@ -36,59 +36,66 @@ function childSpans(file: string): ChildSpan[] {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe.each(BULLMQ_VERSIONS)('BullMQ %s: sandboxed processor', (label, bullmq) => {
-  const workers: WorkerHandle[] = [];
-  const queues: QueueHandle[] = [];
-  afterEach(async () => cleanup(workers, queues));
+const MODES = BULLMQ_VERSIONS.flatMap(([label, bullmq]) =>
+  [false, true].map((useWorkerThreads) => [label, bullmq, useWorkerThreads] as const),
+);
 
-  it('runs in a child process under the job creation context, and records failures there', async () => {
-    const name = uniqueQueueName('sandbox');
-    const connection = brokerEndpoint('redis');
-    const raw = new bullmq.Queue(name, { connection });
-    queues.push(raw);
-    const queue = traceQueue(raw);
-    const worker = new bullmq.Worker(name, processorFile, { connection });
-    workers.push(worker);
-    const completed = deferred<unknown>();
-    const failed = deferred<Error>();
-    worker.on('completed', (_job, value) => completed.resolve(value));
-    worker.on('failed', (_job, err) => failed.resolve(err));
-    const spanFile = join(dir, `${label.replace(/\W/g, '')}-${Date.now()}.jsonl`);
+describe.each(MODES)(
+  'BullMQ %s: sandboxed processor (useWorkerThreads: %s)',
+  (label, bullmq, useWorkerThreads) => {
+    const workers: WorkerHandle[] = [];
+    const queues: QueueHandle[] = [];
+    afterEach(async () => cleanup(workers, queues));
 
-    const okJob = await queue.add('ok', { spanFile });
-    const returned = (await completed.promise) as {
-      traceId: string;
-      spanId: string;
-      parentSpanId: string;
-      name: string;
-    };
-    const failJob = await queue.add('boom', { spanFile, fail: true }, { attempts: 1 });
-    const err = await failed.promise;
-    expect(err.message).toBe('sandboxed failure');
+    it('runs in a child process under the job creation context, and records failures there', async () => {
+      const name = uniqueQueueName('sandbox');
+      const connection = brokerEndpoint('redis');
+      const raw = new bullmq.Queue(name, { connection });
+      queues.push(raw);
+      const queue = traceQueue(raw);
+      const worker = new bullmq.Worker(name, processorFile, { connection, useWorkerThreads });
+      workers.push(worker);
+      const completed = deferred<unknown>();
+      const failed = deferred<Error>();
+      worker.on('completed', (_job, value) => completed.resolve(value));
+      worker.on('failed', (_job, err) => failed.resolve(err));
+      const spanFile = join(dir, `${label.replace(/\W/g, '')}-${useWorkerThreads}-${Date.now()}.jsonl`);
 
-    const sends = tracing.current.spans().filter((s) => s.name === `send ${name}`);
-    expect(sends).toHaveLength(2);
-    const okSend = sends.find((s) => s.attributes['messaging.message.id'] === okJob.id);
-    const failSend = sends.find((s) => s.attributes['messaging.message.id'] === failJob.id);
-    expect(returned.name).toBe(`process ${name}`);
-    expect(returned.traceId).toBe(okSend?.spanContext().traceId);
-    expect(returned.parentSpanId).toBe(okSend?.spanContext().spanId);
+      const okJob = await queue.add('ok', { spanFile });
+      const returned = (await completed.promise) as {
+        traceId: string;
+        spanId: string;
+        parentSpanId: string;
+        name: string;
+      };
+      const failJob = await queue.add('boom', { spanFile, fail: true }, { attempts: 1 });
+      const err = await failed.promise;
+      expect(err.message).toBe('sandboxed failure');
 
-    // The child's spans ended, with the right shape, and the failure was recorded there.
-    const deadline = Date.now() + 5000;
-    while (childSpans(spanFile).length < 2 && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 25));
-    const ended = childSpans(spanFile);
-    expect(ended).toHaveLength(2);
-    const okSpan = ended.find((s) => s.attributes['messaging.message.id'] === okJob.id);
-    const failSpan = ended.find((s) => s.attributes['messaging.message.id'] === failJob.id);
-    expect(okSpan?.spanId).toBe(returned.spanId);
-    expect(okSpan?.kind).toBe(SpanKind.CONSUMER);
-    expect(okSpan?.status.code).toBe(SpanStatusCode.UNSET);
-    expect(okSpan?.attributes['bullmq.job.attempt']).toBe(1);
-    expect(failSpan?.parentSpanId).toBe(failSend?.spanContext().spanId);
-    expect(failSpan?.traceId).toBe(failSend?.spanContext().traceId);
-    expect(failSpan?.status.code).toBe(SpanStatusCode.ERROR);
-    expect(failSpan?.attributes['error.type']).toBe('TypeError');
-  });
-});
+      const sends = tracing.current.spans().filter((s) => s.name === `send ${name}`);
+      expect(sends).toHaveLength(2);
+      const okSend = sends.find((s) => s.attributes['messaging.message.id'] === okJob.id);
+      const failSend = sends.find((s) => s.attributes['messaging.message.id'] === failJob.id);
+      expect(returned.name).toBe(`process ${name}`);
+      expect(returned.traceId).toBe(okSend?.spanContext().traceId);
+      expect(returned.parentSpanId).toBe(okSend?.spanContext().spanId);
+
+      // The child's spans ended, with the right shape, and the failure was recorded there.
+      const deadline = Date.now() + 5000;
+      while (childSpans(spanFile).length < 2 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 25));
+      const ended = childSpans(spanFile);
+      expect(ended).toHaveLength(2);
+      const okSpan = ended.find((s) => s.attributes['messaging.message.id'] === okJob.id);
+      const failSpan = ended.find((s) => s.attributes['messaging.message.id'] === failJob.id);
+      expect(okSpan?.spanId).toBe(returned.spanId);
+      expect(okSpan?.kind).toBe(SpanKind.CONSUMER);
+      expect(okSpan?.status.code).toBe(SpanStatusCode.UNSET);
+      expect(okSpan?.attributes['bullmq.job.attempt']).toBe(1);
+      expect(failSpan?.parentSpanId).toBe(failSend?.spanContext().spanId);
+      expect(failSpan?.traceId).toBe(failSend?.spanContext().traceId);
+      expect(failSpan?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(failSpan?.attributes['error.type']).toBe('TypeError');
+    });
+  },
+);

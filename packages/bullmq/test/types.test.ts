@@ -1,4 +1,4 @@
-import { traceFlowProducer, traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } from '@hoptrace/bullmq';
 import type { FlowProducer, Job, Queue } from 'bullmq';
 import { describe, expectTypeOf, it } from 'vitest';
 
@@ -21,6 +21,9 @@ describe('@hoptrace/bullmq types', () => {
       expectTypeOf(traceFlowProducer(flow)).toEqualTypeOf<FlowProducer>();
       expectTypeOf(traceProcessor(processor)).toEqualTypeOf<typeof processor>();
       expectTypeOf(traceProcessor(processor)).parameters.toEqualTypeOf<[Job<Order>, (string | undefined)?]>();
+      // The dead-letter helper's result is accepted as the options of `add`.
+      const job = {} as Job<Order>;
+      queue.add('fulfil', job.data, deadLetterJobOptions(job, new Error('x')));
     };
     expectTypeOf(compileOnly).toBeFunction();
   });
@@ -37,6 +40,10 @@ describe('@hoptrace/bullmq types', () => {
       () => traceQueue(queue, { relation: 'link' }),
       // @ts-expect-error not a processor
       () => traceProcessor('fn'),
+      // @ts-expect-error processTimeoutMs is a number of milliseconds
+      () => traceProcessor(processor, { processTimeoutMs: '5m' }),
+      // @ts-expect-error processTimeoutMs is a processor option, not a queue one
+      () => traceQueue(queue, { processTimeoutMs: 5 }),
     ];
     expectTypeOf(invalid).toBeArray();
   });

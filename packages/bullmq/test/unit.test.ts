@@ -1,9 +1,10 @@
+import { EventEmitter } from 'node:events';
 import { useTestTracing } from '@hoptrace/test-kit';
-import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import { describe, expect, it } from 'vitest';
+import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { describe, expect, it, vi } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
-import { optionsWithContext } from '../src/queue.ts';
+import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 
 const tracing = useTestTracing();
@@ -171,5 +172,66 @@ describe('wrappers', () => {
     );
     expect(() => traceProcessor('nope' as unknown as () => void)).toThrow(TypeError);
     expect(() => traceQueue({} as unknown as typeof queue)).toThrow(TypeError);
+  });
+});
+
+describe('attempts BullMQ gives up on (worker events)', () => {
+  /** A stand-in for a BullMQ Worker: the processor is called as its method, as BullMQ does. */
+  function fakeWorker() {
+    const emitter = new EventEmitter();
+    return Object.assign(emitter, { isRunning: () => true });
+  }
+
+  it.each([
+    ['lockRenewalFailed', (w: EventEmitter) => w.emit('lockRenewalFailed', ['7']), 'lock_lost'],
+    ['stalled', (w: EventEmitter) => w.emit('stalled', '7', 'active'), 'stalled'],
+    ['closed', (w: EventEmitter) => w.emit('closed'), 'worker_closed'],
+  ] as const)('%s ends the open attempt with status ERROR and error.type %s', async (_event, emit, type) => {
+    const worker = fakeWorker();
+    const never = new Promise<never>(() => undefined);
+    const wrapped = traceProcessor(async (_job: unknown) => never);
+    const other = { id: '8', queueName: 'q', attemptsMade: 0 };
+    void wrapped.call(worker, { id: '7', queueName: 'q', attemptsMade: 0 });
+    void wrapped.call(worker, other);
+    emit(worker);
+    const ended = tracing.current.spans();
+    expect(ended).toHaveLength(type === 'worker_closed' ? 2 : 1);
+    expect(ended[0]?.attributes).toMatchObject({
+      'messaging.message.id': type === 'worker_closed' ? expect.any(String) : '7',
+      'error.type': type,
+    });
+    expect(ended[0]?.status.code).toBe(2);
+    if (type !== 'worker_closed') {
+      // The other job's attempt is untouched; end it for the leak check.
+      expect(tracing.current.openSpans()).toHaveLength(1);
+      worker.emit('closed');
+    }
+  });
+
+  it('the same job handed to the worker again ends its older open attempt as stalled', () => {
+    const worker = fakeWorker();
+    const wrapped = traceProcessor(async (_job: unknown) => new Promise<never>(() => undefined));
+    void wrapped.call(worker, { id: '7', queueName: 'q', attemptsMade: 0 });
+    void wrapped.call(worker, { id: '7', queueName: 'q', attemptsMade: 0 });
+    const [first] = tracing.current.spans();
+    expect(first?.attributes['error.type']).toBe('stalled');
+    expect(tracing.current.openSpans()).toHaveLength(1);
+    worker.emit('closed');
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
+
+describe('parse once (11.4)', () => {
+  it('a job carrying the caller context is parsed once per add', async () => {
+    const { queue } = fakeQueue();
+    const traced = traceQueue(queue);
+    const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    const extract = vi.spyOn(propagation, 'extract');
+    const parse = vi.spyOn(JSON, 'parse');
+    await traced.add('a', {}, { telemetry: { metadata } });
+    expect(extract).toHaveBeenCalledTimes(1);
+    expect(parse).toHaveBeenCalledTimes(1);
+    extract.mockRestore();
+    parse.mockRestore();
   });
 });

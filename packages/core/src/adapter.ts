@@ -104,6 +104,7 @@ export {
 } from './semconv.ts';
 export {
   DEFAULT_SPAN_TEMPLATES,
+  MESSAGING_SPAN_OPERATIONS,
   OPERATION_SPAN_KIND,
   OperationTemplates,
   type SpanOperation,

@@ -78,11 +78,16 @@ export function readMessageContext(headers: HeaderCarrier): MessageContext {
  */
 export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefined {
   if (!headers) return undefined;
-  for (const _ in headers) {
-    const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
-    return spanContext && isSpanContextValid(spanContext) ? spanContext : undefined;
+  try {
+    for (const _ in headers) {
+      const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
+      return spanContext && isSpanContextValid(spanContext) ? spanContext : undefined;
+    }
+  } catch {
+    // A hostile header object (a Proxy whose key listing throws): treat it as carrying no context.
+    // Copying it later throws the host's own error inside the send operation.
   }
-  return undefined; // no own enumerable keys: nothing to parse
+  return undefined; // no enumerable keys: nothing to parse
 }
 
 /**

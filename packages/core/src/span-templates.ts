@@ -73,6 +73,11 @@ export class SpanTemplates {
     this.#capacity = capacity;
   }
 
+  /** How many templates are kept (never more than the capacity). */
+  get size(): number {
+    return this.#templates.size;
+  }
+
   /**
    * The template for spans named after `nameDestination`.
    *
@@ -161,3 +166,16 @@ export class OperationTemplates<K extends string> {
     return family;
   }
 }
+
+/**
+ * The span operations most messaging adapters share, for an adapter's {@link OperationTemplates}
+ * table: spread it and add the broker's own (settle operations, transactions...). `sendClient` is
+ * a send whose messages all carry their own contexts (a CLIENT span linking to them).
+ */
+export const MESSAGING_SPAN_OPERATIONS = {
+  send: { type: 'send', name: 'send' },
+  sendClient: { type: 'send', name: 'send', kind: SpanKind.CLIENT },
+  create: { type: 'create', name: 'create' },
+  receive: { type: 'receive', name: 'receive' },
+  process: { type: 'process', name: 'process' },
+} as const satisfies Record<string, SpanOperation>;

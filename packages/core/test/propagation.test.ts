@@ -126,6 +126,21 @@ describe('injectContext and withContextHeaders', () => {
     expect(callerSpanContext({ 'x-other': '1' })).toBeUndefined();
   });
 
+  it('reads no context from a header object whose key listing throws, and never throws itself', () => {
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('no keys for you');
+        },
+      },
+    );
+    expect(() => callerSpanContext(hostile)).not.toThrow();
+    expect(callerSpanContext(hostile)).toBeUndefined();
+    // Copying it is the host's own error, raised inside the operation that asked for the copy.
+    expect(() => sendHeaders(hostile, remoteContext(), undefined)).toThrow('no keys for you');
+  });
+
   it('treats baggage-only or malformed trace headers as no context: adds ours, overwrites nothing', () => {
     expect(callerSpanContext({ baggage: 'k=v' })).toBeUndefined();
     expect(withContextHeaders({ baggage: 'k=v' }, remoteContext('vendor=x'))).toEqual({

@@ -77,6 +77,9 @@ describe('SpanTemplates', () => {
     expect(templates.get('a')).toBe(a);
     expect(templates.get('c')).not.toBe(c);
     expect(templates.get('c')).toEqual(c);
+    expect(templates.size).toBe(2);
+    for (let i = 0; i < 1000; i++) templates.get(`queue-${i}`);
+    expect(templates.size).toBe(2);
   });
 });
 

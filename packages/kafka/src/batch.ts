@@ -1,12 +1,16 @@
+import { readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   type ConsumerSpan,
+  lineageAttributes,
+  lineageLinks,
   type MessageContext,
   Operation,
   readMessageContext,
   setSpanAttributes,
   startConsumerSpan,
   startSpanFromTemplate,
+  withFailureLineage,
 } from '@hoptrace/core/adapter';
 import {
   type Attributes,
@@ -85,22 +89,25 @@ class BatchTracker implements OpenBatch {
     if (!message) return undefined;
     const { instr, settings } = this.#state;
     // Under `link`, the batch span is the parent; under `parent`, the message's creation context.
+    const lineage = readFailureLineage(message.headers);
     const started: ConsumerSpan = startConsumerSpan(
       instr,
       this.#state.templates.of('process').get(this.#topic),
       this.#creations[i] ?? readMessageContext(message.headers),
       this.batchContext,
+      lineageLinks(lineage),
     );
     if (started.span?.isRecording()) {
-      const attributes: Attributes = {};
+      const attributes: Attributes = lineage ? lineageAttributes(lineage) : {};
       addPositionAttributes(attributes, this.#partition, message.offset);
       addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
       setSpanAttributes(started.span, attributes, instr.legacyAttributes);
     }
     const operation = new Operation(instr, started.span);
+    const context = withFailureLineage(started.context, lineage);
     this.#operations[i] = operation;
-    this.#contexts[i] = started.context;
-    return { operation, context: started.context };
+    this.#contexts[i] = context;
+    return { operation, context };
   }
 
   /** Runs `fn` in message `i`'s span (starting it if needed). */

@@ -1,12 +1,14 @@
-import type {
-  Instrumentation,
-  MetricAttributeCache,
-  Operation,
-  OperationMetric,
+import {
+  type Instrumentation,
+  type MetricAttributeCache,
+  type Operation,
+  type OperationMetric,
+  type OperationTemplates,
+  operationMetric,
 } from '@hoptrace/core/adapter';
 import type { ClientInfo } from './client-info.ts';
+import type { KafkaOperation } from './operations.ts';
 import type { KafkaSettings } from './options.ts';
-import type { KafkaTemplates } from './templates.ts';
 
 /** A batch in flight, as the consumer sees it: something to finish when the consumer stops. */
 export interface OpenBatch {
@@ -19,7 +21,7 @@ export interface ConsumerState {
   readonly instr: Instrumentation;
   readonly settings: KafkaSettings;
   readonly info: ClientInfo;
-  readonly templates: KafkaTemplates;
+  readonly templates: OperationTemplates<KafkaOperation>;
   readonly metrics: MetricAttributeCache;
   /** eachMessage operations whose handler has not settled yet (ended on stop/disconnect). */
   readonly open: Set<Operation>;
@@ -33,13 +35,15 @@ export function processMetric(
   topic: string,
   count: number,
 ): OperationMetric | undefined {
-  if (!state.instr.metrics) return undefined;
-  return {
-    operation: 'process',
-    cache: state.metrics,
-    attributes: state.metrics.get('process', topic, state.info.groupId),
+  return operationMetric(
+    state.instr.metrics !== undefined,
+    state.metrics,
+    'process',
+    'process',
+    topic,
     count,
-  };
+    state.info.groupId,
+  );
 }
 
 /** Records how long a message waited in Kafka (from its timestamp), when metrics are on. */

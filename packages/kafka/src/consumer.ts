@@ -19,9 +19,9 @@ import { addMessageAttributes, addPositionAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
+import { kafkaTemplates } from './operations.ts';
 import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
-import { KafkaTemplates } from './templates.ts';
 
 /**
  * Wraps a kafkajs consumer so that `run({ eachMessage })` and `run({ eachBatch })` are traced.
@@ -68,7 +68,7 @@ export function wrapConsumer<C extends Consumer>(
     instr,
     settings,
     info,
-    templates: new KafkaTemplates(instr, info, true),
+    templates: kafkaTemplates(instr, info, true),
     metrics: new MetricAttributeCache(instr.system),
     open: new Set(),
     batches: new Set(),
@@ -123,11 +123,12 @@ function processMessage(
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   recordTimeInQueue(state, topic, message?.timestamp);
+  const handlerContext = withFailureLineage(context, lineage);
+  // Unsampled fast path without metrics: nothing to settle, so no operation and no extra promise.
+  if (!span && !instr.metrics) return contextApi.with(handlerContext, handler, undefined, payload);
   const operation = new Operation(instr, span, processMetric(state, topic, 1));
   state.open.add(operation);
-  const done = contextApi.with(withFailureLineage(context, lineage), () =>
-    operation.run(() => handler(payload)),
-  );
+  const done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
   return Promise.resolve(done).finally(() => state.open.delete(operation));
 }
 

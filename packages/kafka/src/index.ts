@@ -13,6 +13,7 @@ export {
 } from './attributes.ts';
 export { withMessageContext } from './batch.ts';
 export { traceConsumer } from './consumer.ts';
+export { type DeadLetterOptions, deadLetterMessage, type FailedKafkaMessage } from './dead-letter.ts';
 export { traceKafka } from './kafka.ts';
 export {
   type BatchSpans,

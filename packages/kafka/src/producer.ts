@@ -9,6 +9,8 @@ import {
   MetricAttributeCache,
   Operation,
   type OperationMetric,
+  type OperationTemplates,
+  operationMetric,
   sendHeaders,
   setSpanAttributes,
   startClientSpan,
@@ -39,9 +41,9 @@ import {
   ERROR_TRANSACTION_ABORTED,
 } from './attributes.ts';
 import { ClientInfo } from './client-info.ts';
+import { type KafkaOperation, kafkaTemplates } from './operations.ts';
 import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
-import { KafkaTemplates } from './templates.ts';
 
 /** Most sends of one transaction whose spans wait for its commit or abort; older ones end as `unknown`. */
 export const MAX_PENDING_TRANSACTION_SENDS = 1024;
@@ -50,7 +52,7 @@ export const MAX_PENDING_TRANSACTION_SENDS = 1024;
 interface ProducerState {
   readonly instr: Instrumentation;
   readonly settings: KafkaSettings;
-  readonly templates: KafkaTemplates;
+  readonly templates: OperationTemplates<KafkaOperation>;
   readonly metrics: MetricAttributeCache;
   /** Sends of open transactions, ended as `unknown` when the producer disconnects first. */
   readonly transactions: Set<Set<Operation>>;
@@ -99,7 +101,7 @@ export function wrapProducer<P extends Producer>(
   const state: ProducerState = {
     instr,
     settings,
-    templates: new KafkaTemplates(instr, info, false),
+    templates: kafkaTemplates(instr, info, false),
     metrics: new MetricAttributeCache(instr.system),
     transactions: new Set(),
   };
@@ -192,13 +194,14 @@ function metric(
   count: number,
   operation: OperationMetric['operation'] = 'send',
 ): OperationMetric | undefined {
-  if (!state.instr.metrics) return undefined;
-  return {
+  return operationMetric(
+    state.instr.metrics !== undefined,
+    state.metrics,
     operation,
-    cache: state.metrics,
-    attributes: state.metrics.get(operationName, destination),
+    operationName,
+    destination,
     count,
-  };
+  );
 }
 
 type Sender = Pick<Producer, 'send' | 'sendBatch'>;
@@ -209,12 +212,19 @@ function tracedSend(
   record: ProducerRecord,
   transaction: Set<Operation> | undefined,
 ): Promise<RecordMetadata[]> {
+  let messages: unknown;
+  try {
+    messages = record && typeof record === 'object' ? record.messages : undefined;
+  } catch {
+    messages = undefined;
+  }
   // Input kafkajs will reject anyway goes through untouched, so its own validation error surfaces.
-  if (!record || typeof record !== 'object' || !Array.isArray(record.messages)) return sender.send(record);
+  if (!Array.isArray(messages)) return sender.send(record);
   return traceSendCall(
     state,
     [record],
     (groups) => sender.send({ ...record, messages: (groups[0] as TopicMessages).messages }),
+    () => sender.send(record),
     transaction,
   );
 }
@@ -225,14 +235,19 @@ function tracedSendBatch(
   batch: ProducerBatch,
   transaction: Set<Operation> | undefined,
 ): Promise<RecordMetadata[]> {
-  const groups = batch?.topicMessages;
-  if (!Array.isArray(groups) || !groups.every((g) => g && Array.isArray(g.messages))) {
-    return sender.sendBatch(batch);
+  let groups: unknown;
+  try {
+    groups = batch?.topicMessages;
+    if (!Array.isArray(groups) || !groups.every((g) => g && Array.isArray(g.messages))) groups = undefined;
+  } catch {
+    groups = undefined;
   }
+  if (groups === undefined) return sender.sendBatch(batch);
   return traceSendCall(
     state,
-    groups,
+    groups as TopicMessages[],
     (traced) => sender.sendBatch({ ...batch, topicMessages: traced }),
+    () => sender.sendBatch(batch),
     transaction,
   );
 }
@@ -245,10 +260,35 @@ function traceSendCall(
   state: ProducerState,
   groups: readonly TopicMessages[],
   invoke: (groups: TopicMessages[]) => Promise<RecordMetadata[]>,
+  invokeRaw: () => Promise<RecordMetadata[]>,
   transaction: Set<Operation> | undefined,
 ): Promise<RecordMetadata[]> {
+  let callers: Callers;
+  try {
+    callers = readCallers(state, groups);
+  } catch {
+    // Reading the caller's records threw (a throwing getter): no span has started yet, so hoptrace
+    // steps aside and kafkajs gets the caller's own objects (and raises its own error, as without us).
+    return invokeRaw();
+  }
+  return traceCallers(state, groups, callers, invoke, invokeRaw, transaction);
+}
+
+/** What the caller's records say before any span starts: sizes, destination, their own contexts. */
+interface Callers {
+  total: number;
+  destination: string | undefined;
+  /** Per message (flattened), the valid context its headers already carry. */
+  contexts: (SpanContext | undefined)[] | undefined;
+  /** Links from the send span to those contexts. */
+  links: Link[] | undefined;
+  /** How many messages carry their own context. */
+  own: number;
+}
+
+/** Reads the caller's records (may throw on hostile getters; nothing has started yet). */
+function readCallers(state: ProducerState, groups: readonly TopicMessages[]): Callers {
   const { instr, settings } = state;
-  const parent = contextApi.active();
   let total = 0;
   let destination: string | undefined = groups[0]?.topic;
   for (const group of groups) {
@@ -256,7 +296,6 @@ function traceSendCall(
     if (group.topic !== destination) destination = undefined;
   }
   const multi = total > 1;
-
   // The callers' own contexts (parsed once) are kept, and linked from the send span.
   let callers: (SpanContext | undefined)[] | undefined;
   let links: Link[] | undefined;
@@ -282,97 +321,130 @@ function traceSendCall(
       index++;
     }
   }
+  return { total, destination, contexts: callers, links, own };
+}
 
-  // Per-message create spans, only when asked for.
+/** The traced send once the caller's records are read: spans, header copies, the call. Never throws. */
+function traceCallers(
+  state: ProducerState,
+  groups: readonly TopicMessages[],
+  read: Callers,
+  invoke: (groups: TopicMessages[]) => Promise<RecordMetadata[]>,
+  invokeRaw: () => Promise<RecordMetadata[]>,
+  transaction: Set<Operation> | undefined,
+): Promise<RecordMetadata[]> {
+  const { instr, settings } = state;
+  const parent = contextApi.active();
+  const { total, destination, own } = read;
+  const callers = read.contexts;
+  let links = read.links;
+  const multi = total > 1;
+  let index = 0;
+
+  // Every span this call starts, so each ends even if copying the caller's data throws below.
+  const started: Span[] = [];
   let creates: (Span | undefined)[] | undefined;
-  if (multi && settings.createSpans && own < total) {
-    creates = new Array(total);
-    index = 0;
-    for (const group of groups) {
-      const template = state.templates.of('create').get(group.topic);
-      for (const message of group.messages) {
-        if (!callers?.[index]) {
-          const span = startClientSpan(instr, template, parent);
-          creates[index] = span;
-          if (span?.isRecording()) {
-            const attributes: Attributes = {};
-            addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-            addPositionAttributes(attributes, message?.partition, undefined);
-            setSpanAttributes(span, attributes, instr.legacyAttributes);
-            links ??= [];
-            links.push({ context: span.spanContext() });
+  let sendSpan: Span | undefined;
+  let traced: TopicMessages[] | undefined;
+  try {
+    // Per-message create spans, only when asked for.
+    if (multi && settings.createSpans && own < total) {
+      creates = new Array(total);
+      index = 0;
+      for (const group of groups) {
+        const template = state.templates.of('create').get(group.topic);
+        for (const message of group.messages) {
+          if (!callers?.[index]) {
+            const span = startClientSpan(instr, template, parent);
+            if (span) started.push(span);
+            creates[index] = span;
+            if (span?.isRecording()) {
+              const attributes: Attributes = {};
+              addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+              addPositionAttributes(attributes, message?.partition, undefined);
+              setSpanAttributes(span, attributes, instr.legacyAttributes);
+              links ??= [];
+              links.push({ context: span.spanContext() });
+            }
           }
+          index++;
         }
-        index++;
       }
     }
-  }
 
-  const client = own === total || creates !== undefined;
-  const sendSpan = startClientSpan(
-    instr,
-    state.templates.of(client ? 'sendClient' : 'send').get(destination),
-    parent,
-    links ? { links } : undefined,
-  );
-  if (sendSpan?.isRecording()) {
-    const attributes: Attributes = {};
-    if (multi) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = total;
-    else {
-      const only = groups.find((g) => g.messages.length > 0)?.messages[0];
-      if (only) {
-        addMessageAttributes(attributes, only, settings.captureKeys, instr.captureBodySize);
-        addPositionAttributes(attributes, only.partition, undefined);
+    const client = own === total || creates !== undefined;
+    sendSpan = startClientSpan(
+      instr,
+      state.templates.of(client ? 'sendClient' : 'send').get(destination),
+      parent,
+      links ? { links } : undefined,
+    );
+    if (sendSpan) started.push(sendSpan);
+    if (sendSpan?.isRecording()) {
+      const attributes: Attributes = {};
+      if (multi) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = total;
+      else {
+        const only = groups.find((g) => g.messages.length > 0)?.messages[0];
+        if (only) {
+          addMessageAttributes(attributes, only, settings.captureKeys, instr.captureBodySize);
+          addPositionAttributes(attributes, only.partition, undefined);
+        }
       }
+      setSpanAttributes(sendSpan, attributes, instr.legacyAttributes);
     }
-    setSpanAttributes(sendSpan, attributes, instr.legacyAttributes);
+    const sendContext = sendSpan ? trace.setSpan(parent, sendSpan) : parent;
+
+    index = 0;
+    const copyCreates = creates;
+    traced = groups.map((group) => ({
+      ...group,
+      messages: group.messages.map((message): Message => {
+        const i = index++;
+        if (!message || typeof message !== 'object') return message;
+        const caller = callers?.[i];
+        const create = copyCreates?.[i];
+        const context = create ? trace.setSpan(parent, create) : sendContext;
+        const headers = sendHeaders(message.headers, context, caller);
+        return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
+      }),
+    }));
+  } catch {
+    // The caller's data threw while being copied (e.g. a throwing getter on a headers object): the
+    // spans started so far still settle on the call, which gets the caller's own objects, so kafkajs
+    // raises the same error it would without hoptrace.
+    traced = undefined;
   }
-  const sendContext = sendSpan ? trace.setSpan(parent, sendSpan) : parent;
+  const call = traced ? () => invoke(traced) : invokeRaw;
 
-  index = 0;
-  const traced: TopicMessages[] = groups.map((group) => ({
-    ...group,
-    messages: group.messages.map((message): Message => {
-      const i = index++;
-      if (!message || typeof message !== 'object') return message;
-      const caller = callers?.[i];
-      const create = creates?.[i];
-      const context = create ? trace.setSpan(parent, create) : sendContext;
-      const headers = sendHeaders(message.headers, context, caller);
-      return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
-    }),
-  }));
-
-  const spans: Span | (Span | undefined)[] | undefined = creates ? [sendSpan, ...creates] : sendSpan;
+  const spans: Span | Span[] | undefined =
+    started.length === 0 ? undefined : started.length === 1 ? (started[0] as Span) : started;
   const operation = new Operation(
     instr,
     spans,
     metric(state, 'send', destination, total),
     transaction !== undefined,
   );
-  const recording = sendSpan?.isRecording() === true || creates?.some((s) => s?.isRecording()) === true;
+  const recording = started.some((span) => span.isRecording());
   const positions =
-    recording && (creates || !multi)
+    recording && traced && (creates || !multi)
       ? (reply: RecordMetadata[]) => recordPositions(state, groups, reply, creates, sendSpan)
       : undefined;
-  if (!transaction) return operation.run(() => invoke(traced), positions);
-  return operation
-    .run(() => invoke(traced), positions, false)
-    .then(
-      (reply) => {
-        if (transaction.size >= MAX_PENDING_TRANSACTION_SENDS) {
-          const oldest = transaction.values().next().value as Operation;
-          transaction.delete(oldest);
-          endPending(new Set([oldest]), 'unknown');
-        }
-        transaction.add(operation);
-        return reply;
-      },
-      (error: unknown) => {
-        operation.end();
-        throw error;
-      },
-    );
+  if (!transaction) return operation.run(call, positions);
+  return operation.run(call, positions, false).then(
+    (reply) => {
+      if (transaction.size >= MAX_PENDING_TRANSACTION_SENDS) {
+        const oldest = transaction.values().next().value as Operation;
+        transaction.delete(oldest);
+        endPending(new Set([oldest]), 'unknown');
+      }
+      transaction.add(operation);
+      return reply;
+    },
+    (error: unknown) => {
+      operation.end();
+      throw error;
+    },
+  );
 }
 
 /**

@@ -12,6 +12,7 @@ import type {
   Transaction,
 } from 'kafkajs';
 import { Kafka, logLevel } from 'kafkajs';
+import { afterEach } from 'vitest';
 
 /** A fresh kafkajs client for the shared test broker. */
 export function newKafka(clientId = 'hoptrace-test'): Kafka {
@@ -174,4 +175,28 @@ export function batchPayload(topic: string, messages: KafkaMessage[]) {
     isStale: () => false,
   };
   return { payload, resolved, heartbeat };
+}
+
+/** Connects producers and consumers for one test file and disconnects them after each test. */
+export function useKafkaClients(): {
+  producer<P extends Producer>(producer: P): Promise<P>;
+  consumer<C extends Consumer>(consumer: C, topics: string[]): Promise<C>;
+} {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+  });
+  return {
+    async producer(producer) {
+      await producer.connect();
+      cleanup.push(() => producer.disconnect());
+      return producer;
+    },
+    async consumer(consumer, topics) {
+      await consumer.connect();
+      cleanup.push(() => consumer.disconnect());
+      await consumer.subscribe({ topics, fromBeginning: true });
+      return consumer;
+    },
+  };
 }

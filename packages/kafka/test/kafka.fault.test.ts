@@ -1,11 +1,20 @@
 import { randomUUID } from 'node:crypto';
+import { ATTR_ERROR_TYPE } from '@hoptrace/core/adapter';
 import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
-import { parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import {
+  brokerEndpoint,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
 import { type LocalKafka, startLocalKafka } from '@hoptrace/test-kit/harness';
-import { trace } from '@opentelemetry/api';
+import { context, propagation, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { type Consumer, type IHeaders, Kafka, type KafkaMessage, logLevel, type Producer } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka } from './helpers.ts';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -185,6 +194,66 @@ describe('the broker goes away mid-stream (private broker on 19092)', () => {
     );
     for (const span of failedSends) expect(span.attributes['error.type']).toBeTypeOf('string');
   });
+
+  it('a handler and a send in flight when the broker freezes: every span ends, the send fails with its own error', async () => {
+    const local = broker as LocalKafka;
+    const kafka = new Kafka({
+      clientId: 'fault-in-flight',
+      brokers: local.brokers,
+      logLevel: logLevel.NOTHING,
+      requestTimeout: 2000,
+      connectionTimeout: 1000,
+      retry: { retries: 1, initialRetryTime: 100, maxRetryTime: 500 },
+    });
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = track(traceProducer(kafka.producer()));
+    await producer.connect();
+    const consumer = track(
+      traceConsumer(
+        kafka.consumer({ groupId: `fault-${randomUUID()}`, sessionTimeout: 10_000, heartbeatInterval: 1000 }),
+      ),
+    );
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let started!: () => void;
+    const handlerStarted = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await consumer.run({
+      eachMessage: async () => {
+        started();
+        await released;
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'hold' }] });
+    await handlerStarted;
+
+    process.kill(local.pid, 'SIGSTOP');
+    let failure: unknown;
+    try {
+      failure = await producer.send({ topic, messages: [{ value: 'lost' }] }).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      release();
+    } finally {
+      process.kill(local.pid, 'SIGCONT');
+    }
+    await consumer.disconnect();
+    await producer.disconnect();
+
+    expect(failure).toBeInstanceOf(Error);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const sends = spansNamed(tracing.current.spans(), `send ${topic}`);
+    expect(sends).toHaveLength(2);
+    const lost = sends.find((s) => s.status.code === 2);
+    expect(lost?.attributes['error.type']).toBeTypeOf('string');
+    expect(spansNamed(tracing.current.spans(), `process ${topic}`).length).toBeGreaterThanOrEqual(1);
+  });
 });
 
 describe('the broker process is stopped and a new one started (private broker on 19092)', () => {
@@ -249,4 +318,214 @@ describe('the broker process is stopped and a new one started (private broker on
     const processes = spansNamed(tracing.current.spans(), `process ${topic}`);
     expect(processes.length).toBeGreaterThanOrEqual(10);
   }, 240_000);
+});
+
+describe('a consumer group rebalance while handlers are in flight (shared broker)', () => {
+  it.each(['eachMessage', 'eachBatch'] as const)(
+    '%s: the interrupted handler ends its span with the rebalance error, every delivery is traced, nothing stays open',
+    async (mode) => {
+      const kafka = newKafka('rebalance');
+      const [topic] = (await createTopics(kafka, 1, 2)) as [string];
+      const raw = track(kafka.producer());
+      await raw.connect();
+      const values = Array.from({ length: 20 }, (_, i) => `m${i}`);
+      await raw.send({ topic, messages: values.map((value) => ({ key: value, value })) });
+      const group = groupId();
+      const processed = new Set<string>();
+      let invocations = 0;
+      let interrupted: unknown;
+      let firstStarted!: () => void;
+      const started = new Promise<void>((resolve) => {
+        firstStarted = resolve;
+      });
+      /** The first call keeps heartbeating until the heartbeat reports the rebalance, then rethrows it. */
+      const holdUntilRebalance = async (heartbeat: () => Promise<void>) => {
+        firstStarted();
+        for (let i = 0; i < 300; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          try {
+            await heartbeat();
+          } catch (error) {
+            interrupted = error;
+            throw error;
+          }
+        }
+      };
+      const consumerConfig = { groupId: group, heartbeatInterval: 100, sessionTimeout: 10_000 };
+      const first = track(traceConsumer(kafka.consumer(consumerConfig)));
+      const second = track(traceConsumer(kafka.consumer(consumerConfig)));
+      const run = async (consumer: Consumer) => {
+        await consumer.connect();
+        await consumer.subscribe({ topics: [topic], fromBeginning: true });
+        if (mode === 'eachMessage') {
+          await consumer.run({
+            eachMessage: async ({ message, heartbeat }) => {
+              invocations++;
+              if (invocations === 1) await holdUntilRebalance(heartbeat);
+              processed.add(String(message.value));
+            },
+          });
+        } else {
+          await consumer.run({
+            eachBatch: async ({ batch, heartbeat, resolveOffset }) => {
+              invocations++;
+              if (invocations === 1) await holdUntilRebalance(heartbeat);
+              for (const message of batch.messages) {
+                await withMessageContext(message, () => processed.add(String(message.value)));
+                resolveOffset(message.offset);
+              }
+            },
+          });
+        }
+      };
+      await run(first);
+      await started;
+      // A second member joins the group while the first one's handler is in flight.
+      await run(second);
+      await until(() => values.every((v) => processed.has(v)), 'every message after the rebalance', 60_000);
+      await second.disconnect();
+      await first.disconnect();
+
+      expect((interrupted as { type?: string } | undefined)?.type).toBe('REBALANCE_IN_PROGRESS');
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      const all = spansNamed(tracing.current.spans(), `process ${topic}`);
+      const failed = all.filter((s) => s.status.code === 2);
+      expect(failed.some((s) => s.attributes['error.type'] === 'REBALANCE_IN_PROGRESS')).toBe(true);
+      if (mode === 'eachMessage') {
+        // One span per handler call, each ended once.
+        expect(all).toHaveLength(invocations);
+      } else {
+        const batches = all.filter((s) => s.attributes['messaging.batch.message_count'] !== undefined);
+        expect(batches).toHaveLength(invocations);
+        // Every message of every batch got its span (some twice: redelivered after the rebalance).
+        const perMessage = all.length - batches.length;
+        const delivered = batches.reduce(
+          (n, b) => n + (b.attributes['messaging.batch.message_count'] as number),
+          0,
+        );
+        expect(perMessage).toBe(delivered);
+      }
+      const ids = new Set(all.map((s) => s.spanContext().spanId));
+      expect(ids.size).toBe(all.length);
+    },
+  );
+});
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+const clients = useKafkaClients();
+const spans = (): ReadableSpan[] => tracing.current.spans();
+
+describe('12.1 thrown values on a real consumer', () => {
+  it('kafkajs receives the very object the handler threw (null prototype), the span ends ERROR, the retry succeeds', async () => {
+    const logged: unknown[] = [];
+    const kafka = new Kafka({
+      clientId: 'thrown-values',
+      brokers: brokerEndpoint('kafka').brokers,
+      logLevel: logLevel.ERROR,
+      logCreator: () => (entry) => {
+        if (entry.log.message === 'Error when calling eachMessage') logged.push(entry.log.error);
+      },
+    });
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { retries: 5, initialRetryTime: 50 } })),
+      [topic],
+    );
+    const thrown = Object.assign(Object.create(null) as object, { code: 'NO_PROTOTYPE' });
+    let attempts = 0;
+    await consumer.run({
+      eachMessage: async () => {
+        attempts++;
+        if (attempts === 1) throw thrown;
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'odd-throw' }] });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 2);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toBe(thrown);
+    const [first, second] = spansNamed(all, `process ${topic}`) as [ReadableSpan, ReadableSpan];
+    expect(first.status.code).toBe(SpanStatusCode.ERROR);
+    expect(first.attributes[ATTR_ERROR_TYPE]).toBe('NO_PROTOTYPE');
+    expect(second.status.code).toBe(SpanStatusCode.UNSET);
+  });
+});
+
+describe('12.2 headers that throw while copied, on a real producer', () => {
+  it('the send span ends ERROR and the caller gets the getter error kafkajs raises', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer(), { createSpans: true }));
+    const own = new Error('header getter');
+    const headers = {
+      get 'x-tenant'(): string {
+        throw own;
+      },
+    } as unknown as IHeaders;
+    const error = await producer.send({ topic, messages: [{ value: 'a', headers }, { value: 'b' }] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBe(own);
+    const all = spans();
+    expect(spansNamed(all, `send ${topic}`)).toHaveLength(1);
+    expect(spansNamed(all, `create ${topic}`)).toHaveLength(2);
+    for (const span of all) expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
+
+describe('12.3 oversized propagation headers on consumed messages', () => {
+  it('refuses an oversized baggage, tracestate and traceparent, and processes every message', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const raw = await clients.producer(kafka.producer());
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId() }), { baggageAttributes: ['tenant'] }),
+      [topic],
+    );
+    const handled: string[] = [];
+    const baggageInHandler: (string | undefined)[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        handled.push(String(message.value));
+        baggageInHandler.push(propagation.getBaggage(context.active())?.getEntry('tenant')?.value);
+      },
+    });
+    // 256 KB each (the broker's default message limit is 1 MB).
+    const hugeBaggage = `tenant=acme,${'x'.repeat(256 * 1024)}=1`;
+    const manyMembers = Array.from({ length: 100 }, (_, i) => `k${i}=v`).join(',');
+    await raw.send({
+      topic,
+      messages: [
+        { value: 'baggage', headers: { traceparent: TRACEPARENT, baggage: hugeBaggage } },
+        { value: 'members', headers: { traceparent: TRACEPARENT, baggage: `tenant=acme,${manyMembers}` } },
+        { value: 'tracestate', headers: { traceparent: TRACEPARENT, tracestate: `a=${'b'.repeat(600)}` } },
+        { value: 'traceparent', headers: { traceparent: `${TRACEPARENT}${'0'.repeat(256 * 1024)}` } },
+        { value: 'control', headers: { traceparent: TRACEPARENT, baggage: 'tenant=acme' } },
+      ],
+    });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 5);
+    expect(handled).toEqual(['baggage', 'members', 'tracestate', 'traceparent', 'control']);
+    const [baggage, members, state, parent, control] = spansNamed(all, `process ${topic}`) as ReadableSpan[];
+    // Oversized baggage is refused as a whole; the trace still continues.
+    for (const span of [baggage, members] as ReadableSpan[]) {
+      expect(span.spanContext().traceId).toBe(TRACE_ID);
+      expect(parentSpanId(span)).toBe(SPAN_ID);
+      expect(span.attributes.tenant).toBeUndefined();
+    }
+    expect(baggageInHandler.slice(0, 2)).toEqual([undefined, undefined]);
+    // Oversized tracestate: refused, the traceparent still continues the trace.
+    expect(state?.spanContext().traceId).toBe(TRACE_ID);
+    expect(state?.spanContext().traceState).toBeUndefined();
+    // Oversized traceparent: refused, a new trace.
+    expect(parent?.spanContext().traceId).not.toBe(TRACE_ID);
+    expect(parentSpanId(parent as ReadableSpan)).toBeUndefined();
+    // The control message shows what a valid header of each kind gives.
+    expect(control?.spanContext().traceId).toBe(TRACE_ID);
+    expect(baggageInHandler[4]).toBe('acme');
+    expect(control?.attributes.tenant).toBe('acme');
+  });
 });

@@ -1,3 +1,10 @@
+/**
+ * What hoptrace reads from amqplib's own objects (not part of its typed API, present in amqplib
+ * 0.10 to 2.x): the connection's socket and whether the connection is closing. Never throws.
+ *
+ * @packageDocumentation
+ */
+
 import { ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 

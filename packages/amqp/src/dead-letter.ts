@@ -1,0 +1,138 @@
+import {
+  type ErrorClassifier,
+  FAILURE_HEADERS,
+  failureHeaders,
+  HEADER_FAILED_CONTEXT_PREFIX,
+} from '@hoptrace/core';
+import {
+  assertOptionalFunction,
+  assertOptionalInteger,
+  assertOptionalString,
+  assertOptionsObject,
+  headerText,
+} from '@hoptrace/core/adapter';
+import type { Context } from '@opentelemetry/api';
+import { deathCount } from './x-death.ts';
+
+/** The parts of a consumed amqplib message {@link deadLetterOptions} reads. */
+export interface DeadLetterSource {
+  fields: { exchange?: string; routingKey?: string };
+  properties: { headers?: Record<string, unknown> | undefined };
+}
+
+/** Options of {@link deadLetterOptions}. */
+export interface DeadLetterOptions {
+  /**
+   * The queue the failed message was consumed from (amqplib's message does not name it). Default:
+   * the routing key for a message published to the default exchange, else `{exchange}:{routing key}`.
+   * @example { queue: 'orders' }
+   */
+  queue?: string;
+  /**
+   * Attempts made so far. Default: one more than the message's own `hoptrace-attempts` header (a
+   * message dead-lettered before), else one more than its `x-death` count, else 1.
+   * @example { attempts: 3 }
+   */
+  attempts?: number;
+  /** The classifier the wrapper uses (`classifyError`), so the header and the span name the same code. */
+  classifyError?: ErrorClassifier;
+  /** The failed attempt's context. Default: the active one (call this inside the failing handler). */
+  context?: Context;
+}
+
+/** Publish options for a dead-letter copy: the original message properties plus lineage headers. */
+export interface DeadLetterPublishOptions {
+  headers: Record<string, unknown>;
+  [property: string]: unknown;
+}
+
+/** Message properties amqplib accepts back as publish options, under the same names. */
+const COPIED_PROPERTIES = [
+  'contentType',
+  'contentEncoding',
+  'deliveryMode',
+  'priority',
+  'correlationId',
+  'replyTo',
+  'messageId',
+  'timestamp',
+  'type',
+  'userId',
+  'appId',
+] as const;
+
+/** Whether a header is lineage a previous failure left (replaced, never mixed with the new one). */
+function isLineageHeader(name: string): boolean {
+  if (name.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) return true;
+  for (const key in FAILURE_HEADERS) {
+    if (FAILURE_HEADERS[key as keyof typeof FAILURE_HEADERS] === name) return true;
+  }
+  return false;
+}
+
+function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
+  const own = headerText(headers?.[FAILURE_HEADERS.attempts]);
+  if (own !== undefined && /^\d{1,9}$/.test(own)) return Number(own);
+  return deathCount(headers?.['x-death']);
+}
+
+/**
+ * Publish options for republishing a failed message to a dead-letter (or retry) exchange yourself,
+ * the way RabbitMQ's own dead-lettering would keep it, plus what broker dead-lettering cannot say:
+ * - the message's properties (content type, message id, correlation id, timestamp...) except
+ *   `expiration`, which RabbitMQ also drops from dead letters;
+ * - a copy of its headers, so the creation context (`traceparent`) travels on and the consumer of
+ *   the copy continues the original trace (per its relation policy);
+ * - the lineage headers of `@hoptrace/core` (`failureHeaders`): `hoptrace-original-destination`,
+ *   `hoptrace-error-type`, `hoptrace-error-message` (capped), `hoptrace-error-retryable`,
+ *   `hoptrace-attempts`, and the failed attempt's context as `hoptrace-failed-traceparent`
+ *   (`hoptrace-failed-<field>` for other propagators). All plain strings, readable by any client.
+ *   Lineage from an earlier failure is replaced.
+ *
+ * A traced consumer of the copy links its span to the failed attempt, with `hoptrace.failure.*`
+ * attributes. Never mutates `message`; the returned object and its headers are new.
+ *
+ * @param message - the consumed message that failed.
+ * @param error - whatever the handler threw (classified, never rethrown or changed).
+ * @param options - see {@link DeadLetterOptions}; a bad value throws a TypeError.
+ * @example
+ * channel.publish('orders.dlx', 'orders', msg.content, deadLetterOptions(msg, error, { queue: 'orders' }));
+ * channel.ack(msg);
+ */
+export function deadLetterOptions(
+  message: DeadLetterSource,
+  error: unknown,
+  options?: DeadLetterOptions,
+): DeadLetterPublishOptions {
+  if (message === null || typeof message !== 'object' || typeof message.properties !== 'object') {
+    throw new TypeError('Expected `message` to be a consumed amqplib message');
+  }
+  assertOptionsObject('options', options);
+  const o = options ?? {};
+  assertOptionalString('queue', o.queue);
+  assertOptionalInteger('attempts', o.attempts, 0);
+  assertOptionalFunction('classifyError', o.classifyError);
+  const properties = message.properties as Record<string, unknown>;
+  const source = message.properties.headers;
+  const out: DeadLetterPublishOptions = { headers: {} };
+  for (const name of COPIED_PROPERTIES) {
+    const value = properties[name];
+    if (value !== undefined && value !== null) out[name] = value;
+  }
+  if (source && typeof source === 'object') {
+    for (const name of Object.keys(source)) {
+      if (!isLineageHeader(name)) out.headers[name] = source[name];
+    }
+  }
+  const exchange = message.fields?.exchange ?? '';
+  const routingKey = message.fields?.routingKey ?? '';
+  const lineage = failureHeaders({
+    error,
+    destination: o.queue ?? (exchange === '' ? routingKey : `${exchange}:${routingKey}`),
+    attempts: o.attempts ?? (previousAttempts(source) ?? 0) + 1,
+    classifyError: o.classifyError,
+    context: o.context,
+  });
+  Object.assign(out.headers, lineage);
+  return out;
+}

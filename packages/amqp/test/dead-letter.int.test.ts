@@ -1,0 +1,258 @@
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deadLetterOptions, traceChannel } from '@hoptrace/amqp';
+import {
+  brokerEndpoint,
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, traceparentOf } from './helpers.ts';
+
+const tracing = useTestTracing();
+const spans = () => tracing.current.spans();
+
+let connection: ChannelModel;
+beforeEach(async () => {
+  connection = await connect();
+});
+afterEach(async () => {
+  await connection.close().catch(() => undefined);
+});
+
+class StockError extends Error {
+  readonly code = 'STOCK_UNAVAILABLE';
+}
+const classifyError = (error: unknown) =>
+  error instanceof StockError ? { type: error.code, retryable: false } : undefined;
+
+/** Reads one message from `queue` in a separate Node process that loads plain amqplib and nothing else. */
+function readRawInAnotherProcess(queue: string): {
+  headers: Record<string, unknown>;
+  properties: Record<string, unknown>;
+  content: string;
+} {
+  const amqplibPath = createRequire(import.meta.url).resolve('amqplib');
+  const script = join(tmpdir(), `hoptrace-raw-read-${randomUUID()}.cjs`);
+  writeFileSync(
+    script,
+    `const amqplib = require(${JSON.stringify(amqplibPath)});
+(async () => {
+  const connection = await amqplib.connect(process.argv[2]);
+  const channel = await connection.createChannel();
+  let message = false;
+  for (let i = 0; i < 100 && !message; i++) {
+    message = await channel.get(process.argv[3], { noAck: true });
+    if (!message) await new Promise((r) => setTimeout(r, 20));
+  }
+  const otel = Object.keys(require.cache).filter((k) => k.includes('@opentelemetry'));
+  const { headers, ...rest } = message.properties;
+  const properties = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  process.stdout.write(JSON.stringify({ headers, properties, content: message.content.toString(), otel }));
+  await connection.close();
+})().catch((e) => { console.error(e); process.exit(1); });
+`,
+  );
+  const out = execFileSync(process.execPath, [script, brokerEndpoint('rabbitmq').url, queue], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const parsed = JSON.parse(out) as {
+    headers: Record<string, unknown>;
+    properties: Record<string, unknown>;
+    content: string;
+    otel: string[];
+  };
+  expect(parsed.otel).toEqual([]); // no OpenTelemetry in that process
+  return parsed;
+}
+
+describe('broker dead-lettering (x-death)', () => {
+  it('the DLQ consumer continues the original trace and shows the death reason, count, original queue and exchange', async () => {
+    const channel = traceChannel(await connection.createChannel());
+    const dlx = `dlx-${randomUUID()}`;
+    const dlq = `dlq-${randomUUID()}`;
+    const queue = `q-${randomUUID()}`;
+    const ttlQueue = `ttl-${randomUUID()}`;
+    await channel.assertExchange(dlx, 'fanout', { autoDelete: true });
+    await channel.assertQueue(dlq, { exclusive: true });
+    await channel.bindQueue(dlq, dlx, '');
+    await channel.assertQueue(queue, { exclusive: true, arguments: { 'x-dead-letter-exchange': dlx } });
+    await channel.assertQueue(ttlQueue, {
+      exclusive: true,
+      arguments: { 'x-dead-letter-exchange': dlx, 'x-message-ttl': 1 },
+    });
+    await channel.consume(queue, (m) => m && channel.nack(m, false, false));
+    await channel.consume(dlq, (m) => m && channel.ack(m));
+    channel.sendToQueue(queue, Buffer.from('dead'), { messageId: 'rejected' });
+    channel.sendToQueue(ttlQueue, Buffer.from('late'), { messageId: 'expired' });
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 2);
+    const dead = (id: string) =>
+      spansNamed(done, `process ${dlq}`).find((s) => s.attributes['messaging.message.id'] === id);
+    const rejected = dead('rejected');
+    const expired = dead('expired');
+    const failed = onlySpan(done, `process ${queue}`);
+    expect(failed.attributes['error.type']).toBe('rejected');
+    expect(parentSpanId(rejected as never)).toBe(onlySpan(done, `send ${queue}`).spanContext().spanId);
+    expect(rejected?.attributes).toMatchObject({
+      'hoptrace.rabbitmq.death_count': 1,
+      'hoptrace.rabbitmq.death.reason': 'rejected',
+      'hoptrace.rabbitmq.death.queue': queue,
+      'messaging.destination.name': `${dlx}:${queue}:${dlq}`,
+    });
+    expect(parentSpanId(expired as never)).toBe(onlySpan(done, `send ${ttlQueue}`).spanContext().spanId);
+    expect(expired?.attributes).toMatchObject({
+      'hoptrace.rabbitmq.death_count': 1,
+      'hoptrace.rabbitmq.death.reason': 'expired',
+      'hoptrace.rabbitmq.death.queue': ttlQueue,
+    });
+  });
+});
+
+describe('deadLetterOptions: an application republishing a failed message to its own dead-letter exchange', () => {
+  it('classified failure, lineage headers, DLQ span continues the trace and links to the failed attempt; input never mutated', async () => {
+    const channel = traceChannel(await connection.createChannel(), { classifyError });
+    const dlx = `dlx-${randomUUID()}`;
+    const dlq = `dlq-${randomUUID()}`;
+    const queue = `q-${randomUUID()}`;
+    await channel.assertExchange(dlx, 'direct', { autoDelete: true });
+    // Read from another process too: not exclusive, deleted once its last consumer goes.
+    await channel.assertQueue(dlq, { autoDelete: true });
+    await channel.bindQueue(dlq, dlx, queue);
+    await channel.assertQueue(queue, { exclusive: true });
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const failure = new StockError('sku 42 is out of stock');
+    const held: ConsumeMessage[] = [];
+    const headersSeen = deferred<{ before: string; after: string; same: boolean }>();
+    try {
+      await channel.consume(queue, async (m) => {
+        if (!m) return;
+        await Promise.resolve();
+        const before = JSON.stringify(m.properties);
+        const options = deadLetterOptions(m, failure, { queue, classifyError });
+        channel.publish(dlx, queue, m.content, options);
+        held.push(m); // acked once the failure is recorded (an ack ends the span)
+        headersSeen.resolve({
+          before,
+          after: JSON.stringify(m.properties),
+          same: options.headers === m.properties.headers,
+        });
+        throw failure; // the attempt failed: its span says so
+      });
+      const dlqMessages: ConsumeMessage[] = [];
+      channel.sendToQueue(queue, Buffer.from('order 42'), {
+        messageId: 'order-42',
+        correlationId: 'c-42',
+        contentType: 'application/json',
+        expiration: '60000',
+        headers: { tenant: 'acme' },
+      });
+      const seen = await headersSeen.promise;
+      expect(seen.after).toBe(seen.before);
+      expect(seen.same).toBe(false);
+      await until(() => reasons.includes(failure), 'the handler’s rejection');
+      channel.ack(held[0] as ConsumeMessage);
+
+      // A plain client with no OpenTelemetry reads the lineage.
+      const raw = readRawInAnotherProcess(dlq);
+      let done: readonly ReadableSpan[] = spans();
+      const send = onlySpan(done, `send ${queue}`);
+      const failed = onlySpan(done, `process ${queue}`);
+      expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+      expect(failed.attributes['error.type']).toBe('STOCK_UNAVAILABLE');
+      expect(failed.attributes['hoptrace.error.retryable']).toBe(false);
+      expect(raw.content).toBe('order 42');
+      // Properties kept, expiration dropped (as RabbitMQ does for dead letters).
+      expect(raw.properties).toEqual({
+        messageId: 'order-42',
+        correlationId: 'c-42',
+        contentType: 'application/json',
+      });
+      expect(raw.headers).toMatchObject({
+        tenant: 'acme',
+        traceparent: traceparentOf(send),
+        'hoptrace-original-destination': queue,
+        'hoptrace-error-type': 'STOCK_UNAVAILABLE',
+        'hoptrace-error-message': 'sku 42 is out of stock',
+        'hoptrace-error-retryable': 'false',
+        'hoptrace-attempts': '1',
+        'hoptrace-failed-traceparent': traceparentOf(failed),
+      });
+
+      // The same copy through a traced consumer: continues the trace, links to the failed attempt.
+      tracing.current.reset();
+      channel.publish(dlx, queue, Buffer.from('order 42'), { headers: raw.headers, messageId: 'again' });
+      await channel.consume(dlq, (m) => {
+        if (!m) return;
+        dlqMessages.push(m);
+        channel.ack(m);
+      });
+      done = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 1);
+      const dead = onlySpan(done, `process ${dlq}`);
+      expect(dead.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(parentSpanId(dead)).toBe(send.spanContext().spanId);
+      expect(dead.status.code).toBe(SpanStatusCode.UNSET);
+      expect(dead.links).toHaveLength(1);
+      expect(dead.links[0]?.context.spanId).toBe(failed.spanContext().spanId);
+      const lineage = {
+        'hoptrace.failure.destination': queue,
+        'hoptrace.failure.error.type': 'STOCK_UNAVAILABLE',
+        'hoptrace.failure.retryable': false,
+        'hoptrace.failure.attempts': 1,
+      };
+      expect(dead.links[0]?.attributes).toEqual(lineage);
+      expect(dead.attributes).toMatchObject(lineage);
+      expect(dlqMessages).toHaveLength(1);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('defaults: attempts from x-death or an earlier copy, destination from the routing key; bad options throw', () => {
+    const source = {
+      fields: { exchange: '', routingKey: 'orders' },
+      properties: {
+        headers: {
+          'x-death': [{ count: 2, reason: 'rejected', queue: 'orders' }],
+          'hoptrace-original-offset': '7',
+        },
+        messageId: 'm',
+        expiration: '100',
+      },
+    };
+    const frozen = JSON.stringify(source);
+    const out = deadLetterOptions(source, 'a string was thrown');
+    expect(JSON.stringify(source)).toBe(frozen);
+    expect(out.headers).toMatchObject({
+      'hoptrace-original-destination': 'orders',
+      'hoptrace-attempts': '3',
+      'hoptrace-error-type': '_OTHER',
+    });
+    expect(out.headers['hoptrace-original-offset']).toBeUndefined();
+    expect(out.expiration).toBeUndefined();
+    expect(out.messageId).toBe('m');
+    const again = deadLetterOptions(
+      { fields: { exchange: 'ex', routingKey: 'rk' }, properties: { headers: out.headers } },
+      null,
+    );
+    expect(again.headers['hoptrace-attempts']).toBe('4');
+    expect(again.headers['hoptrace-original-destination']).toBe('ex:rk');
+    expect(() => deadLetterOptions(source, null, { attempts: -1 })).toThrow(TypeError);
+    expect(() => deadLetterOptions(source, null, { queue: 42 as never })).toThrow(TypeError);
+    expect(() => deadLetterOptions(null as never, null)).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,83 @@
+import { createInstrumentation, MESSAGING_SYSTEM, Operation } from '@hoptrace/core/adapter';
+import { describe, expect, it } from 'vitest';
+import { Delivery, DeliveryTracker } from '../src/deliveries.ts';
+
+const instr = createInstrumentation({ name: 'test', version: '0', system: MESSAGING_SYSTEM.rabbitmq });
+
+/** A delivery whose `tag` reads are counted, to measure how much of the tracker a settle walks. */
+function counted(tag: number, reads: { n: number }): Delivery {
+  const delivery = new Delivery(new Operation(instr, undefined), 'q', tag);
+  Object.defineProperty(delivery, 'tag', {
+    get: () => {
+      reads.n++;
+      return tag;
+    },
+  });
+  return delivery;
+}
+
+describe('DeliveryTracker (ack(msg, true) cost and the open bound)', () => {
+  it('a multiple settle walks only the deliveries it settles, however many are open', () => {
+    const reads = { n: 0 };
+    const tracker = new DeliveryTracker(undefined, Number.POSITIVE_INFINITY);
+    const open = 40_000;
+    const all: Delivery[] = [];
+    for (let tag = 1; tag <= open; tag++) {
+      const delivery = counted(tag, reads);
+      all.push(delivery);
+      tracker.track(delivery);
+    }
+    let next = open + 1;
+    // The classic pattern: settle the oldest with allUpTo while new deliveries keep arriving.
+    for (let oldest = 1; oldest <= 20_000; oldest++) {
+      reads.n = 0;
+      tracker.settle(oldest, true, 'ack', false);
+      // The settled one plus the first one past it, each read a bounded number of times.
+      expect(reads.n).toBeLessThanOrEqual(8);
+      tracker.track(counted(next++, reads));
+    }
+    expect(tracker.size).toBe(open);
+    expect(all.slice(0, 20_000).every((d) => d.operation.ended)).toBe(true);
+    expect(all.slice(20_000).some((d) => d.operation.ended)).toBe(false);
+    expect(tracker.backlog).toBeLessThanOrEqual(2 * open + 64);
+  });
+
+  it('single acks out of order leave no unbounded backlog behind a stuck oldest delivery', () => {
+    const tracker = new DeliveryTracker(undefined, Number.POSITIVE_INFINITY);
+    const stuck = new Delivery(new Operation(instr, undefined), 'q', 1);
+    tracker.track(stuck);
+    for (let tag = 2; tag < 100_000; tag++) {
+      tracker.track(new Delivery(new Operation(instr, undefined), 'q', tag));
+      tracker.settle(tag, false, 'ack', false);
+    }
+    expect(tracker.size).toBe(1);
+    expect(tracker.backlog).toBeLessThanOrEqual(2 + 64);
+    tracker.settle(5, true, 'ack', false);
+    expect(stuck.operation.ended).toBe(true);
+    expect(tracker.size).toBe(0);
+  });
+
+  it('never holds more than maxOpen; a consumer that never acks keeps a bounded queue', () => {
+    const tracker = new DeliveryTracker(undefined, 100);
+    const all: Delivery[] = [];
+    for (let tag = 1; tag <= 50_000; tag++) {
+      const delivery = new Delivery(new Operation(instr, undefined), 'q', tag);
+      all.push(delivery);
+      tracker.track(delivery);
+      expect(tracker.size).toBeLessThanOrEqual(100);
+    }
+    expect(tracker.backlog).toBeLessThanOrEqual(2 * 100 + 64);
+    expect(all.filter((d) => !d.operation.ended)).toHaveLength(100);
+    expect(all.slice(-100).every((d) => !d.operation.ended)).toBe(true);
+  });
+
+  it('a tag not greater than the last one (a reused channel) ends every open delivery', () => {
+    const tracker = new DeliveryTracker(undefined, 10);
+    const old = new Delivery(new Operation(instr, undefined), 'q', 5);
+    tracker.track(old);
+    tracker.track(new Delivery(new Operation(instr, undefined), 'q', 1));
+    expect(old.operation.ended).toBe(true);
+    expect(old.operation.failure?.type).toBe('delivery_tag_reused');
+    expect(tracker.size).toBe(1);
+  });
+});

@@ -1,0 +1,362 @@
+import { randomUUID } from 'node:crypto';
+import { type AmqpTracingOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import { METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
+import {
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { context, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { connect, testMeters } from './helpers.ts';
+
+const tracing = useTestTracing();
+const spans = () => tracing.current.spans();
+
+let connection: ChannelModel;
+beforeEach(async () => {
+  connection = await connect();
+});
+afterEach(async () => {
+  await connection.close().catch(() => undefined);
+});
+
+const byId = (list: readonly ReadableSpan[], id: string) =>
+  list.find((s) => s.attributes['messaging.message.id'] === id) as ReadableSpan;
+
+describe('low cardinality: server-named queues and direct reply-to (12.5)', () => {
+  it('two requesters on direct reply-to and two amq.gen-* queues: one span name and one metric series each', async () => {
+    const meters = testMeters();
+    const options = { meterProvider: meters.meterProvider };
+    const server = traceConnection(connection, options);
+    const serverChannel = await server.createChannel();
+    const requests = `rpc-${randomUUID()}`;
+    await serverChannel.assertQueue(requests, { exclusive: true });
+    await serverChannel.consume(requests, (m) => {
+      if (!m) return;
+      serverChannel.sendToQueue(String(m.properties.replyTo), Buffer.from('pong'), {
+        correlationId: m.properties.correlationId,
+      });
+      serverChannel.ack(m);
+    });
+    const requesters: ChannelModel[] = [];
+    try {
+      const replies: string[] = [];
+      for (const id of ['r1', 'r2']) {
+        const requester = await connect();
+        requesters.push(requester);
+        const channel = traceChannel(await requester.createChannel(), options);
+        const got = deferred();
+        await channel.consume(
+          'amq.rabbitmq.reply-to',
+          (m) => {
+            if (!m) return;
+            replies.push(String(m.fields.routingKey));
+            got.resolve();
+          },
+          { noAck: true },
+        );
+        channel.sendToQueue(requests, Buffer.from('ping'), {
+          replyTo: 'amq.rabbitmq.reply-to',
+          correlationId: id,
+        });
+        await got.promise;
+      }
+      // Two server-named queues bound to one fanout exchange.
+      const fanout = `fan-${randomUUID()}`;
+      const listener = traceChannel(await connection.createChannel(), options);
+      await listener.assertExchange(fanout, 'fanout', { autoDelete: true });
+      const named: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { queue } = await listener.assertQueue('', { exclusive: true });
+        named.push(queue);
+        await listener.bindQueue(queue, fanout, '');
+        await listener.consume(queue, (m) => m && listener.ack(m));
+      }
+      listener.publish(fanout, '', Buffer.from('hello'));
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${fanout}`).length === 2);
+      expect(new Set(replies).size).toBe(2); // two distinct reply addresses...
+      const replySends = spansNamed(done, 'send amq.rabbitmq.reply-to');
+      const replyProcesses = spansNamed(done, 'process amq.rabbitmq.reply-to');
+      expect(replySends).toHaveLength(2); // ...one span name
+      expect(replyProcesses).toHaveLength(2);
+      expect(replySends.map((s) => s.attributes['messaging.destination.name']).sort()).toEqual(
+        replies.sort(),
+      );
+      for (const s of [...replySends, ...replyProcesses]) {
+        expect(s.attributes['messaging.destination.anonymous']).toBe(true);
+      }
+      const genProcesses = spansNamed(done, `process ${fanout}`);
+      expect(genProcesses.map((s) => s.attributes['messaging.destination.name']).sort()).toEqual(
+        named.map((q) => `${fanout}:${q}`).sort(),
+      );
+      expect(done.filter((s) => s.name.includes('amq.gen-') || s.name.includes('reply-to.'))).toEqual([]);
+
+      const metrics = await meters.collect();
+      const sent = metrics.get('messaging.client.sent.messages')?.points ?? [];
+      const destinations = sent.map((p) => p.attributes['messaging.destination.name']);
+      expect(destinations.filter((d) => d === 'amq.rabbitmq.reply-to')).toHaveLength(1);
+      expect(
+        sent.find((p) => p.attributes['messaging.destination.name'] === 'amq.rabbitmq.reply-to')?.value,
+      ).toBe(2);
+      const processed = metrics.get('messaging.process.duration')?.points ?? [];
+      const processDestinations = processed.map((p) => String(p.attributes['messaging.destination.name']));
+      expect(processDestinations.filter((d) => d === 'amq.rabbitmq.reply-to')).toHaveLength(1);
+      expect(processDestinations.filter((d) => d === fanout)).toHaveLength(1);
+      expect(processDestinations.some((d) => d.includes('amq.gen-') || d.includes('reply-to.'))).toBe(false);
+    } finally {
+      for (const r of requesters) await r.close();
+      await meters.meterProvider.shutdown();
+    }
+  });
+
+  it('caches keyed by traffic names are capped (12.9): 300 destinations, at most 256 metric series', async () => {
+    const meters = testMeters();
+    try {
+      const channel = traceChannel(await connection.createConfirmChannel(), {
+        meterProvider: meters.meterProvider,
+      });
+      const prefix = `nowhere-${randomUUID()}`;
+      for (let i = 0; i < 300; i++) channel.sendToQueue(`${prefix}-${i}`, Buffer.from('x'));
+      await channel.waitForConfirms();
+      const sent = (await meters.collect()).get('messaging.client.sent.messages')?.points ?? [];
+      expect(sent.length).toBeLessThanOrEqual(257);
+      const overflow = sent.find((p) => p.attributes['messaging.destination.name'] === undefined);
+      expect(overflow?.value).toBe(300 - (sent.length - 1));
+      expect(spans().filter((s) => s.name.startsWith(`send ${prefix}`))).toHaveLength(300);
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+});
+
+describe('the graph is what the relation asks for, even when channels are made inside a span (12.10)', () => {
+  for (const relation of ['parent', 'link', 'root'] as const) {
+    it(`relation ${relation}: connection, channel and consumer created inside app.startup never parent the process span`, async () => {
+      const queue = `q-${randomUUID()}`;
+      const producer = traceChannel(await connection.createChannel());
+      await producer.assertQueue(queue, { autoDelete: true });
+      const tracer = trace.getTracer('app');
+      const startup = tracer.startSpan('app.startup');
+      let consumerConnection: ChannelModel | undefined;
+      try {
+        await context.with(trace.setSpan(context.active(), startup), async () => {
+          consumerConnection = traceConnection(await connect(), { relation });
+          const channel = await consumerConnection.createChannel();
+          await channel.consume(queue, (m) => m && channel.ack(m));
+        });
+        startup.end();
+        producer.sendToQueue(queue, Buffer.from('x'));
+        const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+        const send = onlySpan(done, `send ${queue}`);
+        const process = onlySpan(done, `process ${queue}`);
+        expect(process.spanContext().traceId).not.toBe(startup.spanContext().traceId);
+        if (relation === 'parent') {
+          expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+          expect(process.links).toHaveLength(0);
+        } else {
+          expect(parentSpanId(process)).toBeUndefined();
+          expect(process.spanContext().traceId).not.toBe(send.spanContext().traceId);
+          expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+        }
+      } finally {
+        await consumerConnection?.close();
+      }
+    });
+  }
+});
+
+describe('hop budget across a relay that forwards the consumed headers (12.11)', () => {
+  it('five hops with maxHops 3: hops 1-3 in the original trace, then a new trace linked to it', async () => {
+    const queues = Array.from({ length: 6 }, (_, i) => `hop${i + 1}-${randomUUID()}`);
+    const options: AmqpTracingOptions = { traceBudget: { maxHops: 3 } };
+    const channel = traceChannel(await connection.createChannel(), options);
+    for (const q of queues) await channel.assertQueue(q, { exclusive: true });
+    const last = deferred();
+    for (const [i, q] of queues.entries()) {
+      await channel.consume(q, (m) => {
+        if (!m) return;
+        const next = queues[i + 1];
+        // The relay pattern: forward the consumed message with its own headers.
+        if (next)
+          channel.sendToQueue(next, m.content, { headers: m.properties.headers, messageId: `hop${i + 2}` });
+        else last.resolve();
+        channel.ack(m);
+      });
+    }
+    const app = trace.getTracer('app').startSpan('request');
+    context.with(trace.setSpan(context.active(), app), () =>
+      channel.sendToQueue(queues[0] as string, Buffer.from('relay'), { messageId: 'hop1' }),
+    );
+    app.end();
+    await last.promise;
+    const done = await waitForSpans(
+      spans,
+      (s) => s.filter((x) => x.name.startsWith('process hop')).length === 6,
+    );
+    const processes = queues.map((q) => onlySpan(done, `process ${q}`));
+    const hops = processes.map((p) => p.attributes['hoptrace.hop']);
+    const original = app.spanContext().traceId;
+    const firstSend = onlySpan(done, `send ${queues[0]}`);
+    expect(hops.slice(0, 3)).toEqual([1, 2, 3]);
+    for (const p of processes.slice(0, 3)) expect(p.spanContext().traceId).toBe(original);
+    // Hop 4 would exceed the budget: a new trace, linked to where the message came from.
+    const fourth = processes[3] as ReadableSpan;
+    expect(fourth.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
+    expect(fourth.spanContext().traceId).not.toBe(original);
+    expect(parentSpanId(fourth)).toBeUndefined();
+    expect(fourth.links[0]?.context.traceId).toBe(original);
+    for (const p of processes.slice(3)) expect(p.spanContext().traceId).not.toBe(original);
+    // Every relay send runs inside its process span.
+    for (const [i, q] of queues.slice(1).entries()) {
+      const send = onlySpan(done, `send ${q}`);
+      expect(parentSpanId(send)).toBe(processes[i]?.spanContext().spanId);
+    }
+    expect(firstSend.spanContext().traceId).toBe(original);
+  });
+});
+
+describe('recover and settle timing (12.13)', () => {
+  it('recover(): open delivery spans end as recovered, the redeliveries get spans of their own', async () => {
+    const channel = traceChannel(await connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const held: ConsumeMessage[] = [];
+    const redelivered: ConsumeMessage[] = [];
+    await channel.consume(queue, (m) => {
+      if (!m) return;
+      if (m.fields.redelivered) {
+        redelivered.push(m);
+        channel.ack(m);
+      } else held.push(m);
+    });
+    for (const id of ['a', 'b', 'c']) channel.sendToQueue(queue, Buffer.from(id), { messageId: id });
+    await until(() => held.length === 3, 'three deliveries');
+    await channel.recover();
+    const recovered = spansNamed(spans(), `process ${queue}`).filter(
+      (s) => s.attributes['hoptrace.rabbitmq.settlement'] === 'recovered',
+    );
+    expect(recovered).toHaveLength(3);
+    expect(recovered.every((s) => s.attributes['hoptrace.rabbitmq.redelivered'] === undefined)).toBe(true);
+    for (const s of recovered) {
+      expect(s.attributes['hoptrace.rabbitmq.settlement']).toBe('recovered');
+      expect(s.status.code).toBe(SpanStatusCode.UNSET);
+    }
+    await until(() => redelivered.length === 3, 'three redeliveries');
+    const done = spansNamed(spans(), `process ${queue}`);
+    expect(done).toHaveLength(6);
+    for (const id of ['a', 'b', 'c']) {
+      const pair = done.filter((s) => s.attributes['messaging.message.id'] === id);
+      expect(pair).toHaveLength(2);
+      const again = pair.find((s) => s.attributes['hoptrace.rabbitmq.redelivered'] === true) as ReadableSpan;
+      expect(again.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+      expect(again.spanContext().spanId).not.toBe(byId(recovered, id).spanContext().spanId);
+      expect(parentSpanId(again)).toBe(parentSpanId(byId(recovered, id)));
+    }
+  });
+
+  it('settleSpans: the ack span and its duration metric enclose the real call (the process span ends inside it)', async () => {
+    const meters = testMeters();
+    try {
+      const raw = await connection.createChannel();
+      // amqplib's own ack, observed: which spans are open while it runs.
+      const openDuringAck: string[][] = [];
+      const realAck = raw.ack;
+      raw.ack = function ack(this: Channel, ...args: Parameters<Channel['ack']>) {
+        openDuringAck.push(tracing.current.openSpans().map((s) => s.name));
+        return realAck.apply(this, args);
+      };
+      const channel = traceChannel(raw, { settleSpans: true, meterProvider: meters.meterProvider });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const got = deferred<ConsumeMessage>();
+      await channel.consume(queue, (m) => m && got.resolve(m));
+      channel.sendToQueue(queue, Buffer.from('x'));
+      channel.ack(await got.promise);
+      const ack = onlySpan(spans(), `ack ${queue}`);
+      const process = onlySpan(spans(), `process ${queue}`);
+      // The ack span was open during amqplib's call (started before it), and ended after the process span.
+      expect(openDuringAck).toEqual([[`process ${queue}`, `ack ${queue}`]]);
+      expect(spans().indexOf(process)).toBeLessThan(spans().indexOf(ack));
+      expect(ack.links.map((l) => l.context.spanId)).toEqual([process.spanContext().spanId]);
+      const durations = (await meters.collect()).get('messaging.client.operation.duration')?.points ?? [];
+      const settle = durations.find((p) => p.attributes['messaging.operation.name'] === 'ack');
+      expect(settle?.value).toMatchObject({ count: 1 });
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+});
+
+describe('time in queue from the AMQP timestamp property (12.17)', () => {
+  it('seconds (the AMQP unit) and milliseconds are both read; no timestamp, no record', async () => {
+    const meters = testMeters();
+    try {
+      const channel: Channel = traceChannel(await connection.createChannel(), {
+        meterProvider: meters.meterProvider,
+      });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      const now = Date.now();
+      channel.sendToQueue(queue, Buffer.from('s'), { timestamp: Math.floor(now / 1000) - 60 });
+      channel.sendToQueue(queue, Buffer.from('ms'), { timestamp: now - 60_000 });
+      channel.sendToQueue(queue, Buffer.from('none'));
+      await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 3);
+      const metric = (await meters.collect()).get(METRIC_HOPTRACE_TIME_IN_QUEUE);
+      expect(metric?.unit).toBe('s');
+      expect(metric?.points).toHaveLength(1);
+      expect(metric?.points[0]?.attributes).toEqual({
+        'messaging.system.name': 'rabbitmq',
+        'messaging.operation.name': 'process',
+        'messaging.destination.name': queue,
+      });
+      const value = metric?.points[0]?.value as { count: number; min: number; max: number };
+      expect(value.count).toBe(2);
+      expect(value.min).toBeGreaterThanOrEqual(59);
+      expect(value.max).toBeLessThan(3600);
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+});
+
+describe('routing keys: recorded by default, with a switch, never in span names (12.4)', () => {
+  it('captureRoutingKey false leaves them out of every span; on by default a 255-byte key is recorded, not named', async () => {
+    const exchange = `topic-${randomUUID()}`;
+    const key = `order.${'9'.repeat(249)}`; // AMQP's longest routing key: 255 bytes
+    for (const captureRoutingKey of [false, true]) {
+      tracing.current.reset();
+      const channel = traceChannel(await connection.createChannel(), {
+        captureRoutingKey,
+        settleSpans: true,
+      });
+      await channel.assertExchange(exchange, 'topic', { autoDelete: true });
+      const { queue } = await channel.assertQueue('', { exclusive: true });
+      await channel.bindQueue(queue, exchange, 'order.#');
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      channel.publish(exchange, key, Buffer.from('x'));
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `ack ${exchange}`).length === 1);
+      const send = onlySpan(done, `send ${exchange}`);
+      const process = onlySpan(done, `process ${exchange}`);
+      for (const span of [send, process]) {
+        expect(span.attributes['rabbitmq.destination.routing_key']).toBe(captureRoutingKey ? key : undefined);
+      }
+      expect(send.attributes['messaging.destination.name']).toBe(
+        captureRoutingKey ? `${exchange}:${key}` : exchange,
+      );
+      expect(process.attributes['messaging.destination.name']).toBe(
+        captureRoutingKey ? `${exchange}:${key}:${queue}` : `${exchange}:${queue}`,
+      );
+      expect(JSON.stringify(done.map((s) => [s.name, s.attributes])).includes(key)).toBe(captureRoutingKey);
+      expect(done.some((s) => s.name.includes(key))).toBe(false);
+      await channel.close();
+    }
+  });
+});

@@ -1,0 +1,53 @@
+import { randomUUID } from 'node:crypto';
+import { traceChannel } from '@hoptrace/amqp';
+import { deferred, useTestTracing } from '@hoptrace/test-kit';
+import type { ConsumeMessage } from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { connect } from './helpers.ts';
+
+// Sampling off (AlwaysOff): the SDK records nothing.
+const tracing = useTestTracing({ sampled: false });
+
+describe('sampling off (16)', () => {
+  it('no span is recorded, and the trace id still flows through a consumer to its downstream sends', async () => {
+    const connection = await connect();
+    try {
+      const channel = traceChannel(await connection.createChannel());
+      const raw = await connection.createChannel();
+      const id = randomUUID();
+      const first = `in-${id}`;
+      const second = `out-${id}`;
+      await channel.assertQueue(first, { exclusive: true });
+      await channel.assertQueue(second, { exclusive: true });
+      await channel.consume(first, (m) => {
+        if (!m) return;
+        channel.sendToQueue(second, m.content, { messageId: m.properties.messageId });
+        channel.ack(m);
+      });
+      const relayed: ConsumeMessage[] = [];
+      const all = deferred();
+      await raw.consume(second, (m) => {
+        if (!m) return;
+        relayed.push(m);
+        raw.ack(m);
+        if (relayed.length === 3) all.resolve();
+      });
+      const traceIds = ['a', 'b', 'c'].map((c) => c.repeat(32));
+      for (const [i, traceId] of traceIds.entries()) {
+        raw.sendToQueue(first, Buffer.from(String(i)), {
+          messageId: String(i),
+          headers: { traceparent: `00-${traceId}-${'1'.repeat(16)}-00` },
+        });
+      }
+      await all.promise;
+      for (const m of relayed) {
+        const sent = traceIds[Number(m.properties.messageId)] as string;
+        expect(String(m.properties.headers?.traceparent)).toMatch(new RegExp(`^00-${sent}-[0-9a-f]{16}-00$`));
+      }
+      expect(tracing.current.spans()).toEqual([]);
+      expect(tracing.current.openSpans()).toEqual([]);
+    } finally {
+      await connection.close();
+    }
+  });
+});

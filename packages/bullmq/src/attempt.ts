@@ -1,0 +1,102 @@
+import { ATTR_HOPTRACE_ATTEMPT_FINAL, ATTR_HOPTRACE_ERROR_RETRYABLE } from '@hoptrace/core';
+import { type Instrumentation, Operation, type OperationMetric } from '@hoptrace/core/adapter';
+import type { Span, TimeInput } from '@opentelemetry/api';
+import { ERROR_PROCESS_TIMEOUT } from './attributes.ts';
+import { rememberFailedAttempt } from './dead-letter.ts';
+
+/** BullMQ's error that fails a job at once, whatever attempts remain. */
+const UNRECOVERABLE_ERROR = 'UnrecoverableError';
+
+/** Something an open attempt is registered with (a worker watch), told when the attempt ends. */
+export interface AttemptOwner {
+  release(attempt: Attempt): void;
+}
+
+/**
+ * One processing attempt of a job: core's `Operation` plus what only BullMQ knows. A failure thrown
+ * by the processor says whether it is the job's last attempt (`hoptrace.attempt.final`: attempts
+ * exhausted or an `UnrecoverableError`) and, unless the classifier said, whether BullMQ will retry it
+ * (`hoptrace.error.retryable`). An attempt BullMQ gives up on (lock lost, stalled, worker closed, or
+ * `processTimeoutMs`) is ended by {@link abandon} even if the processor never returns; what the
+ * processor does later is then ignored (and still reaches BullMQ unchanged).
+ */
+export class Attempt extends Operation {
+  /** The job id (as BullMQ gave it), for the worker watch. */
+  readonly jobId: string | undefined;
+  readonly #job: object;
+  readonly #span: Span | undefined;
+  readonly #lastByCount: boolean;
+  #unrecoverable = false;
+  #abandoned = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #owner: AttemptOwner | undefined;
+
+  /**
+   * @param last - whether this attempt is the last one BullMQ makes if it fails (attempt number >=
+   * `opts.attempts`).
+   */
+  constructor(
+    instr: Instrumentation,
+    span: Span | undefined,
+    metric: OperationMetric | undefined,
+    job: object,
+    jobId: string | undefined,
+    last: boolean,
+  ) {
+    super(instr, span, metric);
+    this.#job = job;
+    this.#span = span;
+    this.jobId = jobId;
+    this.#lastByCount = last;
+  }
+
+  /** Ends the attempt after `ms` unless it ended before (`processTimeoutMs`). */
+  expireAfter(ms: number): void {
+    const timer = setTimeout(
+      () => this.abandon(ERROR_PROCESS_TIMEOUT, `job not processed within processTimeoutMs (${ms} ms)`),
+      ms,
+    );
+    timer.unref?.();
+    this.#timer = timer;
+  }
+
+  /** Registers the attempt with `owner` until it ends. */
+  ownedBy(owner: AttemptOwner): void {
+    this.#owner = owner;
+  }
+
+  /** Ends an attempt BullMQ gave up on, with status ERROR and `error.type` = `type`. No-op once ended. */
+  abandon(type: string, message: string): void {
+    if (this.ended) return;
+    this.#abandoned = true;
+    this.noteFailureType(type, message);
+    this.end();
+  }
+
+  override noteFailure(error: unknown, fallbackType?: string): void {
+    if (!this.ended && this.failure === undefined && error !== null && typeof error === 'object') {
+      try {
+        this.#unrecoverable = (error as { name?: unknown }).name === UNRECOVERABLE_ERROR;
+      } catch {
+        // A throwing getter: not BullMQ's error.
+      }
+    }
+    super.noteFailure(error, fallbackType);
+    if (this.failure !== undefined && this.#span?.isRecording())
+      rememberFailedAttempt(this.#job, this.#span.spanContext());
+  }
+
+  override end(endTime?: TimeInput): boolean {
+    if (this.ended) return false;
+    const failure = this.failure;
+    // Only a thrown failure is judged here; an abandoned attempt's fate is BullMQ's (its stall count).
+    if (failure !== undefined && !this.#abandoned) {
+      const final = this.#lastByCount || this.#unrecoverable;
+      this.setAttribute(ATTR_HOPTRACE_ATTEMPT_FINAL, final);
+      if (failure.retryable === undefined) this.setAttribute(ATTR_HOPTRACE_ERROR_RETRYABLE, !final);
+    }
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#owner?.release(this);
+    return super.end(endTime);
+  }
+}

@@ -1,0 +1,87 @@
+import { type ErrorClassifier, failureHeaders } from '@hoptrace/core';
+import {
+  type Context,
+  context as contextApi,
+  ROOT_CONTEXT,
+  type SpanContext,
+  trace,
+} from '@opentelemetry/api';
+import { parseCarrier, withCarrierMap } from './carrier.ts';
+import type { JobOptionsShape } from './job-attributes.ts';
+
+/** The members of a failed job {@link deadLetterJobOptions} reads (a BullMQ `Job`, any version). */
+export interface FailedJobLike {
+  readonly queueName?: string | undefined;
+  readonly attemptsMade?: number | undefined;
+  readonly opts?: JobOptionsShape | undefined;
+}
+
+/** Options for {@link deadLetterJobOptions}. */
+export interface DeadLetterOptions<O extends object> {
+  /**
+   * Job options of the dead-letter job (`attempts`, `removeOnComplete`...); copied, never mutated.
+   * Default: none.
+   * @example { opts: { removeOnComplete: true } }
+   */
+  opts?: O | undefined;
+  /**
+   * The classifier the processor's wrapper uses, so the lineage names the same `error.type`.
+   * Default: none (the error's code or class name).
+   */
+  classifyError?: ErrorClassifier | undefined;
+  /**
+   * The failed attempt's context. Default: the attempt hoptrace traced for this job object (so a
+   * `worker.on('failed')` listener finds it), else the active context (call it in the processor).
+   */
+  context?: Context | undefined;
+}
+
+/** The last failed attempt's span context per job object (weak: gone with the job). */
+const failedAttempts = new WeakMap<object, SpanContext>();
+
+/** Remembers the span of `job`'s failed attempt, for {@link deadLetterJobOptions}. */
+export function rememberFailedAttempt(job: object, spanContext: SpanContext): void {
+  failedAttempts.set(job, spanContext);
+}
+
+/**
+ * Job options for the dead-letter (or retry) copy of a job that failed for good: its creation
+ * context is kept (so the dead-letter consumer continues the original trace) and core's lineage
+ * fields are added to the same carrier (`opts.telemetry.metadata`, a JSON map of plain strings):
+ * `hoptrace-original-destination` (the failed job's queue), `hoptrace-error-type`,
+ * `hoptrace-error-message` (capped), `hoptrace-error-retryable`, `hoptrace-attempts` and the failed
+ * attempt's context as `hoptrace-failed-traceparent` (through the registered propagator). A wrapped
+ * processor of the dead-letter queue links to that attempt with `hoptrace.failure.*` attributes.
+ * Never throws; never mutates the job or the options.
+ *
+ * @example
+ * worker.on('failed', async (job, error) => {
+ *   if (job && job.attemptsMade >= (job.opts.attempts ?? 1))
+ *     await deadLetters.add(job.name, job.data, deadLetterJobOptions(job, error));
+ * });
+ */
+export function deadLetterJobOptions<O extends object = Record<string, unknown>>(
+  job: FailedJobLike,
+  error: unknown,
+  options: DeadLetterOptions<O> = {},
+): O {
+  const carrier: Record<string, unknown> = {};
+  const original = job && typeof job === 'object' ? parseCarrier(job.opts) : undefined;
+  // The creation context (and baggage) travel on; an earlier failure's lineage and flow keys do not.
+  if (original) for (const key in original) if (!key.startsWith('hoptrace-')) carrier[key] = original[key];
+  const known = job && typeof job === 'object' ? failedAttempts.get(job) : undefined;
+  const failedContext =
+    options.context ?? (known ? trace.setSpanContext(ROOT_CONTEXT, known) : contextApi.active());
+  const lineage = failureHeaders({
+    error,
+    destination: typeof job?.queueName === 'string' ? job.queueName : '',
+    attempts: typeof job?.attemptsMade === 'number' ? job.attemptsMade : undefined,
+    classifyError: options.classifyError,
+    context: failedContext,
+  });
+  for (const key in lineage) carrier[key] = lineage[key];
+  const opts = { ...options.opts } as O & JobOptionsShape;
+  // The copy carries this carrier, not a context the caller's options held.
+  if (opts.telemetry) opts.telemetry = { ...opts.telemetry, metadata: undefined, omitContext: undefined };
+  return withCarrierMap(opts, carrier);
+}

@@ -1,0 +1,110 @@
+import {
+  callerSpanContext,
+  createInstrumentation,
+  type Instrumentation,
+  MetricAttributeCache,
+  type OperationMetric,
+  OperationTemplates,
+  operationMetric,
+  sendHeaders,
+} from '@hoptrace/core/adapter';
+import type { Context, Link, SpanContext } from '@opentelemetry/api';
+import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
+import type { JobOptionsShape } from './job-attributes.ts';
+import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
+import { assertProducerOptions, type FlowTracingOptions, type QueueTracingOptions } from './options.ts';
+import { BULLMQ_SCOPE } from './scope.ts';
+import { serverAttributes } from './server.ts';
+
+/** What a producer-side BullMQ wrapper (queue or flow producer) keeps, resolved once at wrap time. */
+export interface ProducerState {
+  readonly instr: Instrumentation;
+  readonly templates: OperationTemplates<BullmqOperation>;
+  readonly metrics: MetricAttributeCache;
+  readonly createSpans: boolean;
+}
+
+/**
+ * Validates `options` and resolves a producer wrapper's state; `client` is the Queue or
+ * FlowProducer, whose `opts.connection` gives `server.address` / `server.port`.
+ */
+export function producerState(
+  client: { readonly opts?: object | undefined },
+  options: QueueTracingOptions | FlowTracingOptions,
+): ProducerState {
+  const instr = createInstrumentation(BULLMQ_SCOPE, options);
+  assertProducerOptions(options);
+  const server = serverAttributes((client.opts as { connection?: unknown } | undefined)?.connection);
+  return {
+    instr,
+    templates: new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes),
+    metrics: new MetricAttributeCache(instr.system),
+    createSpans: options.createSpans ?? false,
+  };
+}
+
+/** The send metric of a destination, or `undefined` without a MeterProvider (nothing built then). */
+export function sendMetric(
+  state: ProducerState,
+  destination: string | undefined,
+  count: number,
+): OperationMetric | undefined {
+  return operationMetric(
+    state.instr.metrics !== undefined,
+    state.metrics,
+    'send',
+    'send',
+    destination,
+    count,
+  );
+}
+
+/** What a job's options already carry, parsed once: their carrier map and the caller's own context in it. */
+export interface JobContext {
+  readonly carrier: Record<string, unknown> | undefined;
+  readonly caller: SpanContext | undefined;
+}
+
+const NO_JOB_CONTEXT: JobContext = { carrier: undefined, caller: undefined };
+
+/** Parses the carrier a job's options already hold (once per job). Never throws. */
+export function readJobContext(opts: JobOptionsShape | undefined): JobContext {
+  const carrier = parseCarrier(opts);
+  return carrier ? { carrier, caller: callerSpanContext(carrier) } : NO_JOB_CONTEXT;
+}
+
+/**
+ * The options a job is added with, carrying `context`: the caller's own context is kept when their
+ * options already hold one (only hoptrace's hop counter is updated when relayed), metadata the caller
+ * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
+ *
+ * @param parsed - the options' carrier, when the caller parsed it already.
+ */
+export function optionsWithContext<O extends JobOptionsShape>(
+  opts: O | undefined,
+  context: Context,
+  parsed: JobContext = readJobContext(opts),
+): O {
+  if (omitsContext(opts)) return opts as O;
+  const { carrier, caller } = parsed;
+  if (carrier) {
+    if (!caller) return opts as O; // someone else's metadata: theirs to keep
+    const relayed = sendHeaders(carrier, context, caller);
+    return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
+  }
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  if (typeof metadata === 'string' && metadata !== '') return opts as O;
+  return withCarrier(opts, context);
+}
+
+/** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */
+export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
+  if (omitsContext(opts)) return true;
+  const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
+  return typeof metadata === 'string' && metadata !== '';
+}
+
+/** The link from a send span to the caller's own creation context, if the job carries one. */
+export function callerLink(parsed: JobContext): Link | undefined {
+  return parsed.caller ? { context: parsed.caller } : undefined;
+}

@@ -1,0 +1,217 @@
+import { createLogFields } from '@hoptrace/core';
+import {
+  brokerEndpoint,
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { deadLetterJobOptions, traceProcessor, traceQueue } from '../src/index.ts';
+import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
+
+const tracing = useTestTracing();
+
+class CardDeclined extends Error {
+  override name = 'CardDeclined';
+}
+
+const classifyError = (error: unknown) =>
+  error instanceof CardDeclined
+    ? { type: 'CARD_DECLINED', attributes: { 'payment.reason': 'expired' } }
+    : undefined;
+
+/** The job's stored options read straight from Redis, with no OpenTelemetry involved. */
+async function rawCarrier(queue: string, id: string): Promise<Record<string, string>> {
+  const client = new Redis(brokerEndpoint('redis'));
+  try {
+    const opts = JSON.parse((await client.hget(`bull:${queue}:${id}`, 'opts')) ?? '{}') as {
+      tm?: string;
+      telemetry?: { metadata?: string };
+    };
+    return JSON.parse(opts.tm ?? opts.telemetry?.metadata ?? '{}') as Record<string, string>;
+  } finally {
+    client.disconnect();
+  }
+}
+
+describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_label, bullmq) => {
+  const { Queue, Worker } = bullmq;
+  const workers: WorkerHandle[] = [];
+  const queues: QueueHandle[] = [];
+  const connection = () => brokerEndpoint('redis');
+  afterEach(async () => cleanup(workers, queues));
+
+  function queue(prefix: string) {
+    const name = uniqueQueueName(prefix);
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    return { name, raw, traced: traceQueue(raw) };
+  }
+
+  it('attempts carry number, retryable and final; the dead-letter job continues the trace and links to the failed attempt', async () => {
+    const main = queue('dl-main');
+    const dlq = queue('dl-dead');
+    const dead = deferred<string>();
+    const worker = new Worker(
+      main.name,
+      traceProcessor(
+        async () => {
+          throw new CardDeclined('card expired');
+        },
+        { classifyError },
+      ),
+      { connection: connection() },
+    );
+    workers.push(worker);
+    worker.on('failed', (job, error) => {
+      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) {
+        void dlq.traced
+          .add(job.name, job.data, deadLetterJobOptions(job, error, { classifyError }))
+          .then((added) => dead.resolve(added.id as string));
+      }
+    });
+    const processed = deferred<Record<string, unknown>>();
+    const logFields = createLogFields();
+    workers.push(
+      new Worker(
+        dlq.name,
+        traceProcessor(async () => {
+          // A log line while handling the dead letter: trace id and the original failure's code.
+          processed.resolve({ ...logFields() });
+        }),
+        { connection: connection() },
+      ),
+    );
+    const job = await main.traced.add('charge', { order: 7 }, { attempts: 2 });
+    const deadId = await dead.promise;
+    const logLine = await processed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) =>
+        spansNamed(s, `process ${dlq.name}`).length === 1 && spansNamed(s, `send ${dlq.name}`).length === 1,
+    );
+    const send = onlySpan(spans, `send ${main.name}`);
+    const attempts = spansNamed(spans, `process ${main.name}`).sort(
+      (a, b) => Number(a.attributes['bullmq.job.attempt']) - Number(b.attributes['bullmq.job.attempt']),
+    );
+    expect(attempts).toHaveLength(2);
+    for (const [i, attempt] of attempts.entries()) {
+      expect(attempt.status.code).toBe(SpanStatusCode.ERROR);
+      expect(attempt.attributes).toMatchObject({
+        'error.type': 'CARD_DECLINED',
+        'payment.reason': 'expired',
+        'bullmq.job.attempt': i + 1,
+        'bullmq.job.attempts': 2,
+        'hoptrace.attempt.final': i === 1,
+        'hoptrace.error.retryable': i === 0,
+      });
+    }
+    const failed = attempts[1];
+    // The dead-letter send keeps the original creation context: a CLIENT span linked to it.
+    const deadSend = onlySpan(spans, `send ${dlq.name}`);
+    expect(deadSend.kind).toBe(SpanKind.CLIENT);
+    expect(deadSend.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+    // The dead-letter consumer continues the original trace and links to the failed attempt.
+    const deadProcess = onlySpan(spans, `process ${dlq.name}`);
+    expect(deadProcess.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(parentSpanId(deadProcess)).toBe(send.spanContext().spanId);
+    expect(deadProcess.links).toHaveLength(1);
+    expect(deadProcess.links[0]?.context.spanId).toBe(failed?.spanContext().spanId);
+    const lineage = {
+      'hoptrace.failure.destination': main.name,
+      'hoptrace.failure.error.type': 'CARD_DECLINED',
+      'hoptrace.failure.attempts': 2,
+    };
+    expect(deadProcess.links[0]?.attributes).toEqual(lineage);
+    expect(deadProcess.attributes).toMatchObject(lineage);
+    expect(deadProcess.status.code).toBe(SpanStatusCode.UNSET);
+    expect(logLine).toMatchObject({
+      trace_id: send.spanContext().traceId,
+      span_id: deadProcess.spanContext().spanId,
+      'error.type': 'CARD_DECLINED',
+    });
+    // Read raw from Redis: plain strings any client can use.
+    const raw = await rawCarrier(dlq.name, deadId);
+    expect(raw).toMatchObject({
+      traceparent: `00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`,
+      'hoptrace-original-destination': main.name,
+      'hoptrace-error-type': 'CARD_DECLINED',
+      'hoptrace-error-message': 'card expired',
+      'hoptrace-attempts': '2',
+      'hoptrace-failed-traceparent': `00-${failed?.spanContext().traceId}-${failed?.spanContext().spanId}-01`,
+    });
+    expect(job.id).toBeDefined();
+  });
+
+  it('an UnrecoverableError is the final attempt whatever attempts remain; no classifier: error.type is its class', async () => {
+    const main = queue('unrecoverable');
+    const failed = deferred();
+    const worker = new Worker(
+      main.name,
+      traceProcessor(async () => {
+        throw new bullmq.UnrecoverableError('gone');
+      }),
+      { connection: connection() },
+    );
+    workers.push(worker);
+    worker.on('failed', () => failed.resolve());
+    await main.traced.add('x', {}, { attempts: 5 });
+    await failed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${main.name}`).length === 1,
+    );
+    const attempt = onlySpan(spans, `process ${main.name}`);
+    expect(attempt.attributes).toMatchObject({
+      'error.type': 'UnrecoverableError',
+      'hoptrace.attempt.final': true,
+      'hoptrace.error.retryable': false,
+      'bullmq.job.attempt': 1,
+    });
+    expect(await main.raw.getJobState(String(attempt.attributes['messaging.message.id']))).toBe('failed');
+  });
+
+  it('a dead-letter job made inside the failing processor links to the active attempt', async () => {
+    const main = queue('dl-inline');
+    const dlq = queue('dl-inline-dead');
+    const processed = deferred();
+    workers.push(
+      new Worker(
+        main.name,
+        traceProcessor(async (job) => {
+          const error = new CardDeclined('no funds');
+          await dlq.traced.add(job.name, job.data, deadLetterJobOptions(job, error));
+          throw error;
+        }),
+        { connection: connection() },
+      ),
+      new Worker(
+        dlq.name,
+        traceProcessor(async () => {
+          processed.resolve();
+        }),
+        { connection: connection() },
+      ),
+    );
+    await main.traced.add('charge', {});
+    await processed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${dlq.name}`).length === 1,
+    );
+    const attempt = onlySpan(spans, `process ${main.name}`);
+    const deadProcess = onlySpan(spans, `process ${dlq.name}`);
+    expect(deadProcess.links[0]?.context.spanId).toBe(attempt.spanContext().spanId);
+    expect(deadProcess.links[0]?.attributes).toMatchObject({
+      'hoptrace.failure.error.type': 'CardDeclined',
+      'hoptrace.failure.destination': main.name,
+      'hoptrace.failure.attempts': 0,
+    });
+    expect(trace.getActiveSpan()).toBeUndefined();
+  });
+});

@@ -1,0 +1,279 @@
+import { injectContext } from '@hoptrace/core';
+import {
+  brokerEndpoint,
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { afterEach, describe, expect, it } from 'vitest';
+import { traceProcessor, traceQueue } from '../src/index.ts';
+import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
+
+const tracing = useTestTracing();
+const tracer = () => trace.getTracer('test');
+
+function controlFlowEvents(span: ReadableSpan | undefined): unknown[] {
+  return (span?.events ?? [])
+    .filter((e) => e.name === 'hoptrace.control_flow')
+    .map((e) => e.attributes?.['hoptrace.control_flow.reason']);
+}
+
+function byAttempt(spans: ReadableSpan[]): ReadableSpan[] {
+  return [...spans].sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1]);
+}
+
+describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis', (label, bullmq) => {
+  const { Queue, Worker } = bullmq;
+  const workers: WorkerHandle[] = [];
+  const queues: QueueHandle[] = [];
+  const connection = () => brokerEndpoint('redis');
+  afterEach(async () => cleanup(workers, queues));
+
+  function setup(prefix: string) {
+    const name = uniqueQueueName(prefix);
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    return { name, raw, queue: traceQueue(raw) };
+  }
+
+  function worker(
+    name: string,
+    fn: (job: InstanceType<typeof bullmq.Job>, token?: string) => Promise<unknown>,
+    options: Parameters<typeof traceProcessor>[1] = {},
+    workerOpts = {},
+  ) {
+    const w = new Worker(name, traceProcessor(fn, options), { connection: connection(), ...workerOpts });
+    workers.push(w);
+    return w;
+  }
+
+  it('DelayedError and RateLimitError: the attempt span is UNSET with a control_flow event, then the job completes', async () => {
+    const { name, queue } = setup('ctl');
+    const completed = deferred();
+    let calls = 0;
+    const w = worker(name, async (job, token) => {
+      calls++;
+      if (calls === 1) {
+        await job.moveToDelayed(Date.now() + 20, token);
+        throw new bullmq.DelayedError();
+      }
+      if (calls === 2) {
+        await w.rateLimit(20);
+        throw Worker.RateLimitError();
+      }
+      return 'done';
+    });
+    w.on('completed', () => completed.resolve());
+    await queue.add('ctl', {}, { attempts: 1 });
+    await completed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 3,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(attempts.map((s) => s.status.code)).toEqual([
+      SpanStatusCode.UNSET,
+      SpanStatusCode.UNSET,
+      SpanStatusCode.UNSET,
+    ]);
+    expect(attempts.map(controlFlowEvents)).toEqual([['DelayedError'], ['RateLimitError'], []]);
+    for (const s of attempts) {
+      expect(s.attributes['error.type']).toBeUndefined();
+      expect(s.attributes['hoptrace.attempt.final']).toBeUndefined();
+      expect(s.events.some((e) => e.name === 'exception')).toBe(false);
+    }
+  });
+
+  it('WaitingChildrenError: the parent attempt that waits is UNSET with a control_flow event', async () => {
+    const parent = setup('ctl-parent');
+    const child = setup('ctl-child');
+    const done = deferred();
+    let calls = 0;
+    worker(child.name, async () => 'child');
+    const w = worker(parent.name, async (job, token) => {
+      if (++calls === 1) {
+        // A child added while processing: the parent waits for it.
+        await child.queue.add('c', {}, { parent: { id: job.id as string, queue: job.queueQualifiedName } });
+        if (await job.moveToWaitingChildren(token as string)) throw new bullmq.WaitingChildrenError();
+      }
+      return 'parent';
+    });
+    w.on('completed', (job) => {
+      if (job.queueName === parent.name) done.resolve();
+    });
+    await parent.queue.add('p', {});
+    await done.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${parent.name}`).length === 2,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${parent.name}`));
+    expect(attempts.map((s) => s.status.code)).toEqual([SpanStatusCode.UNSET, SpanStatusCode.UNSET]);
+    expect(attempts.map(controlFlowEvents)).toEqual([['WaitingChildrenError'], []]);
+  });
+
+  if (label.startsWith('newest')) {
+    it('WaitingError (BullMQ 6): UNSET with a control_flow event', async () => {
+      const { name, queue } = setup('ctl-wait');
+      const completed = deferred();
+      let calls = 0;
+      const w = worker(name, async (job, token) => {
+        if (++calls === 1) {
+          await (job as unknown as { moveToWait(token?: string): Promise<number> }).moveToWait(token);
+          throw new (bullmq as unknown as { WaitingError: new () => Error }).WaitingError();
+        }
+        return 'done';
+      });
+      w.on('completed', () => completed.resolve());
+      await queue.add('w', {});
+      await completed.promise;
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 2,
+      );
+      const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+      expect(attempts.map(controlFlowEvents)).toEqual([['WaitingError'], []]);
+      expect(attempts[0]?.status.code).toBe(SpanStatusCode.UNSET);
+    });
+  }
+
+  it("retries of one scheduled run are siblings in that run's trace; each run has its own trace", async () => {
+    const { name, raw, queue } = setup('sched-retry');
+    const runs = deferred();
+    let completedRuns = 0;
+    const w = worker(name, async (job) => {
+      if (job.attemptsMade === 0) throw new Error('first attempt fails');
+      return 'ok';
+    });
+    w.on('completed', () => {
+      if (++completedRuns === 2) runs.resolve();
+    });
+    await queue.upsertJobScheduler(
+      'tick',
+      { every: 200 },
+      { name: 'tick', opts: { attempts: 2, backoff: 0 } },
+    );
+    await runs.promise;
+    await raw.removeJobScheduler('tick');
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length >= 4,
+    );
+    const byJob = new Map<string, ReadableSpan[]>();
+    for (const s of spansNamed(spans, `process ${name}`)) {
+      const id = String(s.attributes['messaging.message.id']);
+      byJob.set(id, [...(byJob.get(id) ?? []), s]);
+    }
+    const complete = [...byJob.values()].filter((list) => list.length === 2).slice(0, 2);
+    expect(complete).toHaveLength(2);
+    const traces = new Set<string>();
+    for (const attempts of complete) {
+      const [first, second] = byAttempt(attempts);
+      expect(first?.attributes['bullmq.job.attempt']).toBe(1);
+      expect(second?.attributes['bullmq.job.attempt']).toBe(2);
+      expect(first?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(second?.spanContext().traceId).toBe(first?.spanContext().traceId);
+      expect(parentSpanId(second as ReadableSpan)).toBe(parentSpanId(first as ReadableSpan));
+      traces.add(String(first?.spanContext().traceId));
+    }
+    expect(traces.size).toBe(2);
+  });
+
+  it("a job carrying the caller's own context: a CLIENT send span linked to it, processed under it (as Kafka and AMQP)", async () => {
+    const { name, queue } = setup('own-ctx');
+    const done = deferred();
+    worker(name, async () => {
+      done.resolve();
+    });
+    const own = tracer().startSpan('own creation');
+    own.end();
+    const metadata = JSON.stringify(injectContext(trace.setSpan(context.active(), own)));
+    await queue.add('mine', {}, { telemetry: { metadata } });
+    await done.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const send = onlySpan(spans, `send ${name}`);
+    const process = onlySpan(spans, `process ${name}`);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.links.map((l) => l.context.spanId)).toEqual([own.spanContext().spanId]);
+    expect(parentSpanId(process)).toBe(own.spanContext().spanId);
+    expect(process.spanContext().traceId).toBe(own.spanContext().traceId);
+  });
+
+  it.each(['link', 'root'] as const)(
+    'relation %s with the worker created inside an active span: the process span never parents to it',
+    async (relation) => {
+      const { name, queue } = setup(`startup-${relation}`);
+      const done = deferred();
+      const startup = tracer().startSpan('app.startup');
+      context.with(trace.setSpan(context.active(), startup), () => {
+        worker(
+          name,
+          async () => {
+            done.resolve();
+          },
+          { relation },
+        );
+      });
+      await queue.add('x', {});
+      await done.promise;
+      startup.end();
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      const send = onlySpan(spans, `send ${name}`);
+      const process = onlySpan(spans, `process ${name}`);
+      expect(parentSpanId(process)).toBeUndefined();
+      expect(process.spanContext().traceId).not.toBe(startup.spanContext().traceId);
+      expect(process.spanContext().traceId).not.toBe(send.spanContext().traceId);
+      expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+    },
+  );
+
+  it('five-hop relay forwarding the consumed context: the hop count grows, and past maxHops a new linked trace starts', async () => {
+    const hops = [1, 2, 3, 4, 5].map((n) => setup(`relay${n}`));
+    const last = deferred();
+    for (const [i, hop] of hops.entries()) {
+      const next = hops[i + 1];
+      worker(
+        hop.name,
+        async (job) => {
+          if (!next) {
+            last.resolve();
+            return;
+          }
+          // The relay pattern: the next job carries the consumed job's own telemetry metadata.
+          await next.queue.add('relay', job.data, {
+            telemetry: { metadata: String(job.opts.telemetry?.metadata) },
+          });
+        },
+        { traceBudget: { maxHops: 3 } },
+      );
+    }
+    await hops[0]?.queue.add('start', { n: 1 });
+    await last.promise;
+    const spans = await waitForSpans(tracing.current.spans, (s) =>
+      hops.every((h) => spansNamed(s, `process ${h.name}`).length === 1),
+    );
+    const processes = hops.map((h) => onlySpan(spans, `process ${h.name}`));
+    // Core's relay rule: a relayed context is updated only inside its own trace. Past the budget, every
+    // further hop (still forwarding the original context) starts its own trace linked to the original.
+    expect(processes.map((p) => p.attributes['hoptrace.hop'])).toEqual([1, 2, 3, 0, 0]);
+    const first = processes[0]?.spanContext().traceId;
+    expect(processes.slice(0, 3).every((p) => p.spanContext().traceId === first)).toBe(true);
+    for (const restarted of processes.slice(3)) {
+      expect(restarted.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
+      expect(restarted.spanContext().traceId).not.toBe(first);
+      expect(parentSpanId(restarted)).toBeUndefined();
+      expect(restarted.links.map((l) => l.context.traceId)).toEqual([first]);
+    }
+  });
+});

@@ -1,0 +1,112 @@
+import {
+  type ErrorClassifier,
+  FAILURE_HEADERS,
+  failureHeaders,
+  HEADER_FAILED_CONTEXT_PREFIX,
+  readFailureLineage,
+} from '@hoptrace/core';
+import type { Context } from '@opentelemetry/api';
+import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
+
+/** A message that failed processing, as kafkajs delivered it (an `eachMessage` payload fits). */
+export interface FailedKafkaMessage {
+  /** The topic it was consumed from. */
+  readonly topic: string;
+  /** Its partition. */
+  readonly partition: number;
+  /** The message itself. */
+  readonly message: KafkaMessage;
+}
+
+/** Options of {@link deadLetterMessage}. */
+export interface DeadLetterOptions {
+  /**
+   * Attempts made so far, written as `hoptrace-attempts`. Default: one more than the failed message
+   * carried (so each trip through a retry topic counts), or `1`.
+   * @example { attempts: 3 }
+   */
+  attempts?: number;
+  /**
+   * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
+   * with the failed span's `error.type`. Default: hoptrace's default classification.
+   */
+  classifyError?: ErrorClassifier;
+  /**
+   * The failed attempt's context. Default: the active one, which is the failed `process` span when
+   * you call this inside the traced handler (the usual place).
+   */
+  context?: Context;
+}
+
+const LINEAGE_NAMES = new Set<string>(Object.values(FAILURE_HEADERS));
+
+/**
+ * Turns a failed kafkajs message into its dead-letter (or retry-topic) message, ready for
+ * `producer.send({ topic: 'orders.DLT', messages: [deadLetterMessage(payload, error)] })`.
+ *
+ * The result has the original key and value, and a new header map: the original headers (so the
+ * message keeps its creation context and baggage), then plain-string lineage headers any Kafka client
+ * can read: `hoptrace-original-destination`, `hoptrace-original-partition`,
+ * `hoptrace-original-offset`, `hoptrace-error-type`, `hoptrace-error-message` (capped),
+ * `hoptrace-error-retryable`, `hoptrace-attempts` and the failed attempt's trace context
+ * (`hoptrace-failed-traceparent`, `hoptrace-failed-tracestate` with W3C). Lineage headers of an
+ * earlier failure are replaced. A traced consumer of the copy continues the original trace (per its
+ * relation policy) and links to the failed attempt. The failed message is never modified; never
+ * throws (a header that cannot be read is left out).
+ *
+ * @param failed - where the message came from and the message (an `eachMessage` payload).
+ * @param error - what the handler threw (any value; classified, never rethrown or changed).
+ * @param options - see {@link DeadLetterOptions}.
+ * @example
+ * eachMessage: async (payload) => {
+ *   try { await handle(payload.message); }
+ *   catch (error) { await producer.send({ topic: 'orders.DLT', messages: [deadLetterMessage(payload, error)] }); }
+ * }
+ */
+export function deadLetterMessage(
+  failed: FailedKafkaMessage,
+  error: unknown,
+  options: DeadLetterOptions = {},
+): Message {
+  const message = failed.message;
+  const original = readHeaders(message.headers);
+  const headers: IHeaders = {};
+  for (const key in original) {
+    if (LINEAGE_NAMES.has(key) || key.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) continue;
+    headers[key] = original[key];
+  }
+  const previous = readFailureLineage(original)?.attempts;
+  const lineage = failureHeaders({
+    error,
+    destination: failed.topic,
+    partition: failed.partition,
+    offset: message.offset,
+    attempts: options.attempts ?? (previous === undefined ? 1 : previous + 1),
+    classifyError: options.classifyError,
+    context: options.context,
+  });
+  for (const key in lineage) headers[key] = lineage[key];
+  const out: Message = { key: message.key, value: message.value, headers };
+  return out;
+}
+
+/** A plain copy of a received header map; entries whose read throws are left out. */
+function readHeaders(headers: KafkaMessage['headers']): IHeaders {
+  const out: IHeaders = {};
+  if (!headers || typeof headers !== 'object') return out;
+  let keys: string[];
+  try {
+    keys = Object.keys(headers);
+  } catch {
+    return out;
+  }
+  for (const key of keys) {
+    try {
+      const value = headers[key];
+      if (value !== undefined) out[key] = value;
+    } catch {
+      // An unreadable header is left out; the rest still travel.
+    }
+  }
+  return out;
+}

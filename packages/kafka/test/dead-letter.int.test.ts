@@ -1,0 +1,120 @@
+import {
+  ATTR_HOPTRACE_FAILURE_ATTEMPTS,
+  ATTR_HOPTRACE_FAILURE_DESTINATION,
+  ATTR_HOPTRACE_FAILURE_ERROR_TYPE,
+  ATTR_HOPTRACE_FAILURE_OFFSET,
+  ATTR_HOPTRACE_FAILURE_PARTITION,
+  ATTR_HOPTRACE_FAILURE_RETRYABLE,
+  failureLineageOf,
+} from '@hoptrace/core';
+import { deadLetterMessage, traceKafka } from '@hoptrace/kafka';
+import { onlySpan, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { context, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { describe, expect, it } from 'vitest';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+
+const tracing = useTestTracing();
+const clients = useKafkaClients();
+const spans = (): ReadableSpan[] => tracing.current.spans();
+
+class StockError extends Error {
+  override name = 'StockError';
+}
+const classifyError = (error: unknown) =>
+  error instanceof StockError ? { type: 'STOCK_UNAVAILABLE', retryable: true } : undefined;
+
+describe('13.2 dead-letter lineage on a real broker', () => {
+  it('a dead-letter copy keeps the original trace, links to the failed attempt, and plain clients read its headers', async () => {
+    const kafka = traceKafka(newKafka('dlq-test'), { classifyError });
+    const [orders, dlq] = (await createTopics(kafka, 2)) as [string, string];
+    const producer = await clients.producer(kafka.producer());
+
+    // The failing consumer: on failure it republishes to the dead-letter topic with the helper.
+    let failedSpanId: string | undefined;
+    const ordersConsumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [orders]);
+    await ordersConsumer.run({
+      eachMessage: async (payload) => {
+        try {
+          throw new StockError(`no stock for ${String(payload.message.value)}`);
+        } catch (error) {
+          failedSpanId = trace.getActiveSpan()?.spanContext().spanId;
+          await producer.send({
+            topic: dlq,
+            messages: [deadLetterMessage(payload, error, { classifyError })],
+          });
+        }
+      },
+    });
+
+    // A traced dead-letter consumer, and a plain kafkajs consumer with no hoptrace at all.
+    const lineageInHandler: unknown[] = [];
+    const dlqConsumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [dlq]);
+    await dlqConsumer.run({
+      eachMessage: async () => {
+        lineageInHandler.push(failureLineageOf()?.errorType);
+      },
+    });
+    const rawHeaders: Record<string, string>[] = [];
+    const rawConsumer = await clients.consumer(newKafka('plain').consumer({ groupId: groupId() }), [dlq]);
+    await rawConsumer.run({
+      eachMessage: async ({ message }) => {
+        const out: Record<string, string> = {};
+        for (const [key, value] of Object.entries(message.headers ?? {})) out[key] = String(value);
+        rawHeaders.push(out);
+      },
+    });
+
+    const request = trace.getTracer('app').startSpan('checkout');
+    await context.with(trace.setSpan(context.active(), request), () =>
+      producer.send({ topic: orders, messages: [{ key: 'order-7', value: 'order-7' }] }),
+    );
+    request.end();
+
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 1);
+    await until(() => rawHeaders.length === 1, 'the plain consumer');
+    const original = onlySpan(all, `send ${orders}`);
+    const failed = onlySpan(all, `process ${orders}`);
+    const dlqSend = onlySpan(all, `send ${dlq}`);
+    const dlqProcess = onlySpan(all, `process ${dlq}`);
+    const traceId = request.spanContext().traceId;
+    expect(failed.spanContext().spanId).toBe(failedSpanId);
+
+    // The dead-letter send happens inside the failed attempt and keeps the message's creation context.
+    expect(parentSpanId(dlqSend)).toBe(failed.spanContext().spanId);
+    expect(dlqSend.links.map((l) => l.context.spanId)).toEqual([original.spanContext().spanId]);
+
+    // The dead-letter consumer continues the original trace (relation `parent`) ...
+    expect(dlqProcess.spanContext().traceId).toBe(traceId);
+    expect(parentSpanId(dlqProcess)).toBe(original.spanContext().spanId);
+    // ... and links to the failed attempt, naming the failure.
+    const lineage = {
+      [ATTR_HOPTRACE_FAILURE_DESTINATION]: orders,
+      [ATTR_HOPTRACE_FAILURE_ERROR_TYPE]: 'STOCK_UNAVAILABLE',
+      [ATTR_HOPTRACE_FAILURE_RETRYABLE]: true,
+      [ATTR_HOPTRACE_FAILURE_ATTEMPTS]: 1,
+      [ATTR_HOPTRACE_FAILURE_PARTITION]: '0',
+      [ATTR_HOPTRACE_FAILURE_OFFSET]: '0',
+    };
+    expect(dlqProcess.links).toHaveLength(1);
+    expect(dlqProcess.links[0]?.context.spanId).toBe(failed.spanContext().spanId);
+    expect(dlqProcess.links[0]?.context.traceId).toBe(traceId);
+    expect(dlqProcess.links[0]?.attributes).toEqual(lineage);
+    expect(dlqProcess.attributes).toMatchObject(lineage);
+    expect(lineageInHandler).toEqual(['STOCK_UNAVAILABLE']);
+
+    // A plain client with no OpenTelemetry reads every lineage header as text.
+    const headers = rawHeaders[0] as Record<string, string>;
+    expect(headers).toMatchObject({
+      traceparent: `00-${traceId}-${original.spanContext().spanId}-01`,
+      'hoptrace-original-destination': orders,
+      'hoptrace-original-partition': '0',
+      'hoptrace-original-offset': '0',
+      'hoptrace-error-type': 'STOCK_UNAVAILABLE',
+      'hoptrace-error-message': 'no stock for order-7',
+      'hoptrace-error-retryable': 'true',
+      'hoptrace-attempts': '1',
+      'hoptrace-failed-traceparent': `00-${traceId}-${failed.spanContext().spanId}-01`,
+    });
+  });
+});

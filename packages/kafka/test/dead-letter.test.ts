@@ -1,0 +1,110 @@
+import { ATTR_HOPTRACE_FAILURE_ATTEMPTS, FAILURE_HEADERS } from '@hoptrace/core';
+import { deadLetterMessage, traceConsumer, withMessageContext } from '@hoptrace/kafka';
+import { spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import { context, trace } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+import { batchPayload, fakeConsumer, message } from './helpers.ts';
+
+const tracing = useTestTracing();
+const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+describe('deadLetterMessage', () => {
+  it('copies key, value and headers, adds lineage, never touches the failed message', () => {
+    const headers = { traceparent: Buffer.from(TRACEPARENT), 'x-tenant': Buffer.from('acme') };
+    const failed = { topic: 'orders', partition: 2, message: message(41, headers, Buffer.from('k')) };
+    const span = trace.getTracer('t').startSpan('failed attempt');
+    const out = context.with(trace.setSpan(context.active(), span), () =>
+      deadLetterMessage(failed, new RangeError('x'.repeat(1000))),
+    );
+    span.end();
+    expect(failed.message.headers).toBe(headers);
+    expect(Object.keys(headers)).toEqual(['traceparent', 'x-tenant']);
+    expect(out.key).toBe(failed.message.key);
+    expect(out.value).toBe(failed.message.value);
+    expect(out.headers?.traceparent).toBe(headers.traceparent);
+    expect(out.headers?.['x-tenant']).toBe(headers['x-tenant']);
+    expect(out.headers).toMatchObject({
+      [FAILURE_HEADERS.destination]: 'orders',
+      [FAILURE_HEADERS.partition]: '2',
+      [FAILURE_HEADERS.offset]: '41',
+      [FAILURE_HEADERS.errorType]: 'RangeError',
+      [FAILURE_HEADERS.attempts]: '1',
+      'hoptrace-failed-traceparent': `00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`,
+    });
+    expect(String(out.headers?.[FAILURE_HEADERS.errorMessage])).toHaveLength(256);
+  });
+
+  it('a retry of a retry counts attempts up and replaces the earlier lineage', () => {
+    const first = deadLetterMessage(
+      { topic: 'orders', partition: 0, message: message(1, { traceparent: TRACEPARENT }) },
+      'first',
+      {
+        context: trace.setSpanContext(context.active(), {
+          traceId: 'a'.repeat(32),
+          spanId: 'b'.repeat(16),
+          traceFlags: 1,
+        }),
+      },
+    );
+    const consumed = message(9, first.headers as never);
+    const second = deadLetterMessage(
+      { topic: 'orders.retry', partition: 1, message: consumed },
+      new TypeError('again'),
+    );
+    expect(second.headers).toMatchObject({
+      traceparent: TRACEPARENT,
+      [FAILURE_HEADERS.destination]: 'orders.retry',
+      [FAILURE_HEADERS.attempts]: '2',
+      [FAILURE_HEADERS.errorType]: 'TypeError',
+      [FAILURE_HEADERS.offset]: '9',
+    });
+    // No failed context is active now, so the earlier one is not carried on.
+    expect(second.headers?.['hoptrace-failed-traceparent']).toBeUndefined();
+    expect(
+      deadLetterMessage({ topic: 'o', partition: 0, message: consumed }, 'x', { attempts: 7 }).headers,
+    ).toMatchObject({
+      [FAILURE_HEADERS.attempts]: '7',
+    });
+  });
+
+  it('never throws on headers whose reads throw', () => {
+    const headers = {
+      get boom(): never {
+        throw new Error('getter');
+      },
+      ok: Buffer.from('1'),
+    };
+    const out = deadLetterMessage({ topic: 'o', partition: 0, message: message(0, headers as never) }, null);
+    expect(out.headers?.ok).toBe(headers.ok);
+    expect(out.headers?.boom).toBeUndefined();
+    expect(out.headers?.[FAILURE_HEADERS.errorType]).toBeTypeOf('string');
+  });
+
+  it('a per-message span of a traced batch links to the failed attempt too', async () => {
+    const copy = deadLetterMessage(
+      { topic: 'orders', partition: 0, message: message(3, { traceparent: TRACEPARENT }) },
+      new Error('x'),
+      {
+        context: trace.setSpanContext(context.active(), {
+          traceId: 'c'.repeat(32),
+          spanId: 'd'.repeat(16),
+          traceFlags: 1,
+        }),
+      },
+    );
+    const fake = fakeConsumer();
+    await traceConsumer(fake.consumer, { batchSpans: 'batch' }).run({
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) withMessageContext(m, () => undefined);
+      },
+    });
+    const { payload } = batchPayload('dlq', [message(0, copy.headers as never)]);
+    await fake.config?.eachBatch?.(payload);
+    const perMessage = spansNamed(tracing.current.spans(), 'process dlq').find(
+      (s) => s.links.length === 1 && s.links[0]?.context.spanId === 'd'.repeat(16),
+    );
+    expect(perMessage?.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
+    expect(perMessage?.spanContext().traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(spansNamed(tracing.current.spans(), 'process dlq')).toHaveLength(2);
+  });
+});

@@ -1,0 +1,185 @@
+import {
+  ATTR_HOPTRACE_BUDGET_EXCEEDED,
+  ATTR_HOPTRACE_HOP,
+  HOP_TRACESTATE_KEY,
+  METRIC_HOPTRACE_TIME_IN_QUEUE,
+} from '@hoptrace/core';
+import { ATTR_MESSAGING_CONSUMER_GROUP_NAME, ATTR_MESSAGING_DESTINATION_NAME } from '@hoptrace/core/adapter';
+import { traceConsumer, traceKafka, withMessageContext } from '@hoptrace/kafka';
+import { onlySpan, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { context, trace } from '@opentelemetry/api';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { IHeaders, KafkaMessage } from 'kafkajs';
+import { describe, expect, it } from 'vitest';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+
+const tracing = useTestTracing();
+const clients = useKafkaClients();
+const spans = (): ReadableSpan[] => tracing.current.spans();
+
+describe('12.10 consumers created inside an active span', () => {
+  it.each(['link', 'root'] as const)(
+    'relation %s: process spans never parent to the span active at creation (eachMessage and batch mode)',
+    async (relation) => {
+      const kafka = traceKafka(newKafka(), { relation, batchSpans: 'batch' });
+      const [topic, batchTopic] = (await createTopics(kafka, 2)) as [string, string];
+      const producer = await clients.producer(kafka.producer());
+      const startup = trace.getTracer('app').startSpan('app.startup');
+      const startupContext = trace.setSpan(context.active(), startup);
+      await context.with(startupContext, async () => {
+        const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topic]);
+        await consumer.run({ eachMessage: async () => undefined });
+        const batches = await clients.consumer(kafka.consumer({ groupId: groupId() }), [batchTopic]);
+        await batches.run({
+          eachBatch: async ({ batch }) => {
+            for (const m of batch.messages) withMessageContext(m, () => undefined);
+          },
+        });
+      });
+      startup.end();
+      await producer.send({ topic, messages: [{ value: '1' }, { value: '2' }] });
+      await producer.send({ topic: batchTopic, messages: [{ value: '3' }] });
+      const all = await waitForSpans(
+        spans,
+        (s) =>
+          spansNamed(s, `process ${topic}`).length === 2 &&
+          spansNamed(s, `process ${batchTopic}`).length === 2,
+      );
+      const startupId = startup.spanContext();
+      const processSpans = [
+        ...spansNamed(all, `process ${topic}`),
+        ...spansNamed(all, `process ${batchTopic}`),
+      ];
+      for (const span of processSpans) {
+        expect(span.spanContext().traceId).not.toBe(startupId.traceId);
+        expect(parentSpanId(span)).not.toBe(startupId.spanId);
+      }
+      for (const span of spansNamed(all, `process ${topic}`)) {
+        expect(parentSpanId(span)).toBeUndefined();
+        expect(span.links).toHaveLength(1);
+      }
+      // Two eachMessage spans, each a trace of its own (not one growing trace).
+      const [a, b] = spansNamed(all, `process ${topic}`) as [ReadableSpan, ReadableSpan];
+      expect(a.spanContext().traceId).not.toBe(b.spanContext().traceId);
+    },
+  );
+});
+
+describe('12.11 hop budget through a five-hop relay that forwards consumed headers', () => {
+  it('counts every hop and starts a new linked trace after maxHops', async () => {
+    const maxHops = 3;
+    const kafka = traceKafka(newKafka(), { traceBudget: { maxHops } });
+    const topics = await createTopics(kafka, 6);
+    const producer = await clients.producer(kafka.producer());
+    const seenHeaders: IHeaders[] = [];
+    // Hop i consumes topics[i] and forwards the message, with the headers it was consumed with, to topics[i + 1].
+    for (let i = 0; i < 5; i++) {
+      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topics[i] as string]);
+      await consumer.run({
+        eachMessage: async ({ message }: { message: KafkaMessage }) => {
+          await producer.send({
+            topic: topics[i + 1] as string,
+            messages: [{ value: message.value, headers: message.headers ?? {} }],
+          });
+        },
+      });
+    }
+    const sink = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topics[5] as string]);
+    await sink.run({
+      eachMessage: async ({ message }) => {
+        seenHeaders.push(message.headers ?? {});
+      },
+    });
+    const root = trace.getTracer('app').startSpan('request');
+    await context.with(trace.setSpan(context.active(), root), () =>
+      producer.send({ topic: topics[0] as string, messages: [{ value: 'relay' }] }),
+    );
+    root.end();
+    await until(() => seenHeaders.length === 1, 'the sink');
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topics[5]}`).length === 1);
+    const hops = topics.map((topic) => onlySpan(all, `process ${topic}`)).slice(0, 5);
+    const traceId = root.spanContext().traceId;
+    // Hops 1..maxHops stay in the request's trace and count up.
+    for (let i = 0; i < maxHops; i++) {
+      const hop = hops[i] as ReadableSpan;
+      expect(hop.spanContext().traceId).toBe(traceId);
+      expect(hop.attributes[ATTR_HOPTRACE_HOP]).toBe(i + 1);
+      expect(hop.spanContext().traceState?.get(HOP_TRACESTATE_KEY)).toBe(String(i + 1));
+      expect(hop.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBeUndefined();
+    }
+    // The relay's forwarded tracestate carried the count (the original producer wrote none).
+    expect(String(seenHeaders[0]?.tracestate)).toContain(`${HOP_TRACESTATE_KEY}=${maxHops}`);
+    // Past the budget: a new trace, linked to the request's trace, flagged.
+    for (const hop of hops.slice(maxHops)) {
+      expect(hop.spanContext().traceId).not.toBe(traceId);
+      expect(parentSpanId(hop)).toBeUndefined();
+      expect(hop.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
+      expect(hop.links.map((l) => l.context.traceId)).toEqual([traceId]);
+    }
+  });
+
+  it('without a budget, a relay writes no tracestate', async () => {
+    const kafka = traceKafka(newKafka());
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(kafka.producer());
+    const raw = await clients.consumer(newKafka().consumer({ groupId: groupId() }), [topic]);
+    const seen: IHeaders[] = [];
+    await raw.run({
+      eachMessage: async ({ message }) => {
+        seen.push(message.headers ?? {});
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'x' }] });
+    await until(() => seen.length === 1, 'the raw consumer');
+    expect(Object.keys(seen[0] ?? {})).toEqual(['traceparent']);
+  });
+});
+
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+describe('12.17 time in queue', () => {
+  it('records hoptrace.messaging.time_in_queue from the Kafka message timestamp', async () => {
+    const reader = new TestReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const raw = await clients.producer(kafka.producer());
+    // A message created ten seconds before it is sent (the timestamp is the producer's to set).
+    const created = Date.now() - 10_000;
+    await raw.send({ topic, messages: [{ value: 'old', timestamp: String(created) }] });
+    const group = groupId();
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: group }), { meterProvider }),
+      [topic],
+    );
+    let processed = 0;
+    await consumer.run({
+      eachMessage: async () => {
+        processed++;
+      },
+    });
+    await until(() => processed === 1, 'the consumer');
+    const { resourceMetrics } = await reader.collect();
+    const metric = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    expect(metric?.descriptor.unit).toBe('s');
+    expect(metric?.dataPoints).toHaveLength(1);
+    const point = metric?.dataPoints[0] as {
+      attributes: Record<string, unknown>;
+      value: { count: number; min?: number };
+    };
+    expect(point.attributes[ATTR_MESSAGING_DESTINATION_NAME]).toBe(topic);
+    expect(point.attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME]).toBe(group);
+    expect(point.value.count).toBe(1);
+    expect(point.value.min).toBeGreaterThanOrEqual(10);
+  });
+});
