@@ -1,5 +1,6 @@
 import type {
   Instrumentation,
+  MESSAGING_SPAN_OPERATIONS,
   MetricAttributeCache,
   Operation,
   OperationTemplates,
@@ -7,7 +8,6 @@ import type {
 import type { Context } from '@opentelemetry/api';
 import type { ClientInfo } from './client-info.ts';
 import type { Settings } from './options.ts';
-import type { PlatformaticOperation } from './templates.ts';
 
 /** One message's process span while the application holds the message. */
 export interface MessageEntry {
@@ -27,7 +27,7 @@ export interface ConsumerState {
   readonly instr: Instrumentation;
   readonly settings: Settings;
   readonly info: ClientInfo;
-  readonly templates: OperationTemplates<PlatformaticOperation>;
+  readonly templates: OperationTemplates<keyof typeof MESSAGING_SPAN_OPERATIONS>;
   readonly metrics: MetricAttributeCache;
   /** Each traced stream's open entries (emptied when the stream or the consumer closes). */
   readonly streams: Set<Set<MessageEntry>>;

@@ -1,7 +1,9 @@
 import {
+  clientTemplates,
   createInstrumentation,
   existingWrapper,
   interceptMethods,
+  MESSAGING_SPAN_OPERATIONS,
   MetricAttributeCache,
 } from '@hoptrace/core/adapter';
 import { ClientInfo } from './client-info.ts';
@@ -10,7 +12,6 @@ import { endAll } from './message-spans.ts';
 import { type PlatformaticConsumerOptions, resolveSettings } from './options.ts';
 import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
 import { traceStream } from './stream.ts';
-import { operationTemplates } from './templates.ts';
 
 type Callback = (error: unknown, value?: unknown) => unknown;
 type Method = (...args: unknown[]) => unknown;
@@ -48,7 +49,7 @@ export function traceConsumer<C extends TraceableConsumer>(
     instr,
     settings,
     info,
-    templates: operationTemplates(instr, info),
+    templates: clientTemplates(instr, MESSAGING_SPAN_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     streams: new Set(),
     sweep: undefined,

@@ -1,11 +1,13 @@
-import type { Instrumentation } from '@hoptrace/core/adapter';
+import type { Instrumentation, OperationTemplates } from '@hoptrace/core/adapter';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  clientTemplates,
   createInstrumentation,
   existingWrapper,
   interceptMethods,
+  MESSAGING_SPAN_OPERATIONS,
   MetricAttributeCache,
   Operation,
   operationMetric,
@@ -25,7 +27,6 @@ import {
 } from './headers.ts';
 import { type PlatformaticProducerOptions, resolveSettings, type Settings } from './options.ts';
 import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
-import { operationTemplates } from './templates.ts';
 
 /** A message as `send` takes it (only the fields hoptrace reads or copies). */
 interface OutgoingMessage {
@@ -53,7 +54,7 @@ export interface TraceableProducer {
 interface ProducerState {
   readonly instr: Instrumentation;
   readonly settings: Settings;
-  readonly templates: ReturnType<typeof operationTemplates>;
+  readonly templates: OperationTemplates<keyof typeof MESSAGING_SPAN_OPERATIONS>;
   readonly metrics: MetricAttributeCache;
   readonly encodings: HeaderEncodings;
 }
@@ -89,7 +90,7 @@ export function traceProducer<P extends TraceableProducer>(
   const state: ProducerState = {
     instr,
     settings,
-    templates: operationTemplates(instr, info),
+    templates: clientTemplates(instr, MESSAGING_SPAN_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     encodings: producerHeaderEncodings(producer),
   };

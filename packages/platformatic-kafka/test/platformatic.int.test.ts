@@ -284,9 +284,7 @@ describe('traced @platformatic/kafka against a real broker', () => {
     const [failed] = await take(await streamOf(consumer, [topic]), 1, async (message) => {
       const error = Object.assign(new Error('out of stock'), { code: 'STOCK' });
       await withMessageContext(message, () => Promise.reject(error)).catch(async (e: unknown) => {
-        await producer.send({
-          messages: [deadLetterMessage(message, { topic: dlq, error: e, attempts: 1 })],
-        });
+        await producer.send({ messages: [{ ...deadLetterMessage(message, e), topic: dlq }] });
       });
     });
     const dlqConsumer = traceConsumer(stringConsumer());
