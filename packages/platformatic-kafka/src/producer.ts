@@ -1,14 +1,9 @@
-import type { Instrumentation, OperationTemplates } from '@hoptrace/core/adapter';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
-  clientTemplates,
-  createInstrumentation,
   existingWrapper,
   interceptMethods,
-  MESSAGING_SPAN_OPERATIONS,
-  MetricAttributeCache,
   Operation,
   operationMetric,
   sendHeaders,
@@ -17,7 +12,7 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetry/api';
 import { context as contextApi, trace } from '@opentelemetry/api';
-import { ClientInfo } from './client-info.ts';
+import { type ClientState, clientState } from './client-state.ts';
 import {
   type HeaderEncodings,
   type HeaderInput,
@@ -25,8 +20,7 @@ import {
   producerHeaderEncodings,
   withHeaders,
 } from './headers.ts';
-import { type PlatformaticProducerOptions, resolveSettings, type Settings } from './options.ts';
-import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
+import type { PlatformaticProducerOptions } from './options.ts';
 
 /** A message as `send` takes it (only the fields hoptrace reads or copies). */
 interface OutgoingMessage {
@@ -51,11 +45,7 @@ export interface TraceableProducer {
 }
 
 /** Everything a traced producer shares across its sends. */
-interface ProducerState {
-  readonly instr: Instrumentation;
-  readonly settings: Settings;
-  readonly templates: OperationTemplates<keyof typeof MESSAGING_SPAN_OPERATIONS>;
-  readonly metrics: MetricAttributeCache;
+interface ProducerState extends ClientState {
   readonly encodings: HeaderEncodings;
 }
 
@@ -84,14 +74,8 @@ export function traceProducer<P extends TraceableProducer>(
 ): P {
   const existing = existingWrapper(producer);
   if (existing) return existing;
-  const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
-  const settings = resolveSettings(options);
-  const info = new ClientInfo(producer as object, settings, false);
   const state: ProducerState = {
-    instr,
-    settings,
-    templates: clientTemplates(instr, MESSAGING_SPAN_OPERATIONS, info),
-    metrics: new MetricAttributeCache(instr.system),
+    ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),
   };
   return interceptMethods(producer, {
