@@ -64,9 +64,7 @@ describe('traced producer', () => {
     const utf8 = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : undefined);
     const strings = fakeProducer({ headerKey: utf8, headerValue: utf8 });
     await traceProducer(strings.producer).send({ messages: [{ topic: 't', value: 'v' }] });
-    expect(typeof (strings.sent[0]?.messages[0]?.headers as Record<string, unknown>).traceparent).toBe(
-      'string',
-    );
+    expect(strings.sent[0]?.messages[0]?.headers).toMatchObject({ traceparent: expect.any(String) });
 
     const json = (v: unknown) => Buffer.from(JSON.stringify(v));
     const other = fakeProducer({ headerKey: json, headerValue: json });
@@ -104,7 +102,9 @@ describe('traced producer', () => {
     await transaction.send({ messages: [{ topic: 't', key: 'secret', value: 'v' }] });
     const send = onlySpan(spans(), 'send t');
     expect(send.attributes['kafka.message.key']).toBeUndefined();
-    expect((sent[0]?.messages[0]?.headers as Map<Buffer, Buffer>).size).toBe(1);
+    const headers = sent[0]?.messages[0]?.headers;
+    expect(headers).toBeInstanceOf(Map);
+    expect([...((headers as Map<Buffer, Buffer>) ?? new Map()).keys()].map(String)).toEqual(['traceparent']);
   });
 
   it('names the failure with classifyError (a throwing classifier changes nothing for the caller)', async () => {
@@ -160,7 +160,7 @@ describe('traced consumer stream', () => {
       if (got.length === sent.length) break;
     }
     expect(got).toEqual(sent);
-    got.forEach((m, i) => expect(m).toBe(sent[i]));
+    for (const [i, m] of got.entries()) expect(m).toBe(sent[i]);
     const processes = spansNamed(spans(), 'process t');
     expect(processes).toHaveLength(4);
     for (const p of processes) {
