@@ -24,25 +24,50 @@ import type { AmqpMessage, AnyFunction } from './types.ts';
  * handed through untraced. Everything else is passed to amqplib unchanged.
  */
 export function tracedConsume(state: ChannelState, args: unknown[]): unknown {
-  const queue = String(args[0] ?? '');
   const onMessage = args[1];
   if (typeof onMessage !== 'function') return state.call('consume', args);
-  const noAck = (args[2] as { noAck?: unknown } | undefined)?.noAck === true;
+  const consumer = new Consumer(
+    state,
+    typeof args[0] === 'string' ? args[0] : '',
+    (args[2] as { noAck?: unknown } | undefined)?.noAck === true,
+    onMessage as AnyFunction,
+  );
   const consumeArgs = args.slice();
   consumeArgs[1] = (message: AmqpMessage | null): unknown =>
     message === null || typeof message !== 'object'
       ? (onMessage as AnyFunction)(message)
-      : processDelivery(state, queue, noAck, message, onMessage as AnyFunction);
+      : processDelivery(consumer, message);
   return state.call('consume', consumeArgs);
 }
 
-function processDelivery(
-  state: ChannelState,
-  queue: string,
-  noAck: boolean,
-  message: AmqpMessage,
-  onMessage: AnyFunction,
-): unknown {
+/**
+ * One traced `consume` call. Its `invoke` (made once per consumer, not per message) calls the
+ * user's callback with the delivery being processed, so the per-message path allocates no closure.
+ */
+class Consumer {
+  readonly state: ChannelState;
+  readonly queue: string;
+  readonly noAck: boolean;
+  readonly onMessage: AnyFunction;
+  /** The delivery `invoke` hands over; set just before it runs (it reads it at once). */
+  current: AmqpMessage | undefined = undefined;
+  readonly invoke: () => unknown;
+
+  constructor(state: ChannelState, queue: string, noAck: boolean, onMessage: AnyFunction) {
+    this.state = state;
+    this.queue = queue;
+    this.noAck = noAck;
+    this.onMessage = onMessage;
+    this.invoke = () => {
+      const message = this.current;
+      this.current = undefined; // the consumer keeps no message alive
+      return onMessage(message); // called as amqplib calls it: no `this`
+    };
+  }
+}
+
+function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
+  const { state, queue, noAck, onMessage } = consumer;
   const { opts } = state;
   const { instr } = opts;
   const { fields, properties } = message;
@@ -82,14 +107,8 @@ function processDelivery(
   // Tracked before the handler runs: it may ack synchronously. With acks, the span ends on settle;
   // a handler failure is recorded now and kept.
   if (!noAck) state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag));
-  return contextApi.with(
-    handlerContext,
-    operation.run,
-    operation,
-    () => onMessage(message),
-    undefined,
-    noAck,
-  );
+  consumer.current = message;
+  return contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
 }
 
 /** 10^11 seconds is the year 5138: a larger `timestamp` is in milliseconds. */

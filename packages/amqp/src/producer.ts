@@ -6,7 +6,7 @@ import {
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import { type Attributes, context as contextApi, trace } from '@opentelemetry/api';
+import { type Attributes, context as contextApi, type Span, trace } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
@@ -41,7 +41,8 @@ export function tracedPublish(
   const exchange = toQueue ? '' : textArg(args[0]);
   const routingKey = textArg(toQueue ? args[0] : args[1]);
   const optionsIndex = toQueue ? 2 : 3;
-  const content = args[optionsIndex - 1] as { length?: unknown } | undefined;
+  const content = args[optionsIndex - 1];
+  const bodySize = content instanceof Uint8Array ? content.byteLength : undefined;
   // The caller's options are read before any span starts: a getter that throws here reaches the
   // caller unchanged, with nothing to end.
   const options = args[optionsIndex] as PublishOptions | undefined;
@@ -70,7 +71,8 @@ export function tracedPublish(
         ? undefined
         : { destination },
   );
-  if (span?.isRecording()) {
+  const recording = span?.isRecording() === true;
+  if (recording) {
     const attributes: Attributes = {};
     messageAttributes(
       attributes,
@@ -80,12 +82,14 @@ export function tracedPublish(
       correlationId,
       exchange === '' && isAnonymous(routingKey),
     );
-    if (instr.captureBodySize && typeof content?.length === 'number') {
-      attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = content.length;
-    }
-    setSpanAttributes(span, attributes, instr.legacyAttributes);
+    if (instr.captureBodySize && bodySize !== undefined)
+      attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = bodySize;
+    setSpanAttributes(span as Span, attributes, instr.legacyAttributes);
   }
-  const operation = new Operation(instr, span, state.metric('send', 'send', nameDestination));
+  const metric = state.metric('send', 'send', nameDestination);
+  // With nothing to end (no recording span, no metrics), only the headers are copied: no operation,
+  // and a confirm callback is handed to amqplib as it is.
+  const operation = recording || metric ? new Operation(instr, span, metric) : undefined;
   let result: unknown;
   try {
     // Inside the operation: copying a hostile headers object may throw, and the span must still end.
@@ -95,15 +99,15 @@ export function tracedPublish(
       headers: sendHeaders(headers, span ? trace.setSpan(parent, span) : parent, caller),
     };
     // A confirm channel's span ends on the broker's confirm (the callback).
-    if (state.confirm)
+    if (state.confirm && operation)
       sendArgs[optionsIndex + 1] = operation.callback(args[optionsIndex + 1], confirmErrorType);
     result = state.call(method, sendArgs);
   } catch (error) {
-    operation.fail(error);
+    operation?.fail(error);
     throw error;
   }
   // A plain channel's publish is synchronous (it returns the back-pressure boolean).
-  if (!state.confirm) operation.end();
+  if (!state.confirm) operation?.end();
   return result;
 }
 

@@ -47,6 +47,8 @@ function decode(method: string, args: unknown[]): SettleCall {
  * spans. Cost is proportional to the deliveries settled, not to the deliveries open.
  */
 export function tracedSettle(state: ChannelState, method: string, args: unknown[]): unknown {
+  // Nothing open (unsampled, noAck, no metrics) and no settle spans: amqplib's call alone.
+  if (!state.opts.settleSpans && state.deliveries.size === 0) return state.call(method, args);
   const call = decode(method, args);
   if (!state.opts.settleSpans) {
     const result = state.call(method, args);

@@ -17,20 +17,14 @@ import {
 } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ChannelModel, ConsumeMessage } from 'amqplib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, traceparentOf } from './helpers.ts';
+import type { ConsumeMessage } from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 
-let connection: ChannelModel;
-beforeEach(async () => {
-  connection = await connect();
-});
-afterEach(async () => {
-  await connection.close().catch(() => undefined);
-});
+const amqp = useConnection();
 
 class StockError extends Error {
   readonly code = 'STOCK_UNAVAILABLE';
@@ -81,7 +75,7 @@ function readRawInAnotherProcess(queue: string): {
 
 describe('broker dead-lettering (x-death)', () => {
   it('the DLQ consumer continues the original trace and shows the death reason, count, original queue and exchange', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const dlx = `dlx-${randomUUID()}`;
     const dlq = `dlq-${randomUUID()}`;
     const queue = `q-${randomUUID()}`;
@@ -123,7 +117,7 @@ describe('broker dead-lettering (x-death)', () => {
 
 describe('deadLetterOptions: an application republishing a failed message to its own dead-letter exchange', () => {
   it('classified failure, lineage headers, DLQ span continues the trace and links to the failed attempt; input never mutated', async () => {
-    const channel = traceChannel(await connection.createChannel(), { classifyError });
+    const channel = traceChannel(await amqp.connection.createChannel(), { classifyError });
     const dlx = `dlx-${randomUUID()}`;
     const dlq = `dlq-${randomUUID()}`;
     const queue = `q-${randomUUID()}`;

@@ -6,7 +6,8 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import amqplib from 'amqplib';
+import amqplib, { type ChannelModel } from 'amqplib';
+import { afterEach, beforeEach } from 'vitest';
 
 /** A raw amqplib 2.x connection to the harness broker, named so fault tests can find it. */
 export function connect(connectionName?: string): Promise<amqplib.ChannelModel> {
@@ -64,6 +65,24 @@ export function testMeters(): {
         }
       }
       return out;
+    },
+  };
+}
+
+/** A fresh raw connection to the harness broker for each test of the file, closed after it. */
+export function useConnection(): { readonly connection: ChannelModel } {
+  let current: ChannelModel | undefined;
+  beforeEach(async () => {
+    current = await connect();
+  });
+  afterEach(async () => {
+    await current?.close().catch(() => undefined);
+    current = undefined;
+  });
+  return {
+    get connection(): ChannelModel {
+      if (!current) throw new Error('useConnection: the connection exists inside tests only');
+      return current;
     },
   };
 }

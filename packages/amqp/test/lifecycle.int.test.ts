@@ -10,35 +10,23 @@ import {
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import {
-  AggregationTemporality,
-  InMemoryMetricExporter,
-  MeterProvider,
-  PeriodicExportingMetricReader,
-} from '@opentelemetry/sdk-metrics';
-import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attr, connect, traceparentOf } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { attr, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 
-let connection: ChannelModel;
-beforeEach(async () => {
-  connection = await connect();
-});
-afterEach(async () => {
-  await connection.close().catch(() => undefined);
-});
+const amqp = useConnection();
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
 
 describe('side by side with other instrumentation (standard W3C headers)', () => {
   it('a raw amqplib consumer sees a valid traceparent of the send span', async () => {
-    const producer = traceChannel(await connection.createChannel());
-    const raw = await connection.createChannel();
+    const producer = traceChannel(await amqp.connection.createChannel());
+    const raw = await amqp.connection.createChannel();
     const queue = `q-${randomUUID()}`;
     await raw.assertQueue(queue, { exclusive: true });
     const got = deferred<ConsumeMessage>();
@@ -57,8 +45,8 @@ describe('side by side with other instrumentation (standard W3C headers)', () =>
   });
 
   it('a traceparent another tool injected is continued by the traced consumer, and kept by a traced publish', async () => {
-    const raw = await connection.createChannel();
-    const consumer = traceChannel(await connection.createChannel());
+    const raw = await amqp.connection.createChannel();
+    const consumer = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await raw.assertQueue(queue, { exclusive: true });
     const got: ConsumeMessage[] = [];
@@ -86,7 +74,7 @@ describe('side by side with other instrumentation (standard W3C headers)', () =>
 
 describe('span lifecycle', () => {
   it('closing the channel ends open process spans with channel_closed', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue);
     const got = deferred();
@@ -99,7 +87,7 @@ describe('span lifecycle', () => {
     const process = onlySpan(done, `process ${queue}`);
     expect(process.status.code).toBe(SpanStatusCode.ERROR);
     expect(attr(process, 'error.type')).toBe('channel_closed');
-    const cleanup = await connection.createChannel();
+    const cleanup = await amqp.connection.createChannel();
     await cleanup.deleteQueue(queue);
   });
 
@@ -118,7 +106,7 @@ describe('span lifecycle', () => {
   });
 
   it('a handler that throws synchronously: recorded, rethrown to amqplib (which closes the channel), span ended', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const closed = deferred();
     channel.on('close', () => closed.resolve());
     channel.on('error', () => undefined);
@@ -137,7 +125,7 @@ describe('span lifecycle', () => {
   });
 
   it('settleTimeoutMs force-ends a never-settled span with settle_timeout; a later ack still reaches amqplib', async () => {
-    const channel = traceChannel(await connection.createChannel(), { settleTimeoutMs: 100 });
+    const channel = traceChannel(await amqp.connection.createChannel(), { settleTimeoutMs: 100 });
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const got = deferred<ConsumeMessage>();
@@ -155,7 +143,7 @@ describe('span lifecycle', () => {
   });
 
   it('settleSpans: one ack span (CLIENT, settle) linked to the process spans it settled', async () => {
-    const channel = traceChannel(await connection.createChannel(), { settleSpans: true });
+    const channel = traceChannel(await amqp.connection.createChannel(), { settleSpans: true });
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(2);
@@ -185,7 +173,7 @@ describe('span lifecycle', () => {
   });
 
   it('baggage allow-list and hop budget reach the process span', async () => {
-    const channel = traceChannel(await connection.createChannel(), {
+    const channel = traceChannel(await amqp.connection.createChannel(), {
       baggageAttributes: ['tenant.id'],
       traceBudget: { maxHops: 1 },
     });
@@ -205,11 +193,9 @@ describe('span lifecycle', () => {
   });
 
   it('records the four messaging metrics', async () => {
-    const exporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
-    const reader = new PeriodicExportingMetricReader({ exporter, exportIntervalMillis: 60_000 });
-    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { meterProvider, collect } = testMeters();
     try {
-      const channel = traceChannel(await connection.createChannel(), { meterProvider });
+      const channel = traceChannel(await amqp.connection.createChannel(), { meterProvider });
       const queue = `q-${randomUUID()}`;
       await channel.assertQueue(queue, { exclusive: true });
       await channel.consume(queue, (m) => m && channel.ack(m));
@@ -217,18 +203,8 @@ describe('span lifecycle', () => {
       channel.sendToQueue(queue, Buffer.from('m2'));
       await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
       await channel.get(queue);
-      await reader.forceFlush();
-      const names = new Map<string, { attributes: Record<string, unknown>; value: unknown }[]>();
-      for (const rm of exporter.getMetrics()) {
-        for (const sm of rm.scopeMetrics) {
-          for (const m of sm.metrics) {
-            names.set(
-              m.descriptor.name,
-              m.dataPoints.map((d) => ({ attributes: d.attributes, value: d.value })),
-            );
-          }
-        }
-      }
+      const collected = await collect();
+      const names = new Map([...collected].map(([name, metric]) => [name, metric.points]));
       const sent = names.get('messaging.client.sent.messages');
       expect(sent).toEqual([
         {

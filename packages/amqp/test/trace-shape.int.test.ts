@@ -10,20 +10,14 @@ import {
 } from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ChannelModel, ConsumeMessage } from 'amqplib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { attr, brokerPort, connect, traceparentOf } from './helpers.ts';
+import type { ConsumeMessage } from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { attr, brokerPort, connect, traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 
-let connection: ChannelModel;
-beforeEach(async () => {
-  connection = await connect();
-});
-afterEach(async () => {
-  await connection.close().catch(() => undefined);
-});
+const amqp = useConnection();
 
 function byMessageId(list: readonly ReadableSpan[], id: string): ReadableSpan {
   const found = list.filter((s) => s.attributes['messaging.message.id'] === id);
@@ -33,7 +27,7 @@ function byMessageId(list: readonly ReadableSpan[], id: string): ReadableSpan {
 
 describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   it('default exchange: send is a child of the caller, process a child of send, ended on ack', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const seen = deferred<{ message: ConsumeMessage; activeSpanId: string | undefined }>();
@@ -98,7 +92,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('direct exchange: destination {exchange}:{routing key}, consumer {exchange}:{routing key}:{queue}', async () => {
-    const channel = traceChannel(await connection.createChannel(), { captureBodySize: true });
+    const channel = traceChannel(await amqp.connection.createChannel(), { captureBodySize: true });
     const exchange = `ex-${randomUUID()}`;
     const queue = `q-${randomUUID()}`;
     await channel.assertExchange(exchange, 'direct', { autoDelete: true });
@@ -119,7 +113,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('topic exchange: routing keys with ids stay out of span names', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const exchange = `topic-${randomUUID()}`;
     const queue = `q-${randomUUID()}`;
     await channel.assertExchange(exchange, 'topic', { autoDelete: true });
@@ -144,7 +138,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('fanout exchange: one send, one process per bound queue, both children of the send', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const exchange = `fan-${randomUUID()}`;
     const q1 = `q1-${randomUUID()}`;
     const q2 = `q2-${randomUUID()}`;
@@ -171,7 +165,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('server-named queues stay out of span names', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const { queue } = await channel.assertQueue('', { exclusive: true });
     expect(queue.startsWith('amq.gen-')).toBe(true);
     await channel.consume(queue, (m) => m && channel.ack(m));
@@ -182,7 +176,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('confirm channel: send ends on the broker ack; the user callback gets amqplib’s arguments', async () => {
-    const channel = traceChannel(await connection.createConfirmChannel());
+    const channel = traceChannel(await amqp.connection.createConfirmChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const confirmed = deferred<unknown[]>();
@@ -200,7 +194,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('confirm channel: a broker nack (reject-publish overflow) ends send with ERROR nacked', async () => {
-    const channel = traceChannel(await connection.createConfirmChannel());
+    const channel = traceChannel(await amqp.connection.createConfirmChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, {
       exclusive: true,
@@ -217,7 +211,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('prefetch > 1 with out-of-order acks: each process span ends at its own ack', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(3);
@@ -247,7 +241,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('ack with allUpTo ends every open span up to that tag, and only those', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(4);
@@ -269,7 +263,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('ackAll and nackAll end every open span; nackAll without requeue is an ERROR', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(2);
@@ -305,7 +299,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('nack with requeue marks the span (no error) and the redelivery is traced again', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     let deliveries = 0;
@@ -337,7 +331,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('noAck: the span ends when the async handler settles; a rejection is recorded', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const boom = new TypeError('bad payload');
@@ -378,7 +372,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('get: a receive span linked to the creation context; an empty queue gives a receive span without message', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const empty = await channel.get(queue);
@@ -410,7 +404,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('dead-lettered messages keep their creation context: DLQ processing joins the original trace', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const dlx = `dlx-${randomUUID()}`;
     const dlq = `dlq-${randomUUID()}`;
     const queue = `q-${randomUUID()}`;
@@ -436,7 +430,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('relation policies: link keeps the consumer out of the producer trace; root starts a new linked trace', async () => {
-    const raw = await connection.createChannel();
+    const raw = await amqp.connection.createChannel();
     const queue = `q-${randomUUID()}`;
     const q2 = `q2-${randomUUID()}`;
     // Consumed from other connections: not exclusive, deleted with their last consumer.
@@ -477,7 +471,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('parentLink true: the process span is a child of the send span and links to it too', async () => {
-    const channel = traceChannel(await connection.createChannel(), { parentLink: true });
+    const channel = traceChannel(await amqp.connection.createChannel(), { parentLink: true });
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.consume(queue, (m) => m && channel.ack(m));
@@ -491,7 +485,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('legacyAttributes also emits the older names', async () => {
-    const channel = traceChannel(await connection.createChannel(), { legacyAttributes: true });
+    const channel = traceChannel(await amqp.connection.createChannel(), { legacyAttributes: true });
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.consume(queue, (m) => m && channel.ack(m));
@@ -513,7 +507,7 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
   });
 
   it('traceConnection: channels come out traced, idempotently', async () => {
-    const traced = traceConnection(connection);
+    const traced = traceConnection(amqp.connection);
     expect(traceConnection(traced)).toBe(traced);
     const channel = await traced.createChannel();
     expect(traceChannel(channel)).toBe(channel);

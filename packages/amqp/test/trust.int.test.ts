@@ -13,19 +13,13 @@ import {
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect, testMeters } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { connect, testMeters, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 
-let connection: ChannelModel;
-beforeEach(async () => {
-  connection = await connect();
-});
-afterEach(async () => {
-  await connection.close().catch(() => undefined);
-});
+const amqp = useConnection();
 
 const byId = (list: readonly ReadableSpan[], id: string) =>
   list.find((s) => s.attributes['messaging.message.id'] === id) as ReadableSpan;
@@ -34,7 +28,7 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
   it('two requesters on direct reply-to and two amq.gen-* queues: one span name and one metric series each', async () => {
     const meters = testMeters();
     const options = { meterProvider: meters.meterProvider };
-    const server = traceConnection(connection, options);
+    const server = traceConnection(amqp.connection, options);
     const serverChannel = await server.createChannel();
     const requests = `rpc-${randomUUID()}`;
     await serverChannel.assertQueue(requests, { exclusive: true });
@@ -70,7 +64,7 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
       }
       // Two server-named queues bound to one fanout exchange.
       const fanout = `fan-${randomUUID()}`;
-      const listener = traceChannel(await connection.createChannel(), options);
+      const listener = traceChannel(await amqp.connection.createChannel(), options);
       await listener.assertExchange(fanout, 'fanout', { autoDelete: true });
       const named: string[] = [];
       for (let i = 0; i < 2; i++) {
@@ -119,7 +113,7 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
   it('caches keyed by traffic names are capped (12.9): 300 destinations, at most 256 metric series', async () => {
     const meters = testMeters();
     try {
-      const channel = traceChannel(await connection.createConfirmChannel(), {
+      const channel = traceChannel(await amqp.connection.createConfirmChannel(), {
         meterProvider: meters.meterProvider,
       });
       const prefix = `nowhere-${randomUUID()}`;
@@ -140,7 +134,7 @@ describe('the graph is what the relation asks for, even when channels are made i
   for (const relation of ['parent', 'link', 'root'] as const) {
     it(`relation ${relation}: connection, channel and consumer created inside app.startup never parent the process span`, async () => {
       const queue = `q-${randomUUID()}`;
-      const producer = traceChannel(await connection.createChannel());
+      const producer = traceChannel(await amqp.connection.createChannel());
       await producer.assertQueue(queue, { autoDelete: true });
       const tracer = trace.getTracer('app');
       const startup = tracer.startSpan('app.startup');
@@ -173,10 +167,10 @@ describe('the graph is what the relation asks for, even when channels are made i
 });
 
 describe('hop budget across a relay that forwards the consumed headers (12.11)', () => {
-  it('five hops with maxHops 3: hops 1-3 in the original trace, then a new trace linked to it', async () => {
+  it('six hops with maxHops 3: hops 1-3 in the original trace, then one new trace linked to it', async () => {
     const queues = Array.from({ length: 6 }, (_, i) => `hop${i + 1}-${randomUUID()}`);
     const options: AmqpTracingOptions = { traceBudget: { maxHops: 3 } };
-    const channel = traceChannel(await connection.createChannel(), options);
+    const channel = traceChannel(await amqp.connection.createChannel(), options);
     for (const q of queues) await channel.assertQueue(q, { exclusive: true });
     const last = deferred();
     for (const [i, q] of queues.entries()) {
@@ -212,7 +206,21 @@ describe('hop budget across a relay that forwards the consumed headers (12.11)',
     expect(fourth.spanContext().traceId).not.toBe(original);
     expect(parentSpanId(fourth)).toBeUndefined();
     expect(fourth.links[0]?.context.traceId).toBe(original);
-    for (const p of processes.slice(3)) expect(p.spanContext().traceId).not.toBe(original);
+    // Within the budget the forwarded headers keep the first send's context (a context in the caller's
+    // headers is kept; only its hop counter is brought up to date), so every hop in budget is its child.
+    for (const p of processes.slice(0, 3)) expect(parentSpanId(p)).toBe(firstSend.spanContext().spanId);
+    expect(fourth.links.map((l) => l.context.spanId)).toEqual([firstSend.spanContext().spanId]);
+    // Past the budget, the relay of the old headers sends the new trace: hops 5 and 6 continue it,
+    // counting from 1, with no further restart.
+    const restarted = processes.slice(3);
+    expect(new Set(restarted.map((p) => p.spanContext().traceId))).toEqual(
+      new Set([fourth.spanContext().traceId]),
+    );
+    expect(hops.slice(3)).toEqual([0, 1, 2]);
+    for (const p of restarted.slice(1)) {
+      expect(p.attributes['hoptrace.trace_budget.exceeded']).toBeUndefined();
+      expect(p.links).toEqual([]);
+    }
     // Every relay send runs inside its process span.
     for (const [i, q] of queues.slice(1).entries()) {
       const send = onlySpan(done, `send ${q}`);
@@ -224,7 +232,7 @@ describe('hop budget across a relay that forwards the consumed headers (12.11)',
 
 describe('recover and settle timing (12.13)', () => {
   it('recover(): open delivery spans end as recovered, the redeliveries get spans of their own', async () => {
-    const channel = traceChannel(await connection.createChannel());
+    const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     const held: ConsumeMessage[] = [];
@@ -264,7 +272,7 @@ describe('recover and settle timing (12.13)', () => {
   it('settleSpans: the ack span and its duration metric enclose the real call (the process span ends inside it)', async () => {
     const meters = testMeters();
     try {
-      const raw = await connection.createChannel();
+      const raw = await amqp.connection.createChannel();
       // amqplib's own ack, observed: which spans are open while it runs.
       const openDuringAck: string[][] = [];
       const realAck = raw.ack;
@@ -298,7 +306,7 @@ describe('time in queue from the AMQP timestamp property (12.17)', () => {
   it('seconds (the AMQP unit) and milliseconds are both read; no timestamp, no record', async () => {
     const meters = testMeters();
     try {
-      const channel: Channel = traceChannel(await connection.createChannel(), {
+      const channel: Channel = traceChannel(await amqp.connection.createChannel(), {
         meterProvider: meters.meterProvider,
       });
       const queue = `q-${randomUUID()}`;
@@ -333,7 +341,7 @@ describe('routing keys: recorded by default, with a switch, never in span names 
     const key = `order.${'9'.repeat(249)}`; // AMQP's longest routing key: 255 bytes
     for (const captureRoutingKey of [false, true]) {
       tracing.current.reset();
-      const channel = traceChannel(await connection.createChannel(), {
+      const channel = traceChannel(await amqp.connection.createChannel(), {
         captureRoutingKey,
         settleSpans: true,
       });
@@ -358,5 +366,31 @@ describe('routing keys: recorded by default, with a switch, never in span names 
       expect(done.some((s) => s.name.includes(key))).toBe(false);
       await channel.close();
     }
+  });
+});
+
+describe('the consume callback is called as amqplib calls it', () => {
+  it('no `this`, the message as delivered (sampled, and on the unsampled fast path)', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const raw = await amqp.connection.createChannel();
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const seen: { self: unknown; message: ConsumeMessage }[] = [];
+    await channel.consume(queue, function handler(this: unknown, m) {
+      if (!m) return;
+      seen.push({ self: this, message: m });
+      channel.ack(m);
+    });
+    channel.sendToQueue(queue, Buffer.from('traced'));
+    // A message whose parent is not sampled: the unsampled fast path calls the handler directly.
+    raw.sendToQueue(queue, Buffer.from('unsampled'), {
+      headers: { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-00` },
+    });
+    raw.sendToQueue(queue, Buffer.from('unsampled again'), {
+      headers: { traceparent: `00-${'e'.repeat(32)}-${'d'.repeat(16)}-00` },
+    });
+    await until(() => seen.length === 3, 'three deliveries');
+    expect(seen.map((s) => s.self)).toEqual([undefined, undefined, undefined]);
+    expect(seen.map((s) => s.message.content.toString())).toEqual(['traced', 'unsampled', 'unsampled again']);
   });
 });

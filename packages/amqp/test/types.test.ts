@@ -1,5 +1,5 @@
-import { traceChannel, traceConnection } from '@hoptrace/amqp';
-import type { Channel, ChannelModel, ConfirmChannel } from 'amqplib';
+import { deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Options } from 'amqplib';
 import type { Channel as CallbackChannel, Connection as CallbackConnection } from 'amqplib/callback_api';
 import { describe, expectTypeOf, it } from 'vitest';
 
@@ -10,6 +10,8 @@ declare const channel: Channel;
 declare const confirm: ConfirmChannel;
 declare const callbackConnection: CallbackConnection;
 declare const callbackChannel: CallbackChannel;
+declare const consumed: ConsumeMessage;
+declare const got: GetMessage;
 
 describe('@hoptrace/amqp types', () => {
   it('every wrapper returns the exact client type it was given', () => {
@@ -20,6 +22,19 @@ describe('@hoptrace/amqp types', () => {
       expectTypeOf(traceChannel(confirm)).toEqualTypeOf<ConfirmChannel>();
       expectTypeOf(traceConnection(callbackConnection)).toEqualTypeOf<CallbackConnection>();
       expectTypeOf(traceChannel(callbackChannel)).toEqualTypeOf<CallbackChannel>();
+    };
+    expectTypeOf(compileOnly).toBeFunction();
+  });
+
+  it('deadLetterOptions takes amqplib messages and gives publish options', () => {
+    const compileOnly = () => {
+      expectTypeOf(deadLetterOptions(consumed, new Error('x'))).toExtend<Options.Publish>();
+      expectTypeOf(
+        deadLetterOptions(got, null, { queue: 'orders', attempts: 2 }),
+      ).toExtend<Options.Publish>();
+      channel.publish('dlx', 'orders', consumed.content, deadLetterOptions(consumed, 'failed'));
+      // @ts-expect-error attempts is a number
+      deadLetterOptions(consumed, null, { attempts: '2' });
     };
     expectTypeOf(compileOnly).toBeFunction();
   });

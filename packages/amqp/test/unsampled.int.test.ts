@@ -50,4 +50,22 @@ describe('sampling off (16)', () => {
       await connection.close();
     }
   });
+
+  it('a confirm channel with nothing recording: the caller’s callback gets amqplib’s arguments, the context still travels', async () => {
+    const connection = await connect();
+    try {
+      const confirm = traceChannel(await connection.createConfirmChannel());
+      const queue = `q-${randomUUID()}`;
+      await confirm.assertQueue(queue, { exclusive: true });
+      const confirmed = deferred<unknown[]>();
+      confirm.sendToQueue(queue, Buffer.from('x'), {}, (...args: unknown[]) => confirmed.resolve(args));
+      expect(await confirmed.promise).toEqual([null]);
+      await confirm.waitForConfirms();
+      const got = await confirm.get(queue);
+      expect(got && String(got.properties.headers?.traceparent)).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+      expect(tracing.current.spans()).toEqual([]);
+    } finally {
+      await connection.close();
+    }
+  });
 });

@@ -30,6 +30,12 @@ export interface DeadLetterOptions<O extends object> {
    */
   classifyError?: ErrorClassifier | undefined;
   /**
+   * Attempts made, for `hoptrace-attempts`. Default: `job.attemptsMade` (in a `failed` listener, the
+   * failed attempt included; inside the processor, only the attempts before the current one).
+   * @example { attempts: job.attemptsMade + 1 }
+   */
+  attempts?: number | undefined;
+  /**
    * The failed attempt's context. Default: the attempt hoptrace traced for this job object (so a
    * `worker.on('failed')` listener finds it), else the active context (call it in the processor).
    */
@@ -75,7 +81,7 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
   const lineage = failureHeaders({
     error,
     destination: typeof job?.queueName === 'string' ? job.queueName : '',
-    attempts: typeof job?.attemptsMade === 'number' ? job.attemptsMade : undefined,
+    attempts: options.attempts ?? (typeof job?.attemptsMade === 'number' ? job.attemptsMade : undefined),
     classifyError: options.classifyError,
     context: failedContext,
   });

@@ -82,9 +82,16 @@ export type ProcessorLike = (job: any, ...rest: any[]) => unknown;
  * - The worker's own context where it was created never leaks into processing.
  * - Whatever the processor throws sets ERROR and `error.type` (your `classifyError` may name it) and
  *   is rethrown unchanged, so BullMQ's retry, backoff and failure handling (and the job's
- *   `failedReason`) are exactly as without hoptrace.
- * - Missing, malformed or foreign metadata never throws: the job is processed in a new trace (a
- *   foreign but valid W3C context is continued).
+ *   `failedReason`) are exactly as without hoptrace. A failed attempt also says whether it was the
+ *   last (`hoptrace.attempt.final`) and whether BullMQ retries it (`hoptrace.error.retryable`, unless
+ *   the classifier said).
+ * - An attempt BullMQ gives up on (lock lost, stalled, worker force-closed, or `processTimeoutMs`)
+ *   ends with status ERROR even if the processor never returns.
+ * - A dead-letter copy made with `deadLetterJobOptions` continues the original trace and links
+ *   to the failed attempt, with `hoptrace.failure.*` attributes.
+ * - The processor's arity is kept, so BullMQ still passes an `AbortSignal` to `(job, token, signal)`.
+ * - Missing, malformed, oversized or foreign metadata never throws: the job is processed in a new
+ *   trace (a foreign but valid context is continued).
  *
  * Idempotent: wrapping a wrapped processor returns it. Bad options throw a TypeError here.
  */
@@ -99,7 +106,13 @@ export function traceProcessor<F extends ProcessorLike>(
   if (existing) return existing;
   const instr = createInstrumentation(BULLMQ_SCOPE, options);
   assertProcessorOptions(options);
-  const scheduled: Instrumentation = { ...instr, relation: 'parent', traceBudget: undefined };
+  // A scheduled run's parent is its virtual run root (never exported): no budget, no link to it.
+  const scheduled: Instrumentation = {
+    ...instr,
+    relation: 'parent',
+    traceBudget: undefined,
+    parentLink: false,
+  };
   const templates = new OperationTemplates(
     instr.system,
     BULLMQ_OPERATIONS,
@@ -154,12 +167,14 @@ export function traceProcessor<F extends ProcessorLike>(
       setSpanAttributes(span, attributes, instr.legacyAttributes);
       if (onProcess) runHook('onProcess', onProcess, span, job);
     }
+    const runIn = withFailureLineage(context, lineage);
+    // Unsampled fast path without metrics: nothing to end or record, so the processor runs straight
+    // in the job's own (remote) context, the trace id still flowing to what it sends.
+    if (!span && !metric) return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
     const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
     workerWatch(this)?.track(attempt);
     if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);
-    return contextApi.with(withFailureLineage(context, lineage), () =>
-      attempt.run(() => processor.call(this, job, ...rest)),
-    );
+    return contextApi.with(runIn, () => attempt.run(() => processor.call(this, job, ...rest)));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
   Object.defineProperty(wrapped, 'length', { value: processor.length });

@@ -77,8 +77,12 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     );
     if (span?.isRecording())
       setSpanAttributes(span, jobAttributes(name, jobOpts, {}), instr.legacyAttributes);
+    const metric = sendMetric(state, destination, 1);
+    // Unsampled fast path without metrics: the job carries the caller's own (unsampled) context.
+    if (!span && !metric)
+      return (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, parent, parsed));
     const context = span ? trace.setSpan(parent, span) : parent;
-    const operation = new Operation(instr, span, sendMetric(state, destination, 1));
+    const operation = new Operation(instr, span, metric);
     return operation.run(
       () =>
         contextApi.with(context, () =>
@@ -119,7 +123,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     }
     const send = startClientSpan(
       instr,
-      state.templates.of(creates ? 'sendClient' : 'send').get(destination),
+      // CLIENT when every job carries its own creation context (create spans, or the caller's).
+      state.templates.of(creates || links?.length === list.length ? 'sendClient' : 'send').get(destination),
       parent,
       links ? { links } : undefined,
     );

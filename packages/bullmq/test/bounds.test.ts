@@ -10,7 +10,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import packageJson from '../package.json' with { type: 'json' };
-import { traceFlowProducer, traceProcessor } from '../src/index.ts';
+import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 
 const tracing = useTestTracing();
 
@@ -102,6 +102,34 @@ describe('nothing built for spans that do not record, no metric work without a M
     expect(probe).not.toHaveBeenCalled();
     expect(onProcess).not.toHaveBeenCalled();
   });
+
+  it('unsampled and no MeterProvider: the processor runs straight (its own promise and this come back unchanged)', async () => {
+    const tracerProvider = new BasicTracerProvider({
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    });
+    const rejection = Promise.reject(new Error('as is'));
+    rejection.catch(() => undefined);
+    const self = { worker: true };
+    let seenThis: unknown;
+    const wrapped = traceProcessor(
+      function (this: unknown, _job: unknown) {
+        seenThis = this;
+        return rejection;
+      },
+      { tracerProvider, unsampled: 'skip' },
+    );
+    const metadata = JSON.stringify({
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00',
+    });
+    const result = wrapped.call(self, {
+      id: '1',
+      queueName: 'q',
+      attemptsMade: 0,
+      opts: { telemetry: { metadata } },
+    });
+    expect(result).toBe(rejection);
+    expect(seenThis).toBe(self);
+  });
 });
 
 describe('host behaviour', () => {
@@ -190,5 +218,36 @@ describe('flow producer (12.15)', () => {
     });
     expect(() => flow.add(node)).toThrow(boom);
     expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
+
+describe('unsampled producer fast path (16.2)', () => {
+  it("no span and no MeterProvider: add is the queue's own call (same promise), the job carries the unsampled context", async () => {
+    const tracerProvider = new BasicTracerProvider({
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+    });
+    const returned = Promise.resolve({ id: '1' });
+    const calls: unknown[][] = [];
+    const queue = traceQueue(
+      {
+        name: 'q',
+        add(...args: unknown[]) {
+          calls.push(args);
+          return returned;
+        },
+      },
+      { tracerProvider, unsampled: 'skip' },
+    );
+    const parent = trace.setSpanContext(context.active(), {
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 0,
+    });
+    const result = context.with(parent, () => queue.add('a', {}));
+    expect(result).toBe(returned);
+    const opts = calls[0]?.[2] as { telemetry?: { metadata?: string } };
+    expect(JSON.parse(opts.telemetry?.metadata ?? '{}')).toEqual({
+      traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00',
+    });
   });
 });

@@ -62,7 +62,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
         name,
         traceProcessor(async (job) => {
           seen.push(job.name);
-          if (seen.length === 6) done.resolve();
+          if (seen.length === 7) done.resolve();
           return job.name;
         }),
         { connection: connection() },
@@ -74,6 +74,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
       ['json-array', '[1,2,3]'],
       ['bad-traceparent', JSON.stringify({ traceparent: `00-${'0'.repeat(32)}-${FOREIGN_SPAN}-01` })],
       ['truncated-json', '{"traceparent": "00-'],
+      // 1 MB: refused by size before any JSON or propagator parsing.
+      [
+        'oversized',
+        JSON.stringify({ traceparent: `00-${FOREIGN_TRACE}-${FOREIGN_SPAN}-01`, x: 'x'.repeat(1 << 20) }),
+      ],
       ['foreign', JSON.stringify({ traceparent: `00-${FOREIGN_TRACE}-${FOREIGN_SPAN}-01`, other: 'x' })],
     ];
     for (const [jobName, metadata] of cases) {
@@ -83,12 +88,12 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     expect(seen.sort()).toEqual(cases.map(([n]) => n).sort());
     const spans = await waitForSpans(
       tracing.current.spans,
-      (s) => spansNamed(s, `process ${name}`).length === 6,
+      (s) => spansNamed(s, `process ${name}`).length === 7,
     );
     const byName = new Map(
       spansNamed(spans, `process ${name}`).map((s) => [s.attributes['bullmq.job.name'], s]),
     );
-    for (const [jobName] of cases.slice(0, 5)) {
+    for (const [jobName] of cases.slice(0, 6)) {
       const span = byName.get(jobName);
       expect(span, jobName).toBeDefined();
       expect(parentSpanId(span as NonNullable<typeof span>), jobName).toBeUndefined();

@@ -185,7 +185,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_lab
         main.name,
         traceProcessor(async (job) => {
           const error = new CardDeclined('no funds');
-          await dlq.traced.add(job.name, job.data, deadLetterJobOptions(job, error));
+          await dlq.traced.add(
+            job.name,
+            job.data,
+            deadLetterJobOptions(job, error, { attempts: job.attemptsMade + 1 }),
+          );
           throw error;
         }),
         { connection: connection() },
@@ -210,7 +214,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_lab
     expect(deadProcess.links[0]?.attributes).toMatchObject({
       'hoptrace.failure.error.type': 'CardDeclined',
       'hoptrace.failure.destination': main.name,
-      'hoptrace.failure.attempts': 0,
+      'hoptrace.failure.attempts': 1,
     });
     expect(trace.getActiveSpan()).toBeUndefined();
   });

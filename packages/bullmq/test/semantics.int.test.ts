@@ -142,6 +142,40 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     });
   }
 
+  if (label.startsWith('newest')) {
+    it('a (job, token, signal) processor still gets the AbortSignal of BullMQ 6: cancelJob aborts it', async () => {
+      const { name, queue } = setup('signal');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const processor = traceProcessor(async (_job: unknown, _token?: string, signal?: AbortSignal) => {
+        started.resolve();
+        await new Promise<void>((resolve) => {
+          signal?.addEventListener('abort', () => {
+            aborted.resolve(signal.reason);
+            resolve();
+          });
+        });
+        throw new Error('cancelled');
+      });
+      const w = new Worker(name, processor, { connection: connection() });
+      workers.push(w);
+      const job = await queue.add('long', {});
+      await started.promise;
+      expect(
+        (w as unknown as { cancelJob(id: string, reason?: string): boolean }).cancelJob(
+          job.id as string,
+          'stop',
+        ),
+      ).toBe(true);
+      await expect(aborted.promise).resolves.toBe('stop');
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      expect(onlySpan(spans, `process ${name}`).status.code).toBe(SpanStatusCode.ERROR);
+    });
+  }
+
   it("retries of one scheduled run are siblings in that run's trace; each run has its own trace", async () => {
     const { name, raw, queue } = setup('sched-retry');
     const runs = deferred();
@@ -238,6 +272,28 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     },
   );
 
+  it('relation parent, worker created inside an active span, a job with no context: a new trace, not the startup span', async () => {
+    const { name, raw } = setup('startup-parent');
+    const done = deferred();
+    const startup = tracer().startSpan('app.startup');
+    context.with(trace.setSpan(context.active(), startup), () => {
+      worker(name, async () => {
+        done.resolve();
+      });
+    });
+    await raw.add('untraced', {});
+    await done.promise;
+    startup.end();
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const process = onlySpan(spans, `process ${name}`);
+    expect(parentSpanId(process)).toBeUndefined();
+    expect(process.spanContext().traceId).not.toBe(startup.spanContext().traceId);
+    expect(process.links).toEqual([]);
+  });
+
   it('five-hop relay forwarding the consumed context: the hop count grows, and past maxHops a new linked trace starts', async () => {
     const hops = [1, 2, 3, 4, 5].map((n) => setup(`relay${n}`));
     const last = deferred();
@@ -264,16 +320,19 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
       hops.every((h) => spansNamed(s, `process ${h.name}`).length === 1),
     );
     const processes = hops.map((h) => onlySpan(spans, `process ${h.name}`));
-    // Core's relay rule: a relayed context is updated only inside its own trace. Past the budget, every
-    // further hop (still forwarding the original context) starts its own trace linked to the original.
-    expect(processes.map((p) => p.attributes['hoptrace.hop'])).toEqual([1, 2, 3, 0, 0]);
+    // Within the budget the relayed context keeps its trace and its hop count grows; hop 4 restarts
+    // (a new trace linked to the original), and hop 5, still forwarding the original metadata,
+    // continues that new trace as its first hop.
+    expect(processes.map((p) => p.attributes['hoptrace.hop'])).toEqual([1, 2, 3, 0, 1]);
     const first = processes[0]?.spanContext().traceId;
     expect(processes.slice(0, 3).every((p) => p.spanContext().traceId === first)).toBe(true);
-    for (const restarted of processes.slice(3)) {
-      expect(restarted.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
-      expect(restarted.spanContext().traceId).not.toBe(first);
-      expect(parentSpanId(restarted)).toBeUndefined();
-      expect(restarted.links.map((l) => l.context.traceId)).toEqual([first]);
-    }
+    const [restarted, continued] = processes.slice(3);
+    if (!restarted || !continued) throw new Error('hops 4 and 5 were not processed');
+    expect(restarted.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
+    expect(restarted.spanContext().traceId).not.toBe(first);
+    expect(parentSpanId(restarted)).toBeUndefined();
+    expect(restarted.links.map((l) => l.context.traceId)).toEqual([first]);
+    expect(continued.spanContext().traceId).toBe(restarted.spanContext().traceId);
+    expect(continued.attributes['hoptrace.trace_budget.exceeded']).toBeUndefined();
   });
 });

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { useTestTracing } from '@hoptrace/test-kit';
-import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { describe, expect, it, vi } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
@@ -233,5 +233,40 @@ describe('parse once (11.4)', () => {
     expect(parse).toHaveBeenCalledTimes(1);
     extract.mockRestore();
     parse.mockRestore();
+  });
+});
+
+describe("addBulk with the callers' own contexts (as Kafka)", () => {
+  it('links to each; a CLIENT span when every job carries one, PRODUCER otherwise', async () => {
+    const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    const own = { name: 'a', data: {}, opts: { telemetry: { metadata } } };
+    await traceQueue(fakeQueue().queue).addBulk([own, own]);
+    await traceQueue(fakeQueue().queue).addBulk([own, { name: 'b', data: {} }]);
+    const [all, some] = tracing.current.spans();
+    expect(all?.kind).toBe(SpanKind.CLIENT);
+    expect(all?.links.map((l) => l.context.spanId)).toEqual([SPAN, SPAN]);
+    expect(some?.kind).toBe(SpanKind.PRODUCER);
+    expect(some?.links.map((l) => l.context.spanId)).toEqual([SPAN]);
+  });
+});
+
+describe('scheduled runs', () => {
+  it('link only to the scheduling context, never to the virtual run root, even with parentLink', async () => {
+    const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    const wrapped = traceProcessor(async (_job: unknown) => 'ok', { parentLink: true });
+    const job = {
+      id: 'repeat:tick:1',
+      queueName: 'q',
+      attemptsMade: 0,
+      repeatJobKey: 'tick',
+      opts: { telemetry: { metadata } },
+    };
+    await wrapped(job);
+    await wrapped({ ...job, attemptsMade: 1 });
+    const [first, retry] = tracing.current.spans();
+    expect(first?.links.map((l) => l.context.spanId)).toEqual([SPAN]);
+    expect(first?.spanContext().traceId).not.toBe(TRACE);
+    expect(retry?.spanContext().traceId).toBe(first?.spanContext().traceId);
+    expect(retry?.parentSpanContext?.spanId).toBe(first?.parentSpanContext?.spanId);
   });
 });

@@ -30,7 +30,7 @@ export {
 } from './errors.ts';
 export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
 export { runHook } from './hooks.ts';
-export { hopCount, relayHop } from './hops.ts';
+export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {
   type ControlFlowSignal,
   createInstrumentation,

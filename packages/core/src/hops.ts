@@ -1,4 +1,10 @@
-import { type Context, createTraceState, type SpanContext, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  createContextKey,
+  createTraceState,
+  type SpanContext,
+  trace,
+} from '@opentelemetry/api';
 
 /**
  * A budget of asynchronous hops per trace. Each consumer hop that has a budget increments a counter
@@ -34,4 +40,22 @@ export function relayHop(caller: SpanContext, context: Context): SpanContext | u
   if (hop <= hopCount(caller)) return undefined;
   const traceState = (caller.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
   return { ...caller, traceState };
+}
+
+const RESTART_KEY = createContextKey('hoptrace.budget-restart');
+
+/**
+ * `context` marked as the handler context of a consumer span that started a new trace because the
+ * hop budget of trace `fromTraceId` ran out. A relay that forwards the consumed headers (which still
+ * carry the old trace) from this context sends the new trace instead (see {@link restartedFrom}), so
+ * the hops after a restart continue one new trace rather than each starting another.
+ */
+export function withBudgetRestart(context: Context, fromTraceId: string): Context {
+  return context.setValue(RESTART_KEY, fromTraceId);
+}
+
+/** The trace whose hop budget ran out where `context` started a new one, if it did. */
+export function restartedFrom(context: Context): string | undefined {
+  const value = context.getValue(RESTART_KEY);
+  return typeof value === 'string' ? value : undefined;
 }

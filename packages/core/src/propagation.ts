@@ -9,7 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { type HeaderCarrier, headerGetter, recordSetter } from './carrier.ts';
-import { relayHop } from './hops.ts';
+import { relayHop, restartedFrom } from './hops.ts';
 
 /**
  * Serializes a context into a fresh headers object through the globally registered propagator
@@ -95,7 +95,9 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
  * headers already carry their own valid context (`caller`, from {@link callerSpanContext}): that
  * one is kept, and the caller's object is returned as it is, unless the message is relayed inside
  * the same trace with a higher hop count, when a copy brings hoptrace's own hop counter in
- * `tracestate` up to date. A field the caller set is never overwritten otherwise (a malformed
+ * `tracestate` up to date, or unless the hop budget of the caller's trace ran out where `context`
+ * started a new trace: then the copy carries the new trace (see `withBudgetRestart`). A field the
+ * caller set is never overwritten otherwise (a malformed
  * `traceparent` stays as they sent it), and the caller's object is never written to.
  *
  * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
@@ -106,6 +108,8 @@ export function sendHeaders<V>(
   caller: SpanContext | undefined,
 ): Readonly<Record<string, V | string>> {
   if (caller && headers) {
+    // Forwarded headers of a trace whose hop budget ran out here: send the new trace instead.
+    if (caller.traceId === restartedFrom(context)) return replacedContext(headers, context);
     const relayed = relayHop(caller, context);
     if (!relayed) return headers;
     // Only the W3C tracestate carries the hop counter; every other field stays as the caller sent it.
@@ -117,6 +121,22 @@ export function sendHeaders<V>(
   for (const key in injected) {
     if (out[key] === undefined || out[key] === null) out[key] = injected[key] as string;
   }
+  return out;
+}
+
+/**
+ * A copy of `headers` whose propagation fields are those of `context`: the stale trace fields
+ * (`traceparent`, `tracestate`, B3...) are dropped and `context`'s injected. Baggage the context does
+ * not carry is kept as the caller sent it.
+ */
+function replacedContext<V>(
+  headers: Readonly<Record<string, V>>,
+  context: Context,
+): Readonly<Record<string, V | string>> {
+  const out: Record<string, V | string> = { ...headers };
+  for (const field of propagation.fields()) if (field !== 'baggage') delete out[field];
+  const injected = injectContext(context);
+  for (const key in injected) out[key] = injected[key] as string;
   return out;
 }
 

@@ -9,6 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { setSpanAttributes } from './attributes.ts';
+import { withBudgetRestart } from './hops.ts';
 import type { Instrumentation } from './instrumentation.ts';
 import { ATTR_HOPTRACE_BUDGET_EXCEEDED, ATTR_HOPTRACE_HOP } from './names.ts';
 import type { MessageContext } from './propagation.ts';
@@ -111,5 +112,7 @@ export function startConsumerSpan(
     }
     if (attributes) setSpanAttributes(span, attributes);
   }
-  return { span, context: trace.setSpan(start.parent, span) };
+  const context = trace.setSpan(start.parent, span);
+  const exceeded = start.budgetExceeded ? message.spanContext : undefined;
+  return { span, context: exceeded ? withBudgetRestart(context, exceeded.traceId) : context };
 }

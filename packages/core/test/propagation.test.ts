@@ -1,5 +1,5 @@
 import { extractContext, injectContext, withContextHeaders } from '@hoptrace/core';
-import { callerSpanContext, sendHeaders } from '@hoptrace/core/adapter';
+import { callerSpanContext, relayHop, sendHeaders, withBudgetRestart } from '@hoptrace/core/adapter';
 import {
   installTestTracing,
   makePropagator,
@@ -107,6 +107,34 @@ describe('injectContext and withContextHeaders', () => {
       tracestate: 'vendor=x',
       baggage: 'tenant.id=acme,order=42',
     });
+  });
+
+  it('relays forwarded headers of a trace whose hop budget ran out here as the new trace', () => {
+    // The consumed message: trace A at hop 3. The handler runs in trace B, restarted from A.
+    const forwarded = Object.freeze({
+      traceparent: TRACEPARENT,
+      tracestate: 'hoptrace=3,vendor=x',
+      baggage: 'tenant.id=acme',
+      'x-app': 'kept',
+    });
+    const caller = callerSpanContext(forwarded);
+    if (!caller) throw new Error('the forwarded headers carry a context');
+    const restarted = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: 'c'.repeat(32),
+      spanId: 'd'.repeat(16),
+      traceFlags: 1,
+    });
+    const out = sendHeaders(forwarded, withBudgetRestart(restarted, TRACE_ID), caller);
+    expect(out).toEqual({
+      traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01`,
+      baggage: 'tenant.id=acme',
+      'x-app': 'kept',
+    });
+    expect(forwarded.tracestate).toBe('hoptrace=3,vendor=x'); // the caller's object is untouched
+    // Restarted from another trace, or no restart: the caller's context is kept as it was.
+    expect(sendHeaders(forwarded, withBudgetRestart(restarted, 'e'.repeat(32)), caller)).toBe(forwarded);
+    expect(sendHeaders(forwarded, restarted, caller)).toBe(forwarded);
+    expect(relayHop(caller, restarted)).toBeUndefined();
   });
 
   it('copies the caller headers, adds the context, and never mutates the caller object', () => {

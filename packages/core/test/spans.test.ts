@@ -4,6 +4,7 @@ import {
   type InstrumentationScope,
   OperationTemplates,
   readMessageContext,
+  restartedFrom,
   SpanTemplates,
   startClientSpan,
   startConsumerSpan,
@@ -194,6 +195,16 @@ describe('startConsumerSpan and the relation policy', () => {
     expect(span.links.map((l) => l.context.spanId)).toEqual([SPAN_ID]);
     expect(span.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
     expect(span.spanContext().traceState?.get('hoptrace')).toBeUndefined();
+  });
+
+  it('marks the handler context of a restart, so a relay of the old headers sends the new trace', () => {
+    const instr = createInstrumentation(SCOPE, { relation: 'parent', traceBudget: { maxHops: 5 } });
+    const restart = startConsumerSpan(instr, processTemplate(), readMessageContext(headers('hoptrace=5')));
+    const within = startConsumerSpan(instr, processTemplate(), readMessageContext(headers('hoptrace=1')));
+    restart.span?.end();
+    within.span?.end();
+    expect(restartedFrom(restart.context)).toBe(TRACE_ID);
+    expect(restartedFrom(within.context)).toBeUndefined();
   });
 
   it('counts nothing and writes no tracestate member without a budget, even when a counter came in', () => {
