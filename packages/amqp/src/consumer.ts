@@ -12,6 +12,7 @@ import { type Attributes, context as contextApi, ROOT_CONTEXT, type Span } from 
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
+import { rememberDelivery } from './delivery-failures.ts';
 import { consumerDestination, destinationOverride } from './destination.ts';
 import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage, AnyFunction } from './types.ts';
@@ -106,7 +107,10 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const operation = new Operation(instr, span, metric);
   // Tracked before the handler runs: it may ack synchronously. With acks, the span ends on settle;
   // a handler failure is recorded now and kept.
-  if (!noAck) state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag));
+  if (!noAck) {
+    state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag));
+    rememberDelivery(message, operation);
+  }
   consumer.current = message;
   return contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
 }

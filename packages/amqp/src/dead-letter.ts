@@ -12,6 +12,7 @@ import {
   headerText,
 } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
+import { noteDeliveryFailure } from './delivery-failures.ts';
 import { deathCount } from './x-death.ts';
 
 /** The parts of a consumed amqplib message {@link deadLetterOptions} reads. */
@@ -90,7 +91,10 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  *   Lineage from an earlier failure is replaced.
  *
  * A traced consumer of the copy links its span to the failed attempt, with `hoptrace.failure.*`
- * attributes. Never mutates `message`; the returned object and its headers are new.
+ * attributes. When `message` came from a traced channel and its process span is still open, that
+ * span records `error` (classified by the wrapper's `classifyError`), so the attempt the copy links
+ * to ends ERROR with the same code even though the handler did not throw. Never mutates `message`;
+ * the returned object and its headers are new.
  *
  * @param message - the consumed message that failed.
  * @param error - whatever the handler threw (classified, never rethrown or changed).
@@ -134,5 +138,6 @@ export function deadLetterOptions(
     context: o.context,
   });
   Object.assign(out.headers, lineage);
+  noteDeliveryFailure(message, error);
   return out;
 }

@@ -216,6 +216,40 @@ describe('deadLetterOptions: an application republishing a failed message to its
     }
   });
 
+  it('a handler that dead-letters without throwing still ends its attempt ERROR with the classified code', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel(), { classifyError });
+    const queue = `q-${randomUUID()}`;
+    const dlq = `dlq-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.assertQueue(dlq, { exclusive: true });
+    const parked = deferred<ConsumeMessage>();
+    await channel.consume(queue, (m) => {
+      if (!m) return;
+      // Spring-style: publish the dead-letter copy, then ack the original; nothing is thrown.
+      channel.sendToQueue(dlq, m.content, deadLetterOptions(m, new StockError('sku 7 is gone'), { queue }));
+      channel.ack(m);
+    });
+    await channel.consume(dlq, (m) => {
+      if (!m) return;
+      channel.ack(m);
+      parked.resolve(m);
+    });
+    channel.sendToQueue(queue, Buffer.from('order 7'), { messageId: 'order-7' });
+    await parked.promise;
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 1);
+    const failed = onlySpan(done, `process ${queue}`);
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(failed.attributes['error.type']).toBe('STOCK_UNAVAILABLE');
+    expect(failed.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+    const dead = onlySpan(done, `process ${dlq}`);
+    expect(dead.links.map((l) => l.context.spanId)).toEqual([failed.spanContext().spanId]);
+    expect(dead.links[0]?.attributes?.['hoptrace.failure.error.type']).toBe('STOCK_UNAVAILABLE');
+    // A message that did not come from a traced channel: nothing to mark, nothing thrown.
+    expect(() =>
+      deadLetterOptions({ fields: {}, properties: { headers: {} } }, new StockError('x'), { queue }),
+    ).not.toThrow();
+  });
+
   it('defaults: attempts from x-death or an earlier copy, destination from the routing key; bad options throw', () => {
     const source = {
       fields: { exchange: '', routingKey: 'orders' },
