@@ -8,7 +8,12 @@ import {
   type OperationTemplates,
 } from '@hoptrace/core/adapter';
 import { ClientInfo } from './client-info.ts';
-import { type PlatformaticConsumerOptions, resolveSettings, type Settings } from './options.ts';
+import {
+  type PlatformaticConsumerOptions,
+  type PlatformaticProducerOptions,
+  resolveSettings,
+  type Settings,
+} from './options.ts';
 import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
 
 /** What every traced client (producer or consumer) resolves once, at wrap time. */
@@ -28,7 +33,7 @@ export interface ClientState {
  */
 export function clientState(
   client: object,
-  options: PlatformaticConsumerOptions & ConsumerTracingOptions,
+  options: PlatformaticConsumerOptions & PlatformaticProducerOptions & ConsumerTracingOptions,
   consumer: boolean,
 ): ClientState {
   const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);

@@ -126,19 +126,31 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
       links.push({ context: caller });
     }
   }
-  // Every message carrying its own context: the send span only links to them (a CLIENT span).
-  const operationKey = total > 0 && links?.length === total ? 'sendClient' : 'send';
+  const creates =
+    state.settings.createSpans && total > 1 && (links?.length ?? 0) < total
+      ? createSpans(state, messages, callers, parent)
+      : undefined;
+  if (creates) {
+    links ??= [];
+    for (const create of creates) if (create?.isRecording()) links.push({ context: create.spanContext() });
+  }
+  // Every message carrying its own (or its create span's) context: the send span only links to them.
+  const operationKey = creates || (total > 0 && links?.length === total) ? 'sendClient' : 'send';
   const template = state.templates.of(operationKey).get(destination);
   const span = startClientSpan(instr, template, parent, { links });
   if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
   const sendContext = span ? trace.setSpan(parent, span) : parent;
   const traced = {
     ...(input as object),
-    messages: messages.map((message, i) => carrying(state, message, views[i], callers[i], sendContext)),
+    messages: messages.map((message, i) => {
+      const create = creates?.[i];
+      const context = create ? trace.setSpan(parent, create) : sendContext;
+      return carrying(state, message, views[i], callers[i], context);
+    }),
   };
   const operation = new Operation(
     instr,
-    span,
+    creates ? [span, ...creates] : span,
     operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
   );
   const position =
@@ -156,6 +168,30 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
     }
   }
   return operation.run(() => raw(traced), position);
+}
+
+/**
+ * `createSpans`: a `create {topic}` span per message that carries no context of its own, under
+ * `parent` (siblings of the send span), with the message's attributes. Index-aligned with `messages`.
+ */
+function createSpans(
+  state: ProducerState,
+  messages: readonly OutgoingMessage[],
+  callers: readonly (SpanContext | undefined)[],
+  parent: Context,
+): (Span | undefined)[] {
+  const { instr, settings } = state;
+  return messages.map((message, i) => {
+    if (callers[i]) return undefined;
+    const topic = typeof message.topic === 'string' ? message.topic : undefined;
+    const create = startClientSpan(instr, state.templates.of('create').get(topic), parent);
+    if (create?.isRecording()) {
+      const attributes: Attributes = {};
+      addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+      setSpanAttributes(create, attributes, instr.legacyAttributes);
+    }
+    return create;
+  });
 }
 
 /** The send span's own attributes: the message's for a one-message send, the count for more. */

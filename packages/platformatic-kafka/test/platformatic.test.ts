@@ -95,6 +95,34 @@ describe('traced producer', () => {
     expect(send.attributes['error.type']).toBe('PLT_KFK_NETWORK');
   });
 
+  it('createSpans: a create span per message, injected into it; the send span links to each', async () => {
+    const { producer, sent } = fakeProducer();
+    const own = `00-${TRACE}-${PARENT}-01`;
+    await traceProducer(producer, { createSpans: true }).send({
+      messages: [
+        { topic: 't', value: 'a' },
+        { topic: 't', value: 'b' },
+        { topic: 't', value: 'c', headers: { traceparent: own } },
+      ],
+    });
+    const creates = spansNamed(spans(), 'create t');
+    const send = onlySpan(spans(), 'send t');
+    expect(creates).toHaveLength(2);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.attributes['messaging.batch.message_count']).toBe(3);
+    expect(send.links.map((l) => l.context.spanId).sort()).toEqual(
+      [PARENT, ...creates.map((c) => c.spanContext().spanId)].sort(),
+    );
+    const carried = (sent[0]?.messages ?? []).map((m) => {
+      const headers = m.headers as Map<Buffer, Buffer> | Record<string, string>;
+      return headers instanceof Map ? String([...headers.values()][0]) : headers.traceparent;
+    });
+    expect(carried.slice(0, 2)).toEqual(
+      creates.map((c) => `00-${c.spanContext().traceId}-${c.spanContext().spanId}-01`),
+    );
+    expect(carried[2]).toBe(own);
+  });
+
   it('leaves keys out unless asked, and traces sends on a transaction', async () => {
     const { producer, sent } = fakeProducer();
     const traced = traceProducer(producer);
