@@ -230,6 +230,20 @@ describe('traced consumer stream', () => {
     expect(typeof process.attributes['error.type']).toBe('string');
   });
 
+  it('stream.iterator() is traced like for await', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer).consume();
+    stream.push(message(new Map(), 0n));
+    stream.push(message(new Map(), 1n));
+    const iterator = s.iterator({ destroyOnReturn: false });
+    await iterator.next();
+    expect(tracing.current.openSpans()).toHaveLength(1);
+    await iterator.next();
+    expect(spansNamed(spans(), 'process t')).toHaveLength(1);
+    await iterator.return?.();
+    expect(spansNamed(spans(), 'process t')).toHaveLength(2);
+  });
+
   it("relation 'link': a new trace per message, linked to its creation context", async () => {
     const { consumer, stream } = fakeConsumer();
     const s = await traceConsumer(consumer, { relation: 'link' }).consume();
