@@ -16,6 +16,7 @@ export {
   DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
 } from './baggage.ts';
 export { headerGetter, headerText, recordSetter } from './carrier.ts';
+export { type ClientAttributes, clientTemplates } from './client-templates.ts';
 export { startDeliverySpan } from './delivery.ts';
 export {
   classifyError,
@@ -27,6 +28,7 @@ export {
   recordedErrorType,
   recordFailure,
 } from './errors.ts';
+export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
 export { runHook } from './hooks.ts';
 export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {

@@ -1,13 +1,6 @@
-import type {
-  Instrumentation,
-  MetricAttributeCache,
-  Operation,
-  OperationTemplates,
-} from '@hoptrace/core/adapter';
+import type { Operation } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
-import type { ClientInfo } from './client-info.ts';
-import type { Settings } from './options.ts';
-import type { PlatformaticOperation } from './templates.ts';
+import type { ClientState } from './client-state.ts';
 
 /** One message's process span while the application holds the message. */
 export interface MessageEntry {
@@ -23,12 +16,7 @@ export interface MessageEntry {
 }
 
 /** Everything a traced consumer shares across its streams. */
-export interface ConsumerState {
-  readonly instr: Instrumentation;
-  readonly settings: Settings;
-  readonly info: ClientInfo;
-  readonly templates: OperationTemplates<PlatformaticOperation>;
-  readonly metrics: MetricAttributeCache;
+export interface ConsumerState extends ClientState {
   /** Each traced stream's open entries (emptied when the stream or the consumer closes). */
   readonly streams: Set<Set<MessageEntry>>;
   /** The `maxProcessingMs` sweep, running while a stream is open. */

@@ -1,16 +1,9 @@
-import {
-  createInstrumentation,
-  existingWrapper,
-  interceptMethods,
-  MetricAttributeCache,
-} from '@hoptrace/core/adapter';
-import { ClientInfo } from './client-info.ts';
+import { existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import { clientState } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
-import { type PlatformaticConsumerOptions, resolveSettings } from './options.ts';
-import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
+import type { PlatformaticConsumerOptions } from './options.ts';
 import { traceStream } from './stream.ts';
-import { operationTemplates } from './templates.ts';
 
 type Callback = (error: unknown, value?: unknown) => unknown;
 type Method = (...args: unknown[]) => unknown;
@@ -41,15 +34,8 @@ export function traceConsumer<C extends TraceableConsumer>(
 ): C {
   const existing = existingWrapper(consumer);
   if (existing) return existing;
-  const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
-  const settings = resolveSettings(options);
-  const info = new ClientInfo(consumer as object, settings, true);
   const state: ConsumerState = {
-    instr,
-    settings,
-    info,
-    templates: operationTemplates(instr, info),
-    metrics: new MetricAttributeCache(instr.system),
+    ...clientState(consumer, options, true),
     streams: new Set(),
     sweep: undefined,
   };

@@ -1,30 +1,30 @@
-import { type ErrorClassifier, failureHeaders } from '@hoptrace/core';
+import type { ErrorClassifier } from '@hoptrace/core';
+import { isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
+import { headerView } from './headers.ts';
 import { messageContextOf } from './message-spans.ts';
 
-/** What {@link deadLetterMessage} needs beside the failed message. */
+/** Options of {@link deadLetterMessage} (the same as @hoptrace/kafka's). */
 export interface DeadLetterOptions {
-  /** The dead-letter or retry topic the copy goes to. */
-  topic: string;
-  /** Whatever the processing threw (classified, never rethrown or changed). */
-  error: unknown;
-  /** Attempts made so far. */
+  /**
+   * Attempts made so far, written as `hoptrace-attempts`. Default: one more than the failed message
+   * carried (so each trip through a retry topic counts), or `1`.
+   * @example { attempts: 3 }
+   */
   attempts?: number;
-  /** The classifier your consumer wrapper uses, so the header and the span agree. */
+  /**
+   * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
+   * with the failed span's `error.type`. Default: hoptrace's default classification.
+   */
   classifyError?: ErrorClassifier;
   /**
-   * The failed attempt's context. Default: the message's process span (when a traced stream
-   * handed it out), else the active context.
+   * The failed attempt's context. Default: the message's process span when a traced stream handed
+   * it out (so it works from a `for await` body), else the active context.
    */
   context?: Context;
-  /**
-   * How the added headers are written when the message has none to copy the form from: Buffers
-   * (for the default serializers) or strings (for `stringSerializers`). Default `'buffer'`.
-   */
-  headerType?: 'buffer' | 'string';
 }
 
-/** The fields of a received message the copy is made from. */
+/** A message that failed processing, as @platformatic/kafka handed it out. */
 export interface FailedMessage<Key, Value, HeaderKey, HeaderValue> {
   readonly topic: string;
   readonly partition?: number;
@@ -34,55 +34,71 @@ export interface FailedMessage<Key, Value, HeaderKey, HeaderValue> {
   readonly headers?: ReadonlyMap<HeaderKey, HeaderValue>;
 }
 
-/** The dead-letter (or retry) copy: ready for `producer.send({ messages: [copy] })`. */
+/** The dead-letter (or retry) copy: add the topic and send it, `{ ...copy, topic: 'orders.DLT' }`. */
 export interface DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
-  topic: string;
   key?: Key;
   value?: Value;
-  /** The original headers and the lineage ones (written in the original's form: Buffer or string). */
+  /** The original headers and the lineage ones, written in the original's form (Buffer or string). */
   headers: Map<HeaderKey, HeaderValue>;
 }
 
 /**
- * Turns a message whose processing failed into its dead-letter (or retry-topic) message: same key
- * and value, every original header (so its creation context travels on), plus core's plain-string
- * lineage headers naming the original topic, partition and offset, the error type, a capped error
- * message, retryable, the attempt count, and the failed process span's context
- * (`hoptrace-failed-traceparent`). Header names and values are written in the form the message's
- * own header keys use (Buffer or string). The message itself is never changed. Never throws.
+ * Turns a failed message into its dead-letter (or retry-topic) message, like @hoptrace/kafka's
+ * `deadLetterMessage` (same arguments and header names), ready for
+ * `producer.send({ messages: [{ ...deadLetterMessage(message, error), topic: 'orders.DLT' }] })`.
+ *
+ * The result has the original key and value and a new header map: the original headers (so the
+ * message keeps its creation context and baggage), then plain-string lineage headers any Kafka client
+ * can read: `hoptrace-original-destination`, `hoptrace-original-partition`,
+ * `hoptrace-original-offset`, `hoptrace-error-type`, `hoptrace-error-message` (capped),
+ * `hoptrace-error-retryable`, `hoptrace-attempts` and the failed attempt's trace context
+ * (`hoptrace-failed-traceparent`, ...). Lineage headers of an earlier failure are replaced. Names
+ * and values are written in the form the message's own header keys use (Buffers, or strings for
+ * `stringDeserializers`; without headers, the form of its value). The failed message is never
+ * modified; never throws.
+ *
+ * @param failed - the message the stream handed out.
+ * @param error - what the processing threw (any value; classified, never rethrown or changed).
+ * @param options - see {@link DeadLetterOptions}.
  */
 export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
-  message: FailedMessage<Key, Value, HeaderKey, HeaderValue>,
-  options: DeadLetterOptions,
+  failed: FailedMessage<Key, Value, HeaderKey, HeaderValue>,
+  error: unknown,
+  options: DeadLetterOptions = {},
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
   const headers = new Map<unknown, unknown>();
-  let buffers = options.headerType !== 'string';
-  if (message.headers instanceof Map) {
-    let first = true;
-    for (const [key, value] of message.headers) {
-      if (first) buffers = key instanceof Uint8Array;
-      first = false;
-      headers.set(key, value);
+  let buffers = typeof failed?.value !== 'string';
+  try {
+    if (failed?.headers instanceof Map) {
+      let first = true;
+      for (const [key, value] of failed.headers) {
+        if (first) buffers = key instanceof Uint8Array;
+        first = false;
+        const name =
+          typeof key === 'string' ? key : key instanceof Uint8Array ? Buffer.from(key).toString() : '';
+        if (!isLineageHeader(name)) headers.set(key, value);
+      }
     }
+  } catch {
+    // an unreadable header map: the lineage headers still travel
   }
-  const lineage = failureHeaders({
-    error: options.error,
-    destination: typeof message.topic === 'string' ? message.topic : '',
-    partition: message.partition,
-    offset: typeof message.offset === 'bigint' ? message.offset.toString() : undefined,
+  const lineage = nextFailureHeaders(headerView(failed?.headers), {
+    error,
+    destination: typeof failed?.topic === 'string' ? failed.topic : '',
+    partition: failed?.partition,
+    offset: typeof failed?.offset === 'bigint' ? failed.offset.toString() : undefined,
     attempts: options.attempts,
     classifyError: options.classifyError,
-    context: options.context ?? messageContextOf(message),
+    context: options.context ?? messageContextOf(failed),
   });
   for (const name in lineage) {
     const value = lineage[name] as string;
     headers.set(buffers ? Buffer.from(name) : name, buffers ? Buffer.from(value) : value);
   }
   const copy: DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> = {
-    topic: options.topic,
     headers: headers as Map<HeaderKey, HeaderValue>,
   };
-  if (message.key !== undefined) copy.key = message.key;
-  if (message.value !== undefined) copy.value = message.value;
+  if (failed?.key !== undefined) copy.key = failed.key;
+  if (failed?.value !== undefined) copy.value = failed.value;
   return copy;
 }

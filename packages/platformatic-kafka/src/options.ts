@@ -24,7 +24,15 @@ export interface PlatformaticClientOptions {
 }
 
 /** Options of {@link traceProducer}. */
-export interface PlatformaticProducerOptions extends TracingOptions, PlatformaticClientOptions {}
+export interface PlatformaticProducerOptions extends TracingOptions, PlatformaticClientOptions {
+  /**
+   * For sends of more than one message, also start a `create {topic}` span per message and inject
+   * its context into that message (the `send` span then is a CLIENT span linking to each). Default
+   * `false`: one `send` span per call, whose context every message of the call carries.
+   * @example { createSpans: true }
+   */
+  createSpans?: boolean;
+}
 
 /** How a traced consumer stream makes process spans; see {@link PlatformaticConsumerOptions.batchSpans}. */
 export type BatchSpans = 'message' | 'batch';
@@ -68,6 +76,7 @@ export const DEFAULT_MAX_PROCESSING_MS = 60_000;
 /** Settings resolved once at wrap time. */
 export interface Settings {
   readonly captureKeys: boolean;
+  readonly createSpans: boolean;
   readonly batchSpans: BatchSpans;
   readonly maxBatchLinks: number;
   readonly maxProcessingMs: number;
@@ -80,8 +89,11 @@ export interface Settings {
  * Validates the wrapper's own options and resolves their defaults. Throws a TypeError naming the
  * option and the value received.
  */
-export function resolveSettings(options: PlatformaticConsumerOptions): Settings {
+export function resolveSettings(
+  options: PlatformaticConsumerOptions & PlatformaticProducerOptions,
+): Settings {
   check.assertOptionalBoolean('captureKeys', options.captureKeys);
+  check.assertOptionalBoolean('createSpans', options.createSpans);
   check.assertOptionalOneOf('batchSpans', options.batchSpans, ['message', 'batch']);
   check.assertOptionalInteger('maxBatchLinks', options.maxBatchLinks, 0);
   check.assertOptionalInteger('maxProcessingMs', options.maxProcessingMs, 1);
@@ -98,6 +110,7 @@ export function resolveSettings(options: PlatformaticConsumerOptions): Settings 
   }
   return {
     captureKeys: options.captureKeys ?? false,
+    createSpans: options.createSpans ?? false,
     batchSpans: options.batchSpans ?? 'message',
     maxBatchLinks: options.maxBatchLinks ?? DEFAULT_MAX_BATCH_LINKS,
     maxProcessingMs: options.maxProcessingMs ?? DEFAULT_MAX_PROCESSING_MS,

@@ -1,12 +1,9 @@
-import type { Instrumentation } from '@hoptrace/core/adapter';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
-  createInstrumentation,
   existingWrapper,
   interceptMethods,
-  MetricAttributeCache,
   Operation,
   operationMetric,
   sendHeaders,
@@ -15,7 +12,7 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetry/api';
 import { context as contextApi, trace } from '@opentelemetry/api';
-import { ClientInfo } from './client-info.ts';
+import { type ClientState, clientState } from './client-state.ts';
 import {
   type HeaderEncodings,
   type HeaderInput,
@@ -23,9 +20,7 @@ import {
   producerHeaderEncodings,
   withHeaders,
 } from './headers.ts';
-import { type PlatformaticProducerOptions, resolveSettings, type Settings } from './options.ts';
-import { PLATFORMATIC_KAFKA_SCOPE } from './scope.ts';
-import { operationTemplates } from './templates.ts';
+import type { PlatformaticProducerOptions } from './options.ts';
 
 /** A message as `send` takes it (only the fields hoptrace reads or copies). */
 interface OutgoingMessage {
@@ -50,11 +45,7 @@ export interface TraceableProducer {
 }
 
 /** Everything a traced producer shares across its sends. */
-interface ProducerState {
-  readonly instr: Instrumentation;
-  readonly settings: Settings;
-  readonly templates: ReturnType<typeof operationTemplates>;
-  readonly metrics: MetricAttributeCache;
+interface ProducerState extends ClientState {
   readonly encodings: HeaderEncodings;
 }
 
@@ -83,14 +74,8 @@ export function traceProducer<P extends TraceableProducer>(
 ): P {
   const existing = existingWrapper(producer);
   if (existing) return existing;
-  const instr = createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
-  const settings = resolveSettings(options);
-  const info = new ClientInfo(producer as object, settings, false);
   const state: ProducerState = {
-    instr,
-    settings,
-    templates: operationTemplates(instr, info),
-    metrics: new MetricAttributeCache(instr.system),
+    ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),
   };
   return interceptMethods(producer, {
@@ -141,19 +126,31 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
       links.push({ context: caller });
     }
   }
-  // Every message carrying its own context: the send span only links to them (a CLIENT span).
-  const operationKey = total > 0 && links?.length === total ? 'sendClient' : 'send';
+  const creates =
+    state.settings.createSpans && total > 1 && (links?.length ?? 0) < total
+      ? createSpans(state, messages, callers, parent)
+      : undefined;
+  if (creates) {
+    links ??= [];
+    for (const create of creates) if (create?.isRecording()) links.push({ context: create.spanContext() });
+  }
+  // Every message carrying its own (or its create span's) context: the send span only links to them.
+  const operationKey = creates || (total > 0 && links?.length === total) ? 'sendClient' : 'send';
   const template = state.templates.of(operationKey).get(destination);
   const span = startClientSpan(instr, template, parent, { links });
   if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
   const sendContext = span ? trace.setSpan(parent, span) : parent;
   const traced = {
     ...(input as object),
-    messages: messages.map((message, i) => carrying(state, message, views[i], callers[i], sendContext)),
+    messages: messages.map((message, i) => {
+      const create = creates?.[i];
+      const context = create ? trace.setSpan(parent, create) : sendContext;
+      return carrying(state, message, views[i], callers[i], context);
+    }),
   };
   const operation = new Operation(
     instr,
-    span,
+    creates ? [span, ...creates] : span,
     operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
   );
   const position =
@@ -171,6 +168,30 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
     }
   }
   return operation.run(() => raw(traced), position);
+}
+
+/**
+ * `createSpans`: a `create {topic}` span per message that carries no context of its own, under
+ * `parent` (siblings of the send span), with the message's attributes. Index-aligned with `messages`.
+ */
+function createSpans(
+  state: ProducerState,
+  messages: readonly OutgoingMessage[],
+  callers: readonly (SpanContext | undefined)[],
+  parent: Context,
+): (Span | undefined)[] {
+  const { instr, settings } = state;
+  return messages.map((message, i) => {
+    if (callers[i]) return undefined;
+    const topic = typeof message.topic === 'string' ? message.topic : undefined;
+    const create = startClientSpan(instr, state.templates.of('create').get(topic), parent);
+    if (create?.isRecording()) {
+      const attributes: Attributes = {};
+      addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+      setSpanAttributes(create, attributes, instr.legacyAttributes);
+    }
+    return create;
+  });
 }
 
 /** The send span's own attributes: the message's for a one-message send, the count for more. */

@@ -9,6 +9,7 @@ type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
 /** What hoptrace calls on a `MessagesStream` (all of it the stream's own). */
 interface StreamLike {
   [Symbol.asyncIterator](): AnyIterator;
+  iterator(...args: unknown[]): AnyIterator;
   on(event: string | symbol, listener: Listener): unknown;
   once(event: string | symbol, listener: Listener): unknown;
   off(event: string | symbol, listener: Listener): unknown;
@@ -22,8 +23,8 @@ const REMOVE = ['off', 'removeListener'] as const;
  * Wraps a `MessagesStream` so that each message it hands out gets its process span (`message`
  * mode), ending when the application is done with it:
  *
- * - async iteration: when the next message is asked for, or the loop ends (`break`, `return`, a
- *   throw in the loop body);
+ * - async iteration (`for await`, `stream.iterator()`): when the next message is asked for, or the
+ *   loop ends (`break`, `return`, a throw in the loop body);
  * - `data` listeners: when the listener returns, or the promise it returns settles (the listener
  *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
  *   and the process exactly as before);
@@ -35,8 +36,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   const raw = stream as unknown as StreamLike;
   const open = new Set<MessageEntry>();
   state.streams.add(open);
-  state.sweep ??= startSweep(state);
   const perMessage = state.settings.batchSpans === 'message';
+  // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
+  if (perMessage) state.sweep ??= startSweep(state);
   const listeners = new WeakMap<Listener, Listener>();
   const closed = () => {
     endAll(open);
@@ -92,6 +94,7 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
 
   const interceptors: Record<PropertyKey, (target: S, args: unknown[]) => unknown> = {
     [Symbol.asyncIterator]: () => tracedIterator(state, raw[Symbol.asyncIterator](), open, perMessage),
+    iterator: (_target, args) => tracedIterator(state, raw.iterator(...args), open, perMessage),
     close: (_target, args) => {
       const callback = args[0];
       if (typeof callback === 'function') {

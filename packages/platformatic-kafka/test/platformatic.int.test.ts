@@ -164,6 +164,30 @@ describe('traced @platformatic/kafka against a real broker', () => {
     }
   });
 
+  it('createSpans: each message continues its own create span; the send span links to them', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer(), { createSpans: true });
+    await producer.send({
+      messages: [
+        { topic, value: '1' },
+        { topic, value: '2' },
+      ],
+    });
+    await take(await streamOf(traceConsumer(stringConsumer()), [topic]), 2);
+    const send = onlySpan(spans(), `send ${topic}`);
+    const creates = spansNamed(spans(), `create ${topic}`);
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(creates).toHaveLength(2);
+    expect(send.links.map((l) => l.context.spanId).sort()).toEqual(
+      creates.map((c) => c.spanContext().spanId).sort(),
+    );
+    expect(processes.map((p) => parentSpanId(p)).sort()).toEqual(
+      creates.map((c) => c.spanContext().spanId).sort(),
+    );
+    expect(spans()).toHaveLength(5);
+  });
+
   it('ends a message span when the next message is asked for, and on break', async () => {
     const [topic] = (await createTopics()) as [string];
     const producer = traceProducer(stringProducer());
@@ -284,9 +308,7 @@ describe('traced @platformatic/kafka against a real broker', () => {
     const [failed] = await take(await streamOf(consumer, [topic]), 1, async (message) => {
       const error = Object.assign(new Error('out of stock'), { code: 'STOCK' });
       await withMessageContext(message, () => Promise.reject(error)).catch(async (e: unknown) => {
-        await producer.send({
-          messages: [deadLetterMessage(message, { topic: dlq, error: e, attempts: 1 })],
-        });
+        await producer.send({ messages: [{ ...deadLetterMessage(message, e), topic: dlq }] });
       });
     });
     const dlqConsumer = traceConsumer(stringConsumer());

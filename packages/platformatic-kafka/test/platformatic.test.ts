@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import { ATTR_HOPTRACE_BUDGET_EXCEEDED } from '@hoptrace/core';
 import {
   DEFAULT_MAX_PROCESSING_MS,
@@ -9,55 +8,12 @@ import {
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+import { fakeConsumer, fakeProducer, message } from './fakes.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 const TRACE = 'a'.repeat(32);
 const PARENT = 'b'.repeat(16);
-
-/** A producer shaped like @platformatic/kafka's: records what it was asked to send. */
-function fakeProducer(serializers?: Record<string, unknown>) {
-  const sent: Array<{ messages: Array<Record<string, unknown>> }> = [];
-  const producer = {
-    clientId: 'fake-producer',
-    failWith: undefined as unknown,
-    send(
-      options: { messages: Array<Record<string, unknown>> },
-      callback?: (e: unknown, r?: unknown) => void,
-    ) {
-      sent.push(options);
-      const reply = { offsets: [{ topic: 't', partition: 2, offset: 41n }] };
-      if (callback) {
-        setImmediate(() => (producer.failWith ? callback(producer.failWith) : callback(null, reply)));
-        return undefined;
-      }
-      return producer.failWith ? Promise.reject(producer.failWith) : Promise.resolve(reply);
-    },
-    beginTransaction: async () => ({ send: producer.send }),
-    [Symbol('plt.kafka.base.options')]: { serializers },
-  };
-  return { producer, sent };
-}
-
-/** A consumer shaped like @platformatic/kafka's, whose stream the test feeds by hand. */
-function fakeConsumer() {
-  const stream = Object.assign(new Readable({ objectMode: true, read() {} }), {
-    close: async () => {
-      stream.destroy();
-    },
-  });
-  const consumer = {
-    clientId: 'fake-consumer',
-    groupId: 'fake-group',
-    consume: async () => stream,
-    close: async () => undefined,
-  };
-  return { consumer, stream };
-}
-
-function message(headers: Map<unknown, unknown>, offset = 0n) {
-  return { topic: 't', partition: 0, offset, key: 'k', value: 'v', timestamp: BigInt(Date.now()), headers };
-}
 
 describe('options', () => {
   it('throws a clear TypeError at wrap time', () => {
@@ -108,9 +64,7 @@ describe('traced producer', () => {
     const utf8 = (v: unknown) => (typeof v === 'string' ? Buffer.from(v) : undefined);
     const strings = fakeProducer({ headerKey: utf8, headerValue: utf8 });
     await traceProducer(strings.producer).send({ messages: [{ topic: 't', value: 'v' }] });
-    expect(typeof (strings.sent[0]?.messages[0]?.headers as Record<string, unknown>).traceparent).toBe(
-      'string',
-    );
+    expect(strings.sent[0]?.messages[0]?.headers).toMatchObject({ traceparent: expect.any(String) });
 
     const json = (v: unknown) => Buffer.from(JSON.stringify(v));
     const other = fakeProducer({ headerKey: json, headerValue: json });
@@ -139,6 +93,68 @@ describe('traced producer', () => {
     const send = onlySpan(spans(), 'send t');
     expect(send.status.code).toBe(SpanStatusCode.ERROR);
     expect(send.attributes['error.type']).toBe('PLT_KFK_NETWORK');
+  });
+
+  it('createSpans: a create span per message, injected into it; the send span links to each', async () => {
+    const { producer, sent } = fakeProducer();
+    const own = `00-${TRACE}-${PARENT}-01`;
+    await traceProducer(producer, { createSpans: true }).send({
+      messages: [
+        { topic: 't', value: 'a' },
+        { topic: 't', value: 'b' },
+        { topic: 't', value: 'c', headers: { traceparent: own } },
+      ],
+    });
+    const creates = spansNamed(spans(), 'create t');
+    const send = onlySpan(spans(), 'send t');
+    expect(creates).toHaveLength(2);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.attributes['messaging.batch.message_count']).toBe(3);
+    expect(send.links.map((l) => l.context.spanId).sort()).toEqual(
+      [PARENT, ...creates.map((c) => c.spanContext().spanId)].sort(),
+    );
+    const carried = (sent[0]?.messages ?? []).map((m) => {
+      const headers = m.headers as Map<Buffer, Buffer> | Record<string, string>;
+      return headers instanceof Map ? String([...headers.values()][0]) : headers.traceparent;
+    });
+    expect(carried.slice(0, 2)).toEqual(
+      creates.map((c) => `00-${c.spanContext().traceId}-${c.spanContext().spanId}-01`),
+    );
+    expect(carried[2]).toBe(own);
+  });
+
+  it('leaves keys out unless asked, and traces sends on a transaction', async () => {
+    const { producer, sent } = fakeProducer();
+    const traced = traceProducer(producer);
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', key: 'secret', value: 'v' }] });
+    const send = onlySpan(spans(), 'send t');
+    expect(send.attributes['kafka.message.key']).toBeUndefined();
+    const headers = sent[0]?.messages[0]?.headers;
+    expect(headers).toBeInstanceOf(Map);
+    expect([...((headers as Map<Buffer, Buffer>) ?? new Map()).keys()].map(String)).toEqual(['traceparent']);
+  });
+
+  it('names the failure with classifyError (a throwing classifier changes nothing for the caller)', async () => {
+    const { producer } = fakeProducer();
+    const failure = new Error('quota');
+    producer.failWith = failure;
+    const classified = traceProducer(producer, { classifyError: () => ({ type: 'QUOTA', retryable: true }) });
+    await expect(classified.send({ messages: [{ topic: 't', value: 'v' }] })).rejects.toBe(failure);
+    expect(onlySpan(spans(), 'send t').attributes).toMatchObject({
+      'error.type': 'QUOTA',
+      'hoptrace.error.retryable': true,
+    });
+    tracing.current.reset();
+    const { producer: other } = fakeProducer();
+    other.failWith = failure;
+    const broken = traceProducer(other, {
+      classifyError: () => {
+        throw new Error('classifier bug');
+      },
+    });
+    await expect(broken.send({ messages: [{ topic: 't', value: 'v' }] })).rejects.toBe(failure);
+    expect(onlySpan(spans(), 'send t').status.code).toBe(SpanStatusCode.ERROR);
   });
 
   it('passes input it cannot read through untouched, so the client reports it', async () => {
@@ -172,7 +188,7 @@ describe('traced consumer stream', () => {
       if (got.length === sent.length) break;
     }
     expect(got).toEqual(sent);
-    got.forEach((m, i) => expect(m).toBe(sent[i]));
+    for (const [i, m] of got.entries()) expect(m).toBe(sent[i]);
     const processes = spansNamed(spans(), 'process t');
     expect(processes).toHaveLength(4);
     for (const p of processes) {
@@ -212,6 +228,20 @@ describe('traced consumer stream', () => {
     const process = onlySpan(spans(), 'process t');
     expect(process.status.code).toBe(SpanStatusCode.ERROR);
     expect(typeof process.attributes['error.type']).toBe('string');
+  });
+
+  it('stream.iterator() is traced like for await', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer).consume();
+    stream.push(message(new Map(), 0n));
+    stream.push(message(new Map(), 1n));
+    const iterator = s.iterator({ destroyOnReturn: false });
+    await iterator.next();
+    expect(tracing.current.openSpans()).toHaveLength(1);
+    await iterator.next();
+    expect(spansNamed(spans(), 'process t')).toHaveLength(1);
+    await iterator.return?.();
+    expect(spansNamed(spans(), 'process t')).toHaveLength(2);
   });
 
   it("relation 'link': a new trace per message, linked to its creation context", async () => {

@@ -42,7 +42,9 @@ describe('@hoptrace/platformatic-kafka types', () => {
     expectTypeOf(
       withMessageContext({} as Message<string, string, string, string>, () => 1),
     ).toEqualTypeOf<number>();
-    const copy = deadLetterMessage({} as Message<string, string, string, string>, { topic: 'dlq', error: 1 });
+    const copy = deadLetterMessage({} as Message<string, string, string, string>, new Error('x'), {
+      attempts: 2,
+    });
     expectTypeOf(copy.headers).toEqualTypeOf<Map<string, string>>();
     expectTypeOf(copy.key).toEqualTypeOf<string | undefined>();
   });
