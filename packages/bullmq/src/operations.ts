@@ -1,5 +1,4 @@
-import type { SpanOperation } from '@hoptrace/core/adapter';
-import { SpanKind } from '@opentelemetry/api';
+import { MESSAGING_SPAN_OPERATIONS, type SpanOperation } from '@hoptrace/core/adapter';
 
 /**
  * The span operations of the BullMQ wrappers (the first word of each span name), for core's
@@ -7,11 +6,8 @@ import { SpanKind } from '@opentelemetry/api';
  * (create spans, or the caller's own context): a CLIENT span, as the conventions ask.
  */
 export const BULLMQ_OPERATIONS = {
-  send: { type: 'send', name: 'send' },
-  sendClient: { type: 'send', name: 'send', kind: SpanKind.CLIENT },
-  create: { type: 'create', name: 'create' },
+  ...MESSAGING_SPAN_OPERATIONS,
   schedule: { type: 'create', name: 'schedule' },
-  process: { type: 'process', name: 'process' },
 } as const satisfies Record<string, SpanOperation>;
 
 /** Which BullMQ operation a span template is for. */

@@ -112,8 +112,6 @@ export {
   type SpanOperation,
   type SpanTemplate,
   SpanTemplates,
-  sourcedTemplates,
-  type TemplateSource,
 } from './span-templates.ts';
 export {
   type ConsumerSpan,

@@ -179,35 +179,3 @@ export const MESSAGING_SPAN_OPERATIONS = {
   receive: { type: 'receive', name: 'receive' },
   process: { type: 'process', name: 'process' },
 } as const satisfies Record<string, SpanOperation>;
-
-/**
- * What a wrapper knows about its client for span templates: the static attributes (server address,
- * client id, consumer group...) and a version bumped whenever it learns something new.
- */
-export interface TemplateSource {
-  /** The attributes every span of the wrapper starts with, as known now. */
-  attributes(): Attributes;
-  /** Changes whenever {@link TemplateSource.attributes} would return something new. */
-  readonly version: number;
-}
-
-/**
- * The {@link OperationTemplates} of a wrapper whose static attributes come from `source`, rebuilt
- * when its version changes.
- *
- * @param instr - the wrapper's system and legacy-attributes switch.
- * @param operations - each operation key's type, name and kind (e.g. {@link MESSAGING_SPAN_OPERATIONS} plus the broker's own).
- */
-export function sourcedTemplates<K extends string>(
-  instr: { readonly system: string; readonly legacyAttributes: boolean },
-  operations: Readonly<Record<K, SpanOperation>>,
-  source: TemplateSource,
-): OperationTemplates<K> {
-  return new OperationTemplates(
-    instr.system,
-    operations,
-    () => source.attributes(),
-    instr.legacyAttributes,
-    () => source.version,
-  );
-}

@@ -3,7 +3,7 @@ import {
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
-  type TemplateSource,
+  type ClientAttributes,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import type { ConsumerGroupJoinEvent, RequestEvent } from 'kafkajs';
@@ -17,7 +17,7 @@ type Subscribe<E> = (listener: Listener<E>) => () => void;
  * instrumentation events. `version` changes whenever something new is learned, so span templates
  * built from {@link ClientInfo.attributes} know when to rebuild.
  */
-export class ClientInfo implements TemplateSource {
+export class ClientInfo implements ClientAttributes {
   clientId: string | undefined;
   serverAddress: string | undefined;
   serverPort: number | undefined;

@@ -1,5 +1,6 @@
 import { readFailureLineage } from '@hoptrace/core';
 import {
+  clientTemplates,
   createInstrumentation,
   existingWrapper,
   type Instrumentation,
@@ -9,7 +10,6 @@ import {
   MetricAttributeCache,
   Operation,
   readMessageContext,
-  sourcedTemplates,
   startConsumerSpan,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
@@ -68,7 +68,7 @@ export function wrapConsumer<C extends Consumer>(
     instr,
     settings,
     info,
-    templates: sourcedTemplates(instr, KAFKA_OPERATIONS, info),
+    templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     open: new Set(),
     batches: new Set(),

@@ -1,10 +1,10 @@
 import {
+  clientTemplates,
   createInstrumentation,
   existingWrapper,
   type Instrumentation,
   interceptMethods,
   MetricAttributeCache,
-  sourcedTemplates,
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
@@ -58,7 +58,7 @@ export function wrapProducer<P extends Producer>(
   const state: ProducerState = {
     instr,
     settings,
-    templates: sourcedTemplates(instr, KAFKA_OPERATIONS, info),
+    templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
     transactions: new Set(),
   };
