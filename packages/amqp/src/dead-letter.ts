@@ -1,15 +1,11 @@
-import {
-  type ErrorClassifier,
-  FAILURE_HEADERS,
-  failureHeaders,
-  HEADER_FAILED_CONTEXT_PREFIX,
-} from '@hoptrace/core';
+import { type ErrorClassifier, FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
 import {
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionalString,
   assertOptionsObject,
   headerText,
+  isLineageHeader,
 } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { noteDeliveryFailure } from './delivery-failures.ts';
@@ -61,15 +57,6 @@ const COPIED_PROPERTIES = [
   'userId',
   'appId',
 ] as const;
-
-/** Whether a header is lineage a previous failure left (replaced, never mixed with the new one). */
-function isLineageHeader(name: string): boolean {
-  if (name.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) return true;
-  for (const key in FAILURE_HEADERS) {
-    if (FAILURE_HEADERS[key as keyof typeof FAILURE_HEADERS] === name) return true;
-  }
-  return false;
-}
 
 function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
   const own = headerText(headers?.[FAILURE_HEADERS.attempts]);

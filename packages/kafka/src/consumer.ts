@@ -1,21 +1,16 @@
-import { readFailureLineage } from '@hoptrace/core';
 import {
   clientTemplates,
   createInstrumentation,
   existingWrapper,
   type Instrumentation,
   interceptMethods,
-  lineageAttributes,
-  lineageLinks,
   MetricAttributeCache,
   Operation,
-  readMessageContext,
-  startConsumerSpan,
-  withFailureLineage,
+  startDeliverySpan,
 } from '@hoptrace/core/adapter';
-import { context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
+import { context as contextApi } from '@opentelemetry/api';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, EachMessagePayload } from 'kafkajs';
-import { setMessageAttributes } from './attributes.ts';
+import { addMessageFields } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
@@ -106,22 +101,14 @@ function processMessage(
 ): Promise<void> {
   const { instr, settings } = state;
   const { topic, partition, message } = payload;
-  const headers = message?.headers;
-  const lineage = readFailureLineage(headers);
   // The message's own context decides; where run() happened to be called must not leak in.
-  const { span, context } = startConsumerSpan(
+  const { span, context: handlerContext } = startDeliverySpan(
     instr,
     state.templates.of('process').get(topic),
-    readMessageContext(headers),
-    ROOT_CONTEXT,
-    lineageLinks(lineage),
+    message?.headers,
+    (out) => addMessageFields(out, instr, settings.captureKeys, message, partition, message?.offset),
   );
-  if (span?.isRecording()) {
-    const base = lineage ? lineageAttributes(lineage) : {};
-    setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, base);
-  }
   recordTimeInQueue(state, topic, message?.timestamp);
-  const handlerContext = withFailureLineage(context, lineage);
   // Unsampled fast path without metrics: nothing to settle, so no operation and no extra promise.
   if (!span && !instr.metrics) return contextApi.with(handlerContext, handler, undefined, payload);
   const operation = new Operation(instr, span, processMetric(state, topic, 1));

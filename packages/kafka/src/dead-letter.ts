@@ -1,10 +1,5 @@
-import {
-  type ErrorClassifier,
-  FAILURE_HEADERS,
-  failureHeaders,
-  HEADER_FAILED_CONTEXT_PREFIX,
-  readFailureLineage,
-} from '@hoptrace/core';
+import type { ErrorClassifier } from '@hoptrace/core';
+import { isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
@@ -38,8 +33,6 @@ export interface DeadLetterOptions {
   context?: Context;
 }
 
-const LINEAGE_NAMES = new Set<string>(Object.values(FAILURE_HEADERS));
-
 /**
  * Turns a failed kafkajs message into its dead-letter (or retry-topic) message, ready for
  * `producer.send({ topic: 'orders.DLT', messages: [deadLetterMessage(payload, error)] })`.
@@ -71,17 +64,13 @@ export function deadLetterMessage(
   const message = failed.message;
   const original = readHeaders(message.headers);
   const headers: IHeaders = {};
-  for (const key in original) {
-    if (LINEAGE_NAMES.has(key) || key.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) continue;
-    headers[key] = original[key];
-  }
-  const previous = readFailureLineage(original)?.attempts;
-  const lineage = failureHeaders({
+  for (const key in original) if (!isLineageHeader(key)) headers[key] = original[key];
+  const lineage = nextFailureHeaders(original, {
     error,
     destination: failed.topic,
     partition: failed.partition,
     offset: message.offset,
-    attempts: options.attempts ?? (previous === undefined ? 1 : previous + 1),
+    attempts: options.attempts,
     classifyError: options.classifyError,
     context: options.context,
   });

@@ -1,5 +1,6 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  addKafkaMessageAttributes,
   callerSpanContext,
   Operation,
   sendHeaders,
@@ -22,7 +23,7 @@ import type {
   RecordMetadata,
   TopicMessages,
 } from 'kafkajs';
-import { addMessageAttributes, addPositionAttributes, setMessageAttributes } from './attributes.ts';
+import { setMessageAttributes } from './attributes.ts';
 import {
   endPending,
   MAX_PENDING_TRANSACTION_SENDS,
@@ -142,8 +143,7 @@ function readCallers(state: ProducerState, groups: readonly TopicMessages[]): Ca
         const link: Link = { context: caller };
         if (multi) {
           const attributes: Attributes = {};
-          addMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-          addPositionAttributes(attributes, message.partition, undefined);
+          addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
           link.attributes = attributes;
         }
         links ??= [];
