@@ -1,14 +1,5 @@
-import { readFailureLineage } from '@hoptrace/core';
-import {
-  lineageAttributes,
-  lineageLinks,
-  Operation,
-  readMessageContext,
-  setSpanAttributes,
-  startConsumerSpan,
-  withFailureLineage,
-} from '@hoptrace/core/adapter';
-import { type Attributes, context as contextApi, ROOT_CONTEXT, type Span } from '@opentelemetry/api';
+import { Operation, startDeliverySpan } from '@hoptrace/core/adapter';
+import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
@@ -76,28 +67,23 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const routingKey = fields.routingKey ?? '';
   const headers = properties?.headers;
   const nameDestination = state.nameFor('process', exchange, routingKey, queue);
-  const lineage = readFailureLineage(headers);
   // Push delivery: the context where consume() was called must not leak into every message.
-  const { span, context } = startConsumerSpan(
+  const { span, context: handlerContext } = startDeliverySpan(
     instr,
     state.template('process', nameDestination),
-    readMessageContext(headers),
+    headers,
+    (attributes) => {
+      Object.assign(attributes, deliveryAttributes(opts, message, queue));
+      if (typeof fields.consumerTag === 'string')
+        attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
+    },
     ROOT_CONTEXT,
-    lineageLinks(lineage),
     destinationOverride(
       consumerDestination(exchange, state.destinationRoutingKey(exchange, routingKey), queue),
       nameDestination,
     ),
   );
   const recording = span?.isRecording() === true;
-  if (recording) {
-    const attributes = deliveryAttributes(opts, message, queue);
-    if (typeof fields.consumerTag === 'string')
-      attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
-    if (lineage) Object.assign(attributes, lineageAttributes(lineage));
-    setSpanAttributes(span as Span, attributes, instr.legacyAttributes);
-  }
-  const handlerContext = withFailureLineage(context, lineage);
   const metric = state.metric('process', 'process', nameDestination);
   // Nothing to end (unsampled fast path or a span that does not record, and no metrics): run the
   // handler in its context and keep nothing.

@@ -15,6 +15,7 @@ import { type ConsumerSpan, startConsumerSpan } from './spans.ts';
  * lineage, for log fields. Never throws on wire data.
  *
  * @param base - the processing context (`ROOT_CONTEXT` for push consumers).
+ * @param destination - `messaging.destination.name` when the template does not carry it.
  */
 export function startDeliverySpan(
   instr: Instrumentation,
@@ -22,6 +23,7 @@ export function startDeliverySpan(
   headers: HeaderCarrier,
   attributes?: (out: Attributes) => void,
   base: Context = ROOT_CONTEXT,
+  destination?: string,
 ): ConsumerSpan {
   const lineage = readFailureLineage(headers);
   const { span, context } = startConsumerSpan(
@@ -30,6 +32,7 @@ export function startDeliverySpan(
     readMessageContext(headers),
     base,
     lineageLinks(lineage),
+    destination,
   );
   if (span?.isRecording()) {
     const out: Attributes = lineage ? lineageAttributes(lineage) : {};
