@@ -1,4 +1,4 @@
-import { Operation, startDeliverySpan } from '@hoptrace/core/adapter';
+import { Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
@@ -68,21 +68,26 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const headers = properties?.headers;
   const nameDestination = state.nameFor('process', exchange, routingKey, queue);
   // Push delivery: the context where consume() was called must not leak into every message.
-  const { span, context: handlerContext } = startDeliverySpan(
+  const {
+    span,
+    context: handlerContext,
+    attributes,
+  } = startDeliverySpan(
     instr,
     state.template('process', nameDestination),
     headers,
-    (attributes) => {
-      Object.assign(attributes, deliveryAttributes(opts, message, queue));
-      if (typeof fields.consumerTag === 'string')
-        attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
-    },
     ROOT_CONTEXT,
     destinationOverride(
       consumerDestination(exchange, state.destinationRoutingKey(exchange, routingKey), queue),
       nameDestination,
     ),
   );
+  if (span && attributes) {
+    Object.assign(attributes, deliveryAttributes(opts, message, queue));
+    if (typeof fields.consumerTag === 'string')
+      attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
+    setSpanAttributes(span, attributes, instr.legacyAttributes);
+  }
   const recording = span?.isRecording() === true;
   const metric = state.metric('process', 'process', nameDestination);
   // Nothing to end (unsampled fast path or a span that does not record, and no metrics): run the

@@ -17,7 +17,7 @@ export {
 } from './baggage.ts';
 export { headerGetter, headerText, recordSetter } from './carrier.ts';
 export { type ClientAttributes, clientTemplates } from './client-templates.ts';
-export { startDeliverySpan } from './delivery.ts';
+export { type DeliverySpan, startDeliverySpan } from './delivery.ts';
 export {
   classifyError,
   describeError,

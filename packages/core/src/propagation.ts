@@ -134,7 +134,13 @@ function replacedContext<V>(
   context: Context,
 ): Readonly<Record<string, V | string>> {
   const out: Record<string, V | string> = { ...headers };
-  for (const field of propagation.fields()) if (field !== 'baggage') delete out[field];
+  let fields: string[] = ['traceparent', 'tracestate'];
+  try {
+    fields = propagation.fields();
+  } catch {
+    // a propagator whose fields() throws: drop the W3C trace fields, the ones hoptrace counts hops in
+  }
+  for (const field of fields) if (field !== 'baggage') delete out[field];
   const injected = injectContext(context);
   for (const key in injected) out[key] = injected[key] as string;
   return out;

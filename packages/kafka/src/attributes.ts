@@ -31,23 +31,11 @@ export function setMessageAttributes(
   offset: number | string | undefined,
   base: Attributes = {},
 ): void {
-  addMessageFields(base, instr, captureKeys, message, partition, offset);
-  setSpanAttributes(span, base, instr.legacyAttributes);
-}
-
-/** Adds what {@link setMessageAttributes} records about one message to `out` (core's Kafka reader). */
-export function addMessageFields(
-  out: Attributes,
-  instr: Instrumentation,
-  captureKeys: boolean,
-  message: { key?: unknown; value?: unknown } | undefined,
-  partition: number | undefined,
-  offset: number | string | undefined,
-): void {
   addKafkaMessageAttributes(
-    out,
+    base,
     { key: message?.key, value: message ? message.value : undefined, partition, offset },
     captureKeys,
     instr.captureBodySize,
   );
+  setSpanAttributes(span, base, instr.legacyAttributes);
 }

@@ -10,7 +10,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { Consumer, ConsumerRunConfig, EachBatchPayload, EachMessagePayload } from 'kafkajs';
-import { addMessageFields } from './attributes.ts';
+import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
@@ -102,12 +102,14 @@ function processMessage(
   const { instr, settings } = state;
   const { topic, partition, message } = payload;
   // The message's own context decides; where run() happened to be called must not leak in.
-  const { span, context: handlerContext } = startDeliverySpan(
-    instr,
-    state.templates.of('process').get(topic),
-    message?.headers,
-    (out) => addMessageFields(out, instr, settings.captureKeys, message, partition, message?.offset),
-  );
+  const {
+    span,
+    context: handlerContext,
+    attributes,
+  } = startDeliverySpan(instr, state.templates.of('process').get(topic), message?.headers);
+  if (span && attributes) {
+    setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, attributes);
+  }
   recordTimeInQueue(state, topic, message?.timestamp);
   // Unsampled fast path without metrics: nothing to settle, so no operation and no extra promise.
   if (!span && !instr.metrics) return contextApi.with(handlerContext, handler, undefined, payload);

@@ -65,12 +65,15 @@ export function startMessage(
   if (existing) return existing;
   const { instr, settings } = state;
   const topic = topicOf(message);
-  const { span, context } = startDeliverySpan(
+  const { span, context, attributes } = startDeliverySpan(
     instr,
     state.templates.of('process').get(topic),
     headerView(message.headers),
-    (out) => addKafkaMessageAttributes(out, message, settings.captureKeys, instr.captureBodySize),
   );
+  if (span && attributes) {
+    addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+    setSpanAttributes(span, attributes, instr.legacyAttributes);
+  }
   recordTimeInQueue(state, topic, message.timestamp);
   const entry: MessageEntry = {
     operation: new Operation(
