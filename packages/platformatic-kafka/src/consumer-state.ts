@@ -4,6 +4,8 @@ import type { ClientState } from './client-state.ts';
 
 /** One message's process span while the application holds the message. */
 export interface MessageEntry {
+  /** The traced consumer whose stream handed the message out. */
+  readonly state: ConsumerState;
   readonly operation: Operation;
   /** The context the message is handled in (its span's, with its failure lineage). */
   readonly context: Context;

@@ -35,7 +35,10 @@ export function headerView(headers: unknown): Record<string, unknown> | undefine
 function headerName(key: unknown): string | undefined {
   if (typeof key === 'string') return key.length <= MAX_HEADER_NAME_BYTES ? key : undefined;
   if (key instanceof Uint8Array && key.byteLength <= MAX_HEADER_NAME_BYTES) {
-    return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
+    // A Buffer (what the client hands out) decodes in place; another Uint8Array through a view.
+    return Buffer.isBuffer(key)
+      ? key.toString('utf8')
+      : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
   }
   return undefined;
 }

@@ -25,13 +25,24 @@ export interface ReceivedMessage {
   readonly headers?: unknown;
 }
 
-/** Which traced consumer handed out a message, and its open process span (`message` mode). */
+/**
+ * Which traced consumer handed out a message (`batch` mode; in `message` mode its entry says), and
+ * its process span entry (`message` mode).
+ */
 const owners = new WeakMap<object, ConsumerState>();
 const entries = new WeakMap<object, MessageEntry>();
 
-/** Notes that `state`'s stream handed out `message` (so the helpers below know its consumer). */
+/**
+ * Notes that `state`'s stream handed out `message` without starting its span (`batch` mode), so the
+ * helpers below know its consumer.
+ */
 export function own(state: ConsumerState, message: object): void {
   owners.set(message, state);
+}
+
+/** The traced consumer that handed out `message`, if any. */
+function ownerOf(message: object): ConsumerState | undefined {
+  return entries.get(message)?.state ?? owners.get(message);
 }
 
 /** The context `message` is (or was) processed in, when a traced stream started a span for it. */
@@ -75,28 +86,24 @@ export function startMessage(
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   recordTimeInQueue(state, topic, message.timestamp);
+  const metric =
+    instr.metrics === undefined
+      ? undefined
+      : operationMetric(true, state.metrics, 'process', 'process', topic, 1, state.info.groupId);
+  const operation = new Operation(instr, span, metric);
+  // Nothing to end later (an unsampled message, or a span that does not record, and no metrics):
+  // the entry only keeps the message's context for the helpers; it is not held open, swept or timed.
+  const tracked = metric !== undefined || span?.isRecording() === true;
   const entry: MessageEntry = {
-    operation: new Operation(
-      instr,
-      span,
-      operationMetric(
-        instr.metrics !== undefined,
-        state.metrics,
-        'process',
-        'process',
-        topic,
-        1,
-        state.info.groupId,
-      ),
-    ),
+    state,
+    operation,
     context,
-    startedAt: performance.now(),
+    startedAt: tracked ? performance.now() : 0,
     open,
     pending: 0,
   };
-  owners.set(message, state);
   entries.set(message, entry);
-  open.add(entry);
+  if (tracked) open.add(entry);
   return entry;
 }
 
@@ -157,8 +164,15 @@ export function withMessageContext<T>(message: object, fn: () => T): T {
  * For messages no traced stream handed out, it just runs `fn`.
  */
 export function withBatchContext<T>(messages: readonly object[], fn: () => T): T {
-  const first = messages.find((m) => m && typeof m === 'object' && owners.has(m));
-  const state = first ? owners.get(first) : undefined;
+  let first: object | undefined;
+  let state: ConsumerState | undefined;
+  for (const message of messages) {
+    state = message && typeof message === 'object' ? ownerOf(message) : undefined;
+    if (state) {
+      first = message;
+      break;
+    }
+  }
   if (!state) return fn();
   const { instr, settings } = state;
   let topic = topicOf(first as ReceivedMessage);

@@ -60,8 +60,10 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       traced = function tracedData(this: unknown, ...args: unknown[]): unknown {
         const message = args[0];
         if (!message || typeof message !== 'object') return listener.apply(this, args);
-        own(state, message);
-        if (!perMessage) return listener.apply(this, args);
+        if (!perMessage) {
+          own(state, message);
+          return listener.apply(this, args);
+        }
         const entry = startMessage(state, message as ReceivedMessage, open);
         entry.pending++;
         let result: unknown;
@@ -158,8 +160,8 @@ function tracedIterator(
   const received = (result: IteratorResult<unknown>) => {
     const message = result.value;
     if (!result.done && message && typeof message === 'object') {
-      own(state, message);
       if (perMessage) current = startMessage(state, message as ReceivedMessage, open);
+      else own(state, message);
     }
     return result;
   };

@@ -1,12 +1,14 @@
 import { ATTR_HOPTRACE_BUDGET_EXCEEDED } from '@hoptrace/core';
 import {
   DEFAULT_MAX_PROCESSING_MS,
+  deadLetterMessage,
   traceConsumer,
   traceProducer,
+  withBatchContext,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { fakeConsumer, fakeProducer, message } from './fakes.ts';
 
@@ -268,6 +270,29 @@ describe('traced consumer stream', () => {
     await new Promise((r) => setImmediate(r));
     expect(spans()).toHaveLength(0);
     expect(traceId).toBe(TRACE);
+  });
+
+  it('unsampled messages are held nowhere, yet every helper still finds their consumer and context', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { unsampled: 'skip' }).consume();
+    const iterator = s[Symbol.asyncIterator]();
+    stream.push(message(new Map([[Buffer.from('traceparent'), Buffer.from(`00-${TRACE}-${PARENT}-00`)]])));
+    const { value: got } = await iterator.next();
+    // Nothing open for an unsampled message: no span, nothing for the sweep or a close to end.
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    let inside: string | undefined;
+    withMessageContext(got as object, () => {
+      inside = trace.getSpanContext(context.active())?.traceId;
+    });
+    expect(inside).toBe(TRACE);
+    // A dead-letter copy names the unsampled attempt's own context as the failed one.
+    const copy = deadLetterMessage(got as Parameters<typeof deadLetterMessage>[0], new Error('x'));
+    const failed = [...copy.headers].find(([k]) => String(k) === 'hoptrace-failed-traceparent');
+    expect(String(failed?.[1])).toBe(`00-${TRACE}-${PARENT}-00`);
+    // withBatchContext knows the message's consumer in message mode too: a batch span links to it.
+    withBatchContext([got as object], () => undefined);
+    expect(onlySpan(spans(), 'process t').links.map((l) => l.context.spanId)).toEqual([PARENT]);
+    await iterator.return?.();
   });
 
   it('a trace budget starts a new linked trace past maxHops', async () => {
