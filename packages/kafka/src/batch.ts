@@ -226,15 +226,23 @@ export function traceBatch(
     },
   };
   let succeeded = false;
-  const done = contextApi.with(batchContext, () =>
-    tracker.batch.run(
-      () => handler(traced),
-      () => {
-        succeeded = true;
-      },
-      false,
-    ),
-  );
+  let done: unknown;
+  try {
+    done = contextApi.with(batchContext, () =>
+      tracker.batch.run(
+        () => handler(traced),
+        () => {
+          succeeded = true;
+        },
+        false,
+      ),
+    );
+  } catch (error) {
+    // A handler that throws synchronously: the batch and its open message spans end now.
+    state.batches.delete(tracker);
+    tracker.finish(false);
+    throw error;
+  }
   return Promise.resolve(done).finally(() => {
     state.batches.delete(tracker);
     tracker.finish(succeeded && autoResolve);

@@ -111,11 +111,22 @@ function processMessage(
     setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, attributes);
   }
   recordTimeInQueue(state, topic, message?.timestamp);
-  // Unsampled fast path without metrics: nothing to settle, so no operation and no extra promise.
-  if (!span && !instr.metrics) return contextApi.with(handlerContext, handler, undefined, payload);
+  // Nothing to settle (unsampled fast path, or a span that does not record, and no metrics): no
+  // operation and no extra promise. A non-recording span is ended at once (a no-op for the SDK's).
+  if (!instr.metrics && !attributes) {
+    span?.end();
+    return contextApi.with(handlerContext, handler, undefined, payload);
+  }
   const operation = new Operation(instr, span, processMetric(state, topic, 1));
   state.open.add(operation);
-  const done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
+  let done: unknown;
+  try {
+    done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
+  } catch (error) {
+    // A handler that throws synchronously: its span ended in run(); forget it here too.
+    state.open.delete(operation);
+    throw error;
+  }
   return Promise.resolve(done).finally(() => state.open.delete(operation));
 }
 

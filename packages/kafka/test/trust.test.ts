@@ -350,3 +350,50 @@ describe('16.1 unsampled fast path', () => {
     expect(String(sent.sent[0]?.messages[0]?.headers?.traceparent)).toBe(unsampled);
   });
 });
+
+describe('handlers that throw synchronously', () => {
+  it('eachBatch: the batch span and the open message span end at once, and kafkajs sees the very value', async () => {
+    const fake = fakeConsumer();
+    const thrown = { reason: 'sync' };
+    await traceConsumer(fake.consumer).run({
+      // A plain (non-async) handler: the throw happens before any promise exists.
+      eachBatch: (() => {
+        throw thrown;
+      }) as never,
+    });
+    const { payload } = batchPayload('sync-batch', [message(0), message(1)]);
+    let caught: unknown;
+    try {
+      await fake.config?.eachBatch?.(payload);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBe(thrown);
+    // Nothing waits for stop(): every span this batch started has ended.
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(fake.stopped).toBe(false);
+    const processed = spansNamed(tracing.current.spans(), 'process sync-batch');
+    expect(processed.length).toBeGreaterThan(0);
+    expect(processed.some((s) => s.status.code === SpanStatusCode.ERROR)).toBe(true);
+  });
+
+  it('eachMessage: the span ends ERROR and kafkajs sees the very value', async () => {
+    const fake = fakeConsumer();
+    const thrown = new Error('sync');
+    await traceConsumer(fake.consumer).run({
+      eachMessage: (() => {
+        throw thrown;
+      }) as never,
+    });
+    const payload = {
+      topic: 'sync-message',
+      partition: 0,
+      message: message(0),
+      heartbeat: async () => undefined,
+      pause: () => () => undefined,
+    } as EachMessagePayload;
+    expect(() => fake.config?.eachMessage?.(payload)).toThrow(thrown);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(onlySpan(tracing.current.spans(), 'process sync-message').status.code).toBe(SpanStatusCode.ERROR);
+  });
+});
