@@ -26,7 +26,7 @@ export function headerText(value: unknown): string | undefined {
 }
 
 /** Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it. */
-function limitedText(value: unknown, limit: number): string | undefined {
+export function limitedText(value: unknown, limit: number): string | undefined {
   if (typeof value === 'string') return value.length <= limit ? value : undefined;
   if (value instanceof Uint8Array) return value.byteLength <= limit ? decodeLatin1(value) : undefined;
   if (Array.isArray(value)) {

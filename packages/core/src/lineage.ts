@@ -10,7 +10,11 @@ import {
 } from '@opentelemetry/api';
 import { capValue } from './attributes.ts';
 import type { HeaderCarrier } from './carrier.ts';
-import { headerText } from './carrier.ts';
+import { limitedText } from './carrier.ts';
+
+/** Lineage header values longer than this are ignored (refused before decoding). */
+const MAX_LINEAGE_VALUE = 4096;
+
 import { classifyError, describeError, type ErrorClassifier } from './errors.ts';
 import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,
@@ -105,8 +109,9 @@ function text(headers: Readonly<Record<string, unknown>>, name: string, max = 25
     return undefined;
   }
   if (value === undefined || value === null) return undefined;
-  const t = headerText(value);
-  return t === undefined || t.length === 0 || t.length > 4096 ? undefined : capValue(t, max);
+  // Refused by its size before it is decoded: a hostile 1 MB value costs nothing.
+  const t = limitedText(value, MAX_LINEAGE_VALUE);
+  return t === undefined || t.length === 0 ? undefined : capValue(t, max);
 }
 
 function integer(value: string | undefined): number | undefined {

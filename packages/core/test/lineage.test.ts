@@ -78,4 +78,19 @@ describe('readFailureLineage on hostile or ordinary input', () => {
     expect(lineage?.partition).toBeUndefined();
     expect(lineage?.destination).toBeUndefined();
   });
+
+  it('refuses an oversized value by its size, before decoding it', () => {
+    let decoded = 0;
+    const huge = Buffer.alloc(1 << 20, 0x41);
+    huge.toString = function (this: Buffer, ...args: Parameters<Buffer['toString']>) {
+      decoded++;
+      return Buffer.prototype.toString.apply(this, args);
+    };
+    expect(readFailureLineage({ [FAILURE_HEADERS.errorType]: huge })).toBeUndefined();
+    expect(readFailureLineage({ [FAILURE_HEADERS.errorType]: [huge] })).toBeUndefined();
+    expect(
+      readFailureLineage({ [FAILURE_HEADERS.errorType]: 'T', [FAILURE_HEADERS.destination]: huge }),
+    ).toEqual(expect.objectContaining({ errorType: 'T', destination: undefined }));
+    expect(decoded).toBe(0);
+  });
 });
