@@ -39,7 +39,15 @@ export function addKafkaMessageAttributes(
   captureKeys: boolean,
   captureBodySize: boolean,
 ): void {
-  const { key, value, partition, offset } = message;
+  let key: unknown;
+  let value: unknown;
+  let partition: unknown;
+  let offset: unknown;
+  try {
+    ({ key, value, partition, offset } = message);
+  } catch {
+    return; // a caller's message whose getters throw: no message attributes, and nothing thrown
+  }
   if (typeof partition === 'number' && Number.isInteger(partition)) {
     out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
   }

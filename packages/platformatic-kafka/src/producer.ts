@@ -110,21 +110,28 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
   const { instr } = state;
   const parent = contextApi.active();
   const total = messages.length;
-  let destination = typeof messages[0]?.topic === 'string' ? (messages[0].topic as string) : undefined;
+  let destination: string | undefined;
   const views: (Record<string, unknown> | undefined)[] = new Array(total);
   const callers: (SpanContext | undefined)[] = new Array(total);
   let links: Link[] | undefined;
-  for (let i = 0; i < total; i++) {
-    const message = messages[i] as OutgoingMessage;
-    if (message.topic !== destination) destination = undefined;
-    const view = headerView(message.headers);
-    views[i] = view;
-    const caller = view ? callerSpanContext(view) : undefined;
-    if (caller) {
-      callers[i] = caller;
-      links ??= [];
-      links.push({ context: caller });
+  try {
+    const first = messages[0]?.topic;
+    destination = typeof first === 'string' ? first : undefined;
+    for (let i = 0; i < total; i++) {
+      const message = messages[i] as OutgoingMessage;
+      if (message.topic !== destination) destination = undefined;
+      const view = headerView(message.headers);
+      views[i] = view;
+      const caller = view ? callerSpanContext(view) : undefined;
+      if (caller) {
+        callers[i] = caller;
+        links ??= [];
+        links.push({ context: caller });
+      }
     }
+  } catch {
+    // A message whose getters throw: untraced and untouched, so the client raises its own error.
+    return raw(...args);
   }
   const creates =
     state.settings.createSpans && total > 1 && (links?.length ?? 0) < total
@@ -140,14 +147,21 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
   const span = startClientSpan(instr, template, parent, { links });
   if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
   const sendContext = span ? trace.setSpan(parent, span) : parent;
-  const traced = {
-    ...(input as object),
-    messages: messages.map((message, i) => {
-      const create = creates?.[i];
-      const context = create ? trace.setSpan(parent, create) : sendContext;
-      return carrying(state, message, views[i], callers[i], context);
-    }),
-  };
+  let traced: unknown;
+  try {
+    traced = {
+      ...(input as object),
+      messages: messages.map((message, i) => {
+        const create = creates?.[i];
+        const context = create ? trace.setSpan(parent, create) : sendContext;
+        return carrying(state, message, views[i], callers[i], context);
+      }),
+    };
+  } catch {
+    // A caller's object whose getters throw while it is copied: the client gets the input as it
+    // is and raises its own error, and the spans started above settle with that outcome.
+    traced = input;
+  }
   const operation = new Operation(
     instr,
     creates ? [span, ...creates] : span,

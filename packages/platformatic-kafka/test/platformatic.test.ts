@@ -38,6 +38,28 @@ describe('options', () => {
 });
 
 describe('traced producer', () => {
+  it.each([
+    ['headers', 'before any span starts'],
+    ['key', 'while the create and send spans read it'],
+    ['value', 'while the message is copied'],
+  ])(
+    'a message whose %s getter throws (%s): nothing thrown by hoptrace, no span left open',
+    async (field) => {
+      const { producer, sent } = fakeProducer();
+      const traced = traceProducer(producer, { createSpans: true, captureKeys: true });
+      const hostile = Object.defineProperty({ topic: 't', value: 'v' } as Record<string, unknown>, field, {
+        enumerable: true,
+        get() {
+          throw new Error(`${field} getter`);
+        },
+      });
+      // The fake client takes any input; a real one raises its own error while reading the message.
+      await traced.send({ messages: [hostile, { topic: 't', value: 'w' }] } as never);
+      expect(sent).toHaveLength(1);
+      expect(tracing.current.openSpans()).toHaveLength(0);
+    },
+  );
+
   it('never changes the caller objects and keeps a context the caller set, linking to it', async () => {
     const { producer, sent } = fakeProducer();
     const own = `00-${TRACE}-${PARENT}-01`;
