@@ -21,7 +21,8 @@ export function tracedConsume(state: ChannelState, args: unknown[]): unknown {
   const consumer = new Consumer(
     state,
     typeof args[0] === 'string' ? args[0] : '',
-    (args[2] as { noAck?: unknown } | undefined)?.noAck === true,
+    // amqplib reads `noAck` by its truthiness
+    Boolean((args[2] as { noAck?: unknown } | undefined)?.noAck),
     onMessage as AnyFunction,
   );
   const consumeArgs = args.slice();

@@ -21,21 +21,27 @@ interface SettleCall {
   requeue: boolean;
 }
 
+/** amqplib's reading of `requeue`: absent means true, anything else by its truthiness (a bit on the wire). */
+function requeueOf(value: unknown): boolean {
+  return value === undefined ? true : Boolean(value);
+}
+
+/** Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). */
 function decode(method: string, args: unknown[]): SettleCall {
   const message = args[0] as AmqpMessage | undefined;
   const tag = message?.fields?.deliveryTag;
   switch (method) {
     case 'ack':
-      return { how: 'ack', tag, multiple: args[1] === true, requeue: false };
+      return { how: 'ack', tag, multiple: Boolean(args[1]), requeue: false };
     case 'nack':
       // amqplib's defaults: allUpTo false, requeue true.
-      return { how: 'nack', tag, multiple: args[1] === true, requeue: args[2] !== false };
+      return { how: 'nack', tag, multiple: Boolean(args[1]), requeue: requeueOf(args[2]) };
     case 'reject':
-      return { how: 'reject', tag, multiple: false, requeue: args[1] !== false };
+      return { how: 'reject', tag, multiple: false, requeue: requeueOf(args[1]) };
     case 'ackAll':
       return { how: 'ack', tag: undefined, multiple: true, requeue: false };
     default:
-      return { how: 'nack', tag: undefined, multiple: true, requeue: args[0] !== false };
+      return { how: 'nack', tag: undefined, multiple: true, requeue: requeueOf(args[0]) };
   }
 }
 

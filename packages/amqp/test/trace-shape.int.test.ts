@@ -262,6 +262,55 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     expect(done).toHaveLength(4);
   });
 
+  it('settle arguments are read as amqplib reads them: truthy allUpTo, falsy requeue, truthy noAck', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    await channel.prefetch(3);
+    const got: ConsumeMessage[] = [];
+    let arrived = deferred();
+    await channel.consume(queue, (m) => {
+      if (!m) return;
+      got.push(m);
+      if (got.length % 3 === 0) arrived.resolve();
+    });
+    for (let i = 0; i < 3; i++) channel.sendToQueue(queue, Buffer.from('a'), { messageId: `a${i}` });
+    await arrived.promise;
+    // allUpTo 1 (not `true`): amqplib acks all three at the broker; all three spans end.
+    channel.ack(got[2] as ConsumeMessage, 1 as unknown as boolean);
+    let done = spansNamed(spans(), `process ${queue}`);
+    expect(done.map((s) => s.attributes['messaging.message.id']).sort()).toEqual(['a0', 'a1', 'a2']);
+
+    arrived = deferred();
+    tracing.current.reset();
+    for (let i = 0; i < 3; i++) channel.sendToQueue(queue, Buffer.from('b'), { messageId: `b${i}` });
+    await arrived.promise;
+    // requeue 0 and null: amqplib drops the message (no requeue); the spans say rejected.
+    channel.nack(got[3] as ConsumeMessage, false, 0 as unknown as boolean);
+    channel.reject(got[4] as ConsumeMessage, null as unknown as boolean);
+    // allUpTo '' (falsy): a single ack.
+    channel.ack(got[5] as ConsumeMessage, '' as unknown as boolean);
+    done = spansNamed(spans(), `process ${queue}`);
+    expect(done).toHaveLength(3);
+    const requeued = (id: string) => byMessageId(done, id).attributes['hoptrace.rabbitmq.requeue'];
+    expect([requeued('b0'), requeued('b1'), requeued('b2')]).toEqual([false, false, undefined]);
+    expect(byMessageId(done, 'b0').status.code).toBe(SpanStatusCode.ERROR);
+    expect(byMessageId(done, 'b1').attributes['error.type']).toBe('rejected');
+    expect(byMessageId(done, 'b2').attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+
+    // noAck 1 (not `true`): the broker auto-acks; the span ends when the callback returns.
+    const auto = `q-${randomUUID()}`;
+    await channel.assertQueue(auto, { exclusive: true });
+    const handled = deferred();
+    await channel.consume(auto, (m) => m && handled.resolve(), { noAck: 1 as unknown as boolean });
+    tracing.current.reset();
+    channel.sendToQueue(auto, Buffer.from('c'), { messageId: 'c0' });
+    await handled.promise;
+    const autoDone = await waitForSpans(spans, (s) => spansNamed(s, `process ${auto}`).length === 1);
+    expect(onlySpan(autoDone, `process ${auto}`).attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+    expect(tracing.current.openSpans().filter((s) => s.name === `process ${auto}`)).toHaveLength(0);
+  });
+
   it('ackAll and nackAll end every open span; nackAll without requeue is an ERROR', async () => {
     const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
