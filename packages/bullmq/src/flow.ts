@@ -10,7 +10,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { type Context, context as contextApi, type Span, trace } from '@opentelemetry/api';
 import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS, withCarrier } from './carrier.ts';
-import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
+import { type JobOptionsShape, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { FlowTracingOptions } from './options.ts';
 import {
   carriesOwnContext,
@@ -144,8 +144,7 @@ function copyNode(
       sendContext,
     );
     creates.push(create);
-    if (create?.isRecording())
-      setSpanAttributes(create, jobAttributes(node.name, node.opts, {}), instr.legacyAttributes);
+    if (create?.isRecording()) setSpanAttributes(create, jobAttributesOf(node, {}), instr.legacyAttributes);
     if (create) context = trace.setSpan(sendContext, create);
   }
   if (!Array.isArray(node.children)) return { ...node, opts: optionsWithContext(node.opts, context) };

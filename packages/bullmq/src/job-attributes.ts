@@ -27,18 +27,37 @@ export function jobAttributes(
   opts: JobOptionsShape | undefined,
   into: Attributes,
 ): Attributes {
-  if (typeof name === 'string') into[ATTR_BULLMQ_JOB_NAME] = capValue(name);
-  if (!opts || typeof opts !== 'object') return into;
-  if (typeof opts.jobId === 'string' && opts.jobId !== '')
-    into[ATTR_MESSAGING_MESSAGE_ID] = capValue(opts.jobId);
-  if (typeof opts.delay === 'number' && opts.delay > 0) into[ATTR_BULLMQ_JOB_DELAY] = opts.delay;
-  if (typeof opts.priority === 'number' && opts.priority > 0) into[ATTR_BULLMQ_JOB_PRIORITY] = opts.priority;
-  if (typeof opts.attempts === 'number') into[ATTR_BULLMQ_JOB_ATTEMPTS] = opts.attempts;
-  if (opts.repeat && typeof opts.repeat === 'object') {
-    const key = (opts.repeat as { key?: unknown }).key;
-    if (typeof key === 'string') into[ATTR_BULLMQ_SCHEDULER_ID] = capValue(key);
+  try {
+    if (typeof name === 'string') into[ATTR_BULLMQ_JOB_NAME] = capValue(name);
+    if (!opts || typeof opts !== 'object') return into;
+    if (typeof opts.jobId === 'string' && opts.jobId !== '')
+      into[ATTR_MESSAGING_MESSAGE_ID] = capValue(opts.jobId);
+    if (typeof opts.delay === 'number' && opts.delay > 0) into[ATTR_BULLMQ_JOB_DELAY] = opts.delay;
+    if (typeof opts.priority === 'number' && opts.priority > 0)
+      into[ATTR_BULLMQ_JOB_PRIORITY] = opts.priority;
+    if (typeof opts.attempts === 'number') into[ATTR_BULLMQ_JOB_ATTEMPTS] = opts.attempts;
+    if (opts.repeat && typeof opts.repeat === 'object') {
+      const key = (opts.repeat as { key?: unknown }).key;
+      if (typeof key === 'string') into[ATTR_BULLMQ_SCHEDULER_ID] = capValue(key);
+    }
+  } catch {
+    // The caller's options have a getter that throws: the attributes read so far, nothing thrown
+    // (the span has started and must still end; BullMQ reports the options itself).
   }
   return into;
+}
+
+/** {@link jobAttributes} of a job-like `{ name, opts }` (a bulk job, a scheduler template), read guarded. */
+export function jobAttributesOf(job: unknown, into: Attributes): Attributes {
+  if (!job || typeof job !== 'object') return into;
+  let name: unknown;
+  let opts: unknown;
+  try {
+    ({ name, opts } = job as { name?: unknown; opts?: unknown });
+  } catch {
+    return into;
+  }
+  return jobAttributes(name, opts as JobOptionsShape | undefined, into);
 }
 
 /** The id of a job BullMQ returned, when it has one. */

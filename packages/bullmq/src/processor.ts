@@ -168,9 +168,13 @@ export function traceProcessor<F extends ProcessorLike>(
       if (onProcess) runHook('onProcess', onProcess, span, job);
     }
     const runIn = withFailureLineage(context, lineage);
-    // Unsampled fast path without metrics: nothing to end or record, so the processor runs straight
-    // in the job's own (remote) context, the trace id still flowing to what it sends.
-    if (!span && !metric) return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
+    // Nothing to end or record (unsampled fast path, or a span that does not record, and no
+    // metrics): the processor runs straight in the job's context, the trace id still flowing to what
+    // it sends. A non-recording span is ended at once (a no-op for the SDK's).
+    if (!recording && !metric) {
+      span?.end();
+      return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
+    }
     const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
     workerWatch(this)?.track(attempt);
     if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);

@@ -9,7 +9,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
-import { type JobOptionsShape, jobAttributes, setJobIds } from './job-attributes.ts';
+import { type JobOptionsShape, jobAttributes, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { QueueTracingOptions } from './options.ts';
 import {
   callerLink,
@@ -78,10 +78,13 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     if (span?.isRecording())
       setSpanAttributes(span, jobAttributes(name, jobOpts, {}), instr.legacyAttributes);
     const metric = sendMetric(state, destination, 1);
-    // Unsampled fast path without metrics: the job carries the caller's own (unsampled) context.
-    if (!span && !metric)
-      return (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, parent, parsed));
     const context = span ? trace.setSpan(parent, span) : parent;
+    // Nothing to settle (unsampled fast path, or a span that does not record, and no metrics): the
+    // job carries the context as it is, so the trace id still travels; no operation, no extra promise.
+    if (!metric && !span?.isRecording()) {
+      span?.end();
+      return (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed));
+    }
     const operation = new Operation(instr, span, metric);
     return operation.run(
       () =>
@@ -106,7 +109,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
         const create = startClientSpan(instr, state.templates.of('create').get(destination), parent);
         creates[i] = create;
         if (create?.isRecording()) {
-          setSpanAttributes(create, jobAttributes(job?.name, job?.opts, {}), instr.legacyAttributes);
+          setSpanAttributes(create, jobAttributesOf(job, {}), instr.legacyAttributes);
           links ??= [];
           links.push({ context: create.spanContext() });
         }
@@ -159,7 +162,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     const parent = contextApi.active();
     const span = startClientSpan(instr, state.templates.of('schedule').get(destination), parent);
     if (span?.isRecording()) {
-      const attributes = jobAttributes(jobTemplate?.name, jobTemplate?.opts, {});
+      const attributes = jobAttributesOf(jobTemplate, {});
       if (typeof schedulerId === 'string') attributes[ATTR_BULLMQ_SCHEDULER_ID] = schedulerId;
       setSpanAttributes(span, attributes, instr.legacyAttributes);
     }

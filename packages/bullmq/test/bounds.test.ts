@@ -250,4 +250,57 @@ describe('unsampled producer fast path (16.2)', () => {
       traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00',
     });
   });
+
+  it("AlwaysOff, no MeterProvider: add is the queue's own call and the job carries the non-recording span's context", async () => {
+    const tracerProvider = new BasicTracerProvider({ sampler: new AlwaysOffSampler() });
+    const returned = Promise.resolve({ id: '1' });
+    const calls: unknown[][] = [];
+    const queue = traceQueue(
+      {
+        name: 'q',
+        add(...args: unknown[]) {
+          calls.push(args);
+          return returned;
+        },
+      },
+      { tracerProvider },
+    );
+    const result = queue.add('a', {});
+    expect(result).toBe(returned);
+    const opts = calls[0]?.[2] as { telemetry?: { metadata?: string } };
+    const carried = JSON.parse(opts.telemetry?.metadata ?? '{}') as { traceparent?: string };
+    expect(carried.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+  });
+
+  it.each(['jobId', 'attempts'])(
+    'job options whose %s getter throws after the span started: nothing thrown by hoptrace, the span ends',
+    async (field) => {
+      const calls: unknown[][] = [];
+      const queue = traceQueue({
+        name: 'q',
+        add(...args: unknown[]) {
+          calls.push(args);
+          return Promise.resolve({ id: '1' });
+        },
+        addBulk(jobs: unknown[]) {
+          calls.push([jobs]);
+          return Promise.resolve([]);
+        },
+      });
+      const hostile = () =>
+        Object.defineProperty({}, field, {
+          enumerable: false,
+          get() {
+            throw new Error(`${field} getter`);
+          },
+        });
+      await queue.add('a', {}, hostile());
+      await (queue as unknown as { addBulk(jobs: unknown[]): Promise<unknown> }).addBulk([
+        { name: 'b', data: {}, opts: hostile() },
+      ]);
+      expect(calls).toHaveLength(2);
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      expect(tracing.current.spans().length).toBeGreaterThanOrEqual(2);
+    },
+  );
 });

@@ -226,7 +226,7 @@ export function traceBatch(
     },
   };
   let succeeded = false;
-  let done: unknown;
+  let done: Promise<void> | undefined;
   try {
     done = contextApi.with(batchContext, () =>
       tracker.batch.run(

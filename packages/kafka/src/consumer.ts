@@ -119,7 +119,7 @@ function processMessage(
   }
   const operation = new Operation(instr, span, processMetric(state, topic, 1));
   state.open.add(operation);
-  let done: unknown;
+  let done: Promise<void> | undefined;
   try {
     done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
   } catch (error) {
