@@ -20,11 +20,30 @@ export interface ProducerState {
   readonly templates: OperationTemplates<KafkaOperation>;
   readonly metrics: MetricAttributeCache;
   /** Sends of open transactions, ended as `unknown` when the producer disconnects first. */
-  readonly transactions: Set<Set<Operation>>;
+  readonly transactions: Set<PendingSends>;
 }
 
 /** Ends the spans of a transaction's sends with its outcome. */
-export function endPending(pending: Set<Operation>, outcome: 'committed' | 'aborted' | 'unknown'): void {
+/** What became of a transaction, as its sends' spans say it. */
+export type TransactionOutcome = 'committed' | 'aborted' | 'unknown';
+
+/**
+ * The sends of one open transaction, held until it commits or aborts (or the producer disconnects).
+ * Once its fate is known (`outcome`), a send that settles later (still in flight at commit or abort)
+ * ends with that outcome at once instead of waiting for a settle that already happened.
+ */
+export class PendingSends extends Set<Operation> {
+  outcome: TransactionOutcome | undefined = undefined;
+}
+
+/** Records the transaction's fate and ends every send it holds with it. */
+export function settleTransaction(pending: PendingSends, outcome: TransactionOutcome): void {
+  pending.outcome ??= outcome;
+  endPending(pending, outcome);
+}
+
+/** Ends the given sends with a transaction outcome (aborted sends end ERROR: not delivered). */
+export function endPending(pending: Set<Operation>, outcome: TransactionOutcome): void {
   for (const operation of pending) {
     operation.setAttribute(ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME, outcome);
     if (outcome === 'aborted')

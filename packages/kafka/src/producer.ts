@@ -10,7 +10,7 @@ import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
 import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
-import { endPending, type ProducerState } from './producer-state.ts';
+import { type ProducerState, settleTransaction } from './producer-state.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 import { tracedSend, tracedSendBatch } from './send.ts';
 import { wrapTransaction } from './transaction.ts';
@@ -68,7 +68,7 @@ export function wrapProducer<P extends Producer>(
     transaction: (raw) => raw.transaction().then((transaction) => wrapTransaction(transaction, state)),
     disconnect: (raw) =>
       raw.disconnect().finally(() => {
-        for (const pending of state.transactions) endPending(pending, 'unknown');
+        for (const pending of state.transactions) settleTransaction(pending, 'unknown');
         state.transactions.clear();
       }),
   });

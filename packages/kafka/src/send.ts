@@ -27,6 +27,7 @@ import { setMessageAttributes } from './attributes.ts';
 import {
   endPending,
   MAX_PENDING_TRANSACTION_SENDS,
+  type PendingSends,
   type ProducerState,
   producerMetric,
 } from './producer-state.ts';
@@ -42,7 +43,7 @@ export function tracedSend(
   state: ProducerState,
   sender: Sender,
   record: ProducerRecord,
-  transaction: Set<Operation> | undefined,
+  transaction: PendingSends | undefined,
 ): Promise<RecordMetadata[]> {
   let messages: unknown;
   try {
@@ -66,7 +67,7 @@ export function tracedSendBatch(
   state: ProducerState,
   sender: Sender,
   batch: ProducerBatch,
-  transaction: Set<Operation> | undefined,
+  transaction: PendingSends | undefined,
 ): Promise<RecordMetadata[]> {
   let groups: unknown;
   try {
@@ -94,7 +95,7 @@ function traceSendCall(
   groups: readonly TopicMessages[],
   invoke: (groups: TopicMessages[]) => Promise<RecordMetadata[]>,
   invokeRaw: () => Promise<RecordMetadata[]>,
-  transaction: Set<Operation> | undefined,
+  transaction: PendingSends | undefined,
 ): Promise<RecordMetadata[]> {
   let callers: Callers;
   try {
@@ -163,7 +164,7 @@ function traceCallers(
   read: Callers,
   invoke: (groups: TopicMessages[]) => Promise<RecordMetadata[]>,
   invokeRaw: () => Promise<RecordMetadata[]>,
-  transaction: Set<Operation> | undefined,
+  transaction: PendingSends | undefined,
 ): Promise<RecordMetadata[]> {
   const { instr, settings } = state;
   const parent = contextApi.active();
@@ -255,8 +256,21 @@ function traceCallers(
       ? (reply: RecordMetadata[]) => recordPositions(state, groups, reply, creates, sendSpan)
       : undefined;
   if (!transaction) return operation.run(call, positions);
-  return operation.run(call, positions, false).then(
+  let sent: Promise<RecordMetadata[]>;
+  try {
+    sent = operation.run(call, positions, false);
+  } catch (error) {
+    // A send that throws synchronously: recorded by run(), ended here (it never joins the transaction).
+    operation.end();
+    throw error;
+  }
+  return sent.then(
     (reply) => {
+      if (transaction.outcome !== undefined) {
+        // Still in flight when the transaction committed or aborted (or the producer disconnected).
+        endPending(new Set([operation]), transaction.outcome);
+        return reply;
+      }
       if (transaction.size >= MAX_PENDING_TRANSACTION_SENDS) {
         const oldest = transaction.values().next().value as Operation;
         transaction.delete(oldest);

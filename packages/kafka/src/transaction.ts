@@ -8,12 +8,12 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import type { Offsets, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
-import { endPending, type ProducerState, producerMetric } from './producer-state.ts';
+import { PendingSends, type ProducerState, producerMetric, settleTransaction } from './producer-state.ts';
 import { tracedSend, tracedSendBatch } from './send.ts';
 
 /** Wraps a kafkajs transaction: sends are traced and stay open until `commit`/`abort`, which get spans too. */
 export function wrapTransaction(transaction: Transaction, state: ProducerState): Transaction {
-  const pending = new Set<Operation>();
+  const pending = new PendingSends();
   state.transactions.add(pending);
   const finish = (raw: Transaction, how: 'commit' | 'abort'): Promise<void> => {
     const span = startClientSpan(state.instr, state.templates.of(how).get(undefined));
@@ -28,10 +28,18 @@ export function wrapTransaction(transaction: Transaction, state: ProducerState):
         'settle',
       ),
     );
-    const done = operation.run(
-      () => (how === 'commit' ? raw.commit() : raw.abort()),
-      () => endPending(pending, how === 'commit' ? 'committed' : 'aborted'),
-    );
+    let done: Promise<void>;
+    try {
+      done = operation.run(
+        () => (how === 'commit' ? raw.commit() : raw.abort()),
+        () => settleTransaction(pending, how === 'commit' ? 'committed' : 'aborted'),
+      );
+    } catch (error) {
+      // commit()/abort() threw synchronously: the transaction's fate is unknown.
+      settleTransaction(pending, 'unknown');
+      state.transactions.delete(pending);
+      throw error;
+    }
     return done.then(
       (value) => {
         state.transactions.delete(pending);
@@ -39,7 +47,7 @@ export function wrapTransaction(transaction: Transaction, state: ProducerState):
       },
       (error: unknown) => {
         // The transaction's fate is unknown to us now: say so rather than claim either outcome.
-        endPending(pending, 'unknown');
+        settleTransaction(pending, 'unknown');
         state.transactions.delete(pending);
         throw error;
       },
@@ -60,16 +68,23 @@ function tracedSendOffsets(
   raw: Transaction,
   offsets: Offsets & { consumerGroupId: string },
 ): Promise<void> {
-  const topics = Array.isArray(offsets?.topics) ? offsets.topics : [];
+  let topics: Offsets['topics'];
+  let partitions = 0;
+  let group: unknown;
+  try {
+    // Everything read from the caller's object is read before the span starts.
+    topics = Array.isArray(offsets?.topics) ? offsets.topics : [];
+    for (const topic of topics) partitions += Array.isArray(topic?.partitions) ? topic.partitions.length : 0;
+    group = offsets?.consumerGroupId;
+  } catch {
+    // Getters that throw: untraced, and kafkajs reads (and rejects) the same object itself.
+    return raw.sendOffsets(offsets);
+  }
   const destination = topics.length === 1 ? topics[0]?.topic : undefined;
   const span = startClientSpan(state.instr, state.templates.of('sendOffsets').get(destination));
   if (span?.isRecording()) {
-    const attributes: Attributes = {};
-    let partitions = 0;
-    for (const topic of topics) partitions += Array.isArray(topic?.partitions) ? topic.partitions.length : 0;
-    attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = partitions;
-    if (typeof offsets?.consumerGroupId === 'string')
-      attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = offsets.consumerGroupId;
+    const attributes: Attributes = { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: partitions };
+    if (typeof group === 'string') attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
     setSpanAttributes(span, attributes, state.instr.legacyAttributes);
   }
   const operation = new Operation(

@@ -13,7 +13,7 @@ import {
 } from '@hoptrace/kafka';
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
 import { type Attributes, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { Kafka, logLevel } from 'kafkajs';
+import { Kafka, logLevel, type RecordMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { parseBroker } from '../src/options.ts';
 import { batchPayload, fakeConsumer, fakeProducer, message } from './helpers.ts';
@@ -142,6 +142,58 @@ describe('producer', () => {
     expect(send.kind).toBe(SpanKind.PRODUCER);
     expect(send.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBe('0');
     expect(send.attributes[ATTR_KAFKA_OFFSET]).toBe(10);
+  });
+
+  it.each([
+    ['abort', 'aborted', SpanStatusCode.ERROR],
+    ['commit', 'committed', SpanStatusCode.UNSET],
+  ] as const)(
+    'a send still in flight at %s ends with that outcome when it settles, not never',
+    async (how, outcome, status) => {
+      const fake = fakeProducer();
+      let resolveSend: ((reply: RecordMetadata[]) => void) | undefined;
+      const rawTransaction = await fake.producer.transaction();
+      fake.producer.transaction = async () => ({
+        ...rawTransaction,
+        send: () =>
+          new Promise((resolve) => {
+            resolveSend = resolve;
+          }),
+      });
+      const tx = await traceProducer(fake.producer).transaction();
+      const inFlight = tx.send({ topic: 'late', messages: [{ value: '1' }] });
+      await tx[how]();
+      expect(tracing.current.openSpans().map((s) => s.name)).toEqual(['send late']);
+      resolveSend?.([]);
+      await inFlight;
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      const send = onlySpan(tracing.current.spans(), 'send late');
+      expect(send.attributes['hoptrace.kafka.transaction.outcome']).toBe(outcome);
+      expect(send.status.code).toBe(status);
+    },
+  );
+
+  it('a producer disconnecting with a send in flight: the send ends as unknown when it settles', async () => {
+    const fake = fakeProducer();
+    let resolveSend: ((reply: RecordMetadata[]) => void) | undefined;
+    const rawTransaction = await fake.producer.transaction();
+    fake.producer.transaction = async () => ({
+      ...rawTransaction,
+      send: () =>
+        new Promise((resolve) => {
+          resolveSend = resolve;
+        }),
+    });
+    const producer = traceProducer(fake.producer);
+    const tx = await producer.transaction();
+    const inFlight = tx.send({ topic: 'late', messages: [{ value: '1' }] });
+    await producer.disconnect();
+    resolveSend?.([]);
+    await inFlight;
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(
+      onlySpan(tracing.current.spans(), 'send late').attributes['hoptrace.kafka.transaction.outcome'],
+    ).toBe('unknown');
   });
 
   it('leaves keys out with captureKeys: false', async () => {
