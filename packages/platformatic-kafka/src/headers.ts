@@ -13,8 +13,11 @@ const MAX_HEADER_NAME_BYTES = 128;
  * string keys as they are, Buffer keys decoded (UTF-8), other keys skipped; values as they are
  * (core decodes strings and Buffers and refuses oversized ones). `undefined` for no headers.
  * Never throws; never touches the caller's map.
+ *
+ * @param limit - most entries read: received messages are read up to {@link MAX_HEADERS_READ}; an
+ * outgoing message's own map is read whole, so a context the caller put anywhere in it is kept.
  */
-export function headerView(headers: unknown): Record<string, unknown> | undefined {
+export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<string, unknown> | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
   try {
     if (!(headers instanceof Map)) return headers as Record<string, unknown>;
@@ -22,7 +25,7 @@ export function headerView(headers: unknown): Record<string, unknown> | undefine
     const out: Record<string, unknown> = Object.create(null);
     let n = 0;
     for (const [key, value] of headers) {
-      if (n++ >= MAX_HEADERS_READ) break;
+      if (n++ >= limit) break;
       const name = headerName(key);
       if (name !== undefined && !(name in out)) out[name] = value;
     }

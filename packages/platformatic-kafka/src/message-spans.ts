@@ -66,11 +66,15 @@ function recordTimeInQueue(state: ConsumerState, topic: string | undefined, time
  * Starts `message`'s process span (once; a second call returns the first entry): related to its
  * creation context by the relation policy, linked to a failed attempt when it is a dead-letter or
  * retry copy, with position, key (opted in), tombstone and body size (opted in).
+ *
+ * @param remember - keep the entry as the message's (its span and context for later helper calls);
+ * `false` for a span of one `withMessageContext` call in `batch` mode.
  */
 export function startMessage(
   state: ConsumerState,
   message: ReceivedMessage,
   open: Set<MessageEntry>,
+  remember = true,
 ): MessageEntry {
   const existing = entries.get(message);
   if (existing) return existing;
@@ -102,7 +106,7 @@ export function startMessage(
     open,
     pending: 0,
   };
-  entries.set(message, entry);
+  if (remember) entries.set(message, entry);
   if (tracked) open.add(entry);
   return entry;
 }
@@ -151,7 +155,8 @@ export function withMessageContext<T>(message: object, fn: () => T): T {
   }
   const state = owners.get(message);
   if (!state) return fn();
-  const own = startMessage(state, message as ReceivedMessage, new Set());
+  // `batch` mode: a span for this call only (each call gets its own), never remembered.
+  const own = startMessage(state, message as ReceivedMessage, new Set(), false);
   return contextApi.with(own.context, () => own.operation.run(fn));
 }
 
@@ -178,10 +183,11 @@ export function withBatchContext<T>(messages: readonly object[], fn: () => T): T
   let topic = topicOf(first as ReceivedMessage);
   const links: Link[] = [];
   for (const message of messages) {
-    const received = message as ReceivedMessage;
+    const received = message as ReceivedMessage | null | undefined;
+    if (!received || typeof received !== 'object') continue;
     if (topicOf(received) !== topic) topic = undefined;
     if (links.length >= settings.maxBatchLinks) continue;
-    const creation = readMessageContext(headerView(received?.headers)).spanContext;
+    const creation = readMessageContext(headerView(received.headers)).spanContext;
     if (creation) links.push({ context: creation });
   }
   const span = startSpanFromTemplate(instr, state.templates.of('process').get(topic), ROOT_CONTEXT, {

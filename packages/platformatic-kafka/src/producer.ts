@@ -120,7 +120,8 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
     for (let i = 0; i < total; i++) {
       const message = messages[i] as OutgoingMessage;
       if (message.topic !== destination) destination = undefined;
-      const view = headerView(message.headers);
+      // The caller's own map: read whole (its context may sit past any cap meant for wire data).
+      const view = headerView(message.headers, Number.POSITIVE_INFINITY);
       views[i] = view;
       const caller = view ? callerSpanContext(view) : undefined;
       if (caller) {

@@ -38,6 +38,18 @@ describe('options', () => {
 });
 
 describe('traced producer', () => {
+  it('keeps a context the caller put after many other headers', async () => {
+    const { producer, sent } = fakeProducer();
+    const headers = new Map<string, string>();
+    for (let i = 0; i < 100; i++) headers.set(`h${i}`, 'x');
+    headers.set('traceparent', `00-${TRACE}-${PARENT}-01`);
+    await traceProducer(producer).send({ messages: [{ topic: 't', value: 'v', headers }] } as never);
+    const out = sent[0]?.messages[0]?.headers as Map<unknown, unknown>;
+    const text = new Map([...out].map(([k, v]) => [String(k), String(v)]));
+    expect(text.get('traceparent')).toBe(`00-${TRACE}-${PARENT}-01`);
+    expect(onlySpan(spans(), 'send t').links.map((l) => l.context.spanId)).toEqual([PARENT]);
+  });
+
   it.each([
     ['headers', 'before any span starts'],
     ['key', 'while the create and send spans read it'],
@@ -314,6 +326,20 @@ describe('traced consumer stream', () => {
     // withBatchContext knows the message's consumer in message mode too: a batch span links to it.
     withBatchContext([got as object], () => undefined);
     expect(onlySpan(spans(), 'process t').links.map((l) => l.context.spanId)).toEqual([PARENT]);
+    await iterator.return?.();
+  });
+
+  it('batch mode: each withMessageContext call gets its own span; withBatchContext skips null entries', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { batchSpans: 'batch' }).consume();
+    const iterator = s[Symbol.asyncIterator]();
+    stream.push(message(new Map([['traceparent', `00-${TRACE}-${PARENT}-01`]])));
+    const { value: got } = await iterator.next();
+    withMessageContext(got as object, () => undefined);
+    withMessageContext(got as object, () => undefined);
+    expect(spansNamed(spans(), 'process t')).toHaveLength(2);
+    expect(() => withBatchContext([null as unknown as object, got as object], () => undefined)).not.toThrow();
+    expect(spansNamed(spans(), 'process t')).toHaveLength(3);
     await iterator.return?.();
   });
 
