@@ -1,6 +1,6 @@
-import { Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
+import { isThenable, Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
-import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG } from './attributes.ts';
+import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG, ERROR_SETTLE_TIMEOUT } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
 import { rememberDelivery } from './delivery-failures.ts';
@@ -104,7 +104,30 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
     rememberDelivery(message, operation);
   }
   consumer.current = message;
-  return contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
+  const result = contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
+  const timeoutMs = opts.settleTimeoutMs;
+  if (!noAck || timeoutMs === undefined || !isThenable(result)) return result;
+  // noAck: the delivery is settled when the callback's promise settles; one that never does ends
+  // its span after settleTimeoutMs, as an unsettled acked delivery would.
+  const timer = setTimeout(() => {
+    operation.noteFailureType(
+      ERROR_SETTLE_TIMEOUT,
+      `consume callback not settled within settleTimeoutMs (${timeoutMs} ms)`,
+    );
+    operation.end();
+  }, timeoutMs);
+  timer.unref?.();
+  // The promise handed back settles exactly as before (a rejection stays the caller's to handle).
+  return result.then(
+    (value) => {
+      clearTimeout(timer);
+      return value;
+    },
+    (error: unknown) => {
+      clearTimeout(timer);
+      throw error;
+    },
+  );
 }
 
 /** 10^11 seconds is the year 5138: a larger `timestamp` is in milliseconds. */

@@ -21,6 +21,8 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * milliseconds: the span ends with ERROR and `error.type` `settle_timeout` (the message itself is
    * left alone; settling it later is still passed to amqplib). Default: no timeout (the span ends on
    * settle, when the channel or connection closes, or when `maxOpenDeliveries` pushes it out).
+   * For `noAck` consumers, whose span ends when the callback returns or its promise settles: a
+   * promise still pending after this long ends the span the same way.
    * @example { settleTimeoutMs: 60_000 }
    */
   settleTimeoutMs?: number;

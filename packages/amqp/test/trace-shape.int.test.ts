@@ -420,6 +420,29 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     }
   });
 
+  it('noAck with settleTimeoutMs: a callback promise that never settles ends its span as settle_timeout', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel(), { settleTimeoutMs: 50 });
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const called = deferred();
+    await channel.consume(
+      queue,
+      (m) => {
+        if (!m) return;
+        called.resolve();
+        return new Promise<void>(() => undefined); // hangs forever
+      },
+      { noAck: true },
+    );
+    channel.sendToQueue(queue, Buffer.from('x'), { messageId: 'hung' });
+    await called.promise;
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+    const span = onlySpan(done, `process ${queue}`);
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attr(span, 'error.type')).toBe('settle_timeout');
+    expect(tracing.current.openSpans().filter((s) => s.name === `process ${queue}`)).toHaveLength(0);
+  });
+
   it('get: a receive span linked to the creation context; an empty queue gives a receive span without message', async () => {
     const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
