@@ -3,9 +3,10 @@ import { type Instrumentation, Operation, type OperationMetric } from '@hoptrace
 import type { Span, TimeInput } from '@opentelemetry/api';
 import { ERROR_PROCESS_TIMEOUT } from './attributes.ts';
 import { rememberFailedAttempt } from './dead-letter.ts';
+import { bullmqErrorName } from './scope.ts';
 
 /** BullMQ's error that fails a job at once, whatever attempts remain. */
-const UNRECOVERABLE_ERROR = 'UnrecoverableError';
+const UNRECOVERABLE: ReadonlySet<string> = new Set(['UnrecoverableError']);
 
 /** Something an open attempt is registered with (a worker watch), told when the attempt ends. */
 export interface AttemptOwner {
@@ -74,12 +75,9 @@ export class Attempt extends Operation {
   }
 
   override noteFailure(error: unknown, fallbackType?: string): void {
-    if (!this.ended && this.failure === undefined && error !== null && typeof error === 'object') {
-      try {
-        this.#unrecoverable = (error as { name?: unknown }).name === UNRECOVERABLE_ERROR;
-      } catch {
-        // A throwing getter: not BullMQ's error.
-      }
+    if (!this.ended && this.failure === undefined) {
+      // BullMQ never retries an UnrecoverableError, nor an error of a class extending it.
+      this.#unrecoverable = bullmqErrorName(error, UNRECOVERABLE) !== undefined;
     }
     super.noteFailure(error, fallbackType);
     if (this.failure !== undefined && this.#span?.isRecording())

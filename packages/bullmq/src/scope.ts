@@ -9,12 +9,39 @@ import packageJson from '../package.json' with { type: 'json' };
 const CONTROL_FLOW = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError', 'RateLimitError']);
 const RATE_LIMIT_MESSAGE = 'bullmq:rateLimitExceeded';
 
-/** The name of a BullMQ control-flow signal, or `undefined` for anything else. Never throws. */
-export function bullmqControlFlow(error: unknown): string | undefined {
+/** How far up an error's class chain BullMQ's own classes are looked for. */
+const MAX_CLASS_DEPTH = 8;
+
+/**
+ * Whether `error` is (by name, or by a class it extends) one of `names`, as BullMQ tells its errors
+ * apart (`instanceof` or the name, so a subclass of `DelayedError` is still control flow). Returns
+ * the matched name. Never throws (getters and proxy traps that throw mean "no").
+ */
+export function bullmqErrorName(error: unknown, names: ReadonlySet<string>): string | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   try {
     const name = (error as { name?: unknown }).name;
-    if (typeof name === 'string' && CONTROL_FLOW.has(name)) return name;
+    if (typeof name === 'string' && names.has(name)) return name;
+    let proto: unknown = Object.getPrototypeOf(error);
+    for (let depth = 0; proto !== null && typeof proto === 'object' && depth < MAX_CLASS_DEPTH; depth++) {
+      const ctor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as
+        | { name?: unknown }
+        | undefined;
+      const className = typeof ctor === 'function' ? ctor.name : undefined;
+      if (typeof className === 'string' && names.has(className)) return className;
+      proto = Object.getPrototypeOf(proto);
+    }
+  } catch {
+    // a hostile object: not one of BullMQ's
+  }
+  return undefined;
+}
+
+/** The name of a BullMQ control-flow signal, or `undefined` for anything else. Never throws. */
+export function bullmqControlFlow(error: unknown): string | undefined {
+  const byClass = bullmqErrorName(error, CONTROL_FLOW);
+  if (byClass !== undefined || error === null || typeof error !== 'object') return byClass;
+  try {
     return (error as { message?: unknown }).message === RATE_LIMIT_MESSAGE ? 'RateLimitError' : undefined;
   } catch {
     return undefined;

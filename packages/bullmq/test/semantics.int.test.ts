@@ -89,6 +89,40 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     }
   });
 
+  it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
+    class RetryLater extends bullmq.DelayedError {}
+    class Gone extends bullmq.UnrecoverableError {}
+    const { name, queue, raw } = setup('ctl-sub');
+    const failed = deferred();
+    let calls = 0;
+    const w = worker(name, async (job, token) => {
+      if (++calls === 1) {
+        await job.moveToDelayed(Date.now() + 20, token);
+        throw new RetryLater();
+      }
+      throw new Gone('gone');
+    });
+    w.on('failed', () => failed.resolve());
+    const job = await queue.add('ctl', {}, { attempts: 5 });
+    await failed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const [delayed, final] = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(delayed?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(controlFlowEvents(delayed)).toEqual(['DelayedError']);
+    expect(delayed?.attributes['hoptrace.attempt.final']).toBeUndefined();
+    expect(final?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(final?.attributes).toMatchObject({
+      'hoptrace.attempt.final': true,
+      'hoptrace.error.retryable': false,
+    });
+    // BullMQ agrees: the job failed for good on its second run, with attempts to spare.
+    expect(await raw.getJobState(String(job.id))).toBe('failed');
+    expect(calls).toBe(2);
+  });
+
   it('WaitingChildrenError: the parent attempt that waits is UNSET with a control_flow event', async () => {
     const parent = setup('ctl-parent');
     const child = setup('ctl-child');
