@@ -40,6 +40,8 @@ class BatchTracker implements OpenBatch {
   readonly #contexts: (Context | undefined)[];
   /** Messages before this index have ended (`message` mode). */
   #done = 0;
+  /** The index `indexOf` found last. */
+  #cursor = -1;
   /** The batch's own operation (ended by the handler's completion, or by finish on stop). */
   readonly batch: Operation;
   /** The context the batch handler runs in. */
@@ -66,10 +68,20 @@ class BatchTracker implements OpenBatch {
     this.#contexts = new Array(messages.length);
   }
 
-  /** The index of `message` in this batch, or -1. Sequential processing hits the fast path. */
+  /**
+   * The index of `message` in this batch, or -1. Sequential processing hits the fast path: the
+   * first message not yet done, or the one after the last looked up (in `batch` mode nothing is
+   * "done" until the batch ends, so a loop over a large batch stays O(1) per message).
+   */
   indexOf(message: KafkaMessage): number {
-    if (this.#messages[this.#done] === message) return this.#done;
-    return this.#messages.indexOf(message);
+    const messages = this.#messages;
+    let found: number;
+    if (messages[this.#done] === message) found = this.#done;
+    else if (messages[this.#cursor + 1] === message) found = this.#cursor + 1;
+    else if (messages[this.#cursor] === message) found = this.#cursor;
+    else found = messages.indexOf(message);
+    if (found >= 0) this.#cursor = found;
+    return found;
   }
 
   /** Starts message `i`'s span unless it has started; returns its operation and context. */
@@ -177,6 +189,10 @@ export function traceBatch(
   const perMessage = settings.batchSpans === 'message';
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i] as KafkaMessage;
+    recordTimeInQueue(state, batch.topic, message.timestamp);
+    // `batch` mode past the link cap: nothing to parse now (a message's own span, if the handler
+    // asks for one, reads its headers then).
+    if (!perMessage && links.length >= settings.maxBatchLinks) continue;
     const creation = readMessageContext(message.headers);
     creations[i] = creation;
     if (creation.spanContext && links.length < settings.maxBatchLinks)
@@ -187,7 +203,6 @@ export function traceBatch(
       const lineage = lineageLinks(readFailureLineage(message.headers));
       if (lineage) links.push(...lineage);
     }
-    recordTimeInQueue(state, batch.topic, message.timestamp);
   }
   // A batch has many parents: it starts its own trace and links to each message's creation context.
   const span = startSpanFromTemplate(instr, state.templates.of('process').get(batch.topic), ROOT_CONTEXT, {
