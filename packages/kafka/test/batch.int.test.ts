@@ -37,7 +37,8 @@ describe("16.4 eachBatch with batchSpans: 'batch'", () => {
       eachBatch: async ({ batch, resolveOffset }) => {
         sizes.push(batch.messages.length);
         for (const message of batch.messages) {
-          if (String(message.value) === 'm2') {
+          // m4: past the link cap when the five arrive in one batch (its headers are read only now).
+          if (String(message.value) === 'm4') {
             await withMessageContext(message, async () => {
               activeInMessage = trace.getActiveSpan()?.spanContext().spanId;
             });
@@ -68,10 +69,10 @@ describe("16.4 eachBatch with batchSpans: 'batch'", () => {
       (s) => s.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] === undefined,
     );
     expect(perMessage).toHaveLength(1);
-    const m2 = perMessage[0] as ReadableSpan;
-    const m2Send = sends[2] as ReadableSpan;
-    expect(parentSpanId(m2)).toBe(m2Send.spanContext().spanId);
-    expect(m2.spanContext().traceId).toBe(m2Send.spanContext().traceId);
-    expect(activeInMessage).toBe(m2.spanContext().spanId);
+    const m4 = perMessage[0] as ReadableSpan;
+    const m4Send = sends[4] as ReadableSpan;
+    expect(parentSpanId(m4)).toBe(m4Send.spanContext().spanId);
+    expect(m4.spanContext().traceId).toBe(m4Send.spanContext().traceId);
+    expect(activeInMessage).toBe(m4.spanContext().spanId);
   });
 });
