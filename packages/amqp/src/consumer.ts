@@ -85,7 +85,7 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   );
   if (span && attributes) {
     Object.assign(attributes, deliveryAttributes(opts, message, queue));
-    if (typeof fields.consumerTag === 'string')
+    if (opts.captureConsumerTag && typeof fields.consumerTag === 'string')
       attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }

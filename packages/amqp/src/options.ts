@@ -51,6 +51,13 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    */
   captureRoutingKey?: boolean;
   /**
+   * Record the delivery's consumer tag as `hoptrace.rabbitmq.consumer_tag` on process spans. Off by
+   * default: the conventions neither require nor recommend it, and every attribute is paid for by
+   * every exported span.
+   * @example { captureConsumerTag: true }
+   */
+  captureConsumerTag?: boolean;
+  /**
    * `server.address`. Default: the remote address of the connection's socket (an IP address). Set
    * it to the host name you connect to when dashboards should show that.
    * @example { serverAddress: 'rabbit-1.internal' }
@@ -78,6 +85,7 @@ export interface ResolvedOptions {
   readonly maxOpenDeliveries: number;
   readonly settleSpans: boolean;
   readonly captureRoutingKey: boolean;
+  readonly captureConsumerTag: boolean;
   readonly serverAddress: string | undefined;
   readonly serverPort: number | undefined;
   readonly spanDestination: ((parts: SpanNameParts) => string | undefined) | undefined;
@@ -96,6 +104,7 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
   assertOptionalNumber('maxOpenDeliveries', o.maxOpenDeliveries, 1);
   assertOptionalBoolean('settleSpans', o.settleSpans);
   assertOptionalBoolean('captureRoutingKey', o.captureRoutingKey);
+  assertOptionalBoolean('captureConsumerTag', o.captureConsumerTag);
   assertOptionalString('serverAddress', o.serverAddress);
   assertOptionalInteger('serverPort', o.serverPort, 1);
   assertOptionalFunction('spanDestination', o.spanDestination);
@@ -105,6 +114,7 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
     maxOpenDeliveries: o.maxOpenDeliveries ?? DEFAULT_MAX_OPEN_DELIVERIES,
     settleSpans: o.settleSpans ?? false,
     captureRoutingKey: o.captureRoutingKey ?? true,
+    captureConsumerTag: o.captureConsumerTag ?? false,
     serverAddress: o.serverAddress,
     serverPort: o.serverPort,
     spanDestination: o.spanDestination,

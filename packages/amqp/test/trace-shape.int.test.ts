@@ -311,6 +311,28 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     expect(tracing.current.openSpans().filter((s) => s.name === `process ${auto}`)).toHaveLength(0);
   });
 
+  it('the consumer tag is recorded only with captureConsumerTag (not a conventions attribute)', async () => {
+    for (const captureConsumerTag of [false, true]) {
+      tracing.current.reset();
+      const channel = traceChannel(await amqp.connection.createChannel(), { captureConsumerTag });
+      const queue = `q-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const got = deferred<ConsumeMessage>();
+      const { consumerTag } = await channel.consume(queue, (m) => {
+        if (!m) return;
+        channel.ack(m);
+        got.resolve(m);
+      });
+      channel.sendToQueue(queue, Buffer.from('x'));
+      await got.promise;
+      const process = onlySpan(spans(), `process ${queue}`);
+      expect(process.attributes['hoptrace.rabbitmq.consumer_tag']).toBe(
+        captureConsumerTag ? consumerTag : undefined,
+      );
+      await channel.close();
+    }
+  });
+
   it('ackAll and nackAll end every open span; nackAll without requeue is an ERROR', async () => {
     const channel = traceChannel(await amqp.connection.createChannel());
     const queue = `q-${randomUUID()}`;
