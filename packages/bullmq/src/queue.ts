@@ -83,7 +83,9 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     // job carries the context as it is, so the trace id still travels; no operation, no extra promise.
     if (!metric && !span?.isRecording()) {
       span?.end();
-      return (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed));
+      return contextApi.with(context, () =>
+        (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed)),
+      );
     }
     const operation = new Operation(instr, span, metric);
     return operation.run(

@@ -255,10 +255,12 @@ describe('unsampled producer fast path (16.2)', () => {
     const tracerProvider = new BasicTracerProvider({ sampler: new AlwaysOffSampler() });
     const returned = Promise.resolve({ id: '1' });
     const calls: unknown[][] = [];
+    let activeInAdd: string | undefined;
     const queue = traceQueue(
       {
         name: 'q',
         add(...args: unknown[]) {
+          activeInAdd = trace.getSpanContext(context.active())?.traceId;
           calls.push(args);
           return returned;
         },
@@ -270,6 +272,8 @@ describe('unsampled producer fast path (16.2)', () => {
     const opts = calls[0]?.[2] as { telemetry?: { metadata?: string } };
     const carried = JSON.parse(opts.telemetry?.metadata ?? '{}') as { traceparent?: string };
     expect(carried.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/);
+    // BullMQ's own work (and any Redis client span) runs under that unsampled span, not as a new root.
+    expect(activeInAdd).toBe(carried.traceparent?.split('-')[1]);
   });
 
   it.each(['jobId', 'attempts'])(

@@ -12,9 +12,6 @@ import { capValue } from './attributes.ts';
 import type { HeaderCarrier } from './carrier.ts';
 import { limitedText } from './carrier.ts';
 
-/** Lineage header values longer than this are ignored (refused before decoding). */
-const MAX_LINEAGE_VALUE = 4096;
-
 import { classifyError, describeError, type ErrorClassifier } from './errors.ts';
 import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,
@@ -27,6 +24,9 @@ import {
   HEADER_FAILED_CONTEXT_PREFIX,
 } from './names.ts';
 import { extractContext, injectContext } from './propagation.ts';
+
+/** Lineage header values longer than this are ignored (refused before decoding). */
+const MAX_LINEAGE_VALUE = 4096;
 
 /** Error messages carried in lineage headers are cut to this many characters. */
 export const MAX_LINEAGE_MESSAGE_LENGTH = 256;

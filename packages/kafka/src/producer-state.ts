@@ -23,7 +23,6 @@ export interface ProducerState {
   readonly transactions: Set<PendingSends>;
 }
 
-/** Ends the spans of a transaction's sends with its outcome. */
 /** What became of a transaction, as its sends' spans say it. */
 export type TransactionOutcome = 'committed' | 'aborted' | 'unknown';
 

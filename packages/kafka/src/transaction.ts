@@ -71,16 +71,17 @@ function tracedSendOffsets(
   let topics: Offsets['topics'];
   let partitions = 0;
   let group: unknown;
+  let destination: string | undefined;
   try {
     // Everything read from the caller's object is read before the span starts.
     topics = Array.isArray(offsets?.topics) ? offsets.topics : [];
     for (const topic of topics) partitions += Array.isArray(topic?.partitions) ? topic.partitions.length : 0;
     group = offsets?.consumerGroupId;
+    destination = topics.length === 1 ? topics[0]?.topic : undefined;
   } catch {
     // Getters that throw: untraced, and kafkajs reads (and rejects) the same object itself.
     return raw.sendOffsets(offsets);
   }
-  const destination = topics.length === 1 ? topics[0]?.topic : undefined;
   const span = startClientSpan(state.instr, state.templates.of('sendOffsets').get(destination));
   if (span?.isRecording()) {
     const attributes: Attributes = { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: partitions };

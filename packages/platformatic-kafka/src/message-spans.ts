@@ -45,9 +45,16 @@ function ownerOf(message: object): ConsumerState | undefined {
   return entries.get(message)?.state ?? owners.get(message);
 }
 
+/**
+ * `batch` mode: the context of the latest `withMessageContext` call per message (its span ended with
+ * the call), so a dead-letter copy made after that call failed still names the failed attempt.
+ */
+const lastContexts = new WeakMap<object, Context>();
+
 /** The context `message` is (or was) processed in, when a traced stream started a span for it. */
 export function messageContextOf(message: unknown): Context | undefined {
-  return message && typeof message === 'object' ? entries.get(message)?.context : undefined;
+  if (!message || typeof message !== 'object') return undefined;
+  return entries.get(message)?.context ?? lastContexts.get(message);
 }
 
 function topicOf(message: ReceivedMessage): string | undefined {
@@ -89,7 +96,8 @@ export function startMessage(
     addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
-  recordTimeInQueue(state, topic, message.timestamp);
+  // Once per message: a `batch`-mode message may get a span per withMessageContext call.
+  if (remember || !lastContexts.has(message)) recordTimeInQueue(state, topic, message.timestamp);
   const metric =
     instr.metrics === undefined
       ? undefined
@@ -157,6 +165,7 @@ export function withMessageContext<T>(message: object, fn: () => T): T {
   if (!state) return fn();
   // `batch` mode: a span for this call only (each call gets its own), never remembered.
   const own = startMessage(state, message as ReceivedMessage, new Set(), false);
+  lastContexts.set(message, own.context);
   return contextApi.with(own.context, () => own.operation.run(fn));
 }
 

@@ -343,6 +343,30 @@ describe('traced consumer stream', () => {
     await iterator.return?.();
   });
 
+  it('batch mode: a dead-letter copy made after withMessageContext failed names that failed attempt', async () => {
+    const { consumer, stream } = fakeConsumer();
+    const s = await traceConsumer(consumer, { batchSpans: 'batch' }).consume();
+    const iterator = s[Symbol.asyncIterator]();
+    stream.push(message(new Map([['traceparent', `00-${TRACE}-${PARENT}-01`]])));
+    const { value: got } = await iterator.next();
+    const boom = new Error('no stock');
+    let caught: unknown;
+    try {
+      await withMessageContext(got as object, async () => {
+        throw boom;
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBe(boom);
+    const failed = onlySpan(spans(), 'process t');
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    const copy = deadLetterMessage(got as Parameters<typeof deadLetterMessage>[0], caught);
+    const header = [...copy.headers].find(([k]) => String(k) === 'hoptrace-failed-traceparent');
+    expect(String(header?.[1])).toBe(`00-${TRACE}-${failed.spanContext().spanId}-01`);
+    await iterator.return?.();
+  });
+
   it('a trace budget starts a new linked trace past maxHops', async () => {
     const { consumer, stream } = fakeConsumer();
     const s = await traceConsumer(consumer, { traceBudget: { maxHops: 1 } }).consume();
