@@ -1,4 +1,4 @@
-import { isThenable, Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
+import { Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG, ERROR_SETTLE_TIMEOUT } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
@@ -104,30 +104,15 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
     rememberDelivery(message, operation);
   }
   consumer.current = message;
-  const result = contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
-  const timeoutMs = opts.settleTimeoutMs;
-  if (!noAck || timeoutMs === undefined || !isThenable(result)) return result;
-  // noAck: the delivery is settled when the callback's promise settles; one that never does ends
-  // its span after settleTimeoutMs, as an unsettled acked delivery would.
-  const timer = setTimeout(() => {
-    operation.noteFailureType(
+  // noAck: the delivery is settled when the callback returns or its promise settles; one that never
+  // does ends its span after settleTimeoutMs, as an unsettled acked delivery would.
+  if (noAck && opts.settleTimeoutMs !== undefined)
+    operation.expireAfter(
+      opts.settleTimeoutMs,
       ERROR_SETTLE_TIMEOUT,
-      `consume callback not settled within settleTimeoutMs (${timeoutMs} ms)`,
+      `consume callback not settled within settleTimeoutMs (${opts.settleTimeoutMs} ms)`,
     );
-    operation.end();
-  }, timeoutMs);
-  timer.unref?.();
-  // The promise handed back settles exactly as before (a rejection stays the caller's to handle).
-  return result.then(
-    (value) => {
-      clearTimeout(timer);
-      return value;
-    },
-    (error: unknown) => {
-      clearTimeout(timer);
-      throw error;
-    },
-  );
+  return contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
 }
 
 /** 10^11 seconds is the year 5138: a larger `timestamp` is in milliseconds. */

@@ -1,7 +1,6 @@
 import { ATTR_HOPTRACE_ATTEMPT_FINAL, ATTR_HOPTRACE_ERROR_RETRYABLE } from '@hoptrace/core';
 import { type Instrumentation, Operation, type OperationMetric } from '@hoptrace/core/adapter';
 import type { Span, TimeInput } from '@opentelemetry/api';
-import { ERROR_PROCESS_TIMEOUT } from './attributes.ts';
 import { rememberFailedAttempt } from './dead-letter.ts';
 import { bullmqErrorName } from './scope.ts';
 
@@ -29,7 +28,6 @@ export class Attempt extends Operation {
   readonly #lastByCount: boolean;
   #unrecoverable = false;
   #abandoned = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
   #owner: AttemptOwner | undefined;
 
   /**
@@ -51,14 +49,9 @@ export class Attempt extends Operation {
     this.#lastByCount = last;
   }
 
-  /** Ends the attempt after `ms` unless it ended before (`processTimeoutMs`). */
-  expireAfter(ms: number): void {
-    const timer = setTimeout(
-      () => this.abandon(ERROR_PROCESS_TIMEOUT, `job not processed within processTimeoutMs (${ms} ms)`),
-      ms,
-    );
-    timer.unref?.();
-    this.#timer = timer;
+  /** A timed-out attempt is abandoned: BullMQ decides its fate (see {@link abandon}). */
+  protected override expire(errorType: string, message: string): void {
+    this.abandon(errorType, message);
   }
 
   /** Registers the attempt with `owner` until it ends. */
@@ -93,7 +86,6 @@ export class Attempt extends Operation {
       this.setAttribute(ATTR_HOPTRACE_ATTEMPT_FINAL, final);
       if (failure.retryable === undefined) this.setAttribute(ATTR_HOPTRACE_ERROR_RETRYABLE, !final);
     }
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#owner?.release(this);
     return super.end(endTime);
   }

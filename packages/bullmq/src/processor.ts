@@ -35,6 +35,7 @@ import {
   ATTR_BULLMQ_JOB_NAME,
   ATTR_BULLMQ_SCHEDULER_ID,
   ATTR_BULLMQ_TIME_IN_QUEUE,
+  ERROR_PROCESS_TIMEOUT,
 } from './attributes.ts';
 import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
@@ -177,7 +178,12 @@ export function traceProcessor<F extends ProcessorLike>(
     }
     const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
     workerWatch(this)?.track(attempt);
-    if (timeoutMs !== undefined) attempt.expireAfter(timeoutMs);
+    if (timeoutMs !== undefined)
+      attempt.expireAfter(
+        timeoutMs,
+        ERROR_PROCESS_TIMEOUT,
+        `job not processed within processTimeoutMs (${timeoutMs} ms)`,
+      );
     return contextApi.with(runIn, () => attempt.run(() => processor.call(this, job, ...rest)));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.

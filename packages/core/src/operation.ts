@@ -30,6 +30,7 @@ export class Operation {
   #metricRecorded = false;
   #failure: ResolvedFailure | undefined;
   #controlFlow: string | undefined;
+  #deadline: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * @param spans - the spans this operation ends (one, several, or none).
@@ -132,10 +133,28 @@ export class Operation {
     });
   }
 
+  /**
+   * Ends the operation through {@link expire} if it is still open after `ms` milliseconds (a handler
+   * that never settles). The timer never keeps the process alive and is cleared when it ends.
+   */
+  expireAfter(ms: number, errorType: string, message: string): void {
+    if (this.#ended || this.#deadline !== undefined) return;
+    const timer = setTimeout(() => this.expire(errorType, message), ms);
+    timer.unref?.();
+    this.#deadline = timer;
+  }
+
+  /** What {@link expireAfter} does when time is up: status ERROR with `errorType`, then the end. */
+  protected expire(errorType: string, message: string): void {
+    this.noteFailureType(errorType, message);
+    this.end();
+  }
+
   /** Ends the spans and records the metric (with the noted `error.type`, if any), once. */
   end(endTime?: TimeInput): boolean {
     if (this.#ended) return false;
     this.#ended = true;
+    if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#forEachSpan((span) => span.end(endTime));
     this.#recordMetric();
     return true;

@@ -279,3 +279,22 @@ describe('metrics', () => {
     expect(cache.size).toBeLessThanOrEqual(4);
   });
 });
+
+describe('expireAfter', () => {
+  it('ends a still-open operation once with status ERROR and the given error.type; an earlier end wins', async () => {
+    const late = spanAndOperation();
+    late.operation.expireAfter(5, 'settle_timeout', 'not settled');
+    const early = spanAndOperation();
+    early.operation.expireAfter(5, 'settle_timeout', 'not settled');
+    early.operation.end();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(late.operation.ended).toBe(true);
+    const spans = finished();
+    expect(spans).toHaveLength(2);
+    const [ended, expired] = spans;
+    expect(ended?.status.code).toBe(SpanStatusCode.UNSET);
+    expect(expired?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(expired?.attributes['error.type']).toBe('settle_timeout');
+    expect(expired?.spanContext().spanId).toBe(late.span.spanContext().spanId);
+  });
+});

@@ -150,21 +150,12 @@ describe('producer', () => {
   ] as const)(
     'a send still in flight at %s ends with that outcome when it settles, not never',
     async (how, outcome, status) => {
-      const fake = fakeProducer();
-      let resolveSend: ((reply: RecordMetadata[]) => void) | undefined;
-      const rawTransaction = await fake.producer.transaction();
-      fake.producer.transaction = async () => ({
-        ...rawTransaction,
-        send: () =>
-          new Promise((resolve) => {
-            resolveSend = resolve;
-          }),
-      });
+      const { fake, resolveSend } = await producerWithSendInFlight();
       const tx = await traceProducer(fake.producer).transaction();
       const inFlight = tx.send({ topic: 'late', messages: [{ value: '1' }] });
       await tx[how]();
       expect(tracing.current.openSpans().map((s) => s.name)).toEqual(['send late']);
-      resolveSend?.([]);
+      resolveSend([]);
       await inFlight;
       expect(tracing.current.openSpans()).toHaveLength(0);
       const send = onlySpan(tracing.current.spans(), 'send late');
@@ -174,21 +165,12 @@ describe('producer', () => {
   );
 
   it('a producer disconnecting with a send in flight: the send ends as unknown when it settles', async () => {
-    const fake = fakeProducer();
-    let resolveSend: ((reply: RecordMetadata[]) => void) | undefined;
-    const rawTransaction = await fake.producer.transaction();
-    fake.producer.transaction = async () => ({
-      ...rawTransaction,
-      send: () =>
-        new Promise((resolve) => {
-          resolveSend = resolve;
-        }),
-    });
+    const { fake, resolveSend } = await producerWithSendInFlight();
     const producer = traceProducer(fake.producer);
     const tx = await producer.transaction();
     const inFlight = tx.send({ topic: 'late', messages: [{ value: '1' }] });
     await producer.disconnect();
-    resolveSend?.([]);
+    resolveSend([]);
     await inFlight;
     expect(tracing.current.openSpans()).toHaveLength(0);
     expect(
@@ -382,3 +364,22 @@ describe('consumer options', () => {
     expect(tracing.current.spans()).toHaveLength(0);
   });
 });
+
+/** A fake producer whose transaction's sends stay in flight until `resolveSend` answers the latest. */
+async function producerWithSendInFlight() {
+  const fake = fakeProducer();
+  let answer: ((reply: RecordMetadata[]) => void) | undefined;
+  const rawTransaction = await fake.producer.transaction();
+  fake.producer.transaction = async () => ({
+    ...rawTransaction,
+    send: () =>
+      new Promise<RecordMetadata[]>((resolve) => {
+        answer = resolve;
+      }),
+  });
+  const resolveSend = (reply: RecordMetadata[]) => {
+    if (!answer) throw new Error('no send in flight');
+    answer(reply);
+  };
+  return { fake, resolveSend };
+}
