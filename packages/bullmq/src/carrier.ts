@@ -82,8 +82,28 @@ export function withCarrierMap<O extends object>(opts: O | undefined, carrier: R
     break;
   }
   if (!any) return (opts ?? {}) as O;
-  const telemetry = { ...source?.telemetry, metadata: JSON.stringify(carrier) };
+  return withMetadata(opts, JSON.stringify(carrier));
+}
+
+/**
+ * A shallow copy of `opts` whose `telemetry.metadata` is `metadata` (a serialized carrier, e.g. from
+ * {@link contextMetadata}); `opts` itself when `metadata` is `undefined` or the options opted out.
+ */
+export function withMetadata<O extends object>(opts: O | undefined, metadata: string | undefined): O {
+  const source = opts as (O & TelemetryCarrierOptions) | undefined;
+  if (metadata === undefined || omitsContext(source)) return (opts ?? {}) as O;
+  const telemetry = { ...source?.telemetry, metadata };
   return { ...source, telemetry } as O;
+}
+
+/**
+ * `context` injected through the registered propagator and serialized, once for every job added
+ * with it; `undefined` when nothing was injected (no propagator registered).
+ */
+export function contextMetadata(context: Context): string | undefined {
+  const carrier = injectContext(context);
+  for (const _ in carrier) return JSON.stringify(carrier);
+  return undefined;
 }
 
 /** {@link withCarrierMap} with `context` injected through the registered propagator (plus `extra` keys). */

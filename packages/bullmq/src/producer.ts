@@ -9,7 +9,7 @@ import {
   sendHeaders,
 } from '@hoptrace/core/adapter';
 import type { Context, Link, SpanContext } from '@opentelemetry/api';
-import { omitsContext, parseCarrier, withCarrier, withCarrierMap } from './carrier.ts';
+import { omitsContext, parseCarrier, withCarrier, withCarrierMap, withMetadata } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProducerOptions, type FlowTracingOptions, type QueueTracingOptions } from './options.ts';
@@ -79,11 +79,13 @@ export function readJobContext(opts: JobOptionsShape | undefined): JobContext {
  * stored is never overwritten, and `telemetry.omitContext` is honoured. Never mutates `opts`.
  *
  * @param parsed - the options' carrier, when the caller parsed it already.
+ * @param shared - `contextMetadata(context)`, when one call adds many jobs with the same context.
  */
 export function optionsWithContext<O extends JobOptionsShape>(
   opts: O | undefined,
   context: Context,
   parsed: JobContext = readJobContext(opts),
+  shared?: () => string | undefined,
 ): O {
   if (omitsContext(opts)) return opts as O;
   const { carrier, caller } = parsed;
@@ -94,7 +96,7 @@ export function optionsWithContext<O extends JobOptionsShape>(
   }
   const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
   if (typeof metadata === 'string' && metadata !== '') return opts as O;
-  return withCarrier(opts, context);
+  return shared ? withMetadata(opts, shared()) : withCarrier(opts, context);
 }
 
 /** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */

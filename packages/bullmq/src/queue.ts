@@ -9,6 +9,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
+import { contextMetadata } from './carrier.ts';
 import { type JobOptionsShape, jobAttributes, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { QueueTracingOptions } from './options.ts';
 import {
@@ -140,17 +141,21 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
       creates ? [send, ...creates] : send,
       sendMetric(state, destination, list.length),
     );
+    // The send span's context is injected and serialized once for every job that carries it.
+    let shared: string | undefined | null = null;
+    const metadata = () => {
+      if (shared === null) shared = contextMetadata(context);
+      return shared;
+    };
     return operation.run(
       () => {
         const copies = list.map((job, i) => {
           const create = creates?.[i];
           return {
             ...job,
-            opts: optionsWithContext(
-              job?.opts,
-              create ? trace.setSpan(parent, create) : context,
-              parsed?.[i] ?? readJobContext(job?.opts),
-            ),
+            opts: create
+              ? optionsWithContext(job?.opts, trace.setSpan(parent, create), parsed?.[i])
+              : optionsWithContext(job?.opts, context, parsed?.[i] ?? readJobContext(job?.opts), metadata),
           };
         });
         return contextApi.with(context, () => (raw as unknown as { addBulk: AsyncMethod }).addBulk(copies));

@@ -114,29 +114,39 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(metadata.traceparent).toBe(`00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`);
   });
 
-  it('addBulk by default: one send span whose context every job carries, no create spans', async () => {
+  it('addBulk by default: one send span whose context every job carries, no create spans; a job with its own keeps it', async () => {
     const { name, queue } = setup('bulk-default');
     const done = deferred();
     let count = 0;
     startWorker(name, async () => {
-      if (++count === 2) done.resolve();
+      if (++count === 4) done.resolve();
     });
+    const own = { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01` };
     await queue.addBulk([
       { name: 'a', data: 1 },
       { name: 'b', data: 2 },
+      { name: 'own', data: 3, opts: { telemetry: { metadata: JSON.stringify(own) } } },
+      { name: 'd', data: 4, opts: { delay: 5 } },
     ]);
     await done.promise;
     const spans = await waitForSpans(
       tracing.current.spans,
-      (s) => spansNamed(s, `process ${name}`).length === 2,
+      (s) => spansNamed(s, `process ${name}`).length === 4,
     );
     const send = onlySpan(spans, `send ${name}`);
     expect(send.kind).toBe(SpanKind.PRODUCER);
-    expect(send.links).toEqual([]);
-    expect(send.attributes['messaging.batch.message_count']).toBe(2);
+    expect(send.links.map((l) => l.context.spanId)).toEqual(['d'.repeat(16)]);
+    expect(send.attributes['messaging.batch.message_count']).toBe(4);
     expect(spansNamed(spans, `create ${name}`)).toHaveLength(0);
-    for (const p of spansNamed(spans, `process ${name}`))
+    const processes = spansNamed(spans, `process ${name}`);
+    const mine = processes.filter((p) => p.spanContext().traceId === 'c'.repeat(32));
+    expect(mine.map(parentSpanId)).toEqual(['d'.repeat(16)]);
+    const others = processes.filter((p) => p.spanContext().traceId !== 'c'.repeat(32));
+    expect(others).toHaveLength(3);
+    for (const p of others) {
+      expect(p.spanContext().traceId).toBe(send.spanContext().traceId);
       expect(parentSpanId(p)).toBe(send.spanContext().spanId);
+    }
   });
 
   it('addBulk with createSpans: a create span per job, a CLIENT send span linked to them, each job processed under its create span', async () => {

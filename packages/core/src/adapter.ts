@@ -63,6 +63,7 @@ export { createMessagingMetrics, MessagingMetrics, type MetricOperation } from '
 export { Operation } from './operation.ts';
 export {
   callerSpanContext,
+  injectContext,
   type MessageContext,
   readMessageContext,
   sendHeaders,

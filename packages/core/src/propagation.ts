@@ -101,11 +101,14 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
  * `traceparent` stays as they sent it), and the caller's object is never written to.
  *
  * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
+ * @param injected - `injectContext(context)` when the caller already has it (one send injects its
+ * span's context once for all its messages); read only.
  */
 export function sendHeaders<V>(
   headers: Readonly<Record<string, V>> | null | undefined,
   context: Context,
   caller: SpanContext | undefined,
+  injected?: Readonly<Record<string, string>>,
 ): Readonly<Record<string, V | string>> {
   if (caller && headers) {
     // Forwarded headers of a trace whose hop budget ran out here: send the new trace instead.
@@ -117,9 +120,9 @@ export function sendHeaders<V>(
     return state === undefined ? headers : { ...headers, tracestate: state };
   }
   const out: Record<string, V | string> = headers ? { ...headers } : {};
-  const injected = injectContext(context);
-  for (const key in injected) {
-    if (out[key] === undefined || out[key] === null) out[key] = injected[key] as string;
+  const fields = injected ?? injectContext(context);
+  for (const key in fields) {
+    if (out[key] === undefined || out[key] === null) out[key] = fields[key] as string;
   }
   return out;
 }

@@ -2,6 +2,7 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  injectContext,
   Operation,
   sendHeaders,
   startClientSpan,
@@ -217,6 +218,8 @@ function traceCallers(
       setMessageAttributes(sendSpan, instr, settings.captureKeys, only, only?.partition, undefined, base);
     }
     const sendContext = sendSpan ? trace.setSpan(parent, sendSpan) : parent;
+    // Injected once for every message that carries the send span's context.
+    let shared: Record<string, string> | undefined;
 
     index = 0;
     const copyCreates = creates;
@@ -228,7 +231,9 @@ function traceCallers(
         const caller = callers?.[i];
         const create = copyCreates?.[i];
         const context = create ? trace.setSpan(parent, create) : sendContext;
-        const headers = sendHeaders(message.headers, context, caller);
+        if (!create && !caller) shared ??= injectContext(sendContext);
+        const injected = create || caller ? undefined : shared;
+        const headers = sendHeaders(message.headers, context, caller, injected);
         return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
       }),
     }));

@@ -12,7 +12,7 @@ import {
   withMessageContext,
 } from '@hoptrace/kafka';
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
-import { type Attributes, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Attributes, context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Kafka, logLevel, type RecordMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { parseBroker } from '../src/options.ts';
@@ -98,6 +98,31 @@ describe('producer', () => {
       'server.address': 'k',
       'server.port': 9092,
     });
+  });
+
+  it("one send span's context reaches every message of a call; a field a message sets itself stays as sent", async () => {
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer);
+    const messages = [
+      { value: 'a' },
+      { value: 'b', headers: { traceparent: Buffer.from('00-not-a-context') } },
+      { value: 'c', headers: { baggage: 'mine=1' } },
+      { value: 'd' },
+    ];
+    const bag = propagation.createBaggage({ tenant: { value: 'acme' } });
+    await context.with(propagation.setBaggage(context.active(), bag), () =>
+      producer.send({ topic: 't', messages }),
+    );
+    const { traceId, spanId } = onlySpan(tracing.current.spans(), 'send t').spanContext();
+    const expected = `00-${traceId}-${spanId}-01`;
+    const sent = (fake.sent[0]?.messages ?? []).map((m) => m.headers);
+    expect(sent[0]).toEqual({ traceparent: expected, baggage: 'tenant=acme' });
+    expect(String(sent[1]?.traceparent)).toBe('00-not-a-context');
+    expect(sent[1]?.baggage).toBe('tenant=acme');
+    expect(sent[2]).toEqual({ baggage: 'mine=1', traceparent: expected });
+    expect(sent[3]).toEqual({ traceparent: expected, baggage: 'tenant=acme' });
+    expect(sent[3]).not.toBe(sent[0]); // every message gets its own headers object
+    expect(messages[2]?.headers).toEqual({ baggage: 'mine=1' });
   });
 
   it('fails send and create spans with error.type from the kafkajs error and rethrows it', async () => {

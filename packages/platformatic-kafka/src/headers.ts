@@ -24,11 +24,12 @@ export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<s
     if (headers.size === 0) return undefined;
     const out: Record<string, unknown> = Object.create(null);
     let n = 0;
-    for (const [key, value] of headers) {
-      if (n++ >= limit) break;
+    // forEach, not for...of: no iterator and no entry array per header (this runs for every message).
+    headers.forEach((value: unknown, key: unknown) => {
+      if (n++ >= limit) return;
       const name = headerName(key);
       if (name !== undefined && !(name in out)) out[name] = value;
-    }
+    });
     return out;
   } catch {
     return undefined;
@@ -111,30 +112,58 @@ function encode(text: string, encoding: HeaderEncoding): string | Buffer {
 }
 
 /**
- * A copy of the caller's headers (same shape: `Map` stays a `Map`, a record stays a record) with
- * `changes` written through `encodings`, replacing any entry of the same name. The caller's object
- * is never written to. `undefined` when the encodings cannot carry the headers (the caller's headers
- * are then sent as they are).
+ * Propagation headers encoded once for a producer's serializers, to be added to any number of
+ * messages of one send (they share the encoded names and values: the client only reads them).
+ */
+export interface EncodedHeaders {
+  /** The headers as text, by name. */
+  readonly changes: Readonly<Record<string, string>>;
+  /** Each header's encoded name and value. */
+  readonly entries: readonly { readonly name: string; readonly key: unknown; readonly value: unknown }[];
+}
+
+/**
+ * Encodes `changes` through `encodings`; `undefined` when the encodings cannot carry headers (the
+ * caller's headers are then sent as they are).
+ */
+export function encodeHeaders(
+  changes: Readonly<Record<string, string>>,
+  encodings: HeaderEncodings,
+): EncodedHeaders | undefined {
+  if (encodings.key === 'none' || encodings.value === 'none') return undefined;
+  const entries: { name: string; key: unknown; value: unknown }[] = [];
+  for (const name in changes) {
+    entries.push({
+      name,
+      key: encode(name, encodings.key),
+      value: encode(changes[name] as string, encodings.value),
+    });
+  }
+  return { changes, entries };
+}
+
+/**
+ * A copy of the caller's headers (same shape: `Map` stays a `Map`, a record stays a record) with the
+ * encoded headers written in, replacing any entry of the same name. The caller's object is never
+ * written to.
  */
 export function withHeaders(
   headers: HeaderInput | undefined,
-  changes: Readonly<Record<string, string>>,
+  encoded: EncodedHeaders,
   encodings: HeaderEncodings,
-): HeaderInput | undefined {
-  if (encodings.key === 'none' || encodings.value === 'none') return undefined;
+): HeaderInput {
   if (headers instanceof Map || (headers === undefined && encodings.key === 'buffer')) {
     const out = new Map<unknown, unknown>();
     if (headers instanceof Map) {
       for (const [key, value] of headers) {
         const name = headerName(key);
-        if (name === undefined || !(name in changes)) out.set(key, value);
+        if (name === undefined || !(name in encoded.changes)) out.set(key, value);
       }
     }
-    for (const name in changes)
-      out.set(encode(name, encodings.key), encode(changes[name] as string, encodings.value));
+    for (const entry of encoded.entries) out.set(entry.key, entry.value);
     return out;
   }
   const out: Record<string, unknown> = { ...(headers as Record<string, unknown> | undefined) };
-  for (const name in changes) out[name] = encode(changes[name] as string, encodings.value);
+  for (const entry of encoded.entries) out[entry.name] = entry.value;
   return out;
 }

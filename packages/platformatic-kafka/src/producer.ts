@@ -3,6 +3,7 @@ import {
   addKafkaMessageAttributes,
   callerSpanContext,
   existingWrapper,
+  injectContext,
   interceptMethods,
   Operation,
   operationMetric,
@@ -14,6 +15,8 @@ import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetr
 import { context as contextApi, trace } from '@opentelemetry/api';
 import { type ClientState, clientState } from './client-state.ts';
 import {
+  type EncodedHeaders,
+  encodeHeaders,
   type HeaderEncodings,
   type HeaderInput,
   headerView,
@@ -148,14 +151,20 @@ function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknow
   const span = startClientSpan(instr, template, parent, { links });
   if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
   const sendContext = span ? trace.setSpan(parent, span) : parent;
+  // The send span's context is injected and encoded once for every message of the call carrying it.
+  let shared: EncodedHeaders | undefined | null = null;
+  const sharedHeaders = () => {
+    if (shared === null) shared = encodeHeaders(injectContext(sendContext), state.encodings);
+    return shared;
+  };
   let traced: unknown;
   try {
     traced = {
       ...(input as object),
       messages: messages.map((message, i) => {
         const create = creates?.[i];
-        const context = create ? trace.setSpan(parent, create) : sendContext;
-        return carrying(state, message, views[i], callers[i], context);
+        if (create) return carrying(state, message, views[i], callers[i], trace.setSpan(parent, create));
+        return carrying(state, message, views[i], callers[i], sendContext, sharedHeaders);
       }),
     };
   } catch {
@@ -218,26 +227,51 @@ function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage
   return attributes;
 }
 
-/** The message as sent: the caller's own when nothing changes, else a copy with new headers. */
+/**
+ * The message as sent: the caller's own when nothing changes, else a copy with new headers. A message
+ * without a context of its own gets `context`'s propagation fields where its headers lack them (never
+ * overwriting one the caller set); one with its own keeps it (see `sendHeaders`).
+ *
+ * @param shared - `context`'s fields already injected and encoded for this call.
+ */
 function carrying(
   state: ProducerState,
   message: OutgoingMessage,
   view: Record<string, unknown> | undefined,
   caller: SpanContext | undefined,
   context: Context,
+  shared?: () => EncodedHeaders | undefined,
 ): OutgoingMessage {
-  const out = sendHeaders(view, context, caller);
-  if (out === view) return message;
-  let changes: Record<string, string> | undefined;
+  let encoded: EncodedHeaders | undefined;
+  if (caller) {
+    encoded = encodedChanges(state, view, sendHeaders(view, context, caller));
+  } else {
+    encoded = shared ? shared() : encodeHeaders(injectContext(context), state.encodings);
+    // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it.
+    if (encoded && view && encoded.entries.some((entry) => view[entry.name] != null)) {
+      const missing: Record<string, string> = {};
+      for (const entry of encoded.entries) {
+        if (view[entry.name] == null) missing[entry.name] = encoded.changes[entry.name] as string;
+      }
+      encoded = encodeHeaders(missing, state.encodings);
+    }
+  }
+  if (!encoded || encoded.entries.length === 0) return message;
+  return { ...message, headers: withHeaders(message.headers, encoded, state.encodings) };
+}
+
+/** The text fields of `out` that differ from the caller's headers and are not set there, encoded. */
+function encodedChanges(
+  state: ProducerState,
+  view: Record<string, unknown> | undefined,
+  out: Readonly<Record<string, unknown>>,
+): EncodedHeaders | undefined {
+  const changes: Record<string, string> = {};
   for (const name in out) {
     const value = out[name];
-    if (typeof value !== 'string' || value === view?.[name]) continue;
-    changes ??= {};
-    changes[name] = value;
+    if (typeof value === 'string' && value !== view?.[name]) changes[name] = value;
   }
-  if (!changes) return message;
-  const headers = withHeaders(message.headers, changes, state.encodings);
-  return headers === undefined ? message : { ...message, headers };
+  return encodeHeaders(changes, state.encodings);
 }
 
 /** Puts the partition and offset of a one-message send's reply on its span. Never throws. */

@@ -8,7 +8,7 @@ import {
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { fakeConsumer, fakeProducer, message } from './fakes.ts';
 
@@ -94,6 +94,36 @@ describe('traced producer', () => {
     const send = onlySpan(spans(), 'send t');
     expect(send.kind).toBe(SpanKind.PRODUCER);
     expect(send.links.map((l) => l.context.spanId)).toEqual([PARENT]);
+  });
+
+  it("one send span's context reaches every message of a call; a field a message sets itself stays as sent", async () => {
+    const { producer, sent } = fakeProducer();
+    const malformed = Buffer.from('00-not-a-context');
+    const own = new Map([[Buffer.from('traceparent'), malformed]]);
+    const messages = [
+      { topic: 't', value: Buffer.from('1') },
+      { topic: 't', value: Buffer.from('2'), headers: own },
+      { topic: 't', value: Buffer.from('3'), headers: { baggage: 'mine=1' } },
+      { topic: 't', value: Buffer.from('4') },
+    ];
+    const bag = propagation.createBaggage({ tenant: { value: 'acme' } });
+    await context.with(propagation.setBaggage(context.active(), bag), () =>
+      traceProducer(producer).send({ messages } as never),
+    );
+    const send = onlySpan(spans(), 'send t');
+    const expected = `00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`;
+    const text = (headers: unknown) =>
+      headers instanceof Map
+        ? Object.fromEntries([...headers].map(([k, v]) => [String(k), String(v)]))
+        : Object.fromEntries(Object.entries(headers as object).map(([k, v]) => [k, String(v)]));
+    const out = sent[0]?.messages ?? [];
+    expect(text(out[0]?.headers)).toEqual({ traceparent: expected, baggage: 'tenant=acme' });
+    expect(text(out[1]?.headers)).toEqual({ traceparent: '00-not-a-context', baggage: 'tenant=acme' });
+    expect(text(out[2]?.headers)).toEqual({ baggage: 'mine=1', traceparent: expected });
+    expect(text(out[3]?.headers)).toEqual({ traceparent: expected, baggage: 'tenant=acme' });
+    // the caller's map is untouched
+    expect([...own.keys()].map(String)).toEqual(['traceparent']);
+    expect([...own.values()][0]).toBe(malformed);
   });
 
   it('writes strings for string serializers, and nothing through serializers it cannot write standard bytes with', async () => {
