@@ -66,13 +66,18 @@ export function consumerStart(
       budgetExceeded: false,
     };
   }
-  const link: Link[] = [{ context: spanContext }];
   let hop: number | undefined;
   let parentContext = message.context;
   if (budget) {
     hop = hopCount(spanContext) + 1;
     if (hop > budget.maxHops) {
-      return { parent: withoutSpan(message.context), links: link, root: true, hop: 0, budgetExceeded: true };
+      return {
+        parent: withoutSpan(message.context),
+        links: [{ context: spanContext }],
+        root: true,
+        hop: 0,
+        budgetExceeded: true,
+      };
     }
     if (policy === 'parent') {
       const traceState = (spanContext.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
@@ -82,7 +87,8 @@ export function consumerStart(
   if (policy === 'parent') {
     return {
       parent: parentContext,
-      links: parentLink ? link : undefined,
+      // No link array unless asked for: this runs for every message, sampled or not.
+      links: parentLink ? [{ context: spanContext }] : undefined,
       root: false,
       hop,
       budgetExceeded: false,
@@ -91,13 +97,19 @@ export function consumerStart(
   if (policy === 'link') {
     return {
       parent: withBaggageOf(base, message.context),
-      links: link,
+      links: [{ context: spanContext }],
       root: false,
       hop,
       budgetExceeded: false,
     };
   }
-  return { parent: withoutSpan(message.context), links: link, root: true, hop, budgetExceeded: false };
+  return {
+    parent: withoutSpan(message.context),
+    links: [{ context: spanContext }],
+    root: true,
+    hop,
+    budgetExceeded: false,
+  };
 }
 
 /** `target` with the message's baggage (if any), so business context reaches the handler. */
