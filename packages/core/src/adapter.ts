@@ -39,6 +39,17 @@ export {
 } from './instrumentation.ts';
 export { addKafkaMessageAttributes, type KafkaMessageFields } from './kafka-message.ts';
 export {
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ERROR_TRANSACTION_ABORTED,
+  holdTransactionalSend,
+  KAFKA_OPERATIONS,
+  type KafkaOperation,
+  MAX_PENDING_TRANSACTION_SENDS,
+  PendingSends,
+  settleTransaction,
+  type TransactionOutcome,
+} from './kafka-transaction.ts';
+export {
   acceptHeaderText,
   acceptTraceState,
   MAX_BAGGAGE_BYTES,

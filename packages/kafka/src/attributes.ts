@@ -8,14 +8,7 @@ export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
  * batch handler returned or threw (kafkajs did not record it as processed by the handler).
  */
 export const ATTR_HOPTRACE_MESSAGE_UNRESOLVED = 'hoptrace.message.unresolved';
-/**
- * On a send span inside a transaction: `committed` or `aborted` once the transaction ends (an
- * aborted message is never delivered to read-committed consumers), `unknown` when the producer
- * disconnected first.
- */
-export const ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME = 'hoptrace.kafka.transaction.outcome';
-/** `error.type` of a send span whose transaction was aborted. */
-export const ERROR_TRANSACTION_ABORTED = 'transaction_aborted';
+export { ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME, ERROR_TRANSACTION_ABORTED } from '@hoptrace/core/adapter';
 
 /**
  * Sets what hoptrace records about one message on a recording span: `base` (a fresh object, filled

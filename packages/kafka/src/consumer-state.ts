@@ -1,5 +1,6 @@
 import {
   type Instrumentation,
+  type KafkaOperation,
   type MetricAttributeCache,
   type Operation,
   type OperationMetric,
@@ -7,7 +8,6 @@ import {
   operationMetric,
 } from '@hoptrace/core/adapter';
 import type { ClientInfo } from './client-info.ts';
-import type { KafkaOperation } from './operations.ts';
 import type { KafkaSettings } from './options.ts';
 
 /** A batch in flight, as the consumer sees it: something to finish when the consumer stops. */

@@ -4,6 +4,7 @@ import {
   existingWrapper,
   type Instrumentation,
   interceptMethods,
+  KAFKA_OPERATIONS,
   MetricAttributeCache,
   Operation,
   startDeliverySpan,
@@ -14,7 +15,6 @@ import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
-import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 

@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+export { MAX_PENDING_TRANSACTION_SENDS } from '@hoptrace/core/adapter';
 export {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
@@ -24,4 +25,3 @@ export {
   type KafkaProducerOptions,
 } from './options.ts';
 export { traceProducer } from './producer.ts';
-export { MAX_PENDING_TRANSACTION_SENDS } from './producer-state.ts';

@@ -4,13 +4,14 @@ import {
   existingWrapper,
   type Instrumentation,
   interceptMethods,
+  KAFKA_OPERATIONS,
   MetricAttributeCache,
+  settleTransaction,
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
-import { KAFKA_OPERATIONS } from './operations.ts';
 import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
-import { type ProducerState, settleTransaction } from './producer-state.ts';
+import type { ProducerState } from './producer-state.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 import { tracedSend, tracedSendBatch } from './send.ts';
 import { wrapTransaction } from './transaction.ts';

@@ -2,8 +2,10 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  holdTransactionalSend,
   injectContext,
   Operation,
+  type PendingSends,
   sendHeaders,
   startClientSpan,
 } from '@hoptrace/core/adapter';
@@ -25,13 +27,7 @@ import type {
   TopicMessages,
 } from 'kafkajs';
 import { setMessageAttributes } from './attributes.ts';
-import {
-  endPending,
-  MAX_PENDING_TRANSACTION_SENDS,
-  type PendingSends,
-  type ProducerState,
-  producerMetric,
-} from './producer-state.ts';
+import { type ProducerState, producerMetric } from './producer-state.ts';
 
 /** What sends: a producer or a transaction. */
 export type Sender = Pick<Producer, 'send' | 'sendBatch'>;
@@ -271,17 +267,7 @@ function traceCallers(
   }
   return sent.then(
     (reply) => {
-      if (transaction.outcome !== undefined) {
-        // Still in flight when the transaction committed or aborted (or the producer disconnected).
-        endPending(new Set([operation]), transaction.outcome);
-        return reply;
-      }
-      if (transaction.size >= MAX_PENDING_TRANSACTION_SENDS) {
-        const oldest = transaction.values().next().value as Operation;
-        transaction.delete(oldest);
-        endPending(new Set([oldest]), 'unknown');
-      }
-      transaction.add(operation);
+      holdTransactionalSend(transaction, operation);
       return reply;
     },
     (error: unknown) => {

@@ -3,12 +3,14 @@ import {
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   interceptMethods,
   Operation,
+  PendingSends,
   setSpanAttributes,
+  settleTransaction,
   startClientSpan,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import type { Offsets, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
-import { PendingSends, type ProducerState, producerMetric, settleTransaction } from './producer-state.ts';
+import { type ProducerState, producerMetric } from './producer-state.ts';
 import { tracedSend, tracedSendBatch } from './send.ts';
 
 /** Wraps a kafkajs transaction: sends are traced and stay open until `commit`/`abort`, which get spans too. */

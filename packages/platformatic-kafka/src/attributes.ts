@@ -2,3 +2,8 @@
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
 /** Set (`true`) on a per-message process span that `maxProcessingMs` ended. */
 export const ATTR_HOPTRACE_PROCESS_TIMED_OUT = 'hoptrace.process.timed_out';
+export {
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ERROR_TRANSACTION_ABORTED,
+  MAX_PENDING_TRANSACTION_SENDS,
+} from '@hoptrace/core/adapter';

@@ -3,7 +3,8 @@ import {
   clientTemplates,
   createInstrumentation,
   type Instrumentation,
-  MESSAGING_SPAN_OPERATIONS,
+  KAFKA_OPERATIONS,
+  type KafkaOperation,
   MetricAttributeCache,
   type OperationTemplates,
 } from '@hoptrace/core/adapter';
@@ -21,7 +22,7 @@ export interface ClientState {
   readonly instr: Instrumentation;
   readonly settings: Settings;
   readonly info: ClientInfo;
-  readonly templates: OperationTemplates<keyof typeof MESSAGING_SPAN_OPERATIONS>;
+  readonly templates: OperationTemplates<KafkaOperation>;
   readonly metrics: MetricAttributeCache;
 }
 
@@ -43,7 +44,7 @@ export function clientState(
     instr,
     settings,
     info,
-    templates: clientTemplates(instr, MESSAGING_SPAN_OPERATIONS, info),
+    templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: new MetricAttributeCache(instr.system),
   };
 }

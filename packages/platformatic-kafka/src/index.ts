@@ -6,7 +6,13 @@
  * @packageDocumentation
  */
 
-export { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
+export {
+  ATTR_HOPTRACE_BATCH_LINK_COUNT,
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ATTR_HOPTRACE_PROCESS_TIMED_OUT,
+  ERROR_TRANSACTION_ABORTED,
+  MAX_PENDING_TRANSACTION_SENDS,
+} from './attributes.ts';
 export { type TraceableConsumer, traceConsumer } from './consumer.ts';
 export {
   type DeadLetterMessage,

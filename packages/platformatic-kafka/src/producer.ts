@@ -1,55 +1,15 @@
-import {
-  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  addKafkaMessageAttributes,
-  callerSpanContext,
-  existingWrapper,
-  injectContext,
-  interceptMethods,
-  Operation,
-  operationMetric,
-  sendHeaders,
-  setSpanAttributes,
-  startClientSpan,
-} from '@hoptrace/core/adapter';
-import type { Attributes, Context, Link, Span, SpanContext } from '@opentelemetry/api';
-import { context as contextApi, trace } from '@opentelemetry/api';
-import { type ClientState, clientState } from './client-state.ts';
-import {
-  type EncodedHeaders,
-  encodeHeaders,
-  type HeaderEncodings,
-  type HeaderInput,
-  headerView,
-  producerHeaderEncodings,
-  withHeaders,
-} from './headers.ts';
+import { existingWrapper, interceptMethods, settleTransaction } from '@hoptrace/core/adapter';
+import { clientState } from './client-state.ts';
+import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
-
-/** A message as `send` takes it (only the fields hoptrace reads or copies). */
-interface OutgoingMessage {
-  readonly topic?: unknown;
-  readonly key?: unknown;
-  readonly value?: unknown;
-  readonly partition?: unknown;
-  readonly headers?: HeaderInput;
-}
-
-/** The send options as hoptrace sees them; every other field is passed on as the caller set it. */
-interface SendInput {
-  readonly messages: readonly OutgoingMessage[];
-}
-
-type RawSend = (...args: unknown[]) => unknown;
+import { type ProducerState, type RawSend, tracedSend } from './send.ts';
+import { whenSettled } from './settled.ts';
+import { wrapTransaction } from './transaction.ts';
 
 /** Any @platformatic/kafka `Producer` (whatever its key, value and header types). */
 export interface TraceableProducer {
   send: unknown;
   beginTransaction: unknown;
-}
-
-/** Everything a traced producer shares across its sends. */
-interface ProducerState extends ClientState {
-  readonly encodings: HeaderEncodings;
 }
 
 /**
@@ -65,6 +25,10 @@ interface ProducerState extends ClientState {
  * - Headers are written the way the producer's header serializers want them (strings for
  *   `stringSerializers`, Buffers for the default pass-through ones), in a copy: your options,
  *   messages and header maps are never modified.
+ * - Transactions: sends on a transaction keep their spans open until it commits or aborts and then
+ *   say which (`hoptrace.kafka.transaction.outcome`; an aborted send ends ERROR with
+ *   `transaction_aborted`); `commit`, `abort` and `addOffset` get spans of their own; a cancelled
+ *   transaction, a failed commit or abort, or a producer closed first ends them as `unknown`.
  *
  * Idempotent (a traced producer is returned unchanged); keeps the producer's type.
  *
@@ -80,6 +44,7 @@ export function traceProducer<P extends TraceableProducer>(
   const state: ProducerState = {
     ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),
+    transactions: new Set(),
   };
   return interceptMethods(producer, {
     send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
@@ -93,193 +58,11 @@ export function traceProducer<P extends TraceableProducer>(
       }
       return (begin(...args) as Promise<unknown>).then((transaction) => wrapTransaction(state, transaction));
     },
-  });
-}
-
-/** A transaction whose `send` is traced like the producer's; everything else is its own. */
-function wrapTransaction(state: ProducerState, transaction: unknown): unknown {
-  if (!transaction || typeof transaction !== 'object') return transaction;
-  return interceptMethods(transaction as { send: RawSend }, {
-    send: (raw, args) => tracedSend(state, raw.send.bind(raw), args),
-  });
-}
-
-/** The traced send: span, copy-on-write headers, the call (promise or callback), the reply's position. */
-function tracedSend(state: ProducerState, raw: RawSend, args: unknown[]): unknown {
-  const [input, callback] = args;
-  const messages = (input as Partial<SendInput> | null | undefined)?.messages;
-  // Input the client will reject anyway goes through untouched, so its own validation error surfaces.
-  if (!Array.isArray(messages) || messages.some((m) => !m || typeof m !== 'object')) return raw(...args);
-  const { instr } = state;
-  const parent = contextApi.active();
-  const total = messages.length;
-  let destination: string | undefined;
-  const views: (Record<string, unknown> | undefined)[] = new Array(total);
-  const callers: (SpanContext | undefined)[] = new Array(total);
-  let links: Link[] | undefined;
-  try {
-    const first = messages[0]?.topic;
-    destination = typeof first === 'string' ? first : undefined;
-    for (let i = 0; i < total; i++) {
-      const message = messages[i] as OutgoingMessage;
-      if (message.topic !== destination) destination = undefined;
-      // The caller's own map: read whole (its context may sit past any cap meant for wire data).
-      const view = headerView(message.headers, Number.POSITIVE_INFINITY);
-      views[i] = view;
-      const caller = view ? callerSpanContext(view) : undefined;
-      if (caller) {
-        callers[i] = caller;
-        links ??= [];
-        links.push({ context: caller });
-      }
-    }
-  } catch {
-    // A message whose getters throw: untraced and untouched, so the client raises its own error.
-    return raw(...args);
-  }
-  const creates =
-    state.settings.createSpans && total > 1 && (links?.length ?? 0) < total
-      ? createSpans(state, messages, callers, parent)
-      : undefined;
-  if (creates) {
-    links ??= [];
-    for (const create of creates) if (create?.isRecording()) links.push({ context: create.spanContext() });
-  }
-  // Every message carrying its own (or its create span's) context: the send span only links to them.
-  const operationKey = creates || (total > 0 && links?.length === total) ? 'sendClient' : 'send';
-  const template = state.templates.of(operationKey).get(destination);
-  const span = startClientSpan(instr, template, parent, { links });
-  if (span?.isRecording()) setSpanAttributes(span, sendAttributes(state, messages), instr.legacyAttributes);
-  const sendContext = span ? trace.setSpan(parent, span) : parent;
-  // The send span's context is injected and encoded once for every message of the call carrying it.
-  let shared: EncodedHeaders | undefined | null = null;
-  const sharedHeaders = () => {
-    if (shared === null) shared = encodeHeaders(injectContext(sendContext), state.encodings);
-    return shared;
-  };
-  let traced: unknown;
-  try {
-    traced = {
-      ...(input as object),
-      messages: messages.map((message, i) => {
-        const create = creates?.[i];
-        if (create) return carrying(state, message, views[i], callers[i], trace.setSpan(parent, create));
-        return carrying(state, message, views[i], callers[i], sendContext, sharedHeaders);
+    // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed.
+    close: (raw, args) =>
+      whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, () => {
+        for (const pending of state.transactions) settleTransaction(pending, 'unknown');
+        state.transactions.clear();
       }),
-    };
-  } catch {
-    // A caller's object whose getters throw while it is copied: the client gets the input as it
-    // is and raises its own error, and the spans started above settle with that outcome.
-    traced = input;
-  }
-  const operation = new Operation(
-    instr,
-    creates ? [span, ...creates] : span,
-    operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
-  );
-  const position =
-    total === 1 && span?.isRecording() ? (reply: unknown) => recordPosition(state, span, reply) : undefined;
-  if (typeof callback === 'function') {
-    const settle = operation.callback(callback);
-    try {
-      return raw(traced, function settled(this: unknown, error: unknown, reply: unknown) {
-        if ((error === null || error === undefined) && position) position(reply);
-        return settle.call(this, error, reply);
-      });
-    } catch (error) {
-      operation.fail(error);
-      throw error;
-    }
-  }
-  return operation.run(() => raw(traced), position);
-}
-
-/**
- * `createSpans`: a `create {topic}` span per message that carries no context of its own, under
- * `parent` (siblings of the send span), with the message's attributes. Index-aligned with `messages`.
- */
-function createSpans(
-  state: ProducerState,
-  messages: readonly OutgoingMessage[],
-  callers: readonly (SpanContext | undefined)[],
-  parent: Context,
-): (Span | undefined)[] {
-  const { instr, settings } = state;
-  return messages.map((message, i) => {
-    if (callers[i]) return undefined;
-    const topic = typeof message.topic === 'string' ? message.topic : undefined;
-    const create = startClientSpan(instr, state.templates.of('create').get(topic), parent);
-    if (create?.isRecording()) {
-      const attributes: Attributes = {};
-      addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-      setSpanAttributes(create, attributes, instr.legacyAttributes);
-    }
-    return create;
   });
-}
-
-/** The send span's own attributes: the message's for a one-message send, the count for more. */
-function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage[]): Attributes {
-  const attributes: Attributes = {};
-  const [only] = messages;
-  if (messages.length !== 1 || !only) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = messages.length;
-  else addKafkaMessageAttributes(attributes, only, state.settings.captureKeys, state.instr.captureBodySize);
-  return attributes;
-}
-
-/**
- * The message as sent: the caller's own when nothing changes, else a copy with new headers. A message
- * without a context of its own gets `context`'s propagation fields where its headers lack them (never
- * overwriting one the caller set); one with its own keeps it (see `sendHeaders`).
- *
- * @param shared - `context`'s fields already injected and encoded for this call.
- */
-function carrying(
-  state: ProducerState,
-  message: OutgoingMessage,
-  view: Record<string, unknown> | undefined,
-  caller: SpanContext | undefined,
-  context: Context,
-  shared?: () => EncodedHeaders | undefined,
-): OutgoingMessage {
-  let encoded: EncodedHeaders | undefined;
-  if (caller) {
-    encoded = encodedChanges(state, view, sendHeaders(view, context, caller));
-  } else {
-    encoded = shared ? shared() : encodeHeaders(injectContext(context), state.encodings);
-    // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it.
-    if (encoded && view && encoded.entries.some((entry) => view[entry.name] != null)) {
-      const missing: Record<string, string> = {};
-      for (const entry of encoded.entries) {
-        if (view[entry.name] == null) missing[entry.name] = encoded.changes[entry.name] as string;
-      }
-      encoded = encodeHeaders(missing, state.encodings);
-    }
-  }
-  if (!encoded || encoded.entries.length === 0) return message;
-  return { ...message, headers: withHeaders(message.headers, encoded, state.encodings) };
-}
-
-/** The text fields of `out` that differ from the caller's headers and are not set there, encoded. */
-function encodedChanges(
-  state: ProducerState,
-  view: Record<string, unknown> | undefined,
-  out: Readonly<Record<string, unknown>>,
-): EncodedHeaders | undefined {
-  const changes: Record<string, string> = {};
-  for (const name in out) {
-    const value = out[name];
-    if (typeof value === 'string' && value !== view?.[name]) changes[name] = value;
-  }
-  return encodeHeaders(changes, state.encodings);
-}
-
-/** Puts the partition and offset of a one-message send's reply on its span. Never throws. */
-function recordPosition(state: ProducerState, span: Span, reply: unknown): void {
-  const offsets = (reply as { offsets?: unknown } | undefined)?.offsets;
-  if (!Array.isArray(offsets) || offsets.length !== 1) return;
-  const only = offsets[0] as { partition?: unknown; offset?: unknown } | undefined;
-  const attributes: Attributes = {};
-  addKafkaMessageAttributes(attributes, { partition: only?.partition, offset: only?.offset }, false, false);
-  setSpanAttributes(span, attributes, state.instr.legacyAttributes);
 }

@@ -18,7 +18,13 @@ export function fakeProducer(serializers?: Record<string, unknown>) {
       }
       return producer.failWith ? Promise.reject(producer.failWith) : Promise.resolve(reply);
     },
-    beginTransaction: async () => ({ send: producer.send }),
+    beginTransaction: async () => ({
+      send: producer.send,
+      commit: async () => undefined,
+      abort: async () => undefined,
+      cancel: async () => undefined,
+      addOffset: async (_message: unknown) => undefined,
+    }),
     [Symbol('plt.kafka.base.options')]: { serializers },
   };
   return { producer, sent };

@@ -331,3 +331,90 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(retry.attributes[ATTR_HOPTRACE_FAILURE_ATTEMPTS]).toBe(1);
   });
 });
+
+describe('transactions against a real broker', () => {
+  it('keeps sends open until commit or abort and says which; commit, abort and addOffset get spans; close ends what still waits as unknown', async () => {
+    const [topic, seedTopic] = (await createTopics(2)) as [string, string];
+    // A message consumed by a group, whose offset a transaction then commits (consume-transform-produce).
+    await stringProducer().send({ messages: [{ topic: seedTopic, value: 'seed' }] });
+    const seedGroup = groupId();
+    const seedConsumer = traceConsumer(stringConsumer({ groupId: seedGroup }));
+    const [seed] = await take(await streamOf(seedConsumer, [seedTopic]), 1);
+    if (!seed) throw new Error('no seed message');
+
+    const producer = traceProducer(
+      stringProducer({ idempotent: true, transactionalId: `hoptrace-tx-${topic}` }),
+    );
+    const aborted = await producer.beginTransaction();
+    await aborted.send({ messages: [{ topic, value: 'aborted-1' }] });
+    // Accepted by the broker, not yet committed or aborted: the send span is still open.
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
+    await aborted.abort();
+
+    const committed = await producer.beginTransaction();
+    await committed.send({
+      messages: [
+        { topic, value: 'committed-1' },
+        { topic, value: 'committed-2' },
+      ],
+    });
+    await new Promise<void>((resolve, reject) =>
+      committed.send({ messages: [{ topic, value: 'committed-3' }] }, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+    await committed.addConsumer(seedConsumer);
+    await committed.addOffset(seed);
+    await new Promise<void>((resolve, reject) =>
+      committed.commit((error) => (error ? reject(error) : resolve())),
+    );
+    expect(tracing.current.openSpans()).toEqual([]);
+
+    const left = await producer.beginTransaction();
+    await left.send({ messages: [{ topic, value: 'left-open' }] });
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
+    await producer.close();
+    expect(tracing.current.openSpans()).toEqual([]);
+
+    // A read-committed consumer sees the committed messages only.
+    const stream = await streamOf(traceConsumer(stringConsumer()), [topic]);
+    const read = await take(stream, 3);
+    expect(read.map((m) => m.value)).toEqual(['committed-1', 'committed-2', 'committed-3']);
+
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(4);
+    const outcome = (s: ReadableSpan) => s.attributes['hoptrace.kafka.transaction.outcome'];
+    expect(sends.map(outcome).sort()).toEqual(['aborted', 'committed', 'committed', 'unknown']);
+    const abortedSend = sends.find((s) => outcome(s) === 'aborted') as ReadableSpan;
+    expect(abortedSend.status.code).toBe(SpanStatusCode.ERROR);
+    expect(abortedSend.attributes[ATTR_ERROR_TYPE]).toBe('transaction_aborted');
+    const ended = (s: ReadableSpan) => s.endTime[0] * 1e9 + s.endTime[1];
+    const started = (s: ReadableSpan) => s.startTime[0] * 1e9 + s.startTime[1];
+    const abortSpan = onlySpan(spans(), 'abort_transaction');
+    const commitSpan = onlySpan(spans(), 'commit_transaction');
+    expect(ended(abortedSend)).toBeGreaterThanOrEqual(started(abortSpan));
+    for (const span of [abortSpan, commitSpan]) {
+      expect(span.kind).toBe(SpanKind.CLIENT);
+      expect(span.status.code).toBe(SpanStatusCode.UNSET);
+      expect(span.attributes[ATTR_MESSAGING_OPERATION_TYPE]).toBe('settle');
+    }
+    for (const send of sends.filter((s) => outcome(s) === 'committed')) {
+      expect(send.status.code).toBe(SpanStatusCode.UNSET);
+      expect(ended(send)).toBeGreaterThanOrEqual(started(commitSpan));
+    }
+    expect(sends.find((s) => outcome(s) === 'unknown')?.status.code).toBe(SpanStatusCode.UNSET);
+    const offsets = onlySpan(spans(), `send_offsets ${seedTopic}`);
+    expect(offsets.attributes).toMatchObject({
+      [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: seedGroup,
+      [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: 1,
+      [ATTR_MESSAGING_OPERATION_TYPE]: 'settle',
+    });
+    // Every process span of the traced reads continues the send span its message was sent under.
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(3);
+    const committedIds = new Set(
+      sends.filter((s) => outcome(s) === 'committed').map((s) => s.spanContext().spanId),
+    );
+    for (const process of processes) expect(committedIds.has(parentSpanId(process) as string)).toBe(true);
+  });
+});

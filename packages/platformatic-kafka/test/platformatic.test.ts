@@ -194,7 +194,9 @@ describe('traced producer', () => {
     const traced = traceProducer(producer);
     const transaction = await traced.beginTransaction();
     await transaction.send({ messages: [{ topic: 't', key: 'secret', value: 'v' }] });
+    await transaction.commit();
     const send = onlySpan(spans(), 'send t');
+    expect(send.attributes['hoptrace.kafka.transaction.outcome']).toBe('committed');
     expect(send.attributes['kafka.message.key']).toBeUndefined();
     const headers = sent[0]?.messages[0]?.headers;
     expect(headers).toBeInstanceOf(Map);
@@ -415,5 +417,111 @@ describe('traced consumer stream', () => {
     expect(process.spanContext().traceId).not.toBe(TRACE);
     expect(process.links.map((l) => l.context.spanId)).toEqual([PARENT]);
     expect(process.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
+  });
+});
+
+describe('traced transactions (client stand-in)', () => {
+  /** A producer whose transactions answer as told: `fail` names the method that fails. */
+  function transactional(fail?: 'commit' | 'abort' | 'cancel' | 'send-throws') {
+    const { producer, sent } = fakeProducer();
+    const answer = (method: string, callback?: (e: unknown) => void) => {
+      const error = fail === method ? new Error(`${method} failed`) : null;
+      if (callback) {
+        setImmediate(() => callback(error));
+        return undefined;
+      }
+      return error ? Promise.reject(error) : Promise.resolve();
+    };
+    const transaction = {
+      send(options: never, callback?: never) {
+        if (fail === 'send-throws') throw new TypeError('bad options');
+        return producer.send(options, callback);
+      },
+      commit: (callback?: (e: unknown) => void) => answer('commit', callback),
+      abort: (callback?: (e: unknown) => void) => answer('abort', callback),
+      cancel: (callback?: (e: unknown) => void) => answer('cancel', callback),
+      addOffset: (_message: unknown, callback?: (e: unknown) => void) => answer('addOffset', callback),
+    };
+    const traced = traceProducer({
+      ...producer,
+      beginTransaction: async () => transaction,
+      close: async () => {},
+    });
+    return { traced, sent };
+  }
+  const outcomeOf = (name: string) =>
+    spansNamed(spans(), name).map((s) => s.attributes['hoptrace.kafka.transaction.outcome']);
+
+  it('a cancelled transaction ends its waiting sends as unknown', async () => {
+    const { traced } = transactional();
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never);
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual(['send t']);
+    await transaction.cancel();
+    expect(tracing.current.openSpans()).toEqual([]);
+    expect(outcomeOf('send t')).toEqual(['unknown']);
+  });
+
+  it('a failed commit (callback style) ends its span ERROR and the sends as unknown; the caller gets the same error', async () => {
+    const { traced } = transactional('commit');
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never);
+    const error = await new Promise((resolve) => transaction.commit(resolve));
+    expect((error as Error).message).toBe('commit failed');
+    const commit = onlySpan(spans(), 'commit_transaction');
+    expect(commit.status.code).toBe(SpanStatusCode.ERROR);
+    expect(outcomeOf('send t')).toEqual(['unknown']);
+    expect(tracing.current.openSpans()).toEqual([]);
+  });
+
+  it('a failed abort rejects with the same error and ends the sends as unknown', async () => {
+    const { traced } = transactional('abort');
+    const transaction = await traced.beginTransaction();
+    const inFlight = transaction.send({ messages: [{ topic: 't', value: 'late' }] } as never);
+    await expect(transaction.abort()).rejects.toThrow('abort failed');
+    await inFlight;
+    expect(outcomeOf('send t')).toEqual(['unknown']);
+    expect(onlySpan(spans(), 'abort_transaction').status.code).toBe(SpanStatusCode.ERROR);
+    expect(tracing.current.openSpans()).toEqual([]);
+  });
+
+  it('an abort ends sends ERROR with transaction_aborted, also one still in flight', async () => {
+    const { traced } = transactional();
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'a' }] } as never);
+    // Callback style: the stand-in answers on a later turn, after the abort has settled.
+    const inFlight = new Promise((resolve) =>
+      transaction.send({ messages: [{ topic: 't', value: 'b' }] } as never, resolve as never),
+    );
+    await transaction.abort();
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual(['send t']);
+    await inFlight;
+    const sends = spansNamed(spans(), 'send t');
+    expect(sends.map((s) => s.attributes['hoptrace.kafka.transaction.outcome'])).toEqual([
+      'aborted',
+      'aborted',
+    ]);
+    for (const send of sends) {
+      expect(send.status.code).toBe(SpanStatusCode.ERROR);
+      expect(send.attributes['error.type']).toBe('transaction_aborted');
+    }
+    expect(onlySpan(spans(), 'abort_transaction').status.code).toBe(SpanStatusCode.UNSET);
+  });
+
+  it('a transactional send that throws synchronously ends its span with the error, which reaches the caller', async () => {
+    const { traced } = transactional('send-throws');
+    const transaction = await traced.beginTransaction();
+    expect(() => transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never)).toThrow(TypeError);
+    expect(tracing.current.openSpans()).toEqual([]);
+    expect(onlySpan(spans(), 'send t').status.code).toBe(SpanStatusCode.ERROR);
+  });
+
+  it('closing the producer ends the sends still waiting for an outcome as unknown', async () => {
+    const { traced } = transactional();
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never);
+    await (traced as unknown as { close(): Promise<void> }).close();
+    expect(outcomeOf('send t')).toEqual(['unknown']);
+    expect(tracing.current.openSpans()).toEqual([]);
   });
 });

@@ -60,6 +60,11 @@ describe('the README names the spans the code emits', () => {
     await tick();
     withBatchContext(received, () => undefined);
 
+    const committed = await plain.beginTransaction();
+    await committed.addOffset({ topic: 't' });
+    await committed.commit();
+    await (await plain.beginTransaction()).abort();
+
     // Emitted names with the topic put back as the README's placeholder.
     const emitted = new Set(tracing.current.spans().map((s) => s.name.replace(/ (t|u)$/, ' {topic}')));
     expect([...emitted].sort()).toEqual([...documented].sort());
