@@ -46,7 +46,10 @@ export {
   type KafkaOperation,
   MAX_PENDING_TRANSACTION_SENDS,
   PendingSends,
+  runTransactionalSend,
+  settleAllTransactions,
   settleTransaction,
+  startTransactionEnd,
   type TransactionOutcome,
 } from './kafka-transaction.ts';
 export {
@@ -74,6 +77,7 @@ export { createMessagingMetrics, MessagingMetrics, type MetricOperation } from '
 export { Operation } from './operation.ts';
 export {
   callerSpanContext,
+  fieldsToAdd,
   injectContext,
   type MessageContext,
   readMessageContext,

@@ -1,5 +1,9 @@
-import type { Operation } from './operation.ts';
-import { MESSAGING_SPAN_OPERATIONS, type SpanOperation } from './span-templates.ts';
+import type { Instrumentation } from './instrumentation.ts';
+import { type MetricAttributeCache, operationMetric } from './metric-attributes.ts';
+import { Operation } from './operation.ts';
+import { MESSAGING_SPAN_OPERATIONS, type OperationTemplates, type SpanOperation } from './span-templates.ts';
+import { startClientSpan } from './spans.ts';
+import { isThenable } from './wrap.ts';
 
 /** The operations a Kafka wrapper (any client) starts spans for: the conventions' plus transactions. */
 export const KAFKA_OPERATIONS = {
@@ -60,6 +64,84 @@ export function holdTransactionalSend(pending: PendingSends, operation: Operatio
     endWithOutcome(oldest, 'unknown');
   }
   pending.add(operation);
+}
+
+/**
+ * Runs a promise-style transactional send: `call`'s outcome is recorded (`onValue` sees its value),
+ * a failed send ends with its error, an accepted one waits for the transaction's outcome (see
+ * {@link holdTransactionalSend}). The caller gets what `call` gives, or throws, unchanged. Build the
+ * operation with `metricAtOutcome`, so the send's duration is the send's, not the transaction's.
+ */
+export function runTransactionalSend<T>(
+  pending: PendingSends,
+  operation: Operation,
+  call: () => T,
+  onValue?: (value: Awaited<T>) => void,
+): T {
+  let sent: T;
+  try {
+    sent = operation.run(call, onValue, false);
+  } catch (error) {
+    // Thrown synchronously: recorded by run(), ended here (it never joins the transaction).
+    operation.end();
+    throw error;
+  }
+  if (!isThenable(sent)) {
+    holdTransactionalSend(pending, operation);
+    return sent;
+  }
+  return (sent as PromiseLike<Awaited<T>>).then(
+    (value) => {
+      holdTransactionalSend(pending, operation);
+      return value;
+    },
+    (error: unknown) => {
+      operation.end();
+      throw error;
+    },
+  ) as T;
+}
+
+/**
+ * Starts the `commit_transaction` or `abort_transaction` span of a transaction whose sends `pending`
+ * holds (one of `open`, the producer's open transactions), and returns what to call once the commit
+ * or abort settled: it ends the span (with the error when `failed`) and the held sends with the
+ * outcome, `unknown` when the call failed (the transaction's fate is then unknown to us), and
+ * forgets the transaction. Call it exactly once.
+ */
+export function startTransactionEnd(
+  instr: Instrumentation,
+  templates: OperationTemplates<KafkaOperation>,
+  metrics: MetricAttributeCache,
+  how: 'commit' | 'abort',
+  pending: PendingSends,
+  open: Set<PendingSends>,
+): (failed: boolean, error?: unknown) => void {
+  const span = startClientSpan(instr, templates.of(how).get(undefined));
+  const operation = new Operation(
+    instr,
+    span,
+    operationMetric(
+      instr.metrics !== undefined,
+      metrics,
+      'settle',
+      how === 'commit' ? 'commit_transaction' : 'abort_transaction',
+      undefined,
+      0,
+    ),
+  );
+  return (failed, error) => {
+    if (failed) operation.fail(error);
+    else operation.end();
+    settleTransaction(pending, failed ? 'unknown' : how === 'commit' ? 'committed' : 'aborted');
+    open.delete(pending);
+  };
+}
+
+/** The producer closed or disconnected: every send still waiting for an outcome ends as `unknown`. */
+export function settleAllTransactions(open: Set<PendingSends>): void {
+  for (const pending of open) settleTransaction(pending, 'unknown');
+  open.clear();
 }
 
 /** Ends a send with its transaction's outcome (an aborted send ends ERROR: not delivered). */

@@ -213,6 +213,16 @@ export class Operation {
     return result;
   }
 
+  /**
+   * The traced call has its outcome but the spans stay open for a later event (a send inside a Kafka
+   * transaction ends on commit or abort): notes `error` when `failed`, and with `metricAtOutcome`
+   * records the metric now. End the operation later with {@link end}.
+   */
+  settleOpen(failed: boolean, error?: unknown): void {
+    if (failed) this.noteFailure(error);
+    this.#outcome(false);
+  }
+
   #outcome(end: boolean): void {
     if (end) this.end();
     else if (this.#metricAtOutcome) this.#recordMetric();

@@ -120,10 +120,32 @@ export function sendHeaders<V>(
     return state === undefined ? headers : { ...headers, tracestate: state };
   }
   const out: Record<string, V | string> = headers ? { ...headers } : {};
-  const fields = injected ?? injectContext(context);
-  for (const key in fields) {
-    if (out[key] === undefined || out[key] === null) out[key] = fields[key] as string;
+  const fields = fieldsToAdd(headers, injected ?? injectContext(context));
+  for (const key in fields) out[key] = fields[key] as string;
+  return out;
+}
+
+/**
+ * The fields of `injected` a send adds to a message's `headers`: those the headers do not set
+ * (absent, `null` or `undefined`), so a field the caller set (a malformed `traceparent`, their own
+ * baggage) is never overwritten. `injected` itself when the headers set none of them.
+ */
+export function fieldsToAdd(
+  headers: Readonly<Record<string, unknown>> | null | undefined,
+  injected: Readonly<Record<string, string>>,
+): Readonly<Record<string, string>> {
+  if (!headers) return injected;
+  const isSet = (key: string) => headers[key] !== undefined && headers[key] !== null;
+  let anySet = false;
+  for (const key in injected) {
+    if (isSet(key)) {
+      anySet = true;
+      break;
+    }
   }
+  if (!anySet) return injected;
+  const out: Record<string, string> = {};
+  for (const key in injected) if (!isSet(key)) out[key] = injected[key] as string;
   return out;
 }
 

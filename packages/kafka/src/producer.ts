@@ -6,7 +6,7 @@ import {
   interceptMethods,
   KAFKA_OPERATIONS,
   MetricAttributeCache,
-  settleTransaction,
+  settleAllTransactions,
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
@@ -67,10 +67,6 @@ export function wrapProducer<P extends Producer>(
     send: (raw, [record]) => tracedSend(state, raw, record as ProducerRecord, undefined),
     sendBatch: (raw, [batch]) => tracedSendBatch(state, raw, batch as ProducerBatch, undefined),
     transaction: (raw) => raw.transaction().then((transaction) => wrapTransaction(transaction, state)),
-    disconnect: (raw) =>
-      raw.disconnect().finally(() => {
-        for (const pending of state.transactions) settleTransaction(pending, 'unknown');
-        state.transactions.clear();
-      }),
+    disconnect: (raw) => raw.disconnect().finally(() => settleAllTransactions(state.transactions)),
   });
 }

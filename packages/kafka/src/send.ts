@@ -2,10 +2,10 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
-  holdTransactionalSend,
   injectContext,
   Operation,
   type PendingSends,
+  runTransactionalSend,
   sendHeaders,
   startClientSpan,
 } from '@hoptrace/core/adapter';
@@ -257,24 +257,7 @@ function traceCallers(
       ? (reply: RecordMetadata[]) => recordPositions(state, groups, reply, creates, sendSpan)
       : undefined;
   if (!transaction) return operation.run(call, positions);
-  let sent: Promise<RecordMetadata[]>;
-  try {
-    sent = operation.run(call, positions, false);
-  } catch (error) {
-    // A send that throws synchronously: recorded by run(), ended here (it never joins the transaction).
-    operation.end();
-    throw error;
-  }
-  return sent.then(
-    (reply) => {
-      holdTransactionalSend(transaction, operation);
-      return reply;
-    },
-    (error: unknown) => {
-      operation.end();
-      throw error;
-    },
-  );
+  return runTransactionalSend(transaction, operation, call, positions);
 }
 
 /**

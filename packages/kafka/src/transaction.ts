@@ -5,8 +5,8 @@ import {
   Operation,
   PendingSends,
   setSpanAttributes,
-  settleTransaction,
   startClientSpan,
+  startTransactionEnd,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import type { Offsets, ProducerBatch, ProducerRecord, Transaction } from 'kafkajs';
@@ -18,39 +18,28 @@ export function wrapTransaction(transaction: Transaction, state: ProducerState):
   const pending = new PendingSends();
   state.transactions.add(pending);
   const finish = (raw: Transaction, how: 'commit' | 'abort'): Promise<void> => {
-    const span = startClientSpan(state.instr, state.templates.of(how).get(undefined));
-    const operation = new Operation(
+    const settled = startTransactionEnd(
       state.instr,
-      span,
-      producerMetric(
-        state,
-        how === 'commit' ? 'commit_transaction' : 'abort_transaction',
-        undefined,
-        0,
-        'settle',
-      ),
+      state.templates,
+      state.metrics,
+      how,
+      pending,
+      state.transactions,
     );
     let done: Promise<void>;
     try {
-      done = operation.run(
-        () => (how === 'commit' ? raw.commit() : raw.abort()),
-        () => settleTransaction(pending, how === 'commit' ? 'committed' : 'aborted'),
-      );
+      done = how === 'commit' ? raw.commit() : raw.abort();
     } catch (error) {
-      // commit()/abort() threw synchronously: the transaction's fate is unknown.
-      settleTransaction(pending, 'unknown');
-      state.transactions.delete(pending);
+      settled(true, error);
       throw error;
     }
     return done.then(
       (value) => {
-        state.transactions.delete(pending);
+        settled(false);
         return value;
       },
       (error: unknown) => {
-        // The transaction's fate is unknown to us now: say so rather than claim either outcome.
-        settleTransaction(pending, 'unknown');
-        state.transactions.delete(pending);
+        settled(true, error);
         throw error;
       },
     );

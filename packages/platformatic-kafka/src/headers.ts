@@ -23,13 +23,20 @@ export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<s
     if (!(headers instanceof Map)) return headers as Record<string, unknown>;
     if (headers.size === 0) return undefined;
     const out: Record<string, unknown> = Object.create(null);
+    if (headers.size <= limit) {
+      // forEach, not for...of: no iterator and no entry array per header (this runs per message).
+      headers.forEach((value: unknown, key: unknown) => {
+        const name = headerName(key);
+        if (name !== undefined && !(name in out)) out[name] = value;
+      });
+      return out;
+    }
     let n = 0;
-    // forEach, not for...of: no iterator and no entry array per header (this runs for every message).
-    headers.forEach((value: unknown, key: unknown) => {
-      if (n++ >= limit) return;
+    for (const [key, value] of headers) {
+      if (n++ >= limit) break; // a map with more headers than read costs no more than the limit
       const name = headerName(key);
       if (name !== undefined && !(name in out)) out[name] = value;
-    });
+    }
     return out;
   } catch {
     return undefined;

@@ -1,4 +1,4 @@
-import { existingWrapper, interceptMethods, settleTransaction } from '@hoptrace/core/adapter';
+import { existingWrapper, interceptMethods, settleAllTransactions } from '@hoptrace/core/adapter';
 import { clientState } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
@@ -58,11 +58,11 @@ export function traceProducer<P extends TraceableProducer>(
       }
       return (begin(...args) as Promise<unknown>).then((transaction) => wrapTransaction(state, transaction));
     },
-    // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed.
+    // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed (a
+    // close that fails, e.g. refused while streams still produce, leaves the producer and them open).
     close: (raw, args) =>
-      whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, () => {
-        for (const pending of state.transactions) settleTransaction(pending, 'unknown');
-        state.transactions.clear();
+      whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, (failed) => {
+        if (!failed) settleAllTransactions(state.transactions);
       }),
   });
 }

@@ -2,12 +2,13 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  fieldsToAdd,
   holdTransactionalSend,
   injectContext,
-  isThenable,
   Operation,
   operationMetric,
   type PendingSends,
+  runTransactionalSend,
   sendHeaders,
   setSpanAttributes,
   startClientSpan,
@@ -130,49 +131,39 @@ export function tracedSend(
     instr,
     creates ? [span, ...creates] : span,
     operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
+    // In a transaction the spans wait for its outcome, but the send's duration is the send's.
+    pending !== undefined,
   );
   const position =
     total === 1 && span?.isRecording() ? (reply: unknown) => recordPosition(state, span, reply) : undefined;
   if (typeof callback === 'function') {
+    let answered = false;
     try {
       return raw(traced, function settled(this: unknown, error: unknown, reply: unknown) {
+        answered = true;
         if (error === null || error === undefined) {
           position?.(reply);
-          if (pending) holdTransactionalSend(pending, operation);
-          else operation.end();
+          if (pending) {
+            operation.settleOpen(false);
+            holdTransactionalSend(pending, operation);
+          } else {
+            operation.end();
+          }
         } else {
           operation.fail(error);
         }
         return (callback as RawSend).call(this, error, reply);
       });
     } catch (error) {
-      operation.fail(error);
+      // The client threw before answering (an answered send is settled already; what a callback
+      // run synchronously throws is the caller's).
+      if (!answered) operation.fail(error);
       throw error;
     }
   }
-  if (!pending) return operation.run(() => raw(traced), position);
-  let sent: unknown;
-  try {
-    sent = operation.run(() => raw(traced), position, false);
-  } catch (error) {
-    // Thrown synchronously: recorded by run(), ended here (it never joins the transaction).
-    operation.end();
-    throw error;
-  }
-  if (!isThenable(sent)) {
-    holdTransactionalSend(pending, operation);
-    return sent;
-  }
-  return sent.then(
-    (reply) => {
-      holdTransactionalSend(pending, operation);
-      return reply;
-    },
-    (error: unknown) => {
-      operation.end();
-      throw error;
-    },
-  );
+  return pending
+    ? runTransactionalSend(pending, operation, () => raw(traced), position)
+    : operation.run(() => raw(traced), position);
 }
 
 /**
@@ -229,13 +220,8 @@ function carrying(
   } else {
     encoded = shared ? shared() : encodeHeaders(injectContext(context), state.encodings);
     // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it.
-    if (encoded && view && encoded.entries.some((entry) => view[entry.name] != null)) {
-      const missing: Record<string, string> = {};
-      for (const entry of encoded.entries) {
-        if (view[entry.name] == null) missing[entry.name] = encoded.changes[entry.name] as string;
-      }
-      encoded = encodeHeaders(missing, state.encodings);
-    }
+    const add = encoded && fieldsToAdd(view, encoded.changes);
+    if (add && add !== encoded?.changes) encoded = encodeHeaders(add, state.encodings);
   }
   if (!encoded || encoded.entries.length === 0) return message;
   return { ...message, headers: withHeaders(message.headers, encoded, state.encodings) };

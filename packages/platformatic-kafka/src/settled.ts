@@ -17,13 +17,26 @@ export function whenSettled(
   const last = args.length - 1;
   const callback = args[last];
   if (typeof callback === 'function') {
+    let answered = false;
     const wrapped = args.slice();
     wrapped[last] = function settled(this: unknown, ...result: unknown[]): unknown {
-      const error = result[0];
-      done(error !== null && error !== undefined, error);
+      if (!answered) {
+        answered = true;
+        const error = result[0];
+        done(error !== null && error !== undefined, error);
+      }
       return (callback as AnyFunction).apply(this, result);
     };
-    return call(...wrapped);
+    try {
+      return call(...wrapped);
+    } catch (error) {
+      // Thrown before the callback ran; once it has, what it throws is the caller's own.
+      if (!answered) {
+        answered = true;
+        done(true, error);
+      }
+      throw error;
+    }
   }
   let result: unknown;
   try {
@@ -32,14 +45,18 @@ export function whenSettled(
     done(true, error);
     throw error;
   }
-  if (isThenable(result)) {
+  if (!isThenable(result)) {
+    done(false);
+    return result;
+  }
+  try {
     // A side chain: the caller keeps the method's own promise (and its rejection, if any).
     result.then(
       () => done(false),
       (error: unknown) => done(true, error),
     );
-  } else {
-    done(false);
+  } catch (error) {
+    done(true, error); // a thenable whose then() throws: nothing says how the call ended
   }
   return result;
 }

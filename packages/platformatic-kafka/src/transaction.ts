@@ -8,7 +8,7 @@ import {
   setSpanAttributes,
   settleTransaction,
   startClientSpan,
-  type TransactionOutcome,
+  startTransactionEnd,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import { type ProducerState, type RawSend, tracedSend } from './send.ts';
@@ -33,56 +33,25 @@ export function wrapTransaction(state: ProducerState, transaction: unknown): unk
   if (!transaction || typeof transaction !== 'object') return transaction;
   const pending = new PendingSends();
   state.transactions.add(pending);
-  const settle = (outcome: TransactionOutcome) => {
-    settleTransaction(pending, outcome);
-    state.transactions.delete(pending);
-  };
+  // commit() or abort(), promise or callback style: a span, then the held sends end with the outcome.
+  const finish = (call: RawSend, args: unknown[], how: 'commit' | 'abort') =>
+    whenSettled(
+      call,
+      args,
+      startTransactionEnd(state.instr, state.templates, state.metrics, how, pending, state.transactions),
+    );
   return interceptMethods(transaction as TransactionLike, {
     send: (raw, args) => tracedSend(state, raw.send.bind(raw), args, pending),
-    commit: (raw, args) => finish(state, raw.commit.bind(raw), args, 'commit', settle),
-    abort: (raw, args) => finish(state, raw.abort.bind(raw), args, 'abort', settle),
+    commit: (raw, args) => finish(raw.commit.bind(raw), args, 'commit'),
+    abort: (raw, args) => finish(raw.abort.bind(raw), args, 'abort'),
+    // The producer lets go of the transaction (the broker ends it later): its fate is unknown to us.
     cancel: (raw, args) =>
       whenSettled(raw.cancel.bind(raw), args, (failed) => {
-        if (!failed) settle('unknown');
+        if (failed) return;
+        settleTransaction(pending, 'unknown');
+        state.transactions.delete(pending);
       }),
     addOffset: (raw, args) => tracedAddOffset(state, raw.addOffset.bind(raw), args),
-  });
-}
-
-/**
- * `commit()` or `abort()` (promise or callback): a `commit_transaction` / `abort_transaction` span,
- * then the waiting sends end with the outcome; when the call fails, the transaction's fate is
- * unknown to us and they say so rather than claim either.
- */
-function finish(
-  state: ProducerState,
-  call: RawSend,
-  args: unknown[],
-  how: 'commit' | 'abort',
-  settle: (outcome: TransactionOutcome) => void,
-): unknown {
-  const { instr } = state;
-  const span = startClientSpan(instr, state.templates.of(how).get(undefined));
-  const operation = new Operation(
-    instr,
-    span,
-    operationMetric(
-      instr.metrics !== undefined,
-      state.metrics,
-      'settle',
-      how === 'commit' ? 'commit_transaction' : 'abort_transaction',
-      undefined,
-      0,
-    ),
-  );
-  return whenSettled(call, args, (failed, error) => {
-    if (failed) {
-      operation.fail(error);
-      settle('unknown');
-    } else {
-      operation.end();
-      settle(how === 'commit' ? 'committed' : 'aborted');
-    }
   });
 }
 

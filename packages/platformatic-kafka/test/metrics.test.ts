@@ -54,6 +54,23 @@ describe('metrics (same names and attributes as @hoptrace/kafka)', () => {
     expect(durations).toHaveLength(2);
   });
 
+  it('a send on a transaction records its metrics when the broker answers, both styles, not at the aborted commit', async () => {
+    const reader = new TestReader();
+    const fake = fakeProducer();
+    const producer = traceProducer(fake.producer, {
+      meterProvider: new MeterProvider({ readers: [reader] }),
+    });
+    const transaction = await producer.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'a' }] });
+    await new Promise((resolve) => transaction.send({ messages: [{ topic: 't', value: 'b' }] }, resolve));
+    // Both sends wait for the outcome (their spans are open), yet their metrics are recorded.
+    const sent = [{ attributes: { ...base, 'messaging.operation.name': 'send' }, value: 2 }];
+    expect(await points(reader, 'messaging.client.sent.messages')).toEqual(sent);
+    await transaction.abort();
+    // The abort ends the send spans ERROR; the sends themselves succeeded and are not counted again.
+    expect(await points(reader, 'messaging.client.sent.messages')).toEqual(sent);
+  });
+
   it('records one consumed message per processed message with the group, and time in queue', async () => {
     const reader = new TestReader();
     const { consumer, stream } = fakeConsumer();

@@ -422,7 +422,7 @@ describe('traced consumer stream', () => {
 
 describe('traced transactions (client stand-in)', () => {
   /** A producer whose transactions answer as told: `fail` names the method that fails. */
-  function transactional(fail?: 'commit' | 'abort' | 'cancel' | 'send-throws') {
+  function transactional(fail?: 'commit' | 'abort' | 'cancel' | 'close' | 'send-throws') {
     const { producer, sent } = fakeProducer();
     const answer = (method: string, callback?: (e: unknown) => void) => {
       const error = fail === method ? new Error(`${method} failed`) : null;
@@ -440,13 +440,16 @@ describe('traced transactions (client stand-in)', () => {
       commit: (callback?: (e: unknown) => void) => answer('commit', callback),
       abort: (callback?: (e: unknown) => void) => answer('abort', callback),
       cancel: (callback?: (e: unknown) => void) => answer('cancel', callback),
-      addOffset: (_message: unknown, callback?: (e: unknown) => void) => answer('addOffset', callback),
+      addOffset: (message: unknown, callback?: (e: unknown) => void) => {
+        // As the client does: it reads the message before anything else.
+        void (message as { metadata?: unknown }).metadata;
+        return answer('addOffset', callback);
+      },
     };
-    const traced = traceProducer({
-      ...producer,
-      beginTransaction: async () => transaction,
-      close: async () => {},
-    });
+    const close = async () => {
+      if (fail === 'close') throw new Error('Cannot close producer while producing messages.');
+    };
+    const traced = traceProducer({ ...producer, beginTransaction: async () => transaction, close });
     return { traced, sent };
   }
   const outcomeOf = (name: string) =>
@@ -514,6 +517,27 @@ describe('traced transactions (client stand-in)', () => {
     expect(() => transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never)).toThrow(TypeError);
     expect(tracing.current.openSpans()).toEqual([]);
     expect(onlySpan(spans(), 'send t').status.code).toBe(SpanStatusCode.ERROR);
+  });
+
+  it('a close that fails leaves the waiting sends to their transaction, which still commits them', async () => {
+    const { traced } = transactional('close');
+    const transaction = await traced.beginTransaction();
+    await transaction.send({ messages: [{ topic: 't', value: 'v' }] } as never);
+    await expect((traced as unknown as { close(): Promise<void> }).close()).rejects.toThrow('Cannot close');
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual(['send t']);
+    await transaction.commit();
+    expect(outcomeOf('send t')).toEqual(['committed']);
+  });
+
+  it('addOffset: the client throwing synchronously (callback style) ends the span ERROR and the same error reaches the caller', async () => {
+    const { traced } = transactional();
+    const transaction = await traced.beginTransaction();
+    const callback = () => {
+      throw new Error('never called');
+    };
+    expect(() => transaction.addOffset(null as never, callback as never)).toThrow(TypeError);
+    expect(tracing.current.openSpans()).toEqual([]);
+    expect(onlySpan(spans(), 'send_offsets').status.code).toBe(SpanStatusCode.ERROR);
   });
 
   it('closing the producer ends the sends still waiting for an outcome as unknown', async () => {
