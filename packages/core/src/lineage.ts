@@ -9,9 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { capValue } from './attributes.ts';
-import type { HeaderCarrier } from './carrier.ts';
-import { limitedText } from './carrier.ts';
-
+import { type HeaderCarrier, limitedText } from './carrier.ts';
 import { classifyError, describeError, type ErrorClassifier } from './errors.ts';
 import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,

@@ -135,18 +135,22 @@ export function fieldsToAdd(
   injected: Readonly<Record<string, string>>,
 ): Readonly<Record<string, string>> {
   if (!headers) return injected;
-  const isSet = (key: string) => headers[key] !== undefined && headers[key] !== null;
   let anySet = false;
   for (const key in injected) {
-    if (isSet(key)) {
+    if (isSet(headers, key)) {
       anySet = true;
       break;
     }
   }
   if (!anySet) return injected;
   const out: Record<string, string> = {};
-  for (const key in injected) if (!isSet(key)) out[key] = injected[key] as string;
+  for (const key in injected) if (!isSet(headers, key)) out[key] = injected[key] as string;
   return out;
+}
+
+/** Whether the caller's headers set `key` (to anything but `null` or `undefined`). */
+function isSet(headers: Readonly<Record<string, unknown>>, key: string): boolean {
+  return headers[key] !== undefined && headers[key] !== null;
 }
 
 /**

@@ -361,26 +361,40 @@ describe('traced consumer stream', () => {
     await iterator.return?.();
   });
 
-  it('batch mode: each withMessageContext call gets its own span; withBatchContext skips null entries', async () => {
+  /** A batch-mode traced stream's iterator and the one message it handed out (sampled parent). */
+  async function batchModeMessage() {
     const { consumer, stream } = fakeConsumer();
     const s = await traceConsumer(consumer, { batchSpans: 'batch' }).consume();
     const iterator = s[Symbol.asyncIterator]();
     stream.push(message(new Map([['traceparent', `00-${TRACE}-${PARENT}-01`]])));
-    const { value: got } = await iterator.next();
-    withMessageContext(got as object, () => undefined);
-    withMessageContext(got as object, () => undefined);
-    expect(spansNamed(spans(), 'process t')).toHaveLength(2);
-    expect(() => withBatchContext([null as unknown as object, got as object], () => undefined)).not.toThrow();
-    expect(spansNamed(spans(), 'process t')).toHaveLength(3);
+    const { value } = await iterator.next();
+    return { iterator, got: value as object };
+  }
+
+  it('batch mode: each withMessageContext call gets its own span; withBatchContext skips null entries', async () => {
+    const { iterator, got } = await batchModeMessage();
+    const seen: (string | undefined)[] = [];
+    const active = () => seen.push(trace.getActiveSpan()?.spanContext().spanId);
+    withMessageContext(got, active);
+    withMessageContext(got, active);
+    const calls = spansNamed(spans(), 'process t');
+    expect(calls).toHaveLength(2);
+    // Two distinct spans, each the active one during its call, both children of the creation context.
+    expect(seen).toEqual(calls.map((c) => c.spanContext().spanId));
+    expect(new Set(seen).size).toBe(2);
+    for (const call of calls) {
+      expect(call.spanContext().traceId).toBe(TRACE);
+      expect(parentSpanId(call)).toBe(PARENT);
+    }
+    expect(() => withBatchContext([null as unknown as object, got], () => undefined)).not.toThrow();
+    const batch = spansNamed(spans(), 'process t').find((s) => !calls.includes(s));
+    expect(batch?.links.map((l) => l.context.spanId)).toEqual([PARENT]);
+    expect(batch?.spanContext().traceId).not.toBe(TRACE);
     await iterator.return?.();
   });
 
   it('batch mode: a dead-letter copy made after withMessageContext failed names that failed attempt', async () => {
-    const { consumer, stream } = fakeConsumer();
-    const s = await traceConsumer(consumer, { batchSpans: 'batch' }).consume();
-    const iterator = s[Symbol.asyncIterator]();
-    stream.push(message(new Map([['traceparent', `00-${TRACE}-${PARENT}-01`]])));
-    const { value: got } = await iterator.next();
+    const { iterator, got } = await batchModeMessage();
     const boom = new Error('no stock');
     let caught: unknown;
     try {
