@@ -2,6 +2,11 @@
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
 /** Set (`true`) on a per-message process span that `maxProcessingMs` ended. */
 export const ATTR_HOPTRACE_PROCESS_TIMED_OUT = 'hoptrace.process.timed_out';
+/**
+ * `error.type` of a producer-stream send span whose message the stream dropped unsent: it was
+ * destroyed (or closed) without an error before the message's batch went out.
+ */
+export const ERROR_STREAM_CLOSED = 'stream_closed';
 export {
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
   ERROR_TRANSACTION_ABORTED,

@@ -10,6 +10,7 @@ export {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
   ATTR_HOPTRACE_PROCESS_TIMED_OUT,
+  ERROR_STREAM_CLOSED,
   ERROR_TRANSACTION_ABORTED,
   MAX_PENDING_TRANSACTION_SENDS,
 } from './attributes.ts';
@@ -30,3 +31,4 @@ export {
   type PlatformaticProducerOptions,
 } from './options.ts';
 export { type TraceableProducer, traceProducer } from './producer.ts';
+export { MAX_OPEN_STREAM_SENDS } from './producer-stream.ts';

@@ -2,6 +2,7 @@ import { existingWrapper, interceptMethods, settleAllTransactions } from '@hoptr
 import { clientState } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
+import { traceProducerStream } from './producer-stream.ts';
 import { type ProducerState, type RawSend, tracedSend } from './send.ts';
 import { whenSettled } from './settled.ts';
 import { wrapTransaction } from './transaction.ts';
@@ -25,6 +26,8 @@ export interface TraceableProducer {
  * - Headers are written the way the producer's header serializers want them (strings for
  *   `stringSerializers`, Buffers for the default pass-through ones), in a copy: your options,
  *   messages and header maps are never modified.
+ * - Producer streams (`asStream()`): every message written gets its own `send` span, open until the
+ *   stream's batch carrying it is acknowledged (see `traceProducerStream`).
  * - Transactions: sends on a transaction keep their spans open until it commits or aborts and then
  *   say which (`hoptrace.kafka.transaction.outcome`; an aborted send ends ERROR with
  *   `transaction_aborted`); `commit`, `abort` and `addOffset` get spans of their own; a cancelled
@@ -58,6 +61,9 @@ export function traceProducer<P extends TraceableProducer>(
       }
       return (begin(...args) as Promise<unknown>).then((transaction) => wrapTransaction(state, transaction));
     },
+    // A producer stream sends through the unwrapped producer: its writes are traced one by one.
+    asStream: (raw, args) =>
+      traceProducerStream(state, (raw as unknown as { asStream: RawSend }).asStream.apply(raw, args)),
     // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed (a
     // close that fails, e.g. refused while streams still produce, leaves the producer and them open).
     close: (raw, args) =>

@@ -26,7 +26,7 @@ import {
 } from './headers.ts';
 
 /** A message as `send` takes it (only the fields hoptrace reads or copies). */
-interface OutgoingMessage {
+export interface OutgoingMessage {
   readonly topic?: unknown;
   readonly key?: unknown;
   readonly value?: unknown;
@@ -191,7 +191,7 @@ function createSpans(
 }
 
 /** The send span's own attributes: the message's for a one-message send, the count for more. */
-function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage[]): Attributes {
+export function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage[]): Attributes {
   const attributes: Attributes = {};
   const [only] = messages;
   if (messages.length !== 1 || !only) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = messages.length;
@@ -206,7 +206,7 @@ function sendAttributes(state: ProducerState, messages: readonly OutgoingMessage
  *
  * @param shared - `context`'s fields already injected and encoded for this call.
  */
-function carrying(
+export function carrying(
   state: ProducerState,
   message: OutgoingMessage,
   view: Record<string, unknown> | undefined,

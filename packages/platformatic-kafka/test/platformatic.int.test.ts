@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,
   ATTR_HOPTRACE_FAILURE_DESTINATION,
@@ -23,13 +25,16 @@ import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   ATTR_HOPTRACE_PROCESS_TIMED_OUT,
   deadLetterMessage,
+  ERROR_STREAM_CLOSED,
+  MAX_OPEN_STREAM_SENDS,
   traceConsumer,
   traceProducer,
   withBatchContext,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
 import { deferred, onlySpan, parentSpanId, spansNamed, until, useTestTracing } from '@hoptrace/test-kit';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Consumer, type Message, Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -416,5 +421,208 @@ describe('transactions against a real broker', () => {
       sends.filter((s) => outcome(s) === 'committed').map((s) => s.spanContext().spanId),
     );
     for (const process of processes) expect(committedIds.has(parentSpanId(process) as string)).toBe(true);
+  });
+});
+
+describe('producer streams (asStream) against a real broker', () => {
+  it('gives every written message a send span, open until its batch is acknowledged, that its process span continues', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    const own = trace.getTracer('test').startSpan('upstream');
+    own.end();
+    const ownParent = `00-${own.spanContext().traceId}-${own.spanContext().spanId}-01`;
+    const callerHeaders = new Map([['tenant', 'acme']]);
+    const written = [
+      { topic, value: 'm1', headers: callerHeaders },
+      { topic, value: 'm2' },
+      { topic, value: 'm3', headers: new Map([['traceparent', ownParent]]) },
+    ];
+    const reports: unknown[] = [];
+    const request = trace.getTracer('test').startSpan('request');
+    const stream = trace.getTracer('test').startActiveSpan('request-scope', (scope) => {
+      scope.end();
+      return producer.asStream({ batchSize: 2, batchTime: 60_000, reportMode: 'message' });
+    });
+    stream.on('delivery-report', (report: { message: unknown }) => reports.push(report.message));
+    const flushed = new Promise<void>((resolve) => stream.once('flush', () => resolve()));
+    await context.with(trace.setSpan(context.active(), request), async () => {
+      stream.write(written[0] as never);
+      // One message of a batch of two: buffered, its span still open.
+      expect(spansNamed(spans(), `send ${topic}`)).toHaveLength(0);
+      expect(tracing.current.openSpans().map((s) => s.name)).toContain(`send ${topic}`);
+      stream.write(written[1] as never);
+      await flushed;
+      expect(spansNamed(spans(), `send ${topic}`)).toHaveLength(2);
+      stream.end(written[2] as never);
+    });
+    await new Promise((resolve) => stream.once('close', resolve));
+    request.end();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+
+    // The caller's messages and header maps are untouched; the stream got copies carrying contexts.
+    expect(written[0]?.headers).toBe(callerHeaders);
+    expect([...callerHeaders.keys()]).toEqual(['tenant']);
+    expect(written[1]).not.toHaveProperty('headers');
+    expect(reports).toHaveLength(3);
+    expect(reports).not.toContain(written[0]);
+
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(3);
+    const [first, second] = sends.filter((s) => s.kind === SpanKind.PRODUCER);
+    const client = sends.find((s) => s.kind === SpanKind.CLIENT);
+    for (const send of [first, second, client]) {
+      expect(send?.spanContext().traceId).toBe(request.spanContext().traceId);
+      expect(parentSpanId(send as ReadableSpan)).toBe(request.spanContext().spanId);
+      expect(send?.status.code).toBe(SpanStatusCode.UNSET);
+      expect(send?.attributes).toMatchObject({
+        [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
+        [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+      });
+    }
+    // The message that carried its own context keeps it; its span links to it.
+    expect(client?.links.map((l) => l.context.spanId)).toEqual([own.spanContext().spanId]);
+
+    const consumer = traceConsumer(stringConsumer());
+    const received = await take(await streamOf(consumer, [topic]), 3);
+    expect(received.map((m) => m.value)).toEqual(['m1', 'm2', 'm3']);
+    expect(received[0]?.headers.get('tenant')).toBe('acme');
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(3);
+    const parentOf = (value: string) =>
+      parentSpanId(
+        processes.find(
+          (p) => p.attributes[ATTR_KAFKA_OFFSET] === received.findIndex((m) => m.value === value),
+        ) as ReadableSpan,
+      );
+    expect(new Set([parentOf('m1'), parentOf('m2')])).toEqual(
+      new Set([first?.spanContext().spanId, second?.spanContext().spanId]),
+    );
+    expect(parentOf('m3')).toBe(own.spanContext().spanId);
+  });
+
+  it('a pipeline into the stream: messages under an unsampled parent get no span and still carry its context', async () => {
+    const [topic] = (await createTopics()) as [string];
+    // The test tracer samples everything; `skip` is what `auto` learns under a ParentBased sampler.
+    const producer = traceProducer(stringProducer(), { unsampled: 'skip' });
+    const stream = producer.asStream({ batchSize: 10, batchTime: 20 });
+    const parent = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 0, isRemote: true };
+    await context.with(trace.setSpanContext(ROOT_CONTEXT, parent), () =>
+      pipeline(
+        Readable.from([1, 2, 3].map((i) => ({ topic, value: `p${i}` }))),
+        stream as unknown as NodeJS.WritableStream,
+      ),
+    );
+    expect(spansNamed(spans(), `send ${topic}`)).toHaveLength(0);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const received = await take(await streamOf(traceConsumer(stringConsumer()), [topic]), 3);
+    for (const message of received)
+      expect(message.headers.get('traceparent')).toBe(`00-${'a'.repeat(32)}-${'b'.repeat(16)}-00`);
+    // The (always-sampling) test tracer records the consumer's spans: children of the writer's context.
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(3);
+    for (const process of processes) {
+      expect(process.spanContext().traceId).toBe('a'.repeat(32));
+      expect(parentSpanId(process)).toBe('b'.repeat(16));
+    }
+  });
+
+  it('ends the spans of messages a destroyed stream dropped as stream_closed, and of a failed batch with its error', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer({ retries: 0 }));
+    const dropped = producer.asStream({ batchSize: 100, batchTime: 60_000 });
+    dropped.write({ topic, value: 'a' });
+    dropped.write({ topic, value: 'b' });
+    expect(tracing.current.openSpans()).toHaveLength(2);
+    dropped.destroy();
+    await new Promise((resolve) => dropped.once('close', resolve));
+    const closed = spansNamed(spans(), `send ${topic}`);
+    expect(closed).toHaveLength(2);
+    for (const span of closed) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_STREAM_CLOSED);
+    }
+    // A write after the end is the stream's to refuse: no span.
+    dropped.write({ topic, value: 'late' });
+    expect(spansNamed(spans(), `send ${topic}`)).toHaveLength(2);
+
+    const bad = 'hoptrace bad topic!';
+    const failing = producer.asStream({ batchSize: 1, batchTime: 10 });
+    const errors: unknown[] = [];
+    failing.on('error', (error) => errors.push(error));
+    failing.write({ topic: bad, value: 'x' });
+    await new Promise((resolve) => failing.once('close', resolve));
+    expect(errors).toHaveLength(1);
+    const failed = onlySpan(spans(), `send ${bad}`);
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(typeof failed.attributes[ATTR_ERROR_TYPE]).toBe('string');
+    expect(failed.events.some((e) => e.name === 'exception')).toBe(true);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+  it('keeps at most MAX_OPEN_STREAM_SENDS spans open per stream; later writes still carry the writer context', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    const stream = producer.asStream({
+      batchSize: 10_000,
+      batchTime: 60_000,
+      highWaterMark: 10_000,
+      reportMode: 'message',
+    });
+    const reports: { headers?: Record<string, string> }[] = [];
+    stream.on('delivery-report', (report: { message: { headers?: Record<string, string> } }) =>
+      reports.push(report.message),
+    );
+    const request = trace.getTracer('test').startSpan('request');
+    context.with(trace.setSpan(ROOT_CONTEXT, request), () => {
+      for (let i = 0; i < MAX_OPEN_STREAM_SENDS + 5; i++) stream.write({ topic, value: `v${i}` });
+    });
+    expect(tracing.current.openSpans().filter((s) => s.name === `send ${topic}`)).toHaveLength(
+      MAX_OPEN_STREAM_SENDS,
+    );
+    await stream.close();
+    request.end();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(MAX_OPEN_STREAM_SENDS);
+    expect(sends.every((s) => s.status.code === SpanStatusCode.UNSET)).toBe(true);
+    expect(reports).toHaveLength(MAX_OPEN_STREAM_SENDS + 5);
+    const requestParent = `00-${request.spanContext().traceId}-${request.spanContext().spanId}-01`;
+    for (const message of reports.slice(MAX_OPEN_STREAM_SENDS))
+      expect(message.headers?.traceparent).toBe(requestParent);
+  });
+  it('records messaging.client.sent.messages per written message once its batch is acknowledged', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const reader = new (class extends MetricReader {
+      protected onForceFlush(): Promise<void> {
+        return Promise.resolve();
+      }
+      protected onShutdown(): Promise<void> {
+        return Promise.resolve();
+      }
+    })();
+    const producer = traceProducer(stringProducer(), {
+      meterProvider: new MeterProvider({ readers: [reader] }),
+    });
+    const stream = producer.asStream({ batchSize: 2, batchTime: 60_000 });
+    const sent = async () => {
+      const { resourceMetrics } = await reader.collect();
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .find((m) => m.descriptor.name === 'messaging.client.sent.messages');
+      return metric?.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })) ?? [];
+    };
+    stream.write({ topic, value: 'a' });
+    expect(await sent()).toEqual([]);
+    stream.write({ topic, value: 'b' });
+    await stream.close();
+    expect(await sent()).toEqual([
+      {
+        attributes: {
+          [ATTR_MESSAGING_SYSTEM_NAME]: 'kafka',
+          [ATTR_MESSAGING_OPERATION_NAME]: 'send',
+          [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+        },
+        value: 2,
+      },
+    ]);
   });
 });

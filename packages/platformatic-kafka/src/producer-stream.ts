@@ -1,0 +1,209 @@
+import {
+  callerSpanContext,
+  interceptMethods,
+  Operation,
+  operationMetric,
+  setSpanAttributes,
+  startClientSpan,
+} from '@hoptrace/core/adapter';
+import { context as contextApi, trace } from '@opentelemetry/api';
+import { ERROR_STREAM_CLOSED } from './attributes.ts';
+import { headerView } from './headers.ts';
+import { carrying, type OutgoingMessage, type ProducerState, sendAttributes } from './send.ts';
+
+/**
+ * The most send spans one producer stream keeps open (messages written but not yet sent). A message
+ * written past it gets no span of its own and carries the writer's active context instead.
+ */
+export const MAX_OPEN_STREAM_SENDS = 4096;
+
+/** What hoptrace uses of a @platformatic/kafka `ProducerStream` (an object-mode Node Writable). */
+interface RawProducerStream {
+  write(...args: unknown[]): unknown;
+  end(...args: unknown[]): unknown;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  readonly errored: unknown;
+}
+
+function isProducerStream(value: unknown): value is RawProducerStream {
+  const stream = value as Partial<RawProducerStream> | null;
+  return (
+    typeof stream === 'object' &&
+    stream !== null &&
+    typeof stream.write === 'function' &&
+    typeof stream.end === 'function' &&
+    typeof stream.on === 'function' &&
+    typeof stream.once === 'function'
+  );
+}
+
+/**
+ * Traces a stream from `producer.asStream()`: every message written (`write`, `end(message)`, a
+ * `pipe` or `pipeline` into it) gets a `send {topic}` span in the writer's active context, and the
+ * stream gets a copy of the message whose headers carry that span's context (a message with its own
+ * context keeps it; the span links to it). The span stays open until the batch that carries the
+ * message is acknowledged (the stream's `flush`), and ends ERROR when the stream fails that batch
+ * (with its error) or is destroyed before sending the message (`stream_closed`). Everything else
+ * (batching, back-pressure, delivery reports, close) is the stream's own; delivery reports name the
+ * copies hoptrace wrote.
+ */
+export function traceProducerStream(state: ProducerState, stream: unknown): unknown {
+  if (!isProducerStream(stream)) return stream;
+  const sends = new StreamSends();
+  // The stream sends its buffered messages in the order they were written, a batch at a time.
+  stream.on('flush', (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count));
+  stream.once('close', () => sends.closed(stream.errored));
+  return interceptMethods(stream, {
+    write: (raw, args) => tracedWrite(state, sends, raw, 'write', args),
+    end: (raw, args) =>
+      // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
+      args[0] === undefined || args[0] === null || typeof args[0] === 'function'
+        ? raw.end(...args)
+        : tracedWrite(state, sends, raw, 'end', args),
+  });
+}
+
+/** A `write` or `end` carrying a message: the span, the copy, then the stream's own method. */
+function tracedWrite(
+  state: ProducerState,
+  sends: StreamSends,
+  raw: RawProducerStream,
+  method: 'write' | 'end',
+  args: unknown[],
+): unknown {
+  // A stream that takes nothing more reports the write itself (it buffers nothing); a null is refused.
+  if (raw.destroyed || raw.writableEnded || args[0] === null || args[0] === undefined)
+    return raw[method](...args);
+  const operation = startStreamSend(state, args, !sends.full);
+  sends.push(operation);
+  try {
+    return raw[method](...args);
+  } catch (error) {
+    // Refused synchronously: nothing was buffered.
+    sends.pop();
+    operation?.fail(error);
+    throw error;
+  }
+}
+
+/**
+ * Starts the span of one written message and puts the copy that carries its context into `args[0]`
+ * (or the writer's context, with no span to record or past the cap). A message whose getters throw
+ * is left as it is, for the stream's send to report, and gets no span.
+ *
+ * @param withSpan - false once the stream holds {@link MAX_OPEN_STREAM_SENDS} open spans.
+ */
+function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolean): Operation | undefined {
+  const message = args[0];
+  if (typeof message !== 'object' || message === null) return undefined;
+  const { instr } = state;
+  const outgoing = message as OutgoingMessage;
+  let view: Record<string, unknown> | undefined;
+  let topic: unknown;
+  try {
+    view = headerView(outgoing.headers, Number.POSITIVE_INFINITY);
+    topic = outgoing.topic;
+  } catch {
+    return undefined;
+  }
+  const caller = view ? callerSpanContext(view) : undefined;
+  const destination = typeof topic === 'string' ? topic : undefined;
+  const parent = contextApi.active();
+  const span = withSpan
+    ? startClientSpan(
+        instr,
+        state.templates.of(caller ? 'sendClient' : 'send').get(destination),
+        parent,
+        caller ? { links: [{ context: caller }] } : undefined,
+      )
+    : undefined;
+  const recording = span?.isRecording() === true;
+  const metric = withSpan
+    ? operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, 1)
+    : undefined;
+  // With nothing to end (no recording span, no metrics), only the headers are copied.
+  const operation = recording || metric ? new Operation(instr, span, metric) : undefined;
+  try {
+    if (recording)
+      setSpanAttributes(
+        span as NonNullable<typeof span>,
+        sendAttributes(state, [outgoing]),
+        instr.legacyAttributes,
+      );
+    args[0] = carrying(state, outgoing, view, caller, span ? trace.setSpan(parent, span) : parent);
+  } catch (error) {
+    // A getter that throws while the message is read or copied: the stream gets it as it is.
+    operation?.fail(error);
+    return undefined;
+  }
+  return operation;
+}
+
+/**
+ * The send spans of one stream, in the order their messages were written: the stream's `flush`
+ * ends the oldest ones, its close ends the rest. `undefined` entries stand for messages without a
+ * span, so the order stays aligned with the stream's buffer.
+ */
+class StreamSends {
+  #open: (Operation | undefined)[] = [];
+  #head = 0;
+  /** Spans actually open (entries that are not `undefined`). */
+  #spans = 0;
+
+  get full(): boolean {
+    return this.#spans >= MAX_OPEN_STREAM_SENDS;
+  }
+
+  push(operation: Operation | undefined): void {
+    this.#open.push(operation);
+    if (operation) this.#spans++;
+  }
+
+  /** Forgets the newest entry (its write was refused). */
+  pop(): void {
+    if (this.#open.length > this.#head && this.#open.pop()) this.#spans--;
+  }
+
+  /** The stream sent its oldest `count` messages: their spans end. Never throws. */
+  sent(count: unknown): void {
+    const n = typeof count === 'number' && Number.isFinite(count) ? count : 0;
+    const open = this.#open;
+    for (let i = 0; i < n && this.#head < open.length; i++) {
+      const operation = open[this.#head];
+      open[this.#head++] = undefined;
+      if (operation) {
+        this.#spans--;
+        operation.end();
+      }
+    }
+    if (this.#head === open.length) {
+      this.#open = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024 && this.#head * 2 >= open.length) {
+      this.#open = open.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** The stream closed: what it had not sent was dropped, with its error or none. */
+  closed(error: unknown): void {
+    const open = this.#open.slice(this.#head);
+    this.#open = [];
+    this.#head = 0;
+    this.#spans = 0;
+    for (const operation of open) {
+      if (!operation) continue;
+      if (error !== null && error !== undefined) operation.fail(error);
+      else {
+        operation.noteFailureType(
+          ERROR_STREAM_CLOSED,
+          'the producer stream closed before sending the message',
+        );
+        operation.end();
+      }
+    }
+  }
+}
