@@ -3,8 +3,8 @@ export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
 /** Set (`true`) on a per-message process span that `maxProcessingMs` ended. */
 export const ATTR_HOPTRACE_PROCESS_TIMED_OUT = 'hoptrace.process.timed_out';
 /**
- * `error.type` of a producer-stream send span whose message the stream dropped unsent: it was
- * destroyed (or closed) without an error before the message's batch went out.
+ * `error.type` of a producer-stream send span whose batch was never acknowledged: the stream was
+ * destroyed without an error first (it dropped the message, or stopped listening for the answer).
  */
 export const ERROR_STREAM_CLOSED = 'stream_closed';
 export {

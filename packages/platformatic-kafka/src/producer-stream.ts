@@ -26,6 +26,7 @@ interface RawProducerStream {
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
   readonly errored: unknown;
+  emit(event: unknown, ...args: unknown[]): boolean;
 }
 
 function isProducerStream(value: unknown): value is RawProducerStream {
@@ -36,7 +37,8 @@ function isProducerStream(value: unknown): value is RawProducerStream {
     typeof stream.write === 'function' &&
     typeof stream.end === 'function' &&
     typeof stream.on === 'function' &&
-    typeof stream.once === 'function'
+    typeof stream.once === 'function' &&
+    typeof stream.emit === 'function'
   );
 }
 
@@ -46,23 +48,25 @@ function isProducerStream(value: unknown): value is RawProducerStream {
  * stream gets a copy of the message whose headers carry that span's context (a message with its own
  * context keeps it; the span links to it). The span stays open until the batch that carries the
  * message is acknowledged (the stream's `flush`), and ends ERROR when the stream fails that batch
- * (with its error) or is destroyed before sending the message (`stream_closed`). Everything else
- * (batching, back-pressure, delivery reports, close) is the stream's own; delivery reports name the
- * copies hoptrace wrote.
+ * (with its error) or is destroyed before that batch was acknowledged (`stream_closed`). Everything else
+ * (batching, back-pressure, close) is the stream's own; a `delivery-report` names your message object,
+ * as it would without hoptrace.
  */
 export function traceProducerStream(state: ProducerState, stream: unknown): unknown {
   if (!isProducerStream(stream)) return stream;
   const sends = new StreamSends();
+  const originals = new WeakMap<object, object>();
+  reportOriginals(stream, originals);
   // The stream sends its buffered messages in the order they were written, a batch at a time.
   stream.on('flush', (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count));
   stream.once('close', () => sends.closed(stream.errored));
   return interceptMethods(stream, {
-    write: (raw, args) => tracedWrite(state, sends, raw, 'write', args),
+    write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
     end: (raw, args) =>
       // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
       args[0] === undefined || args[0] === null || typeof args[0] === 'function'
         ? raw.end(...args)
-        : tracedWrite(state, sends, raw, 'end', args),
+        : tracedWrite(state, sends, originals, raw, 'end', args),
   });
 }
 
@@ -70,6 +74,7 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
 function tracedWrite(
   state: ProducerState,
   sends: StreamSends,
+  originals: WeakMap<object, object>,
   raw: RawProducerStream,
   method: 'write' | 'end',
   args: unknown[],
@@ -77,7 +82,9 @@ function tracedWrite(
   // A stream that takes nothing more reports the write itself (it buffers nothing); a null is refused.
   if (raw.destroyed || raw.writableEnded || args[0] === null || args[0] === undefined)
     return raw[method](...args);
+  const message = args[0];
   const operation = startStreamSend(state, args, !sends.full);
+  if (args[0] !== message) originals.set(args[0] as object, message as object);
   sends.push(operation);
   try {
     return raw[method](...args);
@@ -87,6 +94,29 @@ function tracedWrite(
     operation?.fail(error);
     throw error;
   }
+}
+
+/**
+ * The stream's `delivery-report` events (`reportMode: 'message'`) name the message the application
+ * wrote, not the copy carrying the context: the stream instance (made by `asStream` for this call)
+ * gets its own `emit`, which swaps the copy for the original in a fresh report and changes nothing
+ * else.
+ */
+function reportOriginals(stream: RawProducerStream, originals: WeakMap<object, object>): void {
+  const emit = stream.emit;
+  Object.defineProperty(stream, 'emit', {
+    configurable: true,
+    writable: true,
+    value: function emitOriginal(this: unknown, event: unknown, ...args: unknown[]): boolean {
+      if (event === 'delivery-report') {
+        const report = args[0] as { message?: unknown } | null | undefined;
+        const copy = typeof report === 'object' && report !== null ? report.message : undefined;
+        const original = typeof copy === 'object' && copy !== null ? originals.get(copy) : undefined;
+        if (original !== undefined) args[0] = { ...report, message: original };
+      }
+      return Reflect.apply(emit, this, [event, ...args]) as boolean;
+    },
+  });
 }
 
 /**
