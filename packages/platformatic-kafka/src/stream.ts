@@ -14,6 +14,7 @@ interface StreamLike {
   once(event: string | symbol, listener: Listener): unknown;
   off(event: string | symbol, listener: Listener): unknown;
   close(...args: unknown[]): unknown;
+  read(...args: unknown[]): unknown;
 }
 
 const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
@@ -25,6 +26,7 @@ const REMOVE = ['off', 'removeListener'] as const;
  *
  * - async iteration (`for await`, `stream.iterator()`): when the next message is asked for, or the
  *   loop ends (`break`, `return`, a throw in the loop body);
+ * - `stream.read()`: when `read()` is called again (also when it then returns `null`);
  * - `data` listeners: when the listener returns, or the promise it returns settles (the listener
  *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
  *   and the process exactly as before);
@@ -94,7 +96,19 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     return traced;
   };
 
+  // The message the last `read()` handed out: done when `read()` is called again.
+  let lastRead: MessageEntry | undefined;
   const interceptors: Record<PropertyKey, (target: S, args: unknown[]) => unknown> = {
+    read: (_target, args) => {
+      if (lastRead) endEntry(lastRead);
+      lastRead = undefined;
+      const message = raw.read(...args);
+      if (message && typeof message === 'object') {
+        if (perMessage) lastRead = startMessage(state, message as ReceivedMessage, open);
+        else own(state, message);
+      }
+      return message;
+    },
     [Symbol.asyncIterator]: () => tracedIterator(state, raw[Symbol.asyncIterator](), open, perMessage),
     iterator: (_target, args) => tracedIterator(state, raw.iterator(...args), open, perMessage),
     close: (_target, args) => {

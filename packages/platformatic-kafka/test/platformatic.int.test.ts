@@ -215,6 +215,40 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
 
+  it('stream.read() hands messages out like the iterator: each span ends at the next read()', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({
+      messages: [
+        { topic, value: 'r1' },
+        { topic, value: 'r2' },
+      ],
+    });
+    const stream = await streamOf(traceConsumer(stringConsumer()), [topic]);
+    const read: Message<string, string, string, string>[] = [];
+    while (read.length < 2) {
+      const message = stream.read() as Message<string, string, string, string> | null;
+      if (message) {
+        read.push(message);
+        // Handed out and not yet done: its span is open; the one before it has ended.
+        expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`process ${topic}`]);
+        expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(read.length - 1);
+      } else
+        await new Promise((resolve) => (stream as unknown as NodeJS.EventEmitter).once('readable', resolve));
+    }
+    expect(read.map((m) => m.value)).toEqual(['r1', 'r2']);
+    let active: string | undefined;
+    withMessageContext(read[1] as Message<string, string, string, string>, () => {
+      active = trace.getActiveSpan()?.spanContext().spanId;
+    });
+    stream.read();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const send = onlySpan(spans(), `send ${topic}`);
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(2);
+    for (const process of processes) expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(active).toBe(processes[1]?.spanContext().spanId);
+  });
+
   it('runs data listeners inside the span, ending it when an async listener settles', async () => {
     const [topic] = (await createTopics()) as [string];
     await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'x' }] });
