@@ -104,19 +104,20 @@ function tracedWrite(
  */
 function reportOriginals(stream: RawProducerStream, originals: WeakMap<object, object>): void {
   const emit = stream.emit;
-  Object.defineProperty(stream, 'emit', {
-    configurable: true,
-    writable: true,
-    value: function emitOriginal(this: unknown, event: unknown, ...args: unknown[]): boolean {
-      if (event === 'delivery-report') {
-        const report = args[0] as { message?: unknown } | null | undefined;
-        const copy = typeof report === 'object' && report !== null ? report.message : undefined;
-        const original = typeof copy === 'object' && copy !== null ? originals.get(copy) : undefined;
-        if (original !== undefined) args[0] = { ...report, message: original };
-      }
-      return Reflect.apply(emit, this, [event, ...args]) as boolean;
-    },
-  });
+  const emitOriginal = function emitOriginal(this: unknown, event: unknown, ...args: unknown[]): boolean {
+    if (event === 'delivery-report') {
+      const report = args[0] as { message?: unknown } | null | undefined;
+      const copy = typeof report === 'object' && report !== null ? report.message : undefined;
+      const original = typeof copy === 'object' && copy !== null ? originals.get(copy) : undefined;
+      if (original !== undefined) args[0] = { ...report, message: original };
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  };
+  try {
+    Object.defineProperty(stream, 'emit', { configurable: true, writable: true, value: emitOriginal });
+  } catch {
+    // A stream that refuses an own property (frozen) keeps its reports as they are.
+  }
 }
 
 /**
