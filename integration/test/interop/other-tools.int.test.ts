@@ -1,0 +1,284 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { traceChannel } from '@hoptrace/amqp';
+import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import { traceKafka } from '@hoptrace/kafka';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/platformatic-kafka';
+import { brokerEndpoint, parentSpanId, until, useTestTracing } from '@hoptrace/test-kit';
+import { SpanKind, trace } from '@opentelemetry/api';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import amqplib from 'amqplib';
+import { Queue, Worker } from 'bullmq';
+import { Kafka, logLevel } from 'kafkajs';
+import { afterEach, describe, expect, it } from 'vitest';
+
+// hoptrace on one side, another tool in another process on the other: the OpenTelemetry contrib
+// instrumentations (kafkajs, amqplib, registered at require time), @platformatic/kafka-opentelemetry
+// (diagnostics channels) and BullMQ's own telemetry (bullmq-otel). Through the standard headers every message keeps one trace, both ways.
+const tracing = useTestTracing({ leakGraceMs: 5000 });
+const spans = (): ReadableSpan[] => tracing.current.spans();
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+/** A span as the peer printed it. */
+interface PeerSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  links: { traceId: string; spanId: string }[];
+}
+
+const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.url));
+
+/** Runs the peer process (traced by the other tool) and returns the spans it exported. */
+async function peer(
+  broker: 'kafka' | 'platformatic' | 'amqp' | 'bullmq',
+  role: 'produce' | 'consume',
+  destination: string,
+): Promise<PeerSpan[]> {
+  const redis = brokerEndpoint('redis');
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (broker === 'kafka' || broker === 'platformatic')
+    env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
+  if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
+  if (broker === 'bullmq') {
+    env.PEER_REDIS_HOST = redis.host;
+    env.PEER_REDIS_PORT = String(redis.port);
+  }
+  const { stdout } = await promisify(execFile)(process.execPath, [PEER, broker, role, destination, '1'], {
+    env,
+    timeout: 60_000,
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('SPANS '));
+  if (!line) throw new Error(`the peer printed no spans:\n${stdout}`);
+  return JSON.parse(line.slice('SPANS '.length)) as PeerSpan[];
+}
+
+function only<T>(items: T[], what: string): T {
+  expect(items, what).toHaveLength(1);
+  return items[0] as T;
+}
+
+/** Runs `fn` inside a `request` span; returns what it returns and the span's ids. */
+async function inRequest<T>(fn: () => Promise<T>): Promise<{ traceId: string; spanId: string }> {
+  return trace.getTracer('test').startActiveSpan('request', async (span) => {
+    await fn();
+    span.end();
+    return span.spanContext();
+  });
+}
+
+/** The peer's producer span continued by hoptrace's consumer span `ours`: same trace, its parent. */
+function expectContinues(ours: ReadableSpan, peerSpans: PeerSpan[]): void {
+  const request = only(
+    peerSpans.filter((s) => s.name === 'peer-request'),
+    'the peer request span',
+  );
+  const producers = peerSpans.filter((s) => s.kind === SpanKind.PRODUCER && s.traceId === request.traceId);
+  expect(producers.length, 'the peer made a producer span in its request trace').toBeGreaterThan(0);
+  expect(ours.spanContext().traceId).toBe(request.traceId);
+  expect(producers.map((s) => s.spanId)).toContain(parentSpanId(ours));
+}
+
+/** hoptrace's send span `send` continued by the peer's consumer span: same trace, its parent. */
+function expectPeerContinues(peerSpans: PeerSpan[], send: ReadableSpan): void {
+  const consumers = peerSpans.filter((s) => s.kind === SpanKind.CONSUMER);
+  expect(consumers.length, 'the peer made a consumer span').toBeGreaterThan(0);
+  for (const consumer of consumers) {
+    expect(consumer.traceId).toBe(send.spanContext().traceId);
+    expect(consumer.parentSpanId).toBe(send.spanContext().spanId);
+  }
+}
+
+const kafka = () =>
+  new Kafka({
+    clientId: 'interop-tools',
+    brokers: brokerEndpoint('kafka').brokers,
+    logLevel: logLevel.NOTHING,
+  });
+
+async function newTopic(): Promise<string> {
+  const topic = `hoptrace-tools-${randomUUID()}`;
+  const admin = kafka().admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
+  await admin.disconnect();
+  return topic;
+}
+
+describe('Kafka: @hoptrace/kafka and @opentelemetry/instrumentation-kafkajs in another process', () => {
+  it('their producer -> our consumer: our process span is a child of their send span', async () => {
+    const topic = await newTopic();
+    const peerSpans = await peer('kafka', 'produce', topic);
+    const consumer = traceKafka(kafka()).consumer({ groupId: `tools-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let received = 0;
+    await consumer.run({
+      eachMessage: async () => {
+        received++;
+      },
+    });
+    await until(() => received === 1 && spans().some((s) => s.name === `process ${topic}`), 'the message');
+    expectContinues(
+      only(
+        spans().filter((s) => s.name === `process ${topic}`),
+        'our process span',
+      ),
+      peerSpans,
+    );
+  });
+
+  it('our producer -> their consumer: their process span is a child of our send span', async () => {
+    const topic = await newTopic();
+    const producer = traceKafka(kafka()).producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const request = await inRequest(() => producer.send({ topic, messages: [{ value: 'from-hoptrace' }] }));
+    const send = only(
+      spans().filter((s) => s.name === `send ${topic}`),
+      'our send span',
+    );
+    expect(send.spanContext().traceId).toBe(request.traceId);
+    expectPeerContinues(await peer('kafka', 'consume', topic), send);
+  });
+});
+
+describe('Kafka: @hoptrace/platformatic-kafka and @platformatic/kafka-opentelemetry in another process', () => {
+  const bootstrapBrokers = () => brokerEndpoint('kafka').brokers;
+
+  it('their producer -> our consumer: our process span is a child of their send span', async () => {
+    const topic = await newTopic();
+    const peerSpans = await peer('platformatic', 'produce', topic);
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'interop-tools',
+        groupId: `tools-${randomUUID()}`,
+        bootstrapBrokers: bootstrapBrokers(),
+        maxWaitTime: 100,
+        deserializers: stringDeserializers,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    cleanup.push(() => stream.close());
+    for await (const message of stream) {
+      await withMessageContext(message, async () => undefined);
+      break;
+    }
+    expectContinues(
+      only(
+        spans().filter((s) => s.name === `process ${topic}`),
+        'our process span',
+      ),
+      peerSpans,
+    );
+  });
+
+  it('our producer -> their consumer: their process span is a child of our send span', async () => {
+    const topic = await newTopic();
+    const producer = traceProducer(
+      new Producer({
+        clientId: 'interop-tools',
+        bootstrapBrokers: bootstrapBrokers(),
+        serializers: stringSerializers,
+      }),
+    );
+    cleanup.push(() => producer.close());
+    await inRequest(() => producer.send({ messages: [{ topic, value: 'from-hoptrace' }] }));
+    const send = only(
+      spans().filter((s) => s.name === `send ${topic}`),
+      'our send span',
+    );
+    expectPeerContinues(await peer('platformatic', 'consume', topic), send);
+  });
+});
+
+describe('RabbitMQ: @hoptrace/amqp and @opentelemetry/instrumentation-amqplib in another process', () => {
+  async function channel() {
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    return connection.createChannel();
+  }
+
+  it('their publisher -> our consumer: our process span is a child of their publish span', async () => {
+    const queue = `hoptrace-tools-${randomUUID()}`;
+    const traced = traceChannel(await channel());
+    await traced.assertQueue(queue, { durable: false });
+    cleanup.push(() => traced.deleteQueue(queue));
+    const peerSpans = await peer('amqp', 'produce', queue);
+    let received = 0;
+    await traced.consume(queue, (message) => {
+      if (message) traced.ack(message);
+      received++;
+    });
+    await until(() => received === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the delivery');
+    expectContinues(
+      only(
+        spans().filter((s) => s.kind === SpanKind.CONSUMER),
+        'our process span',
+      ),
+      peerSpans,
+    );
+  });
+
+  it('our publisher -> their consumer: their process span is a child of our send span', async () => {
+    const queue = `hoptrace-tools-${randomUUID()}`;
+    const traced = traceChannel(await channel());
+    await traced.assertQueue(queue, { durable: false });
+    cleanup.push(() => traced.deleteQueue(queue));
+    await inRequest(async () => traced.sendToQueue(queue, Buffer.from('from-hoptrace')));
+    const send = only(
+      spans().filter((s) => s.kind === SpanKind.PRODUCER),
+      'our send span',
+    );
+    expectPeerContinues(await peer('amqp', 'consume', queue), send);
+  });
+});
+
+describe("BullMQ: @hoptrace/bullmq and BullMQ's own telemetry (bullmq-otel) in another process", () => {
+  const connection = () => brokerEndpoint('redis');
+
+  it('their queue -> our worker: our process span is a child of their add span', async () => {
+    const name = `hoptrace-tools-${randomUUID()}`;
+    const peerSpans = await peer('bullmq', 'produce', name);
+    let processed = 0;
+    const worker = new Worker(
+      name,
+      traceProcessor(async () => {
+        processed++;
+      }),
+      { connection: connection() },
+    );
+    cleanup.push(() => worker.close());
+    await until(() => processed === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the job');
+    expectContinues(
+      only(
+        spans().filter((s) => s.kind === SpanKind.CONSUMER),
+        'our process span',
+      ),
+      peerSpans,
+    );
+  });
+
+  it('our queue -> their worker: their process span is a child of our add span', async () => {
+    const name = `hoptrace-tools-${randomUUID()}`;
+    const queue = traceQueue(new Queue(name, { connection: connection() }));
+    cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
+    await inRequest(() => queue.add('from-hoptrace', { n: 1 }));
+    const send = only(
+      spans().filter((s) => s.kind === SpanKind.PRODUCER),
+      'our send span',
+    );
+    expectPeerContinues(await peer('bullmq', 'consume', name), send);
+  });
+});
