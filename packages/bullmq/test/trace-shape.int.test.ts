@@ -474,4 +474,46 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(parentSpanId(process)).toBe(send.spanContext().spanId);
     expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
   });
+
+  it('manual processing (getNextJob, moveToCompleted/moveToFailed): a traced processor called directly gives each job its span', async () => {
+    const { name, queue } = setup('manual');
+    await tracer().startActiveSpan('request', async (span) => {
+      await queue.add('ok', { n: 1 });
+      await queue.add('bad', { n: 2 });
+      span.end();
+    });
+    const worker = new Worker(name, null, { connection: connection() });
+    workers.push(worker);
+    const token = 'manual-token';
+    const handle = traceProcessor(async (job: InstanceType<typeof bullmq.Job>) => {
+      if (job.name === 'bad') throw new PaymentDeclined('declined');
+      return trace.getActiveSpan()?.spanContext().spanId;
+    });
+    const activeIds: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      const job = (await worker.getNextJob(token)) as InstanceType<typeof bullmq.Job>;
+      try {
+        const result = await handle(job);
+        activeIds.push(result);
+        await job.moveToCompleted(result, token, false);
+      } catch (error) {
+        await job.moveToFailed(error as Error, token, false);
+      }
+    }
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const sends = spansNamed(spans, `send ${name}`);
+    expect(sends).toHaveLength(2);
+    const processes = spansNamed(spans, `process ${name}`);
+    const byParent = new Map(processes.map((p) => [parentSpanId(p), p]));
+    for (const send of sends) expect(byParent.has(send.spanContext().spanId)).toBe(true);
+    const ok = processes.find((p) => p.status.code !== SpanStatusCode.ERROR);
+    const bad = processes.find((p) => p.status.code === SpanStatusCode.ERROR);
+    expect(ok?.kind).toBe(SpanKind.CONSUMER);
+    expect(activeIds).toEqual([ok?.spanContext().spanId]);
+    expect(bad?.attributes['error.type']).toBe('PaymentDeclined');
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
 });
