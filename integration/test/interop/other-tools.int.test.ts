@@ -44,18 +44,22 @@ async function peer(
   role: 'produce' | 'consume',
   destination: string,
 ): Promise<PeerSpan[]> {
-  const redis = brokerEndpoint('redis');
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (broker === 'kafka' || broker === 'platformatic')
     env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
   if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
   if (broker === 'bullmq') {
+    const redis = brokerEndpoint('redis');
     env.PEER_REDIS_HOST = redis.host;
     env.PEER_REDIS_PORT = String(redis.port);
   }
+  // Well inside the test's own timeout, so a peer that hangs fails with its output; cleanup kills it.
+  const abort = new AbortController();
+  cleanup.push(async () => abort.abort());
   const { stdout } = await promisify(execFile)(process.execPath, [PEER, broker, role, destination, '1'], {
     env,
-    timeout: 60_000,
+    timeout: 30_000,
+    signal: abort.signal,
   });
   const line = stdout.split('\n').find((l) => l.startsWith('SPANS '));
   if (!line) throw new Error(`the peer printed no spans:\n${stdout}`);
@@ -251,6 +255,8 @@ describe("BullMQ: @hoptrace/bullmq and BullMQ's own telemetry (bullmq-otel) in a
   it('their queue -> our worker: our process span is a child of their add span', async () => {
     const name = `hoptrace-tools-${randomUUID()}`;
     const peerSpans = await peer('bullmq', 'produce', name);
+    const leftover = new Queue(name, { connection: connection() });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
     let processed = 0;
     const worker = new Worker(
       name,

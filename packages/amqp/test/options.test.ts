@@ -11,6 +11,9 @@ function fakeChannel() {
     consume: () => Promise.resolve({ consumerTag: 'c' }),
     ack: () => undefined,
     assertQueue: function (this: unknown) {
+      return { calledOn: this };
+    },
+    prefetch: function (this: unknown) {
       return this;
     },
   });
@@ -50,7 +53,8 @@ describe('wrapping', () => {
     expect(traced).not.toBe(raw);
     expect(traceChannel(traced)).toBe(traced);
     expect(traceChannel(raw)).toBe(traced);
-    expect(traced.assertQueue()).toBe(raw); // other methods run on the raw channel
+    expect(traced.assertQueue().calledOn).toBe(raw); // other methods run on the raw channel
+    expect(traced.prefetch()).toBe(traced); // and one that returns the channel returns the wrapper
     expect(traced.listenerCount('close')).toBe(1);
     expect(traced.listenerCount('error')).toBe(0); // never changes amqplib's error semantics
   });

@@ -43,8 +43,9 @@ type AnyFunction = (...args: unknown[]) => unknown;
 
 /**
  * Wraps `target` in a Proxy that answers the named methods with `interceptors` and delegates every
- * other property to `target`: methods are bound to `target` (re-bound if the object's method is
- * replaced later), getters and setters run on `target`. Idempotent: a wrapper, or an object wrapped
+ * other property to `target`: methods are called on `target` (re-bound if the object's method is
+ * replaced later) and one that returns `target` itself returns the wrapper instead (chaining keeps
+ * the wrapper), getters and setters run on `target`. Idempotent: a wrapper, or an object wrapped
  * before, yields the existing wrapper. The target is never modified; its type is kept.
  */
 export function interceptMethods<T extends object>(
@@ -69,7 +70,12 @@ export function interceptMethods<T extends object>(
       if (typeof value !== 'function' || isFrozenProperty(raw, property)) return value;
       const cached = bound.get(property);
       if (cached && cached.original === value) return cached.fn;
-      const fn = (value as AnyFunction).bind(raw);
+      // Called on the raw object; a method that returns it (chaining: `on`, `pause`, `end`...) returns
+      // the wrapper, so the caller never ends up holding the untraced object.
+      const fn = function delegated(...args: unknown[]): unknown {
+        const out = Reflect.apply(value as AnyFunction, raw, args);
+        return out === raw ? proxy : out;
+      };
       bound.set(property, { original: value, fn });
       return fn;
     },

@@ -20,6 +20,11 @@ class Client {
   ping(): string {
     return this.#secret;
   }
+  /** A chaining method, as EventEmitter's `on` or a stream's `pause`. */
+  touch(): this {
+    this.calls++;
+    return this;
+  }
 }
 
 describe('interceptMethods', () => {
@@ -35,6 +40,18 @@ describe('interceptMethods', () => {
     expect(wrapped.calls).toBe(1);
     wrapped.calls = 5;
     expect(raw.calls).toBe(5);
+  });
+
+  it('a delegated method that returns the raw object (chaining) returns the wrapper; other results pass as they are', () => {
+    const raw = new Client();
+    const wrapped = interceptMethods(raw, {});
+    expect(wrapped.touch()).toBe(wrapped);
+    expect(wrapped.touch().touch().calls).toBe(3);
+    expect(raw.calls).toBe(3);
+    expect(wrapped.ping()).toBe('s');
+    const other = new Client();
+    raw.touch = () => other;
+    expect(wrapped.touch()).toBe(other);
   });
 
   it('is idempotent: a wrapper, or an object wrapped before, yields the same wrapper', () => {

@@ -31,4 +31,4 @@ export {
   type PlatformaticProducerOptions,
 } from './options.ts';
 export { type TraceableProducer, traceProducer } from './producer.ts';
-export { MAX_OPEN_STREAM_SENDS } from './producer-stream.ts';
+export { MAX_OPEN_STREAM_SENDS, STREAM_CLOSE_GRACE_MS } from './producer-stream.ts';

@@ -17,6 +17,13 @@ import { carrying, type OutgoingMessage, type ProducerState, sendAttributes } fr
  */
 export const MAX_OPEN_STREAM_SENDS = 4096;
 
+/**
+ * How long the send spans a stream still holds when it is destroyed without an error wait for the
+ * batch it may have in flight: a late acknowledgement ends that batch's spans OK; when it comes (or
+ * this passes, or the producer closes), the rest end as `stream_closed`, timed at the destroy.
+ */
+export const STREAM_CLOSE_GRACE_MS = 30_000;
+
 /** What hoptrace uses of a @platformatic/kafka `ProducerStream` (an object-mode Node Writable). */
 interface RawProducerStream {
   write(...args: unknown[]): unknown;
@@ -54,20 +61,24 @@ function isProducerStream(value: unknown): value is RawProducerStream {
  */
 export function traceProducerStream(state: ProducerState, stream: unknown): unknown {
   if (!isProducerStream(stream)) return stream;
-  const sends = new StreamSends();
+  const sends = new StreamSends(state.closingStreams);
   const originals = new WeakMap<object, object>();
   reportOriginals(stream, originals);
   // The stream sends its buffered messages in the order they were written, a batch at a time.
   stream.on('flush', (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count));
   stream.once('close', () => sends.closed(stream.errored));
-  return interceptMethods(stream, {
+  const proxy: RawProducerStream = interceptMethods(stream, {
     write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
-    end: (raw, args) =>
+    end: (raw, args): unknown => {
       // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
-      args[0] === undefined || args[0] === null || typeof args[0] === 'function'
-        ? raw.end(...args)
-        : tracedWrite(state, sends, originals, raw, 'end', args),
+      const out =
+        args[0] === undefined || args[0] === null || typeof args[0] === 'function'
+          ? raw.end(...args)
+          : tracedWrite(state, sends, originals, raw, 'end', args);
+      return out === raw ? proxy : out;
+    },
   });
+  return proxy;
 }
 
 /** A `write` or `end` carrying a message: the span, the copy, then the stream's own method. */
@@ -79,13 +90,14 @@ function tracedWrite(
   method: 'write' | 'end',
   args: unknown[],
 ): unknown {
-  // A stream that takes nothing more reports the write itself (it buffers nothing); a null is refused.
-  if (raw.destroyed || raw.writableEnded || args[0] === null || args[0] === undefined)
-    return raw[method](...args);
+  // A stream that takes nothing more reports the write itself (it buffers nothing); a null is refused
+  // (any other value, `undefined` included, is buffered in object mode: it keeps its place below).
+  if (raw.destroyed || raw.writableEnded || args[0] === null) return raw[method](...args);
   const message = args[0];
-  const operation = startStreamSend(state, args, !sends.full);
+  const withSpan = !sends.full;
+  const operation = startStreamSend(state, args, withSpan);
   if (args[0] !== message) originals.set(args[0] as object, message as object);
-  sends.push(operation);
+  sends.push(operation, withSpan);
   try {
     return raw[method](...args);
   } catch (error) {
@@ -125,7 +137,8 @@ function reportOriginals(stream: RawProducerStream, originals: WeakMap<object, o
  * (or the writer's context, with no span to record or past the cap). A message whose getters throw
  * is left as it is, for the stream's send to report, and gets no span.
  *
- * @param withSpan - false once the stream holds {@link MAX_OPEN_STREAM_SENDS} open spans.
+ * @param withSpan - false once the stream holds {@link MAX_OPEN_STREAM_SENDS} open spans: the message
+ * then gets no span, only its metrics (when a MeterProvider is registered).
  */
 function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolean): Operation | undefined {
   const message = args[0];
@@ -152,9 +165,7 @@ function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolea
       )
     : undefined;
   const recording = span?.isRecording() === true;
-  const metric = withSpan
-    ? operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, 1)
-    : undefined;
+  const metric = operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, 1);
   // With nothing to end (no recording span, no metrics), only the headers are copied.
   const operation = recording || metric ? new Operation(instr, span, metric) : undefined;
   try {
@@ -180,61 +191,113 @@ function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolea
  */
 class StreamSends {
   #open: (Operation | undefined)[] = [];
+  /** Whether each entry holds a span (counted against the cap), aligned with `#open`. */
+  #withSpan: boolean[] = [];
   #head = 0;
-  /** Spans actually open (entries that are not `undefined`). */
+  /** Entries holding a span, still open. */
   #spans = 0;
+  /** Set once the stream closed with entries left: when, with what error, and the grace timer. */
+  #closing: { error: unknown; at: number; timer: ReturnType<typeof setTimeout> | undefined } | undefined;
+  /** The producer's streams waiting out their grace (its close ends them at once). */
+  readonly #waiting: Set<{ drop(): void }>;
+
+  constructor(waiting: Set<{ drop(): void }>) {
+    this.#waiting = waiting;
+  }
 
   get full(): boolean {
     return this.#spans >= MAX_OPEN_STREAM_SENDS;
   }
 
-  push(operation: Operation | undefined): void {
+  push(operation: Operation | undefined, withSpan: boolean): void {
+    const spanned = withSpan && operation !== undefined;
     this.#open.push(operation);
-    if (operation) this.#spans++;
+    this.#withSpan.push(spanned);
+    if (spanned) this.#spans++;
   }
 
   /** Forgets the newest entry (its write was refused). */
   pop(): void {
-    if (this.#open.length > this.#head && this.#open.pop()) this.#spans--;
+    if (this.#open.length <= this.#head) return;
+    this.#open.pop();
+    if (this.#withSpan.pop()) this.#spans--;
   }
 
   /** The stream sent its oldest `count` messages: their spans end. Never throws. */
   sent(count: unknown): void {
     const n = typeof count === 'number' && Number.isFinite(count) ? count : 0;
-    const open = this.#open;
-    for (let i = 0; i < n && this.#head < open.length; i++) {
-      const operation = open[this.#head];
-      open[this.#head++] = undefined;
-      if (operation) {
-        this.#spans--;
-        operation.end();
-      }
+    for (let i = 0; i < n && this.#head < this.#open.length; i++) {
+      const operation = this.#open[this.#head];
+      if (this.#withSpan[this.#head]) this.#spans--;
+      this.#open[this.#head] = undefined;
+      this.#head++;
+      operation?.end();
     }
-    if (this.#head === open.length) {
-      this.#open = [];
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= open.length) {
-      this.#open = open.slice(this.#head);
-      this.#head = 0;
+    // A destroyed stream sends nothing after the batch it had in flight.
+    if (this.#closing) this.drop();
+    else this.#compact();
+  }
+
+  /**
+   * The stream closed. Closed with an error (a batch failed, or it was destroyed with one): what it
+   * still held ends with that error now. Destroyed without one: a batch may still be in flight, so
+   * the rest waits for a late `flush`, {@link STREAM_CLOSE_GRACE_MS} or the producer's close.
+   */
+  closed(error: unknown): void {
+    if (this.#head >= this.#open.length) {
+      this.#reset();
+      return;
+    }
+    const failed = error !== null && error !== undefined;
+    this.#closing = { error, at: Date.now(), timer: undefined };
+    if (failed) {
+      this.drop();
+      return;
+    }
+    const timer = setTimeout(() => this.drop(), STREAM_CLOSE_GRACE_MS);
+    timer.unref?.();
+    this.#closing.timer = timer;
+    this.#waiting.add(this);
+  }
+
+  /** Ends every entry still held (ERROR, timed at the close), once the stream has closed. */
+  drop(): void {
+    const closing = this.#closing;
+    if (!closing) return;
+    this.#closing = undefined;
+    if (closing.timer !== undefined) clearTimeout(closing.timer);
+    this.#waiting.delete(this);
+    const rest = this.#open.slice(this.#head);
+    this.#reset();
+    const failed = closing.error !== null && closing.error !== undefined;
+    for (const operation of rest) {
+      if (!operation) continue;
+      if (failed) operation.noteFailure(closing.error);
+      else
+        operation.noteFailureType(
+          ERROR_STREAM_CLOSED,
+          'the producer stream was destroyed before the batch was acknowledged',
+        );
+      operation.end(closing.at);
     }
   }
 
-  /** The stream closed: what it had not sent was dropped, with its error or none. */
-  closed(error: unknown): void {
-    const open = this.#open.slice(this.#head);
+  #reset(): void {
     this.#open = [];
+    this.#withSpan = [];
     this.#head = 0;
     this.#spans = 0;
-    for (const operation of open) {
-      if (!operation) continue;
-      if (error !== null && error !== undefined) operation.fail(error);
-      else {
-        operation.noteFailureType(
-          ERROR_STREAM_CLOSED,
-          'the producer stream closed before sending the message',
-        );
-        operation.end();
-      }
+  }
+
+  #compact(): void {
+    if (this.#head === this.#open.length) this.#reset();
+    else if (this.#head >= 1024 && this.#head * 2 >= this.#open.length) {
+      this.#open = this.#open.slice(this.#head);
+      this.#withSpan = this.#withSpan.slice(this.#head);
+      this.#head = 0;
     }
   }
 }
+
+/** The streams of one producer waiting out their grace after a destroy (see {@link STREAM_CLOSE_GRACE_MS}). */
+export type ClosingStreams = Set<{ drop(): void }>;

@@ -27,7 +27,7 @@ export interface TraceableProducer {
  *   `stringSerializers`, Buffers for the default pass-through ones), in a copy: your options,
  *   messages and header maps are never modified.
  * - Producer streams (`asStream()`): every message written gets its own `send` span, open until the
- *   stream's batch carrying it is acknowledged (see `traceProducerStream`).
+ *   stream's batch carrying it is acknowledged (see the package README).
  * - Transactions: sends on a transaction keep their spans open until it commits or aborts and then
  *   say which (`hoptrace.kafka.transaction.outcome`; an aborted send ends ERROR with
  *   `transaction_aborted`); `commit`, `abort` and `addOffset` get spans of their own; a cancelled
@@ -48,6 +48,7 @@ export function traceProducer<P extends TraceableProducer>(
     ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),
     transactions: new Set(),
+    closingStreams: new Set(),
   };
   return interceptMethods(producer, {
     send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
@@ -68,7 +69,11 @@ export function traceProducer<P extends TraceableProducer>(
     // close that fails, e.g. refused while streams still produce, leaves the producer and them open).
     close: (raw, args) =>
       whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, (failed) => {
-        if (!failed) settleAllTransactions(state.transactions);
+        if (!failed) {
+          settleAllTransactions(state.transactions);
+          // Nothing a destroyed stream had in flight is acknowledged after the producer closed.
+          for (const stream of [...state.closingStreams]) stream.drop();
+        }
       }),
   });
 }

@@ -47,6 +47,8 @@ export interface ProducerState extends ClientState {
   readonly encodings: HeaderEncodings;
   /** Sends of open transactions, ended as `unknown` when the producer closes first. */
   readonly transactions: Set<PendingSends>;
+  /** Producer streams destroyed while holding send spans, waiting for a late acknowledgement. */
+  readonly closingStreams: Set<{ drop(): void }>;
 }
 
 /**

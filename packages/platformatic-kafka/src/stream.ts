@@ -104,8 +104,11 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       lastRead = undefined;
       const message = raw.read(...args);
       if (message && typeof message === 'object') {
-        if (perMessage) lastRead = startMessage(state, message as ReceivedMessage, open);
-        else own(state, message);
+        if (perMessage) {
+          // A `data` listener that got this message (read() emits `data`) ends its span when it settles.
+          const entry = startMessage(state, message as ReceivedMessage, open);
+          if (entry.pending === 0) lastRead = entry;
+        } else own(state, message);
       }
       return message;
     },

@@ -27,6 +27,7 @@ import {
   deadLetterMessage,
   ERROR_STREAM_CLOSED,
   MAX_OPEN_STREAM_SENDS,
+  STREAM_CLOSE_GRACE_MS,
   traceConsumer,
   traceProducer,
   withBatchContext,
@@ -69,6 +70,25 @@ async function take<M>(stream: AsyncIterable<M>, count: number, each?: (m: M) =>
     if (out.length === count) break;
   }
   return out;
+}
+
+/** A metric reader collected on demand. */
+class TestReader extends MetricReader {
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The `messaging.client.sent.messages` points collected so far. */
+async function sentMessages(reader: MetricReader) {
+  const { resourceMetrics } = await reader.collect();
+  const metric = resourceMetrics.scopeMetrics
+    .flatMap((scope) => scope.metrics)
+    .find((m) => m.descriptor.name === 'messaging.client.sent.messages');
+  return metric?.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })) ?? [];
 }
 
 describe('traced @platformatic/kafka against a real broker', () => {
@@ -561,41 +581,86 @@ describe('producer streams (asStream) against a real broker', () => {
     }
   });
 
-  it('ends the spans of messages a destroyed stream dropped as stream_closed, and of a failed batch with its error', async () => {
+  it('a stream destroyed with a batch in flight: that batch ends OK at its late acknowledgement, the rest stream_closed', async () => {
     const [topic] = (await createTopics()) as [string];
-    const producer = traceProducer(stringProducer({ retries: 0 }));
-    const dropped = producer.asStream({ batchSize: 100, batchTime: 60_000 });
-    dropped.write({ topic, value: 'a' });
-    dropped.write({ topic, value: 'b' });
+    const producer = traceProducer(stringProducer());
+    const stream = producer.asStream({ batchSize: 2, batchTime: 60_000 });
+    const flushed = new Promise<void>((resolve) => stream.once('flush', () => resolve()));
+    stream.write({ topic, value: 'a' });
+    stream.write({ topic, value: 'b' }); // a batch of two: sent now
+    stream.write({ topic, value: 'c' }); // buffered behind it
+    stream.destroy();
+    await new Promise((resolve) => stream.once('close', resolve));
+    await flushed; // the batch in flight is still acknowledged after the close
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(3);
+    expect(sends.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
+    const dropped = onlySpan(
+      sends.filter((s) => s.status.code === SpanStatusCode.ERROR),
+      `send ${topic}`,
+    );
+    expect(dropped.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_STREAM_CLOSED);
+    const received = await take(await streamOf(stringConsumer(), [topic]), 2);
+    expect(received.map((m) => m.value)).toEqual(['a', 'b']);
+  });
+
+  it('a stream destroyed holding only unsent messages: their spans end stream_closed (timed at the destroy) when the producer closes', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    const stream = producer.asStream({ batchSize: 100, batchTime: 60_000 });
+    stream.write({ topic, value: 'a' });
+    stream.write({ topic, value: 'b' });
     expect(tracing.current.openSpans()).toHaveLength(2);
-    dropped.destroy();
-    await new Promise((resolve) => dropped.once('close', resolve));
+    stream.destroy();
+    await new Promise((resolve) => stream.once('close', resolve));
+    const destroyedAt = Date.now();
+    // Waiting out STREAM_CLOSE_GRACE_MS for a batch that might be in flight; the producer's close ends it.
+    expect(tracing.current.openSpans()).toHaveLength(2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await producer.close();
+    expect(tracing.current.openSpans()).toHaveLength(0);
     const closed = spansNamed(spans(), `send ${topic}`);
     expect(closed).toHaveLength(2);
     for (const span of closed) {
       expect(span.status.code).toBe(SpanStatusCode.ERROR);
       expect(span.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_STREAM_CLOSED);
+      expect(span.endTime[0] * 1000 + span.endTime[1] / 1e6).toBeLessThanOrEqual(destroyedAt + 1);
     }
     // A write after the end is the stream's to refuse: no span.
-    dropped.write({ topic, value: 'late' });
+    stream.write({ topic, value: 'late' });
     expect(spansNamed(spans(), `send ${topic}`)).toHaveLength(2);
+    expect(STREAM_CLOSE_GRACE_MS).toBeGreaterThan(1000);
+  });
 
+  it('a failed batch ends its spans, and those of the messages buffered behind it, with the error', async () => {
+    const producer = traceProducer(stringProducer({ retries: 0 }));
     const bad = 'hoptrace bad topic!';
-    const failing = producer.asStream({ batchSize: 1, batchTime: 10 });
     const errors: unknown[] = [];
-    failing.on('error', (error) => errors.push(error));
+    // Chaining keeps the traced stream.
+    const failing = producer
+      .asStream({ batchSize: 1, batchTime: 10 })
+      .on('error', (error) => errors.push(error));
     failing.write({ topic: bad, value: 'x' });
+    failing.write({ topic: bad, value: 'y' }); // behind the batch in flight
     await new Promise((resolve) => failing.once('close', resolve));
     expect(errors).toHaveLength(1);
-    const failed = onlySpan(spans(), `send ${bad}`);
-    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
-    expect(typeof failed.attributes[ATTR_ERROR_TYPE]).toBe('string');
-    expect(failed.events.some((e) => e.name === 'exception')).toBe(true);
+    const failed = spansNamed(spans(), `send ${bad}`);
+    expect(failed).toHaveLength(2);
+    for (const span of failed) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(typeof span.attributes[ATTR_ERROR_TYPE]).toBe('string');
+      expect(span.events.some((e) => e.name === 'exception')).toBe(true);
+    }
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
+
   it('keeps at most MAX_OPEN_STREAM_SENDS spans open per stream; later writes still carry the writer context', async () => {
     const [topic] = (await createTopics()) as [string];
-    const producer = traceProducer(stringProducer());
+    const reader = new TestReader();
+    const producer = traceProducer(stringProducer(), {
+      meterProvider: new MeterProvider({ readers: [reader] }),
+    });
     const stream = producer.asStream({ batchSize: 10_000, batchTime: 60_000, highWaterMark: 10_000 });
     const total = MAX_OPEN_STREAM_SENDS + 5;
     const request = trace.getTracer('test').startSpan('request');
@@ -611,6 +676,8 @@ describe('producer streams (asStream) against a real broker', () => {
     const sends = spansNamed(spans(), `send ${topic}`);
     expect(sends).toHaveLength(MAX_OPEN_STREAM_SENDS);
     expect(sends.every((s) => s.status.code === SpanStatusCode.UNSET)).toBe(true);
+    // Every message is counted, with or without a span of its own.
+    expect((await sentMessages(reader)).map((p) => p.value)).toEqual([total]);
     // Read back untraced: the first messages carry their own send spans, the later ones the writer's.
     const received = await take(await streamOf(stringConsumer(), [topic]), total);
     const sendIds = new Set(sends.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
@@ -623,25 +690,12 @@ describe('producer streams (asStream) against a real broker', () => {
 
   it('records messaging.client.sent.messages per written message once its batch is acknowledged', async () => {
     const [topic] = (await createTopics()) as [string];
-    const reader = new (class extends MetricReader {
-      protected onForceFlush(): Promise<void> {
-        return Promise.resolve();
-      }
-      protected onShutdown(): Promise<void> {
-        return Promise.resolve();
-      }
-    })();
+    const reader = new TestReader();
     const producer = traceProducer(stringProducer(), {
       meterProvider: new MeterProvider({ readers: [reader] }),
     });
     const stream = producer.asStream({ batchSize: 2, batchTime: 60_000 });
-    const sent = async () => {
-      const { resourceMetrics } = await reader.collect();
-      const metric = resourceMetrics.scopeMetrics
-        .flatMap((scope) => scope.metrics)
-        .find((m) => m.descriptor.name === 'messaging.client.sent.messages');
-      return metric?.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })) ?? [];
-    };
+    const sent = () => sentMessages(reader);
     stream.write({ topic, value: 'a' });
     expect(await sent()).toEqual([]);
     stream.write({ topic, value: 'b' });
