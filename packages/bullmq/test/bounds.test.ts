@@ -1,7 +1,7 @@
 import { DEFAULT_METRIC_ATTRIBUTE_SETS } from '@hoptrace/core/adapter';
-import { useTestTracing } from '@hoptrace/test-kit';
+import { TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
 import { context, trace } from '@opentelemetry/api';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -14,16 +14,11 @@ import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 
 const tracing = useTestTracing();
 
-class TestReader extends MetricReader {
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
 afterEach(() => vi.restoreAllMocks());
 
 describe('bounded by traffic names (12.9)', () => {
   it('queue names from jobs never grow metric series (or memory) past the cap', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const wrapped = traceProcessor(async (_job: unknown) => 'ok', { meterProvider });
     for (let i = 0; i < DEFAULT_METRIC_ATTRIBUTE_SETS * 3; i++) {

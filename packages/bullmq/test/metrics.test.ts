@@ -1,35 +1,14 @@
 import { METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
-import { useTestTracing } from '@hoptrace/test-kit';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { collectMetrics, TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
 
 useTestTracing();
 
-class TestReader extends MetricReader {
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
-async function collect(reader: TestReader) {
-  const { resourceMetrics } = await reader.collect();
-  const out = new Map<string, Array<{ attributes: Record<string, unknown>; value: unknown }>>();
-  const units = new Map<string, string>();
-  for (const scope of resourceMetrics.scopeMetrics) {
-    for (const metric of scope.metrics) {
-      units.set(metric.descriptor.name, metric.descriptor.unit);
-      out.set(
-        metric.descriptor.name,
-        metric.dataPoints.map((p) => ({ attributes: { ...p.attributes }, value: p.value })),
-      );
-    }
-  }
-  return Object.assign(out, { units });
-}
-
 describe('metrics', () => {
   it('records sent and consumed jobs, durations, failures and time in queue', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const queue = traceQueue(
       {
@@ -58,7 +37,7 @@ describe('metrics', () => {
     };
     await ok(job);
     await expect(bad({ ...job, attemptsMade: 1 })).rejects.toThrow(RangeError);
-    const metrics = await collect(reader);
+    const metrics = await collectMetrics(reader);
     const base = { 'messaging.system.name': 'bullmq', 'messaging.destination.name': 'orders' };
     expect(metrics.get('messaging.client.sent.messages')).toEqual([
       { attributes: { ...base, 'messaging.operation.name': 'send' }, value: 1 },

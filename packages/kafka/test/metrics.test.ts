@@ -1,44 +1,21 @@
 import { traceConsumer, traceProducer } from '@hoptrace/kafka';
-import { useTestTracing } from '@hoptrace/test-kit';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { collectMetrics, TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
 import { fakeConsumer, fakeProducer, message } from './helpers.ts';
 
 useTestTracing();
 
-class TestReader extends MetricReader {
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-async function collect(reader: TestReader) {
-  const { resourceMetrics } = await reader.collect();
-  const out = new Map<string, { attributes: Record<string, unknown>; value: unknown }[]>();
-  for (const scope of resourceMetrics.scopeMetrics) {
-    for (const metric of scope.metrics) {
-      out.set(
-        metric.descriptor.name,
-        metric.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })),
-      );
-    }
-  }
-  return out;
-}
-
 describe('metrics', () => {
   it('records sent messages and operation duration, with error.type on failure', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const fake = fakeProducer();
     const producer = traceProducer(fake.producer, { meterProvider });
     await producer.send({ topic: 'orders', messages: [{ value: 'a' }, { value: 'b' }] });
     fake.failWith = Object.assign(new Error('nope'), { type: 'NOT_LEADER_FOR_PARTITION' });
     await producer.send({ topic: 'orders', messages: [{ value: 'c' }] }).catch(() => undefined);
-    const metrics = await collect(reader);
+    const metrics = await collectMetrics(reader);
     const sent = metrics.get('messaging.client.sent.messages') ?? [];
     expect(sent).toEqual([
       {
@@ -64,7 +41,7 @@ describe('metrics', () => {
   });
 
   it('records consumed messages and process duration with the consumer group', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const fake = fakeConsumer();
     const consumer = traceConsumer(fake.consumer, { meterProvider, groupId: 'billing' });
@@ -78,7 +55,7 @@ describe('metrics', () => {
     };
     await fake.config?.eachMessage?.(payload);
     await fake.config?.eachMessage?.(payload);
-    const metrics = await collect(reader);
+    const metrics = await collectMetrics(reader);
     expect(metrics.get('messaging.client.consumed.messages')).toEqual([
       {
         attributes: {

@@ -6,9 +6,17 @@ import {
 } from '@hoptrace/core';
 import { ATTR_MESSAGING_CONSUMER_GROUP_NAME, ATTR_MESSAGING_DESTINATION_NAME } from '@hoptrace/core/adapter';
 import { traceConsumer, traceKafka, withMessageContext } from '@hoptrace/kafka';
-import { onlySpan, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import {
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  TestMetricReader,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
 import { context, trace } from '@opentelemetry/api';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { IHeaders, KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
@@ -161,18 +169,9 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
   });
 });
 
-class TestReader extends MetricReader {
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 describe('12.17 time in queue', () => {
   it('records hoptrace.messaging.time_in_queue from the Kafka message timestamp', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];

@@ -7,9 +7,9 @@ import {
   DEFAULT_SPAN_TEMPLATES,
 } from '@hoptrace/core/adapter';
 import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
-import { onlySpan, spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import { onlySpan, spansNamed, TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { EachMessagePayload, Producer, ProducerRecord } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { batchPayload, fakeConsumer, fakeProducer, message } from './helpers.ts';
@@ -253,18 +253,9 @@ describe('12.4 keys are private by default and capped when opted in', () => {
   });
 });
 
-class TestReader extends MetricReader {
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 describe('12.9 caches keyed by topic names are capped', () => {
   it('past the cap, metric series collapse without a destination and span names stay right', async () => {
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
     const fake = fakeProducer();
     const producer = traceProducer(fake.producer, { meterProvider });

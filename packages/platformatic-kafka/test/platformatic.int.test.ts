@@ -33,9 +33,18 @@ import {
   withBatchContext,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
-import { deferred, onlySpan, parentSpanId, spansNamed, until, useTestTracing } from '@hoptrace/test-kit';
+import {
+  deferred,
+  metricPoints,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  TestMetricReader,
+  until,
+  useTestTracing,
+} from '@hoptrace/test-kit';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Consumer, type Message, Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -70,25 +79,6 @@ async function take<M>(stream: AsyncIterable<M>, count: number, each?: (m: M) =>
     if (out.length === count) break;
   }
   return out;
-}
-
-/** A metric reader collected on demand. */
-class TestReader extends MetricReader {
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-/** The `messaging.client.sent.messages` points collected so far. */
-async function sentMessages(reader: MetricReader) {
-  const { resourceMetrics } = await reader.collect();
-  const metric = resourceMetrics.scopeMetrics
-    .flatMap((scope) => scope.metrics)
-    .find((m) => m.descriptor.name === 'messaging.client.sent.messages');
-  return metric?.dataPoints.map((p) => ({ attributes: p.attributes, value: p.value })) ?? [];
 }
 
 describe('traced @platformatic/kafka against a real broker', () => {
@@ -657,7 +647,7 @@ describe('producer streams (asStream) against a real broker', () => {
 
   it('keeps at most MAX_OPEN_STREAM_SENDS spans open per stream; later writes still carry the writer context', async () => {
     const [topic] = (await createTopics()) as [string];
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const producer = traceProducer(stringProducer(), {
       meterProvider: new MeterProvider({ readers: [reader] }),
     });
@@ -677,7 +667,9 @@ describe('producer streams (asStream) against a real broker', () => {
     expect(sends).toHaveLength(MAX_OPEN_STREAM_SENDS);
     expect(sends.every((s) => s.status.code === SpanStatusCode.UNSET)).toBe(true);
     // Every message is counted, with or without a span of its own.
-    expect((await sentMessages(reader)).map((p) => p.value)).toEqual([total]);
+    expect((await metricPoints(reader, 'messaging.client.sent.messages')).map((p) => p.value)).toEqual([
+      total,
+    ]);
     // Read back untraced: the first messages carry their own send spans, the later ones the writer's.
     const received = await take(await streamOf(stringConsumer(), [topic]), total);
     const sendIds = new Set(sends.map((s) => `00-${s.spanContext().traceId}-${s.spanContext().spanId}-01`));
@@ -690,12 +682,12 @@ describe('producer streams (asStream) against a real broker', () => {
 
   it('records messaging.client.sent.messages per written message once its batch is acknowledged', async () => {
     const [topic] = (await createTopics()) as [string];
-    const reader = new TestReader();
+    const reader = new TestMetricReader();
     const producer = traceProducer(stringProducer(), {
       meterProvider: new MeterProvider({ readers: [reader] }),
     });
     const stream = producer.asStream({ batchSize: 2, batchTime: 60_000 });
-    const sent = () => sentMessages(reader);
+    const sent = () => metricPoints(reader, 'messaging.client.sent.messages');
     stream.write({ topic, value: 'a' });
     expect(await sent()).toEqual([]);
     stream.write({ topic, value: 'b' });

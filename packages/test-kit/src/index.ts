@@ -1,7 +1,8 @@
 /**
  * @hoptrace/test-kit: what hoptrace's tests share. In-memory test tracing with a leak check, span
- * look-ups, the endpoint of each real broker the harness resolved, and small async helpers. The
- * broker harness itself (resolution, local Kafka, Testcontainers) is under `@hoptrace/test-kit/harness`.
+ * look-ups, an on-demand metric reader, the endpoint of each real broker the harness resolved, and
+ * small async helpers. The broker harness itself (resolution, local Kafka, Testcontainers) is under
+ * `@hoptrace/test-kit/harness`.
  *
  * @packageDocumentation
  */
@@ -9,6 +10,12 @@
 export { type Deferred, deferred, sleep, until } from './async.ts';
 export { brokerEndpoint } from './harness/endpoint.ts';
 export type { BrokerEndpoints, BrokerKind } from './harness/types.ts';
+export {
+  collectMetrics,
+  type MetricPoint,
+  metricPoints,
+  TestMetricReader,
+} from './tracing/metrics.ts';
 export { onlySpan, parentSpanId, spansNamed, waitForSpans } from './tracing/spans.ts';
 export {
   installTestTracing,
