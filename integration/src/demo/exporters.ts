@@ -1,5 +1,6 @@
 // Tracing for the demo: spans kept in memory for the terminal tree and the HTML waterfall, and also
 // sent over OTLP/HTTP when the standard environment variables name a collector.
+import { endOpenSpansOnShutdown } from '@hoptrace/core';
 import { context, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
@@ -75,7 +76,8 @@ export function otlpTracesEndpointFromEnv(env: NodeJS.ProcessEnv = process.env):
  */
 export function createDemoTracing(options: DemoTracingOptions): DemoTracing {
   const memory = new InMemorySpanExporter();
-  const processors: SpanProcessor[] = [new SimpleSpanProcessor(memory)];
+  // First: at the provider's shutdown, any hoptrace span still open ends before the others flush.
+  const processors: SpanProcessor[] = [endOpenSpansOnShutdown(), new SimpleSpanProcessor(memory)];
   const otlpEndpoint = otlpTracesEndpointFromEnv();
   if (otlpEndpoint !== undefined) {
     processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: otlpEndpoint })));

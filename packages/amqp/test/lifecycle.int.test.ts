@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel, traceConnection } from '@hoptrace/amqp';
+import { ERROR_SHUTDOWN, endOpenSpans } from '@hoptrace/core';
 import {
   brokerEndpoint,
   deferred,
@@ -136,6 +137,26 @@ describe('span lifecycle', () => {
     const process = onlySpan(done, `process ${queue}`);
     expect(attr(process, 'error.type')).toBe('settle_timeout');
     expect(process.status.message).toContain('settleTimeoutMs');
+    channel.ack(message);
+    const check = await channel.checkQueue(queue);
+    expect(check.messageCount).toBe(0);
+    expect(spansNamed(spans(), `process ${queue}`)).toHaveLength(1);
+  });
+
+  it('endOpenSpans (process shutdown) ends an un-acked delivery with shutdown; the ack afterwards still reaches amqplib', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const got = deferred<ConsumeMessage>();
+    await channel.consume(queue, (m) => m && got.resolve(m));
+    channel.sendToQueue(queue, Buffer.from('held'));
+    const message = await got.promise;
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`process ${queue}`]);
+    expect(endOpenSpans()).toBe(1);
+    const process = onlySpan(spans(), `process ${queue}`);
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attr(process, 'error.type')).toBe(ERROR_SHUTDOWN);
+    // The client is left alone: the delivery is still the application's to settle.
     channel.ack(message);
     const check = await channel.checkQueue(queue);
     expect(check.messageCount).toBe(0);

@@ -38,6 +38,13 @@ export {
   HEADER_FAILED_CONTEXT_PREFIX,
   METRIC_HOPTRACE_TIME_IN_QUEUE,
 } from './names.ts';
+export {
+  type EndOpenSpansProcessor,
+  ERROR_SHUTDOWN,
+  endOpenSpans,
+  endOpenSpansOnShutdown,
+  MAX_TRACKED_OPEN_OPERATIONS,
+} from './open-spans.ts';
 export type { ConsumerTracingOptions, TracingOptions } from './options.ts';
 export { extractContext, injectContext, withContextHeaders } from './propagation.ts';
 export type { RelationPolicy } from './relation.ts';

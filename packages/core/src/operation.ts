@@ -9,6 +9,7 @@ import { classifyError, type ResolvedFailure, recordFailure } from './errors.ts'
 import type { Instrumentation } from './instrumentation.ts';
 import type { OperationMetric } from './metric-attributes.ts';
 import { ATTR_HOPTRACE_CONTROL_FLOW_REASON, EVENT_HOPTRACE_CONTROL_FLOW } from './names.ts';
+import { ERROR_SHUTDOWN, type OpenOperation, trackOpen, untrackOpen } from './open-spans.ts';
 import { isThenable } from './wrap.ts';
 
 /**
@@ -20,7 +21,7 @@ import { isThenable } from './wrap.ts';
  * Spans may be absent (unsampled fast path); the metric is recorded only when the wrapper has
  * metrics (a MeterProvider is registered), and the clock is read only then.
  */
-export class Operation {
+export class Operation implements OpenOperation {
   readonly #instr: Instrumentation;
   readonly #spans: Span | readonly (Span | undefined)[] | undefined;
   readonly #metric: OperationMetric | undefined;
@@ -31,6 +32,8 @@ export class Operation {
   #failure: ResolvedFailure | undefined;
   #controlFlow: string | undefined;
   #deadline: ReturnType<typeof setTimeout> | undefined;
+  /** Whether the process-wide registry holds it (a recording span; see `endOpenSpans`). */
+  #tracked = false;
 
   /**
    * @param spans - the spans this operation ends (one, several, or none).
@@ -50,6 +53,7 @@ export class Operation {
     this.#metric = instr.metrics ? metric : undefined;
     this.#metricAtOutcome = metricAtOutcome;
     this.#startMs = this.#metric ? performance.now() : 0;
+    if (this.#records()) this.#tracked = trackOpen(this);
   }
 
   /** Whether the operation has ended. */
@@ -154,6 +158,7 @@ export class Operation {
   end(endTime?: TimeInput): boolean {
     if (this.#ended) return false;
     this.#ended = true;
+    if (this.#tracked) untrackOpen(this);
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#forEachSpan((span) => span.end(endTime));
     this.#recordMetric();
@@ -266,6 +271,21 @@ export class Operation {
     } catch {
       return undefined;
     }
+  }
+
+  /** The process is shutting down with the operation still open (`endOpenSpans`). */
+  endAtShutdown(): void {
+    this.noteFailureType(ERROR_SHUTDOWN, 'the process shut down before the operation ended');
+    this.end();
+  }
+
+  /** Whether any of its spans records (only those are worth ending at shutdown). */
+  #records(): boolean {
+    const spans = this.#spans;
+    if (spans === undefined) return false;
+    if (!Array.isArray(spans)) return (spans as Span).isRecording();
+    for (const span of spans as readonly (Span | undefined)[]) if (span?.isRecording()) return true;
+    return false;
   }
 
   #forEachSpan(fn: (span: Span) => void): void {

@@ -4,6 +4,8 @@ import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,
   ATTR_HOPTRACE_FAILURE_DESTINATION,
   ATTR_HOPTRACE_FAILURE_ERROR_TYPE,
+  ERROR_SHUTDOWN,
+  endOpenSpans,
   FAILURE_HEADERS,
 } from '@hoptrace/core';
 import {
@@ -307,6 +309,21 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(tracing.current.openSpans()).toHaveLength(1);
     await consumer.close(true);
     expect(tracing.current.openSpans()).toHaveLength(0);
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(1);
+  });
+
+  it('endOpenSpans (process shutdown) ends a held message span with shutdown', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'held' }] });
+    const stream = await streamOf(traceConsumer(stringConsumer()), [topic]);
+    const iterator = stream[Symbol.asyncIterator]();
+    await iterator.next();
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`process ${topic}`]);
+    expect(endOpenSpans()).toBe(1);
+    const process = onlySpan(spans(), `process ${topic}`);
+    expect(process.status.code).toBe(SpanStatusCode.ERROR);
+    expect(process.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_SHUTDOWN);
+    await iterator.return?.();
     expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(1);
   });
 

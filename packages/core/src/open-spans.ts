@@ -1,0 +1,87 @@
+/**
+ * Every hoptrace span still open in the process, so that a shutdown can end them before the SDK
+ * flushes: a delivery not yet acked, a message still being processed, a send waiting for its
+ * transaction or its batch. Each adapter ends its spans on its own paths (settle, close, timeouts);
+ * this is the last one, for a process that stops before those run.
+ *
+ * @packageDocumentation
+ */
+
+/** `error.type` of a span {@link endOpenSpans} ended: the process shut down while it was open. */
+export const ERROR_SHUTDOWN = 'shutdown';
+
+/**
+ * The most open operations tracked at once, process-wide. Each adapter bounds what it holds open
+ * (open deliveries per channel, `maxProcessingMs`, transaction and stream caps); past this, an
+ * operation is not tracked (its adapter still ends it) and {@link endOpenSpans} cannot reach it.
+ */
+export const MAX_TRACKED_OPEN_OPERATIONS = 65_536;
+
+/** What the registry ends: an operation whose spans record. */
+export interface OpenOperation {
+  /** Ends the operation's spans with status ERROR and `error.type` = {@link ERROR_SHUTDOWN}. */
+  endAtShutdown(): void;
+}
+
+const open = new Set<OpenOperation>();
+
+/** Tracks `operation` until {@link untrackOpen}; false when the registry is full. */
+export function trackOpen(operation: OpenOperation): boolean {
+  if (open.size >= MAX_TRACKED_OPEN_OPERATIONS) return false;
+  open.add(operation);
+  return true;
+}
+
+/** Stops tracking `operation` (it ended). */
+export function untrackOpen(operation: OpenOperation): void {
+  open.delete(operation);
+}
+
+/**
+ * Ends every hoptrace span still open in this process with status ERROR and `error.type` =
+ * `shutdown` (their metrics too), and returns how many operations it ended. Call it when the
+ * process stops, before the OpenTelemetry SDK shuts down (or register
+ * {@link endOpenSpansOnShutdown} as the first span processor, which does it for you). The clients
+ * are left alone: acking, committing and closing them stay the application's.
+ */
+export function endOpenSpans(): number {
+  const operations = [...open];
+  open.clear();
+  for (const operation of operations) {
+    try {
+      operation.endAtShutdown();
+    } catch {
+      // Ending a span never throws in the SDK; a hostile one changes nothing for the others.
+    }
+  }
+  return operations.length;
+}
+
+/** The span processor {@link endOpenSpansOnShutdown} returns (the SDK's `SpanProcessor` shape). */
+export interface EndOpenSpansProcessor {
+  onStart(): void;
+  onEnd(): void;
+  forceFlush(): Promise<void>;
+  /** Ends every open hoptrace span ({@link endOpenSpans}). */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * A span processor that does nothing until the tracer provider shuts down, and then ends every
+ * hoptrace span still open ({@link endOpenSpans}). Register it **first** in the SDK's span
+ * processors, so the spans it ends still reach the exporting processors before they flush:
+ *
+ * @example
+ * new NodeSDK({ spanProcessors: [endOpenSpansOnShutdown(), new BatchSpanProcessor(exporter)] })
+ */
+export function endOpenSpansOnShutdown(): EndOpenSpansProcessor {
+  return {
+    onStart() {},
+    onEnd() {},
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => {
+      endOpenSpans();
+      return Promise.resolve();
+    },
+  };
+}
