@@ -13,9 +13,10 @@ import {
 import { propagation, ROOT_CONTEXT, type Span, SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
-import { type IHeaders, type Consumer as JsConsumer, Kafka, type KafkaMessage, logLevel } from 'kafkajs';
+import type { IHeaders, Consumer as JsConsumer, Kafka, KafkaMessage } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { orderTrace } from '../pipeline/helpers.ts';
+import { kafkajsClient, newTopic } from './helpers.ts';
 
 // A fleet half on kafkajs (@hoptrace/kafka) and half on @platformatic/kafka
 // (@hoptrace/platformatic-kafka), on one real broker: every message keeps one trace whichever
@@ -29,18 +30,7 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
-function kafkajs(): Kafka {
-  return new Kafka({ clientId: 'interop-kafkajs', brokers: brokers(), logLevel: logLevel.NOTHING });
-}
-
-async function newTopic(): Promise<string> {
-  const topic = `hoptrace-interop-${randomUUID()}`;
-  const admin = kafkajs().admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
-  await admin.disconnect();
-  return topic;
-}
+const kafkajs = (): Kafka => kafkajsClient('interop-kafkajs');
 
 /** Sends inside a `request` span carrying `tenant.id` baggage; returns the request span's context. */
 async function inRequest(send: () => Promise<unknown>): Promise<{ traceId: string; spanId: string }> {
@@ -97,7 +87,7 @@ function expectOneTrace(request: { traceId: string; spanId: string }, topic: str
 
 describe('kafkajs and @platformatic/kafka in one fleet', () => {
   it('kafkajs producer (@hoptrace/kafka) -> @platformatic/kafka consumer: one trace', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-interop');
     const producer = kafkajsAdapter.traceProducer(kafkajs().producer(), { captureKeys: true });
     await producer.connect();
     cleanup.push(() => producer.disconnect());
@@ -127,7 +117,7 @@ describe('kafkajs and @platformatic/kafka in one fleet', () => {
   });
 
   it('@platformatic/kafka producer -> kafkajs consumer (@hoptrace/kafka): one trace', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-interop');
     const producer = pltAdapter.traceProducer(
       new Producer({ clientId: 'interop-plt', bootstrapBrokers: brokers(), serializers: stringSerializers }),
       { captureKeys: true },
@@ -154,7 +144,7 @@ describe('kafkajs and @platformatic/kafka in one fleet', () => {
   });
 
   it('both adapters put the same standard headers on the wire', async () => {
-    const [jsTopic, pltTopic] = [await newTopic(), await newTopic()];
+    const [jsTopic, pltTopic] = [await newTopic('hoptrace-interop'), await newTopic('hoptrace-interop')];
     const jsProducer = kafkajsAdapter.traceProducer(kafkajs().producer());
     await jsProducer.connect();
     cleanup.push(() => jsProducer.disconnect());

@@ -12,8 +12,8 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
-import { Kafka, logLevel } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { kafkajsClient, newTopic } from './helpers.ts';
 
 // hoptrace on one side, another tool in another process on the other: the OpenTelemetry contrib
 // instrumentations (kafkajs, amqplib, registered at require time), @platformatic/kafka-opentelemetry
@@ -71,6 +71,13 @@ function only<T>(items: T[], what: string): T {
   return items[0] as T;
 }
 
+/** Our one span of `kind` (the test made exactly one). */
+const ourOnly = (kind: SpanKind, what: string): ReadableSpan =>
+  only(
+    spans().filter((s) => s.kind === kind),
+    what,
+  );
+
 /** Runs `fn` inside a `request` span; returns what it returns and the span's ids. */
 async function inRequest<T>(fn: () => Promise<T>): Promise<{ traceId: string; spanId: string }> {
   return trace.getTracer('test').startActiveSpan('request', async (span) => {
@@ -102,25 +109,11 @@ function expectPeerContinues(peerSpans: PeerSpan[], send: ReadableSpan): void {
   }
 }
 
-const kafka = () =>
-  new Kafka({
-    clientId: 'interop-tools',
-    brokers: brokerEndpoint('kafka').brokers,
-    logLevel: logLevel.NOTHING,
-  });
-
-async function newTopic(): Promise<string> {
-  const topic = `hoptrace-tools-${randomUUID()}`;
-  const admin = kafka().admin();
-  await admin.connect();
-  await admin.createTopics({ topics: [{ topic }], waitForLeaders: true });
-  await admin.disconnect();
-  return topic;
-}
+const kafka = () => kafkajsClient('interop-tools');
 
 describe('Kafka: @hoptrace/kafka and @opentelemetry/instrumentation-kafkajs in another process', () => {
   it('their producer -> our consumer: our process span is a child of their send span', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-tools');
     const peerSpans = await peer('kafka', 'produce', topic);
     const consumer = traceKafka(kafka()).consumer({ groupId: `tools-${randomUUID()}`, maxWaitTimeInMs: 100 });
     cleanup.push(() => consumer.disconnect());
@@ -143,7 +136,7 @@ describe('Kafka: @hoptrace/kafka and @opentelemetry/instrumentation-kafkajs in a
   });
 
   it('our producer -> their consumer: their process span is a child of our send span', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-tools');
     const producer = traceKafka(kafka()).producer();
     cleanup.push(() => producer.disconnect());
     await producer.connect();
@@ -161,7 +154,7 @@ describe('Kafka: @hoptrace/platformatic-kafka and @platformatic/kafka-openteleme
   const bootstrapBrokers = () => brokerEndpoint('kafka').brokers;
 
   it('their producer -> our consumer: our process span is a child of their send span', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-tools');
     const peerSpans = await peer('platformatic', 'produce', topic);
     const consumer = traceConsumer(
       new Consumer({
@@ -189,7 +182,7 @@ describe('Kafka: @hoptrace/platformatic-kafka and @platformatic/kafka-openteleme
   });
 
   it('our producer -> their consumer: their process span is a child of our send span', async () => {
-    const topic = await newTopic();
+    const topic = await newTopic('hoptrace-tools');
     const producer = traceProducer(
       new Producer({
         clientId: 'interop-tools',
@@ -226,13 +219,7 @@ describe('RabbitMQ: @hoptrace/amqp and @opentelemetry/instrumentation-amqplib in
       received++;
     });
     await until(() => received === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the delivery');
-    expectContinues(
-      only(
-        spans().filter((s) => s.kind === SpanKind.CONSUMER),
-        'our process span',
-      ),
-      peerSpans,
-    );
+    expectContinues(ourOnly(SpanKind.CONSUMER, 'our process span'), peerSpans);
   });
 
   it('our publisher -> their consumer: their process span is a child of our send span', async () => {
@@ -241,10 +228,7 @@ describe('RabbitMQ: @hoptrace/amqp and @opentelemetry/instrumentation-amqplib in
     await traced.assertQueue(queue, { durable: false });
     cleanup.push(() => traced.deleteQueue(queue));
     await inRequest(async () => traced.sendToQueue(queue, Buffer.from('from-hoptrace')));
-    const send = only(
-      spans().filter((s) => s.kind === SpanKind.PRODUCER),
-      'our send span',
-    );
+    const send = ourOnly(SpanKind.PRODUCER, 'our send span');
     expectPeerContinues(await peer('amqp', 'consume', queue), send);
   });
 });
@@ -267,13 +251,7 @@ describe("BullMQ: @hoptrace/bullmq and BullMQ's own telemetry (bullmq-otel) in a
     );
     cleanup.push(() => worker.close());
     await until(() => processed === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the job');
-    expectContinues(
-      only(
-        spans().filter((s) => s.kind === SpanKind.CONSUMER),
-        'our process span',
-      ),
-      peerSpans,
-    );
+    expectContinues(ourOnly(SpanKind.CONSUMER, 'our process span'), peerSpans);
   });
 
   it('our queue -> their worker: their process span is a child of our add span', async () => {
@@ -281,10 +259,7 @@ describe("BullMQ: @hoptrace/bullmq and BullMQ's own telemetry (bullmq-otel) in a
     const queue = traceQueue(new Queue(name, { connection: connection() }));
     cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
     await inRequest(() => queue.add('from-hoptrace', { n: 1 }));
-    const send = only(
-      spans().filter((s) => s.kind === SpanKind.PRODUCER),
-      'our send span',
-    );
+    const send = ourOnly(SpanKind.PRODUCER, 'our send span');
     expectPeerContinues(await peer('bullmq', 'consume', name), send);
   });
 });

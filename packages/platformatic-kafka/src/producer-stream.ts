@@ -12,8 +12,8 @@ import { headerView } from './headers.ts';
 import { carrying, type OutgoingMessage, type ProducerState, sendAttributes } from './send.ts';
 
 /**
- * The most send spans one producer stream keeps open (messages written but not yet sent). A message
- * written past it gets no span of its own and carries the writer's active context instead.
+ * The most send operations one producer stream keeps open (messages written but not yet sent). A
+ * message written past it gets no span of its own and carries the writer's active context instead.
  */
 export const MAX_OPEN_STREAM_SENDS = 4096;
 
@@ -94,10 +94,9 @@ function tracedWrite(
   // (any other value, `undefined` included, is buffered in object mode: it keeps its place below).
   if (raw.destroyed || raw.writableEnded || args[0] === null) return raw[method](...args);
   const message = args[0];
-  const withSpan = !sends.full;
-  const operation = startStreamSend(state, args, withSpan);
+  const operation = startStreamSend(state, args, !sends.full);
   if (args[0] !== message) originals.set(args[0] as object, message as object);
-  sends.push(operation, withSpan);
+  sends.push(operation);
   try {
     return raw[method](...args);
   } catch (error) {
@@ -137,8 +136,8 @@ function reportOriginals(stream: RawProducerStream, originals: WeakMap<object, o
  * (or the writer's context, with no span to record or past the cap). A message whose getters throw
  * is left as it is, for the stream's send to report, and gets no span.
  *
- * @param withSpan - false once the stream holds {@link MAX_OPEN_STREAM_SENDS} open spans: the message
- * then gets no span, only its metrics (when a MeterProvider is registered).
+ * @param withSpan - false once the stream holds {@link MAX_OPEN_STREAM_SENDS} open operations: the
+ * message then gets no span, only its metrics (when a MeterProvider is registered).
  */
 function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolean): Operation | undefined {
   const message = args[0];
@@ -191,11 +190,9 @@ function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolea
  */
 class StreamSends {
   #open: (Operation | undefined)[] = [];
-  /** Whether each entry holds a span (counted against the cap), aligned with `#open`. */
-  #withSpan: boolean[] = [];
   #head = 0;
-  /** Entries holding a span, still open. */
-  #spans = 0;
+  /** Entries that hold an operation, still open (what the cap counts). */
+  #held = 0;
   /** Set once the stream closed with entries left: when, with what error, and the grace timer. */
   #closing: { error: unknown; at: number; timer: ReturnType<typeof setTimeout> | undefined } | undefined;
   /** The producer's streams waiting out their grace (its close ends them at once). */
@@ -206,21 +203,17 @@ class StreamSends {
   }
 
   get full(): boolean {
-    return this.#spans >= MAX_OPEN_STREAM_SENDS;
+    return this.#held >= MAX_OPEN_STREAM_SENDS;
   }
 
-  push(operation: Operation | undefined, withSpan: boolean): void {
-    const spanned = withSpan && operation !== undefined;
+  push(operation: Operation | undefined): void {
     this.#open.push(operation);
-    this.#withSpan.push(spanned);
-    if (spanned) this.#spans++;
+    if (operation) this.#held++;
   }
 
   /** Forgets the newest entry (its write was refused). */
   pop(): void {
-    if (this.#open.length <= this.#head) return;
-    this.#open.pop();
-    if (this.#withSpan.pop()) this.#spans--;
+    if (this.#open.length > this.#head && this.#open.pop()) this.#held--;
   }
 
   /** The stream sent its oldest `count` messages: their spans end. Never throws. */
@@ -228,10 +221,11 @@ class StreamSends {
     const n = typeof count === 'number' && Number.isFinite(count) ? count : 0;
     for (let i = 0; i < n && this.#head < this.#open.length; i++) {
       const operation = this.#open[this.#head];
-      if (this.#withSpan[this.#head]) this.#spans--;
-      this.#open[this.#head] = undefined;
-      this.#head++;
-      operation?.end();
+      this.#open[this.#head++] = undefined;
+      if (operation) {
+        this.#held--;
+        operation.end();
+      }
     }
     // A destroyed stream sends nothing after the batch it had in flight.
     if (this.#closing) this.drop();
@@ -284,20 +278,15 @@ class StreamSends {
 
   #reset(): void {
     this.#open = [];
-    this.#withSpan = [];
     this.#head = 0;
-    this.#spans = 0;
+    this.#held = 0;
   }
 
   #compact(): void {
     if (this.#head === this.#open.length) this.#reset();
     else if (this.#head >= 1024 && this.#head * 2 >= this.#open.length) {
       this.#open = this.#open.slice(this.#head);
-      this.#withSpan = this.#withSpan.slice(this.#head);
       this.#head = 0;
     }
   }
 }
-
-/** The streams of one producer waiting out their grace after a destroy (see {@link STREAM_CLOSE_GRACE_MS}). */
-export type ClosingStreams = Set<{ drop(): void }>;
