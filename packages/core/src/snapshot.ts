@@ -64,8 +64,9 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
  * Turns a snapshot back into a context: `base` (default: the active context) with the snapshot's
  * span context set as a remote parent and its baggage. The snapshot may come from storage written by
  * anyone, so it is validated with the same limits `extractContext` applies to headers: invalid ids
- * leave the span context out, a tracestate over 512 characters or 32 members and baggage over 64
- * members or 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`.
+ * (uppercase hex too, as W3C says) leave the span context out, a tracestate over 512 characters or
+ * 32 members and baggage over 64 members or 8192 bytes are dropped whole, and a value that is not a
+ * snapshot at all returns `base`.
  * Never throws.
  */
 export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.active()): Context {
@@ -73,10 +74,16 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
   const s = snapshot as Partial<ContextSnapshot>;
   let context = base;
   try {
-    if (typeof s.traceId === 'string' && typeof s.spanId === 'string') {
+    const { traceId, spanId } = s;
+    if (
+      typeof traceId === 'string' &&
+      typeof spanId === 'string' &&
+      LOWER_TRACE_ID.test(traceId) &&
+      LOWER_SPAN_ID.test(spanId)
+    ) {
       const spanContext: SpanContext = {
-        traceId: s.traceId,
-        spanId: s.spanId,
+        traceId,
+        spanId,
         traceFlags: typeof s.traceFlags === 'number' ? s.traceFlags & 0xff : TraceFlags.NONE,
         isRemote: true,
       };
@@ -95,6 +102,13 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
   }
   return context;
 }
+
+/**
+ * W3C ids are lowercase hex. The API's `isSpanContextValid` also accepts uppercase, but a context
+ * with uppercase ids injects a `traceparent` every W3C extractor (hoptrace's included) refuses.
+ */
+const LOWER_TRACE_ID = /^[0-9a-f]{32}$/;
+const LOWER_SPAN_ID = /^[0-9a-f]{16}$/;
 
 function baggageFromPairs(pairs: unknown[]): Baggage | undefined {
   if (pairs.length === 0 || pairs.length > MAX_BAGGAGE_MEMBERS) return undefined;

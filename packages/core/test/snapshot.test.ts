@@ -67,6 +67,13 @@ describe('captureSnapshot / restoreSnapshot', () => {
     expect(restoreSnapshot(value, base)).toBe(base);
   });
 
+  it('refuses uppercase hex ids, as extractContext refuses an uppercase traceparent (W3C ids are lowercase)', () => {
+    const upper = { traceId: TRACE_ID.toUpperCase(), spanId: SPAN_ID.toUpperCase(), traceFlags: 1 };
+    const base = context.active();
+    expect(restoreSnapshot(upper, base)).toBe(base);
+    expect(extractContext({ traceparent: `00-${upper.traceId}-${upper.spanId}-01` }, base)).toBe(base);
+  });
+
   it('drops an oversized tracestate and keeps the ids', () => {
     const restored = restoreSnapshot(
       { traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1, traceState: `a=${'x'.repeat(600)}` },
