@@ -37,16 +37,29 @@ export function injectContext(context: Context = contextApi.active()): Record<st
  * @param headers - the message headers; `undefined` and `null` are fine.
  * @param base - the context to extend; defaults to the active one.
  * @returns `base` extended with what the propagator could parse. Never throws; input it cannot
- * parse leaves `base` as it was.
+ * parse, or a propagator that throws or returns something other than a context, leaves `base` as
+ * it was.
  */
 export function extractContext(headers: HeaderCarrier, base: Context = contextApi.active()): Context {
   if (!headers) return base;
   try {
-    return propagation.extract(base, headers, headerGetter);
+    const extracted: unknown = propagation.extract(base, headers, headerGetter);
+    // A custom propagator may hand back something that is not a context (e.g. `undefined`).
+    return isContext(extracted) ? extracted : base;
   } catch (error) {
     diag.debug('hoptrace: propagator failed to extract; keeping the base context', error);
     return base;
   }
+}
+
+/** Whether a propagator's `extract` returned a usable context. */
+function isContext(value: unknown): value is Context {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as Partial<Context>).getValue === 'function' &&
+    typeof (value as Partial<Context>).setValue === 'function'
+  );
 }
 
 /** What one message's headers carry, parsed once. */

@@ -1,5 +1,11 @@
 import { extractContext, injectContext, withContextHeaders } from '@hoptrace/core';
-import { callerSpanContext, relayHop, sendHeaders, withBudgetRestart } from '@hoptrace/core/adapter';
+import {
+  callerSpanContext,
+  readMessageContext,
+  relayHop,
+  sendHeaders,
+  withBudgetRestart,
+} from '@hoptrace/core/adapter';
 import {
   installTestTracing,
   makePropagator,
@@ -89,6 +95,41 @@ describe('extractContext over every header shape (W3C)', () => {
     } finally {
       propagation.disable();
       propagation.setGlobalPropagator(makePropagator('w3c'));
+    }
+  });
+});
+
+describe('a registered propagator that misbehaves without throwing', () => {
+  let tracing: TestTracing;
+  beforeAll(() => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+  });
+  afterAll(() => tracing.uninstall());
+  const w3c = makePropagator('w3c');
+  function register(overrides: Partial<Record<'extract' | 'fields', unknown>>) {
+    propagation.disable();
+    propagation.setGlobalPropagator({
+      inject: (ctx, carrier, setter) => w3c.inject(ctx, carrier, setter),
+      extract: (ctx, carrier, getter) => w3c.extract(ctx, carrier, getter),
+      fields: () => w3c.fields(),
+      ...overrides,
+    } as never);
+  }
+  function restore() {
+    propagation.disable();
+    propagation.setGlobalPropagator(makePropagator('w3c'));
+  }
+
+  it('extract returning no context: extractContext keeps the base, readMessageContext finds nothing, neither throws', () => {
+    register({ extract: () => undefined });
+    try {
+      expect(extractContext({ traceparent: TRACEPARENT }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+      expect(readMessageContext({ traceparent: TRACEPARENT })).toEqual({
+        context: ROOT_CONTEXT,
+        spanContext: undefined,
+      });
+    } finally {
+      restore();
     }
   });
 });
