@@ -176,13 +176,15 @@ function replacedContext<V>(
   context: Context,
 ): Readonly<Record<string, V | string>> {
   const out: Record<string, V | string> = { ...headers };
-  let fields: string[] = ['traceparent', 'tracestate'];
+  let fields: readonly unknown[] = ['traceparent', 'tracestate'];
   try {
-    fields = propagation.fields();
+    const listed: unknown = propagation.fields();
+    if (Array.isArray(listed)) fields = listed;
   } catch {
     // a propagator whose fields() throws: drop the W3C trace fields, the ones hoptrace counts hops in
   }
-  for (const field of fields) if (field !== 'baggage') delete out[field];
+  // (the same when it lists no array)
+  for (const field of fields) if (typeof field === 'string' && field !== 'baggage') delete out[field];
   const injected = injectContext(context);
   for (const key in injected) out[key] = injected[key] as string;
   return out;

@@ -132,6 +132,23 @@ describe('a registered propagator that misbehaves without throwing', () => {
       restore();
     }
   });
+
+  it('fields() returning no list: a relay past a spent hop budget still sends the new trace, never throws', () => {
+    register({ fields: () => undefined });
+    try {
+      const forwarded = { traceparent: TRACEPARENT, 'x-app': 'kept' };
+      const caller = callerSpanContext(forwarded);
+      const restarted = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: 'c'.repeat(32),
+        spanId: 'd'.repeat(16),
+        traceFlags: 1,
+      });
+      const out = sendHeaders(forwarded, withBudgetRestart(restarted, TRACE_ID), caller);
+      expect(out).toEqual({ traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01`, 'x-app': 'kept' });
+    } finally {
+      restore();
+    }
+  });
 });
 
 describe('injectContext and withContextHeaders', () => {
