@@ -67,15 +67,14 @@ export const headerGetter: TextMapGetter<HeaderCarrier> = {
   },
   get(carrier, key) {
     if (!carrier) return undefined;
-    let value: unknown;
     try {
-      value = carrier[key];
+      const value: unknown = carrier[key];
+      if (value === undefined || value === null) return undefined;
+      const text = limitedText(value, headerLimit(key));
+      return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
     } catch {
-      return undefined; // a throwing getter on someone's header object
+      return undefined; // a throwing getter on someone's header object, or a hostile Proxy value
     }
-    if (value === undefined || value === null) return undefined;
-    const text = limitedText(value, headerLimit(key));
-    return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
   },
 };
 

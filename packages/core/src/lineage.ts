@@ -100,15 +100,15 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
 }
 
 function text(headers: Readonly<Record<string, unknown>>, name: string, max = 256): string | undefined {
-  let value: unknown;
+  let t: string | undefined;
   try {
-    value = headers[name];
+    const value: unknown = headers[name];
+    if (value === undefined || value === null) return undefined;
+    // Refused by its size before it is decoded: a hostile 1 MB value costs nothing.
+    t = limitedText(value, MAX_LINEAGE_VALUE);
   } catch {
-    return undefined;
+    return undefined; // a throwing getter, or a hostile Proxy value
   }
-  if (value === undefined || value === null) return undefined;
-  // Refused by its size before it is decoded: a hostile 1 MB value costs nothing.
-  const t = limitedText(value, MAX_LINEAGE_VALUE);
   return t === undefined || t.length === 0 ? undefined : capValue(t, max);
 }
 

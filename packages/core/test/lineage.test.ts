@@ -66,6 +66,23 @@ describe('readFailureLineage on hostile or ordinary input', () => {
     expect(readFailureLineage(hostile)).toBeUndefined();
   });
 
+  it('never throws on header values that are hostile Proxies (a throwing trap, a revoked proxy)', () => {
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const trapped = new Proxy(['x'], {
+      get(target, key) {
+        if (key === '0') throw new Error('trap');
+        return Reflect.get(target, key);
+      },
+    });
+    for (const value of [revoked, trapped]) {
+      expect(readFailureLineage({ [FAILURE_HEADERS.errorType]: value })).toBeUndefined();
+      expect(
+        readFailureLineage({ [FAILURE_HEADERS.errorType]: 'T', [FAILURE_HEADERS.attempts]: value }),
+      ).toEqual(expect.objectContaining({ errorType: 'T', attempts: undefined }));
+    }
+  });
+
   it('caps values and skips invalid numbers; reads Buffers', () => {
     const lineage = readFailureLineage({
       [FAILURE_HEADERS.errorType]: Buffer.from('T'.repeat(500)),

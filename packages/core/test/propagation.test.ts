@@ -1,6 +1,7 @@
 import { extractContext, injectContext, withContextHeaders } from '@hoptrace/core';
 import {
   callerSpanContext,
+  headerGetter,
   readMessageContext,
   relayHop,
   sendHeaders,
@@ -317,6 +318,21 @@ describe('hostile sizes are refused before parsing', () => {
     });
     expect(extractContext(hostile, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
     expect(callerSpanContext(hostile)).toBeUndefined();
+  });
+
+  it('never throws on header values that are hostile Proxies (a throwing trap, a revoked proxy)', () => {
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+    revoke();
+    const trapped = new Proxy([TRACEPARENT], {
+      get(target, key) {
+        if (key === '0') throw new Error('trap');
+        return Reflect.get(target, key);
+      },
+    });
+    for (const value of [revoked, trapped]) {
+      expect(headerGetter.get({ traceparent: value }, 'traceparent')).toBeUndefined();
+      expect(extractContext({ traceparent: value }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    }
   });
 });
 
