@@ -20,20 +20,23 @@ export const DEFAULT_MAX_BAGGAGE_VALUE_LENGTH = 256;
  * allow-listed keys are read, at most {@link MAX_BAGGAGE_MEMBERS} of them, and a value longer than
  * `maxValueLength` is dropped.
  *
+ * @param name - the option's name, for the error message.
  * @throws TypeError at wrap time for an allow-list that is not a list or map of non-empty strings.
  */
 export function compileBaggageAllowList(
   allowList: BaggageAllowList | undefined,
   maxValueLength = DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
+  name = 'baggageAttributes',
 ): BaggageReader | undefined {
   if (allowList === undefined) return undefined;
   const pairs: Array<[string, string]> = Array.isArray(allowList)
-    ? (allowList as readonly unknown[]).map((k) => [k as string, k as string])
+    ? // Array.from, not map: a sparse list's holes become entries (and are refused) rather than holes
+      Array.from(allowList as readonly unknown[], (k) => [k as string, k as string])
     : allowList && typeof allowList === 'object'
       ? Object.entries(allowList as Record<string, unknown>).map(([k, v]) => [k, v as string])
       : (() => {
           throw new TypeError(
-            `Expected \`baggageAttributes\` to be a list or map of strings, got ${String(allowList)}`,
+            `Expected \`${name}\` to be a list or map of strings, got ${String(allowList)}`,
           );
         })();
   for (const [key, attribute] of pairs) {
@@ -44,12 +47,12 @@ export function compileBaggageAllowList(
       attribute.length === 0
     ) {
       throw new TypeError(
-        `Expected \`baggageAttributes\` entries to be non-empty strings, got ${JSON.stringify([key, attribute])}`,
+        `Expected \`${name}\` entries to be non-empty strings, got ${JSON.stringify([key, attribute])}`,
       );
     }
   }
   if (pairs.length > MAX_BAGGAGE_MEMBERS) {
-    throw new TypeError(`Expected at most ${MAX_BAGGAGE_MEMBERS} \`baggageAttributes\`, got ${pairs.length}`);
+    throw new TypeError(`Expected at most ${MAX_BAGGAGE_MEMBERS} \`${name}\`, got ${pairs.length}`);
   }
   if (!Number.isInteger(maxValueLength) || maxValueLength < 1) {
     throw new TypeError(`Expected \`maxValueLength\` to be an integer >= 1, got ${String(maxValueLength)}`);

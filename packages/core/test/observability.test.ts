@@ -115,6 +115,7 @@ describe('createInstrumentation validates options at wrap time', () => {
     [{ parentLink: 0 }, 'Expected `parentLink` to be a boolean, got 0'],
     [{ baggageAttributes: [''] }, 'Expected `baggageAttributes` entries to be non-empty strings'],
     [{ baggageAttributes: 'tenant' }, 'Expected `baggageAttributes` to be a list or map of strings'],
+    [{ baggageAttributes: new Array(2) }, 'Expected `baggageAttributes` entries to be non-empty strings'],
   ])('rejects %j', (options, message) => {
     expect(() => createInstrumentation(SCOPE, options as never)).toThrow(message);
   });
