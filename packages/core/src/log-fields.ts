@@ -9,6 +9,7 @@ import type { BaggageAllowList } from './baggage.ts';
 import { compileBaggageAllowList } from './baggage.ts';
 import { recordedErrorType } from './errors.ts';
 import { failureLineageOf } from './lineage.ts';
+import { assertOptionalBoolean, assertOptionsObject } from './validate.ts';
 
 /**
  * Trace correlation fields for a log record, named as the OpenTelemetry log data model names them,
@@ -66,10 +67,13 @@ export interface LogFieldsOptions {
  * so it can be pino's `mixin` as it is.
  *
  * @example pino({ mixin: createLogFields({ baggage: ['tenant.id'] }) })
- * @throws TypeError for an invalid allow-list.
+ * @throws TypeError for options that are not an object, a non-boolean `errorType`, or an invalid
+ * allow-list.
  */
 export function createLogFields(options: LogFieldsOptions = {}): () => LogFields {
-  const baggage = compileBaggageAllowList(options.baggage);
+  assertOptionsObject('options', options);
+  assertOptionalBoolean('errorType', options.errorType);
+  const baggage = compileBaggageAllowList(options.baggage, undefined, 'baggage');
   const withErrorType = options.errorType !== false;
   return () => {
     const context = contextApi.active();
