@@ -71,14 +71,13 @@ export interface FailureInput {
  * The plain-string lineage headers of a dead-letter or retry copy of a failed message (see
  * `FAILURE_HEADERS`): destination, partition, offset, error type, a capped error message, retryable,
  * attempts, and the failed attempt's trace context under `hoptrace-failed-<field>` through the
- * registered propagator. A new object; never throws.
+ * registered propagator. A new object; never throws (a value of the wrong type is left out).
  */
 export function failureHeaders(input: FailureInput): Record<string, string> {
   const failure = classifyError(input.error, input.classifyError);
-  const out: Record<string, string> = {
-    [FAILURE_HEADERS.destination]: capValue(input.destination),
-    [FAILURE_HEADERS.errorType]: failure.type,
-  };
+  const out: Record<string, string> = {};
+  if (typeof input.destination === 'string') out[FAILURE_HEADERS.destination] = capValue(input.destination);
+  out[FAILURE_HEADERS.errorType] = failure.type;
   const { message } = describeError(input.error);
   if (message !== undefined && message !== '')
     out[FAILURE_HEADERS.errorMessage] = capValue(message, MAX_LINEAGE_MESSAGE_LENGTH);
@@ -86,8 +85,12 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
   if (typeof input.partition === 'number' && Number.isInteger(input.partition)) {
     out[FAILURE_HEADERS.partition] = String(input.partition);
   }
-  if (input.offset !== undefined && /^\d{1,20}$/.test(String(input.offset)))
-    out[FAILURE_HEADERS.offset] = String(input.offset);
+  const offset = input.offset as unknown;
+  if (
+    (typeof offset === 'string' || typeof offset === 'number' || typeof offset === 'bigint') &&
+    /^\d{1,20}$/.test(String(offset))
+  )
+    out[FAILURE_HEADERS.offset] = String(offset);
   if (typeof input.attempts === 'number' && Number.isInteger(input.attempts) && input.attempts >= 0) {
     out[FAILURE_HEADERS.attempts] = String(input.attempts);
   }

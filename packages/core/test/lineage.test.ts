@@ -53,6 +53,23 @@ describe.each<TestPropagator>(['w3c', 'b3'])('failure lineage headers under %s',
   });
 });
 
+describe('failureHeaders on values of the wrong type', () => {
+  it('never throws: a destination that is not a string, or an offset that cannot be stringified, is left out', () => {
+    const error = Object.assign(new Error('x'), { code: 'E_X' });
+    for (const destination of [undefined, 42, null, { name: 'orders' }]) {
+      const headers = failureHeaders({ error, destination: destination as never });
+      expect(headers[FAILURE_HEADERS.errorType]).toBe('E_X');
+      expect(headers[FAILURE_HEADERS.destination]).toBeUndefined();
+    }
+    const headers = failureHeaders({ error, destination: 'orders', offset: Object.create(null) as never });
+    expect(headers[FAILURE_HEADERS.offset]).toBeUndefined();
+    expect(headers[FAILURE_HEADERS.destination]).toBe('orders');
+    expect(
+      failureHeaders({ error, destination: 'orders', offset: 17n as never })[FAILURE_HEADERS.offset],
+    ).toBe('17');
+  });
+});
+
 describe('readFailureLineage on hostile or ordinary input', () => {
   it('is undefined for ordinary messages and never throws', () => {
     expect(readFailureLineage(undefined)).toBeUndefined();
