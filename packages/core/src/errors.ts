@@ -195,7 +195,8 @@ export function recordFailure(
     // A plain exception object built from what was read safely: the SDK never touches the original.
     const stack = error !== null && typeof error === 'object' ? read(error, 'stack') : undefined;
     const exception: { name: string; message: string; stack?: string } = {
-      name: name ?? resolved.type,
+      // An empty name (an anonymous function, `name = ''`) would leave the SDK nothing to record.
+      name: name !== undefined && name.length > 0 ? name : resolved.type,
       message: message ?? '',
     };
     if (typeof stack === 'string') exception.stack = cut(stack, MAX_ERROR_STACK_LENGTH);

@@ -109,6 +109,30 @@ describe('Operation.run', () => {
     expect(finished()[0]?.status.code).toBe(SpanStatusCode.ERROR);
   });
 
+  it.each([
+    ...hostileValues(),
+    ['an Error with an empty name and no message', Object.assign(new Error(), { name: '' })],
+    [
+      'an anonymous function',
+      (
+        () => () =>
+          undefined
+      )(),
+    ],
+  ])('a throw of %s also gets an exception event', (_, value) => {
+    const { operation } = spanAndOperation();
+    let caught: unknown = 'nothing';
+    try {
+      operation.run(() => {
+        throw value;
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBe(value);
+    expect(finished()[0]?.events.map((e) => e.name)).toEqual(['exception']);
+  });
+
   it('names the error.type from a null-prototype object code, and _OTHER for primitives', () => {
     const nullProto = Object.create(null) as Record<string, unknown>;
     nullProto.code = 'E_NULL_PROTO';
