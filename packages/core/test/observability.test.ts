@@ -200,7 +200,7 @@ describe('createLogFields: trace id, business codes and error codes on one line'
     [null, 'Expected `options` to be an object, got null'],
     ['tenant.id', 'Expected `options` to be an object, got "tenant.id"'],
     [{ errorType: 'no' }, 'Expected `errorType` to be a boolean, got "no"'],
-    [{ baggage: [, 'tenant.id'] }, 'Expected `baggage` entries to be non-empty strings'],
+    [{ baggage: new Array(2) }, 'Expected `baggage` entries to be non-empty strings'],
   ])('rejects %j with a clear TypeError when compiled', (options, message) => {
     expect(() => createLogFields(options as never)).toThrow(message);
   });

@@ -13,7 +13,14 @@ import {
   type TestPropagator,
   type TestTracing,
 } from '@hoptrace/test-kit';
-import { context, createTraceState, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import {
+  context,
+  createTraceState,
+  propagation,
+  ROOT_CONTEXT,
+  type TextMapPropagator,
+  trace,
+} from '@opentelemetry/api';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -109,12 +116,12 @@ describe('a registered propagator that misbehaves without throwing', () => {
   const w3c = makePropagator('w3c');
   function register(overrides: Partial<Record<'extract' | 'fields', unknown>>) {
     propagation.disable();
-    propagation.setGlobalPropagator({
+    const propagator: TextMapPropagator = {
       inject: (ctx, carrier, setter) => w3c.inject(ctx, carrier, setter),
       extract: (ctx, carrier, getter) => w3c.extract(ctx, carrier, getter),
       fields: () => w3c.fields(),
-      ...overrides,
-    } as never);
+    };
+    propagation.setGlobalPropagator({ ...propagator, ...overrides } as TextMapPropagator);
   }
   function restore() {
     propagation.disable();
