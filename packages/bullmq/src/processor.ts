@@ -176,8 +176,17 @@ export function traceProcessor<F extends ProcessorLike>(
       span?.end();
       return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
     }
-    const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
-    workerWatch(this)?.track(attempt);
+    const watch = workerWatch(this);
+    const attempt = new Attempt(
+      instr,
+      span,
+      metric,
+      job,
+      jobId,
+      attemptsMade + 1 >= maxAttempts,
+      watch ? this : undefined,
+    );
+    watch?.track(attempt);
     if (timeoutMs !== undefined)
       attempt.expireAfter(
         timeoutMs,
