@@ -132,10 +132,12 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
         () => 'resolved',
         (error: unknown) => String((error as Error).message),
       );
-      const got = await traceQueue(raw).addBulk(jobs).then(
-        () => 'resolved',
-        (error: unknown) => String((error as Error).message),
-      );
+      const got = await traceQueue(raw)
+        .addBulk(jobs)
+        .then(
+          () => 'resolved',
+          (error: unknown) => String((error as Error).message),
+        );
       expect(got).toBe(expected);
       expect(await raw.count()).toBe(await plain.count());
     }
