@@ -123,6 +123,36 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     expect(calls).toBe(2);
   });
 
+  it("the user's own classes named like BullMQ's (not extending them) are failures, as BullMQ takes them", async () => {
+    class DelayedError extends Error {}
+    class UnrecoverableError extends Error {}
+    const { name, queue, raw } = setup('ctl-own');
+    const failed = deferred();
+    let calls = 0;
+    const w = worker(name, async () => {
+      if (++calls === 1) throw new DelayedError('mine');
+      throw new UnrecoverableError('mine too');
+    });
+    w.on('failed', (job) => {
+      if ((job?.attemptsMade ?? 0) >= 3) failed.resolve();
+    });
+    const job = await queue.add('ctl', {}, { attempts: 3 });
+    await failed.promise;
+    // BullMQ failed the first attempt and retried the second: neither is one of its own errors.
+    expect(await raw.getJobState(String(job.id))).toBe('failed');
+    expect(calls).toBe(3);
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 3,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+    for (const span of attempts) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(controlFlowEvents(span)).toEqual([]);
+    }
+    expect(attempts.map((s) => s.attributes['hoptrace.attempt.final'])).toEqual([false, false, true]);
+  });
+
   it('WaitingChildrenError: the parent attempt that waits is UNSET with a control_flow event', async () => {
     const parent = setup('ctl-parent');
     const child = setup('ctl-child');
