@@ -1,14 +1,17 @@
-import { injectContext } from '@hoptrace/core';
+import { injectContext, METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import {
   brokerEndpoint,
+  collectMetrics,
   deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
+  TestMetricReader,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
@@ -87,6 +90,38 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
       expect(s.attributes['hoptrace.attempt.final']).toBeUndefined();
       expect(s.events.some((e) => e.name === 'exception')).toBe(false);
     }
+  });
+
+  it('a job re-run after a DelayedError records its time in queue once, on its first start', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { name, queue } = setup('ctl-tiq');
+    const completed = deferred();
+    let calls = 0;
+    const w = worker(
+      name,
+      async (job, token) => {
+        if (++calls === 1) {
+          await job.moveToDelayed(Date.now() + 200, token);
+          throw new bullmq.DelayedError();
+        }
+        return 'ok';
+      },
+      { meterProvider },
+    );
+    w.on('completed', () => completed.resolve());
+    await queue.add('tiq', {});
+    await completed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const [first, rerun] = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(first?.attributes['bullmq.job.time_in_queue']).toBeTypeOf('number');
+    expect(rerun?.attributes['bullmq.job.time_in_queue']).toBeUndefined();
+    const waited = (await collectMetrics(reader)).get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
+    expect((waited[0]?.value as { count: number } | undefined)?.count).toBe(1);
+    await meterProvider.shutdown();
   });
 
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
