@@ -7,6 +7,25 @@ import { bullmqErrorName } from './scope.ts';
 /** BullMQ's error that fails a job at once, whatever attempts remain. */
 const UNRECOVERABLE: ReadonlySet<string> = new Set(['UnrecoverableError']);
 
+/**
+ * Whether BullMQ would give up on `job` after this attempt for a reason other than its attempt count
+ * (read when the attempt fails): a job `discard()`ed by its processor (BullMQ 5.x), or one started as
+ * many times as the worker's `maxStartedAttempts` allows (BullMQ 6). Never throws.
+ */
+function givenUpByBullmq(job: object, worker: unknown): boolean {
+  try {
+    if ((job as { discarded?: unknown }).discarded === true) return true;
+    const max =
+      worker !== null && typeof worker === 'object'
+        ? (worker as { opts?: { maxStartedAttempts?: unknown } }).opts?.maxStartedAttempts
+        : undefined;
+    const started = (job as { attemptsStarted?: unknown }).attemptsStarted;
+    return typeof max === 'number' && max > 0 && typeof started === 'number' && max <= started;
+  } catch {
+    return false;
+  }
+}
+
 /** Something an open attempt is registered with (a worker watch), told when the attempt ends. */
 export interface AttemptOwner {
   release(attempt: Attempt): void;
@@ -15,7 +34,7 @@ export interface AttemptOwner {
 /**
  * One processing attempt of a job: core's `Operation` plus what only BullMQ knows. A failure thrown
  * by the processor says whether it is the job's last attempt (`hoptrace.attempt.final`: attempts
- * exhausted or an `UnrecoverableError`) and, unless the classifier said, whether BullMQ will retry it
+ * exhausted, an `UnrecoverableError`, a discarded job or the worker's `maxStartedAttempts` reached) and, unless the classifier said, whether BullMQ will retry it
  * (`hoptrace.error.retryable`). An attempt BullMQ gives up on (lock lost, stalled, worker closed, or
  * `processTimeoutMs`) is ended by {@link abandon} even if the processor never returns; what the
  * processor does later is then ignored (and still reaches BullMQ unchanged).
@@ -26,6 +45,7 @@ export class Attempt extends Operation {
   readonly #job: object;
   readonly #span: Span | undefined;
   readonly #lastByCount: boolean;
+  readonly #worker: unknown;
   #unrecoverable = false;
   #abandoned = false;
   #owner: AttemptOwner | undefined;
@@ -33,6 +53,7 @@ export class Attempt extends Operation {
   /**
    * @param last - whether this attempt is the last one BullMQ makes if it fails (attempt number >=
    * `opts.attempts`).
+   * @param worker - the BullMQ `Worker` running the attempt, when known (its `maxStartedAttempts`).
    */
   constructor(
     instr: Instrumentation,
@@ -41,12 +62,14 @@ export class Attempt extends Operation {
     job: object,
     jobId: string | undefined,
     last: boolean,
+    worker?: unknown,
   ) {
     super(instr, span, metric);
     this.#job = job;
     this.#span = span;
     this.jobId = jobId;
     this.#lastByCount = last;
+    this.#worker = worker;
   }
 
   /** A timed-out attempt is abandoned: BullMQ decides its fate (see {@link abandon}). */
@@ -82,7 +105,7 @@ export class Attempt extends Operation {
     const failure = this.failure;
     // Only a thrown failure is judged here; an abandoned attempt's fate is BullMQ's (its stall count).
     if (failure !== undefined && !this.#abandoned) {
-      const final = this.#lastByCount || this.#unrecoverable;
+      const final = this.#lastByCount || this.#unrecoverable || givenUpByBullmq(this.#job, this.#worker);
       this.setAttribute(ATTR_HOPTRACE_ATTEMPT_FINAL, final);
       if (failure.retryable === undefined) this.setAttribute(ATTR_HOPTRACE_ERROR_RETRYABLE, !final);
     }

@@ -55,6 +55,7 @@ export interface JobLike {
   queueName?: string | undefined;
   opts?: JobOptionsShape | undefined;
   attemptsMade?: number | undefined;
+  attemptsStarted?: number | undefined;
   timestamp?: number | undefined;
   delay?: number | undefined;
   repeatJobKey?: string | undefined;
@@ -148,7 +149,7 @@ export function traceProcessor<F extends ProcessorLike>(
           );
     const metric = operationMetric(metricsOn, metrics, 'process', 'process', queue, 1);
     const recording = span?.isRecording() === true;
-    if (attemptsMade === 0 && (metric || recording)) {
+    if (firstStart(job, attemptsMade) && (metric || recording)) {
       const waitedMs = timeInQueueMs(job);
       if (waitedMs !== undefined) {
         if (metric) instr.metrics?.timeInQueue.record(waitedMs / 1000, metric.attributes);
@@ -176,8 +177,17 @@ export function traceProcessor<F extends ProcessorLike>(
       span?.end();
       return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
     }
-    const attempt = new Attempt(instr, span, metric, job, jobId, attemptsMade + 1 >= maxAttempts);
-    workerWatch(this)?.track(attempt);
+    const watch = workerWatch(this);
+    const attempt = new Attempt(
+      instr,
+      span,
+      metric,
+      job,
+      jobId,
+      attemptsMade + 1 >= maxAttempts,
+      watch ? this : undefined,
+    );
+    watch?.track(attempt);
     if (timeoutMs !== undefined)
       attempt.expireAfter(
         timeoutMs,
@@ -207,6 +217,17 @@ function extraLinks(
 /** The link from a scheduled run's attempt to the scheduling context, when there is one. */
 function creationLink(creation: MessageContext): Link[] | undefined {
   return creation.spanContext ? [{ context: creation.spanContext }] : undefined;
+}
+
+/**
+ * Whether this is the job's first start: no attempt failed yet, and BullMQ (which counts every move
+ * to active in `attemptsStarted`) has not run it before, as it has a job re-run after a
+ * `DelayedError`, a flow parent back from waiting for its children, or a stalled job.
+ */
+function firstStart(job: JobLike, attemptsMade: number): boolean {
+  if (attemptsMade !== 0) return false;
+  const started = job.attemptsStarted;
+  return typeof started !== 'number' || started <= 1;
 }
 
 /**

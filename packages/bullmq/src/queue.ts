@@ -150,6 +150,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     return operation.run(
       () => {
         const copies = list.map((job, i) => {
+          // Not a job object: BullMQ's own error for it, not a job made up of hoptrace's options.
+          if (!job || typeof job !== 'object') return job;
           const create = creates?.[i];
           return {
             ...job,

@@ -15,13 +15,17 @@ const MAX_CLASS_DEPTH = 8;
 /**
  * Whether `error` is (by name, or by a class it extends) one of `names`, as BullMQ tells its errors
  * apart (`instanceof` or the name, so a subclass of `DelayedError` is still control flow). Returns
- * the matched name. Never throws (getters and proxy traps that throw mean "no").
+ * the matched name. A class is only taken for BullMQ's when the error has a `name` of its own, as
+ * every BullMQ error's constructor sets one: the user's own `class DelayedError extends Error {}`
+ * (named `Error`) is a failure to BullMQ, and so to hoptrace. Never throws (getters and proxy traps
+ * that throw mean "no").
  */
 export function bullmqErrorName(error: unknown, names: ReadonlySet<string>): string | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   try {
     const name = (error as { name?: unknown }).name;
     if (typeof name === 'string' && names.has(name)) return name;
+    if (!Object.hasOwn(error, 'name')) return undefined;
     let proto: unknown = Object.getPrototypeOf(error);
     for (let depth = 0; proto !== null && typeof proto === 'object' && depth < MAX_CLASS_DEPTH; depth++) {
       const ctor = Object.getOwnPropertyDescriptor(proto, 'constructor')?.value as

@@ -122,6 +122,30 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     expect(spansNamed(tracing.current.spans(), `send ${name}`)).toHaveLength(2);
   });
 
+  it('addBulk with an entry that is not a job (null, undefined): rejected with the error BullMQ gives without hoptrace', async () => {
+    for (const entry of [null, undefined]) {
+      const plain = new Queue(uniqueQueueName('bulk-bad-raw'), { connection: connection() });
+      const raw = new Queue(uniqueQueueName('bulk-bad'), { connection: connection() });
+      queues.push(plain, raw);
+      const jobs = [{ name: 'ok', data: {} }, entry] as never;
+      const expected = await plain.addBulk(jobs).then(
+        () => 'resolved',
+        (error: unknown) => String((error as Error).message),
+      );
+      const got = await traceQueue(raw)
+        .addBulk(jobs)
+        .then(
+          () => 'resolved',
+          (error: unknown) => String((error as Error).message),
+        );
+      expect(got).toBe(expected);
+      expect(await raw.count()).toBe(await plain.count());
+    }
+    const send = tracing.current.spans().filter((s) => s.name.startsWith('send '));
+    expect(send).toHaveLength(2);
+    for (const span of send) expect(span.status.code).toBe(SpanStatusCode.ERROR);
+  });
+
   it('Redis connections killed mid-processing: the job completes, every attempt span ends under its send span', async () => {
     const name = uniqueQueueName('kill');
     const raw = new Queue(name, { connection: connection() });

@@ -39,7 +39,7 @@ async function rawCarrier(queue: string, id: string): Promise<Record<string, str
   }
 }
 
-describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_label, bullmq) => {
+describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (label, bullmq) => {
   const { Queue, Worker } = bullmq;
   const workers: WorkerHandle[] = [];
   const queues: QueueHandle[] = [];
@@ -174,6 +174,35 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (_lab
       'bullmq.job.attempt': 1,
     });
     expect(await main.raw.getJobState(String(attempt.attributes['messaging.message.id']))).toBe('failed');
+  });
+
+  it('a job BullMQ will not retry for another reason (5.x discard(), 6.x maxStartedAttempts) is the final attempt', async () => {
+    const main = queue('given-up');
+    const failed = deferred();
+    const newest = label.startsWith('newest');
+    const worker = new Worker(
+      main.name,
+      traceProcessor(async (job) => {
+        if (!newest) (job as unknown as { discard(): void }).discard();
+        throw new Error('no retry');
+      }),
+      // BullMQ 6: a job started as many times as maxStartedAttempts allows is not retried.
+      { connection: connection(), ...(newest ? { maxStartedAttempts: 1 } : {}) },
+    );
+    workers.push(worker);
+    worker.on('failed', () => failed.resolve());
+    const job = await main.traced.add('x', {}, { attempts: 3 });
+    await failed.promise;
+    expect(await main.raw.getJobState(job.id as string)).toBe('failed');
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${main.name}`).length === 1,
+    );
+    expect(onlySpan(spans, `process ${main.name}`).attributes).toMatchObject({
+      'hoptrace.attempt.final': true,
+      'hoptrace.error.retryable': false,
+      'bullmq.job.attempt': 1,
+    });
   });
 
   it('a dead-letter job made inside the failing processor links to the active attempt', async () => {

@@ -1,14 +1,17 @@
-import { injectContext } from '@hoptrace/core';
+import { injectContext, METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import {
   brokerEndpoint,
+  collectMetrics,
   deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
+  TestMetricReader,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
@@ -89,6 +92,38 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     }
   });
 
+  it('a job re-run after a DelayedError records its time in queue once, on its first start', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { name, queue } = setup('ctl-tiq');
+    const completed = deferred();
+    let calls = 0;
+    const w = worker(
+      name,
+      async (job, token) => {
+        if (++calls === 1) {
+          await job.moveToDelayed(Date.now() + 200, token);
+          throw new bullmq.DelayedError();
+        }
+        return 'ok';
+      },
+      { meterProvider },
+    );
+    w.on('completed', () => completed.resolve());
+    await queue.add('tiq', {});
+    await completed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const [first, rerun] = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(first?.attributes['bullmq.job.time_in_queue']).toBeTypeOf('number');
+    expect(rerun?.attributes['bullmq.job.time_in_queue']).toBeUndefined();
+    const waited = (await collectMetrics(reader)).get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
+    expect((waited[0]?.value as { count: number } | undefined)?.count).toBe(1);
+    await meterProvider.shutdown();
+  });
+
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
     class RetryLater extends bullmq.DelayedError {}
     class Gone extends bullmq.UnrecoverableError {}
@@ -121,6 +156,36 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     // BullMQ agrees: the job failed for good on its second run, with attempts to spare.
     expect(await raw.getJobState(String(job.id))).toBe('failed');
     expect(calls).toBe(2);
+  });
+
+  it("the user's own classes named like BullMQ's (not extending them) are failures, as BullMQ takes them", async () => {
+    class DelayedError extends Error {}
+    class UnrecoverableError extends Error {}
+    const { name, queue, raw } = setup('ctl-own');
+    const failed = deferred();
+    let calls = 0;
+    const w = worker(name, async () => {
+      if (++calls === 1) throw new DelayedError('mine');
+      throw new UnrecoverableError('mine too');
+    });
+    w.on('failed', (job) => {
+      if ((job?.attemptsMade ?? 0) >= 3) failed.resolve();
+    });
+    const job = await queue.add('ctl', {}, { attempts: 3 });
+    await failed.promise;
+    // BullMQ failed the first attempt and retried the second: neither is one of its own errors.
+    expect(await raw.getJobState(String(job.id))).toBe('failed');
+    expect(calls).toBe(3);
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 3,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+    for (const span of attempts) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(controlFlowEvents(span)).toEqual([]);
+    }
+    expect(attempts.map((s) => s.attributes['hoptrace.attempt.final'])).toEqual([false, false, true]);
   });
 
   it('WaitingChildrenError: the parent attempt that waits is UNSET with a control_flow event', async () => {
