@@ -292,8 +292,9 @@ export function traceBatch(
  * so logs and downstream calls join that message's trace. In `batchSpans: 'message'` mode it starts
  * the message's span if processing of it has not begun yet and does not end it (resolving its
  * offset, or the batch's end, does); in `batchSpans: 'batch'` mode it starts a span for the message
- * that ends when `fn` settles (each call its own, so a retry of the message is traced too). A throw or rejection is recorded on the message's span and rethrown
- * unchanged. For any other message, just runs `fn`.
+ * that ends when `fn` settles (each call its own, so a retry of the message is traced too). A throw
+ * or rejection is recorded on the message's span and rethrown unchanged. For any other message,
+ * just runs `fn`.
  *
  * @example
  * eachBatch: async ({ batch, resolveOffset }) => {
