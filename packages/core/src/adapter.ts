@@ -17,6 +17,7 @@ export {
 } from './baggage.ts';
 export { headerGetter, headerText, recordSetter } from './carrier.ts';
 export { type ClientAttributes, clientTemplates } from './client-templates.ts';
+export { copyWith } from './copy.ts';
 export { type DeliverySpan, startDeliverySpan } from './delivery.ts';
 export {
   classifyError,

@@ -38,6 +38,8 @@ class BatchTracker implements OpenBatch {
   readonly #perMessage: boolean;
   readonly #operations: (Operation | undefined)[];
   readonly #contexts: (Context | undefined)[];
+  /** `batch` mode: the spans of `withMessageContext` calls still open when last looked at. */
+  readonly #calls = new Set<Operation>();
   /** Messages before this index have ended (`message` mode). */
   #done = 0;
   /** The index `indexOf` found last. */
@@ -84,10 +86,19 @@ class BatchTracker implements OpenBatch {
     return found;
   }
 
-  /** Starts message `i`'s span unless it has started; returns its operation and context. */
+  /** Starts message `i`'s span unless it has started (`message` mode); returns its operation and context. */
   start(i: number): { operation: Operation; context: Context } | undefined {
     const existing = this.#operations[i];
     if (existing) return { operation: existing, context: this.#contexts[i] as Context };
+    const started = this.#startSpan(i);
+    if (!started) return undefined;
+    this.#operations[i] = started.operation;
+    this.#contexts[i] = started.context;
+    return started;
+  }
+
+  /** Starts a new span for message `i`; returns its operation and context. */
+  #startSpan(i: number): { operation: Operation; context: Context } | undefined {
     const message = this.#messages[i];
     if (!message) return undefined;
     const { instr, settings } = this.#state;
@@ -114,17 +125,26 @@ class BatchTracker implements OpenBatch {
     }
     const operation = new Operation(instr, started.span);
     const context = withFailureLineage(started.context, lineage);
-    this.#operations[i] = operation;
-    this.#contexts[i] = context;
     return { operation, context };
   }
 
-  /** Runs `fn` in message `i`'s span (starting it if needed). */
+  /**
+   * Runs `fn` in message `i`'s span. `message` mode: the message's one span (started if needed),
+   * which outlives the callback (resolving the offset ends it). `batch` mode: a span of this call's
+   * own that ends when `fn` settles, so each call (a retry of the same message too) is traced and
+   * its failure recorded.
+   */
   runIn<T>(i: number, fn: () => T): T {
-    const started = this.start(i);
+    if (this.#perMessage) {
+      const started = this.start(i);
+      if (!started) return fn();
+      return contextApi.with(started.context, () => started.operation.run(fn, undefined, false));
+    }
+    const started = this.#startSpan(i);
     if (!started) return fn();
-    // `message` mode: the span outlives the callback (resolving the offset ends it); `batch` mode: it does not.
-    return contextApi.with(started.context, () => started.operation.run(fn, undefined, !this.#perMessage));
+    for (const call of this.#calls) if (call.ended) this.#calls.delete(call);
+    this.#calls.add(started.operation);
+    return contextApi.with(started.context, () => started.operation.run(fn));
   }
 
   /**
@@ -154,14 +174,17 @@ class BatchTracker implements OpenBatch {
    * `hoptrace.message.unresolved = true`.
    */
   finish(resolved: boolean): void {
-    for (let i = this.#done; i < this.#messages.length; i++) {
-      const started = this.#perMessage
-        ? this.start(i)
-        : this.#operations[i] && { operation: this.#operations[i] as Operation };
-      if (!started) continue;
-      if (!resolved && !started.operation.ended)
-        started.operation.setAttribute(ATTR_HOPTRACE_MESSAGE_UNRESOLVED, true);
-      started.operation.end();
+    const ending: Operation[] = [...this.#calls];
+    this.#calls.clear();
+    if (this.#perMessage) {
+      for (let i = this.#done; i < this.#messages.length; i++) {
+        const started = this.start(i);
+        if (started) ending.push(started.operation);
+      }
+    }
+    for (const operation of ending) {
+      if (!resolved && !operation.ended) operation.setAttribute(ATTR_HOPTRACE_MESSAGE_UNRESOLVED, true);
+      operation.end();
     }
     this.#done = this.#messages.length;
     for (const message of this.#messages) trackers.delete(message);
@@ -269,8 +292,9 @@ export function traceBatch(
  * so logs and downstream calls join that message's trace. In `batchSpans: 'message'` mode it starts
  * the message's span if processing of it has not begun yet and does not end it (resolving its
  * offset, or the batch's end, does); in `batchSpans: 'batch'` mode it starts a span for the message
- * that ends when `fn` settles. A throw or rejection is recorded on the message's span and rethrown
- * unchanged. For any other message, just runs `fn`.
+ * that ends when `fn` settles (each call its own, so a retry of the message is traced too). A throw
+ * or rejection is recorded on the message's span and rethrown unchanged. For any other message,
+ * just runs `fn`.
  *
  * @example
  * eachBatch: async ({ batch, resolveOffset }) => {

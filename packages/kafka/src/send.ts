@@ -2,6 +2,7 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  copyWith,
   injectContext,
   Operation,
   type PendingSends,
@@ -29,6 +30,14 @@ import type {
 import { setMessageAttributes } from './attributes.ts';
 import { type ProducerState, producerMetric } from './producer-state.ts';
 
+/**
+ * The fields kafkajs reads (destructures) from a record, a batch and a batch's topic group: a copy
+ * keeps them even when they are getters. Messages are spread by kafkajs itself, so their copies are too.
+ */
+const RECORD_FIELDS = ['topic', 'acks', 'timeout', 'compression'] as const;
+const BATCH_FIELDS = ['acks', 'timeout', 'compression'] as const;
+const GROUP_FIELDS = ['topic'] as const;
+
 /** What sends: a producer or a transaction. */
 export type Sender = Pick<Producer, 'send' | 'sendBatch'>;
 
@@ -53,7 +62,15 @@ export function tracedSend(
   return traceSendCall(
     state,
     [record],
-    (groups) => sender.send({ ...record, messages: (groups[0] as TopicMessages).messages }),
+    (groups) => {
+      let copy: ProducerRecord;
+      try {
+        copy = copyWith(record, RECORD_FIELDS, { messages: (groups[0] as TopicMessages).messages });
+      } catch {
+        return sender.send(record); // a getter that throws: kafkajs reads the caller's record itself
+      }
+      return sender.send(copy);
+    },
     () => sender.send(record),
     transaction,
   );
@@ -77,7 +94,15 @@ export function tracedSendBatch(
   return traceSendCall(
     state,
     groups as TopicMessages[],
-    (traced) => sender.sendBatch({ ...batch, topicMessages: traced }),
+    (traced) => {
+      let copy: ProducerBatch;
+      try {
+        copy = copyWith(batch, BATCH_FIELDS, { topicMessages: traced });
+      } catch {
+        return sender.sendBatch(batch); // a getter that throws: kafkajs reads the caller's batch itself
+      }
+      return sender.sendBatch(copy);
+    },
     () => sender.sendBatch(batch),
     transaction,
   );
@@ -219,20 +244,21 @@ function traceCallers(
 
     index = 0;
     const copyCreates = creates;
-    traced = groups.map((group) => ({
-      ...group,
-      messages: group.messages.map((message): Message => {
-        const i = index++;
-        if (!message || typeof message !== 'object') return message;
-        const caller = callers?.[i];
-        const create = copyCreates?.[i];
-        const context = create ? trace.setSpan(parent, create) : sendContext;
-        if (!create && !caller) shared ??= injectContext(sendContext);
-        const injected = create || caller ? undefined : shared;
-        const headers = sendHeaders(message.headers, context, caller, injected);
-        return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
+    traced = groups.map((group) =>
+      copyWith(group, GROUP_FIELDS, {
+        messages: group.messages.map((message): Message => {
+          const i = index++;
+          if (!message || typeof message !== 'object') return message;
+          const caller = callers?.[i];
+          const create = copyCreates?.[i];
+          const context = create ? trace.setSpan(parent, create) : sendContext;
+          if (!create && !caller) shared ??= injectContext(sendContext);
+          const injected = create || caller ? undefined : shared;
+          const headers = sendHeaders(message.headers, context, caller, injected);
+          return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
+        }),
       }),
-    }));
+    );
   } catch {
     // The caller's data threw while being copied (e.g. a throwing getter on a headers object): the
     // spans started so far still settle on the call, which gets the caller's own objects, so kafkajs

@@ -2,6 +2,7 @@ import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
   callerSpanContext,
+  copyWith,
   fieldsToAdd,
   holdTransactionalSend,
   injectContext,
@@ -33,6 +34,19 @@ export interface OutgoingMessage {
   readonly partition?: unknown;
   readonly headers?: HeaderInput;
 }
+
+/** The fields the client reads from send options and from a message to send. */
+const SEND_FIELDS = [
+  'acks',
+  'compression',
+  'partitioner',
+  'idempotent',
+  'autocreateTopics',
+  'repeatOnStaleMetadata',
+  'producerId',
+  'producerEpoch',
+] as const;
+const MESSAGE_FIELDS = ['topic', 'key', 'value', 'partition', 'timestamp', 'metadata'] as const;
 
 /** The send options as hoptrace sees them; every other field is passed on as the caller set it. */
 interface SendInput {
@@ -116,14 +130,13 @@ export function tracedSend(
   };
   let traced: unknown;
   try {
-    traced = {
-      ...(input as object),
+    traced = copyWith(input as object, SEND_FIELDS, {
       messages: messages.map((message, i) => {
         const create = creates?.[i];
         if (create) return carrying(state, message, views[i], callers[i], trace.setSpan(parent, create));
         return carrying(state, message, views[i], callers[i], sendContext, sharedHeaders);
       }),
-    };
+    });
   } catch {
     // A caller's object whose getters throw while it is copied: the client gets the input as it
     // is and raises its own error, and the spans started above settle with that outcome.
@@ -226,7 +239,9 @@ export function carrying(
     if (add && add !== encoded?.changes) encoded = encodeHeaders(add, state.encodings);
   }
   if (!encoded || encoded.entries.length === 0) return message;
-  return { ...message, headers: withHeaders(message.headers, encoded, state.encodings) };
+  return copyWith(message, MESSAGE_FIELDS, {
+    headers: withHeaders(message.headers, encoded, state.encodings),
+  });
 }
 
 /** The text fields of `out` that differ from the caller's headers and are not set there, encoded. */
