@@ -23,6 +23,9 @@ import { type ConsumerState, type OpenBatch, processMetric, recordTimeInQueue } 
 /** Which in-flight batch a message belongs to, for {@link withMessageContext}. */
 const trackers = new WeakMap<object, BatchTracker>();
 
+/** Below this many, ended `withMessageContext` spans of a batch are kept until the batch ends. */
+const MIN_CALL_SWEEP = 64;
+
 /**
  * The spans of one eachBatch call. In `message` mode a message's span starts when processing of it
  * begins (the batch starts, the previous message's offset is resolved, or {@link withMessageContext}
@@ -40,6 +43,8 @@ class BatchTracker implements OpenBatch {
   readonly #contexts: (Context | undefined)[];
   /** `batch` mode: the spans of `withMessageContext` calls still open when last looked at. */
   readonly #calls = new Set<Operation>();
+  /** `#calls` is swept of ended spans when it reaches this size (doubling: amortized O(1) per call). */
+  #sweepAt = MIN_CALL_SWEEP;
   /** Messages before this index have ended (`message` mode). */
   #done = 0;
   /** The index `indexOf` found last. */
@@ -142,7 +147,10 @@ class BatchTracker implements OpenBatch {
     }
     const started = this.#startSpan(i);
     if (!started) return fn();
-    for (const call of this.#calls) if (call.ended) this.#calls.delete(call);
+    if (this.#calls.size >= this.#sweepAt) {
+      for (const call of this.#calls) if (call.ended) this.#calls.delete(call);
+      this.#sweepAt = Math.max(MIN_CALL_SWEEP, 2 * this.#calls.size);
+    }
     this.#calls.add(started.operation);
     return contextApi.with(started.context, () => started.operation.run(fn));
   }
