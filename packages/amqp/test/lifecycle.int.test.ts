@@ -7,6 +7,7 @@ import {
   onlySpan,
   parentSpanId,
   spansNamed,
+  until,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
@@ -303,6 +304,42 @@ describe('callback API (amqplib/callback_api)', () => {
       expect(await got.promise).toBe(false);
       await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1);
       await new Promise<void>((resolve) => confirm.waitForConfirms(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => conn.close(() => resolve()));
+    }
+  });
+
+  it('methods that return the channel for chaining return the traced channel: a chained ack ends its span', async () => {
+    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
+      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    try {
+      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
+        traceConnection(conn).createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const queue = `q-${randomUUID()}`;
+      await new Promise<void>((resolve, reject) =>
+        channel.assertQueue(queue, { exclusive: true }, (err) => (err ? reject(err) : resolve())),
+      );
+      const received: ConsumeMessage[] = [];
+      const consumed = channel.consume(queue, (m) => {
+        if (m) received.push(m);
+      });
+      expect(consumed).toBe(channel);
+      for (const body of ['a', 'b', 'c', 'd']) channel.sendToQueue(queue, Buffer.from(body));
+      await until(() => received.length === 4, 'four deliveries');
+      const [a, b, c, d] = received as [ConsumeMessage, ConsumeMessage, ConsumeMessage, ConsumeMessage];
+      // amqplib's callback API chains: each of these returns the channel it was called on.
+      expect(channel.ack(a).ack(b).nack(c).reject(d)).toBe(channel);
+      expect(channel.get(queue, {}, () => undefined)).toBe(channel);
+      expect(channel.recover(() => undefined)).toBe(channel);
+      expect(channel.ackAll()).toBe(channel);
+      expect(channel.nackAll()).toBe(channel);
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length >= 4);
+      const settlements = spansNamed(done, `process ${queue}`)
+        .slice(0, 4)
+        .map((s) => attr(s, 'hoptrace.rabbitmq.settlement'));
+      expect(settlements).toEqual(['ack', 'ack', 'nack', 'reject']);
     } finally {
       await new Promise<void>((resolve) => conn.close(() => resolve()));
     }
