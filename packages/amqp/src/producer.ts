@@ -98,11 +98,20 @@ export function tracedPublish(
       ...options,
       headers: sendHeaders(headers, span ? trace.setSpan(parent, span) : parent, caller),
     };
-    // A confirm channel's span ends on the broker's confirm (the callback).
-    if (state.confirm && operation)
-      sendArgs[optionsIndex + 1] = operation.callback(args[optionsIndex + 1], confirmErrorType);
+    // A confirm channel's span ends on the broker's confirm (the callback), or when the channel
+    // closes without it.
+    if (state.confirm && operation) {
+      const settled = operation.callback(args[optionsIndex + 1], confirmErrorType);
+      const { unconfirmed } = state;
+      unconfirmed.add(operation);
+      sendArgs[optionsIndex + 1] = function confirmed(this: unknown, ...cbArgs: unknown[]): unknown {
+        unconfirmed.delete(operation);
+        return settled.apply(this, cbArgs);
+      };
+    }
     result = state.call(method, sendArgs);
   } catch (error) {
+    if (operation) state.unconfirmed.delete(operation);
     operation?.fail(error);
     throw error;
   }
