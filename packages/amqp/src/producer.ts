@@ -11,6 +11,7 @@ import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
+import { encodedHeaders, withHeaders } from './publish-options.ts';
 import type { PublishOptions } from './types.ts';
 
 /** `error.type` for a confirm callback's error: amqplib reports nacks and closes as plain Errors. */
@@ -94,10 +95,10 @@ export function tracedPublish(
   try {
     // Inside the operation: copying a hostile headers object may throw, and the span must still end.
     const sendArgs = args.slice();
-    sendArgs[optionsIndex] = {
-      ...options,
-      headers: sendHeaders(headers, span ? trace.setSpan(parent, span) : parent, caller),
-    };
+    sendArgs[optionsIndex] = withHeaders(
+      options,
+      sendHeaders(encodedHeaders(headers), span ? trace.setSpan(parent, span) : parent, caller),
+    );
     // A confirm channel's span ends on the broker's confirm (the callback), or when the channel
     // closes without it.
     if (state.confirm && operation) {

@@ -74,6 +74,46 @@ describe('side by side with other instrumentation (standard W3C headers)', () =>
   });
 });
 
+describe('publish options reach amqplib as the caller built them', () => {
+  it('options and headers built on a prototype (shared defaults, a class): every inherited field is sent, as without hoptrace', async () => {
+    const raw = await amqp.connection.createChannel();
+    const traced = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const defaultHeaders = Object.freeze({ tenant: 'acme', schema: 3 });
+    const defaults = Object.freeze({ persistent: true, contentType: 'application/json', appId: 'orders' });
+    class Options {
+      messageId = 'm-1';
+      get correlationId(): string {
+        return 'c-1';
+      }
+    }
+    const built = () => [
+      Object.assign(Object.create(defaults), { headers: Object.create(defaultHeaders) }),
+      new Options(),
+    ];
+    for (const options of built()) raw.sendToQueue(queue, Buffer.from('raw'), options);
+    for (const options of built()) traced.sendToQueue(queue, Buffer.from('traced'), options);
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(await raw.get(queue, { noAck: true }));
+    const properties = got.map((m) => {
+      if (!m) throw new Error('a message is missing');
+      const { traceparent, ...headers } = m.properties.headers ?? {};
+      expect(traceparent === undefined).toBe(m.content.toString() === 'raw');
+      return { ...m.properties, headers };
+    });
+    expect(properties[2]).toEqual(properties[0]);
+    expect(properties[3]).toEqual(properties[1]);
+    expect(properties[2]).toMatchObject({
+      deliveryMode: 2,
+      contentType: 'application/json',
+      appId: 'orders',
+    });
+    expect(properties[2]?.headers).toEqual({ tenant: 'acme', schema: 3 });
+    expect(properties[3]).toMatchObject({ messageId: 'm-1', correlationId: 'c-1' });
+  });
+});
+
 describe('span lifecycle', () => {
   it('closing the channel ends open process spans with channel_closed', async () => {
     const channel = traceChannel(await amqp.connection.createChannel());
