@@ -1,5 +1,5 @@
 import {
-  MetricAttributeCache,
+  type MetricAttributeCache,
   type MetricOperation,
   type Operation,
   type OperationMetric,
@@ -37,7 +37,8 @@ const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
 
 /**
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
- * and metric attributes (both bounded), and the open deliveries. Listens to the channel's `close`
+ * (bounded), the metric attributes (bounded, shared by the channels of one wrapper), the open
+ * deliveries and unconfirmed sends. Listens to the channel's `close`
  * event only (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */
 export class ChannelState {
@@ -67,7 +68,7 @@ export class ChannelState {
       opts.instr.legacyAttributes,
     );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
-    this.metrics = new MetricAttributeCache(opts.instr.system);
+    this.metrics = opts.metricAttributes;
     raw.on('close', () => {
       // amqplib's own `close` listener (added before this one) has called the confirm callbacks it calls.
       for (const operation of this.unconfirmed) {

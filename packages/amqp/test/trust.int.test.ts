@@ -128,6 +128,28 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
       await meters.meterProvider.shutdown();
     }
   });
+
+  it('the cap holds across the channels of one traced connection: channels opened one after another never add series past it', async () => {
+    const meters = testMeters();
+    try {
+      const connection = traceConnection(amqp.connection, { meterProvider: meters.meterProvider });
+      const prefix = `nowhere-${randomUUID()}`;
+      // A channel per batch of work, as applications that reopen channels (after a channel error,
+      // or per task) do: 4 channels, 100 new destinations each.
+      for (let c = 0; c < 4; c++) {
+        const channel = await connection.createConfirmChannel();
+        for (let i = 0; i < 100; i++) channel.sendToQueue(`${prefix}-${c}-${i}`, Buffer.from('x'));
+        await channel.waitForConfirms();
+        await channel.close();
+      }
+      const sent = (await meters.collect()).get('messaging.client.sent.messages')?.points ?? [];
+      expect(sent.length).toBeLessThanOrEqual(257);
+      const overflow = sent.find((p) => p.attributes['messaging.destination.name'] === undefined);
+      expect(overflow?.value).toBe(400 - (sent.length - 1));
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
 });
 
 describe('the graph is what the relation asks for, even when channels are made inside a span (12.10)', () => {
