@@ -415,4 +415,44 @@ describe('the consume callback is called as amqplib calls it', () => {
     expect(seen.map((s) => s.self)).toEqual([undefined, undefined, undefined]);
     expect(seen.map((s) => s.message.content.toString())).toEqual(['traced', 'unsampled', 'unsampled again']);
   });
+
+  it('a returned thenable that is not a native promise is left alone, as amqplib leaves it: its `then` is never called', async () => {
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const noAck of [false, true]) {
+        const channel = traceChannel(await amqp.connection.createChannel());
+        const queue = `q-${randomUUID()}`;
+        await channel.assertQueue(queue, { exclusive: true });
+        let thenCalls = 0;
+        let delivered = 0;
+        await channel.consume(
+          queue,
+          (m) => {
+            if (!m) return;
+            delivered++;
+            if (!noAck) channel.ack(m);
+            // Another promise library, or a lazy query builder that runs (here: fails) on `then`.
+            return {
+              then(_resolve: unknown, reject: (reason: unknown) => void) {
+                thenCalls++;
+                reject('ran on then');
+              },
+            } as unknown as undefined;
+          },
+          { noAck },
+        );
+        channel.sendToQueue(queue, Buffer.from('x'));
+        await until(() => delivered === 1, 'the delivery');
+        const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(thenCalls).toBe(0);
+        expect(reasons).toEqual([]);
+        expect(onlySpan(done, `process ${queue}`).status.code).toBe(SpanStatusCode.UNSET);
+      }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
 });
