@@ -12,7 +12,7 @@ import {
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage, GetMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
 import { attr, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
@@ -94,7 +94,7 @@ describe('publish options reach amqplib as the caller built them', () => {
     ];
     for (const options of built()) raw.sendToQueue(queue, Buffer.from('raw'), options);
     for (const options of built()) traced.sendToQueue(queue, Buffer.from('traced'), options);
-    const got = [];
+    const got: (GetMessage | false)[] = [];
     for (let i = 0; i < 4; i++) got.push(await raw.get(queue, { noAck: true }));
     const properties = got.map((m) => {
       if (!m) throw new Error('a message is missing');
@@ -369,8 +369,14 @@ describe('callback API (amqplib/callback_api)', () => {
       for (const body of ['a', 'b', 'c', 'd']) channel.sendToQueue(queue, Buffer.from(body));
       await until(() => received.length === 4, 'four deliveries');
       const [a, b, c, d] = received as [ConsumeMessage, ConsumeMessage, ConsumeMessage, ConsumeMessage];
-      // amqplib's callback API chains: each of these returns the channel it was called on.
-      expect(channel.ack(a).ack(b).nack(c).reject(d)).toBe(channel);
+      // amqplib's callback API chains (its typings say void): each returns the channel it was called on.
+      interface Chaining {
+        ack(message: ConsumeMessage): Chaining;
+        nack(message: ConsumeMessage): Chaining;
+        reject(message: ConsumeMessage): Chaining;
+      }
+      const chaining = channel as unknown as Chaining;
+      expect(chaining.ack(a).ack(b).nack(c).reject(d)).toBe(channel);
       expect(channel.get(queue, {}, () => undefined)).toBe(channel);
       expect(channel.recover(() => undefined)).toBe(channel);
       expect(channel.ackAll()).toBe(channel);
