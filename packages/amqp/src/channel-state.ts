@@ -1,6 +1,7 @@
 import {
-  MetricAttributeCache,
+  type MetricAttributeCache,
   type MetricOperation,
+  type Operation,
   type OperationMetric,
   OperationTemplates,
   operationMetric,
@@ -36,7 +37,8 @@ const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
 
 /**
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
- * and metric attributes (both bounded), and the open deliveries. Listens to the channel's `close`
+ * (bounded), the metric attributes (bounded, shared by the channels of one wrapper), the open
+ * deliveries and unconfirmed sends. Listens to the channel's `close`
  * event only (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */
 export class ChannelState {
@@ -45,6 +47,12 @@ export class ChannelState {
   /** A ConfirmChannel (both APIs have `waitForConfirms`; plain channels do not). */
   readonly confirm: boolean;
   readonly deliveries: DeliveryTracker;
+  /**
+   * The send operations of a confirm channel waiting for the broker's confirm. amqplib 2.x calls
+   * every pending confirm callback when the channel closes; 0.10 stops at the first publish that had
+   * no callback (or a gap left by an out-of-order confirm), so those still here then end on `close`.
+   */
+  readonly unconfirmed = new Set<Operation>();
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -60,8 +68,17 @@ export class ChannelState {
       opts.instr.legacyAttributes,
     );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
-    this.metrics = new MetricAttributeCache(opts.instr.system);
+    this.metrics = opts.metricAttributes;
     raw.on('close', () => {
+      // amqplib's own `close` listener (added before this one) has called the confirm callbacks it calls.
+      for (const operation of this.unconfirmed) {
+        operation.noteFailureType(
+          ERROR_CHANNEL_CLOSED,
+          'channel closed before the broker confirmed the message',
+        );
+        operation.end();
+      }
+      this.unconfirmed.clear();
       // amqplib closes the channels of a dropping connection first and marks the connection
       // right after, in the same tick: look once the current task is done.
       queueMicrotask(() => {

@@ -43,20 +43,27 @@ export function wrapChannel<C extends TraceableChannel>(channel: C, options: Res
   const existing = existingWrapper(channel);
   if (existing) return existing;
   const state = new ChannelState(channel as C & RawChannel, options);
-  const settle =
-    (method: string): Interceptor<C> =>
-    (_raw, args) =>
-      tracedSettle(state, method, args);
-  return interceptMethods(channel, {
+  let traced: C | undefined;
+  // The callback API's consume, get, settle and recover return the channel for chaining: the caller
+  // gets the traced channel back, as every method hoptrace does not intercept does.
+  const chained =
+    (traceCall: (args: unknown[]) => unknown): Interceptor<C> =>
+    (raw, args) => {
+      const result = traceCall(args);
+      return result === raw ? traced : result;
+    };
+  const settle = (method: string): Interceptor<C> => chained((args) => tracedSettle(state, method, args));
+  traced = interceptMethods(channel, {
     publish: (_raw, args) => tracedPublish(state, 'publish', args),
     sendToQueue: (_raw, args) => tracedPublish(state, 'sendToQueue', args),
-    consume: (_raw, args) => tracedConsume(state, args),
-    get: (_raw, args) => tracedGet(state, args),
+    consume: chained((args) => tracedConsume(state, args)),
+    get: chained((args) => tracedGet(state, args)),
     ack: settle('ack'),
     nack: settle('nack'),
     reject: settle('reject'),
     ackAll: settle('ackAll'),
     nackAll: settle('nackAll'),
-    recover: (_raw, args) => tracedRecover(state, args),
+    recover: chained((args) => tracedRecover(state, args)),
   });
+  return traced;
 }

@@ -1,4 +1,4 @@
-import { Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
+import { isThenable, Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG, ERROR_SETTLE_TIMEOUT } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
@@ -44,6 +44,8 @@ class Consumer {
   readonly onMessage: AnyFunction;
   /** The delivery `invoke` hands over; set just before it runs (it reads it at once). */
   current: AmqpMessage | undefined = undefined;
+  /** A thenable other than a native promise the callback returned, handed back to amqplib as it is. */
+  returned: unknown = undefined;
   readonly invoke: () => unknown;
 
   constructor(state: ChannelState, queue: string, noAck: boolean, onMessage: AnyFunction) {
@@ -54,7 +56,13 @@ class Consumer {
     this.invoke = () => {
       const message = this.current;
       this.current = undefined; // the consumer keeps no message alive
-      return onMessage(message); // called as amqplib calls it: no `this`
+      const result = onMessage(message); // called as amqplib calls it: no `this`
+      if (result instanceof Promise || !isThenable(result)) return result;
+      // amqplib never calls `then` on what the callback returns, so neither does hoptrace: another
+      // promise library reports its rejections its own way, and a lazy thenable (a query builder)
+      // runs only when `then` is called. The callback counts as returned.
+      this.returned = result;
+      return undefined;
     };
   }
 }
@@ -112,7 +120,11 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
       ERROR_SETTLE_TIMEOUT,
       `consume callback not settled within settleTimeoutMs (${opts.settleTimeoutMs} ms)`,
     );
-  return contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
+  const result = contextApi.with(handlerContext, operation.run, operation, consumer.invoke, undefined, noAck);
+  const returned = consumer.returned;
+  if (returned === undefined) return result;
+  consumer.returned = undefined;
+  return returned;
 }
 
 /** 10^11 seconds is the year 5138: a larger `timestamp` is in milliseconds. */

@@ -7,6 +7,7 @@ import {
   assertOptionalString,
   createInstrumentation,
   type Instrumentation,
+  MetricAttributeCache,
 } from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
 import { AMQP_SCOPE } from './scope.ts';
@@ -89,6 +90,11 @@ export interface ResolvedOptions {
   readonly serverAddress: string | undefined;
   readonly serverPort: number | undefined;
   readonly spanDestination: ((parts: SpanNameParts) => string | undefined) | undefined;
+  /**
+   * The metric attribute sets of every channel wrapped with these options (a traced connection's
+   * channels share them), so the cap on metric series holds however many channels come and go.
+   */
+  readonly metricAttributes: MetricAttributeCache;
 }
 
 /**
@@ -118,5 +124,6 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
     serverAddress: o.serverAddress,
     serverPort: o.serverPort,
     spanDestination: o.spanDestination,
+    metricAttributes: new MetricAttributeCache(instr.system),
   };
 }

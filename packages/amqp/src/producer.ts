@@ -11,6 +11,7 @@ import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
+import { encodedHeaders, withHeaders } from './publish-options.ts';
 import type { PublishOptions } from './types.ts';
 
 /** `error.type` for a confirm callback's error: amqplib reports nacks and closes as plain Errors. */
@@ -94,15 +95,24 @@ export function tracedPublish(
   try {
     // Inside the operation: copying a hostile headers object may throw, and the span must still end.
     const sendArgs = args.slice();
-    sendArgs[optionsIndex] = {
-      ...options,
-      headers: sendHeaders(headers, span ? trace.setSpan(parent, span) : parent, caller),
-    };
-    // A confirm channel's span ends on the broker's confirm (the callback).
-    if (state.confirm && operation)
-      sendArgs[optionsIndex + 1] = operation.callback(args[optionsIndex + 1], confirmErrorType);
+    sendArgs[optionsIndex] = withHeaders(
+      options,
+      sendHeaders(encodedHeaders(headers), span ? trace.setSpan(parent, span) : parent, caller),
+    );
+    // A confirm channel's span ends on the broker's confirm (the callback), or when the channel
+    // closes without it.
+    if (state.confirm && operation) {
+      const settled = operation.callback(args[optionsIndex + 1], confirmErrorType);
+      const { unconfirmed } = state;
+      unconfirmed.add(operation);
+      sendArgs[optionsIndex + 1] = function confirmed(this: unknown, ...cbArgs: unknown[]): unknown {
+        unconfirmed.delete(operation);
+        return settled.apply(this, cbArgs);
+      };
+    }
     result = state.call(method, sendArgs);
   } catch (error) {
+    if (operation) state.unconfirmed.delete(operation);
     operation?.fail(error);
     throw error;
   }

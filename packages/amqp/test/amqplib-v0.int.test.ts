@@ -9,7 +9,14 @@ import {
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { context, SpanKind, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import amqplibV0 from 'amqplib-v0';
 import { describe, expect, it } from 'vitest';
 import { attr, brokerPort, traceparentOf } from './helpers.ts';
@@ -73,6 +80,46 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
       const empty = await channel.get(queue);
       expect(empty).toBe(false);
       expect(spansNamed(spans(), `receive ${queue}`)).toHaveLength(1);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('a confirm channel closing with an unsampled publish pending first: every send span still ends (channel_closed)', async () => {
+    // amqplib 0.10 calls the pending confirm callbacks on close only up to the first publish that
+    // had none: an unsampled publish (nothing to end, so no callback) before sampled ones.
+    const exporter = new InMemorySpanExporter();
+    const tracerProvider = new BasicTracerProvider({
+      sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+      spanProcessors: [new SimpleSpanProcessor(exporter)],
+    });
+    const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: 'a'.repeat(32),
+      spanId: 'b'.repeat(16),
+      traceFlags: TraceFlags.NONE,
+      isRemote: true,
+    });
+    const connection = await amqplibV0.connect(brokerEndpoint('rabbitmq').url);
+    try {
+      /** The confirm callbacks amqplib called, traced or not. */
+      async function publishThenClose(traced: boolean): Promise<unknown[]> {
+        const raw = await connection.createConfirmChannel();
+        const confirm = traced ? traceChannel(raw, { tracerProvider }) : raw;
+        const calls: unknown[] = [];
+        context.with(unsampled, () => confirm.sendToQueue(queue, Buffer.from('unsampled')));
+        confirm.sendToQueue(queue, Buffer.from('1'), {}, (err) => calls.push(err));
+        confirm.sendToQueue(queue, Buffer.from('2'));
+        await confirm.close();
+        return calls;
+      }
+      const queue = `q-${randomUUID()}`;
+      const admin = await connection.createChannel();
+      await admin.assertQueue(queue, { exclusive: true });
+      const withoutHoptrace = await publishThenClose(false);
+      expect(await publishThenClose(true)).toEqual(withoutHoptrace);
+      const sends = spansNamed(exporter.getFinishedSpans(), `send ${queue}`);
+      expect(sends).toHaveLength(2);
+      for (const send of sends) expect(attr(send, 'error.type')).toBe('channel_closed');
     } finally {
       await connection.close();
     }

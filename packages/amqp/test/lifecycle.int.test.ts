@@ -7,11 +7,12 @@ import {
   onlySpan,
   parentSpanId,
   spansNamed,
+  until,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { ConsumeMessage } from 'amqplib';
+import type { ConsumeMessage, GetMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
 import { attr, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
@@ -70,6 +71,46 @@ describe('side by side with other instrumentation (standard W3C headers)', () =>
     const send = onlySpan(done, `send ${queue}`);
     expect(send.kind).toBe(SpanKind.CLIENT);
     expect(send.links[0]?.context.spanId).toBe(SPAN_ID);
+  });
+});
+
+describe('publish options reach amqplib as the caller built them', () => {
+  it('options and headers built on a prototype (shared defaults, a class): every inherited field is sent, as without hoptrace', async () => {
+    const raw = await amqp.connection.createChannel();
+    const traced = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const defaultHeaders = Object.freeze({ tenant: 'acme', schema: 3 });
+    const defaults = Object.freeze({ persistent: true, contentType: 'application/json', appId: 'orders' });
+    class Options {
+      messageId = 'm-1';
+      get correlationId(): string {
+        return 'c-1';
+      }
+    }
+    const built = () => [
+      Object.assign(Object.create(defaults), { headers: Object.create(defaultHeaders) }),
+      new Options(),
+    ];
+    for (const options of built()) raw.sendToQueue(queue, Buffer.from('raw'), options);
+    for (const options of built()) traced.sendToQueue(queue, Buffer.from('traced'), options);
+    const got: (GetMessage | false)[] = [];
+    for (let i = 0; i < 4; i++) got.push(await raw.get(queue, { noAck: true }));
+    const properties = got.map((m) => {
+      if (!m) throw new Error('a message is missing');
+      const { traceparent, ...headers } = m.properties.headers ?? {};
+      expect(traceparent === undefined).toBe(m.content.toString() === 'raw');
+      return { ...m.properties, headers };
+    });
+    expect(properties[2]).toEqual(properties[0]);
+    expect(properties[3]).toEqual(properties[1]);
+    expect(properties[2]).toMatchObject({
+      deliveryMode: 2,
+      contentType: 'application/json',
+      appId: 'orders',
+    });
+    expect(properties[2]?.headers).toEqual({ tenant: 'acme', schema: 3 });
+    expect(properties[3]).toMatchObject({ messageId: 'm-1', correlationId: 'c-1' });
   });
 });
 
@@ -303,6 +344,48 @@ describe('callback API (amqplib/callback_api)', () => {
       expect(await got.promise).toBe(false);
       await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1);
       await new Promise<void>((resolve) => confirm.waitForConfirms(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => conn.close(() => resolve()));
+    }
+  });
+
+  it('methods that return the channel for chaining return the traced channel: a chained ack ends its span', async () => {
+    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
+      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    try {
+      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
+        traceConnection(conn).createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const queue = `q-${randomUUID()}`;
+      await new Promise<void>((resolve, reject) =>
+        channel.assertQueue(queue, { exclusive: true }, (err) => (err ? reject(err) : resolve())),
+      );
+      const received: ConsumeMessage[] = [];
+      const consumed = channel.consume(queue, (m) => {
+        if (m) received.push(m);
+      });
+      expect(consumed).toBe(channel);
+      for (const body of ['a', 'b', 'c', 'd']) channel.sendToQueue(queue, Buffer.from(body));
+      await until(() => received.length === 4, 'four deliveries');
+      const [a, b, c, d] = received as [ConsumeMessage, ConsumeMessage, ConsumeMessage, ConsumeMessage];
+      // amqplib's callback API chains (its typings say void): each returns the channel it was called on.
+      interface Chaining {
+        ack(message: ConsumeMessage): Chaining;
+        nack(message: ConsumeMessage): Chaining;
+        reject(message: ConsumeMessage): Chaining;
+      }
+      const chaining = channel as unknown as Chaining;
+      expect(chaining.ack(a).ack(b).nack(c).reject(d)).toBe(channel);
+      expect(channel.get(queue, {}, () => undefined)).toBe(channel);
+      expect(channel.recover(() => undefined)).toBe(channel);
+      expect(channel.ackAll()).toBe(channel);
+      expect(channel.nackAll()).toBe(channel);
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length >= 4);
+      const settlements = spansNamed(done, `process ${queue}`)
+        .slice(0, 4)
+        .map((s) => attr(s, 'hoptrace.rabbitmq.settlement'));
+      expect(settlements).toEqual(['ack', 'ack', 'nack', 'reject']);
     } finally {
       await new Promise<void>((resolve) => conn.close(() => resolve()));
     }

@@ -128,6 +128,28 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
       await meters.meterProvider.shutdown();
     }
   });
+
+  it('the cap holds across the channels of one traced connection: channels opened one after another never add series past it', async () => {
+    const meters = testMeters();
+    try {
+      const connection = traceConnection(amqp.connection, { meterProvider: meters.meterProvider });
+      const prefix = `nowhere-${randomUUID()}`;
+      // A channel per batch of work, as applications that reopen channels (after a channel error,
+      // or per task) do: 4 channels, 100 new destinations each.
+      for (let c = 0; c < 4; c++) {
+        const channel = await connection.createConfirmChannel();
+        for (let i = 0; i < 100; i++) channel.sendToQueue(`${prefix}-${c}-${i}`, Buffer.from('x'));
+        await channel.waitForConfirms();
+        await channel.close();
+      }
+      const sent = (await meters.collect()).get('messaging.client.sent.messages')?.points ?? [];
+      expect(sent.length).toBeLessThanOrEqual(257);
+      const overflow = sent.find((p) => p.attributes['messaging.destination.name'] === undefined);
+      expect(overflow?.value).toBe(400 - (sent.length - 1));
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
 });
 
 describe('the graph is what the relation asks for, even when channels are made inside a span (12.10)', () => {
@@ -392,5 +414,45 @@ describe('the consume callback is called as amqplib calls it', () => {
     await until(() => seen.length === 3, 'three deliveries');
     expect(seen.map((s) => s.self)).toEqual([undefined, undefined, undefined]);
     expect(seen.map((s) => s.message.content.toString())).toEqual(['traced', 'unsampled', 'unsampled again']);
+  });
+
+  it('a returned thenable that is not a native promise is left alone, as amqplib leaves it: its `then` is never called', async () => {
+    const reasons: unknown[] = [];
+    const onUnhandled = (reason: unknown) => reasons.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      for (const noAck of [false, true]) {
+        const channel = traceChannel(await amqp.connection.createChannel());
+        const queue = `q-${randomUUID()}`;
+        await channel.assertQueue(queue, { exclusive: true });
+        let thenCalls = 0;
+        let delivered = 0;
+        await channel.consume(
+          queue,
+          (m) => {
+            if (!m) return;
+            delivered++;
+            if (!noAck) channel.ack(m);
+            // Another promise library, or a lazy query builder that runs (here: fails) on `then`.
+            return {
+              then(_resolve: unknown, reject: (reason: unknown) => void) {
+                thenCalls++;
+                reject('ran on then');
+              },
+            } as unknown as undefined;
+          },
+          { noAck },
+        );
+        channel.sendToQueue(queue, Buffer.from('x'));
+        await until(() => delivered === 1, 'the delivery');
+        const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 1);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(thenCalls).toBe(0);
+        expect(reasons).toEqual([]);
+        expect(onlySpan(done, `process ${queue}`).status.code).toBe(SpanStatusCode.UNSET);
+      }
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
