@@ -90,6 +90,20 @@ export class Attempt extends Operation {
     this.end();
   }
 
+  /**
+   * `WaitingError` came with `Job.moveToWait` (BullMQ 5.41): a BullMQ whose jobs lack that method
+   * fails a job that throws an error of that name, so it is a failure here too.
+   */
+  protected override controlFlowOf(error: unknown): string | undefined {
+    const signal = super.controlFlowOf(error);
+    if (signal !== 'WaitingError') return signal;
+    try {
+      return typeof (this.#job as { moveToWait?: unknown }).moveToWait === 'function' ? signal : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   override noteFailure(error: unknown, fallbackType?: string): void {
     if (!this.ended && this.failure === undefined) {
       // BullMQ never retries an UnrecoverableError, nor an error of a class extending it.

@@ -3,10 +3,10 @@ import packageJson from '../package.json' with { type: 'json' };
 
 /**
  * BullMQ's "not done yet" signals: thrown by a processor to move the job elsewhere (delayed, back to
- * wait, waiting for children, rate limited), never failures. BullMQ itself tells them apart by
- * these names (and the rate limit by its message).
+ * wait, waiting for children), never failures. BullMQ itself tells them apart by these names (or
+ * their classes); a rate limit only by its message (`RATE_LIMIT_MESSAGE`), whatever the error's name.
  */
-const CONTROL_FLOW = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError', 'RateLimitError']);
+const CONTROL_FLOW = new Set(['DelayedError', 'WaitingError', 'WaitingChildrenError']);
 const RATE_LIMIT_MESSAGE = 'bullmq:rateLimitExceeded';
 
 /** How far up an error's class chain BullMQ's own classes are looked for. */
@@ -41,15 +41,18 @@ export function bullmqErrorName(error: unknown, names: ReadonlySet<string>): str
   return undefined;
 }
 
-/** The name of a BullMQ control-flow signal, or `undefined` for anything else. Never throws. */
+/**
+ * The name of a BullMQ control-flow signal, or `undefined` for anything else. Checked in BullMQ's
+ * order: the rate-limit message first, then the names. Never throws.
+ */
 export function bullmqControlFlow(error: unknown): string | undefined {
-  const byClass = bullmqErrorName(error, CONTROL_FLOW);
-  if (byClass !== undefined || error === null || typeof error !== 'object') return byClass;
+  if (error === null || typeof error !== 'object') return undefined;
   try {
-    return (error as { message?: unknown }).message === RATE_LIMIT_MESSAGE ? 'RateLimitError' : undefined;
+    if ((error as { message?: unknown }).message === RATE_LIMIT_MESSAGE) return 'RateLimitError';
   } catch {
     return undefined;
   }
+  return bullmqErrorName(error, CONTROL_FLOW);
 }
 
 /** What every BullMQ wrapper tells core about itself: scope, version (from package.json at build time), system, control flow. */

@@ -188,6 +188,65 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     expect(attempts.map((s) => s.attributes['hoptrace.attempt.final'])).toEqual([false, false, true]);
   });
 
+  it('an error named like a signal this BullMQ does not take as one is a failure (RateLimitError by name; WaitingError before 5.41)', async () => {
+    const named = (errorName: string, message: string): Error => {
+      const error = new Error(message);
+      error.name = errorName;
+      return error;
+    };
+    // BullMQ tells a rate limit by its message only; WaitingError came with Job.moveToWait (5.41).
+    const waitingIsSignal = label.startsWith('newest');
+    const thrown = [
+      named('RateLimitError', 'slow down'),
+      ...(waitingIsSignal ? [] : [named('WaitingError', 'mine')]),
+    ];
+    const { name, queue, raw } = setup('ctl-named');
+    const failed = deferred();
+    let calls = 0;
+    const w = worker(name, async () => {
+      throw thrown[calls++];
+    });
+    w.on('failed', (job) => {
+      if ((job?.attemptsMade ?? 0) >= thrown.length) failed.resolve();
+    });
+    const job = await queue.add('ctl', {}, { attempts: thrown.length });
+    await failed.promise;
+    expect(await raw.getJobState(String(job.id))).toBe('failed');
+    expect(calls).toBe(thrown.length);
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === thrown.length,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(attempts.map((s) => s.status.code)).toEqual(thrown.map(() => SpanStatusCode.ERROR));
+    expect(attempts.map((s) => s.attributes['error.type'])).toEqual(thrown.map((e) => e.name));
+    expect(attempts.map(controlFlowEvents)).toEqual(thrown.map(() => []));
+  });
+
+  it('a rate limit is recognised by its message, whatever the error is named', async () => {
+    const { name, queue } = setup('ctl-rate');
+    const completed = deferred();
+    let calls = 0;
+    const w = worker(name, async () => {
+      if (++calls === 1) {
+        const error = new Error('bullmq:rateLimitExceeded');
+        error.name = 'DelayedError'; // BullMQ checks the rate-limit message first
+        throw error;
+      }
+      return 'done';
+    });
+    w.on('completed', () => completed.resolve());
+    await queue.add('r', {});
+    await completed.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const attempts = byAttempt(spansNamed(spans, `process ${name}`));
+    expect(attempts.map(controlFlowEvents)).toEqual([['RateLimitError'], []]);
+    expect(attempts.map((s) => s.status.code)).toEqual([SpanStatusCode.UNSET, SpanStatusCode.UNSET]);
+  });
+
   it('WaitingChildrenError: the parent attempt that waits is UNSET with a control_flow event', async () => {
     const parent = setup('ctl-parent');
     const child = setup('ctl-child');

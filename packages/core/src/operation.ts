@@ -90,7 +90,7 @@ export class Operation implements OpenOperation {
    */
   noteFailure(error: unknown, fallbackType?: string): void {
     if (this.#ended || this.#failure !== undefined || this.#controlFlow !== undefined) return;
-    const signal = this.#controlFlowOf(error);
+    const signal = this.controlFlowOf(error);
     if (signal !== undefined) {
       this.#controlFlow = signal;
       this.#forEachSpan((span) => {
@@ -263,7 +263,11 @@ export class Operation implements OpenOperation {
     }
   }
 
-  #controlFlowOf(error: unknown): string | undefined {
+  /**
+   * The broker's control-flow signal `error` is (the adapter's recognizer), or `undefined` for a
+   * failure. An adapter's subclass may narrow it with what only it knows. Never throws.
+   */
+  protected controlFlowOf(error: unknown): string | undefined {
     const recognize = this.#instr.controlFlow;
     if (!recognize) return undefined;
     try {
