@@ -1,5 +1,6 @@
 // The README's demo: orders through Kafka -> RabbitMQ -> BullMQ on real brokers, traced by hoptrace.
-// Prints one order's trace as a tree, writes a self-contained HTML waterfall and prints its path.
+// Prints the trace trees of a retried and a dead-lettered order, writes a self-contained HTML waterfall
+// and prints its path.
 //   ./dev demo [--orders N] [--out DIR] [--kafka kafkajs|platformatic]   (DIR defaults to .artifacts/demo;
 //   --kafka picks the client of the Kafka hops, kafkajs by default)
 import { mkdirSync, writeFileSync } from 'node:fs';
