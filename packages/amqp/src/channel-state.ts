@@ -37,7 +37,7 @@ const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
 
 /**
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
- * (bounded), the metric attributes (bounded, shared by the channels of one wrapper), the open
+ * (bounded), the metric attributes (bounded, shared by every wrapper on one MeterProvider), the open
  * deliveries and unconfirmed sends. Listens to the channel's `close`
  * event only (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */

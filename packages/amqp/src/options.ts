@@ -7,7 +7,7 @@ import {
   assertOptionalString,
   createInstrumentation,
   type Instrumentation,
-  MetricAttributeCache,
+  type MetricAttributeCache,
 } from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
 import { AMQP_SCOPE } from './scope.ts';
@@ -91,8 +91,9 @@ export interface ResolvedOptions {
   readonly serverPort: number | undefined;
   readonly spanDestination: ((parts: SpanNameParts) => string | undefined) | undefined;
   /**
-   * The metric attribute sets of every channel wrapped with these options (a traced connection's
-   * channels share them), so the cap on metric series holds however many channels come and go.
+   * The metric attribute sets, shared by every wrapper recording on the same MeterProvider (core's
+   * per-meter cache), so the cap on metric series holds however many channels and connections come
+   * and go.
    */
   readonly metricAttributes: MetricAttributeCache;
 }
@@ -124,6 +125,6 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
     serverAddress: o.serverAddress,
     serverPort: o.serverPort,
     spanDestination: o.spanDestination,
-    metricAttributes: new MetricAttributeCache(instr.system),
+    metricAttributes: instr.metricAttributes,
   };
 }

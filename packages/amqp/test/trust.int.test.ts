@@ -150,6 +150,36 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
       await meters.meterProvider.shutdown();
     }
   });
+
+  it('the cap holds across wrappers on one MeterProvider: a connection traced again after a reconnect, and channels traced one by one, never add series past it', async () => {
+    const meters = testMeters();
+    const options = { meterProvider: meters.meterProvider };
+    const second = await connect();
+    try {
+      const prefix = `nowhere-${randomUUID()}`;
+      // An application that reconnects traces each new connection: 2 connections, 100 destinations each.
+      for (const [c, raw] of [amqp.connection, second].entries()) {
+        const channel = await traceConnection(raw, options).createConfirmChannel();
+        for (let i = 0; i < 100; i++) channel.sendToQueue(`${prefix}-c${c}-${i}`, Buffer.from('x'));
+        await channel.waitForConfirms();
+        await channel.close();
+      }
+      // And one that traces each channel it opens: 2 channels, 100 destinations each.
+      for (let c = 0; c < 2; c++) {
+        const channel = traceChannel(await amqp.connection.createConfirmChannel(), options);
+        for (let i = 0; i < 100; i++) channel.sendToQueue(`${prefix}-ch${c}-${i}`, Buffer.from('x'));
+        await channel.waitForConfirms();
+        await channel.close();
+      }
+      const sent = (await meters.collect()).get('messaging.client.sent.messages')?.points ?? [];
+      expect(sent.length).toBeLessThanOrEqual(257);
+      const overflow = sent.find((p) => p.attributes['messaging.destination.name'] === undefined);
+      expect(overflow?.value).toBe(400 - (sent.length - 1));
+    } finally {
+      await second.close().catch(() => undefined);
+      await meters.meterProvider.shutdown();
+    }
+  });
 });
 
 describe('the graph is what the relation asks for, even when channels are made inside a span (12.10)', () => {

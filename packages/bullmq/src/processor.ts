@@ -9,7 +9,6 @@ import {
   lineageAttributes,
   lineageLinks,
   type MessageContext,
-  MetricAttributeCache,
   OperationTemplates,
   operationMetric,
   registerWrapper,
@@ -121,7 +120,7 @@ export function traceProcessor<F extends ProcessorLike>(
     noAttributes,
     instr.legacyAttributes,
   );
-  const metrics = new MetricAttributeCache(instr.system);
+  const metrics = instr.metricAttributes;
   const metricsOn = instr.metrics !== undefined;
   const fixedQueue = options.queueName;
   const onProcess = options.onProcess;

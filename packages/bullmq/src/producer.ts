@@ -2,7 +2,7 @@ import {
   callerSpanContext,
   createInstrumentation,
   type Instrumentation,
-  MetricAttributeCache,
+  type MetricAttributeCache,
   type OperationMetric,
   OperationTemplates,
   operationMetric,
@@ -38,7 +38,7 @@ export function producerState(
   return {
     instr,
     templates: new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes),
-    metrics: new MetricAttributeCache(instr.system),
+    metrics: instr.metricAttributes,
     createSpans: options.createSpans ?? false,
   };
 }

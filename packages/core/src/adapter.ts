@@ -71,6 +71,7 @@ export {
 export {
   DEFAULT_METRIC_ATTRIBUTE_SETS,
   MetricAttributeCache,
+  metricAttributesOf,
   type OperationMetric,
   operationMetric,
 } from './metric-attributes.ts';

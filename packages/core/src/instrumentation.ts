@@ -2,6 +2,7 @@ import { metrics, type Tracer, trace } from '@opentelemetry/api';
 import { type BaggageReader, compileBaggageAllowList } from './baggage.ts';
 import type { ErrorClassifier } from './errors.ts';
 import type { TraceBudget } from './hops.ts';
+import { type MetricAttributeCache, metricAttributesOf } from './metric-attributes.ts';
 import { createMessagingMetrics, type MessagingMetrics } from './metrics.ts';
 import type { ConsumerTracingOptions, TracingOptions } from './options.ts';
 import { RELATION_POLICIES, type RelationPolicy } from './relation.ts';
@@ -24,6 +25,11 @@ export interface Instrumentation {
   readonly tracer: Tracer;
   /** The metrics, or `undefined` when no MeterProvider is registered (then no metric work at all). */
   readonly metrics: MessagingMetrics | undefined;
+  /**
+   * The bounded metric attribute sets, shared by every wrapper recording on the same meter (same
+   * MeterProvider and adapter), so the cap on metric series holds across all of them.
+   */
+  readonly metricAttributes: MetricAttributeCache;
   readonly legacyAttributes: boolean;
   readonly captureBodySize: boolean;
   readonly relation: RelationPolicy;
@@ -93,6 +99,7 @@ export function createInstrumentation(
     system: scope.system,
     tracer,
     metrics: createMessagingMetrics(meter),
+    metricAttributes: metricAttributesOf(meter, scope.system),
     legacyAttributes: o.legacyAttributes ?? false,
     captureBodySize: o.captureBodySize ?? false,
     relation: o.relation ?? 'parent',

@@ -1,4 +1,4 @@
-import { type Attributes, diag } from '@opentelemetry/api';
+import { type Attributes, diag, type Meter } from '@opentelemetry/api';
 import type { MetricOperation } from './metrics.ts';
 import {
   ATTR_ERROR_TYPE,
@@ -88,6 +88,26 @@ export class MetricAttributeCache {
       `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
     );
   }
+}
+
+/** The cache of each meter (a MeterProvider's meter for one adapter scope): where its series live. */
+const byMeter = new WeakMap<Meter, MetricAttributeCache>();
+
+/**
+ * The {@link MetricAttributeCache} shared by every wrapper that records on `meter`. The metric
+ * series live in the meter's instruments, which every wrapper of one adapter on one MeterProvider
+ * shares, so the cap holds there however many wrappers and clients (producers, consumers, channels,
+ * connections, queues, processors) come and go.
+ *
+ * @param system - `messaging.system.name` (one per adapter scope, so one per meter).
+ */
+export function metricAttributesOf(meter: Meter, system: string): MetricAttributeCache {
+  let cache = byMeter.get(meter);
+  if (!cache) {
+    cache = new MetricAttributeCache(system);
+    byMeter.set(meter, cache);
+  }
+  return cache;
 }
 
 /** What an `Operation` records when it ends: which metric, its cached attributes, the message count. */

@@ -5,7 +5,6 @@ import {
   type Instrumentation,
   interceptMethods,
   KAFKA_OPERATIONS,
-  MetricAttributeCache,
   Operation,
   startDeliverySpan,
 } from '@hoptrace/core/adapter';
@@ -64,7 +63,7 @@ export function wrapConsumer<C extends Consumer>(
     settings,
     info,
     templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
-    metrics: new MetricAttributeCache(instr.system),
+    metrics: instr.metricAttributes,
     open: new Set(),
     batches: new Set(),
   };

@@ -5,7 +5,6 @@ import {
   type Instrumentation,
   interceptMethods,
   KAFKA_OPERATIONS,
-  MetricAttributeCache,
   settleAllTransactions,
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
@@ -60,7 +59,7 @@ export function wrapProducer<P extends Producer>(
     instr,
     settings,
     templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
-    metrics: new MetricAttributeCache(instr.system),
+    metrics: instr.metricAttributes,
     transactions: new Set(),
   };
   return interceptMethods(producer, {

@@ -5,7 +5,7 @@ import {
   type Instrumentation,
   KAFKA_OPERATIONS,
   type KafkaOperation,
-  MetricAttributeCache,
+  type MetricAttributeCache,
   type OperationTemplates,
 } from '@hoptrace/core/adapter';
 import { ClientInfo } from './client-info.ts';
@@ -45,6 +45,6 @@ export function clientState(
     settings,
     info,
     templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
-    metrics: new MetricAttributeCache(instr.system),
+    metrics: instr.metricAttributes,
   };
 }

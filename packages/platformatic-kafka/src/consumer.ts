@@ -3,6 +3,7 @@ import { clientState } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
 import type { PlatformaticConsumerOptions } from './options.ts';
+import { whenSettled } from './settled.ts';
 import { traceStream } from './stream.ts';
 
 type Callback = (error: unknown, value?: unknown) => unknown;
@@ -58,17 +59,11 @@ export function traceConsumer<C extends TraceableConsumer>(
       }
       return (consume(...args) as Promise<unknown>).then(traced);
     },
-    close: (raw, args) => {
-      const close = (raw.close as Method).bind(raw);
-      const callback = args.find((a) => typeof a === 'function') as Callback | undefined;
-      if (callback) {
-        const rest = args.filter((a) => a !== callback);
-        return close(...rest, (...result: unknown[]) => {
-          closeAll();
-          return callback(...(result as [unknown]));
-        });
-      }
-      return Promise.resolve(close(...args)).finally(closeAll);
-    },
+    // Spans end once the consumer has closed. A close that fails (e.g. leaving the group) leaves the
+    // consumer open and consuming: its streams stay tracked and swept (`maxProcessingMs`).
+    close: (raw, args) =>
+      whenSettled((raw.close as Method).bind(raw), args, (failed) => {
+        if (!failed) closeAll();
+      }),
   });
 }
