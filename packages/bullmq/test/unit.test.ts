@@ -173,6 +173,13 @@ describe('wrappers', () => {
     expect(() => traceProcessor('nope' as unknown as () => void)).toThrow(TypeError);
     expect(() => traceQueue({} as unknown as typeof queue)).toThrow(TypeError);
   });
+
+  it('refuses a processTimeoutMs longer than Node.js timers take (it would fire after 1 ms)', () => {
+    expect(() => traceProcessor(async () => 1, { processTimeoutMs: 2 ** 31 })).toThrow(
+      new TypeError('Expected `processTimeoutMs` to be an integer from 1 to 2147483647, got 2147483648'),
+    );
+    expect(() => traceProcessor(async () => 1, { processTimeoutMs: 2 ** 31 - 1 })).not.toThrow();
+  });
 });
 
 describe('attempts BullMQ gives up on (worker events)', () => {

@@ -146,6 +146,7 @@ export {
   assertOptionalString,
   assertOptionsObject,
   describeValue,
+  MAX_TIMEOUT_MS,
 } from './validate.ts';
 export {
   existingWrapper,

@@ -5,11 +5,23 @@
  * @packageDocumentation
  */
 
-/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min`. */
-export function assertOptionalInteger(name: string, value: unknown, min: number): void {
+/**
+ * The longest delay Node.js timers take (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms.
+ * The upper bound of every timeout option.
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min` (and <= `max`, when given). */
+export function assertOptionalInteger(name: string, value: unknown, min: number, max?: number): void {
   if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer >= ${min}, got ${describeValue(value)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < min ||
+    (max !== undefined && value > max)
+  ) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new TypeError(`Expected \`${name}\` to be an integer ${range}, got ${describeValue(value)}`);
   }
 }
 
