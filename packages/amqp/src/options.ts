@@ -104,8 +104,8 @@ export interface ResolvedOptions {
  * received.
  */
 export function resolveOptions(options: AmqpTracingOptions | undefined): ResolvedOptions {
+  const instr = createInstrumentation(AMQP_SCOPE, options);
   const o = options ?? {};
-  const instr = createInstrumentation(AMQP_SCOPE, o);
   assertOptionalInteger('settleTimeoutMs', o.settleTimeoutMs, 1, MAX_TIMEOUT_MS);
   if (o.maxOpenDeliveries !== Number.POSITIVE_INFINITY)
     assertOptionalInteger('maxOpenDeliveries', o.maxOpenDeliveries, 1);

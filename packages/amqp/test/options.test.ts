@@ -45,6 +45,17 @@ describe('options are validated at wrap time', () => {
     ).toThrow(new TypeError(message));
   });
 
+  it('rejects a null options object, as every other hoptrace wrapper does', () => {
+    const message = 'Expected options to be an object, got null';
+    expect(() => traceChannel(fakeChannel(), null as never)).toThrow(new TypeError(message));
+    expect(() =>
+      traceConnection(
+        { createChannel: () => undefined, createConfirmChannel: () => undefined },
+        null as never,
+      ),
+    ).toThrow(new TypeError(message));
+  });
+
   it('accepts the longest timeout Node.js timers take', () => {
     expect(() =>
       traceChannel(fakeChannel(), { settleTimeoutMs: 2 ** 31 - 1, serverPort: 65_535 }),
