@@ -43,6 +43,16 @@ describe('options', () => {
     expect(parseBroker('[::1]:19092')).toEqual({ address: '::1', port: 19092 });
     expect(parseBroker('kafka:99999')).toBeUndefined();
   });
+
+  it.each(['kafka:0x10', 'kafka:1e3', 'kafka: 80', 'kafka:80.0', 'kafka:+80'])(
+    'refuses a broker whose port is not plain digits (%s)',
+    (broker) => {
+      expect(parseBroker(broker)).toBeUndefined();
+      expect(() => traceProducer(fakeProducer().producer, { broker })).toThrow(
+        new TypeError(`Expected \`broker\` to be "host:port", got ${JSON.stringify(broker)}`),
+      );
+    },
+  );
 });
 
 describe('wrapping', () => {
