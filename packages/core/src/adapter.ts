@@ -138,6 +138,7 @@ export {
   startSpanFromTemplate,
 } from './spans.ts';
 export {
+  assertClient,
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalInteger,

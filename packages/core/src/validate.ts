@@ -71,6 +71,50 @@ export function assertOptionsObject(name: string, value: unknown): void {
   }
 }
 
+/**
+ * Throws a clear TypeError unless `value` is an object (or function) with every method in `methods`:
+ * the check a wrapper makes of the client it is handed, which would otherwise wrap `null`, a plain
+ * object or another library's client without a word and trace nothing.
+ *
+ * @param name - the parameter's name, e.g. `producer`.
+ * @param expected - what it should be, e.g. `a kafkajs Producer`.
+ * @param methods - the methods such a client always has (the first one missing is named).
+ */
+export function assertClient(
+  name: string,
+  value: unknown,
+  expected: string,
+  methods: readonly string[],
+): void {
+  const isObject = value !== null && (typeof value === 'object' || typeof value === 'function');
+  const missing = isObject ? methods.find((method) => !hasMethod(value, method)) : undefined;
+  if (isObject && missing === undefined) return;
+  const got = isObject ? `${describeKind(value)} without ${missing}()` : describeValue(value);
+  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${got}`);
+}
+
+function hasMethod(value: object, method: string): boolean {
+  try {
+    return typeof (value as Record<string, unknown>)[method] === 'function';
+  } catch {
+    return false; // a throwing getter or a hostile Proxy
+  }
+}
+
+/** `a Kafka`, `an object`, `a function`: what kind of object a wrong client is, never its contents. */
+function describeKind(value: object): string {
+  if (typeof value === 'function') return 'a function';
+  let className: unknown;
+  try {
+    className = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor
+      ?.name;
+  } catch {
+    className = undefined;
+  }
+  if (typeof className !== 'string' || className === '' || className === 'Object') return 'an object';
+  return `${/^[AEIOU]/.test(className) ? 'an' : 'a'} ${className}`;
+}
+
 /** A short, safe rendering of a received option value for error messages. */
 export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);

@@ -69,6 +69,45 @@ describe('wrapping', () => {
     expect(transaction.send).not.toBe((await fakeProducer().producer.transaction()).send);
   });
 
+  it('refuses what is not the kafkajs client it expects, naming the parameter and what is missing', () => {
+    const kafka = new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING });
+    const wrong: Array<[string, unknown, RegExp]> = [
+      ['null', null, /got null$/],
+      ['a plain object', {}, /got an object without send\(\)$/],
+      ['the Kafka client (kafkajs names its class Client)', kafka, /got a Client without send\(\)$/],
+      ['a consumer', fakeConsumer().consumer, /got an object without send\(\)$/],
+      [
+        'a hostile Proxy',
+        new Proxy(
+          {},
+          {
+            get: () => {
+              throw new Error('trap');
+            },
+            getPrototypeOf: () => {
+              throw new Error('trap');
+            },
+          },
+        ),
+        /got an object without send\(\)$/,
+      ],
+    ];
+    for (const [, value, got] of wrong) {
+      expect(() => traceProducer(value as never)).toThrow(TypeError);
+      expect(() => traceProducer(value as never)).toThrow(/^Expected `producer` to be a kafkajs Producer, /);
+      expect(() => traceProducer(value as never)).toThrow(got);
+    }
+    expect(() => traceConsumer(fakeProducer().producer as never)).toThrow(
+      new TypeError('Expected `consumer` to be a kafkajs Consumer, got an object without run()'),
+    );
+    expect(() => traceConsumer(undefined as never)).toThrow(
+      new TypeError('Expected `consumer` to be a kafkajs Consumer, got undefined'),
+    );
+    expect(() => traceKafka(fakeProducer().producer as never)).toThrow(
+      new TypeError('Expected `kafka` to be a kafkajs Kafka client, got an object without producer()'),
+    );
+  });
+
   it("passes every other property through, calling the raw producer's own methods on it", async () => {
     const fake = fakeProducer();
     const producer = traceProducer(fake.producer);

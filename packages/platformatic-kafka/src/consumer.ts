@@ -1,4 +1,4 @@
-import { existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import { assertClient, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
 import { clientState } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
@@ -25,13 +25,15 @@ export interface TraceableConsumer {
  * The streams keep their type, and hand out the client's own message objects. Idempotent; keeps
  * the consumer's type.
  *
- * @param consumer - a `new Consumer({ groupId, ... })`.
+ * @param consumer - a `new Consumer({ groupId, ... })`; anything else (`null`, a producer, another
+ *   library's consumer) throws a TypeError.
  * @param options - see {@link PlatformaticConsumerOptions}; invalid options throw a TypeError here.
  */
 export function traceConsumer<C extends TraceableConsumer>(
   consumer: C,
   options: PlatformaticConsumerOptions = {},
 ): C {
+  assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close']);
   const existing = existingWrapper(consumer);
   if (existing) return existing;
   const state: ConsumerState = {

@@ -1,4 +1,9 @@
-import { existingWrapper, interceptMethods, settleAllTransactions } from '@hoptrace/core/adapter';
+import {
+  assertClient,
+  existingWrapper,
+  interceptMethods,
+  settleAllTransactions,
+} from '@hoptrace/core/adapter';
 import { clientState } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
@@ -35,13 +40,15 @@ export interface TraceableProducer {
  *
  * Idempotent (a traced producer is returned unchanged); keeps the producer's type.
  *
- * @param producer - a `new Producer({...})`.
+ * @param producer - a `new Producer({...})`; anything else (`null`, a consumer, another library's
+ *   producer) throws a TypeError.
  * @param options - see {@link PlatformaticProducerOptions}; invalid options throw a TypeError here.
  */
 export function traceProducer<P extends TraceableProducer>(
   producer: P,
   options: PlatformaticProducerOptions = {},
 ): P {
+  assertClient('producer', producer, 'a @platformatic/kafka Producer', ['send', 'beginTransaction']);
   const existing = existingWrapper(producer);
   if (existing) return existing;
   const state: ProducerState = {
