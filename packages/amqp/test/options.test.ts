@@ -56,6 +56,20 @@ describe('options are validated at wrap time', () => {
     ).toThrow(new TypeError(message));
   });
 
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const raw = fakeChannel();
+    const traced = traceChannel(raw);
+    const message = new TypeError('Expected `settleSpans` to be a boolean, got "yes"');
+    expect(() => traceChannel(traced, { settleSpans: 'yes' } as never)).toThrow(message);
+    expect(() => traceChannel(raw, { settleSpans: 'yes' } as never)).toThrow(message);
+    const connection = traceConnection({
+      createChannel: () => undefined,
+      createConfirmChannel: () => undefined,
+    });
+    expect(() => traceConnection(connection, { settleSpans: 'yes' } as never)).toThrow(message);
+    expect(traceChannel(raw, { settleSpans: true })).toBe(traced);
+  });
+
   it('accepts the longest timeout Node.js timers take', () => {
     expect(() =>
       traceChannel(fakeChannel(), { settleTimeoutMs: 2 ** 31 - 1, serverPort: 65_535 }),

@@ -41,8 +41,8 @@ import { KAFKA_SCOPE } from './scope.ts';
  */
 export function traceConsumer<C extends Consumer>(consumer: C, options: KafkaConsumerOptions = {}): C {
   assertClient('consumer', consumer, 'a kafkajs Consumer', ['run']);
-  const existing = existingWrapper(consumer);
-  if (existing) return existing;
+  // Options are validated also when the consumer was wrapped before (wrapConsumer then returns
+  // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
   return wrapConsumer(consumer, instr, settings, settings.groupId);

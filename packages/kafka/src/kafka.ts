@@ -21,10 +21,11 @@ import { KAFKA_SCOPE } from './scope.ts';
  */
 export function traceKafka<K extends Kafka>(kafka: K, options: KafkaOptions = {}): K {
   assertClient('kafka', kafka, 'a kafkajs Kafka client', ['producer', 'consumer']);
-  const existing = existingWrapper(kafka);
-  if (existing) return existing;
+  // Options are validated also when the client was wrapped before (they are then ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
+  const existing = existingWrapper(kafka);
+  if (existing) return existing;
   return interceptMethods(kafka, {
     producer: (raw, [config]) =>
       wrapProducer(raw.producer(config as ProducerConfig | undefined), instr, settings),

@@ -43,8 +43,8 @@ import { wrapTransaction } from './transaction.ts';
  */
 export function traceProducer<P extends Producer>(producer: P, options: KafkaProducerOptions = {}): P {
   assertClient('producer', producer, 'a kafkajs Producer', PRODUCER_METHODS);
-  const existing = existingWrapper(producer);
-  if (existing) return existing;
+  // Options are validated also when the producer was wrapped before (wrapProducer then returns
+  // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   return wrapProducer(producer, instr, resolveKafkaSettings(options));
 }

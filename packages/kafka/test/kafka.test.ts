@@ -108,6 +108,20 @@ describe('wrapping', () => {
     );
   });
 
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const raw = fakeProducer().producer;
+    const producer = traceProducer(raw);
+    const consumer = traceConsumer(fakeConsumer().consumer);
+    const kafka = traceKafka(new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING }));
+    const bad = { captureKeys: 'no' } as never;
+    const message = new TypeError('Expected `captureKeys` to be a boolean, got "no"');
+    expect(() => traceProducer(producer, bad)).toThrow(message);
+    expect(() => traceProducer(raw, bad)).toThrow(message);
+    expect(() => traceConsumer(consumer, bad)).toThrow(message);
+    expect(() => traceKafka(kafka, bad)).toThrow(message);
+    expect(traceProducer(raw, { captureKeys: true })).toBe(producer); // valid: still the first wrapper
+  });
+
   it("passes every other property through, calling the raw producer's own methods on it", async () => {
     const fake = fakeProducer();
     const producer = traceProducer(fake.producer);

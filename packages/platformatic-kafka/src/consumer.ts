@@ -1,5 +1,5 @@
 import { assertClient, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
-import { clientState } from './client-state.ts';
+import { clientState, validateOptions } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
 import type { PlatformaticConsumerOptions } from './options.ts';
@@ -35,7 +35,10 @@ export function traceConsumer<C extends TraceableConsumer>(
 ): C {
   assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close']);
   const existing = existingWrapper(consumer);
-  if (existing) return existing;
+  if (existing) {
+    validateOptions(options);
+    return existing;
+  }
   const state: ConsumerState = {
     ...clientState(consumer, options, true),
     streams: new Set(),

@@ -4,7 +4,7 @@ import {
   interceptMethods,
   settleAllTransactions,
 } from '@hoptrace/core/adapter';
-import { clientState } from './client-state.ts';
+import { clientState, validateOptions } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
 import { traceProducerStream } from './producer-stream.ts';
@@ -50,7 +50,10 @@ export function traceProducer<P extends TraceableProducer>(
 ): P {
   assertClient('producer', producer, 'a @platformatic/kafka Producer', ['send', 'beginTransaction']);
   const existing = existingWrapper(producer);
-  if (existing) return existing;
+  if (existing) {
+    validateOptions(options);
+    return existing;
+  }
   const state: ProducerState = {
     ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),

@@ -57,6 +57,17 @@ describe('options', () => {
     );
   });
 
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const { producer } = fakeProducer();
+    const { consumer } = fakeConsumer();
+    const tracedProducer = traceProducer(producer);
+    const tracedConsumer = traceConsumer(consumer);
+    expect(() => traceProducer(tracedProducer, { captureKeys: 'yes' as never })).toThrow(/captureKeys/);
+    expect(() => traceProducer(producer, { createSpans: 1 as never })).toThrow(/createSpans/);
+    expect(() => traceConsumer(tracedConsumer, { maxProcessingMs: 0 })).toThrow(/maxProcessingMs/);
+    expect(traceConsumer(consumer, { maxProcessingMs: 5 })).toBe(tracedConsumer);
+  });
+
   it('wraps once', () => {
     const { producer } = fakeProducer();
     const traced = traceProducer(producer);
