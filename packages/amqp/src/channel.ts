@@ -35,7 +35,9 @@ export function traceChannel<C extends TraceableChannel>(channel: C, options?: A
   if (channel === null || typeof channel !== 'object' || typeof channel.publish !== 'function') {
     throw new TypeError(`Expected \`channel\` to be an amqplib Channel, got ${String(channel)}`);
   }
-  return existingWrapper(channel) ?? wrapChannel(channel, resolveOptions(options));
+  // Options are validated also when the channel was wrapped before (they are then ignored).
+  const resolved = resolveOptions(options);
+  return existingWrapper(channel) ?? wrapChannel(channel, resolved);
 }
 
 /** Wraps a raw channel with already resolved options (used by {@link traceConnection}). */

@@ -52,9 +52,10 @@ export function traceConnection<M extends TraceableConnection>(
   ) {
     throw new TypeError(`Expected \`connection\` to be an amqplib connection, got ${String(connection)}`);
   }
+  // Options are validated also when the connection was wrapped before (they are then ignored).
+  const resolved = resolveOptions(options);
   const existing = existingWrapper(connection);
   if (existing) return existing;
-  const resolved = resolveOptions(options);
   return interceptMethods(connection, {
     createChannel: (raw, args) => tracedCreate(raw, 'createChannel', resolved, args),
     createConfirmChannel: (raw, args) => tracedCreate(raw, 'createConfirmChannel', resolved, args),

@@ -7,6 +7,7 @@ import {
   assertOptionalString,
   createInstrumentation,
   type Instrumentation,
+  MAX_TIMEOUT_MS,
   type MetricAttributeCache,
 } from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
@@ -23,7 +24,8 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * left alone; settling it later is still passed to amqplib). Default: no timeout (the span ends on
    * settle, when the channel or connection closes, or when `maxOpenDeliveries` pushes it out).
    * For `noAck` consumers, whose span ends when the callback returns or its promise settles: a
-   * promise still pending after this long ends the span the same way.
+   * promise still pending after this long ends the span the same way. At most 2147483647 (about
+   * 24.8 days, the longest Node.js timers wait).
    * @example { settleTimeoutMs: 60_000 }
    */
   settleTimeoutMs?: number;
@@ -103,9 +105,9 @@ export interface ResolvedOptions {
  * received.
  */
 export function resolveOptions(options: AmqpTracingOptions | undefined): ResolvedOptions {
+  const instr = createInstrumentation(AMQP_SCOPE, options);
   const o = options ?? {};
-  const instr = createInstrumentation(AMQP_SCOPE, o);
-  assertOptionalInteger('settleTimeoutMs', o.settleTimeoutMs, 1);
+  assertOptionalInteger('settleTimeoutMs', o.settleTimeoutMs, 1, MAX_TIMEOUT_MS);
   if (o.maxOpenDeliveries !== Number.POSITIVE_INFINITY)
     assertOptionalInteger('maxOpenDeliveries', o.maxOpenDeliveries, 1);
   assertOptionalNumber('maxOpenDeliveries', o.maxOpenDeliveries, 1);
@@ -113,7 +115,7 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
   assertOptionalBoolean('captureRoutingKey', o.captureRoutingKey);
   assertOptionalBoolean('captureConsumerTag', o.captureConsumerTag);
   assertOptionalString('serverAddress', o.serverAddress);
-  assertOptionalInteger('serverPort', o.serverPort, 1);
+  assertOptionalInteger('serverPort', o.serverPort, 1, 65_535);
   assertOptionalFunction('spanDestination', o.spanDestination);
   return {
     instr,

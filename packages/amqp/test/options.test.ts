@@ -21,14 +21,20 @@ function fakeChannel() {
 
 describe('options are validated at wrap time', () => {
   it.each([
-    [{ settleTimeoutMs: 0 }, 'Expected `settleTimeoutMs` to be an integer >= 1, got 0'],
-    [{ settleTimeoutMs: 1.5 }, 'Expected `settleTimeoutMs` to be an integer >= 1, got 1.5'],
+    [{ settleTimeoutMs: 0 }, 'Expected `settleTimeoutMs` to be an integer from 1 to 2147483647, got 0'],
+    [{ settleTimeoutMs: 1.5 }, 'Expected `settleTimeoutMs` to be an integer from 1 to 2147483647, got 1.5'],
     [{ settleSpans: 'yes' }, 'Expected `settleSpans` to be a boolean, got "yes"'],
     [{ serverAddress: '' }, 'Expected `serverAddress` to be a non-empty string, got ""'],
-    [{ serverPort: -1 }, 'Expected `serverPort` to be an integer >= 1, got -1'],
+    [{ serverPort: -1 }, 'Expected `serverPort` to be an integer from 1 to 65535, got -1'],
     [{ spanDestination: 'queue' }, 'Expected `spanDestination` to be a function, got "queue"'],
     [{ relation: 'sibling' }, "Expected `relation` to be one of 'parent', 'link', 'root', got \"sibling\""],
     [{ legacyAttributes: 1 }, 'Expected `legacyAttributes` to be a boolean, got 1'],
+    // Node.js timers fire after 1 ms past 2^31 - 1: every span would end as settle_timeout at once.
+    [
+      { settleTimeoutMs: 2 ** 31 },
+      'Expected `settleTimeoutMs` to be an integer from 1 to 2147483647, got 2147483648',
+    ],
+    [{ serverPort: 65_536 }, 'Expected `serverPort` to be an integer from 1 to 65535, got 65536'],
   ])('%j throws a TypeError naming the option and value', (options, message) => {
     expect(() => traceChannel(fakeChannel(), options as never)).toThrow(new TypeError(message));
     expect(() =>
@@ -37,6 +43,37 @@ describe('options are validated at wrap time', () => {
         options as never,
       ),
     ).toThrow(new TypeError(message));
+  });
+
+  it('rejects a null options object, as every other hoptrace wrapper does', () => {
+    const message = 'Expected options to be an object, got null';
+    expect(() => traceChannel(fakeChannel(), null as never)).toThrow(new TypeError(message));
+    expect(() =>
+      traceConnection(
+        { createChannel: () => undefined, createConfirmChannel: () => undefined },
+        null as never,
+      ),
+    ).toThrow(new TypeError(message));
+  });
+
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const raw = fakeChannel();
+    const traced = traceChannel(raw);
+    const message = new TypeError('Expected `settleSpans` to be a boolean, got "yes"');
+    expect(() => traceChannel(traced, { settleSpans: 'yes' } as never)).toThrow(message);
+    expect(() => traceChannel(raw, { settleSpans: 'yes' } as never)).toThrow(message);
+    const connection = traceConnection({
+      createChannel: () => undefined,
+      createConfirmChannel: () => undefined,
+    });
+    expect(() => traceConnection(connection, { settleSpans: 'yes' } as never)).toThrow(message);
+    expect(traceChannel(raw, { settleSpans: true })).toBe(traced);
+  });
+
+  it('accepts the longest timeout Node.js timers take', () => {
+    expect(() =>
+      traceChannel(fakeChannel(), { settleTimeoutMs: 2 ** 31 - 1, serverPort: 65_535 }),
+    ).not.toThrow();
   });
 
   it('rejects things that are not channels or connections', () => {

@@ -59,9 +59,10 @@ export function traceFlowProducer<P extends FlowProducerLike>(
   if (!flowProducer || typeof flowProducer !== 'object' || typeof flowProducer.add !== 'function') {
     throw new TypeError(`Expected \`flowProducer\` to be a BullMQ FlowProducer, got ${String(flowProducer)}`);
   }
+  // Options are validated also when the flow producer was wrapped before (they are then ignored).
+  const state = producerState(flowProducer, options);
   const existing = existingWrapper(flowProducer);
   if (existing) return existing;
-  const state = producerState(flowProducer, options);
   const { instr } = state;
 
   const traced = (

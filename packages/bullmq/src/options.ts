@@ -4,6 +4,7 @@ import {
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionalString,
+  MAX_TIMEOUT_MS,
 } from '@hoptrace/core/adapter';
 import type { Span } from '@opentelemetry/api';
 
@@ -53,8 +54,9 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
   /**
    * End an attempt's span (status ERROR, `error.type` = `process_timeout`) if its processor has not
    * returned after this many milliseconds. The processor keeps running and its outcome still reaches
-   * BullMQ unchanged; only the span stops waiting for it. Default: none (the span ends when the
-   * processor returns, or when the worker gives up on the attempt: lock lost, stalled, closed).
+   * BullMQ unchanged; only the span stops waiting for it. At most 2147483647 (about 24.8 days, the
+   * longest Node.js timers wait). Default: none (the span ends when the processor returns, or when
+   * the worker gives up on the attempt: lock lost, stalled, closed).
    * @example { processTimeoutMs: 300_000 }
    */
   processTimeoutMs?: number;
@@ -72,5 +74,5 @@ export function assertProducerOptions(options: QueueTracingOptions | FlowTracing
 export function assertProcessorOptions(options: ProcessorTracingOptions): void {
   assertOptionalString('queueName', options.queueName);
   assertOptionalFunction('onProcess', options.onProcess);
-  assertOptionalInteger('processTimeoutMs', options.processTimeoutMs, 1);
+  assertOptionalInteger('processTimeoutMs', options.processTimeoutMs, 1, MAX_TIMEOUT_MS);
 }

@@ -103,10 +103,11 @@ export function traceProcessor<F extends ProcessorLike>(
   if (typeof processor !== 'function') {
     throw new TypeError(`Expected \`processor\` to be a function, got ${String(processor)}`);
   }
-  const existing = existingWrapper(processor);
-  if (existing) return existing;
+  // Options are validated also when the processor was wrapped before (they are then ignored).
   const instr = createInstrumentation(BULLMQ_SCOPE, options);
   assertProcessorOptions(options);
+  const existing = existingWrapper(processor);
+  if (existing) return existing;
   // A scheduled run's parent is its virtual run root (never exported): no budget, no link to it.
   const scheduled: Instrumentation = {
     ...instr,

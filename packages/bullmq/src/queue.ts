@@ -59,9 +59,10 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
   if (!queue || typeof queue !== 'object' || typeof queue.add !== 'function') {
     throw new TypeError(`Expected \`queue\` to be a BullMQ Queue, got ${String(queue)}`);
   }
+  // Options are validated also when the queue was wrapped before (they are then ignored).
+  const state = producerState(queue, options);
   const existing = existingWrapper(queue);
   if (existing) return existing;
-  const state = producerState(queue, options);
   const { instr } = state;
   const destination = String(queue.name);
 

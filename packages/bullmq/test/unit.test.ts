@@ -173,6 +173,25 @@ describe('wrappers', () => {
     expect(() => traceProcessor('nope' as unknown as () => void)).toThrow(TypeError);
     expect(() => traceQueue({} as unknown as typeof queue)).toThrow(TypeError);
   });
+
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const { queue } = fakeQueue();
+    const tracedQueue = traceQueue(queue);
+    const processor = traceProcessor(async () => 1);
+    expect(() => traceQueue(tracedQueue, { createSpans: 'yes' as never })).toThrow(/`createSpans`.*"yes"/);
+    expect(() => traceQueue(queue, { createSpans: 'yes' as never })).toThrow(/`createSpans`.*"yes"/);
+    expect(() => traceProcessor(processor, { processTimeoutMs: 0 })).toThrow(/`processTimeoutMs`.*0/);
+    const flow = traceFlowProducer({ async add(..._args: unknown[]) {} });
+    expect(() => traceFlowProducer(flow, { unsampled: 'x' as never })).toThrow(/`unsampled`.*"x"/);
+    expect(traceQueue(queue, { createSpans: true })).toBe(tracedQueue);
+  });
+
+  it('refuses a processTimeoutMs longer than Node.js timers take (it would fire after 1 ms)', () => {
+    expect(() => traceProcessor(async () => 1, { processTimeoutMs: 2 ** 31 })).toThrow(
+      new TypeError('Expected `processTimeoutMs` to be an integer from 1 to 2147483647, got 2147483648'),
+    );
+    expect(() => traceProcessor(async () => 1, { processTimeoutMs: 2 ** 31 - 1 })).not.toThrow();
+  });
 });
 
 describe('attempts BullMQ gives up on (worker events)', () => {

@@ -139,6 +139,7 @@ export {
   startSpanFromTemplate,
 } from './spans.ts';
 export {
+  assertClient,
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalInteger,
@@ -147,6 +148,7 @@ export {
   assertOptionalString,
   assertOptionsObject,
   describeValue,
+  MAX_TIMEOUT_MS,
 } from './validate.ts';
 export {
   existingWrapper,

@@ -5,11 +5,23 @@
  * @packageDocumentation
  */
 
-/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min`. */
-export function assertOptionalInteger(name: string, value: unknown, min: number): void {
+/**
+ * The longest delay Node.js timers take (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms.
+ * The upper bound of every timeout option.
+ */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** Throws a clear TypeError unless `value` is `undefined` or an integer >= `min` (and <= `max`, when given). */
+export function assertOptionalInteger(name: string, value: unknown, min: number, max?: number): void {
   if (value === undefined) return;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer >= ${min}, got ${describeValue(value)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isInteger(value) ||
+    value < min ||
+    (max !== undefined && value > max)
+  ) {
+    const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new TypeError(`Expected \`${name}\` to be an integer ${range}, got ${describeValue(value)}`);
   }
 }
 
@@ -57,6 +69,50 @@ export function assertOptionsObject(name: string, value: unknown): void {
   if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
     throw new TypeError(`Expected \`${name}\` to be an object, got ${describeValue(value)}`);
   }
+}
+
+/**
+ * Throws a clear TypeError unless `value` is an object (or function) with every method in `methods`:
+ * the check a wrapper makes of the client it is handed, which would otherwise wrap `null`, a plain
+ * object or another library's client without a word and trace nothing.
+ *
+ * @param name - the parameter's name, e.g. `producer`.
+ * @param expected - what it should be, e.g. `a kafkajs Producer`.
+ * @param methods - the methods such a client always has (the first one missing is named).
+ */
+export function assertClient(
+  name: string,
+  value: unknown,
+  expected: string,
+  methods: readonly string[],
+): void {
+  const isObject = value !== null && (typeof value === 'object' || typeof value === 'function');
+  const missing = isObject ? methods.find((method) => !hasMethod(value, method)) : undefined;
+  if (isObject && missing === undefined) return;
+  const got = isObject ? `${describeKind(value)} without ${missing}()` : describeValue(value);
+  throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${got}`);
+}
+
+function hasMethod(value: object, method: string): boolean {
+  try {
+    return typeof (value as Record<string, unknown>)[method] === 'function';
+  } catch {
+    return false; // a throwing getter or a hostile Proxy
+  }
+}
+
+/** `a Kafka`, `an object`, `a function`: what kind of object a wrong client is, never its contents. */
+function describeKind(value: object): string {
+  if (typeof value === 'function') return 'a function';
+  let className: unknown;
+  try {
+    className = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor
+      ?.name;
+  } catch {
+    className = undefined;
+  }
+  if (typeof className !== 'string' || className === '' || className === 'Object') return 'an object';
+  return `${/^[AEIOU]/.test(className) ? 'an' : 'a'} ${className}`;
 }
 
 /** A short, safe rendering of a received option value for error messages. */

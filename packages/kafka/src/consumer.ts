@@ -1,4 +1,5 @@
 import {
+  assertClient,
   clientTemplates,
   createInstrumentation,
   existingWrapper,
@@ -33,12 +34,14 @@ import { KAFKA_SCOPE } from './scope.ts';
  * The payloads your handlers receive are kafkajs's own (eachBatch: the same fields, with
  * `resolveOffset` observed, not changed). Idempotent; keeps the consumer's type.
  *
- * @param consumer - from `kafka.consumer({ groupId })`.
+ * @param consumer - from `kafka.consumer({ groupId })`; anything else (`null`, the `Kafka` client, a
+ *   producer) throws a TypeError.
  * @param options - see {@link KafkaConsumerOptions}; invalid options throw a TypeError here.
  */
 export function traceConsumer<C extends Consumer>(consumer: C, options: KafkaConsumerOptions = {}): C {
-  const existing = existingWrapper(consumer);
-  if (existing) return existing;
+  assertClient('consumer', consumer, 'a kafkajs Consumer', ['run']);
+  // Options are validated also when the consumer was wrapped before (wrapConsumer then returns
+  // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
   return wrapConsumer(consumer, instr, settings, settings.groupId);

@@ -1,4 +1,9 @@
-import { createInstrumentation, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import {
+  assertClient,
+  createInstrumentation,
+  existingWrapper,
+  interceptMethods,
+} from '@hoptrace/core/adapter';
 import type { ConsumerConfig, Kafka, ProducerConfig } from 'kafkajs';
 import { wrapConsumer } from './consumer.ts';
 import { type KafkaOptions, resolveKafkaSettings } from './options.ts';
@@ -11,14 +16,16 @@ import { KAFKA_SCOPE } from './scope.ts';
  * their `messaging.consumer.group.name` from the `groupId` you pass to `consumer()`. Options are
  * validated here, once. Idempotent; keeps the `Kafka` type; `admin()` and the rest are untouched.
  *
- * @param kafka - a `new Kafka({...})`.
+ * @param kafka - a `new Kafka({...})`; anything else throws a TypeError.
  * @param options - see {@link KafkaOptions}; invalid options throw a TypeError here.
  */
 export function traceKafka<K extends Kafka>(kafka: K, options: KafkaOptions = {}): K {
-  const existing = existingWrapper(kafka);
-  if (existing) return existing;
+  assertClient('kafka', kafka, 'a kafkajs Kafka client', ['producer', 'consumer']);
+  // Options are validated also when the client was wrapped before (they are then ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   const settings = resolveKafkaSettings(options);
+  const existing = existingWrapper(kafka);
+  if (existing) return existing;
   return interceptMethods(kafka, {
     producer: (raw, [config]) =>
       wrapProducer(raw.producer(config as ProducerConfig | undefined), instr, settings),

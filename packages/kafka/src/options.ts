@@ -119,8 +119,10 @@ export function parseBroker(broker: string): { address: string; port: number } |
   const colon = broker.lastIndexOf(':');
   if (colon <= 0) return undefined;
   let address = broker.slice(0, colon);
-  const port = Number(broker.slice(colon + 1));
-  if (!Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  const digits = broker.slice(colon + 1);
+  // Plain digits only: Number() would also read '0x10', '1e3' or ' 80' as a port.
+  const port = /^\d{1,5}$/.test(digits) ? Number(digits) : 0;
+  if (port <= 0 || port > 65535) return undefined;
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
   return address.length > 0 ? { address, port } : undefined;
 }

@@ -1,4 +1,5 @@
 import {
+  assertClient,
   clientTemplates,
   createInstrumentation,
   existingWrapper,
@@ -35,15 +36,20 @@ import { wrapTransaction } from './transaction.ts';
  * Never mutates the caller's records, messages or header maps (copy on write). Idempotent: a traced
  * producer (or one wrapped before) is returned unchanged. The result has the producer's own type.
  *
- * @param producer - from `kafka.producer()`.
+ * @param producer - from `kafka.producer()`; anything else (`null`, the `Kafka` client, a consumer)
+ *   throws a TypeError.
  * @param options - see {@link KafkaProducerOptions}; invalid options throw a TypeError here.
  */
 export function traceProducer<P extends Producer>(producer: P, options: KafkaProducerOptions = {}): P {
-  const existing = existingWrapper(producer);
-  if (existing) return existing;
+  assertClient('producer', producer, 'a kafkajs Producer', PRODUCER_METHODS);
+  // Options are validated also when the producer was wrapped before (wrapProducer then returns
+  // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
   return wrapProducer(producer, instr, resolveKafkaSettings(options));
 }
+
+/** What every kafkajs producer has (a consumer or the `Kafka` client has none of them). */
+const PRODUCER_METHODS = ['send', 'sendBatch'] as const;
 
 /** Wraps with already resolved options (shared by {@link traceProducer} and `traceKafka`). */
 export function wrapProducer<P extends Producer>(

@@ -43,6 +43,16 @@ describe('options', () => {
     expect(parseBroker('[::1]:19092')).toEqual({ address: '::1', port: 19092 });
     expect(parseBroker('kafka:99999')).toBeUndefined();
   });
+
+  it.each(['kafka:0x10', 'kafka:1e3', 'kafka: 80', 'kafka:80.0', 'kafka:+80'])(
+    'refuses a broker whose port is not plain digits (%s)',
+    (broker) => {
+      expect(parseBroker(broker)).toBeUndefined();
+      expect(() => traceProducer(fakeProducer().producer, { broker })).toThrow(
+        new TypeError(`Expected \`broker\` to be "host:port", got ${JSON.stringify(broker)}`),
+      );
+    },
+  );
 });
 
 describe('wrapping', () => {
@@ -57,6 +67,59 @@ describe('wrapping', () => {
     expect(traceProducer(fromKafka)).toBe(fromKafka);
     const transaction = await producer.transaction();
     expect(transaction.send).not.toBe((await fakeProducer().producer.transaction()).send);
+  });
+
+  it('refuses what is not the kafkajs client it expects, naming the parameter and what is missing', () => {
+    const kafka = new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING });
+    const wrong: Array<[string, unknown, RegExp]> = [
+      ['null', null, /got null$/],
+      ['a plain object', {}, /got an object without send\(\)$/],
+      ['the Kafka client (kafkajs names its class Client)', kafka, /got a Client without send\(\)$/],
+      ['a consumer', fakeConsumer().consumer, /got an object without send\(\)$/],
+      [
+        'a hostile Proxy',
+        new Proxy(
+          {},
+          {
+            get: () => {
+              throw new Error('trap');
+            },
+            getPrototypeOf: () => {
+              throw new Error('trap');
+            },
+          },
+        ),
+        /got an object without send\(\)$/,
+      ],
+    ];
+    for (const [, value, got] of wrong) {
+      expect(() => traceProducer(value as never)).toThrow(TypeError);
+      expect(() => traceProducer(value as never)).toThrow(/^Expected `producer` to be a kafkajs Producer, /);
+      expect(() => traceProducer(value as never)).toThrow(got);
+    }
+    expect(() => traceConsumer(fakeProducer().producer as never)).toThrow(
+      new TypeError('Expected `consumer` to be a kafkajs Consumer, got an object without run()'),
+    );
+    expect(() => traceConsumer(undefined as never)).toThrow(
+      new TypeError('Expected `consumer` to be a kafkajs Consumer, got undefined'),
+    );
+    expect(() => traceKafka(fakeProducer().producer as never)).toThrow(
+      new TypeError('Expected `kafka` to be a kafkajs Kafka client, got an object without producer()'),
+    );
+  });
+
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const raw = fakeProducer().producer;
+    const producer = traceProducer(raw);
+    const consumer = traceConsumer(fakeConsumer().consumer);
+    const kafka = traceKafka(new Kafka({ brokers: ['127.0.0.1:1'], logLevel: logLevel.NOTHING }));
+    const bad = { captureKeys: 'no' } as never;
+    const message = new TypeError('Expected `captureKeys` to be a boolean, got "no"');
+    expect(() => traceProducer(producer, bad)).toThrow(message);
+    expect(() => traceProducer(raw, bad)).toThrow(message);
+    expect(() => traceConsumer(consumer, bad)).toThrow(message);
+    expect(() => traceKafka(kafka, bad)).toThrow(message);
+    expect(traceProducer(raw, { captureKeys: true })).toBe(producer); // valid: still the first wrapper
   });
 
   it("passes every other property through, calling the raw producer's own methods on it", async () => {

@@ -27,6 +27,17 @@ export interface ClientState {
 }
 
 /**
+ * Validates the options (a bad one throws a TypeError here) and builds nothing: for a client wrapped
+ * before, whose wrapper is returned and these options ignored.
+ */
+export function validateOptions(
+  options: PlatformaticConsumerOptions & PlatformaticProducerOptions & ConsumerTracingOptions,
+): void {
+  createInstrumentation(PLATFORMATIC_KAFKA_SCOPE, options);
+  resolveSettings(options);
+}
+
+/**
  * Validates the options (a bad one throws a TypeError here) and builds a client's instrumentation,
  * settings, client info, span templates and metric attribute cache.
  *

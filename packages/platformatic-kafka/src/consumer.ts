@@ -1,5 +1,5 @@
-import { existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
-import { clientState } from './client-state.ts';
+import { assertClient, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import { clientState, validateOptions } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
 import type { PlatformaticConsumerOptions } from './options.ts';
@@ -26,15 +26,20 @@ export interface TraceableConsumer {
  * The streams keep their type, and hand out the client's own message objects. Idempotent; keeps
  * the consumer's type.
  *
- * @param consumer - a `new Consumer({ groupId, ... })`.
+ * @param consumer - a `new Consumer({ groupId, ... })`; anything else (`null`, a producer, another
+ *   library's consumer) throws a TypeError.
  * @param options - see {@link PlatformaticConsumerOptions}; invalid options throw a TypeError here.
  */
 export function traceConsumer<C extends TraceableConsumer>(
   consumer: C,
   options: PlatformaticConsumerOptions = {},
 ): C {
+  assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close']);
   const existing = existingWrapper(consumer);
-  if (existing) return existing;
+  if (existing) {
+    validateOptions(options);
+    return existing;
+  }
   const state: ConsumerState = {
     ...clientState(consumer, options, true),
     streams: new Set(),

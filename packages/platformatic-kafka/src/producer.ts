@@ -1,5 +1,10 @@
-import { existingWrapper, interceptMethods, settleAllTransactions } from '@hoptrace/core/adapter';
-import { clientState } from './client-state.ts';
+import {
+  assertClient,
+  existingWrapper,
+  interceptMethods,
+  settleAllTransactions,
+} from '@hoptrace/core/adapter';
+import { clientState, validateOptions } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
 import type { PlatformaticProducerOptions } from './options.ts';
 import { traceProducerStream } from './producer-stream.ts';
@@ -35,15 +40,20 @@ export interface TraceableProducer {
  *
  * Idempotent (a traced producer is returned unchanged); keeps the producer's type.
  *
- * @param producer - a `new Producer({...})`.
+ * @param producer - a `new Producer({...})`; anything else (`null`, a consumer, another library's
+ *   producer) throws a TypeError.
  * @param options - see {@link PlatformaticProducerOptions}; invalid options throw a TypeError here.
  */
 export function traceProducer<P extends TraceableProducer>(
   producer: P,
   options: PlatformaticProducerOptions = {},
 ): P {
+  assertClient('producer', producer, 'a @platformatic/kafka Producer', ['send', 'close']);
   const existing = existingWrapper(producer);
-  if (existing) return existing;
+  if (existing) {
+    validateOptions(options);
+    return existing;
+  }
   const state: ProducerState = {
     ...clientState(producer, options, false),
     encodings: producerHeaderEncodings(producer),

@@ -29,6 +29,45 @@ describe('options', () => {
     expect(DEFAULT_MAX_PROCESSING_MS).toBe(60_000);
   });
 
+  it('refuses what is not the @platformatic/kafka client it expects, naming the parameter and what is missing', () => {
+    const { producer } = fakeProducer();
+    const { consumer } = fakeConsumer();
+    expect(() => traceProducer(null as never)).toThrow(
+      new TypeError('Expected `producer` to be a @platformatic/kafka Producer, got null'),
+    );
+    expect(() => traceProducer({} as never)).toThrow(
+      new TypeError('Expected `producer` to be a @platformatic/kafka Producer, got an object without send()'),
+    );
+    expect(() => traceProducer(consumer as never)).toThrow(
+      new TypeError('Expected `producer` to be a @platformatic/kafka Producer, got an object without send()'),
+    );
+    // a kafkajs producer: send() but no beginTransaction()
+    expect(() => traceProducer({ send() {}, transaction() {} } as never)).toThrow(
+      new TypeError(
+        'Expected `producer` to be a @platformatic/kafka Producer, got an object without beginTransaction()',
+      ),
+    );
+    expect(() => traceConsumer(producer as never)).toThrow(
+      new TypeError(
+        'Expected `consumer` to be a @platformatic/kafka Consumer, got an object without consume()',
+      ),
+    );
+    expect(() => traceConsumer(undefined as never)).toThrow(
+      new TypeError('Expected `consumer` to be a @platformatic/kafka Consumer, got undefined'),
+    );
+  });
+
+  it('validates the options of a call that returns an existing wrapper too', () => {
+    const { producer } = fakeProducer();
+    const { consumer } = fakeConsumer();
+    const tracedProducer = traceProducer(producer);
+    const tracedConsumer = traceConsumer(consumer);
+    expect(() => traceProducer(tracedProducer, { captureKeys: 'yes' as never })).toThrow(/captureKeys/);
+    expect(() => traceProducer(producer, { createSpans: 1 as never })).toThrow(/createSpans/);
+    expect(() => traceConsumer(tracedConsumer, { maxProcessingMs: 0 })).toThrow(/maxProcessingMs/);
+    expect(traceConsumer(consumer, { maxProcessingMs: 5 })).toBe(tracedConsumer);
+  });
+
   it('wraps once', () => {
     const { producer } = fakeProducer();
     const traced = traceProducer(producer);
