@@ -180,6 +180,48 @@ describe('kafkajs and @platformatic/kafka in one fleet', () => {
   });
 });
 
+describe("each Kafka adapter refuses the other library's clients at wrap time", () => {
+  it('real clients of each library: accepted by their own adapter, refused by the other', async () => {
+    const js = kafkajsClient('client-checks');
+    const jsProducer = js.producer();
+    const jsConsumer = js.consumer({ groupId: `client-checks-${randomUUID()}` });
+    const bootstrapBrokers = brokerEndpoint('kafka').brokers;
+    const pltProducer = new Producer({ clientId: 'client-checks', bootstrapBrokers });
+    const pltConsumer = new Consumer({
+      clientId: 'client-checks',
+      groupId: `client-checks-${randomUUID()}`,
+      bootstrapBrokers,
+    });
+    try {
+      expect(kafkajsAdapter.traceProducer(jsProducer)).not.toBe(jsProducer);
+      expect(kafkajsAdapter.traceConsumer(jsConsumer)).not.toBe(jsConsumer);
+      expect(pltAdapter.traceProducer(pltProducer)).not.toBe(pltProducer);
+      expect(pltAdapter.traceConsumer(pltConsumer)).not.toBe(pltConsumer);
+      expect(() => kafkajsAdapter.traceProducer(pltProducer as never)).toThrow(
+        /^Expected `producer` to be a kafkajs Producer, got a Producer without sendBatch\(\)$/,
+      );
+      expect(() => kafkajsAdapter.traceConsumer(pltConsumer as never)).toThrow(
+        /^Expected `consumer` to be a kafkajs Consumer, got a Consumer without run\(\)$/,
+      );
+      expect(() => pltAdapter.traceProducer(jsProducer as never)).toThrow(
+        /^Expected `producer` to be a @platformatic\/kafka Producer, got an object without close\(\)$/,
+      );
+      expect(() => pltAdapter.traceConsumer(jsConsumer as never)).toThrow(
+        /^Expected `consumer` to be a @platformatic\/kafka Consumer, got an object without consume\(\)$/,
+      );
+      // the kafkajs Kafka client is neither a producer nor a consumer
+      expect(() => kafkajsAdapter.traceProducer(js as never)).toThrow(
+        /^Expected `producer` to be a kafkajs Producer/,
+      );
+      expect(() => pltAdapter.traceProducer(js as never)).toThrow(
+        /^Expected `producer` to be a @platformatic\/kafka Producer/,
+      );
+    } finally {
+      await Promise.allSettled([pltProducer.close(), pltConsumer.close()]);
+    }
+  });
+});
+
 describe('the order pipeline with its Kafka hops on @platformatic/kafka', () => {
   let pipeline: Pipeline;
   beforeAll(async () => {

@@ -70,9 +70,9 @@ export function deadLetterMessage(
     destination: failed.topic,
     partition: failed.partition,
     offset: message.offset,
-    attempts: options.attempts,
-    classifyError: options.classifyError,
-    context: options.context,
+    attempts: options?.attempts,
+    classifyError: options?.classifyError,
+    context: options?.context,
   });
   for (const key in lineage) headers[key] = lineage[key];
   const out: Message = { key: message.key, value: message.value, headers };

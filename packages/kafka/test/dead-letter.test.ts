@@ -34,6 +34,15 @@ describe('deadLetterMessage', () => {
     expect(String(out.headers?.[FAILURE_HEADERS.errorMessage])).toHaveLength(256);
   });
 
+  it('null options count as none (the dead-letter path never throws on them)', () => {
+    const failed = { topic: 'orders', partition: 0, message: message(7, {}, null) };
+    const out = deadLetterMessage(failed, new TypeError('bad'), null as never);
+    expect(out.headers).toMatchObject({
+      [FAILURE_HEADERS.errorType]: 'TypeError',
+      [FAILURE_HEADERS.attempts]: '1',
+    });
+  });
+
   it('a retry of a retry counts attempts up and replaces the earlier lineage', () => {
     const first = deadLetterMessage(
       { topic: 'orders', partition: 0, message: message(1, { traceparent: TRACEPARENT }) },

@@ -87,9 +87,9 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
     destination: typeof failed?.topic === 'string' ? failed.topic : '',
     partition: failed?.partition,
     offset: typeof failed?.offset === 'bigint' ? failed.offset.toString() : undefined,
-    attempts: options.attempts,
-    classifyError: options.classifyError,
-    context: options.context ?? messageContextOf(failed),
+    attempts: options?.attempts,
+    classifyError: options?.classifyError,
+    context: options?.context ?? messageContextOf(failed),
   });
   for (const name in lineage) {
     const value = lineage[name] as string;

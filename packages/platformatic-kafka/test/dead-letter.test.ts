@@ -53,6 +53,9 @@ describe('deadLetterMessage', () => {
     const copy = deadLetterMessage({ topic: 't', value: 'v' }, null);
     expect(copy.headers.get(FAILURE_HEADERS.attempts as never)).toBe('1');
     expect(() => deadLetterMessage(undefined as never, undefined)).not.toThrow();
+    // null options count as none
+    const noOptions = deadLetterMessage({ topic: 't', value: 'v' }, new RangeError('x'), null as never);
+    expect(noOptions.headers.get(FAILURE_HEADERS.errorType as never)).toBe('RangeError');
     const throwing = new Map();
     throwing[Symbol.iterator] = () => {
       throw new Error('boom');

@@ -25,6 +25,7 @@ export function fakeProducer(serializers?: Record<string, unknown>) {
       cancel: async () => undefined,
       addOffset: async (_message: unknown) => undefined,
     }),
+    close: async () => undefined,
     [Symbol('plt.kafka.base.options')]: { serializers },
   };
   return { producer, sent };

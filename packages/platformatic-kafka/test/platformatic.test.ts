@@ -41,10 +41,10 @@ describe('options', () => {
     expect(() => traceProducer(consumer as never)).toThrow(
       new TypeError('Expected `producer` to be a @platformatic/kafka Producer, got an object without send()'),
     );
-    // a kafkajs producer: send() but no beginTransaction()
-    expect(() => traceProducer({ send() {}, transaction() {} } as never)).toThrow(
+    // a kafkajs producer: send() but no close() (kafkajs has connect/disconnect)
+    expect(() => traceProducer({ send() {}, sendBatch() {}, disconnect() {} } as never)).toThrow(
       new TypeError(
-        'Expected `producer` to be a @platformatic/kafka Producer, got an object without beginTransaction()',
+        'Expected `producer` to be a @platformatic/kafka Producer, got an object without close()',
       ),
     );
     expect(() => traceConsumer(producer as never)).toThrow(
