@@ -64,13 +64,29 @@ describe('12.10 consumers created inside an active span', () => {
         ...spansNamed(all, `process ${topic}`),
         ...spansNamed(all, `process ${batchTopic}`),
       ];
-      for (const span of processSpans) {
-        expect(span.spanContext().traceId).not.toBe(startupId.traceId);
-        expect(parentSpanId(span)).not.toBe(startupId.spanId);
-      }
-      for (const span of spansNamed(all, `process ${topic}`)) {
+      for (const span of processSpans) expect(span.spanContext().traceId).not.toBe(startupId.traceId);
+      // Roots of their own (never the startup span, never the send span); under 'link' the batch
+      // message's own span is a child of the batch span, the processing context hoptrace controls.
+      const batchProcesses = spansNamed(all, `process ${batchTopic}`);
+      const batchSpan = batchProcesses.find((s) => s.attributes['messaging.batch.message_count'] === 1);
+      if (!batchSpan) throw new Error('no batch span');
+      const [messageSpan] = batchProcesses.filter((s) => s !== batchSpan) as [ReadableSpan];
+      for (const span of [...spansNamed(all, `process ${topic}`), batchSpan]) {
         expect(parentSpanId(span)).toBeUndefined();
-        expect(span.links).toHaveLength(1);
+      }
+      expect(parentSpanId(messageSpan)).toBe(
+        relation === 'link' ? batchSpan.spanContext().spanId : undefined,
+      );
+      // Each process span (the eachMessage ones, the batch span and the batch message's own span)
+      // links to the send span that created its message, and to nothing else.
+      const send = onlySpan(all, `send ${topic}`);
+      const batchSend = onlySpan(all, `send ${batchTopic}`);
+      for (const span of spansNamed(all, `process ${topic}`)) {
+        expect(span.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+        expect(span.links[0]?.context.traceId).toBe(send.spanContext().traceId);
+      }
+      for (const span of spansNamed(all, `process ${batchTopic}`)) {
+        expect(span.links.map((l) => l.context.spanId)).toEqual([batchSend.spanContext().spanId]);
       }
       // Two eachMessage spans, each a trace of its own (not one growing trace).
       const [a, b] = spansNamed(all, `process ${topic}`) as [ReadableSpan, ReadableSpan];
