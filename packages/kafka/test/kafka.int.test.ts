@@ -30,14 +30,13 @@ import {
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { IHeaders } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
-const tracer = trace.getTracer('test');
 
 const clients = useKafkaClients();
 
@@ -63,9 +62,7 @@ describe('traced kafkajs against a real broker', () => {
         activeInHandler = trace.getActiveSpan()?.spanContext().spanId;
       },
     });
-    const parent = tracer.startSpan('parent');
     await trace.getTracer('x').startActiveSpan('outer', async (outer) => {
-      parent.end();
       await producer.send({ topic, messages: [{ key: 'order-1', value: 'hello' }] });
       outer.end();
     });
@@ -232,12 +229,16 @@ describe('traced kafkajs against a real broker', () => {
       [t1, t2],
     );
     await consumer.run({ eachMessage: async () => undefined });
-    await producer.sendBatch({
-      topicMessages: [
-        { topic: t1, messages: [{ value: 'x' }] },
-        { topic: t2, messages: [{ value: 'y' }, { value: 'z' }] },
-      ],
-    });
+    const request = trace.getTracer('test').startSpan('request');
+    await context.with(trace.setSpan(context.active(), request), () =>
+      producer.sendBatch({
+        topicMessages: [
+          { topic: t1, messages: [{ value: 'x' }] },
+          { topic: t2, messages: [{ value: 'y' }, { value: 'z' }] },
+        ],
+      }),
+    );
+    request.end();
     const all = await waitForSpans(
       spans,
       (s) => spansNamed(s, `process ${t1}`).length === 1 && spansNamed(s, `process ${t2}`).length === 2,
@@ -247,10 +248,23 @@ describe('traced kafkajs against a real broker', () => {
     expect(send.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT]).toBe(3);
     const creates = [...spansNamed(all, `create ${t1}`), ...spansNamed(all, `create ${t2}`)];
     expect(creates).toHaveLength(3);
-    expect(send.links).toHaveLength(3);
-    const createIds = new Set(creates.map((c) => c.spanContext().spanId));
+    const createIds = creates.map((c) => c.spanContext().spanId);
+    expect(send.links.map((l) => l.context.spanId).sort()).toEqual([...createIds].sort());
+    // The send span and the create spans are siblings under the caller's span, in its trace.
+    for (const s of [send, ...creates]) {
+      expect(parentSpanId(s)).toBe(request.spanContext().spanId);
+      expect(s.spanContext().traceId).toBe(request.spanContext().traceId);
+    }
+    // Each message's process span is the child of that message's own create span (topic and offset).
+    const key = (s: ReadableSpan) =>
+      `${String(s.attributes[ATTR_MESSAGING_DESTINATION_NAME])}/${String(s.attributes[ATTR_KAFKA_OFFSET])}`;
+    const createByMessage = new Map(creates.map((c) => [key(c), c]));
+    expect([...createByMessage.keys()].sort()).toEqual([`${t1}/0`, `${t2}/0`, `${t2}/1`].sort());
     for (const process of [...spansNamed(all, `process ${t1}`), ...spansNamed(all, `process ${t2}`)]) {
-      expect(createIds.has(parentSpanId(process) as string)).toBe(true);
+      const create = createByMessage.get(key(process));
+      if (!create) throw new Error(`no create span for ${key(process)}`);
+      expect(parentSpanId(process)).toBe(create.spanContext().spanId);
+      expect(process.spanContext().traceId).toBe(request.spanContext().traceId);
     }
     expect(
       spansNamed(all, `create ${t2}`)
