@@ -6,8 +6,16 @@ import { hasCommand, isRoot, run } from './process.ts';
  */
 async function ensurePackage(binary: string, pkg: string): Promise<void> {
   if (hasCommand(binary)) return;
+  await aptInstall(pkg, `${binary} is not installed`);
+}
+
+/**
+ * Installs a Debian package with apt-get (root only); `missing` says what is missing, for the error
+ * thrown when apt-get cannot be used here.
+ */
+export async function aptInstall(pkg: string, missing: string): Promise<void> {
   if (!isRoot() || !hasCommand('apt-get')) {
-    throw new Error(`${binary} is not installed and apt-get is not usable here (needs root on Debian)`);
+    throw new Error(`${missing} and apt-get is not usable here (needs root on Debian)`);
   }
   await run('apt-get', ['update'], { timeoutMs: 300_000 });
   await run('apt-get', ['install', '-y', pkg], { timeoutMs: 600_000 });

@@ -8,6 +8,15 @@ export {
   isLocalKafkaImage,
 } from './containers.ts';
 export {
+  ensureJava,
+  ensureMavenJar,
+  JAVA_PACKAGE,
+  MAVEN_CENTRAL,
+  type MavenJar,
+  MIN_JAVA_VERSION,
+  mavenJarUrl,
+} from './java.ts';
+export {
   DEFAULT_KAFKA_VERSION,
   ensureKafkaJars,
   kafkaVersion,
