@@ -38,7 +38,11 @@ export {
   type Instrumentation,
   type InstrumentationScope,
 } from './instrumentation.ts';
-export { addKafkaMessageAttributes, type KafkaMessageFields } from './kafka-message.ts';
+export {
+  addKafkaMessageAttributes,
+  addKafkaPositionAttributes,
+  type KafkaMessageFields,
+} from './kafka-message.ts';
 export {
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
   ERROR_TRANSACTION_ABORTED,

@@ -22,7 +22,10 @@ export function withLegacyNames(attributes: Attributes): Attributes {
   const out: Attributes = { ...attributes };
   for (const key in attributes) {
     const legacy = LEGACY_ATTRIBUTE_NAMES[key];
-    if (legacy !== undefined) out[legacy] = legacyValue(key, attributes[key]);
+    if (legacy === undefined) continue;
+    const value = legacyValue(key, attributes[key]);
+    if (typeof legacy === 'string') out[legacy] = value;
+    else for (const name of legacy) out[name] = value;
   }
   return out;
 }

@@ -20,6 +20,10 @@ function utf8Length(text: string): number {
 /** What {@link addKafkaMessageAttributes} reads from a Kafka message (sent or received), whatever the client. */
 export interface KafkaMessageFields {
   readonly key?: unknown;
+  /**
+   * The value: `null` or `undefined` is a tombstone (both clients send either as a null value, and
+   * @platformatic/kafka hands a null value out as `undefined`).
+   */
   readonly value?: unknown;
   /** A partition number. */
   readonly partition?: unknown;
@@ -31,7 +35,9 @@ export interface KafkaMessageFields {
  * Adds a Kafka message's attributes to `out`, the same for every Kafka client: partition (as a
  * string) and `kafka.offset` (a safe integer) when known, `kafka.message.key` when `captureKeys`
  * (strings, and Buffers of valid UTF-8 up to 1 KB; cut to 256 characters), the tombstone flag for a
- * `null` value, and the value's byte size when `captureBodySize`. Never throws.
+ * `null` or `undefined` value, and the value's byte size when `captureBodySize`. Only for a message
+ * (sent or received); a reply's position alone goes through {@link addKafkaPositionAttributes}.
+ * Never throws.
  */
 export function addKafkaMessageAttributes(
   out: Attributes,
@@ -48,13 +54,7 @@ export function addKafkaMessageAttributes(
   } catch {
     return; // a caller's message whose getters throw: no message attributes, and nothing thrown
   }
-  if (typeof partition === 'number' && Number.isInteger(partition)) {
-    out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
-  }
-  if (offset !== undefined && offset !== null && offset !== '') {
-    const n = typeof offset === 'bigint' || typeof offset === 'string' ? Number(offset) : offset;
-    if (Number.isSafeInteger(n) && (n as number) >= 0) out[ATTR_KAFKA_OFFSET] = n as number;
-  }
+  addKafkaPositionAttributes(out, partition, offset);
   if (captureKeys) {
     if (typeof key === 'string') out[ATTR_KAFKA_MESSAGE_KEY] = capValue(key);
     else if (key instanceof Uint8Array && key.byteLength <= MAX_DECODED_KEY_BYTES) {
@@ -65,9 +65,26 @@ export function addKafkaMessageAttributes(
       }
     }
   }
-  if (value === null) out[ATTR_KAFKA_MESSAGE_TOMBSTONE] = true;
+  if (value === null || value === undefined) out[ATTR_KAFKA_MESSAGE_TOMBSTONE] = true;
   else if (captureBodySize) {
     if (value instanceof Uint8Array) out[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = value.byteLength;
     else if (typeof value === 'string') out[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = utf8Length(value);
+  }
+}
+
+/**
+ * Adds a position's attributes to `out`: the partition (as a string) and `kafka.offset` (a safe
+ * integer), each when known. For what a send's reply says, or a batch's partition. Never throws.
+ *
+ * @param partition - a partition number.
+ * @param offset - an offset as a number, a decimal string or a bigint.
+ */
+export function addKafkaPositionAttributes(out: Attributes, partition: unknown, offset: unknown): void {
+  if (typeof partition === 'number' && Number.isInteger(partition)) {
+    out[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = String(partition);
+  }
+  if (offset !== undefined && offset !== null && offset !== '') {
+    const n = typeof offset === 'bigint' || typeof offset === 'string' ? Number(offset) : offset;
+    if (Number.isSafeInteger(n) && (n as number) >= 0) out[ATTR_KAFKA_OFFSET] = n as number;
   }
 }

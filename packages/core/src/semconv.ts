@@ -79,15 +79,18 @@ export const MESSAGING_DURATION_BUCKETS: readonly number[] = [
 
 /**
  * Older attribute names that backends and dashboards still key on, by the newest name they were
- * renamed to. Emitted in addition to the newest names when `legacyAttributes` is on.
+ * renamed to (several when a key was renamed more than once and both older names are in use:
+ * `kafka.offset` was `messaging.kafka.offset` before 1.45, which the OpenTelemetry JS kafkajs
+ * instrumentation emits, and `messaging.kafka.message.offset` before that, which older agents emit).
+ * Emitted in addition to the newest names when `legacyAttributes` is on.
  */
-export const LEGACY_ATTRIBUTE_NAMES: Readonly<Record<string, string>> = {
+export const LEGACY_ATTRIBUTE_NAMES: Readonly<Record<string, string | readonly string[]>> = {
   [ATTR_MESSAGING_SYSTEM_NAME]: 'messaging.system',
   [ATTR_MESSAGING_OPERATION_TYPE]: 'messaging.operation',
   [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: 'messaging.kafka.consumer.group',
   [ATTR_MESSAGING_DESTINATION_PARTITION_ID]: 'messaging.kafka.destination.partition',
   [ATTR_KAFKA_MESSAGE_KEY]: 'messaging.kafka.message.key',
-  [ATTR_KAFKA_OFFSET]: 'messaging.kafka.message.offset',
+  [ATTR_KAFKA_OFFSET]: ['messaging.kafka.offset', 'messaging.kafka.message.offset'],
   [ATTR_KAFKA_MESSAGE_TOMBSTONE]: 'messaging.kafka.message.tombstone',
   [ATTR_KAFKA_CLUSTER_ID]: 'messaging.kafka.cluster.id',
   [ATTR_RABBITMQ_DESTINATION_ROUTING_KEY]: 'messaging.rabbitmq.destination.routing_key',

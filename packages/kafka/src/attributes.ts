@@ -1,4 +1,9 @@
-import { addKafkaMessageAttributes, type Instrumentation, setSpanAttributes } from '@hoptrace/core/adapter';
+import {
+  addKafkaMessageAttributes,
+  addKafkaPositionAttributes,
+  type Instrumentation,
+  setSpanAttributes,
+} from '@hoptrace/core/adapter';
 import type { Attributes, Span } from '@opentelemetry/api';
 
 /** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
@@ -14,6 +19,7 @@ export { ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME, ERROR_TRANSACTION_ABORTED } fr
  * Sets what hoptrace records about one message on a recording span: `base` (a fresh object, filled
  * in here), the partition and offset when known, and for `message` its key (with `captureKeys`),
  * tombstone and body size (with `captureBodySize`); older names too with `legacyAttributes`.
+ * Without a `message` (a reply's or a batch's position), only the partition and offset.
  */
 export function setMessageAttributes(
   span: Span,
@@ -24,11 +30,14 @@ export function setMessageAttributes(
   offset: number | string | undefined,
   base: Attributes = {},
 ): void {
-  addKafkaMessageAttributes(
-    base,
-    { key: message?.key, value: message ? message.value : undefined, partition, offset },
-    captureKeys,
-    instr.captureBodySize,
-  );
+  if (message === undefined || message === null) addKafkaPositionAttributes(base, partition, offset);
+  else {
+    addKafkaMessageAttributes(
+      base,
+      { key: message.key, value: message.value, partition, offset },
+      captureKeys,
+      instr.captureBodySize,
+    );
+  }
   setSpanAttributes(span, base, instr.legacyAttributes);
 }

@@ -373,6 +373,8 @@ describe('legacy attribute names', () => {
       'kafka.message.key': 'k',
       'messaging.kafka.message.key': 'k',
       'kafka.offset': 10,
+      // The name before 1.45 (what @opentelemetry/instrumentation-kafkajs emits) and the one before it.
+      'messaging.kafka.offset': 10,
       'messaging.kafka.message.offset': 10,
       'messaging.destination.partition.id': '0',
       'messaging.kafka.destination.partition': 0,

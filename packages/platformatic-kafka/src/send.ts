@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
+  addKafkaPositionAttributes,
   callerSpanContext,
   copyWith,
   fieldsToAdd,
@@ -264,6 +265,6 @@ function recordPosition(state: ProducerState, span: Span, reply: unknown): void 
   if (!Array.isArray(offsets) || offsets.length !== 1) return;
   const only = offsets[0] as { partition?: unknown; offset?: unknown } | undefined;
   const attributes: Attributes = {};
-  addKafkaMessageAttributes(attributes, { partition: only?.partition, offset: only?.offset }, false, false);
+  addKafkaPositionAttributes(attributes, only?.partition, only?.offset);
   setSpanAttributes(span, attributes, state.instr.legacyAttributes);
 }

@@ -11,6 +11,7 @@ import {
 import {
   ATTR_ERROR_TYPE,
   ATTR_KAFKA_MESSAGE_KEY,
+  ATTR_KAFKA_MESSAGE_TOMBSTONE,
   ATTR_KAFKA_OFFSET,
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_MESSAGING_CLIENT_ID,
@@ -282,6 +283,31 @@ describe('traced @platformatic/kafka against a real broker', () => {
     const process = onlySpan(spans(), `process ${topic}`);
     expect(openDuring).toBe(1);
     expect(active).toBe(process.spanContext().spanId);
+  });
+
+  it('marks a tombstone (null value) on its send and process spans, in every deserializer shape', async () => {
+    // @platformatic/kafka sends an undefined value as null, and hands a null value out as undefined
+    // (its default and string deserializers alike): kafka.message.tombstone belongs on both spans.
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    await producer.send({ messages: [{ topic, key: 'gone', value: undefined as unknown as string }] });
+    await producer.send({ messages: [{ topic, key: 'kept', value: 'v' }] });
+    const stringStream = await streamOf(traceConsumer(stringConsumer()), [topic]);
+    await take(stringStream, 2);
+    const raw = traceConsumer(
+      new Consumer({ clientId: 'raw', groupId: groupId(), bootstrapBrokers: brokers(), maxWaitTime: 200 }),
+    );
+    cleanup.push(() => raw.close(true));
+    await take(await streamOf(raw, [topic]), 2);
+    const [gone, kept] = spansNamed(spans(), `send ${topic}`) as [ReadableSpan, ReadableSpan];
+    expect(gone.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBe(true);
+    expect(kept.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBeUndefined();
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(4);
+    const tombstones = processes.filter((p) => p.attributes[ATTR_KAFKA_OFFSET] === 0);
+    expect(tombstones.map((p) => p.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE])).toEqual([true, true]);
+    const values = processes.filter((p) => p.attributes[ATTR_KAFKA_OFFSET] === 1);
+    expect(values.map((p) => p.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE])).toEqual([undefined, undefined]);
   });
 
   it('records a failed send with error.type and hands back the same error', async () => {
