@@ -60,17 +60,20 @@ function cut(text: string, max: number): string {
 }
 
 /**
- * The `error.type` for a failure: a textual error code the client library attached (`type` as
- * kafkajs sets it, e.g. `UNKNOWN_TOPIC_OR_PARTITION`, or `code`) on the error or on any error in its
- * `cause` chain (kafkajs wraps protocol errors in `KafkaJSNumberOfRetriesExceeded` once its retries
- * run out); else the outer error's class name; else `_OTHER`. Works on any thrown value (null
- * prototypes, throwing getters, primitives) and never throws.
+ * The `error.type` for a failure: a textual error code the client library attached, on the error or
+ * on any error in its `cause` chain (kafkajs wraps protocol errors in `KafkaJSNumberOfRetriesExceeded`
+ * once its retries run out): the Kafka protocol error name (`type` as kafkajs sets it, `apiId` as
+ * @platformatic/kafka sets it, e.g. `UNKNOWN_TOPIC_OR_PARTITION`) before the library's own `code`,
+ * and the protocol error name all the errors of an aggregate share (@platformatic/kafka's
+ * `PLT_KFK_RESPONSE` carries one per failed partition) before the aggregate's code; else the outer
+ * error's class name; else `_OTHER`. Works on any thrown value (null prototypes, throwing getters,
+ * primitives) and never throws.
  */
 export function errorTypeOf(error: unknown): string {
   let current: unknown = error;
   for (let depth = 0; depth < MAX_CAUSE_DEPTH && current !== null && typeof current === 'object'; depth++) {
-    const type = read(current, 'type');
-    if (typeof type === 'string' && type.length > 0) return cut(type, MAX_ERROR_TYPE_LENGTH);
+    const protocol = protocolErrorName(current) ?? sharedProtocolErrorName(read(current, 'errors'));
+    if (protocol !== undefined) return cut(protocol, MAX_ERROR_TYPE_LENGTH);
     const code = read(current, 'code');
     if (typeof code === 'string' && code.length > 0) return cut(code, MAX_ERROR_TYPE_LENGTH);
     current = read(current, 'cause');
@@ -86,6 +89,35 @@ export function errorTypeOf(error: unknown): string {
     }
   }
   return ERROR_TYPE_OTHER;
+}
+
+/** The Kafka protocol error name an error carries: kafkajs's `type`, @platformatic/kafka's `apiId`. */
+function protocolErrorName(error: object): string | undefined {
+  const type = read(error, 'type');
+  if (typeof type === 'string' && type.length > 0) return type;
+  const apiId = read(error, 'apiId');
+  return typeof apiId === 'string' && apiId.length > 0 ? apiId : undefined;
+}
+
+/** How many errors of an aggregate are looked at for a shared protocol error name. */
+const MAX_AGGREGATE_ERRORS = 16;
+
+/** The protocol error name every error of an aggregate's `errors` list carries, if they agree. */
+function sharedProtocolErrorName(errors: unknown): string | undefined {
+  try {
+    if (!Array.isArray(errors) || errors.length === 0 || errors.length > MAX_AGGREGATE_ERRORS)
+      return undefined;
+    let shared: string | undefined;
+    for (let i = 0; i < errors.length; i++) {
+      const entry: unknown = errors[i];
+      const name = entry !== null && typeof entry === 'object' ? protocolErrorName(entry) : undefined;
+      if (name === undefined || (shared !== undefined && name !== shared)) return undefined;
+      shared = name;
+    }
+    return shared;
+  } catch {
+    return undefined; // a hostile list (a revoked Proxy, a throwing index getter)
+  }
 }
 
 /**

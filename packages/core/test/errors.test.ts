@@ -19,6 +19,31 @@ describe('errorTypeOf', () => {
     [undefined, '_OTHER'],
     [Object.create(null), '_OTHER'],
     [{}, '_OTHER'],
+    // @platformatic/kafka: a ProtocolError names the Kafka error in apiId, its code is the library's
+    [{ code: 'PLT_KFK_PROTOCOL', apiId: 'INVALID_TOPIC_EXCEPTION' }, 'INVALID_TOPIC_EXCEPTION'],
+    // a response error (an aggregate) whose errors agree, or not
+    [
+      {
+        code: 'PLT_KFK_RESPONSE',
+        errors: [
+          { code: 'PLT_KFK_PROTOCOL', apiId: 'NOT_LEADER_OR_FOLLOWER' },
+          { code: 'PLT_KFK_PROTOCOL', apiId: 'NOT_LEADER_OR_FOLLOWER' },
+        ],
+      },
+      'NOT_LEADER_OR_FOLLOWER',
+    ],
+    [
+      {
+        code: 'PLT_KFK_RESPONSE',
+        errors: [
+          { code: 'PLT_KFK_PROTOCOL', apiId: 'NOT_LEADER_OR_FOLLOWER' },
+          { code: 'PLT_KFK_PROTOCOL', apiId: 'UNKNOWN_TOPIC_OR_PARTITION' },
+        ],
+      },
+      'PLT_KFK_RESPONSE',
+    ],
+    [{ code: 'PLT_KFK_RESPONSE', errors: [{ code: 'PLT_KFK_NETWORK' }] }, 'PLT_KFK_RESPONSE'],
+    [{ code: 'PLT_KFK_MULTIPLE', errors: [] }, 'PLT_KFK_MULTIPLE'],
   ])('maps %s to %s', (error, expected) => {
     expect(errorTypeOf(error)).toBe(expected);
   });
@@ -33,6 +58,16 @@ describe('errorTypeOf', () => {
       },
     );
     expect(errorTypeOf(hostile)).toBe('_OTHER');
+    const revoked = Proxy.revocable([], {});
+    revoked.revoke();
+    expect(errorTypeOf({ code: 'PLT_KFK_RESPONSE', errors: revoked.proxy })).toBe('PLT_KFK_RESPONSE');
+    const throwingEntry = [{ apiId: 'A' }];
+    Object.defineProperty(throwingEntry, 0, {
+      get() {
+        throw new Error('trap');
+      },
+    });
+    expect(errorTypeOf({ code: 'PLT_KFK_RESPONSE', errors: throwingEntry })).toBe('PLT_KFK_RESPONSE');
     expect(describeError(hostile)).toEqual({ name: undefined, message: undefined });
   });
 });

@@ -310,18 +310,35 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(values.map((p) => p.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE])).toEqual([undefined, undefined]);
   });
 
-  it('records a failed send with error.type and hands back the same error', async () => {
+  it('records a failed send with error.type (the Kafka error code where the broker gave one) and hands back the same error', async () => {
     const producer = traceProducer(stringProducer({ retries: 0 }));
-    const topic = `hoptrace-plt-missing-${Date.now()}`;
-    const error = await producer.send({ messages: [{ topic, value: 'x' }], autocreateTopics: false }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    // Refused by the client before any request: its own code.
+    const missing = `hoptrace-plt-missing-${Date.now()}`;
+    const error = await producer
+      .send({ messages: [{ topic: missing, value: 'x' }], autocreateTopics: false })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(Error);
-    const send = onlySpan(spans(), `send ${topic}`);
+    const send = onlySpan(spans(), `send ${missing}`);
     expect(send.status.code).toBe(SpanStatusCode.ERROR);
-    expect(typeof send.attributes[ATTR_ERROR_TYPE]).toBe('string');
+    expect(send.attributes[ATTR_ERROR_TYPE]).toBe((error as { code?: unknown }).code);
+    expect(send.attributes[ATTR_ERROR_TYPE]).toBe('PLT_KFK_USER');
     expect(send.events.some((e) => e.name === 'exception')).toBe(true);
+    // Refused by the broker: the client's response error carries the Kafka error code of each
+    // failed part; error.type is that code, as the conventions ask, and the error is unchanged.
+    const invalid = `hoptrace plt invalid name ${Date.now()}`;
+    const refused = await producer
+      .send({ messages: [{ topic: invalid, value: 'x' }], autocreateTopics: true })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect((refused as { code?: unknown }).code).toBe('PLT_KFK_RESPONSE');
+    const refusedSend = onlySpan(spans(), `send ${invalid}`);
+    expect(refusedSend.status.code).toBe(SpanStatusCode.ERROR);
+    expect(refusedSend.attributes[ATTR_ERROR_TYPE]).toBe('INVALID_TOPIC_EXCEPTION');
   });
 
   it('ends held spans when the consumer closes', async () => {
