@@ -91,6 +91,16 @@ export class Attempt extends Operation {
   }
 
   /**
+   * The process shuts down with the processor still running (`endOpenSpans`): like an abandoned
+   * attempt, its fate is BullMQ's (the job stalls and runs again), so no final or retryable verdict.
+   */
+  override endAtShutdown(): void {
+    if (this.ended) return;
+    this.#abandoned = true;
+    super.endAtShutdown();
+  }
+
+  /**
    * `WaitingError` came with `Job.moveToWait` (BullMQ 5.41): a BullMQ whose jobs lack that method
    * fails a job that throws an error of that name, so it is a failure here too.
    */
