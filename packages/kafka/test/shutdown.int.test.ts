@@ -1,6 +1,13 @@
 import { ERROR_SHUTDOWN, endOpenSpans } from '@hoptrace/core';
 import { traceConsumer, traceProducer } from '@hoptrace/kafka';
-import { deferred, onlySpan, parentSpanId, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import {
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
