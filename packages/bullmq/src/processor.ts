@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { type FailureLineage, readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_SERVER_ADDRESS,
   capValue,
   createInstrumentation,
   existingWrapper,
@@ -38,9 +39,10 @@ import {
 } from './attributes.ts';
 import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
-import { BULLMQ_OPERATIONS } from './operations.ts';
+import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProcessorOptions, type ProcessorTracingOptions } from './options.ts';
 import { BULLMQ_SCOPE } from './scope.ts';
+import { serverAttributes } from './server.ts';
 import { workerWatch } from './worker-watch.ts';
 
 /**
@@ -121,6 +123,20 @@ export function traceProcessor<F extends ProcessorLike>(
     noAttributes,
     instr.legacyAttributes,
   );
+  // Per worker calling the processor: its Redis connection gives `server.address` / `server.port`.
+  const workerTemplates = new WeakMap<object, OperationTemplates<BullmqOperation>>();
+  const templatesOf = (self: unknown): OperationTemplates<BullmqOperation> => {
+    if (self === null || typeof self !== 'object') return templates;
+    let found = workerTemplates.get(self);
+    if (!found) {
+      const server = workerServer(self);
+      found = server
+        ? new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes)
+        : templates;
+      workerTemplates.set(self, found);
+    }
+    return found;
+  };
   const metrics = instr.metricAttributes;
   const metricsOn = instr.metrics !== undefined;
   const fixedQueue = options.queueName;
@@ -136,7 +152,7 @@ export function traceProcessor<F extends ProcessorLike>(
     const carrier = parseCarrier(job.opts);
     const creation = carrierContext(carrier);
     const lineage = carrier ? readFailureLineage(carrier) : undefined;
-    const template = templates.of('process').get(queue);
+    const template = templatesOf(this).of('process').get(queue);
     const { span, context } =
       schedulerId === undefined || jobId === undefined
         ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage))
@@ -162,7 +178,8 @@ export function traceProcessor<F extends ProcessorLike>(
       const attributes: Attributes = { [ATTR_BULLMQ_JOB_ATTEMPT]: attemptsMade + 1 };
       if (jobId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(jobId);
       if (typeof job.name === 'string') attributes[ATTR_BULLMQ_JOB_NAME] = capValue(job.name);
-      if (typeof configured === 'number') attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = configured;
+      // BullMQ stores `attempts: 0` for a job added without attempts: only a configured count is one.
+      if (typeof configured === 'number' && configured > 0) attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = configured;
       if (schedulerId !== undefined) attributes[ATTR_BULLMQ_SCHEDULER_ID] = capValue(schedulerId);
       if (typeof job.parentKey === 'string') attributes[ATTR_BULLMQ_FLOW_PARENT] = capValue(job.parentKey);
       if (lineage) Object.assign(attributes, lineageAttributes(lineage));
@@ -202,6 +219,23 @@ export function traceProcessor<F extends ProcessorLike>(
 }
 
 const noAttributes = (): Attributes => ({});
+
+/**
+ * `server.address` / `server.port` of the BullMQ `Worker` a processor is called by (its
+ * `opts.connection`), or `undefined` when `self` is not one (a sandboxed child, a direct call).
+ * Never throws.
+ */
+function workerServer(self: object): Attributes | undefined {
+  try {
+    const worker = self as { isRunning?: unknown; opts?: { connection?: unknown } };
+    if (typeof worker.isRunning !== 'function' || !worker.opts || typeof worker.opts !== 'object')
+      return undefined;
+    const server = serverAttributes(worker.opts.connection);
+    return ATTR_SERVER_ADDRESS in server ? server : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The links of a process span beyond its creation context: the failed attempt, a flow's children. */
 function extraLinks(
