@@ -68,7 +68,7 @@ export class ChannelState {
       opts.instr.legacyAttributes,
     );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
-    this.metrics = opts.metricAttributes;
+    this.metrics = opts.instr.metricAttributes;
     raw.on('close', () => {
       // amqplib's own `close` listener (added before this one) has called the confirm callbacks it calls.
       for (const operation of this.unconfirmed) {

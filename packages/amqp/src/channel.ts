@@ -37,7 +37,7 @@ export function traceChannel<C extends TraceableChannel>(channel: C, options?: A
   }
   // Options are validated also when the channel was wrapped before (they are then ignored).
   const resolved = resolveOptions(options);
-  return existingWrapper(channel) ?? wrapChannel(channel, resolved);
+  return wrapChannel(channel, resolved);
 }
 
 /** Wraps a raw channel with already resolved options (used by {@link traceConnection}). */

@@ -8,7 +8,6 @@ import {
   createInstrumentation,
   type Instrumentation,
   MAX_TIMEOUT_MS,
-  type MetricAttributeCache,
 } from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
 import { AMQP_SCOPE } from './scope.ts';
@@ -92,12 +91,6 @@ export interface ResolvedOptions {
   readonly serverAddress: string | undefined;
   readonly serverPort: number | undefined;
   readonly spanDestination: ((parts: SpanNameParts) => string | undefined) | undefined;
-  /**
-   * The metric attribute sets, shared by every wrapper recording on the same MeterProvider (core's
-   * per-meter cache), so the cap on metric series holds however many channels and connections come
-   * and go.
-   */
-  readonly metricAttributes: MetricAttributeCache;
 }
 
 /**
@@ -127,6 +120,5 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
     serverAddress: o.serverAddress,
     serverPort: o.serverPort,
     spanDestination: o.spanDestination,
-    metricAttributes: instr.metricAttributes,
   };
 }

@@ -88,6 +88,11 @@ describe('server attributes', () => {
     });
     expect(serverAttributes({})).toEqual({ 'server.address': 'localhost', 'server.port': 6379 });
     expect(serverAttributes({ path: '/tmp/redis.sock' })).toEqual({});
+    // Sentinel and Cluster: the options name no single server (ioredis still defaults host to localhost)
+    expect(
+      serverAttributes({ options: { host: 'localhost', sentinels: [{ host: 's', port: 26379 }] } }),
+    ).toEqual({});
+    expect(serverAttributes({ isCluster: true, options: {} })).toEqual({});
     expect(serverAttributes(undefined)).toEqual({});
   });
 });

@@ -90,22 +90,27 @@ export class MetricAttributeCache {
   }
 }
 
-/** The cache of each meter (a MeterProvider's meter for one adapter scope): where its series live. */
-const byMeter = new WeakMap<Meter, MetricAttributeCache>();
+/** The caches of each meter, by system (a provider may hand one meter to several adapters). */
+const byMeter = new WeakMap<Meter, Map<string, MetricAttributeCache>>();
 
 /**
- * The {@link MetricAttributeCache} shared by every wrapper that records on `meter`. The metric
- * series live in the meter's instruments, which every wrapper of one adapter on one MeterProvider
- * shares, so the cap holds there however many wrappers and clients (producers, consumers, channels,
- * connections, queues, processors) come and go.
+ * The {@link MetricAttributeCache} shared by every wrapper that records on `meter` for `system`. The
+ * metric series live in the meter's instruments, which every wrapper of one adapter on one
+ * MeterProvider shares, so the cap holds there however many wrappers and clients (producers,
+ * consumers, channels, connections, queues, processors) come and go.
  *
- * @param system - `messaging.system.name` (one per adapter scope, so one per meter).
+ * @param system - `messaging.system.name`.
  */
 export function metricAttributesOf(meter: Meter, system: string): MetricAttributeCache {
-  let cache = byMeter.get(meter);
+  let bySystem = byMeter.get(meter);
+  if (!bySystem) {
+    bySystem = new Map();
+    byMeter.set(meter, bySystem);
+  }
+  let cache = bySystem.get(system);
   if (!cache) {
     cache = new MetricAttributeCache(system);
-    byMeter.set(meter, cache);
+    bySystem.set(system, cache);
   }
   return cache;
 }

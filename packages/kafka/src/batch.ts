@@ -102,8 +102,8 @@ class BatchTracker implements OpenBatch {
     return started;
   }
 
-  /** Starts a new span for message `i`; returns its operation and context. */
-  #startSpan(i: number): { operation: Operation; context: Context } | undefined {
+  /** Starts a new span for message `i`; returns its operation, context and whether the span records. */
+  #startSpan(i: number): { operation: Operation; context: Context; recording: boolean } | undefined {
     const message = this.#messages[i];
     if (!message) return undefined;
     const { instr, settings } = this.#state;
@@ -130,7 +130,7 @@ class BatchTracker implements OpenBatch {
     }
     const operation = new Operation(instr, started.span);
     const context = withFailureLineage(started.context, lineage);
-    return { operation, context };
+    return { operation, context, recording: started.span?.isRecording() === true };
   }
 
   /**
@@ -147,6 +147,11 @@ class BatchTracker implements OpenBatch {
     }
     const started = this.#startSpan(i);
     if (!started) return fn();
+    // A span that does not record has nothing to record: end it now, run in its context, keep nothing.
+    if (!started.recording) {
+      started.operation.end();
+      return contextApi.with(started.context, fn);
+    }
     if (this.#calls.size >= this.#sweepAt) {
       for (const call of this.#calls) if (call.ended) this.#calls.delete(call);
       this.#sweepAt = Math.max(MIN_CALL_SWEEP, 2 * this.#calls.size);
