@@ -15,6 +15,8 @@ const alias = {
 };
 
 const brokerSetup = here('./packages/test-kit/src/harness/global-setup.ts');
+// Every test fails when the SDK reported a span misuse during it (ended twice, written after its end...).
+const setupFiles = [here('./packages/test-kit/src/tracing/setup.ts')];
 
 export default defineConfig({
   resolve: { alias },
@@ -26,6 +28,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
+          setupFiles,
           include: [
             'packages/*/test/**/*.test.ts',
             'integration/test/unit/**/*.test.ts',
@@ -39,6 +42,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'integration',
+          setupFiles,
           include: ['packages/*/test/**/*.int.test.ts', 'integration/test/**/*.int.test.ts'],
           globalSetup: [brokerSetup],
           testTimeout: 60_000,
@@ -52,6 +56,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'faults',
+          setupFiles,
           include: ['packages/*/test/**/*.fault.test.ts', 'integration/test/**/*.fault.test.ts'],
           globalSetup: [brokerSetup],
           testTimeout: 120_000,

@@ -149,6 +149,7 @@ interface MemberReport {
   type: 'ready' | 'processed' | 'done';
   value?: string;
   open?: number;
+  misuse?: string[];
   processSpans?: number;
 }
 
@@ -226,6 +227,7 @@ describe('a consumer-group rebalance with two members in separate processes', ()
     await loop;
     const done = reports.find((r) => r.type === 'done') as MemberReport;
     expect(done.open).toBe(0);
+    expect(done.misuse).toEqual([]);
     expect(done.processSpans).toBeGreaterThan(0);
     expect(tracing.current.openSpans()).toHaveLength(0);
     expect(activeSeen.every(Boolean)).toBe(true);

@@ -1,5 +1,6 @@
 /**
- * @hoptrace/test-kit: what hoptrace's tests share. In-memory test tracing with a leak check, span
+ * @hoptrace/test-kit: what hoptrace's tests share. In-memory test tracing with a leak check and
+ * a check of the SDK's span-misuse complaints, span
  * look-ups, an on-demand metric reader, the endpoint of each real broker the harness resolved, and
  * small async helpers. The broker harness itself (resolution, local Kafka, Testcontainers) is under
  * `@hoptrace/test-kit/harness`.
@@ -16,6 +17,7 @@ export {
   metricPoints,
   TestMetricReader,
 } from './tracing/metrics.ts';
+export { assertNoSpanMisuse, takeSpanMisuse, watchSpanMisuse } from './tracing/span-misuse.ts';
 export { onlySpan, parentSpanId, spansNamed, waitForSpans } from './tracing/spans.ts';
 export {
   installTestTracing,

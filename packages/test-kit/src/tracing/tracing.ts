@@ -11,6 +11,7 @@ import {
   SimpleSpanProcessor,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
+import { watchSpanMisuse } from './span-misuse.ts';
 
 /** Which propagator the test registers globally. */
 export type TestPropagator = 'w3c' | 'b3' | 'b3multi';
@@ -62,6 +63,7 @@ export function installTestTracing(
   trace.disable();
   context.disable();
   propagation.disable();
+  watchSpanMisuse();
   const exporter = new InMemorySpanExporter();
   const tracker = new OpenSpanTracker();
   const provider = new BasicTracerProvider({
