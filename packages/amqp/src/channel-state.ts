@@ -16,8 +16,9 @@ import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AnyFunction, TraceableChannel } from './types.ts';
 
-/** The raw channel's methods, called with the raw channel as `this`. */
-export type RawChannel = TraceableChannel & Record<string, unknown>;
+/** The raw channel's methods, called with the raw channel as `this` (an EventEmitter in every amqplib). */
+export type RawChannel = TraceableChannel &
+  Record<string, unknown> & { prependListener(event: 'close', listener: () => void): unknown };
 
 /** Which operation a span template is for (`sendClient`: a send whose caller injected its own context). */
 export type AmqpOperation = 'send' | 'sendClient' | 'process' | 'receive' | 'ack' | 'nack' | 'reject';
@@ -69,29 +70,33 @@ export class ChannelState {
     );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
     this.metrics = opts.instr.metricAttributes;
-    raw.on('close', () => {
-      // amqplib's own `close` listener (added before this one) has called the confirm callbacks it calls.
-      for (const operation of this.unconfirmed) {
-        operation.noteFailureType(
-          ERROR_CHANNEL_CLOSED,
-          'channel closed before the broker confirmed the message',
-        );
-        operation.end();
-      }
-      this.unconfirmed.clear();
+    // Prepended, and doing its work a microtask later: amqplib's own `close` listener (added first)
+    // calls the pending confirm callbacks, and a callback that throws there (`if (err) throw err`,
+    // reported through amqplib's `handler-error`) stops that emit before any later listener runs.
+    // Running first and deferring the work, hoptrace's cleanup happens whatever the other listeners
+    // do, and after amqplib has called the confirm callbacks it calls (their spans end with its error).
+    raw.prependListener('close', () => {
       // amqplib closes the channels of a dropping connection first and marks the connection
       // right after, in the same tick: look once the current task is done.
-      queueMicrotask(() => {
-        if (connectionClosing(raw)) {
-          this.deliveries.abortAll(
-            ERROR_CONNECTION_CLOSED,
-            'connection closed before the message was settled',
-          );
-        } else {
-          this.deliveries.abortAll(ERROR_CHANNEL_CLOSED, 'channel closed before the message was settled');
-        }
-      });
+      queueMicrotask(() => this.#closed());
     });
+  }
+
+  /** The channel closed: every send still unconfirmed and every open delivery ends with an error. */
+  #closed(): void {
+    for (const operation of this.unconfirmed) {
+      operation.noteFailureType(
+        ERROR_CHANNEL_CLOSED,
+        'channel closed before the broker confirmed the message',
+      );
+      operation.end();
+    }
+    this.unconfirmed.clear();
+    if (connectionClosing(this.raw)) {
+      this.deliveries.abortAll(ERROR_CONNECTION_CLOSED, 'connection closed before the message was settled');
+    } else {
+      this.deliveries.abortAll(ERROR_CHANNEL_CLOSED, 'channel closed before the message was settled');
+    }
   }
 
   /** Calls a raw method with the raw channel as `this`. */

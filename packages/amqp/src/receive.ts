@@ -37,7 +37,9 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     operation.setCount(1);
     if (span?.isRecording()) describeMessage(state, span, queue, message as AmqpMessage);
   };
-  const callbackIndex = args.length - 1;
+  // The callback API's callback is the third argument, as amqplib reads it: a function anywhere else
+  // (`get(queue, cb)`) is taken as options by amqplib and never called, so it is left alone.
+  const callbackIndex = 2;
   const callback = args[callbackIndex];
   if (typeof callback === 'function') {
     const getArgs = args.slice();

@@ -5,6 +5,7 @@ import {
   deferred,
   onlySpan,
   parentSpanId,
+  sleep,
   spansNamed,
   useTestTracing,
   waitForSpans,
@@ -123,5 +124,43 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
     } finally {
       await connection.close();
     }
+  });
+  // KNOWN DIVERGENCE (not fixed): hoptrace hands amqplib a confirm callback for every sampled
+  // publish, so 0.10's close loop, which stops at the first publish without a callback, no longer
+  // stops: the later callbacks run at close, and a later waitForConfirms() resolves instead of
+  // rejecting with 'channel closed'. Mimicking it needs hoptrace to map confirms itself.
+  it.fails('connection lost with a callback-less publish pending first: callbacks and waitForConfirms as without hoptrace', async () => {
+    async function run(traced: boolean): Promise<{ calls: string[]; waited: string }> {
+      const connection = await amqplibV0.connect(brokerEndpoint('rabbitmq').url);
+      connection.on('error', () => undefined);
+      const raw = await connection.createConfirmChannel();
+      const confirm = traced ? traceChannel(raw) : raw;
+      confirm.on('error', () => undefined);
+      const closed = deferred();
+      confirm.on('close', () => closed.resolve());
+      const queue = `q-${randomUUID()}`;
+      await confirm.assertQueue(queue, { exclusive: true });
+      const calls: string[] = [];
+      confirm.sendToQueue(queue, Buffer.from('a')); // no callback
+      confirm.sendToQueue(queue, Buffer.from('b'), {}, (err) => calls.push(`b ${err?.message}`));
+      // The socket fails before the publishes leave: every confirm is still pending at the close.
+      (
+        connection as unknown as { connection: { stream: { destroy(e: Error): void } } }
+      ).connection.stream.destroy(new Error('lost'));
+      await closed.promise;
+      await sleep(20);
+      calls.push('closed');
+      const waited = await confirm.waitForConfirms().then(
+        () => 'resolved',
+        (err: Error) => `rejected ${err.message}`,
+      );
+      return { calls, waited };
+    }
+    const withoutHoptrace = await run(false);
+    expect(withoutHoptrace).toEqual({
+      calls: ['closed', 'b channel closed'],
+      waited: 'rejected channel closed',
+    });
+    expect(await run(true)).toEqual(withoutHoptrace);
   });
 });

@@ -294,6 +294,58 @@ describe('span lifecycle', () => {
   });
 });
 
+describe('a confirm callback that throws on close (amqplib 2.x handler-error)', () => {
+  it('the open process spans and the other unconfirmed sends still end; the app sees what it sees without hoptrace', async () => {
+    /** What the application observes on a confirm channel whose confirm callback rethrows the close error. */
+    async function run(traced: boolean): Promise<string[]> {
+      const connection = await connect();
+      const events: string[] = [];
+      try {
+        const raw = await connection.createConfirmChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        channel.on('error', (e: Error) => events.push(`error ${e.message.slice(0, 40)}`));
+        const handled = deferred();
+        channel.on('handler-error', (e: Error, event: string) => {
+          events.push(`handler-error ${event} ${e.message}`);
+          handled.resolve();
+        });
+        channel.on('close', () => events.push('close')); // never called: the emit stopped at the throw
+        const queue = `q-${randomUUID()}`;
+        await channel.assertQueue(queue, { exclusive: true });
+        channel.sendToQueue(queue, Buffer.from('x'));
+        await channel.waitForConfirms();
+        const got: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) got.push(m);
+        });
+        await until(() => got.length === 1, 'one delivery');
+        // The common `if (err) throw err` callback, on a publish the broker refuses by closing the
+        // channel (404): amqplib calls it from its `close` listener, and it throws there.
+        const missing = `missing-${randomUUID()}`;
+        channel.publish(missing, 'k', Buffer.from('y'), {}, (err) => {
+          events.push(`confirm ${err?.message}`);
+          if (err) throw err;
+        });
+        channel.publish(missing, 'k', Buffer.from('z'), {}, (err) => events.push(`confirm ${err?.message}`));
+        await handled.promise;
+      } finally {
+        await connection.close();
+      }
+      return events;
+    }
+    const withoutHoptrace = await run(false);
+    expect(withoutHoptrace).toContain('handler-error close channel closed');
+    expect(await run(true)).toEqual(withoutHoptrace);
+    const done = spans();
+    const process = done.filter((s) => s.name.startsWith('process '));
+    expect(process).toHaveLength(1);
+    expect(attr(process[0] as (typeof done)[number], 'error.type')).toBe('channel_closed');
+    const sends = done.filter((s) => s.name.startsWith('send missing-'));
+    expect(sends).toHaveLength(2);
+    for (const send of sends) expect(attr(send, 'error.type')).toBe('channel_closed');
+  });
+});
+
 describe('callback API (amqplib/callback_api)', () => {
   it('publish (confirm, with callback) + consume + ack on callback-API channels', async () => {
     const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
@@ -344,6 +396,44 @@ describe('callback API (amqplib/callback_api)', () => {
       expect(await got.promise).toBe(false);
       await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1);
       await new Promise<void>((resolve) => confirm.waitForConfirms(() => resolve()));
+    } finally {
+      await new Promise<void>((resolve) => conn.close(() => resolve()));
+    }
+  });
+
+  it('get(queue, cb): amqplib takes the function as options and never calls it; the receive span still ends', async () => {
+    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
+      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    try {
+      const open = (traced: boolean) =>
+        new Promise<callbackApi.Channel>((resolve, reject) =>
+          (traced ? traceConnection(conn) : conn).createChannel((err, ch) =>
+            err ? reject(err) : resolve(ch),
+          ),
+        );
+      const queue = `q-${randomUUID()}`;
+      const admin = await open(false);
+      await new Promise<void>((resolve, reject) =>
+        admin.assertQueue(queue, {}, (err) => (err ? reject(err) : resolve())),
+      );
+      /** Calls of the function passed where amqplib expects options, and the queue depth after. */
+      async function run(channel: callbackApi.Channel): Promise<{ calls: number; depth: number }> {
+        await new Promise<void>((resolve) => admin.purgeQueue(queue, () => resolve()));
+        channel.sendToQueue(queue, Buffer.from('m'));
+        let calls = 0;
+        // Typed as the callback API's optional-options form some callers assume exists.
+        (channel as unknown as { get(q: string, cb: () => void): unknown }).get(queue, () => calls++);
+        await new Promise<void>((resolve) => channel.close(() => resolve())); // the got message returns
+        const depth = await new Promise<number>((resolve, reject) =>
+          admin.checkQueue(queue, (err, ok) => (err ? reject(err) : resolve(ok.messageCount))),
+        );
+        return { calls, depth };
+      }
+      const withoutHoptrace = await run(await open(false));
+      expect(await run(await open(true))).toEqual(withoutHoptrace);
+      expect(spansNamed(spans(), `receive ${queue}`)).toHaveLength(1);
+      await new Promise<void>((resolve) => admin.deleteQueue(queue, {}, () => resolve()));
     } finally {
       await new Promise<void>((resolve) => conn.close(() => resolve()));
     }
