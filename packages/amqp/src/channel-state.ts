@@ -1,7 +1,6 @@
 import {
   type MetricAttributeCache,
   type MetricOperation,
-  type Operation,
   type OperationMetric,
   OperationTemplates,
   operationMetric,
@@ -10,6 +9,7 @@ import {
 } from '@hoptrace/core/adapter';
 import { SpanKind } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_CONNECTION_CLOSED } from './attributes.ts';
+import { ConfirmTracker } from './confirms.ts';
 import { DeliveryTracker } from './deliveries.ts';
 import { defaultSpanDestination } from './destination.ts';
 import { connectionClosing, serverAttributes } from './internals.ts';
@@ -18,7 +18,7 @@ import type { AnyFunction, TraceableChannel } from './types.ts';
 
 /** The raw channel's methods, called with the raw channel as `this` (an EventEmitter in every amqplib). */
 export type RawChannel = TraceableChannel &
-  Record<string, unknown> & { prependListener(event: 'close', listener: () => void): unknown };
+  Record<string, unknown> & { prependListener(event: string, listener: (...args: never[]) => void): unknown };
 
 /** Which operation a span template is for (`sendClient`: a send whose caller injected its own context). */
 export type AmqpOperation = 'send' | 'sendClient' | 'process' | 'receive' | 'ack' | 'nack' | 'reject';
@@ -48,12 +48,8 @@ export class ChannelState {
   /** A ConfirmChannel (both APIs have `waitForConfirms`; plain channels do not). */
   readonly confirm: boolean;
   readonly deliveries: DeliveryTracker;
-  /**
-   * The send operations of a confirm channel waiting for the broker's confirm. amqplib 2.x calls
-   * every pending confirm callback when the channel closes; 0.10 stops at the first publish that had
-   * no callback (or a gap left by an out-of-order confirm), so those still here then end on `close`.
-   */
-  readonly unconfirmed = new Set<Operation>();
+  /** A confirm channel's sends waiting for the broker's confirm (undefined on a plain channel). */
+  readonly confirms: ConfirmTracker | undefined;
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -61,6 +57,7 @@ export class ChannelState {
     this.raw = raw;
     this.opts = opts;
     this.confirm = typeof raw.waitForConfirms === 'function';
+    this.confirms = this.confirm ? new ConfirmTracker(raw) : undefined;
     const server = serverAttributes(raw, opts.serverAddress, opts.serverPort);
     this.#templates = new OperationTemplates(
       opts.instr.system,
@@ -80,18 +77,17 @@ export class ChannelState {
       // right after, in the same tick: look once the current task is done.
       queueMicrotask(() => this.#closed());
     });
+    const { confirms } = this;
+    if (confirms) {
+      // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.
+      raw.prependListener('ack', (fields: never) => confirms.confirmed(fields, false));
+      raw.prependListener('nack', (fields: never) => confirms.confirmed(fields, true));
+    }
   }
 
   /** The channel closed: every send still unconfirmed and every open delivery ends with an error. */
   #closed(): void {
-    for (const operation of this.unconfirmed) {
-      operation.noteFailureType(
-        ERROR_CHANNEL_CLOSED,
-        'channel closed before the broker confirmed the message',
-      );
-      operation.end();
-    }
-    this.unconfirmed.clear();
+    this.confirms?.closeAll();
     if (connectionClosing(this.raw)) {
       this.deliveries.abortAll(ERROR_CONNECTION_CLOSED, 'connection closed before the message was settled');
     } else {

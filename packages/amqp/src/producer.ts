@@ -99,20 +99,25 @@ export function tracedPublish(
       options,
       sendHeaders(encodedHeaders(headers), span ? trace.setSpan(parent, span) : parent, caller),
     );
-    // A confirm channel's span ends on the broker's confirm (the callback), or when the channel
-    // closes without it.
-    if (state.confirm && operation) {
-      const settled = operation.callback(args[optionsIndex + 1], confirmErrorType);
-      const { unconfirmed } = state;
-      unconfirmed.add(operation);
+    // A confirm channel's span ends on the broker's confirm (through the caller's callback, wrapped,
+    // or for a publish without one, on the channel's ack/nack event for its delivery tag), or when
+    // the channel closes without it. A publish without a callback stays without one: amqplib's close
+    // handling and waitForConfirms walk its callbacks, and must find what the caller gave.
+    const { confirms } = state;
+    const callback = args[optionsIndex + 1];
+    const byTag = confirms !== undefined && operation !== undefined && !callback && confirms.readsTags;
+    if (confirms && operation && !byTag) {
+      const settled = operation.callback(callback, confirmErrorType);
+      confirms.add(operation);
       sendArgs[optionsIndex + 1] = function confirmed(this: unknown, ...cbArgs: unknown[]): unknown {
-        unconfirmed.delete(operation);
+        confirms.delete(operation);
         return settled.apply(this, cbArgs);
       };
     }
     result = state.call(method, sendArgs);
+    if (byTag) confirms.addByTag(operation);
   } catch (error) {
-    if (operation) state.unconfirmed.delete(operation);
+    if (operation) state.confirms?.delete(operation);
     operation?.fail(error);
     throw error;
   }

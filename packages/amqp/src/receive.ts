@@ -1,5 +1,6 @@
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
+  isThenable,
   Operation,
   readMessageContext,
   setSpanAttributes,
@@ -48,12 +49,15 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
       if (cbArgs[0] === null || cbArgs[0] === undefined) received(cbArgs[1]);
       return settled.apply(this, cbArgs);
     };
+    let result: unknown;
     try {
-      return state.call('get', getArgs);
+      result = state.call('get', getArgs);
     } catch (error) {
       operation.fail(error);
       throw error;
     }
+    // The promise API takes no callback (a third argument is ignored): its promise answers.
+    return isThenable(result) ? operation.run(() => result, received) : result;
   }
   return operation.run(
     () => state.call('get', args),

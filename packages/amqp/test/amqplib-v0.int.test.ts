@@ -10,7 +10,7 @@ import {
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { context, ROOT_CONTEXT, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
@@ -125,11 +125,10 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
       await connection.close();
     }
   });
-  // KNOWN DIVERGENCE (not fixed): hoptrace hands amqplib a confirm callback for every sampled
-  // publish, so 0.10's close loop, which stops at the first publish without a callback, no longer
-  // stops: the later callbacks run at close, and a later waitForConfirms() resolves instead of
-  // rejecting with 'channel closed'. Mimicking it needs hoptrace to map confirms itself.
-  it.fails('connection lost with a callback-less publish pending first: callbacks and waitForConfirms as without hoptrace', async () => {
+  // 0.10's close handling stops at the first publish without a callback, and a later
+  // waitForConfirms() then rejects for the rest: hoptrace hands amqplib no callback where the caller
+  // gave none (the span ends on the channel's ack/nack event), so both stay as they are.
+  it('connection lost with a callback-less publish pending first: callbacks and waitForConfirms as without hoptrace; both send spans end channel_closed', async () => {
     async function run(traced: boolean): Promise<{ calls: string[]; waited: string }> {
       const connection = await amqplibV0.connect(brokerEndpoint('rabbitmq').url);
       connection.on('error', () => undefined);
@@ -161,6 +160,18 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
       calls: ['closed', 'b channel closed'],
       waited: 'rejected channel closed',
     });
+    tracing.current.reset();
     expect(await run(true)).toEqual(withoutHoptrace);
+    const sent = (
+      await waitForSpans(
+        () => tracing.current.spans(),
+        (spans) => spans.filter((s) => s.name.startsWith('send')).length >= 2,
+      )
+    ).filter((s) => s.name.startsWith('send'));
+    expect(sent).toHaveLength(2);
+    for (const span of sent) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span.attributes['error.type']).toBe('channel_closed');
+    }
   });
 });

@@ -346,6 +346,28 @@ describe('a confirm callback that throws on close (amqplib 2.x handler-error)', 
   });
 });
 
+describe('promise API: get(queue, options, fn)', () => {
+  it('the promise answers (a third argument is ignored by amqplib): the receive span ends, fn is never called', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    channel.sendToQueue(queue, Buffer.from('p'));
+    await waitForSpans(spans, (s) => spansNamed(s, `send ${queue}`).length === 1);
+    let calls = 0;
+    const got = await (
+      channel as unknown as { get(q: string, o: object, fn: () => void): Promise<unknown> }
+    ).get(queue, {}, () => calls++);
+    expect((got as { content: Buffer }).content.toString()).toBe('p');
+    expect(calls).toBe(0);
+    const receive = onlySpan(
+      await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1),
+      `receive ${queue}`,
+    );
+    expect(attr(receive, 'messaging.destination.name')).toBe(queue);
+    await channel.close();
+  });
+});
+
 describe('callback API (amqplib/callback_api)', () => {
   it('publish (confirm, with callback) + consume + ack on callback-API channels', async () => {
     const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>

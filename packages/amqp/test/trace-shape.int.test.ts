@@ -209,6 +209,13 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     expect(send.status.code).toBe(SpanStatusCode.ERROR);
     expect(attr(send, 'error.type')).toBe('nacked');
     expect(send.events.some((e) => e.name === 'exception')).toBe(true);
+    // Without a callback (amqplib gets none either): the span ends on the channel's nack event.
+    channel.sendToQueue(queue, Buffer.from('n2'));
+    await expect(channel.waitForConfirms()).rejects.toThrow();
+    const both = await waitForSpans(spans, (s) => s.length === 2);
+    const second = both[1] as (typeof both)[number];
+    expect(second.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attr(second, 'error.type')).toBe('nacked');
   });
 
   it('prefetch > 1 with out-of-order acks: each process span ends at its own ack', async () => {

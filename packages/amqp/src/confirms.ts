@@ -1,0 +1,105 @@
+/**
+ * The send operations of a confirm channel waiting for the broker's confirm.
+ *
+ * @packageDocumentation
+ */
+
+import type { Operation } from '@hoptrace/core/adapter';
+import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
+
+/** amqplib's confirm bookkeeping on a confirm channel (0.10 to 2.x; not part of its typed API). */
+interface ConfirmInternals {
+  /** The lowest delivery tag not yet confirmed. */
+  lwm?: unknown;
+  /** One slot per unconfirmed publish from `lwm` on: its callback, `false` without one, `null` once confirmed. */
+  unconfirmed?: unknown;
+}
+
+/** The fields of a `basic.ack` / `basic.nack` frame, as amqplib emits them with `ack` / `nack`. */
+interface ConfirmFields {
+  deliveryTag?: unknown;
+  multiple?: unknown;
+}
+
+/**
+ * The confirm channel's sends waiting for the broker, in two kinds:
+ * - a publish that came with a confirm callback gets hoptrace's wrapper of that callback, which ends
+ *   its span ({@link add} / {@link delete});
+ * - a publish without one is handed to amqplib without one, exactly as the caller made it, so
+ *   amqplib's list of callbacks (what its close handling and `waitForConfirms` walk) is what it would
+ *   be without hoptrace: its span is kept by delivery tag ({@link addByTag}) and ends on the
+ *   channel's `ack` / `nack` event for that tag ({@link confirmed}).
+ * Whatever is still waiting when the channel closes ends with `channel_closed` ({@link closeAll}).
+ */
+export class ConfirmTracker {
+  readonly #raw: ConfirmInternals;
+  readonly #waiting = new Set<Operation>();
+  /** Callback-less sends by delivery tag; tags only grow, so insertion order is tag order. */
+  readonly #byTag = new Map<number, Operation>();
+
+  constructor(raw: object) {
+    this.#raw = raw as ConfirmInternals;
+  }
+
+  /** Whether a callback-less publish's delivery tag can be read from amqplib (else it gets a wrapper). */
+  get readsTags(): boolean {
+    return typeof this.#raw.lwm === 'number' && Array.isArray(this.#raw.unconfirmed);
+  }
+
+  /** A send whose confirm callback hoptrace wrapped. */
+  add(operation: Operation): void {
+    this.#waiting.add(operation);
+  }
+
+  /** A wrapped callback was called, or the publish threw. */
+  delete(operation: Operation): void {
+    this.#waiting.delete(operation);
+  }
+
+  /**
+   * A callback-less send amqplib has just queued: its tag is the last slot of amqplib's window.
+   * When the tag cannot be read, the span waits for the channel's close.
+   */
+  addByTag(operation: Operation): void {
+    this.#waiting.add(operation);
+    const { lwm, unconfirmed } = this.#raw;
+    if (typeof lwm !== 'number' || !Array.isArray(unconfirmed) || unconfirmed.length === 0) return;
+    this.#byTag.set(lwm + unconfirmed.length - 1, operation);
+  }
+
+  /** The channel's `ack` (no `errorType`) or `nack` event: ends the callback-less sends it confirms. */
+  confirmed(fields: ConfirmFields | undefined, nacked: boolean): void {
+    if (this.#byTag.size === 0) return;
+    const tag = fields?.deliveryTag;
+    if (typeof tag !== 'number') return;
+    if (fields?.multiple) {
+      for (const [pending, operation] of this.#byTag) {
+        if (pending > tag) break;
+        this.#settle(pending, operation, nacked);
+      }
+      return;
+    }
+    const operation = this.#byTag.get(tag);
+    if (operation) this.#settle(tag, operation, nacked);
+  }
+
+  /** The channel closed: every send still waiting ends with `channel_closed`. */
+  closeAll(): void {
+    for (const operation of this.#waiting) {
+      operation.noteFailureType(
+        ERROR_CHANNEL_CLOSED,
+        'channel closed before the broker confirmed the message',
+      );
+      operation.end();
+    }
+    this.#waiting.clear();
+    this.#byTag.clear();
+  }
+
+  #settle(tag: number, operation: Operation, nacked: boolean): void {
+    this.#byTag.delete(tag);
+    this.#waiting.delete(operation);
+    if (nacked) operation.noteFailureType(ERROR_NACKED, 'message nacked');
+    operation.end();
+  }
+}
