@@ -99,6 +99,35 @@ export function optionsWithContext<O extends JobOptionsShape>(
   return shared ? withMetadata(opts, shared()) : withCarrier(opts, context);
 }
 
+/**
+ * `opts` as BullMQ's `Queue.add` and `upsertJobScheduler` store them as far as telemetry goes: they
+ * merge the queue's `defaultJobOptions` shallowly under the caller's options, so without a
+ * `telemetry` of the caller's own the default one (say `{ omitContext: true }`, or a context) applies.
+ * Returns `opts` itself when nothing is to merge; a shallow copy carrying the default `telemetry`
+ * otherwise. Never mutates `opts` nor throws.
+ *
+ * @param queue - the BullMQ `Queue` (its `jobsOpts` are its `defaultJobOptions`).
+ */
+export function withDefaultTelemetry<O extends JobOptionsShape>(
+  opts: O | undefined,
+  queue: object,
+): O | undefined {
+  try {
+    const defaults = (queue as { jobsOpts?: unknown }).jobsOpts;
+    if (defaults === null || typeof defaults !== 'object') return opts;
+    const telemetry = (defaults as JobOptionsShape).telemetry;
+    if (telemetry === undefined) return opts;
+    if (opts !== undefined && opts !== null) {
+      // Not options BullMQ can merge, or the caller's own `telemetry` (even `undefined`) replaces the default.
+      if (typeof opts !== 'object' || Object.prototype.propertyIsEnumerable.call(opts, 'telemetry'))
+        return opts;
+    }
+    return { ...opts, telemetry } as O;
+  } catch {
+    return opts;
+  }
+}
+
 /** True when job options hold telemetry metadata of their own, or forbid a context: hoptrace writes none there. */
 export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
   if (omitsContext(opts)) return true;

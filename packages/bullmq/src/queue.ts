@@ -19,6 +19,7 @@ import {
   producerState,
   readJobContext,
   sendMetric,
+  withDefaultTelemetry,
 } from './producer.ts';
 
 /** The members of a BullMQ `Queue` that {@link traceQueue} relies on (any supported version). */
@@ -46,14 +47,15 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
  * - `add`: a `send {queue}` PRODUCER span; its context goes into a copy of the job's options.
  * - `addBulk`: one `send {queue}` PRODUCER span whose context every job carries (with
  *   `createSpans: true`, a `create {queue}` span per job that the job carries, and a CLIENT send span
- *   linked to them).
+ *   linked to them; a job carrying the caller's own context gets none).
  * - `upsertJobScheduler`: a `schedule {queue}` PRODUCER span whose context is stored with the
  *   scheduler's job template in Redis; every run later starts a new trace linked to it.
  * - Job options that already carry a context (the caller's own) keep it: the send span is then a
  *   CLIENT span linked to it, as with Kafka and AMQP.
  *
  * Never mutates the caller's options or job data, never overwrites a context the caller or another
- * tool stored (nor one `telemetry.omitContext` forbids). Idempotent. Bad options throw a TypeError here.
+ * tool stored (nor one `telemetry.omitContext` forbids, the job's or, for `add` and
+ * `upsertJobScheduler`, the queue's `defaultJobOptions`). Idempotent. Bad options throw a TypeError here.
  */
 export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingOptions = {}): Q {
   if (!queue || typeof queue !== 'object' || typeof queue.add !== 'function') {
@@ -67,7 +69,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
   const destination = String(queue.name);
 
   const add: Interceptor<Q> = (raw, [name, data, opts]) => {
-    const jobOpts = opts as JobOptionsShape | undefined;
+    // The default telemetry (an omitContext, a context) is what BullMQ would apply: read and keep it.
+    const jobOpts = withDefaultTelemetry(opts as JobOptionsShape | undefined, raw);
     const parsed = readJobContext(jobOpts);
     const caller = callerLink(parsed);
     const parent = contextApi.active();
@@ -104,11 +107,24 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     const list = jobs as BulkJob[];
     const parent = contextApi.active();
     let creates: (Span | undefined)[] | undefined;
-    let parsed: JobContext[] | undefined;
     let links: Link[] | undefined;
-    if (state.createSpans) {
+    // The callers' own contexts (parsed once) are kept, and linked from the send span.
+    const parsed: JobContext[] = list.map(bulkJobContext);
+    let own = 0;
+    for (const job of parsed) {
+      const caller = callerLink(job);
+      if (caller) {
+        links ??= [];
+        links.push(caller);
+        own++;
+      }
+    }
+    if (state.createSpans && own < list.length) {
+      // A create span per job that does not carry the caller's own context (that job keeps theirs,
+      // as with Kafka: a create span of its own would be carried by nothing).
       creates = new Array(list.length);
       for (let i = 0; i < list.length; i++) {
+        if (parsed[i]?.caller) continue;
         const job = list[i];
         const create = startClientSpan(instr, state.templates.of('create').get(destination), parent);
         creates[i] = create;
@@ -116,15 +132,6 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
           setSpanAttributes(create, jobAttributesOf(job, {}), instr.legacyAttributes);
           links ??= [];
           links.push({ context: create.spanContext() });
-        }
-      }
-    } else {
-      parsed = list.map((job) => readJobContext(job?.opts));
-      for (const job of parsed) {
-        const caller = callerLink(job);
-        if (caller) {
-          links ??= [];
-          links.push(caller);
         }
       }
     }
@@ -157,8 +164,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
           return {
             ...job,
             opts: create
-              ? optionsWithContext(job?.opts, trace.setSpan(parent, create), parsed?.[i])
-              : optionsWithContext(job?.opts, context, parsed?.[i] ?? readJobContext(job?.opts), metadata),
+              ? optionsWithContext(job?.opts, trace.setSpan(parent, create), parsed[i])
+              : optionsWithContext(job?.opts, context, parsed[i], metadata),
           };
         });
         return contextApi.with(context, () => (raw as unknown as { addBulk: AsyncMethod }).addBulk(copies));
@@ -184,11 +191,20 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
       contextApi.with(context, () =>
         (raw as unknown as { upsertJobScheduler: AsyncMethod }).upsertJobScheduler(schedulerId, repeatOpts, {
           ...jobTemplate,
-          opts: optionsWithContext(jobTemplate?.opts, context),
+          opts: optionsWithContext(withDefaultTelemetry(jobTemplate?.opts, raw), context),
         }),
       ),
     );
   };
 
   return interceptMethods(queue, { add, addBulk, upsertJobScheduler });
+}
+
+/** {@link readJobContext} of a bulk entry; none for an entry that is not a job or whose `opts` getter throws. */
+function bulkJobContext(job: BulkJob | undefined): JobContext {
+  try {
+    return readJobContext(job && typeof job === 'object' ? job.opts : undefined);
+  } catch {
+    return readJobContext(undefined);
+  }
 }

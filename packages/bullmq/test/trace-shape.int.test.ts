@@ -188,6 +188,37 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(createById.get(jobs[1]?.id as string)?.[0]?.attributes['bullmq.job.delay']).toBe(10);
   });
 
+  it("addBulk with createSpans, a job carrying the caller's own context: no create span of its own, the send span links to that context (as Kafka)", async () => {
+    const { name, queue } = setup('bulk-own', { createSpans: true });
+    const done = deferred();
+    let count = 0;
+    startWorker(name, async () => {
+      if (++count === 2) done.resolve();
+    });
+    const own = { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01` };
+    const jobs = await queue.addBulk([
+      { name: 'a', data: 1 },
+      { name: 'own', data: 2, opts: { telemetry: { metadata: JSON.stringify(own) } } },
+    ]);
+    await done.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    const send = onlySpan(spans, `send ${name}`);
+    const create = onlySpan(spans, `create ${name}`);
+    expect(create.attributes['messaging.message.id']).toBe(jobs[0]?.id);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(new Set(send.links.map((l) => l.context.spanId))).toEqual(
+      new Set([create.spanContext().spanId, 'd'.repeat(16)]),
+    );
+    const processById = byMessageId(spans, `process ${name}`);
+    expect(parentSpanId(processById.get(jobs[0]?.id as string)?.[0] as ReadableSpan)).toBe(
+      create.spanContext().spanId,
+    );
+    expect(parentSpanId(processById.get(jobs[1]?.id as string)?.[0] as ReadableSpan)).toBe('d'.repeat(16));
+  });
+
   it('delayed and prioritized jobs keep their creation context as parent', async () => {
     const { name, queue } = setup('delayed');
     const done = deferred();
