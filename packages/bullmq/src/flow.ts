@@ -8,7 +8,15 @@ import {
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import { type Context, context as contextApi, type Span, trace } from '@opentelemetry/api';
+import {
+  type Context,
+  context as contextApi,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  type SpanContext,
+  trace,
+} from '@opentelemetry/api';
 import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS, withCarrier } from './carrier.ts';
 import { type JobOptionsShape, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { FlowTracingOptions } from './options.ts';
@@ -17,6 +25,7 @@ import {
   optionsWithContext,
   type ProducerState,
   producerState,
+  readJobContext,
   sendMetric,
 } from './producer.ts';
 
@@ -45,7 +54,8 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
  * Wraps a BullMQ `FlowProducer` so that `add` and `addBulk` of job trees are traced: one
  * `send {root queue}` span for the call (`send` without a destination for `addBulk`) whose context
  * every node carries in `opts.telemetry.metadata`. With `createSpans: true`, a `create {queue}` span
- * per node (child of the send span, which becomes a CLIENT span), whose context the node carries;
+ * per node (child of the send span, which becomes a CLIENT span), whose context the node carries
+ * (none for a node carrying the caller's own context, which the send span links to, as with `addBulk`);
  * each parent node then lists its children's contexts (through the registered propagator), so its
  * processing links to them. Node ids go onto the create spans once BullMQ returns them.
  *
@@ -71,22 +81,26 @@ export function traceFlowProducer<P extends FlowProducerLike>(
     call: (copies: FlowNode[]) => Promise<unknown>,
   ): Promise<unknown> => {
     const parent = contextApi.active();
+    const links = callerLinks(roots);
     const send = startClientSpan(
       instr,
       state.templates.of(state.createSpans ? 'sendClient' : 'send').get(destination),
       parent,
+      links ? { links } : undefined,
     );
     const sendContext = send ? trace.setSpan(parent, send) : parent;
     // One operation owns the send span and every create span (pushed as nodes are copied, inside
     // the operation, so a synchronous throw still ends them all).
     const spans: (Span | undefined)[] = [send];
+    // The callers' own contexts of nodes that carry one, by their index in `spans` (no create span).
+    const owned = new Map<number, SpanContext>();
     let nodes = 0;
     const operation = new Operation(instr, spans, sendMetric(state, destination, 0));
     return operation.run(
       () => {
         const copies = roots.map((node) => {
           nodes += countNodes(node);
-          return copyNode(state, node, sendContext, spans);
+          return copyNode(state, node, sendContext, spans, owned);
         });
         operation.setCount(nodes);
         if (send?.isRecording()) setSpanAttributes(send, { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: nodes });
@@ -126,18 +140,49 @@ function countNodes(node: FlowNode): number {
 }
 
 /**
+ * The links from a flow's send span to the contexts its nodes already carry (the caller's own), in
+ * depth-first order, at most {@link MAX_CHILD_LINKS}. Never throws: a tree that cannot be read is
+ * read again (and its error raised) when it is copied.
+ */
+function callerLinks(roots: readonly FlowNode[]): Link[] | undefined {
+  let links: Link[] | undefined;
+  const visit = (node: FlowNode): void => {
+    if (!node || typeof node !== 'object' || (links?.length ?? 0) >= MAX_CHILD_LINKS) return;
+    const caller = readJobContext(node.opts).caller;
+    if (caller) {
+      links ??= [];
+      links.push({ context: caller });
+    }
+    if (Array.isArray(node.children)) for (const child of node.children) visit(child as FlowNode);
+  };
+  try {
+    for (const root of roots) visit(root);
+  } catch {
+    // A getter that throws: the copy raises it.
+  }
+  return links;
+}
+
+/**
  * Copies one node (depth first). With create spans, starts its create span under the flow's send
- * span and lists its direct children's creation contexts in its own carrier.
+ * span (none for a node carrying the caller's own context, recorded in `owned`) and lists its direct
+ * children's creation contexts in its own carrier.
  */
 function copyNode(
   state: ProducerState,
   node: FlowNode,
   sendContext: Context,
   creates: (Span | undefined)[],
+  owned: Map<number, SpanContext>,
 ): FlowNode {
   if (!node || typeof node !== 'object') return node;
   let context = sendContext;
-  if (state.createSpans) {
+  const parsed = readJobContext(node.opts);
+  if (state.createSpans && parsed.caller) {
+    // The node keeps the caller's context: a create span of its own would be carried by nothing.
+    owned.set(creates.length, parsed.caller);
+    creates.push(undefined);
+  } else if (state.createSpans) {
     const { instr } = state;
     const create = startClientSpan(
       instr,
@@ -148,24 +193,28 @@ function copyNode(
     if (create?.isRecording()) setSpanAttributes(create, jobAttributesOf(node, {}), instr.legacyAttributes);
     if (create) context = trace.setSpan(sendContext, create);
   }
-  if (!Array.isArray(node.children)) return { ...node, opts: optionsWithContext(node.opts, context) };
+  if (!Array.isArray(node.children)) return { ...node, opts: optionsWithContext(node.opts, context, parsed) };
   const firstChild = creates.length;
-  const children = (node.children as FlowNode[]).map((child) => copyNode(state, child, sendContext, creates));
-  if (!state.createSpans) return { ...node, opts: optionsWithContext(node.opts, context), children };
+  const children = (node.children as FlowNode[]).map((child) =>
+    copyNode(state, child, sendContext, creates, owned),
+  );
+  if (!state.createSpans) return { ...node, opts: optionsWithContext(node.opts, context, parsed), children };
   // The parent lists its direct children's creation contexts so its processing can link to them.
   const carriers: Record<string, string>[] = [];
   let index = firstChild;
   for (const child of node.children as FlowNode[]) {
     const childSpan = creates[index];
-    if (childSpan?.isRecording() && carriers.length < MAX_CHILD_LINKS) {
-      carriers.push(injectContext(trace.setSpan(sendContext, childSpan)));
+    const caller = owned.get(index);
+    if (carriers.length < MAX_CHILD_LINKS) {
+      if (childSpan?.isRecording()) carriers.push(injectContext(trace.setSpan(sendContext, childSpan)));
+      else if (caller) carriers.push(injectContext(trace.setSpanContext(ROOT_CONTEXT, caller)));
     }
     index += countNodes(child);
   }
   const opts =
     carriers.length > 0 && !carriesOwnContext(node.opts)
       ? withCarrier(node.opts, context, { [CHILDREN_CARRIER_KEY]: carriers })
-      : optionsWithContext(node.opts, context);
+      : optionsWithContext(node.opts, context, parsed);
   return { ...node, opts, children };
 }
 

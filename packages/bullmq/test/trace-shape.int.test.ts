@@ -457,6 +457,58 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     }
   });
 
+  it("flows with createSpans, a child carrying the caller's own context: no create span of its own, the send span and the parent's processing link to that context", async () => {
+    const { name } = setup('flow-own-parent');
+    const childQueue = setup('flow-own-child');
+    const flow = traceFlowProducer(new FlowProducer({ connection: connection() }), { createSpans: true });
+    const parentDone = deferred();
+    startWorker(childQueue.name, async (job) => job.name);
+    startWorker(name, async () => {
+      parentDone.resolve();
+    });
+    const own = { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01` };
+    try {
+      const tree = await flow.add({
+        name: 'order',
+        queueName: name,
+        children: [
+          { name: 'mine', queueName: childQueue.name },
+          {
+            name: 'theirs',
+            queueName: childQueue.name,
+            opts: { telemetry: { metadata: JSON.stringify(own) } },
+          },
+        ],
+      });
+      await parentDone.promise;
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) =>
+          spansNamed(s, `process ${name}`).length === 1 &&
+          spansNamed(s, `process ${childQueue.name}`).length === 2,
+      );
+      const send = onlySpan(spans, `send ${name}`);
+      const childCreate = onlySpan(spans, `create ${childQueue.name}`);
+      const [mine, theirs] = tree.children ?? [];
+      expect(childCreate.attributes['messaging.message.id']).toBe(mine?.job.id);
+      expect(onlySpan(spans, `create ${name}`).attributes['messaging.message.id']).toBe(tree.job.id);
+      expect(send.links.map((l) => l.context.spanId)).toEqual(['d'.repeat(16)]);
+      const processById = byMessageId(spans, `process ${childQueue.name}`);
+      expect(parentSpanId(processById.get(theirs?.job.id as string)?.[0] as ReadableSpan)).toBe(
+        'd'.repeat(16),
+      );
+      expect(parentSpanId(processById.get(mine?.job.id as string)?.[0] as ReadableSpan)).toBe(
+        childCreate.spanContext().spanId,
+      );
+      const parentProcess = onlySpan(spans, `process ${name}`);
+      expect(parentProcess.links.map((l) => l.context.spanId).sort()).toEqual(
+        [childCreate.spanContext().spanId, 'd'.repeat(16)].sort(),
+      );
+    } finally {
+      await flow.close();
+    }
+  });
+
   it.each(['link', 'root'] as const)(
     'relation %s: the process span starts a new trace linked to the send span',
     async (relation) => {
