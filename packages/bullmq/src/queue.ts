@@ -176,8 +176,23 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
 
   const upsertJobScheduler: Interceptor<Q> = (raw, [schedulerId, repeatOpts, template]) => {
     const jobTemplate = template as { name?: unknown; data?: unknown; opts?: JobOptionsShape } | undefined;
+    // The default telemetry (an omitContext, a context) is what BullMQ would apply: read and keep it.
+    let templateOpts: JobOptionsShape | undefined;
+    let readable = true;
+    try {
+      templateOpts = withDefaultTelemetry(jobTemplate?.opts, raw);
+    } catch {
+      readable = false; // an `opts` getter that throws: read again (and raised) when the template is copied
+    }
+    const parsed = readJobContext(templateOpts);
+    const caller = callerLink(parsed);
     const parent = contextApi.active();
-    const span = startClientSpan(instr, state.templates.of('schedule').get(destination), parent);
+    const span = startClientSpan(
+      instr,
+      state.templates.of(caller ? 'scheduleClient' : 'schedule').get(destination),
+      parent,
+      caller ? { links: [caller] } : undefined,
+    );
     if (span?.isRecording()) {
       const attributes = jobAttributesOf(jobTemplate, {});
       if (typeof schedulerId === 'string') attributes[ATTR_BULLMQ_SCHEDULER_ID] = schedulerId;
@@ -191,7 +206,9 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
       contextApi.with(context, () =>
         (raw as unknown as { upsertJobScheduler: AsyncMethod }).upsertJobScheduler(schedulerId, repeatOpts, {
           ...jobTemplate,
-          opts: optionsWithContext(withDefaultTelemetry(jobTemplate?.opts, raw), context),
+          opts: readable
+            ? optionsWithContext(templateOpts, context, parsed)
+            : optionsWithContext(jobTemplate?.opts, context),
         }),
       ),
     );

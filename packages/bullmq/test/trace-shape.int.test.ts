@@ -355,6 +355,28 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     }
   });
 
+  it("job scheduler whose template carries the caller's own context: a CLIENT schedule span linked to it, the runs link to that context", async () => {
+    const { name, raw, queue } = setup('sched-own');
+    const ran = deferred();
+    startWorker(name, async () => ran.resolve());
+    const own = { traceparent: `00-${'c'.repeat(32)}-${'d'.repeat(16)}-01` };
+    await queue.upsertJobScheduler(
+      'own',
+      { every: 60_000 },
+      { name: 'tick', opts: { telemetry: { metadata: JSON.stringify(own) } } },
+    );
+    await ran.promise;
+    await raw.removeJobScheduler('own');
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 1,
+    );
+    const schedule = onlySpan(spans, `schedule ${name}`);
+    expect(schedule.kind).toBe(SpanKind.CLIENT);
+    expect(schedule.links.map((l) => l.context.spanId)).toEqual(['d'.repeat(16)]);
+    expect(onlySpan(spans, `process ${name}`).links.map((l) => l.context.spanId)).toEqual(['d'.repeat(16)]);
+  });
+
   // BullMQ 6 removed legacy repeatable jobs (`add` ignores `repeat`), so this exists for 5.x only.
   if (bullmq === BULLMQ_VERSIONS[1]?.[1]) {
     it('repeat options on add (legacy repeatable jobs): every run is a new trace linked to the send span', async () => {
