@@ -7,7 +7,7 @@ import {
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import { context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
+import { type Context, context as contextApi, type Link, type Span, trace } from '@opentelemetry/api';
 import { ATTR_BULLMQ_SCHEDULER_ID } from './attributes.ts';
 import { contextMetadata } from './carrier.ts';
 import { type JobOptionsShape, jobAttributes, jobAttributesOf, setJobIds } from './job-attributes.ts';
@@ -72,6 +72,10 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     // The default telemetry (an omitContext, a context) is what BullMQ would apply: read and keep it.
     const jobOpts = withDefaultTelemetry(opts as JobOptionsShape | undefined, raw);
     const parsed = readJobContext(jobOpts);
+    // Where hoptrace writes nothing, BullMQ gets the caller's own options and merges its defaults
+    // itself, as without hoptrace (BullMQ's own telemetry reads the caller's options only).
+    const sent = (context: Context) =>
+      keptUnlessWritten(optionsWithContext(jobOpts, context, parsed), jobOpts, opts);
     const caller = callerLink(parsed);
     const parent = contextApi.active();
     const span = startClientSpan(
@@ -88,16 +92,11 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     // job carries the context as it is, so the trace id still travels; no operation, no extra promise.
     if (!metric && !span?.isRecording()) {
       span?.end();
-      return contextApi.with(context, () =>
-        (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed)),
-      );
+      return contextApi.with(context, () => (raw.add as AsyncMethod).call(raw, name, data, sent(context)));
     }
     const operation = new Operation(instr, span, metric);
     return operation.run(
-      () =>
-        contextApi.with(context, () =>
-          (raw.add as AsyncMethod).call(raw, name, data, optionsWithContext(jobOpts, context, parsed)),
-        ),
+      () => contextApi.with(context, () => (raw.add as AsyncMethod).call(raw, name, data, sent(context))),
       span ? (job) => setJobIds([span], job) : undefined,
     );
   };
@@ -207,7 +206,11 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
         (raw as unknown as { upsertJobScheduler: AsyncMethod }).upsertJobScheduler(schedulerId, repeatOpts, {
           ...jobTemplate,
           opts: readable
-            ? optionsWithContext(templateOpts, context, parsed)
+            ? keptUnlessWritten(
+                optionsWithContext(templateOpts, context, parsed),
+                templateOpts,
+                jobTemplate?.opts,
+              )
             : optionsWithContext(jobTemplate?.opts, context),
         }),
       ),
@@ -224,4 +227,9 @@ function bulkJobContext(job: BulkJob | undefined): JobContext {
   } catch {
     return readJobContext(undefined);
   }
+}
+
+/** The options to hand BullMQ: the caller's own when hoptrace wrote nothing into its merged view. */
+function keptUnlessWritten<O>(written: O, merged: O, own: O): O {
+  return written === merged ? own : written;
 }
