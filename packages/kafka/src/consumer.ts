@@ -1,6 +1,7 @@
 import {
   assertClient,
   clientTemplates,
+  copyWith,
   createInstrumentation,
   existingWrapper,
   type Instrumentation,
@@ -77,19 +78,40 @@ export function wrapConsumer<C extends Consumer>(
   });
 }
 
+/**
+ * What kafkajs reads (destructures) from a run config: a copy keeps them even when they are getters
+ * or inherited (a class instance), so kafkajs sees the same settings as without hoptrace.
+ */
+const RUN_FIELDS = [
+  'autoCommit',
+  'autoCommitInterval',
+  'autoCommitThreshold',
+  'eachBatchAutoResolve',
+  'partitionsConsumedConcurrently',
+  'eachBatch',
+  'eachMessage',
+] as const;
+
 /** A copy of the run config with traced handlers; every other field as the caller set it. */
 function traceRunConfig(
   state: ConsumerState,
   config: ConsumerRunConfig | undefined,
 ): ConsumerRunConfig | undefined {
   if (!config || typeof config !== 'object') return config;
-  const { eachMessage, eachBatch } = config;
-  const traced: ConsumerRunConfig = { ...config };
+  let traced: ConsumerRunConfig;
+  try {
+    traced = copyWith(config, RUN_FIELDS, {});
+  } catch {
+    return config; // a getter that throws: kafkajs reads the caller's config itself (and throws the same)
+  }
+  const { eachMessage, eachBatch } = traced;
   if (typeof eachMessage === 'function') {
     traced.eachMessage = (payload) => processMessage(state, eachMessage, payload);
   }
   if (typeof eachBatch === 'function') {
-    const autoResolve = config.eachBatchAutoResolve !== false;
+    // kafkajs defaults an absent setting to true and otherwise tests it for truthiness.
+    const setting: unknown = traced.eachBatchAutoResolve;
+    const autoResolve = setting === undefined || Boolean(setting);
     traced.eachBatch = (payload: EachBatchPayload) => traceBatch(state, eachBatch, payload, autoResolve);
   }
   return traced;

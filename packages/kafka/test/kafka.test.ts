@@ -345,6 +345,27 @@ describe('consumer', () => {
     for (const span of spans) expect(span.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED]).toBeUndefined();
   });
 
+  it.each([
+    [null, true],
+    [0, true],
+    [undefined, false],
+    [1, false],
+  ])(
+    'eachBatch: eachBatchAutoResolve %j is read as kafkajs reads it (unresolved messages marked: %j)',
+    async (setting, marked) => {
+      const fake = fakeConsumer();
+      const consumer = traceConsumer(fake.consumer);
+      const { payload } = batchPayload('t', [message(0), message(1)]);
+      await consumer.run({ eachBatchAutoResolve: setting as never, eachBatch: async () => undefined });
+      expect(fake.config?.eachBatchAutoResolve).toBe(setting);
+      await fake.config?.eachBatch?.(payload);
+      const spans = spansNamed(tracing.current.spans(), 'process t').filter(
+        (s) => s.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED] === true,
+      );
+      expect(spans).toHaveLength(marked ? 2 : 0);
+    },
+  );
+
   it('eachBatch: stop() ends spans of a batch that never returns', async () => {
     const fake = fakeConsumer();
     const consumer = traceConsumer(fake.consumer);

@@ -80,16 +80,20 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
           settle(entry);
           return result;
         }
-        // A rejection stays unhandled exactly as before (the chain rethrows it).
-        Promise.resolve(result).then(
-          () => settle(entry),
+        // The emitter gets the chain, which settles as the listener's promise does: a rejection
+        // stays unhandled exactly as before, or, when the stream captures rejections
+        // (`captureRejections`), is handled there, once, as it would be without hoptrace.
+        return Promise.resolve(result).then(
+          (value) => {
+            settle(entry);
+            return value;
+          },
           (error: unknown) => {
             entry.operation.noteFailure(error);
             settle(entry);
             throw error;
           },
         );
-        return result;
       };
       listeners.set(listener, traced);
     }

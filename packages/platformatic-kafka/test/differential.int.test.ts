@@ -1,0 +1,251 @@
+import { EventEmitter } from 'node:events';
+import { traceConsumer, traceProducer } from '@hoptrace/platformatic-kafka';
+import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
+import { Consumer, type Message, Producer } from '@platformatic/kafka';
+import { afterEach, describe, expect, it } from 'vitest';
+import { brokers, cleanup, createTopics, groupId, runCleanup } from './helpers.ts';
+
+const tracing = useTestTracing();
+afterEach(runCleanup);
+
+type Mode = 'raw' | 'traced';
+
+function producerFor(mode: Mode): Producer {
+  const p = new Producer({ clientId: `diff-${mode}`, bootstrapBrokers: brokers() });
+  cleanup.push(() => p.close());
+  return mode === 'raw' ? p : traceProducer(p);
+}
+
+function consumerFor(mode: Mode, group = groupId()): Consumer {
+  const c = new Consumer({
+    clientId: `diff-${mode}`,
+    groupId: group,
+    bootstrapBrokers: brokers(),
+    maxWaitTime: 200,
+  });
+  cleanup.push(() => c.close(true));
+  return mode === 'raw' ? c : traceConsumer(c);
+}
+
+function show(m: Message<Buffer, Buffer, Buffer, Buffer>, topics: string[]): unknown {
+  const headers: [string, string][] = [];
+  for (const [k, v] of m.headers) {
+    const name = k.toString();
+    if (name === 'traceparent' || name === 'tracestate' || name === 'baggage') continue;
+    headers.push([name, v?.toString()]);
+  }
+  return [
+    topics.indexOf(m.topic),
+    m.partition,
+    String(m.offset),
+    m.key?.toString() ?? m.key,
+    m.value?.toString() ?? m.value,
+    headers,
+  ];
+}
+
+async function both<T>(workload: (mode: Mode) => Promise<T>): Promise<{ raw: T; traced: T }> {
+  const raw = await workload('raw');
+  const traced = await workload('traced');
+  return { raw, traced };
+}
+
+describe('@platformatic/kafka differential: raw vs traced', () => {
+  it('send with acks 0, 1, -1 (promise and callback) and undefined keys, values, headers; empty and Buffer-keyed Maps', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [a, b] = (await createTopics(2, 2)) as [string, string];
+      await sleep(1000);
+      const producer = producerFor(mode);
+      const empty = new Map();
+      const mapped = new Map([[Buffer.from('k'), Buffer.from('v')]]);
+      const replies: unknown[] = [];
+      for (const acks of [0, 1, -1]) {
+        const reply = await producer.send({
+          acks,
+          messages: [
+            { topic: a, partition: 0 },
+            { topic: a, partition: 1, key: Buffer.from('k'), headers: empty },
+            { topic: b, partition: 0, value: Buffer.from(`v${acks}`), headers: mapped },
+            { topic: b, partition: 1, key: undefined, value: undefined, headers: undefined } as never,
+          ],
+        });
+        if (!reply) throw new Error('no reply');
+        (reply as { offsets?: { topic: string; partition: number }[] }).offsets?.sort((x, y) =>
+          `${x.topic === a}${x.partition}`.localeCompare(`${y.topic === a}${y.partition}`),
+        );
+        replies.push(
+          JSON.parse(
+            JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? String(v) : v))
+              .replaceAll(a, 'A')
+              .replaceAll(b, 'B'),
+          ),
+        );
+      }
+      // callback style too
+      const cbReply = await new Promise((resolve) =>
+        producer.send(
+          { acks: 0, messages: [{ topic: a, partition: 0, value: Buffer.from('cb') }] },
+          (error, r) => resolve([error?.message, r]),
+        ),
+      );
+      const unchanged = empty.size === 0 && mapped.size === 1 && true;
+      await sleep(300);
+      const consumer = consumerFor('raw');
+      const stream = await consumer.consume({ topics: [a, b], mode: 'earliest' });
+      const got: unknown[] = [];
+      for await (const m of stream) {
+        got.push(show(m, [a, b]));
+        if (got.length === 13) break;
+      }
+      await stream.close();
+      got.sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+      return { replies, cbReply: JSON.stringify(cbReply), unchanged, got };
+    });
+    expect(traced).toEqual(raw);
+  });
+
+  it('consume several topics with autocommit off and message.commit(); a second member resumes there', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const topics = await createTopics(2, 1);
+      await sleep(1000);
+      const producer = producerFor('raw');
+      await producer.send({
+        messages: topics.flatMap((topic) => [0, 1, 2].map((i) => ({ topic, value: Buffer.from(`m${i}`) }))),
+      });
+      const group = groupId();
+      const consumer = consumerFor(mode, group);
+      const stream = await consumer.consume({ topics, mode: 'earliest', autocommit: false });
+      const got: unknown[] = [];
+      for await (const m of stream) {
+        got.push(show(m, topics));
+        if (m.offset === 1n && m.topic === topics[0]) await m.commit();
+        if (got.length === 6) break;
+      }
+      await stream.close();
+      await consumer.close();
+      const second = consumerFor('raw', group);
+      const again = await second.consume({
+        topics,
+        mode: 'committed',
+        fallbackMode: 'earliest',
+        autocommit: false,
+      });
+      const rest: unknown[] = [];
+      for await (const m of again) {
+        rest.push(show(m, topics));
+        if (rest.length === 4) break;
+      }
+      await again.close();
+      got.sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+      rest.sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y)));
+      return { got, rest };
+    });
+    expect(traced).toEqual(raw);
+  });
+
+  it('stream close() while a message is held by the iterator; close twice; next() after close', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      await producerFor('raw').send({
+        messages: [0, 1, 2].map((i) => ({ topic, value: Buffer.from(`m${i}`) })),
+      });
+      const consumer = consumerFor(mode);
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+      const iterator = stream[Symbol.asyncIterator]();
+      const first = await iterator.next();
+      const closed = await stream.close().then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      const closedAgain = await stream.close().then(
+        () => 'ok',
+        (e: Error) => e.message,
+      );
+      const after: unknown[] = [];
+      for (let i = 0; i < 3; i++) {
+        const r = await iterator.next();
+        after.push(r.done ? 'done' : r.value.value.toString());
+        if (r.done) break;
+      }
+      const ret = await iterator.return?.();
+      return { first: first.value?.value.toString(), closed, closedAgain, after, ret, ended: stream.closed };
+    });
+    expect(traced).toEqual(raw);
+    // The held message's span ended once, at the close.
+    expect(tracing.current.spans().filter((s) => s.name.startsWith('process '))).toHaveLength(1);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+
+  it('data listener that throws synchronously: what the stream does is the same', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      await producerFor('raw').send({
+        messages: [0, 1].map((i) => ({ topic, value: Buffer.from(`m${i}`) })),
+      });
+      const consumer = consumerFor(mode);
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+      const events: string[] = [];
+      const failure = new Error('listener broke');
+      const caught: unknown[] = [];
+      const onUncaught = (e: unknown) => caught.push(e);
+      process.prependListener('uncaughtException', onUncaught);
+      stream.on('error', (e) => events.push(`error:${(e as Error).message}`));
+      stream.on('close', () => events.push('close'));
+      let n = 0;
+      stream.on('data', (m) => {
+        events.push(`data:${m.value.toString()}`);
+        n++;
+        if (n === 1) throw failure;
+      });
+      await until(() => n >= 2 || events.includes('close') || caught.length > 0, 'data', 5000).catch(
+        () => undefined,
+      );
+      await sleep(300);
+      process.removeListener('uncaughtException', onUncaught);
+      await stream.close().catch(() => undefined);
+      return { events, caught: caught.map((e) => e === failure) };
+    });
+    expect(traced).toEqual(raw);
+  });
+});
+
+describe('an async data listener that rejects', () => {
+  it.each([true, false])(
+    'captureRejections %j: the stream gets the error as without hoptrace, and what is unhandled is the same',
+    async (capture) => {
+      const { raw, traced } = await both(async (mode) => {
+        const [topic] = (await createTopics()) as [string];
+        await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
+        const consumer = consumerFor(mode);
+        const before = EventEmitter.captureRejections;
+        EventEmitter.captureRejections = capture;
+        let stream: Awaited<ReturnType<Consumer['consume']>>;
+        try {
+          stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+        } finally {
+          EventEmitter.captureRejections = before;
+        }
+        const failure = new Error('listener rejected');
+        const errors: unknown[] = [];
+        const unhandled: unknown[] = [];
+        const onUnhandled = (reason: unknown) => unhandled.push(reason);
+        process.on('unhandledRejection', onUnhandled);
+        let calls = 0;
+        try {
+          stream.on('error', (e) => errors.push(e));
+          stream.on('data', async () => {
+            calls++;
+            throw failure;
+          });
+          await until(() => calls > 0 && (errors.length > 0 || unhandled.length > 0), 'the rejection');
+          await sleep(200);
+        } finally {
+          process.off('unhandledRejection', onUnhandled);
+        }
+        return { errors: errors.map((e) => e === failure), unhandled: unhandled.map((e) => e === failure) };
+      });
+      expect(raw).toEqual(capture ? { errors: [true], unhandled: [] } : { errors: [], unhandled: [true] });
+      expect(traced).toEqual(raw);
+    },
+  );
+});
