@@ -42,6 +42,8 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
   if (perMessage) state.sweep ??= startSweep(state);
   const listeners = new WeakMap<Listener, Listener>();
+  /** The application's listener behind each traced one (what `listeners()` names). */
+  const originals = new WeakMap<Listener, Listener>();
   const closed = () => {
     endAll(open);
     state.streams.delete(open);
@@ -96,6 +98,7 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
         );
       };
       listeners.set(listener, traced);
+      originals.set(traced, listener);
     }
     return traced;
   };
@@ -144,6 +147,19 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   };
   for (const name of ADD) listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : l));
   for (const name of REMOVE) listenerMethod(name, (_event, l) => listeners.get(l) ?? l);
+  // What the stream lists names the application's own listeners, as without hoptrace.
+  interceptors.listeners = (_target, [event]) => {
+    const listed = (raw as unknown as { listeners(e: unknown): unknown }).listeners(event);
+    return Array.isArray(listed)
+      ? listed.map((l: unknown) => (typeof l === 'function' ? (originals.get(l as Listener) ?? l) : l))
+      : listed;
+  };
+  interceptors.listenerCount = (_target, args) => {
+    const count = (raw as unknown as { listenerCount(...a: unknown[]): unknown }).listenerCount;
+    const listener = args[1];
+    if (args[0] !== 'data' || typeof listener !== 'function') return count.apply(raw, args);
+    return count.call(raw, args[0], listeners.get(listener as Listener) ?? listener);
+  };
   const proxy = interceptMethods(stream, interceptors);
   return proxy;
 }

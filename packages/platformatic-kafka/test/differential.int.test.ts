@@ -249,3 +249,29 @@ describe('an async data listener that rejects', () => {
     },
   );
 });
+
+describe('data listeners as the stream lists them', () => {
+  it('listeners() and listenerCount(event, listener) name the listener the application added', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      const consumer = consumerFor(mode);
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+      const handler = () => undefined;
+      const once = () => undefined;
+      stream.on('data', handler);
+      stream.once('data', once);
+      const seen = {
+        listed: stream
+          .listeners('data')
+          .map((l) => (l === handler ? 'handler' : l === once ? 'once' : 'other')),
+        counted: [stream.listenerCount('data', handler), stream.listenerCount('data', once)],
+      };
+      stream.off('data', handler);
+      stream.off('data', once);
+      await stream.close();
+      return { ...seen, after: stream.listenerCount('data') };
+    });
+    expect(raw).toEqual({ listed: ['handler', 'once'], counted: [1, 1], after: 0 });
+    expect(traced).toEqual(raw);
+  });
+});
