@@ -189,16 +189,24 @@ function tracedIterator(
   open: Set<MessageEntry>,
   perMessage: boolean,
 ): AsyncIterableIterator<unknown> {
-  let current: MessageEntry | undefined;
+  // The messages handed out since the last call: usually one, more when `next()` calls overlap
+  // (each is done once a later message is asked for).
+  let current: MessageEntry | MessageEntry[] | undefined;
   const release = () => {
-    if (current) endEntry(current);
+    const done = current;
     current = undefined;
+    if (Array.isArray(done)) for (const entry of done) endEntry(entry);
+    else if (done) endEntry(done);
   };
   const received = (result: IteratorResult<unknown>) => {
     const message = result.value;
     if (!result.done && message && typeof message === 'object') {
-      if (perMessage) current = startMessage(state, message as ReceivedMessage, open);
-      else own(state, message);
+      if (perMessage) {
+        const entry = startMessage(state, message as ReceivedMessage, open);
+        if (current === undefined) current = entry;
+        else if (Array.isArray(current)) current.push(entry);
+        else current = [current, entry];
+      } else own(state, message);
     }
     return result;
   };

@@ -275,3 +275,24 @@ describe('data listeners as the stream lists them', () => {
     expect(traced).toEqual(raw);
   });
 });
+
+describe('overlapping next() calls on a traced stream iterator', () => {
+  it('each message handed out ends its span once a later next() is asked for, not at the close', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await producerFor('raw').send({
+      messages: [0, 1, 2].map((i) => ({ topic, value: Buffer.from(`m${i}`) })),
+    });
+    const consumer = consumerFor('traced');
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    const iterator = stream[Symbol.asyncIterator]();
+    const [a, b] = await Promise.all([iterator.next(), iterator.next()]);
+    expect([a.value?.value.toString(), b.value?.value.toString()]).toEqual(['m0', 'm1']);
+    expect(tracing.current.openSpans()).toHaveLength(2);
+    const c = await iterator.next();
+    expect(c.value?.value.toString()).toBe('m2');
+    // m0 and m1 are done (a later message was asked for): only m2's span is open.
+    expect(tracing.current.openSpans()).toHaveLength(1);
+    await stream.close();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
