@@ -234,7 +234,13 @@ describe('kafkajs differential: raw vs traced', () => {
       const before = JSON.stringify([headersA, headersB]);
       const reply = await producer.sendBatch({
         topicMessages: [
-          { topic: a, messages: [{ value: 'a0', headers: headersA, partition: 1 }, { value: 'a1', partition: 0 }] },
+          {
+            topic: a,
+            messages: [
+              { value: 'a0', headers: headersA, partition: 1 },
+              { value: 'a1', partition: 0 },
+            ],
+          },
           { topic: b, messages: [{ value: 'b0', headers: headersB, partition: 0 }] },
           { topic: a, messages: [{ value: 'a2', partition: 1 }] },
         ],
