@@ -26,18 +26,29 @@ function requeueOf(value: unknown): boolean {
   return value === undefined ? true : Boolean(value);
 }
 
+/**
+ * The delivery tag amqplib sends for a message, and what it settles: amqplib encodes a missing tag
+ * as 0 (a non-number makes it throw before anything is sent), and the broker reads tag 0 with
+ * `multiple` as every unacked delivery (`undefined` here, as for `ackAll`) and alone as no delivery
+ * at all (it closes the channel: unknown delivery tag 0).
+ */
+function tagOf(message: AmqpMessage | undefined, multiple: boolean): number | undefined {
+  const tag = message?.fields?.deliveryTag ?? 0;
+  return tag === 0 && multiple ? undefined : tag;
+}
+
 /** Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). */
 function decode(method: string, args: unknown[]): SettleCall {
   const message = args[0] as AmqpMessage | undefined;
-  const tag = message?.fields?.deliveryTag;
+  const multiple = method !== 'reject' && Boolean(args[1]);
   switch (method) {
     case 'ack':
-      return { how: 'ack', tag, multiple: Boolean(args[1]), requeue: false };
+      return { how: 'ack', tag: tagOf(message, multiple), multiple, requeue: false };
     case 'nack':
       // amqplib's defaults: allUpTo false, requeue true.
-      return { how: 'nack', tag, multiple: Boolean(args[1]), requeue: requeueOf(args[2]) };
+      return { how: 'nack', tag: tagOf(message, multiple), multiple, requeue: requeueOf(args[2]) };
     case 'reject':
-      return { how: 'reject', tag, multiple: false, requeue: requeueOf(args[1]) };
+      return { how: 'reject', tag: tagOf(message, false), multiple: false, requeue: requeueOf(args[1]) };
     case 'ackAll':
       return { how: 'ack', tag: undefined, multiple: true, requeue: false };
     default:

@@ -319,6 +319,47 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     expect(tracing.current.openSpans().filter((s) => s.name === `process ${auto}`)).toHaveLength(0);
   });
 
+  it('a settle whose message has no delivery tag, or tag 0, is read as amqplib sends it: alone it settles nothing, with allUpTo everything', async () => {
+    const queue = `q-${randomUUID()}`;
+    const admin = await amqp.connection.createChannel();
+    await admin.assertQueue(queue, { exclusive: true });
+    const consumeTwo = async (tag: number | undefined) => {
+      const channel = traceChannel(await amqp.connection.createChannel());
+      channel.on('error', () => undefined);
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      const got: ConsumeMessage[] = [];
+      await channel.consume(queue, (m) => m && got.push(m));
+      await until(() => got.length === 2, 'two deliveries');
+      const m = got[1] as ConsumeMessage;
+      const untagged = { ...m, fields: { ...m.fields, deliveryTag: tag } } as unknown as ConsumeMessage;
+      return { channel, closed, untagged };
+    };
+    for (let i = 0; i < 2; i++) admin.sendToQueue(queue, Buffer.from('a'), { messageId: `a${i}` });
+
+    // Alone: amqplib sends tag 0, the broker acks nothing and closes the channel (unknown delivery
+    // tag 0); both messages go back to the queue, and both spans end channel_closed, not acked.
+    const first = await consumeTwo(undefined);
+    first.channel.ack(first.untagged);
+    await first.closed.promise;
+    let done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
+    for (const span of spansNamed(done, `process ${queue}`)) {
+      expect(span.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+      expect(span.attributes['error.type']).toBe('channel_closed');
+    }
+    expect((await admin.checkQueue(queue)).messageCount).toBe(2);
+
+    // Tag 0 with allUpTo (given, or a missing tag): every unacked delivery of the channel; both
+    // spans end acked.
+    tracing.current.reset();
+    const second = await consumeTwo(0);
+    second.channel.ack(second.untagged, true);
+    done = spansNamed(spans(), `process ${queue}`);
+    expect(done.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual(['ack', 'ack']);
+    await second.channel.close();
+    expect((await admin.checkQueue(queue)).messageCount).toBe(0);
+  });
+
   it('the consumer tag is recorded only with captureConsumerTag (not a conventions attribute)', async () => {
     for (const captureConsumerTag of [false, true]) {
       tracing.current.reset();
