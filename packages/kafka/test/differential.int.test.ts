@@ -31,6 +31,14 @@ async function produce(kafka: Kafka, topic: string, n: number): Promise<void> {
   await producer.disconnect();
 }
 
+/** A consumer of `kafka` in `group`, connected and subscribed to `topics` from the beginning. */
+async function subscribed(kafka: Kafka, topics: string[], group = groupId(), extra: object = {}) {
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 100, ...extra });
+  await consumer.connect();
+  await consumer.subscribe({ topics, fromBeginning: true });
+  return consumer;
+}
+
 /** Runs the same workload raw and traced; returns both observations. */
 async function both<T>(workload: (mode: Mode) => Promise<T>): Promise<{ raw: T; traced: T }> {
   const raw = await workload('raw');
@@ -54,13 +62,9 @@ describe('kafkajs differential: raw vs traced', () => {
       const [topic] = (await createTopics(kafka)) as [string];
       await produce(newKafka(), topic, 4);
       const group = groupId();
-      const consumer = kafka.consumer({
-        groupId: group,
-        maxWaitTimeInMs: 100,
+      const consumer = await subscribed(kafka, [topic], group, {
         retry: { initialRetryTime: 50, retries: 3 },
       });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const calls: unknown[] = [];
       let done = false;
       await consumer.run({
@@ -106,9 +110,7 @@ describe('kafkajs differential: raw vs traced', () => {
       const [topic] = (await createTopics(kafka)) as [string];
       await produce(newKafka(), topic, 5);
       const group = groupId();
-      const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const consumer = await subscribed(kafka, [topic], group);
       const seen: string[] = [];
       const results: unknown[] = [];
       await consumer.run({
@@ -146,9 +148,7 @@ describe('kafkajs differential: raw vs traced', () => {
       const kafka = client(mode);
       const [topic] = (await createTopics(kafka)) as [string];
       await produce(newKafka(), topic, 4);
-      const consumer = kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const consumer = await subscribed(kafka, [topic]);
       const seen: string[] = [];
       await consumer.run({
         eachMessage: async ({ message, pause }) => {
@@ -199,9 +199,7 @@ describe('kafkajs differential: raw vs traced', () => {
       const [topic] = (await createTopics(kafka)) as [string];
       await produce(newKafka(), topic, 3);
       const group = groupId();
-      const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const consumer = await subscribed(kafka, [topic], group);
       const first: string[] = [];
       await consumer.run({ eachMessage: async ({ message }) => void first.push(message.offset) });
       await until(() => first.length === 3, 'three');
@@ -247,9 +245,7 @@ describe('kafkajs differential: raw vs traced', () => {
       });
       const acks0 = await producer.send({ topic: b, acks: 0, messages: [{ value: 'b1', partition: 1 }] });
       await producer.disconnect();
-      const consumer = newKafka().consumer({ groupId: groupId(), maxWaitTimeInMs: 100 });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [a, b], fromBeginning: true });
+      const consumer = await subscribed(newKafka(), [a, b]);
       const got: unknown[] = [];
       await consumer.run({
         eachMessage: async ({
@@ -335,9 +331,7 @@ describe('kafkajs differential: raw vs traced', () => {
       await tx2.send({ topic, messages: [{ value: 'kept' }] });
       await tx2.commit();
       await producer.disconnect();
-      const consumer = newKafka().consumer({ groupId: groupId(), maxWaitTimeInMs: 100 });
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const consumer = await subscribed(newKafka(), [topic]);
       const got: string[] = [];
       await consumer.run({
         eachMessage: async ({ message }) => void got.push(`${message.offset}:${message.value}`),
