@@ -38,6 +38,39 @@ const RECORD_FIELDS = ['topic', 'acks', 'timeout', 'compression'] as const;
 const BATCH_FIELDS = ['acks', 'timeout', 'compression'] as const;
 const GROUP_FIELDS = ['topic'] as const;
 
+/**
+ * The fields of a message kafkajs reads directly (validation, partitioner, timestamps), so they count
+ * even when inherited (getters of a class instance) or not enumerable. kafkajs encodes a record from a
+ * spread of the message, which keeps own enumerable fields only: a `value` kafkajs read through a
+ * getter is written as null (see {@link copyMessage}).
+ */
+const MESSAGE_READ_FIELDS = ['key', 'value', 'partition', 'timestamp'] as const;
+
+/**
+ * The headers kafkajs writes for a message: its own enumerable `headers` (kafkajs encodes a spread of
+ * the message, so inherited or non-enumerable headers are never sent).
+ */
+function writtenHeaders(message: Message): IHeaders | undefined {
+  return Object.prototype.propertyIsEnumerable.call(message, 'headers') ? message.headers : undefined;
+}
+
+/**
+ * A copy of `message` with `headers` that kafkajs treats exactly as the caller's message: the spread
+ * (what kafkajs encodes) plus, not enumerable, the fields kafkajs reads directly that the spread
+ * misses (inherited getters, non-enumerable fields), so a class-instance message is validated,
+ * partitioned and encoded as without hoptrace (a plain spread would lose `value` before kafkajs's
+ * validation and turn a send kafkajs accepts into "Invalid message without value").
+ */
+function copyMessage(message: Message, headers: IHeaders): Message {
+  const copy: Message = { ...message, headers };
+  for (const field of MESSAGE_READ_FIELDS) {
+    if (!Object.hasOwn(copy, field) && field in message) {
+      Object.defineProperty(copy, field, { value: message[field], writable: true, configurable: true });
+    }
+  }
+  return copy;
+}
+
 /** What sends: a producer or a transaction. */
 export type Sender = Pick<Producer, 'send' | 'sendBatch'>;
 
@@ -159,7 +192,8 @@ function readCallers(state: ProducerState, groups: readonly TopicMessages[]): Ca
   let index = 0;
   for (const group of groups) {
     for (const message of group.messages) {
-      const caller = message?.headers ? callerSpanContext(message.headers) : undefined;
+      const written = message ? writtenHeaders(message) : undefined;
+      const caller = written ? callerSpanContext(written) : undefined;
       if (caller) {
         callers ??= new Array(total);
         callers[index] = caller;
@@ -254,8 +288,9 @@ function traceCallers(
           const context = create ? trace.setSpan(parent, create) : sendContext;
           if (!create && !caller) shared ??= injectContext(sendContext);
           const injected = create || caller ? undefined : shared;
-          const headers = sendHeaders(message.headers, context, caller, injected);
-          return headers === message.headers ? message : { ...message, headers: headers as IHeaders };
+          const written = writtenHeaders(message);
+          const headers = sendHeaders(written, context, caller, injected);
+          return headers === written ? message : copyMessage(message, headers as IHeaders);
         }),
       }),
     );

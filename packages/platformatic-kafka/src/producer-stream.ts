@@ -28,6 +28,7 @@ export const STREAM_CLOSE_GRACE_MS = 30_000;
 interface RawProducerStream {
   write(...args: unknown[]): unknown;
   end(...args: unknown[]): unknown;
+  destroy(...args: unknown[]): unknown;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   readonly destroyed: boolean;
@@ -75,6 +76,13 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
         args[0] === undefined || args[0] === null || typeof args[0] === 'function'
           ? raw.end(...args)
           : tracedWrite(state, sends, originals, raw, 'end', args);
+      return out === raw ? proxy : out;
+    },
+    // A destroy from outside (the application, or a `pipeline` whose source failed) may leave a
+    // batch in flight that is still acknowledged; the stream's own destroy (a failed batch) does not.
+    destroy: (raw, args): unknown => {
+      if (!raw.destroyed) sends.destroyedFromOutside();
+      const out = raw.destroy(...args);
       return out === raw ? proxy : out;
     },
   });
@@ -195,6 +203,8 @@ class StreamSends {
   #held = 0;
   /** Set once the stream closed with entries left: when, with what error, and the grace timer. */
   #closing: { error: unknown; at: number; timer: ReturnType<typeof setTimeout> | undefined } | undefined;
+  /** Set when the stream was destroyed through the traced stream (not by its own failed batch). */
+  #outside = false;
   /** The producer's streams waiting out their grace (its close ends them at once). */
   readonly #waiting: Set<{ drop(): void }>;
 
@@ -209,6 +219,14 @@ class StreamSends {
   push(operation: Operation | undefined): void {
     this.#open.push(operation);
     if (operation) this.#held++;
+  }
+
+  /**
+   * The stream is being destroyed from outside (`destroy()`, also by a `pipeline` whose source
+   * failed): a batch it had in flight may still be acknowledged, even when destroyed with an error.
+   */
+  destroyedFromOutside(): void {
+    this.#outside = true;
   }
 
   /** Forgets the newest entry (its write was refused). */
@@ -233,9 +251,11 @@ class StreamSends {
   }
 
   /**
-   * The stream closed. Closed with an error (a batch failed, or it was destroyed with one): what it
-   * still held ends with that error now. Destroyed without one: a batch may still be in flight, so
-   * the rest waits for a late `flush`, {@link STREAM_CLOSE_GRACE_MS} or the producer's close.
+   * The stream closed. Closed by its own error (a batch failed): what it still held ends with that
+   * error now. Destroyed from outside (with or without an error) or without an error: a batch may
+   * still be in flight, so the rest waits for a late `flush` (which ends that batch OK),
+   * {@link STREAM_CLOSE_GRACE_MS} or the producer's close, and then ends with the destroy's error
+   * (or `stream_closed`), timed at the close.
    */
   closed(error: unknown): void {
     if (this.#head >= this.#open.length) {
@@ -244,7 +264,7 @@ class StreamSends {
     }
     const failed = error !== null && error !== undefined;
     this.#closing = { error, at: Date.now(), timer: undefined };
-    if (failed) {
+    if (failed && !this.#outside) {
       this.drop();
       return;
     }

@@ -764,3 +764,37 @@ describe('producer streams (asStream) against a real broker', () => {
     ]);
   });
 });
+
+describe('a pipeline into a producer stream whose source fails midway', () => {
+  it('the batch already in flight ends OK at its acknowledgement; the rest end with the source error, once', async () => {
+    const [topic] = (await createTopics()) as [string];
+    const producer = traceProducer(stringProducer());
+    const stream = producer.asStream({ batchSize: 2, batchTime: 60_000 });
+    const flushed = new Promise<void>((resolve) => stream.once('flush', () => resolve()));
+    const broke = new Error('source broke');
+    async function* source() {
+      yield { topic, value: '1' };
+      yield { topic, value: '2' }; // a batch of two: sent now
+      yield { topic, value: '3' }; // buffered behind it, dropped by the destroy
+      throw broke;
+    }
+    const error = await pipeline(Readable.from(source()), stream as unknown as NodeJS.WritableStream).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBe(broke);
+    await flushed; // the batch in flight is acknowledged after the pipeline failed
+    await producer.close();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(3);
+    expect(sends.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
+    const dropped = onlySpan(
+      sends.filter((s) => s.status.code === SpanStatusCode.ERROR),
+      `send ${topic}`,
+    );
+    expect(dropped.status.message).toBe('source broke');
+    const received = await take(await streamOf(stringConsumer(), [topic]), 2);
+    expect(received.map((m) => m.value)).toEqual(['1', '2']);
+  });
+});
