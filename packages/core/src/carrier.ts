@@ -78,9 +78,18 @@ export const headerGetter: TextMapGetter<HeaderCarrier> = {
   },
 };
 
-/** A setter that writes string values into a plain object owned by hoptrace. */
+/**
+ * A setter that writes string values into a plain object owned by hoptrace. A propagator that hands
+ * it something else (the setter's contract says string, but nothing enforces it) gets numbers,
+ * booleans and bigints written as their decimal text, and other values left out: the headers go to
+ * broker clients that refuse anything but text (kafkajs and @platformatic/kafka throw on a number).
+ */
 export const recordSetter: TextMapSetter<Record<string, string>> = {
-  set(carrier, key, value) {
-    carrier[key] = value;
+  set(carrier, key, value: unknown) {
+    if (typeof key !== 'string') return;
+    if (typeof value === 'string') carrier[key] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
+      carrier[key] = String(value);
+    }
   },
 };

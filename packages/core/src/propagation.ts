@@ -1,6 +1,7 @@
 import {
   type Context,
   context as contextApi,
+  createTraceState,
   diag,
   isSpanContextValid,
   propagation,
@@ -81,7 +82,34 @@ export function readMessageContext(headers: HeaderCarrier): MessageContext {
   const context = extractContext(headers, ROOT_CONTEXT);
   if (context === ROOT_CONTEXT) return EMPTY_MESSAGE_CONTEXT;
   const spanContext = trace.getSpanContext(context);
-  return { context, spanContext: spanContext && isSpanContextValid(spanContext) ? spanContext : undefined };
+  if (!spanContext || !isSpanContextValid(spanContext)) return { context, spanContext: undefined };
+  const kept = withHeaderTraceState(spanContext, headers);
+  return kept === spanContext
+    ? { context, spanContext }
+    : { context: trace.setSpanContext(context, kept), spanContext: kept };
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}/;
+
+/**
+ * `spanContext` with the message's W3C `tracestate` when a composite propagator dropped it: one that
+ * lists B3 (or another format without a tracestate) after W3C trace context lets the later
+ * extractor replace the span context, same ids but no tracestate, and with it hoptrace's hop
+ * counter (a hop budget would then never run out). Kept only when the message's `traceparent`
+ * names the same trace and span; `spanContext` itself otherwise.
+ */
+function withHeaderTraceState(spanContext: SpanContext, headers: HeaderCarrier): SpanContext {
+  if (spanContext.traceState !== undefined) return spanContext;
+  try {
+    const state = headerGetter.get(headers, 'tracestate');
+    if (typeof state !== 'string' || state.length === 0) return spanContext;
+    const parent = headerGetter.get(headers, 'traceparent');
+    const ids = typeof parent === 'string' ? TRACEPARENT.exec(parent.trim()) : null;
+    if (!ids || ids[1] !== spanContext.traceId || ids[2] !== spanContext.spanId) return spanContext;
+    return { ...spanContext, traceState: createTraceState(state) };
+  } catch {
+    return spanContext;
+  }
 }
 
 /**
@@ -94,7 +122,9 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
   try {
     for (const _ in headers) {
       const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
-      return spanContext && isSpanContextValid(spanContext) ? spanContext : undefined;
+      return spanContext && isSpanContextValid(spanContext)
+        ? withHeaderTraceState(spanContext, headers)
+        : undefined;
     }
   } catch {
     // A hostile header object (a Proxy whose key listing throws): treat it as carrying no context.

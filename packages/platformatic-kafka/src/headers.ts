@@ -127,6 +127,8 @@ export interface EncodedHeaders {
   readonly changes: Readonly<Record<string, string>>;
   /** Each header's encoded name and value. */
   readonly entries: readonly { readonly name: string; readonly key: unknown; readonly value: unknown }[];
+  /** Names of the caller's headers to leave out of the copy (stale trace fields of a restarted trace). */
+  readonly removed?: readonly string[];
 }
 
 /**
@@ -136,6 +138,7 @@ export interface EncodedHeaders {
 export function encodeHeaders(
   changes: Readonly<Record<string, string>>,
   encodings: HeaderEncodings,
+  removed?: readonly string[],
 ): EncodedHeaders | undefined {
   if (encodings.key === 'none' || encodings.value === 'none') return undefined;
   const entries: { name: string; key: unknown; value: unknown }[] = [];
@@ -146,7 +149,7 @@ export function encodeHeaders(
       value: encode(changes[name] as string, encodings.value),
     });
   }
-  return { changes, entries };
+  return removed && removed.length > 0 ? { changes, entries, removed } : { changes, entries };
 }
 
 /**
@@ -164,13 +167,16 @@ export function withHeaders(
     if (headers instanceof Map) {
       for (const [key, value] of headers) {
         const name = headerName(key);
-        if (name === undefined || !(name in encoded.changes)) out.set(key, value);
+        if (name === undefined || !(name in encoded.changes || encoded.removed?.includes(name))) {
+          out.set(key, value);
+        }
       }
     }
     for (const entry of encoded.entries) out.set(entry.key, entry.value);
     return out;
   }
   const out: Record<string, unknown> = { ...(headers as Record<string, unknown> | undefined) };
+  if (encoded.removed) for (const name of encoded.removed) delete out[name];
   for (const entry of encoded.entries) out[entry.name] = entry.value;
   return out;
 }

@@ -239,13 +239,17 @@ export function carrying(
     const add = encoded && fieldsToAdd(view, encoded.changes);
     if (add && add !== encoded?.changes) encoded = encodeHeaders(add, state.encodings);
   }
-  if (!encoded || encoded.entries.length === 0) return message;
+  if (!encoded || (encoded.entries.length === 0 && !encoded.removed)) return message;
   return copyWith(message, MESSAGE_FIELDS, {
     headers: withHeaders(message.headers, encoded, state.encodings),
   });
 }
 
-/** The text fields of `out` that differ from the caller's headers and are not set there, encoded. */
+/**
+ * The text fields of `out` that differ from the caller's headers, encoded, and the caller's headers
+ * `out` dropped (the stale trace fields `sendHeaders` leaves out when a spent hop budget restarted
+ * the trace: kept, they would carry the old trace's hop count into the new one).
+ */
 function encodedChanges(
   state: ProducerState,
   view: Record<string, unknown> | undefined,
@@ -256,7 +260,15 @@ function encodedChanges(
     const value = out[name];
     if (typeof value === 'string' && value !== view?.[name]) changes[name] = value;
   }
-  return encodeHeaders(changes, state.encodings);
+  let removed: string[] | undefined;
+  if (view && out !== view) {
+    for (const name in view) {
+      if (name in out) continue;
+      removed ??= [];
+      removed.push(name);
+    }
+  }
+  return encodeHeaders(changes, state.encodings, removed);
 }
 
 /** Puts the partition and offset of a one-message send's reply on its span. Never throws. */
