@@ -38,6 +38,7 @@ import {
   ERROR_PROCESS_TIMEOUT,
 } from './attributes.ts';
 import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
+import { childExitWatch } from './child-exit.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProcessorOptions, type ProcessorTracingOptions } from './options.ts';
@@ -204,7 +205,9 @@ export function traceProcessor<F extends ProcessorLike>(
       attemptsMade + 1 >= maxAttempts,
       watch ? this : undefined,
     );
-    watch?.track(attempt);
+    // A sandboxed child (no worker here) that exits mid-attempt still ends the attempt's span.
+    if (watch) watch.track(attempt);
+    else childExitWatch()?.track(attempt);
     if (timeoutMs !== undefined)
       attempt.expireAfter(
         timeoutMs,

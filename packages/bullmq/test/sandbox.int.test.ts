@@ -10,10 +10,12 @@ import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type Worke
 // The sandboxed processor file imports the built package (`pnpm --filter @hoptrace/bullmq build`).
 // A file URL: BullMQ 5.34 accepts only .js/.cjs/.ts paths, but any file URL.
 const processorFile = new URL('./fixtures/sandbox-processor.mjs', import.meta.url);
+const exitingFile = new URL('./fixtures/sandbox-exit-processor.mjs', import.meta.url);
 const tracing = useTestTracing();
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-sandbox-'));
 
 interface ChildSpan {
+  event?: 'start' | 'end';
   name: string;
   kind: number;
   traceId: string;
@@ -96,6 +98,42 @@ describe.each(MODES)(
       expect(failSpan?.traceId).toBe(failSend?.spanContext().traceId);
       expect(failSpan?.status.code).toBe(SpanStatusCode.ERROR);
       expect(failSpan?.attributes['error.type']).toBe('TypeError');
+    });
+    it('a processor that ends its child with process.exit(1): the job fails as raw, the attempt span ends ERROR once', async () => {
+      const connection = brokerEndpoint('redis');
+      const outcome: Record<string, unknown> = {};
+      const files: Record<string, string> = {};
+      for (const traced of [false, true]) {
+        const name = uniqueQueueName('sandbox-exit');
+        const raw = new bullmq.Queue(name, { connection });
+        queues.push(raw);
+        const worker = new bullmq.Worker(name, exitingFile, { connection, useWorkerThreads });
+        workers.push(worker);
+        const failed = deferred<Error>();
+        worker.on('failed', (_job, err) => failed.resolve(err));
+        const spanFile = join(
+          dir,
+          `exit-${label.replace(/\W/g, '')}-${useWorkerThreads}-${traced}-${Date.now()}.jsonl`,
+        );
+        files[String(traced)] = spanFile;
+        const job = await traceQueue(raw).add('exit', { spanFile, traced }, { attempts: 1 });
+        const err = await failed.promise;
+        const stored = await raw.getJob(job.id as string);
+        outcome[String(traced)] = {
+          message: err.message,
+          state: await raw.getJobState(job.id as string),
+          attemptsMade: stored?.attemptsMade,
+          failedReason: stored?.failedReason,
+        };
+      }
+      expect(outcome.true).toEqual(outcome.false);
+      expect(childSpans(files.false as string)).toEqual([]);
+      const events = childSpans(files.true as string);
+      expect(events.map((e) => e.event)).toEqual(['start', 'end']);
+      const [start, end] = events;
+      expect(end?.spanId).toBe(start?.spanId);
+      expect(end?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(end?.attributes['error.type']).toBe('shutdown');
     });
   },
 );
