@@ -70,6 +70,17 @@ function spans(): ReadableSpan[] {
   return tracing.current.spans();
 }
 
+/** Of three `send {topic}` spans, the two of the acknowledged batch ended OK: the third (ERROR). */
+function droppedOfThree(topic: string): ReadableSpan {
+  const sends = spansNamed(spans(), `send ${topic}`);
+  expect(sends).toHaveLength(3);
+  expect(sends.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
+  return onlySpan(
+    sends.filter((s) => s.status.code === SpanStatusCode.ERROR),
+    `send ${topic}`,
+  );
+}
+
 const [brokerHost, brokerPort] = (brokers()[0] as string).split(':') as [string, string];
 
 /** Reads `count` messages from the stream's iterator, running `each` on every one. */
@@ -643,13 +654,7 @@ describe('producer streams (asStream) against a real broker', () => {
     await new Promise((resolve) => stream.once('close', resolve));
     await flushed; // the batch in flight is still acknowledged after the close
     expect(tracing.current.openSpans()).toHaveLength(0);
-    const sends = spansNamed(spans(), `send ${topic}`);
-    expect(sends).toHaveLength(3);
-    expect(sends.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
-    const dropped = onlySpan(
-      sends.filter((s) => s.status.code === SpanStatusCode.ERROR),
-      `send ${topic}`,
-    );
+    const dropped = droppedOfThree(topic);
     expect(dropped.attributes[ATTR_ERROR_TYPE]).toBe(ERROR_STREAM_CLOSED);
     const received = await take(await streamOf(stringConsumer(), [topic]), 2);
     expect(received.map((m) => m.value)).toEqual(['a', 'b']);
@@ -786,13 +791,7 @@ describe('a pipeline into a producer stream whose source fails midway', () => {
     await flushed; // the batch in flight is acknowledged after the pipeline failed
     await producer.close();
     expect(tracing.current.openSpans()).toHaveLength(0);
-    const sends = spansNamed(spans(), `send ${topic}`);
-    expect(sends).toHaveLength(3);
-    expect(sends.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
-    const dropped = onlySpan(
-      sends.filter((s) => s.status.code === SpanStatusCode.ERROR),
-      `send ${topic}`,
-    );
+    const dropped = droppedOfThree(topic);
     expect(dropped.status.message).toBe('source broke');
     const received = await take(await streamOf(stringConsumer(), [topic]), 2);
     expect(received.map((m) => m.value)).toEqual(['1', '2']);
