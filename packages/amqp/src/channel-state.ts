@@ -39,8 +39,8 @@ const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
 /**
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
  * (bounded), the metric attributes (bounded, shared by every wrapper on one MeterProvider), the open
- * deliveries and unconfirmed sends. Listens to the channel's `close`
- * event only (never `error`, whose absence of listeners amqplib's behaviour depends on).
+ * deliveries and unconfirmed sends. Listens to the channel's `close` event and, on a confirm
+ * channel, `ack` and `nack` (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */
 export class ChannelState {
   readonly raw: RawChannel;

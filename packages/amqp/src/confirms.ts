@@ -67,7 +67,7 @@ export class ConfirmTracker {
     this.#byTag.set(lwm + unconfirmed.length - 1, operation);
   }
 
-  /** The channel's `ack` (no `errorType`) or `nack` event: ends the callback-less sends it confirms. */
+  /** The channel's `ack` or (`nacked`) `nack` event: ends the callback-less sends it confirms. */
   confirmed(fields: ConfirmFields | undefined, nacked: boolean): void {
     if (this.#byTag.size === 0) return;
     const tag = fields?.deliveryTag;
