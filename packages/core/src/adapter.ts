@@ -42,6 +42,9 @@ export {
   addKafkaMessageAttributes,
   addKafkaPositionAttributes,
   type KafkaMessageFields,
+  type MessagePosition,
+  messagePositions,
+  type ProducedPartition,
 } from './kafka-message.ts';
 export {
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,

@@ -88,3 +88,66 @@ export function addKafkaPositionAttributes(out: Attributes, partition: unknown, 
     if (Number.isSafeInteger(n) && (n as number) >= 0) out[ATTR_KAFKA_OFFSET] = n as number;
   }
 }
+
+/** One topic-partition of a produce reply: the offset of the first message this send appended there. */
+export interface ProducedPartition {
+  readonly topic: string;
+  readonly partition: number;
+  /** A number, a decimal string or a bigint, as the client replied. */
+  readonly baseOffset: unknown;
+}
+
+/** Where one sent message landed, as far as a produce reply tells. */
+export interface MessagePosition {
+  readonly partition: number;
+  /** Left out when the reply cannot place the message exactly. */
+  readonly offset?: number;
+}
+
+/**
+ * Where each message of one send landed (index-aligned with `messages`, in the order they were
+ * handed to the client), from the client's reply of one base offset per topic-partition. Messages
+ * keep their order within a partition, so a message's offset is its partition's base plus its index
+ * there. A message's partition is known when the caller fixed one that the reply names, or when the
+ * reply names a single partition of its topic; offsets of a topic are given only when every message
+ * of that topic has a known partition (a partition the caller fixed that the reply does not name, as
+ * when a client maps it onto the topic's partition count, leaves the whole topic without offsets).
+ * Never throws.
+ */
+export function messagePositions(
+  messages: readonly { readonly topic: unknown; readonly partition: unknown }[],
+  reply: readonly ProducedPartition[],
+): (MessagePosition | undefined)[] {
+  const byTopic = new Map<string, ProducedPartition[]>();
+  for (const entry of reply) {
+    const list = byTopic.get(entry.topic);
+    if (list) list.push(entry);
+    else byTopic.set(entry.topic, [entry]);
+  }
+  const partitions = messages.map(({ topic, partition }) => {
+    const entries = typeof topic === 'string' ? byTopic.get(topic) : undefined;
+    if (!entries) return undefined;
+    if (entries.length === 1) return (entries[0] as ProducedPartition).partition;
+    return typeof partition === 'number' && entries.some((e) => e.partition === partition)
+      ? partition
+      : undefined;
+  });
+  const incomplete = new Set<unknown>();
+  messages.forEach(({ topic }, i) => {
+    if (partitions[i] === undefined) incomplete.add(topic);
+  });
+  const seen = new Map<string, number>();
+  return messages.map(({ topic }, i) => {
+    const partition = partitions[i];
+    if (partition === undefined) return undefined;
+    const key = `${topic as string}\u0000${partition}`;
+    const index = seen.get(key) ?? 0;
+    seen.set(key, index + 1);
+    if (incomplete.has(topic)) return { partition };
+    const base = byTopic.get(topic as string)?.find((e) => e.partition === partition)?.baseOffset;
+    const n = typeof base === 'bigint' || typeof base === 'string' ? Number(base) : base;
+    return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0
+      ? { partition, offset: n + index }
+      : { partition };
+  });
+}

@@ -6,6 +6,7 @@ import {
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
   addKafkaMessageAttributes,
   addKafkaPositionAttributes,
+  messagePositions,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
@@ -57,5 +58,62 @@ describe('addKafkaMessageAttributes', () => {
     expect(attributes({ value: '' })).toEqual({ [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: 0 });
     expect(attributes({ value: 'äb' })).toEqual({ [ATTR_MESSAGING_MESSAGE_BODY_SIZE]: 3 });
     expect(attributes({ value: Buffer.alloc(5) }, true, false)).toEqual({});
+  });
+});
+
+describe('messagePositions', () => {
+  const m = (topic: unknown, partition?: unknown) => ({ topic, partition });
+
+  it('places each message at its partition base plus its index there, across topics and base offset shapes', () => {
+    const sent = [m('a', 0), m('a', 1), m('b', 0), m('a', 0), m('b', 0)];
+    expect(
+      messagePositions(sent, [
+        { topic: 'a', partition: 0, baseOffset: 10n },
+        { topic: 'a', partition: 1, baseOffset: '4' },
+        { topic: 'b', partition: 0, baseOffset: 0 },
+      ]),
+    ).toEqual([
+      { partition: 0, offset: 10 },
+      { partition: 1, offset: 4 },
+      { partition: 0, offset: 0 },
+      { partition: 0, offset: 11 },
+      { partition: 0, offset: 1 },
+    ]);
+  });
+
+  it('a topic the reply names one partition of places every message there, whatever the caller fixed', () => {
+    expect(messagePositions([m('a'), m('a', 7)], [{ topic: 'a', partition: 2, baseOffset: 5 }])).toEqual([
+      { partition: 2, offset: 5 },
+      { partition: 2, offset: 6 },
+    ]);
+  });
+
+  it('one message of a topic it cannot place leaves the whole topic without offsets, never a wrong one', () => {
+    const reply = [
+      { topic: 'a', partition: 0, baseOffset: 0 },
+      { topic: 'a', partition: 1, baseOffset: 0 },
+      { topic: 'b', partition: 0, baseOffset: 3 },
+    ];
+    // No partition (the client chose), or one the reply does not name (mapped onto the partition count).
+    for (const unknown of [undefined, 3, '0', -1]) {
+      expect(messagePositions([m('a', 0), m('a', unknown), m('b', 0)], reply)).toEqual([
+        { partition: 0 },
+        undefined,
+        { partition: 0, offset: 3 },
+      ]);
+    }
+  });
+
+  it('gives nothing for topics the reply does not name, odd topics or unusable base offsets; never throws', () => {
+    expect(messagePositions([m('x', 0), m(undefined, 0), m(42, 0)], [])).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    for (const baseOffset of [-1, 2 ** 60, 'nope', null, undefined, 1.5]) {
+      expect(messagePositions([m('a', 0)], [{ topic: 'a', partition: 0, baseOffset }])).toEqual([
+        { partition: 0 },
+      ]);
+    }
   });
 });

@@ -4,8 +4,10 @@ import {
   callerSpanContext,
   copyWith,
   injectContext,
+  messagePositions,
   Operation,
   type PendingSends,
+  type ProducedPartition,
   runTransactionalSend,
   sendHeaders,
   startClientSpan,
@@ -323,10 +325,7 @@ function traceCallers(
 
 /**
  * Puts partition and offset from kafkajs's reply on the create spans (or the send span for a single
- * message). kafkajs replies per topic-partition with the base offset of what this call appended;
- * messages keep their order within a partition, so a message's offset is the base plus its index
- * there. A partition is known when the caller fixed it or the topic's reply names one partition only;
- * offsets are computed only when every message of the topic has a known partition.
+ * message), as core's `messagePositions` places them. Never throws.
  */
 function recordPositions(
   state: ProducerState,
@@ -336,44 +335,18 @@ function recordPositions(
   sendSpan: Span | undefined,
 ): void {
   if (!Array.isArray(reply)) return;
-  const byTopic = new Map<string, RecordMetadata[]>();
+  const produced: ProducedPartition[] = [];
   for (const entry of reply) {
-    if (!entry || typeof entry.topicName !== 'string') continue;
-    const list = byTopic.get(entry.topicName);
-    if (list) list.push(entry);
-    else byTopic.set(entry.topicName, [entry]);
+    if (entry && typeof entry.topicName === 'string' && typeof entry.partition === 'number')
+      produced.push({ topic: entry.topicName, partition: entry.partition, baseOffset: entry.baseOffset });
   }
-  const allKnown = new Map<string, boolean>();
+  const sent: { topic: string; partition: unknown }[] = [];
   for (const group of groups) {
-    const single = byTopic.get(group.topic)?.length === 1;
-    const known = single || group.messages.every((m) => m && typeof m.partition === 'number');
-    allKnown.set(group.topic, (allKnown.get(group.topic) ?? true) && known);
+    for (const message of group.messages) sent.push({ topic: group.topic, partition: message?.partition });
   }
-  const seen = new Map<string, number>();
-  let index = 0;
-  for (const group of groups) {
-    const entries = byTopic.get(group.topic);
-    for (const message of group.messages) {
-      const span = creates ? creates[index] : sendSpan;
-      index++;
-      const partition =
-        typeof message?.partition === 'number'
-          ? message.partition
-          : entries?.length === 1
-            ? entries[0]?.partition
-            : undefined;
-      if (partition === undefined) continue;
-      const key = `${group.topic}\u0000${partition}`;
-      const position = seen.get(key) ?? 0;
-      seen.set(key, position + 1);
-      if (!span?.isRecording()) continue;
-      let offset: number | undefined;
-      const base = entries?.find((e) => e.partition === partition)?.baseOffset;
-      if (allKnown.get(group.topic) && base !== undefined) {
-        const n = Number(base);
-        if (Number.isSafeInteger(n) && n >= 0) offset = n + position;
-      }
-      setMessageAttributes(span, state.instr, false, undefined, partition, offset);
-    }
-  }
+  messagePositions(sent, produced).forEach((position, i) => {
+    const span = creates ? creates[i] : sendSpan;
+    if (position && span?.isRecording())
+      setMessageAttributes(span, state.instr, false, undefined, position.partition, position.offset);
+  });
 }

@@ -7,9 +7,11 @@ import {
   fieldsToAdd,
   holdTransactionalSend,
   injectContext,
+  messagePositions,
   Operation,
   operationMetric,
   type PendingSends,
+  type ProducedPartition,
   runTransactionalSend,
   sendHeaders,
   setSpanAttributes,
@@ -150,8 +152,12 @@ export function tracedSend(
     // In a transaction the spans wait for its outcome, but the send's duration is the send's.
     pending !== undefined,
   );
-  const position =
-    total === 1 && span?.isRecording() ? (reply: unknown) => recordPosition(state, span, reply) : undefined;
+  const placed = creates
+    ? creates.some((create) => create?.isRecording())
+    : total === 1 && span?.isRecording();
+  const position = placed
+    ? (reply: unknown) => recordPositions(state, messages, reply, creates, span)
+    : undefined;
   if (typeof callback === 'function') {
     let answered = false;
     try {
@@ -192,14 +198,14 @@ function createSpans(
   callers: readonly (SpanContext | undefined)[],
   parent: Context,
 ): (Span | undefined)[] {
-  const { instr, settings } = state;
+  const { instr } = state;
   return messages.map((message, i) => {
     if (callers[i]) return undefined;
     const topic = typeof message.topic === 'string' ? message.topic : undefined;
     const create = startClientSpan(instr, state.templates.of('create').get(topic), parent);
     if (create?.isRecording()) {
       const attributes: Attributes = {};
-      addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
+      addSentMessageAttributes(attributes, state, message);
       setSpanAttributes(create, attributes, instr.legacyAttributes);
     }
     return create;
@@ -211,8 +217,27 @@ export function sendAttributes(state: ProducerState, messages: readonly Outgoing
   const attributes: Attributes = {};
   const [only] = messages;
   if (messages.length !== 1 || !only) attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = messages.length;
-  else addKafkaMessageAttributes(attributes, only, state.settings.captureKeys, state.instr.captureBodySize);
+  else addSentMessageAttributes(attributes, state, only);
   return attributes;
+}
+
+/**
+ * A message's attributes as it is sent: key (opt-in), tombstone, body size; never the partition the
+ * caller asked for, which the client maps onto the topic's partition count (partition 3 of a
+ * 2-partition topic is written to partition 1): the partition comes from the reply (`recordPositions`).
+ */
+function addSentMessageAttributes(
+  attributes: Attributes,
+  state: ProducerState,
+  message: OutgoingMessage,
+): void {
+  let sent: { key: unknown; value: unknown };
+  try {
+    sent = { key: message.key, value: message.value };
+  } catch {
+    return; // a caller's message whose getters throw: no message attributes, and nothing thrown
+  }
+  addKafkaMessageAttributes(attributes, sent, state.settings.captureKeys, state.instr.captureBodySize);
 }
 
 /**
@@ -271,12 +296,35 @@ function encodedChanges(
   return encodeHeaders(changes, state.encodings, removed);
 }
 
-/** Puts the partition and offset of a one-message send's reply on its span. Never throws. */
-function recordPosition(state: ProducerState, span: Span, reply: unknown): void {
-  const offsets = (reply as { offsets?: unknown } | undefined)?.offsets;
-  if (!Array.isArray(offsets) || offsets.length !== 1) return;
-  const only = offsets[0] as { partition?: unknown; offset?: unknown } | undefined;
-  const attributes: Attributes = {};
-  addKafkaPositionAttributes(attributes, only?.partition, only?.offset);
-  setSpanAttributes(span, attributes, state.instr.legacyAttributes);
+/**
+ * Puts the partition and offset of each message, from the client's reply (one base offset per
+ * topic-partition), on its create span, or on the send span of a one-message send, as core's
+ * `messagePositions` places them. Never throws.
+ */
+function recordPositions(
+  state: ProducerState,
+  messages: readonly OutgoingMessage[],
+  reply: unknown,
+  creates: readonly (Span | undefined)[] | undefined,
+  span: Span | undefined,
+): void {
+  try {
+    const offsets = (reply as { offsets?: unknown } | undefined)?.offsets;
+    if (!Array.isArray(offsets)) return;
+    const produced: ProducedPartition[] = [];
+    for (const entry of offsets as { topic?: unknown; partition?: unknown; offset?: unknown }[]) {
+      if (entry && typeof entry.topic === 'string' && typeof entry.partition === 'number')
+        produced.push({ topic: entry.topic, partition: entry.partition, baseOffset: entry.offset });
+    }
+    const sent = messages.map((message) => ({ topic: message.topic, partition: message.partition }));
+    messagePositions(sent, produced).forEach((position, i) => {
+      const target = creates ? creates[i] : span;
+      if (!position || !target?.isRecording()) return;
+      const attributes: Attributes = {};
+      addKafkaPositionAttributes(attributes, position.partition, position.offset);
+      setSpanAttributes(target, attributes, state.instr.legacyAttributes);
+    });
+  } catch {
+    // a caller's message whose getters throw now: no positions
+  }
 }

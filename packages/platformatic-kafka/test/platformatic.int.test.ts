@@ -217,6 +217,71 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(spans()).toHaveLength(5);
   });
 
+  it('createSpans: each create span gets its offset from the reply per partition, as the consumer sees it', async () => {
+    const [topic] = (await createTopics(1, 2)) as [string];
+    const producer = traceProducer(stringProducer(), { createSpans: true });
+    await producer.send({
+      messages: [0, 1, 0, 1, 1].map((partition, i) => ({ topic, value: `f${i}`, partition })),
+    });
+    const fixed = spansNamed(spans(), `create ${topic}`).map((c) => [
+      c.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID],
+      c.attributes[ATTR_KAFKA_OFFSET],
+    ]);
+    expect(fixed).toEqual([
+      ['0', 0],
+      ['1', 0],
+      ['0', 1],
+      ['1', 1],
+      ['1', 2],
+    ]);
+    // What the consumer gets: each message's process span is the child of the create span that
+    // names the same partition and offset.
+    await take(await streamOf(traceConsumer(stringConsumer()), [topic]), 5);
+    const creates = new Map(spansNamed(spans(), `create ${topic}`).map((c) => [c.spanContext().spanId, c]));
+    const processes = spansNamed(spans(), `process ${topic}`);
+    expect(processes).toHaveLength(5);
+    for (const process of processes) {
+      const create = creates.get(parentSpanId(process) as string) as ReadableSpan;
+      expect(create).toBeDefined();
+      expect(create.attributes[ATTR_KAFKA_OFFSET]).toBe(process.attributes[ATTR_KAFKA_OFFSET]);
+      expect(create.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBe(
+        process.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID],
+      );
+    }
+    tracing.current.reset();
+    // Partitions chosen by the client (keys spread over both): the reply cannot place them.
+    await producer.send({
+      messages: ['a', 'b', 'c', 'd', 'e', 'f'].map((key) => ({ topic, key, value: key })),
+    });
+    const free = spansNamed(spans(), `create ${topic}`);
+    expect(free).toHaveLength(6);
+    for (const c of free) {
+      expect(c.attributes[ATTR_KAFKA_OFFSET]).toBeUndefined();
+      expect(c.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBeUndefined();
+    }
+    tracing.current.reset();
+    // Partition 3 of a 2-partition topic: the client maps it onto partition 1. Beside partition 0
+    // the reply names two partitions and cannot say where 3 went: no offsets for the topic, and the
+    // caller's 3 is never recorded as a partition.
+    await producer.send({ messages: [3, 0].map((partition, i) => ({ topic, value: `m${i}`, partition })) });
+    expect(
+      spansNamed(spans(), `create ${topic}`).map((c) => [
+        c.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID],
+        c.attributes[ATTR_KAFKA_OFFSET],
+      ]),
+    ).toEqual([
+      [undefined, undefined],
+      ['0', undefined],
+    ]);
+    tracing.current.reset();
+    // Both mapped onto partition 1: the reply names that one partition, so both are placed, in order.
+    await producer.send({ messages: [3, 1].map((partition, i) => ({ topic, value: `n${i}`, partition })) });
+    const [first, second] = spansNamed(spans(), `create ${topic}`) as [ReadableSpan, ReadableSpan];
+    expect(first.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBe('1');
+    expect(second.attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID]).toBe('1');
+    expect(second.attributes[ATTR_KAFKA_OFFSET]).toBe((first.attributes[ATTR_KAFKA_OFFSET] as number) + 1);
+  });
+
   it('ends a message span when the next message is asked for, and on break', async () => {
     const [topic] = (await createTopics()) as [string];
     const producer = traceProducer(stringProducer());
