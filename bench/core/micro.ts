@@ -1,5 +1,6 @@
 // Micro-benchmarks for @hoptrace/core's per-message work, each beside its baseline in the same run:
-// inject, extract from string and Buffer headers, snapshot capture/restore, and the hostile cases of
+// inject, extract from string and Buffer headers, snapshot capture/restore, the kafkajs consumer
+// wrapper's own work per message under each sampler (consumer-path.ts), and the hostile cases of
 // issue 12.3 (1 MB baggage, tracestate and traceparent headers, refused by hoptrace before any
 // parser sees them, beside OpenTelemetry's propagator parsing them). Run: `./dev bench core` (add
 // --quick for a short run; a full run rewrites the core section of bench/README.md).
@@ -25,6 +26,7 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { type Case, type CaseResult, runCases } from '../lib/measure.ts';
 import { writeReadmeSection } from '../lib/readme.ts';
 import { duration, fmt, machine, today, writeResults } from '../lib/report.ts';
+import { consumerPathCases } from './consumer-path.ts';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(
@@ -148,6 +150,7 @@ const results = await runCases(
       ops: quick ? 200 : 2_000,
       warmupOps: 200,
     },
+    ...consumerPathCases(),
     ...hostileCases,
   ],
   quick
