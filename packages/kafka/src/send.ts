@@ -57,6 +57,23 @@ function writtenHeaders(message: Message): IHeaders | undefined {
 }
 
 /**
+ * The key and value kafkajs writes for `message`, for its attributes: kafkajs encodes a spread of the
+ * message, so a key or value the message does not own as an enumerable field (a class's getter) goes
+ * out as null, whatever kafkajs read through it before (the value then makes a tombstone).
+ */
+function written(message: Message | undefined): { key: unknown; value: unknown } | undefined {
+  if (!message || typeof message !== 'object') return undefined;
+  try {
+    return {
+      key: Object.prototype.propertyIsEnumerable.call(message, 'key') ? message.key : null,
+      value: Object.prototype.propertyIsEnumerable.call(message, 'value') ? message.value : null,
+    };
+  } catch {
+    return undefined; // an own getter that throws: kafkajs meets it too
+  }
+}
+
+/**
  * A copy of `message` with `headers` that kafkajs treats exactly as the caller's message: the spread
  * (what kafkajs encodes) plus, not enumerable, the fields kafkajs reads directly that the spread
  * misses (inherited getters, non-enumerable fields), so a class-instance message is validated,
@@ -250,7 +267,14 @@ function traceCallers(
             if (span) started.push(span);
             creates[index] = span;
             if (span?.isRecording()) {
-              setMessageAttributes(span, instr, settings.captureKeys, message, message?.partition, undefined);
+              setMessageAttributes(
+                span,
+                instr,
+                settings.captureKeys,
+                written(message),
+                message?.partition,
+                undefined,
+              );
               links ??= [];
               links.push({ context: span.spanContext() });
             }
@@ -272,7 +296,15 @@ function traceCallers(
       // About one message: its attributes; about several: their count.
       const only = multi ? undefined : groups.find((g) => g.messages.length > 0)?.messages[0];
       const base: Attributes = multi ? { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: total } : {};
-      setMessageAttributes(sendSpan, instr, settings.captureKeys, only, only?.partition, undefined, base);
+      setMessageAttributes(
+        sendSpan,
+        instr,
+        settings.captureKeys,
+        written(only),
+        only?.partition,
+        undefined,
+        base,
+      );
     }
     const sendContext = sendSpan ? trace.setSpan(parent, sendSpan) : parent;
     // Injected once for every message that carries the send span's context.

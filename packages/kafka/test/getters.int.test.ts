@@ -1,10 +1,11 @@
+import { ATTR_KAFKA_MESSAGE_KEY, ATTR_KAFKA_MESSAGE_TOMBSTONE } from '@hoptrace/core/adapter';
 import { traceProducer } from '@hoptrace/kafka';
-import { until, useTestTracing } from '@hoptrace/test-kit';
+import { spansNamed, until, useTestTracing } from '@hoptrace/test-kit';
 import type { Message, ProducerRecord, TopicMessages } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
 import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
-useTestTracing();
+const tracing = useTestTracing();
 const clients = useKafkaClients();
 
 /** A record whose fields are getters (a class instance): kafkajs destructures it, so it sends fine raw. */
@@ -88,7 +89,7 @@ describe('messages whose fields are getters (class instances)', () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka, 1, 2)) as [string];
     const raw = await clients.producer(kafka.producer());
-    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const producer = await clients.producer(traceProducer(kafka.producer(), { captureKeys: true }));
     const outcome = async (send: () => Promise<unknown>) =>
       send().then(
         () => 'ok',
@@ -123,5 +124,12 @@ describe('messages whose fields are getters (class instances)', () => {
       [1, null, null, []],
       [1, null, null, []],
     ]);
+    // The send spans say what went out: a tombstone without a key, on the partition kafkajs chose.
+    const sends = spansNamed(tracing.current.spans(), `send ${topic}`);
+    expect(sends).toHaveLength(2);
+    for (const send of sends) {
+      expect(send.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBe(true);
+      expect(send.attributes[ATTR_KAFKA_MESSAGE_KEY]).toBeUndefined();
+    }
   });
 });
