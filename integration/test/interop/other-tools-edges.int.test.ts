@@ -1,0 +1,952 @@
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { traceChannel } from '@hoptrace/amqp';
+import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import { traceKafka } from '@hoptrace/kafka';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/platformatic-kafka';
+import { brokerEndpoint, makePropagator, parentSpanId, until, useTestTracing } from '@hoptrace/test-kit';
+import {
+  type Context,
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  type SpanContext,
+  SpanKind,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  type ReadableSpan,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
+import amqplib from 'amqplib';
+import { Queue, Worker } from 'bullmq';
+import type { KafkaMessage } from 'kafkajs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { kafkajsClient, newTopic } from './helpers.ts';
+
+// Edges of interop with other tools' instrumentations in another process (see other-tools.int.test.ts
+// for the plain single-message cases): unsampled parents, several messages per send or batch,
+// tracestate and baggage, re-publishes.
+const tracing = useTestTracing({ leakGraceMs: 5000 });
+const spans = (): ReadableSpan[] => tracing.current.spans();
+
+const cleanup: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+});
+
+interface PeerSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  traceState: string | undefined;
+  links: { traceId: string; spanId: string }[];
+}
+interface PeerSeen {
+  traceId: string | undefined;
+  spanId: string | undefined;
+  traceFlags: number | undefined;
+  traceState: string | undefined;
+  baggage: Record<string, string>;
+  headers: Record<string, string | string[]>;
+}
+type Broker = 'kafka' | 'platformatic' | 'amqp' | 'bullmq';
+
+const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.url));
+
+/** Runs the peer (traced by the other tool); its exported spans and what its handlers saw. */
+async function peer(
+  broker: Broker,
+  role: 'produce' | 'consume',
+  destination: string,
+  count = 1,
+  options: Record<string, string> = {},
+): Promise<{ spans: PeerSpan[]; seen: PeerSeen[] }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options };
+  if (broker === 'kafka' || broker === 'platformatic')
+    env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
+  if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
+  if (broker === 'bullmq') {
+    const redis = brokerEndpoint('redis');
+    env.PEER_REDIS_HOST = redis.host;
+    env.PEER_REDIS_PORT = String(redis.port);
+  }
+  const abort = new AbortController();
+  cleanup.push(async () => abort.abort());
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [PEER, broker, role, destination, String(count)],
+    { env, timeout: 30_000, signal: abort.signal },
+  );
+  const line = (tag: string) => {
+    const found = stdout.split('\n').find((l) => l.startsWith(`${tag} `));
+    if (!found) throw new Error(`the peer printed no ${tag}:\n${stdout}`);
+    return JSON.parse(found.slice(tag.length + 1));
+  };
+  return { spans: line('SPANS') as PeerSpan[], seen: line('SEEN') as PeerSeen[] };
+}
+
+const newTraceId = () => randomUUID().replaceAll('-', '');
+/** A remote context (our own upstream caller) with the given flags, tracestate and baggage. */
+function upstream(flags: '00' | '01', traceState?: string, baggage?: string): Context {
+  const headers: Record<string, string> = {
+    traceparent: `00-${newTraceId()}-${randomUUID().replaceAll('-', '').slice(0, 16)}-${flags}`,
+  };
+  if (traceState) headers.tracestate = traceState;
+  let ctx = new W3CTraceContextPropagator().extract(ROOT_CONTEXT, headers, {
+    get: (c, k) => (c as Record<string, string>)[k],
+    keys: (c) => Object.keys(c as object),
+  });
+  if (baggage) {
+    const bag = propagation.createBaggage(
+      Object.fromEntries(
+        baggage
+          .split(',')
+          .map((kv) => kv.split('='))
+          .map(([k, v]) => [k, { value: v }]),
+      ),
+    );
+    ctx = propagation.setBaggage(ctx, bag);
+  }
+  return ctx;
+}
+
+/** Reads `count` messages' headers as text with a raw kafkajs consumer. */
+async function rawKafka(topic: string, count: number): Promise<Record<string, string>[]> {
+  const consumer = kafkajsClient('edges-raw').consumer({
+    groupId: `raw-${randomUUID()}`,
+    maxWaitTimeInMs: 100,
+  });
+  cleanup.push(() => consumer.disconnect());
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const seen: KafkaMessage[] = [];
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      seen.push(message);
+    },
+  });
+  await until(() => seen.length >= count, 'the raw read');
+  return seen.map((m) => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(m.headers ?? {})) out[k] = Array.isArray(v) ? v.join('|') : String(v);
+    return out;
+  });
+}
+
+/** Swaps in a ParentBased(AlwaysOn) tracer provider (the SDK default) for the tests of a describe. */
+function useParentBased(): void {
+  beforeAll(() => {
+    trace.disable();
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({
+        sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+        spanProcessors: [new SimpleSpanProcessor(tracing.current.exporter)],
+      }),
+    );
+  });
+  afterAll(() => {
+    trace.disable();
+    trace.setGlobalTracerProvider(tracing.current.provider);
+  });
+}
+
+const kafka = () => kafkajsClient('interop-edges');
+const active = (): SpanContext | undefined => trace.getSpanContext(context.active());
+const tp = (sc: { traceId: string; spanId: string }, flags: string) =>
+  `00-${sc.traceId}-${sc.spanId}-${flags}`;
+
+describe('kafkajs: unsampled parents across @opentelemetry/instrumentation-kafkajs', () => {
+  useParentBased();
+
+  it('their unsampled producer -> our consumer: no span, their trace id (flags 00) flows to our relay send', async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    const peerRun = await peer('kafka', 'produce', topic, 2, { PEER_SAMPLED: '0' });
+    expect(peerRun.spans).toHaveLength(0);
+    const client = traceKafka(kafka());
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const inHandler: (SpanContext | undefined)[] = [];
+    const theirs: string[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        theirs.push(String(message.headers?.traceparent));
+        inHandler.push(active());
+        await producer.send({ topic: relay, messages: [{ value: 'relayed' }] });
+      },
+    });
+    await until(() => inHandler.length === 2, 'the messages');
+    const relayed = await rawKafka(relay, 2);
+    for (const [i, header] of theirs.entries()) {
+      const [, traceId, , flags] = header.split('-');
+      expect(flags).toBe('00');
+      expect(inHandler[i]).toMatchObject({ traceId, traceFlags: TraceFlags.NONE });
+      expect(relayed[i]?.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-00$`));
+    }
+    // The second message took the fast path: its handler ran in the message's own context.
+    expect(inHandler[1]?.spanId).toBe(theirs[1]?.split('-')[2]);
+    expect(relayed[1]?.traceparent).toBe(theirs[1]);
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('our unsampled producer -> their consumer: flags 00, our trace id', async () => {
+    const topic = await newTopic('edges');
+    const producer = traceKafka(kafka()).producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const parent = upstream('00');
+    await context.with(parent, () => producer.send({ topic, messages: [{ value: 'x' }] }));
+    const run = await peer('kafka', 'consume', topic, 1);
+    expect(run.seen).toHaveLength(1);
+    expect(run.seen[0]).toMatchObject({
+      traceId: trace.getSpanContext(parent)?.traceId,
+      traceFlags: 0,
+    });
+    expect(run.spans).toHaveLength(0);
+    expect(spans()).toHaveLength(0);
+  });
+});
+
+describe('kafkajs: several messages per send and per batch across @opentelemetry/instrumentation-kafkajs', () => {
+  it("their send of three -> our eachBatch: each process span is the child of its own message's send span", async () => {
+    const topic = await newTopic('edges');
+    const run = await peer('kafka', 'produce', topic, 3);
+    const theirSends = run.spans.filter((s) => s.kind === SpanKind.PRODUCER);
+    const consumer = traceKafka(kafka()).consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const parents = new Map<string, string>();
+    await consumer.run({
+      eachBatch: async ({ batch, resolveOffset }) => {
+        for (const message of batch.messages) {
+          const header = String(message.headers?.traceparent);
+          parents.set(message.offset, header.split('-')[2] as string);
+          resolveOffset(message.offset);
+        }
+      },
+    });
+    await until(
+      () => parents.size === 3 && spans().filter((s) => s.kind === SpanKind.CONSUMER).length >= 3,
+      'the batch',
+    );
+    const process = spans().filter(
+      (s) => s.name === `process ${topic}` && s.attributes['kafka.offset'] !== undefined,
+    );
+    expect(process).toHaveLength(3);
+    for (const span of process) {
+      const offset = String(span.attributes['kafka.offset'] ?? span.attributes['messaging.kafka.offset']);
+      expect(parentSpanId(span)).toBe(parents.get(offset));
+    }
+    expect(new Set(process.map(parentSpanId))).toEqual(new Set(theirSends.map((s) => s.spanId)));
+  });
+
+  it('our send of three -> their eachBatch: every message continues our send span', async () => {
+    const topic = await newTopic('edges');
+    const producer = traceKafka(kafka()).producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    await trace.getTracer('t').startActiveSpan('request', async (span) => {
+      await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }, { value: 'c' }] });
+      span.end();
+    });
+    const send = spans().filter((s) => s.kind === SpanKind.PRODUCER);
+    expect(send).toHaveLength(1);
+    const run = await peer('kafka', 'consume', topic, 3, { PEER_BATCH: '1' });
+    expect(run.seen).toHaveLength(3);
+    for (const seen of run.seen) expect(seen.headers.traceparent).toBe(tp(send[0]!.spanContext(), '01'));
+    const theirs = run.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+    expect(theirs.length).toBeGreaterThan(0);
+    for (const s of theirs) {
+      const tied =
+        s.parentSpanId === send[0]!.spanContext().spanId ||
+        s.links.some((l) => l.spanId === send[0]!.spanContext().spanId);
+      expect(tied || s.traceId === send[0]!.spanContext().traceId).toBe(true);
+    }
+  });
+});
+
+describe('kafkajs: tracestate and baggage across @opentelemetry/instrumentation-kafkajs', () => {
+  it('their tracestate and baggage -> our consumer with a hop budget -> our relay -> their consumer: theirs kept, our member added', async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    const incoming = {
+      traceparent: `00-${newTraceId()}-1111111111111111-01`,
+      tracestate: 'vendor=abc,other=x1',
+      baggage: 'tenant.id=acme,secret=s3',
+    };
+    const produced = await peer('kafka', 'produce', topic, 1, { PEER_INCOMING: JSON.stringify(incoming) });
+    const theirSend = produced.spans.find((s) => s.kind === SpanKind.PRODUCER);
+    expect(theirSend?.traceState).toBe('vendor=abc,other=x1');
+    const client = traceKafka(kafka(), { traceBudget: { maxHops: 5 }, baggageAttributes: ['tenant.id'] });
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let done = false;
+    await consumer.run({
+      eachMessage: async () => {
+        await producer.send({ topic: relay, messages: [{ value: 'relayed' }] });
+        done = true;
+      },
+    });
+    await until(() => done && spans().some((s) => s.name === `send ${relay}`), 'the relay');
+    const process = spans().find((s) => s.name === `process ${topic}`)!;
+    expect(process.attributes['tenant.id']).toBe('acme');
+    expect(process.attributes.secret).toBeUndefined();
+    expect(parentSpanId(process)).toBe(theirSend?.spanId);
+    const [wire] = await rawKafka(relay, 1);
+    expect(wire?.tracestate?.split(',')).toEqual(['hoptrace=1', 'vendor=abc', 'other=x1']);
+    expect(wire?.baggage?.split(',').sort()).toEqual(['secret=s3', 'tenant.id=acme']);
+    const consumed = await peer('kafka', 'consume', relay, 1);
+    expect(consumed.seen[0]).toMatchObject({
+      traceId: incoming.traceparent.split('-')[1],
+      traceState: 'hoptrace=1,vendor=abc,other=x1',
+      baggage: { 'tenant.id': 'acme', secret: 's3' },
+    });
+  });
+});
+
+describe('kafkajs: re-publishes across @opentelemetry/instrumentation-kafkajs', () => {
+  it('our send -> their consumer forwards the consumed headers -> our consumer: parent is their forward send', async () => {
+    const topic = await newTopic('edges');
+    const back = await newTopic('edges-back');
+    const client = traceKafka(kafka());
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    await producer.send({ topic, messages: [{ value: 'x', headers: { app: 'kept' } }] });
+    const run = await peer('kafka', 'consume', topic, 1, { PEER_FORWARD: back });
+    const forward = run.spans.find((s) => s.kind === SpanKind.PRODUCER && s.name.includes(back));
+    expect(forward).toBeDefined();
+    const wire = await rawKafka(back, 1);
+    expect(Object.keys(wire[0] ?? {}).sort()).toEqual(['app', 'traceparent']);
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [back], fromBeginning: true });
+    await consumer.run({ eachMessage: async () => undefined });
+    await until(() => spans().some((s) => s.name === `process ${back}`), 'the forwarded message');
+    expect(parentSpanId(spans().find((s) => s.name === `process ${back}`)!)).toBe(forward?.spanId);
+  });
+
+  it('their send -> our consumer forwards the consumed headers (Buffers) with our producer: one traceparent on the wire, their consumer continues', async () => {
+    const topic = await newTopic('edges');
+    const back = await newTopic('edges-back');
+    await peer('kafka', 'produce', topic, 1);
+    const client = traceKafka(kafka());
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let consumedHeaders: unknown;
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        consumedHeaders = message.headers;
+        await producer.send({
+          topic: back,
+          messages: [{ value: message.value, headers: message.headers ?? {} }],
+        });
+      },
+    });
+    await until(() => spans().some((s) => s.name === `send ${back}`), 'the forward');
+    const [wire] = await rawKafka(back, 1);
+    expect(Object.keys(wire ?? {})).toEqual(['traceparent']);
+    expect(Buffer.isBuffer((consumedHeaders as Record<string, unknown>).traceparent)).toBe(true);
+    const run = await peer('kafka', 'consume', back, 1);
+    expect(run.seen[0]?.headers.traceparent).toBe(wire?.traceparent);
+  });
+});
+
+type Ours = 'b3' | 'b3multi' | 'w3c+b3' | 'b3+w3c';
+function ourPropagator(kind: Ours) {
+  if (kind === 'b3' || kind === 'b3multi') return makePropagator(kind);
+  const b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
+  const w3c = new W3CTraceContextPropagator();
+  return new CompositePropagator({
+    propagators: [...(kind === 'w3c+b3' ? [w3c, b3] : [b3, w3c]), new W3CBaggagePropagator()],
+  });
+}
+
+describe.each<[Ours, string]>([
+  ['b3', 'b3'],
+  ['b3multi', 'b3multi'],
+  ['w3c+b3', 'w3c'],
+  ['b3+w3c', 'w3c'],
+])('kafkajs and amqplib: we register %s, the peer %s', (ours, theirs) => {
+  beforeAll(() => {
+    propagation.disable();
+    propagation.setGlobalPropagator(ourPropagator(ours));
+  });
+  afterAll(() => {
+    propagation.disable();
+    propagation.setGlobalPropagator(makePropagator('w3c'));
+  });
+  const options = { PEER_PROPAGATOR: theirs, PEER_INCOMING: JSON.stringify({ baggage: 'tenant.id=acme' }) };
+
+  it('kafkajs: their send -> our consumer continues it; our relay -> their consumer continues ours', async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    const produced = await peer('kafka', 'produce', topic, 1, options);
+    const theirSend = produced.spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+    const client = traceKafka(kafka(), { baggageAttributes: ['tenant.id'] });
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async () => {
+        await producer.send({ topic: relay, messages: [{ value: 'relayed' }] });
+      },
+    });
+    await until(() => spans().some((s) => s.name === `send ${relay}`), 'the relay');
+    const process = spans().find((s) => s.name === `process ${topic}`)!;
+    expect(process.spanContext().traceId).toBe(theirSend.traceId);
+    expect(parentSpanId(process)).toBe(theirSend.spanId);
+    expect(process.attributes['tenant.id']).toBe('acme');
+    const send = spans().find((s) => s.name === `send ${relay}`)!;
+    const consumed = await peer('kafka', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
+    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+    expect(theirProcess.length).toBeGreaterThan(0);
+    for (const s of theirProcess) {
+      expect(s.traceId).toBe(theirSend.traceId);
+      expect(s.parentSpanId).toBe(send.spanContext().spanId);
+    }
+    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+  });
+
+  it('amqplib: their publish -> our consumer continues it; our relay -> their consumer continues ours', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const relay = `edges-relay-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel(), { baggageAttributes: ['tenant.id'] });
+    await ch.assertQueue(queue, { durable: false });
+    await ch.assertQueue(relay, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    cleanup.push(() => ch.deleteQueue(relay));
+    const produced = await peer('amqp', 'produce', queue, 1, options);
+    const theirSend = produced.spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+    await ch.consume(queue, (message) => {
+      if (!message) return;
+      ch.sendToQueue(relay, Buffer.from('relayed'));
+      ch.ack(message);
+    });
+    await until(
+      () =>
+        spans().some((s) => s.kind === SpanKind.PRODUCER) &&
+        spans().some((s) => s.kind === SpanKind.CONSUMER),
+      'the relay',
+    );
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(process.spanContext().traceId).toBe(theirSend.traceId);
+    expect(parentSpanId(process)).toBe(theirSend.spanId);
+    expect(process.attributes['tenant.id']).toBe('acme');
+    const send = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
+    const consumed = await peer('amqp', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
+    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+    expect(theirProcess.length).toBeGreaterThan(0);
+    for (const s of theirProcess) {
+      expect(s.traceId).toBe(theirSend.traceId);
+      expect(s.parentSpanId).toBe(send.spanContext().spanId);
+    }
+    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+  });
+});
+
+/** The trace id and flags of a W3C traceparent. */
+const ids = (header: string | undefined) => {
+  const [, traceId, spanId, flags] = (header ?? '').split('-');
+  return { traceId, spanId, flags };
+};
+
+describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the other tools', () => {
+  useParentBased();
+
+  it('amqplib: their unsampled publishes -> our consumer relays: no span, their trace ids (flags 00) go on', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const relay = `edges-relay-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const raw = await connection.createChannel();
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    await ch.assertQueue(relay, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    cleanup.push(() => ch.deleteQueue(relay));
+    const produced = await peer('amqp', 'produce', queue, 2, { PEER_SAMPLED: '0' });
+    expect(produced.spans).toHaveLength(0);
+    const theirs: string[] = [];
+    const inHandler: (SpanContext | undefined)[] = [];
+    await ch.consume(queue, (message) => {
+      if (!message) return;
+      theirs.push(String(message.properties.headers?.traceparent));
+      inHandler.push(active());
+      ch.sendToQueue(relay, Buffer.from('relayed'));
+      ch.ack(message);
+    });
+    const relayed: string[] = [];
+    await raw.consume(
+      relay,
+      (m) => {
+        if (m) relayed.push(String(m.properties.headers?.traceparent));
+      },
+      { noAck: true },
+    );
+    await until(() => relayed.length === 2, 'the relays');
+    expect(new Set(theirs.map((t) => ids(t).traceId)).size).toBe(1);
+    for (const [i, header] of theirs.entries()) {
+      expect(ids(header).flags).toBe('00');
+      expect(inHandler[i]).toMatchObject({ traceId: ids(header).traceId, traceFlags: TraceFlags.NONE });
+      expect(ids(relayed[i])).toMatchObject({ traceId: ids(header).traceId, flags: '00' });
+    }
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('amqplib: our unsampled publishes -> their consumer: flags 00, our trace id', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    const parent = upstream('00');
+    context.with(parent, () => {
+      ch.sendToQueue(queue, Buffer.from('a'));
+      ch.sendToQueue(queue, Buffer.from('b'));
+    });
+    const run = await peer('amqp', 'consume', queue, 2);
+    expect(run.seen).toHaveLength(2);
+    for (const seen of run.seen)
+      expect(seen).toMatchObject({ traceId: trace.getSpanContext(parent)?.traceId, traceFlags: 0 });
+    expect(run.spans).toHaveLength(0);
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('@platformatic/kafka: their unsampled send of two -> our consumer relays: no span, their trace id (flags 00) goes on', async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    const produced = await peer('platformatic', 'produce', topic, 2, { PEER_SAMPLED: '0' });
+    expect(produced.spans).toHaveLength(0);
+    const brokers = brokerEndpoint('kafka').brokers;
+    const producer = traceProducer(
+      new Producer({ clientId: 'edges', bootstrapBrokers: brokers, serializers: stringSerializers }),
+    );
+    cleanup.push(() => producer.close());
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'edges',
+        groupId: `edges-${randomUUID()}`,
+        bootstrapBrokers: brokers,
+        maxWaitTime: 100,
+        deserializers: stringDeserializers,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    cleanup.push(() => stream.close());
+    const theirs: string[] = [];
+    const inHandler: (SpanContext | undefined)[] = [];
+    for await (const message of stream) {
+      theirs.push(String(message.headers.get('traceparent')));
+      await withMessageContext(message, async () => {
+        inHandler.push(active());
+        await producer.send({ messages: [{ topic: relay, value: 'relayed' }] });
+      });
+      if (theirs.length === 2) break;
+    }
+    const relayed = await rawKafka(relay, 2);
+    for (const [i, header] of theirs.entries()) {
+      expect(ids(header).flags).toBe('00');
+      expect(inHandler[i]).toMatchObject({ traceId: ids(header).traceId, traceFlags: TraceFlags.NONE });
+      expect(ids(relayed[i]?.traceparent)).toMatchObject({ traceId: ids(header).traceId, flags: '00' });
+    }
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('@platformatic/kafka: our unsampled send of two -> their consumer: flags 00, our trace id', async () => {
+    const topic = await newTopic('edges');
+    const brokers = brokerEndpoint('kafka').brokers;
+    const producer = traceProducer(
+      new Producer({ clientId: 'edges', bootstrapBrokers: brokers, serializers: stringSerializers }),
+    );
+    cleanup.push(() => producer.close());
+    const parent = upstream('00');
+    await context.with(parent, () =>
+      producer.send({
+        messages: [
+          { topic, value: 'a' },
+          { topic, value: 'b' },
+        ],
+      }),
+    );
+    const run = await peer('platformatic', 'consume', topic, 2);
+    expect(run.seen).toHaveLength(2);
+    for (const seen of run.seen)
+      expect(seen).toMatchObject({ traceId: trace.getSpanContext(parent)?.traceId, traceFlags: 0 });
+    expect(run.spans).toHaveLength(0);
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('BullMQ: their unsampled addBulk -> our worker adds on: no span, their trace id (flags 00) goes on', async () => {
+    const name = `edges-${randomUUID()}`;
+    const next = `edges-next-${randomUUID()}`;
+    const connection = brokerEndpoint('redis');
+    const produced = await peer('bullmq', 'produce', name, 2, { PEER_SAMPLED: '0' });
+    expect(produced.spans).toHaveLength(0);
+    const nextQueue = traceQueue(new Queue(next, { connection }));
+    cleanup.push(() => nextQueue.obliterate({ force: true }).finally(() => nextQueue.close()));
+    const leftover = new Queue(name, { connection });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    const theirs: string[] = [];
+    const inHandler: (SpanContext | undefined)[] = [];
+    const worker = new Worker(
+      name,
+      traceProcessor(async (job) => {
+        theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
+        inHandler.push(active());
+        await nextQueue.add('next', {});
+      }),
+      { connection },
+    );
+    cleanup.push(() => worker.close());
+    await until(() => inHandler.length === 2, 'the jobs');
+    const jobs = await nextQueue.getJobs(['waiting']);
+    expect(jobs).toHaveLength(2);
+    const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);
+    expect(new Set(theirs.map((t) => ids(t).traceId)).size).toBe(1);
+    for (const [i, header] of theirs.entries()) {
+      expect(ids(header).flags).toBe('00');
+      expect(inHandler[i]).toMatchObject({ traceId: ids(header).traceId, traceFlags: TraceFlags.NONE });
+      expect(ids(relayed[i])).toMatchObject({ traceId: ids(header).traceId, flags: '00' });
+    }
+    expect(spans()).toHaveLength(0);
+  });
+
+  it('BullMQ: our unsampled addBulk -> their worker: flags 00, our trace id', async () => {
+    const name = `edges-${randomUUID()}`;
+    const queue = traceQueue(new Queue(name, { connection: brokerEndpoint('redis') }));
+    cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
+    const parent = upstream('00');
+    await context.with(parent, () =>
+      queue.addBulk([
+        { name: 'a', data: {} },
+        { name: 'b', data: {} },
+      ]),
+    );
+    const run = await peer('bullmq', 'consume', name, 2);
+    expect(run.seen).toHaveLength(2);
+    for (const seen of run.seen)
+      expect(seen).toMatchObject({ traceId: trace.getSpanContext(parent)?.traceId, traceFlags: 0 });
+    expect(spans()).toHaveLength(0);
+  });
+});
+
+/** Each of their handlers ran in a consumer span whose parent is the context that message carried. */
+function expectTheirsOwnParents(
+  run: { spans: PeerSpan[]; seen: PeerSeen[] },
+  traceparentOf: (s: PeerSeen) => string | undefined,
+) {
+  for (const seen of run.seen) {
+    const span = run.spans.find((s) => s.spanId === seen.spanId);
+    expect(span, 'their handler ran in their consumer span').toBeDefined();
+    const carried = ids(traceparentOf(seen));
+    expect(span?.traceId).toBe(carried.traceId);
+    expect(span?.parentSpanId).toBe(carried.spanId);
+  }
+}
+
+describe('amqplib, @platformatic/kafka, BullMQ: several messages per send across the other tools', () => {
+  it("amqplib: three publishes of theirs -> our consumer: each process span is the child of its own message's publish span", async () => {
+    const queue = `edges-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    const produced = await peer('amqp', 'produce', queue, 3);
+    const carried = new Map<string, string>();
+    await ch.consume(queue, (message) => {
+      if (!message) return;
+      const own = ids(String(message.properties.headers?.traceparent)).spanId as string;
+      carried.set(active()?.spanId as string, own);
+      ch.ack(message);
+    });
+    await until(
+      () => carried.size === 3 && spans().filter((s) => s.kind === SpanKind.CONSUMER).length === 3,
+      'the deliveries',
+    );
+    const process = spans().filter((s) => s.kind === SpanKind.CONSUMER);
+    for (const span of process) expect(parentSpanId(span)).toBe(carried.get(span.spanContext().spanId));
+    expect(new Set(process.map(parentSpanId))).toEqual(
+      new Set(produced.spans.filter((s) => s.kind === SpanKind.PRODUCER).map((s) => s.spanId)),
+    );
+  });
+
+  it("@platformatic/kafka: their send of three -> our consumer: each process span is the child of its own message's send span", async () => {
+    const topic = await newTopic('edges');
+    const produced = await peer('platformatic', 'produce', topic, 3);
+    const brokers = brokerEndpoint('kafka').brokers;
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'edges',
+        groupId: `edges-${randomUUID()}`,
+        bootstrapBrokers: brokers,
+        maxWaitTime: 100,
+        deserializers: stringDeserializers,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    cleanup.push(() => stream.close());
+    const carried = new Map<string, string>();
+    for await (const message of stream) {
+      const own = ids(String(message.headers.get('traceparent'))).spanId as string;
+      withMessageContext(message, () => carried.set(active()?.spanId as string, own));
+      if (carried.size === 3) break;
+    }
+    await until(() => spans().filter((s) => s.kind === SpanKind.CONSUMER).length === 3, 'the spans');
+    const process = spans().filter((s) => s.kind === SpanKind.CONSUMER);
+    for (const span of process) expect(parentSpanId(span)).toBe(carried.get(span.spanContext().spanId));
+    expect(new Set(process.map(parentSpanId))).toEqual(
+      new Set(produced.spans.filter((s) => s.kind === SpanKind.PRODUCER).map((s) => s.spanId)),
+    );
+  });
+
+  it('@platformatic/kafka: our send of three -> their consumer: each continues the context its message carried', async () => {
+    const topic = await newTopic('edges');
+    const brokers = brokerEndpoint('kafka').brokers;
+    const producer = traceProducer(
+      new Producer({ clientId: 'edges', bootstrapBrokers: brokers, serializers: stringSerializers }),
+    );
+    cleanup.push(() => producer.close());
+    await producer.send({
+      messages: [
+        { topic, value: 'a' },
+        { topic, value: 'b', headers: { app: 'x' } },
+        { topic, value: 'c' },
+      ],
+    });
+    const send = spans().filter((s) => s.kind === SpanKind.PRODUCER);
+    expect(send).toHaveLength(1);
+    const run = await peer('platformatic', 'consume', topic, 3);
+    expect(run.seen).toHaveLength(3);
+    expectTheirsOwnParents(run, (s) => s.headers.traceparent as string);
+    for (const seen of run.seen)
+      expect(ids(seen.headers.traceparent as string).spanId).toBe(send[0]?.spanContext().spanId);
+  });
+
+  it('amqplib: our three publishes -> their consumer: each continues the context its message carried', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    for (const v of ['a', 'b', 'c']) ch.sendToQueue(queue, Buffer.from(v));
+    const run = await peer('amqp', 'consume', queue, 3);
+    expectTheirsOwnParents(run, (s) => s.headers.traceparent as string);
+    const sends = spans()
+      .filter((s) => s.kind === SpanKind.PRODUCER)
+      .map((s) => s.spanContext().spanId);
+    expect(new Set(run.seen.map((s) => ids(s.headers.traceparent as string).spanId))).toEqual(new Set(sends));
+  });
+
+  it("BullMQ: their addBulk of three -> our worker: each process span is the child of its own job's context", async () => {
+    const name = `edges-${randomUUID()}`;
+    const connection = brokerEndpoint('redis');
+    const produced = await peer('bullmq', 'produce', name, 3);
+    const leftover = new Queue(name, { connection });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    const carried = new Map<string, string>();
+    const worker = new Worker(
+      name,
+      traceProcessor(async (job) => {
+        const own = ids(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent).spanId as string;
+        carried.set(active()?.spanId as string, own);
+      }),
+      { connection },
+    );
+    cleanup.push(() => worker.close());
+    await until(
+      () => carried.size === 3 && spans().filter((s) => s.kind === SpanKind.CONSUMER).length === 3,
+      'the jobs',
+    );
+    const process = spans().filter((s) => s.kind === SpanKind.CONSUMER);
+    for (const span of process) expect(parentSpanId(span)).toBe(carried.get(span.spanContext().spanId));
+    const theirSpanIds = new Set(produced.spans.map((s) => s.spanId));
+    for (const span of process) expect(theirSpanIds.has(parentSpanId(span) as string)).toBe(true);
+  });
+
+  it('BullMQ: our addBulk of three -> their worker: each continues the context its job carried', async () => {
+    const name = `edges-${randomUUID()}`;
+    const queue = traceQueue(new Queue(name, { connection: brokerEndpoint('redis') }));
+    cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
+    await queue.addBulk([
+      { name: 'a', data: {} },
+      { name: 'b', data: {} },
+      { name: 'c', data: {} },
+    ]);
+    const run = await peer('bullmq', 'consume', name, 3);
+    expect(run.seen).toHaveLength(3);
+    expectTheirsOwnParents(run, (s) => JSON.parse(s.headers.metadata as string).traceparent);
+    const ours = new Set(spans().map((s) => s.spanContext().spanId));
+    for (const seen of run.seen)
+      expect(ours.has(ids(JSON.parse(seen.headers.metadata as string).traceparent).spanId as string)).toBe(
+        true,
+      );
+  });
+});
+
+describe('kafkajs: odd but legal header shapes', () => {
+  it('a repeated traceparent header (an array on receive): our consumer continues the first; forwarding it adds nothing', async () => {
+    const topic = await newTopic('edges');
+    const back = await newTopic('edges-back');
+    const first = `00-${newTraceId()}-aaaaaaaaaaaaaaaa-01`;
+    const second = `00-${newTraceId()}-bbbbbbbbbbbbbbbb-01`;
+    const raw = kafka().producer();
+    cleanup.push(() => raw.disconnect());
+    await raw.connect();
+    await raw.send({ topic, messages: [{ value: 'x', headers: { traceparent: [first, second] } }] });
+    const client = traceKafka(kafka());
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        await producer.send({ topic: back, messages: [{ value: 'y', headers: message.headers ?? {} }] });
+      },
+    });
+    await until(() => spans().some((s) => s.name === `send ${back}`), 'the forward');
+    const process = spans().find((s) => s.name === `process ${topic}`)!;
+    expect(process.spanContext().traceId).toBe(ids(first).traceId);
+    expect(parentSpanId(process)).toBe('aaaaaaaaaaaaaaaa');
+    const [wire] = await rawKafka(back, 1);
+    expect(wire).toEqual({ traceparent: `${first}|${second}` });
+  });
+});
+
+describe('re-publishes through amqplib and BullMQ', () => {
+  it('amqplib: our publish -> their consumer forwards its headers -> our consumer: parent is their forward, one traceparent', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const back = `edges-back-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    await ch.assertQueue(back, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    cleanup.push(() => ch.deleteQueue(back));
+    ch.sendToQueue(queue, Buffer.from('x'), { headers: { app: 'kept' } });
+    const run = await peer('amqp', 'consume', queue, 1, { PEER_FORWARD: back });
+    const forward = run.spans.find((s) => s.kind === SpanKind.PRODUCER);
+    expect(forward).toBeDefined();
+    let headers: Record<string, unknown> | undefined;
+    await ch.consume(back, (m) => {
+      if (!m) return;
+      headers = m.properties.headers;
+      ch.ack(m);
+    });
+    await until(
+      () => headers !== undefined && spans().filter((s) => s.kind === SpanKind.CONSUMER).length === 1,
+      'the forward',
+    );
+    expect(Object.keys(headers ?? {}).sort()).toEqual(['app', 'traceparent']);
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(parentSpanId(process)).toBe(forward?.spanId);
+  });
+
+  it('amqplib: their publish -> our consumer forwards its headers with our channel: their consumer gets one traceparent', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const back = `edges-back-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel());
+    await ch.assertQueue(queue, { durable: false });
+    await ch.assertQueue(back, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    cleanup.push(() => ch.deleteQueue(back));
+    await peer('amqp', 'produce', queue, 1);
+    let consumed: Record<string, unknown> | undefined;
+    await ch.consume(queue, (m) => {
+      if (!m) return;
+      consumed = m.properties.headers;
+      ch.sendToQueue(back, m.content, { headers: m.properties.headers });
+      ch.ack(m);
+    });
+    await until(
+      () => consumed !== undefined && spans().some((s) => s.name === `send ${back}`),
+      'the forward',
+    );
+    // A forward of a message carrying its own context: a CLIENT span linked to it (package README).
+    const send = spans().find((s) => s.name === `send ${back}`)!;
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.links.map((l) => l.context.spanId)).toEqual([ids(String(consumed?.traceparent)).spanId]);
+    const run = await peer('amqp', 'consume', back, 1);
+    expect(Object.keys(run.seen[0]?.headers ?? {})).toEqual(['traceparent']);
+    expect(run.seen[0]?.headers.traceparent).toBe(consumed?.traceparent);
+  });
+
+  it("BullMQ: our add -> their worker re-adds with the job's telemetry -> our worker", async () => {
+    const name = `edges-${randomUUID()}`;
+    const back = `edges-back-${randomUUID()}`;
+    const connection = brokerEndpoint('redis');
+    const queue = traceQueue(new Queue(name, { connection }));
+    cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
+    await queue.add('x', {});
+    const add = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
+    const run = await peer('bullmq', 'consume', name, 1, { PEER_FORWARD: back });
+    const theirProcess = run.spans.find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(theirProcess.parentSpanId).toBe(add.spanContext().spanId);
+    const forward = run.spans.find((s) => s.kind === SpanKind.PRODUCER && s.name.includes(back))!;
+    expect(forward.parentSpanId).toBe(theirProcess.spanId);
+    const leftover = new Queue(back, { connection });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    let meta: string | undefined;
+    const worker = new Worker(
+      back,
+      traceProcessor(async (job) => {
+        meta = job.opts.telemetry?.metadata;
+      }),
+      { connection },
+    );
+    cleanup.push(() => worker.close());
+    await until(() => meta !== undefined && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the forward');
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(JSON.parse(meta ?? '{}')).toEqual({
+      traceparent: tp({ traceId: forward.traceId, spanId: forward.spanId }, '01'),
+    });
+    expect(parentSpanId(process)).toBe(forward.spanId);
+    expect(process.spanContext().traceId).toBe(add.spanContext().traceId);
+  });
+});
