@@ -950,3 +950,48 @@ describe('re-publishes through amqplib and BullMQ', () => {
     expect(process.spanContext().traceId).toBe(add.spanContext().traceId);
   });
 });
+
+describe('kafkajs: a peer tracestate at the W3C limits and a hop budget', () => {
+  const members32 = Array.from({ length: 32 }, (_, i) => `v${i}=x`).join(',');
+  const chars510 = `big=${'y'.repeat(250)},more=${'z'.repeat(250)}`;
+
+  it.each([
+    ['32 members', members32],
+    ['510 characters', chars510],
+  ])(
+    'their tracestate of %s: our hop member keeps it within the limits, so the next hop still counts',
+    async (_, state) => {
+      const topic = await newTopic('edges');
+      const relay = await newTopic('edges-relay');
+      const incoming = { traceparent: `00-${newTraceId()}-1111111111111111-01`, tracestate: state };
+      const produced = await peer('kafka', 'produce', topic, 1, { PEER_INCOMING: JSON.stringify(incoming) });
+      expect(produced.spans.find((s) => s.kind === SpanKind.PRODUCER)?.traceState).toBe(state);
+      const client = traceKafka(kafka(), { traceBudget: { maxHops: 1 } });
+      const producer = client.producer();
+      cleanup.push(() => producer.disconnect());
+      await producer.connect();
+      const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+      cleanup.push(() => consumer.disconnect());
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic, relay], fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ topic: from }) => {
+          if (from === topic) await producer.send({ topic: relay, messages: [{ value: 'relayed' }] });
+        },
+      });
+      await until(() => spans().some((s) => s.name === `process ${relay}`), 'the relayed message');
+      const [wire] = await rawKafka(relay, 1);
+      const members = (wire?.tracestate ?? '').split(',');
+      expect(members[0]).toBe('hoptrace=1');
+      expect(members.length).toBeLessThanOrEqual(32);
+      expect((wire?.tracestate ?? '').length).toBeLessThanOrEqual(512);
+      // Their members are kept from the left, as W3C asks a vendor adding one at the limit to do.
+      expect(state.startsWith(members.slice(1).join(','))).toBe(true);
+      expect(members.length).toBeGreaterThan(1);
+      // The second hop is over the budget of one: a new trace linked to the old one.
+      const second = spans().find((s) => s.name === `process ${relay}`)!;
+      expect(second.attributes['hoptrace.trace_budget.exceeded']).toBe(true);
+      expect(second.spanContext().traceId).not.toBe(incoming.traceparent.split('-')[1]);
+    },
+  );
+});

@@ -3,8 +3,10 @@ import {
   createContextKey,
   createTraceState,
   type SpanContext,
+  type TraceState,
   trace,
 } from '@opentelemetry/api';
+import { acceptTraceState } from './limits.ts';
 
 /**
  * A budget of asynchronous hops per trace. Each consumer hop that has a budget increments a counter
@@ -29,6 +31,35 @@ export function hopCount(spanContext: SpanContext | undefined): number {
 }
 
 /**
+ * `traceState` (or a new one) with hoptrace's hop counter set to `hop`, as its first member, within
+ * the W3C limits (32 members, 512 characters): when the counter does not fit beside the other
+ * vendors' members, the right-most ones are dropped, as W3C Trace Context asks of a vendor adding a
+ * member at the limit. Without that, a peer's tracestate at the limit made the counter go missing:
+ * the OpenTelemetry SDK's `set` refuses a member past 512 characters (the count never advanced), and
+ * a 33rd member made the whole header too long for every reader (hoptrace refuses it, so the count
+ * started over), so a hop budget never ran out.
+ */
+export function withHopCount(traceState: TraceState | undefined, hop: number): TraceState {
+  const value = String(hop);
+  let state = traceState ?? createTraceState();
+  for (;;) {
+    const next = state.set(HOP_TRACESTATE_KEY, value);
+    const serialized = next.serialize();
+    if (next.get(HOP_TRACESTATE_KEY) === value && acceptTraceState(serialized)) return next;
+    // Drop the right-most member other than ours and try again (ours is never the only one left:
+    // `hoptrace=<n>` alone is within the limits).
+    const others = state.unset(HOP_TRACESTATE_KEY).serialize();
+    if (others.length === 0) return createTraceState().set(HOP_TRACESTATE_KEY, value);
+    const last = others.slice(others.lastIndexOf(',') + 1);
+    const key = last.slice(0, last.indexOf('=')).trim();
+    const shorter = state.unset(HOP_TRACESTATE_KEY).unset(key);
+    // A state whose right-most member cannot be removed by its key: start from ours alone.
+    if (shorter.serialize() === others) return createTraceState().set(HOP_TRACESTATE_KEY, value);
+    state = shorter;
+  }
+}
+
+/**
  * For a message relayed with the headers it was consumed with: when the relaying code runs inside
  * the same trace (`context`) with a higher hop count than the forwarded headers carry, the caller's
  * span context with the hop counter brought up to date; otherwise `undefined` (nothing to change).
@@ -38,8 +69,7 @@ export function relayHop(caller: SpanContext, context: Context): SpanContext | u
   if (!active || active.traceId !== caller.traceId) return undefined;
   const hop = hopCount(active);
   if (hop <= hopCount(caller)) return undefined;
-  const traceState = (caller.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
-  return { ...caller, traceState };
+  return { ...caller, traceState: withHopCount(caller.traceState, hop) };
 }
 
 const RESTART_KEY = createContextKey('hoptrace.budget-restart');

@@ -1,12 +1,5 @@
-import {
-  type Context,
-  createTraceState,
-  type Link,
-  propagation,
-  ROOT_CONTEXT,
-  trace,
-} from '@opentelemetry/api';
-import { HOP_TRACESTATE_KEY, hopCount, type TraceBudget } from './hops.ts';
+import { type Context, type Link, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { hopCount, type TraceBudget, withHopCount } from './hops.ts';
 import type { MessageContext } from './propagation.ts';
 
 /**
@@ -80,7 +73,7 @@ export function consumerStart(
       };
     }
     if (policy === 'parent') {
-      const traceState = (spanContext.traceState ?? createTraceState()).set(HOP_TRACESTATE_KEY, String(hop));
+      const traceState = withHopCount(spanContext.traceState, hop);
       parentContext = trace.setSpanContext(message.context, { ...spanContext, traceState });
     }
   }

@@ -364,6 +364,29 @@ describe('sendHeaders: relayed messages keep the caller context and the hop coun
     expect(forwarded.tracestate).toBe('hoptrace=1,vendor=x');
   });
 
+  it.each([
+    ['32 members', Array.from({ length: 32 }, (_, i) => `v${i}=x`).join(',')],
+    ['510 characters', `big=${'y'.repeat(250)},more=${'z'.repeat(250)}`],
+  ])(
+    'keeps the hop counter within the W3C limits next to a vendor tracestate of %s, dropping members from the right',
+    (_, state) => {
+      const forwarded = { traceparent: TRACEPARENT, tracestate: state };
+      const processing = remoteContext('hoptrace=1');
+      const out = sendHeaders(forwarded, processing, callerSpanContext(forwarded)) as Record<string, string>;
+      const members = out.tracestate?.split(',') ?? [];
+      expect(members[0]).toBe('hoptrace=1');
+      expect(members.length).toBeLessThanOrEqual(32);
+      expect(out.tracestate?.length).toBeLessThanOrEqual(512);
+      expect(state.startsWith(members.slice(1).join(','))).toBe(true);
+      // The API's own TraceState (createTraceState) has no limits of its own: the same holds.
+      const caller = { ...trace.getSpanContext(remoteContext())!, traceState: createTraceState(state) };
+      const relayed = relayHop(caller, processing)?.traceState?.serialize() ?? '';
+      expect(relayed.split(',')[0]).toBe('hoptrace=1');
+      expect(relayed.split(',').length).toBeLessThanOrEqual(32);
+      expect(relayed.length).toBeLessThanOrEqual(512);
+    },
+  );
+
   it('leaves a context from another trace alone', () => {
     const forwarded = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, tracestate: 'hoptrace=1' };
     expect(sendHeaders(forwarded, remoteContext('hoptrace=5'), callerSpanContext(forwarded))).toBe(forwarded);
