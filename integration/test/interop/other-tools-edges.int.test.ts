@@ -396,7 +396,7 @@ describe.each<[Ours, string]>([
   ['b3multi', 'b3multi'],
   ['w3c+b3', 'w3c'],
   ['b3+w3c', 'w3c'],
-])('kafkajs and amqplib: we register %s, the peer %s', (ours, theirs) => {
+])('every client: we register %s, the peer %s', (ours, theirs) => {
   beforeAll(() => {
     propagation.disable();
     propagation.setGlobalPropagator(ourPropagator(ours));
@@ -475,6 +475,92 @@ describe.each<[Ours, string]>([
     for (const s of theirProcess) {
       expect(s.traceId).toBe(theirSend.traceId);
       expect(s.parentSpanId).toBe(send.spanContext().spanId);
+    }
+    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+  });
+
+  it('@platformatic/kafka: their send -> our consumer continues it; our relay -> their consumer continues ours', async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    const produced = await peer('platformatic', 'produce', topic, 1, options);
+    const theirSend = produced.spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+    const brokers = brokerEndpoint('kafka').brokers;
+    const producer = traceProducer(
+      new Producer({ clientId: 'edges', bootstrapBrokers: brokers, serializers: stringSerializers }),
+    );
+    cleanup.push(() => producer.close());
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'edges',
+        groupId: `edges-${randomUUID()}`,
+        bootstrapBrokers: brokers,
+        maxWaitTime: 100,
+        deserializers: stringDeserializers,
+      }),
+      { baggageAttributes: ['tenant.id'] },
+    );
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    cleanup.push(() => stream.close());
+    for await (const message of stream) {
+      await withMessageContext(message, () =>
+        producer.send({ messages: [{ topic: relay, value: 'relayed' }] }),
+      );
+      break;
+    }
+    const process = spans().find((s) => s.name === `process ${topic}`)!;
+    expect(process.spanContext().traceId).toBe(theirSend.traceId);
+    expect(parentSpanId(process)).toBe(theirSend.spanId);
+    expect(process.attributes['tenant.id']).toBe('acme');
+    const send = spans().find((s) => s.name === `send ${relay}`)!;
+    const consumed = await peer('platformatic', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
+    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+    expect(theirProcess.length).toBeGreaterThan(0);
+    for (const s of theirProcess) {
+      expect(s.traceId).toBe(theirSend.traceId);
+      expect(s.parentSpanId).toBe(send.spanContext().spanId);
+    }
+    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+  });
+
+  it('BullMQ: their add -> our worker continues it; our add -> their worker continues ours', async () => {
+    const name = `edges-${randomUUID()}`;
+    const next = `edges-next-${randomUUID()}`;
+    const connection = brokerEndpoint('redis');
+    const produced = await peer('bullmq', 'produce', name, 1, options);
+    const theirAdd = produced.spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+    const nextQueue = traceQueue(new Queue(next, { connection }));
+    cleanup.push(() => nextQueue.obliterate({ force: true }).finally(() => nextQueue.close()));
+    const leftover = new Queue(name, { connection });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    const worker = new Worker(
+      name,
+      traceProcessor(
+        async () => {
+          await nextQueue.add('next', {});
+        },
+        { baggageAttributes: ['tenant.id'] },
+      ),
+      { connection },
+    );
+    cleanup.push(() => worker.close());
+    await until(
+      () =>
+        spans().some((s) => s.kind === SpanKind.CONSUMER) &&
+        spans().some((s) => s.kind === SpanKind.PRODUCER),
+      'the job',
+    );
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(process.spanContext().traceId).toBe(theirAdd.traceId);
+    expect(parentSpanId(process)).toBe(theirAdd.spanId);
+    expect(process.attributes['tenant.id']).toBe('acme');
+    const add = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
+    const consumed = await peer('bullmq', 'consume', next, 1, { PEER_PROPAGATOR: theirs });
+    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+    expect(theirProcess.length).toBeGreaterThan(0);
+    for (const s of theirProcess) {
+      expect(s.traceId).toBe(theirAdd.traceId);
+      expect(s.parentSpanId).toBe(add.spanContext().spanId);
     }
     expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
   });
