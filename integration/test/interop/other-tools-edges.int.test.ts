@@ -1081,3 +1081,75 @@ describe('kafkajs: a peer tracestate at the W3C limits and a hop budget', () => 
     },
   );
 });
+
+describe('amqplib and BullMQ: their tracestate and baggage through our hop budget', () => {
+  const incoming = () => ({
+    traceparent: `00-${newTraceId()}-1111111111111111-01`,
+    tracestate: 'vendor=abc',
+    baggage: 'tenant.id=acme,secret=s3',
+  });
+
+  it('amqplib: our relay carries their member after ours, and their baggage; their consumer reads both', async () => {
+    const queue = `edges-${randomUUID()}`;
+    const relay = `edges-relay-${randomUUID()}`;
+    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+    cleanup.push(() => connection.close());
+    const ch = traceChannel(await connection.createChannel(), {
+      traceBudget: { maxHops: 5 },
+      baggageAttributes: ['tenant.id'],
+    });
+    await ch.assertQueue(queue, { durable: false });
+    await ch.assertQueue(relay, { durable: false });
+    cleanup.push(() => ch.deleteQueue(queue));
+    cleanup.push(() => ch.deleteQueue(relay));
+    const ctx = incoming();
+    await peer('amqp', 'produce', queue, 1, { PEER_INCOMING: JSON.stringify(ctx) });
+    await ch.consume(queue, (m) => {
+      if (!m) return;
+      ch.sendToQueue(relay, Buffer.from('relayed'));
+      ch.ack(m);
+    });
+    await until(() => spans().some((s) => s.kind === SpanKind.PRODUCER), 'the relay');
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(process.attributes['tenant.id']).toBe('acme');
+    expect(process.attributes.secret).toBeUndefined();
+    const consumed = await peer('amqp', 'consume', relay, 1);
+    expect(consumed.seen[0]).toMatchObject({
+      traceId: ctx.traceparent.split('-')[1],
+      traceState: 'hoptrace=1,vendor=abc',
+      baggage: { 'tenant.id': 'acme', secret: 's3' },
+    });
+  });
+
+  it('BullMQ: our relay carries their member after ours, and their baggage; their worker reads both', async () => {
+    const name = `edges-${randomUUID()}`;
+    const next = `edges-next-${randomUUID()}`;
+    const connection = brokerEndpoint('redis');
+    const ctx = incoming();
+    await peer('bullmq', 'produce', name, 1, { PEER_INCOMING: JSON.stringify(ctx) });
+    const nextQueue = traceQueue(new Queue(next, { connection }));
+    cleanup.push(() => nextQueue.obliterate({ force: true }).finally(() => nextQueue.close()));
+    const leftover = new Queue(name, { connection });
+    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    const worker = new Worker(
+      name,
+      traceProcessor(
+        async () => {
+          await nextQueue.add('next', {});
+        },
+        { traceBudget: { maxHops: 5 }, baggageAttributes: ['tenant.id'] },
+      ),
+      { connection },
+    );
+    cleanup.push(() => worker.close());
+    await until(() => spans().some((s) => s.kind === SpanKind.PRODUCER), 'the relay');
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(process.attributes['tenant.id']).toBe('acme');
+    const consumed = await peer('bullmq', 'consume', next, 1);
+    expect(consumed.seen[0]).toMatchObject({
+      traceId: ctx.traceparent.split('-')[1],
+      traceState: 'hoptrace=1,vendor=abc',
+      baggage: { 'tenant.id': 'acme', secret: 's3' },
+    });
+  });
+});
