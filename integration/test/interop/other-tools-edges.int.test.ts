@@ -1153,3 +1153,40 @@ describe('amqplib and BullMQ: their tracestate and baggage through our hop budge
     });
   });
 });
+
+describe('@platformatic/kafka: re-publishes', () => {
+  it('their send -> our consumer (Buffer header names and values) forwards the headers Map with our producer: one traceparent on the wire, their consumer continues', async () => {
+    const topic = await newTopic('edges');
+    const back = await newTopic('edges-back');
+    await peer('platformatic', 'produce', topic, 1);
+    const brokers = brokerEndpoint('kafka').brokers;
+    const producer = traceProducer(new Producer({ clientId: 'edges', bootstrapBrokers: brokers }));
+    cleanup.push(() => producer.close());
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'edges',
+        groupId: `edges-${randomUUID()}`,
+        bootstrapBrokers: brokers,
+        maxWaitTime: 100,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    cleanup.push(() => stream.close());
+    let consumed: string | undefined;
+    for await (const message of stream) {
+      const keys = [...message.headers.keys()];
+      expect(keys.every((k) => Buffer.isBuffer(k))).toBe(true);
+      consumed = String(message.headers.get(keys[0] as Buffer));
+      await withMessageContext(message, () =>
+        producer.send({ messages: [{ topic: back, value: message.value, headers: message.headers }] }),
+      );
+      break;
+    }
+    const wire = await rawKafka(back, 1);
+    expect(wire).toEqual([{ traceparent: consumed }]);
+    const run = await peer('platformatic', 'consume', back, 1);
+    expect(run.seen[0]?.headers.traceparent).toBe(consumed);
+    expect(run.spans.find((s) => s.kind === SpanKind.CONSUMER)?.parentSpanId).toBe(ids(consumed).spanId);
+  });
+});
