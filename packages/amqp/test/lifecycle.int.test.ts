@@ -11,7 +11,16 @@ import {
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { context, metrics, propagation, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  context,
+  createTraceState,
+  metrics,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  trace,
+} from '@opentelemetry/api';
 import type { ConsumeMessage, GetMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
@@ -71,6 +80,39 @@ describe('side by side with other instrumentation (standard W3C headers)', () =>
     const send = onlySpan(done, `send ${queue}`);
     expect(send.kind).toBe(SpanKind.CLIENT);
     expect(send.links[0]?.context.spanId).toBe(SPAN_ID);
+  });
+});
+
+describe('a traceparent the caller set as an amqplib typed value ({ "!": "string", value })', () => {
+  it("is the caller's own context, as the plain string: kept alone (no tracestate of another trace added), the send span a CLIENT span linked to it", async () => {
+    const raw = await amqp.connection.createChannel();
+    const traced = traceChannel(await amqp.connection.createChannel());
+    const queue = `q-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const traceparent = `00-${TRACE_ID}-${SPAN_ID}-01`;
+    // The publish runs inside another trace whose context carries a tracestate of its own.
+    const active = trace.setSpanContext(context.active(), {
+      traceId: 'c'.repeat(32),
+      spanId: 'd'.repeat(16),
+      traceFlags: TraceFlags.SAMPLED,
+      isRemote: true,
+      traceState: createTraceState('vendor=other-trace'),
+    });
+    const headers = { traceparent: { '!': 'string', value: traceparent } };
+    context.with(active, () => {
+      raw.sendToQueue(queue, Buffer.from('raw'), { headers });
+      traced.sendToQueue(queue, Buffer.from('traced'), { headers });
+    });
+    const got: ConsumeMessage[] = [];
+    await raw.consume(queue, (m) => m && got.push(m), { noAck: true });
+    await until(() => got.length === 2, 'both messages');
+    const [asRaw, asTraced] = got.map((m) => m.properties.headers);
+    expect(asRaw).toEqual({ traceparent });
+    expect(asTraced).toEqual(asRaw);
+    const send = onlySpan(spans(), `send ${queue}`);
+    expect(send.kind).toBe(SpanKind.CLIENT);
+    expect(send.links.map((l) => l.context.spanId)).toEqual([SPAN_ID]);
+    expect(headers).toEqual({ traceparent: { '!': 'string', value: traceparent } });
   });
 });
 

@@ -10,8 +10,9 @@ export type HeaderCarrier = Readonly<Record<string, unknown>> | null | undefined
 /**
  * Reads one header value as text: strings as they are, Buffers and Uint8Arrays decoded as latin1
  * (every byte maps to one character, so decoding never fails; non-ASCII bytes then fail the
- * propagator's own validation), arrays by their first textual element. Anything else is ignored.
- * No size limit: see {@link headerGetter} for the guarded read propagators use.
+ * propagator's own validation), arrays by their first textual element, amqplib's typed field values
+ * (`{ '!': 'string', value }`, what a publish may pass to choose the AMQP type) by their value.
+ * Anything else is ignored. No size limit: see {@link headerGetter} for the guarded read propagators use.
  */
 export function headerText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
@@ -21,8 +22,10 @@ export function headerText(value: unknown): string | undefined {
       const text = headerText(item);
       if (text !== undefined) return text;
     }
+    return undefined;
   }
-  return undefined;
+  const typed = typedText(value);
+  return typed === undefined ? undefined : headerText(typed);
 }
 
 /** Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it. */
@@ -33,8 +36,23 @@ export function limitedText(value: unknown, limit: number): string | undefined {
     for (const item of value) {
       if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit);
     }
+    return undefined;
   }
-  return undefined;
+  const typed = typedText(value);
+  return typed === undefined ? undefined : limitedText(typed, limit);
+}
+
+/**
+ * The text inside an amqplib typed field value (`{ '!': 'string', value }`, or a Buffer as
+ * `{ '!': 'object', value }`): amqplib encodes `value` with the named type, so a traceparent given that way is on the wire as the plain string would be (read
+ * as anything else, a publish took it for no context and added fields of another trace beside it).
+ */
+function typedText(value: unknown): string | Uint8Array | undefined {
+  if (value === null || typeof value !== 'object' || !Object.hasOwn(value, '!')) return undefined;
+  const { '!': type, value: inner } = value as { '!': unknown; value?: unknown };
+  if (type === 'string') return typeof inner === 'string' ? inner : undefined;
+  // amqplib writes a Buffer given as an 'object' as a byte array, the shape it hands out on receive
+  return type === 'object' && hasBuffer && Buffer.isBuffer(inner) ? inner : undefined;
 }
 
 const hasBuffer = typeof Buffer === 'function';

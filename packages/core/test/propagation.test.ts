@@ -54,6 +54,8 @@ describe('extractContext over every header shape (W3C)', () => {
     ['array of strings (first wins)', [TRACEPARENT, `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`]],
     ['array of Buffers', [Buffer.from(TRACEPARENT)]],
     ['array with a number first', [7, TRACEPARENT]],
+    ["an amqplib typed string { '!': 'string', value }", { '!': 'string', value: TRACEPARENT }],
+    ["an amqplib typed Buffer { '!': 'object', value }", { '!': 'object', value: Buffer.from(TRACEPARENT) }],
   ])('reads a traceparent given as %s', (_label, value) => {
     const ctx = extractContext({ traceparent: value }, ROOT_CONTEXT);
     expect(trace.getSpanContext(ctx)).toMatchObject({
@@ -69,6 +71,7 @@ describe('extractContext over every header shape (W3C)', () => {
     ['null headers', null],
     ['a number', { traceparent: 42 }],
     ['a nested object', { traceparent: { value: TRACEPARENT } }],
+    ['an amqplib typed value of another type', { traceparent: { '!': 'int', value: TRACEPARENT } }],
     ['a boolean', { traceparent: true }],
     ['an all-zero trace id', { traceparent: `00-${'0'.repeat(32)}-${SPAN_ID}-01` }],
     ['an all-zero span id', { traceparent: `00-${TRACE_ID}-${'0'.repeat(16)}-01` }],
