@@ -1190,3 +1190,49 @@ describe('@platformatic/kafka: re-publishes', () => {
     expect(run.spans.find((s) => s.kind === SpanKind.CONSUMER)?.parentSpanId).toBe(ids(consumed).spanId);
   });
 });
+
+describe.each<'b3' | 'b3multi'>(['b3', 'b3multi'])(
+  'kafkajs: unsampled parents under %s on both sides',
+  (kind) => {
+    useParentBased();
+    beforeAll(() => {
+      propagation.disable();
+      propagation.setGlobalPropagator(makePropagator(kind));
+    });
+    afterAll(() => {
+      propagation.disable();
+      propagation.setGlobalPropagator(makePropagator('w3c'));
+    });
+
+    it('their unsampled send -> our consumer relays: no span, their trace id goes on unsampled; ours unsampled -> their consumer: flags 0', async () => {
+      const topic = await newTopic('edges');
+      const relay = await newTopic('edges-relay');
+      const produced = await peer('kafka', 'produce', topic, 1, { PEER_SAMPLED: '0', PEER_PROPAGATOR: kind });
+      expect(produced.spans).toHaveLength(0);
+      const client = traceKafka(kafka());
+      const producer = client.producer();
+      cleanup.push(() => producer.disconnect());
+      await producer.connect();
+      const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+      cleanup.push(() => consumer.disconnect());
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const inHandler: (SpanContext | undefined)[] = [];
+      await consumer.run({
+        eachMessage: async () => {
+          inHandler.push(active());
+          await producer.send({ topic: relay, messages: [{ value: 'relayed' }] });
+        },
+      });
+      await until(() => inHandler.length === 1, 'the message');
+      expect(inHandler[0]?.traceFlags).toBe(TraceFlags.NONE);
+      const [wire] = await rawKafka(relay, 1);
+      if (kind === 'b3') expect(wire?.b3).toMatch(new RegExp(`^${inHandler[0]?.traceId}-[0-9a-f]{16}-0$`));
+      else expect(wire).toMatchObject({ 'x-b3-traceid': inHandler[0]?.traceId, 'x-b3-sampled': '0' });
+      const consumed = await peer('kafka', 'consume', relay, 1, { PEER_PROPAGATOR: kind });
+      expect(consumed.seen[0]).toMatchObject({ traceId: inHandler[0]?.traceId, traceFlags: 0 });
+      expect(consumed.spans).toHaveLength(0);
+      expect(spans()).toHaveLength(0);
+    });
+  },
+);
