@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { traceChannel } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
-import { traceKafka } from '@hoptrace/kafka';
+import { traceKafka, withMessageContext as withKafkaContext } from '@hoptrace/kafka';
 import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/platformatic-kafka';
 import { brokerEndpoint, makePropagator, parentSpanId, until, useTestTracing } from '@hoptrace/test-kit';
 import {
@@ -204,6 +204,44 @@ describe('kafkajs: unsampled parents across @opentelemetry/instrumentation-kafka
     expect(inHandler[1]?.spanId).toBe(theirs[1]?.split('-')[2]);
     expect(relayed[1]?.traceparent).toBe(theirs[1]);
     expect(spans()).toHaveLength(0);
+  });
+
+  it("their unsampled send of three -> our eachBatch: only the batch span (a new trace) records; each message's relay keeps its trace id unsampled", async () => {
+    const topic = await newTopic('edges');
+    const relay = await newTopic('edges-relay');
+    await peer('kafka', 'produce', topic, 3, { PEER_SAMPLED: '0' });
+    const client = traceKafka(kafka());
+    const producer = client.producer();
+    cleanup.push(() => producer.disconnect());
+    await producer.connect();
+    const consumer = client.consumer({ groupId: `edges-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const theirs: string[] = [];
+    await consumer.run({
+      eachBatch: async ({ batch, resolveOffset }) => {
+        for (const message of batch.messages) {
+          theirs.push(String(message.headers?.traceparent));
+          await withKafkaContext(message, () =>
+            producer.send({ topic: relay, messages: [{ value: 'relayed' }] }),
+          );
+          resolveOffset(message.offset);
+        }
+      },
+    });
+    const relayed = await rawKafka(relay, 3);
+    expect(theirs).toHaveLength(3);
+    for (const [i, header] of theirs.entries()) {
+      expect(ids(relayed[i]?.traceparent)).toMatchObject({ traceId: ids(header).traceId, flags: '00' });
+    }
+    await until(() => spans().length > 0, 'the batch span');
+    const recorded = spans();
+    expect(recorded.map((s) => s.name)).toEqual([`process ${topic}`]);
+    expect(recorded[0]?.attributes['messaging.batch.message_count']).toBe(3);
+    expect(new Set(recorded[0]?.links.map((l) => l.context.spanId))).toEqual(
+      new Set(theirs.map((t) => ids(t).spanId)),
+    );
   });
 
   it('our unsampled producer -> their consumer: flags 00, our trace id', async () => {
