@@ -28,13 +28,22 @@ export function headerText(value: unknown): string | undefined {
   return typed === undefined ? undefined : headerText(typed);
 }
 
-/** Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it. */
-export function limitedText(value: unknown, limit: number): string | undefined {
+/**
+ * Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it.
+ *
+ * @param utf8 - decode bytes as UTF-8 (invalid sequences become U+FFFD) instead of Latin-1: for
+ * free text a sender wrote as UTF-8 (hoptrace's lineage headers), not for propagation fields, whose
+ * non-ASCII bytes must stay visible to the propagator's validation.
+ */
+export function limitedText(value: unknown, limit: number, utf8 = false): string | undefined {
   if (typeof value === 'string') return value.length <= limit ? value : undefined;
-  if (value instanceof Uint8Array) return value.byteLength <= limit ? decodeLatin1(value) : undefined;
+  if (value instanceof Uint8Array) {
+    if (value.byteLength > limit) return undefined;
+    return utf8 ? utf8Decoder.decode(value) : decodeLatin1(value);
+  }
   if (Array.isArray(value)) {
     for (const item of value) {
-      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit);
+      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit, utf8);
     }
     return undefined;
   }
@@ -54,6 +63,9 @@ function typedText(value: unknown): string | Uint8Array | undefined {
   // amqplib writes a Buffer given as an 'object' as a byte array, the shape it hands out on receive
   return type === 'object' && hasBuffer && Buffer.isBuffer(inner) ? inner : undefined;
 }
+
+/** Non-fatal (invalid bytes become U+FFFD) and keeps a leading BOM, so it never throws or drops a character. */
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 const hasBuffer = typeof Buffer === 'function';
 function decodeLatin1(bytes: Uint8Array): string {

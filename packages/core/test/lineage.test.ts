@@ -111,6 +111,16 @@ describe('readFailureLineage on hostile or ordinary input', () => {
     expect(lineage?.attempts).toBeUndefined();
     expect(lineage?.partition).toBeUndefined();
     expect(lineage?.destination).toBeUndefined();
+    // Bytes are the UTF-8 a Kafka client (or a byte-array AMQP header) wrote, not Latin-1.
+    expect(
+      readFailureLineage({
+        [FAILURE_HEADERS.errorType]: [Buffer.from('ÉPUISÉ')],
+        [FAILURE_HEADERS.errorMessage]: Buffer.from('für 📦'),
+        [FAILURE_HEADERS.destination]: Buffer.from([0x71, 0xff]),
+      }),
+    ).toEqual(
+      expect.objectContaining({ errorType: 'ÉPUISÉ', errorMessage: 'für 📦', destination: 'q\ufffd' }),
+    );
   });
 
   it('refuses an oversized value by its size, before decoding it', () => {

@@ -125,4 +125,44 @@ describe('13.2 dead-letter lineage on a real broker', () => {
       'hoptrace-failed-traceparent': `00-${traceId}-${failed.spanContext().spanId}-01`,
     });
   });
+
+  it('non-ASCII lineage (error type, message) reads back as written: the copy carries UTF-8 text, not Latin-1', async () => {
+    const type = 'STOCK_ÉPUISÉ';
+    const classify = () => ({ type, retryable: false });
+    const kafka = traceKafka(newKafka('dlq-utf8'), { classifyError: classify });
+    const [orders, dlq] = (await createTopics(kafka, 2)) as [string, string];
+    const producer = await clients.producer(kafka.producer());
+    const ordersConsumer = await clients.consumer(
+      kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }),
+      [orders],
+    );
+    await ordersConsumer.run({
+      eachMessage: async (payload) => {
+        const error = new Error('Lagerbestand für Artikel erschöpft 📦');
+        await producer.send({
+          topic: dlq,
+          messages: [deadLetterMessage(payload, error, { classifyError: classify })],
+        });
+      },
+    });
+    const read: unknown[] = [];
+    const dlqConsumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      dlq,
+    ]);
+    await dlqConsumer.run({
+      eachMessage: async () => {
+        const lineage = failureLineageOf();
+        read.push([lineage?.errorType, lineage?.errorMessage]);
+      },
+    });
+    await producer.send({ topic: orders, messages: [{ value: 'order-8' }] });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 1);
+    const failed = onlySpan(all, `process ${orders}`);
+    const dlqProcess = onlySpan(all, `process ${dlq}`);
+    expect(read).toEqual([[type, 'Lagerbestand für Artikel erschöpft 📦']]);
+    expect(dlqProcess.attributes[ATTR_HOPTRACE_FAILURE_ERROR_TYPE]).toBe(type);
+    expect(dlqProcess.links).toHaveLength(1);
+    expect(dlqProcess.links[0]?.context.spanId).toBe(failed.spanContext().spanId);
+    expect(dlqProcess.links[0]?.attributes?.[ATTR_HOPTRACE_FAILURE_ERROR_TYPE]).toBe(type);
+  });
 });
