@@ -1,13 +1,17 @@
+import { MAX_DESTINATION_LENGTH } from '@hoptrace/core/adapter';
 import {
   brokerEndpoint,
+  collectMetrics,
   deferred,
   onlySpan,
   parentSpanId,
   spansNamed,
+  TestMetricReader,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { JobsOptions as JobsOptionsV5 } from 'bullmq-v5';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -578,6 +582,35 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
     expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
     expect(parentSpanId(process)).toBe(send.spanContext().spanId);
     expect(process.links.map((l) => l.context.spanId)).toEqual([send.spanContext().spanId]);
+  });
+
+  it('a huge queue name (BullMQ takes any length) is cut to 1024 characters in span names, messaging.destination.name and metric attributes', async () => {
+    const name = `${uniqueQueueName('huge')}-${'q'.repeat(20_000)}`;
+    const capped = name.slice(0, MAX_DESTINATION_LENGTH);
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw, { meterProvider });
+    startWorker(name, async () => 'ok', { meterProvider });
+    await queue.add('job', {});
+    const spans = await waitForSpans(
+      () => tracing.current.spans(),
+      (s) => spansNamed(s, `process ${capped}`).length === 1,
+    );
+    const send = onlySpan(spans, `send ${capped}`);
+    const process = onlySpan(spans, `process ${capped}`);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    for (const span of [send, process]) expect(span.attributes['messaging.destination.name']).toBe(capped);
+    const metrics = await collectMetrics(reader);
+    const points = [
+      ...(metrics.get('messaging.client.sent.messages') ?? []),
+      ...(metrics.get('messaging.client.consumed.messages') ?? []),
+    ];
+    expect(points).toHaveLength(2);
+    for (const point of points) expect(point.attributes['messaging.destination.name']).toBe(capped);
+    await meterProvider.shutdown();
   });
 
   it('manual processing (getNextJob, moveToCompleted/moveToFailed): a traced processor called directly gives each job its span', async () => {

@@ -9,7 +9,13 @@
  * @packageDocumentation
  */
 
-export { capValue, MAX_ATTRIBUTE_VALUE_LENGTH, setSpanAttributes, withLegacyNames } from './attributes.ts';
+export {
+  capValue,
+  MAX_ATTRIBUTE_VALUE_LENGTH,
+  MAX_DESTINATION_LENGTH,
+  setSpanAttributes,
+  withLegacyNames,
+} from './attributes.ts';
 export {
   type BaggageReader,
   compileBaggageAllowList,

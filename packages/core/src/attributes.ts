@@ -8,6 +8,14 @@ import {
 /** String attribute values hoptrace records from traffic (keys, ids, routing keys) are cut to this length. */
 export const MAX_ATTRIBUTE_VALUE_LENGTH = 256;
 
+/**
+ * Destination names (span names, `messaging.destination.name`, metric attributes) are cut to this
+ * length. Longer than other values so every broker-bounded name stays whole (a Kafka topic has at
+ * most 249 characters, RabbitMQ's `exchange:routing key:queue` at most 767), while a BullMQ queue
+ * name, which may have any length, is bounded.
+ */
+export const MAX_DESTINATION_LENGTH = 1024;
+
 /** `value` cut to {@link MAX_ATTRIBUTE_VALUE_LENGTH} characters. */
 export function capValue(value: string, max = MAX_ATTRIBUTE_VALUE_LENGTH): string {
   return value.length <= max ? value : value.slice(0, max);

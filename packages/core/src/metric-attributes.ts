@@ -1,4 +1,5 @@
 import { type Attributes, diag, type Meter } from '@opentelemetry/api';
+import { capValue, MAX_DESTINATION_LENGTH } from './attributes.ts';
 import type { MetricOperation } from './metrics.ts';
 import {
   ATTR_ERROR_TYPE,
@@ -43,6 +44,8 @@ export class MetricAttributeCache {
    * consumer group when known.
    */
   get(operationName: string, destination: string | undefined, group?: string): Attributes {
+    // Cut like the span's messaging.destination.name (BullMQ takes queue names of any length).
+    if (destination !== undefined) destination = capValue(destination, MAX_DESTINATION_LENGTH);
     const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}`;
     const cached = this.#sets.get(key);
     if (cached) return cached;

@@ -1,5 +1,5 @@
 import { type Attributes, SpanKind } from '@opentelemetry/api';
-import { withLegacyNames } from './attributes.ts';
+import { capValue, MAX_DESTINATION_LENGTH, withLegacyNames } from './attributes.ts';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_OPERATION_NAME,
@@ -99,10 +99,12 @@ export class SpanTemplates {
       [ATTR_MESSAGING_OPERATION_TYPE]: type,
     };
     for (const key in this.#static) attributes[key] = this.#static[key];
-    if (typeof destination === 'string') attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
+    // Destinations are bounded like every value from traffic: BullMQ takes queue names of any length.
+    if (typeof destination === 'string')
+      attributes[ATTR_MESSAGING_DESTINATION_NAME] = capValue(destination, MAX_DESTINATION_LENGTH);
     if (this.#legacy) attributes = withLegacyNames(attributes);
     const template: SpanTemplate = {
-      name: nameDestination ? `${name} ${nameDestination}` : name,
+      name: nameDestination ? `${name} ${capValue(nameDestination, MAX_DESTINATION_LENGTH)}` : name,
       kind: kind ?? OPERATION_SPAN_KIND[type],
       attributes,
     };

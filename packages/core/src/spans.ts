@@ -8,7 +8,7 @@ import {
   type SpanOptions,
   trace,
 } from '@opentelemetry/api';
-import { setSpanAttributes } from './attributes.ts';
+import { capValue, MAX_DESTINATION_LENGTH, setSpanAttributes } from './attributes.ts';
 import { withBudgetRestart } from './hops.ts';
 import type { Instrumentation } from './instrumentation.ts';
 import { ATTR_HOPTRACE_BUDGET_EXCEEDED, ATTR_HOPTRACE_HOP } from './names.ts';
@@ -42,7 +42,7 @@ export function startSpanFromTemplate(
     if (options.destination !== undefined) {
       spanOptions.attributes = {
         ...template.attributes,
-        [ATTR_MESSAGING_DESTINATION_NAME]: options.destination,
+        [ATTR_MESSAGING_DESTINATION_NAME]: capValue(options.destination, MAX_DESTINATION_LENGTH),
       };
     }
     if (options.links !== undefined && options.links.length > 0) spanOptions.links = options.links;
