@@ -24,15 +24,19 @@ interface DeathEntry {
 
 /**
  * The number of times a message was dead-lettered, from its `x-death` header (an array of tables
- * with a `count`). Never throws; anything unexpected yields `undefined`.
+ * with a `count`). Only non-negative integer counts are summed (any publisher can set `x-death`),
+ * and the sum stops at `Number.MAX_SAFE_INTEGER`. Never throws; anything unexpected yields
+ * `undefined`.
  */
 export function deathCount(xDeath: unknown): number | undefined {
   if (!Array.isArray(xDeath) || xDeath.length === 0) return undefined;
   let total = 0;
   for (const entry of xDeath.slice(0, 64)) {
-    const count = entry !== null && typeof entry === 'object' ? (entry as DeathEntry).count : undefined;
-    if (typeof count === 'number' && Number.isFinite(count)) total += count;
-    else if (typeof count === 'bigint') total += Number(count);
+    const raw = entry !== null && typeof entry === 'object' ? (entry as DeathEntry).count : undefined;
+    const count = typeof raw === 'bigint' ? Number(raw) : raw;
+    if (typeof count === 'number' && Number.isInteger(count) && count >= 0) {
+      total = Math.min(total + count, Number.MAX_SAFE_INTEGER);
+    }
   }
   return total;
 }

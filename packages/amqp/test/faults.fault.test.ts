@@ -111,6 +111,52 @@ describe('bad input from the wire', () => {
   });
 });
 
+describe('a hostile x-death header from a raw publisher', () => {
+  it('death_count sums only non-negative integer counts, never past the safe integer range; the message arrives as sent', async () => {
+    const connection = await connect();
+    try {
+      const raw = await connection.createChannel();
+      const channel = traceChannel(await connection.createChannel());
+      const queue = `q-${randomUUID()}`;
+      await raw.assertQueue(queue, { exclusive: false, autoDelete: true });
+      const deaths: Record<string, unknown[]> = {
+        negative: [{ count: -5, reason: 'rejected' }],
+        fraction: [{ count: 1.5 }, { count: 2 }],
+        huge: [{ count: 2 ** 62 }, { count: 2 ** 62 }, { count: 1 }],
+        mixed: [{ count: -1 }, { count: 3 }, { count: 0.25 }, {}],
+      };
+      const expected: Record<string, number> = {
+        negative: 0,
+        fraction: 2,
+        huge: Number.MAX_SAFE_INTEGER,
+        mixed: 3,
+      };
+      const received: ConsumeMessage[] = [];
+      await channel.consume(queue, (m) => {
+        if (!m) return;
+        received.push(m);
+        channel.ack(m);
+      });
+      for (const [id, xDeath] of Object.entries(deaths)) {
+        raw.sendToQueue(queue, Buffer.from(id), { messageId: id, headers: { 'x-death': xDeath } });
+      }
+      const ids = Object.keys(deaths);
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === ids.length);
+      expect(received.map((m) => m.properties.headers?.['x-death'])).toEqual(ids.map((id) => deaths[id]));
+      for (const id of ids) {
+        const process = spansNamed(done, `process ${queue}`).find(
+          (s) => s.attributes['messaging.message.id'] === id,
+        );
+        expect(process?.attributes['hoptrace.rabbitmq.death_count'], id).toBe(expected[id]);
+        expect(process?.status.code).toBe(SpanStatusCode.UNSET);
+      }
+      await raw.close();
+    } finally {
+      await connection.close();
+    }
+  });
+});
+
 describe('connection loss mid-stream (rabbitmqctl close_connection on our own connection)', () => {
   it('ends every open span with connection_closed, and the app’s reconnect sees unacked messages again, traced', async () => {
     const name = `hoptrace-fault-${randomUUID()}`;
