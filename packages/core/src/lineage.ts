@@ -121,6 +121,11 @@ function integer(value: string | undefined): number | undefined {
   return Number(value);
 }
 
+/** A decimal offset, as `failureHeaders` writes it; anything else (a raw producer's `{"a":1}`) is left out. */
+function offset(value: string | undefined): string | undefined {
+  return value !== undefined && /^\d{1,20}$/.test(value) ? value : undefined;
+}
+
 /**
  * Reads lineage headers from a received message: `undefined` unless it carries
  * `hoptrace-error-type` (so ordinary messages cost one property read). Values are capped, invalid
@@ -151,7 +156,7 @@ export function readFailureLineage(headers: HeaderCarrier): FailureLineage | und
   return {
     destination: text(headers, FAILURE_HEADERS.destination),
     partition: integer(text(headers, FAILURE_HEADERS.partition)),
-    offset: text(headers, FAILURE_HEADERS.offset, 20),
+    offset: offset(text(headers, FAILURE_HEADERS.offset, 20)),
     errorType,
     errorMessage: text(headers, FAILURE_HEADERS.errorMessage, MAX_LINEAGE_MESSAGE_LENGTH),
     retryable: retryable === 'true' ? true : retryable === 'false' ? false : undefined,

@@ -165,4 +165,53 @@ describe('13.2 dead-letter lineage on a real broker', () => {
     expect(dlqProcess.links[0]?.context.spanId).toBe(failed.spanContext().spanId);
     expect(dlqProcess.links[0]?.attributes?.[ATTR_HOPTRACE_FAILURE_ERROR_TYPE]).toBe(type);
   });
+
+  it('malformed lineage from a raw producer: only numbers where numbers belong, every value capped, the message as sent', async () => {
+    const raw = newKafka('raw-lineage');
+    const [topic] = (await createTopics(raw, 1)) as [string];
+    const producer = await clients.producer(raw.producer());
+    const kafka = traceKafka(newKafka('lineage-reader'));
+    const got: unknown[] = [];
+    const consumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      topic,
+    ]);
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        got.push(message.headers);
+      },
+    });
+    const failed = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
+    const headers = {
+      'hoptrace-error-type': 'T'.repeat(1000),
+      'hoptrace-original-destination': 'd'.repeat(1000),
+      'hoptrace-original-offset': '{"a":1}',
+      'hoptrace-original-partition': '-1',
+      'hoptrace-attempts': '99999999999999999999',
+      'hoptrace-error-retryable': 'TRUE',
+      'hoptrace-failed-traceparent': failed,
+    };
+    await producer.send({ topic, messages: [{ value: 'x', headers }] });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 1);
+    const process = onlySpan(all, `process ${topic}`);
+    const lineage = {
+      [ATTR_HOPTRACE_FAILURE_ERROR_TYPE]: 'T'.repeat(128),
+      [ATTR_HOPTRACE_FAILURE_DESTINATION]: 'd'.repeat(256),
+    };
+    expect(process.links).toHaveLength(1);
+    expect(process.links[0]?.context.spanId).toBe('b'.repeat(16));
+    expect(process.links[0]?.attributes).toEqual(lineage);
+    for (const name of [
+      ATTR_HOPTRACE_FAILURE_OFFSET,
+      ATTR_HOPTRACE_FAILURE_PARTITION,
+      ATTR_HOPTRACE_FAILURE_ATTEMPTS,
+      ATTR_HOPTRACE_FAILURE_RETRYABLE,
+    ]) {
+      expect(process.attributes[name], name).toBeUndefined();
+    }
+    expect(process.attributes).toMatchObject(lineage);
+    expect(got).toHaveLength(1);
+    expect(Object.fromEntries(Object.entries(got[0] as object).map(([k, v]) => [k, String(v)]))).toEqual(
+      headers,
+    );
+  });
 });
