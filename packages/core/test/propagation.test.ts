@@ -206,6 +206,27 @@ describe('injectContext and withContextHeaders', () => {
     expect(relayHop(caller, restarted)).toBeUndefined();
   });
 
+  it('a relayed hop count fits a full tracestate: the rightmost members give way, within 32 members and 512 characters', () => {
+    const active = (hop: number) =>
+      trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: TRACE_ID,
+        spanId: 'e'.repeat(16),
+        traceFlags: 1,
+        traceState: createTraceState(`hoptrace=${hop}`),
+      });
+    const long = Array.from({ length: 4 }, (_, i) => `v${i}=${'y'.repeat(123)}`); // 507 characters
+    for (const members of [Array.from({ length: 32 }, (_, i) => `v${i}=x`), long]) {
+      const forwarded = { traceparent: TRACEPARENT, tracestate: members.join(',') };
+      const caller = callerSpanContext(forwarded);
+      if (!caller) throw new Error('the forwarded headers carry a context');
+      const out = sendHeaders(forwarded, active(7), caller) as Record<string, string>;
+      const kept = members.slice(0, members === long ? 3 : 31);
+      expect(out.tracestate).toBe(['hoptrace=7', ...kept].join(','));
+      expect(readMessageContext(out).spanContext?.traceState?.get('hoptrace')).toBe('7');
+      expect(forwarded.tracestate).toBe(members.join(','));
+    }
+  });
+
   it('copies the caller headers, adds the context, and never mutates the caller object', () => {
     const mine = Object.freeze({ 'x-app': Buffer.from('1'), other: 'two' });
     const out = withContextHeaders(mine, remoteContext());

@@ -166,6 +166,74 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
     expect(String(seenHeaders[0]?.tracestate)).toBe(`${HOP_TRACESTATE_KEY}=1`);
   });
 
+  it.each([
+    ['32 members', Array.from({ length: 32 }, (_, i) => `v${i}=${'x'.repeat(8)}`), 31],
+    ['507 characters', Array.from({ length: 4 }, (_, i) => `v${i}=${'y'.repeat(123)}`), 3],
+  ] as const)(
+    "a full upstream tracestate (%s): the hop counter replaces its rightmost members, so every hop's tracestate stays within W3C limits and the count goes on",
+    async (_label, vendors, kept) => {
+      const kafka = traceKafka(newKafka(), { traceBudget: { maxHops: 10 } });
+      const topics = (await createTopics(kafka, 3)) as [string, string, string];
+      const producer = await clients.producer(kafka.producer());
+      const raw = await clients.producer(newKafka().producer());
+      const traceId = 'a'.repeat(32);
+      // Hop 1 sends a new message (its span's context is injected); hop 2 forwards the consumed headers.
+      const first = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+        topics[0],
+      ]);
+      await first.run({
+        eachMessage: async ({ message }) => {
+          await producer.send({ topic: topics[1], messages: [{ value: message.value }] });
+        },
+      });
+      const second = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+        topics[1],
+      ]);
+      await second.run({
+        eachMessage: async ({ message }) => {
+          await producer.send({
+            topic: topics[2],
+            messages: [{ value: message.value, headers: message.headers ?? {} }],
+          });
+        },
+      });
+      const seen: IHeaders[] = [];
+      const sink = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+        topics[2],
+      ]);
+      await sink.run({
+        eachMessage: async ({ message }) => {
+          seen.push(message.headers ?? {});
+        },
+      });
+      await raw.send({
+        topic: topics[0],
+        messages: [
+          {
+            value: 'x',
+            headers: { traceparent: `00-${traceId}-${'b'.repeat(16)}-01`, tracestate: vendors.join(',') },
+          },
+        ],
+      });
+      const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topics[2]}`).length === 1);
+      const hops = topics.map((topic) => onlySpan(all, `process ${topic}`));
+      for (const [i, hop] of hops.entries()) {
+        expect(hop.spanContext().traceId).toBe(traceId);
+        expect(hop.attributes[ATTR_HOPTRACE_HOP]).toBe(i + 1);
+        // The newest member first, the upstream's members after it, the rightmost dropped (W3C 3.3.1.1).
+        expect(hop.spanContext().traceState?.serialize()).toBe(
+          [`${HOP_TRACESTATE_KEY}=${i + 1}`, ...vendors.slice(0, kept)].join(','),
+        );
+      }
+      expect(parentSpanId(hops[1] as ReadableSpan)).toBe(
+        onlySpan(all, `send ${topics[1]}`).spanContext().spanId,
+      );
+      expect(String(seen[0]?.tracestate)).toBe(
+        [`${HOP_TRACESTATE_KEY}=2`, ...vendors.slice(0, kept)].join(','),
+      );
+    },
+  );
+
   it('without a budget, a traced send writes no tracestate header', async () => {
     const kafka = traceKafka(newKafka());
     const [topic] = (await createTopics(kafka)) as [string];
