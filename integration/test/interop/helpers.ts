@@ -1,5 +1,9 @@
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { brokerEndpoint } from '@hoptrace/test-kit';
+import type { SpanKind } from '@opentelemetry/api';
 import { Kafka, logLevel } from 'kafkajs';
 
 /** A kafkajs client (untraced) for the shared test broker. */
@@ -18,4 +22,68 @@ export async function newTopic(prefix: string): Promise<string> {
     await admin.disconnect();
   }
   return topic;
+}
+
+/** A span as the other tool's peer process exported it. */
+export interface PeerSpan {
+  name: string;
+  kind: SpanKind;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string | undefined;
+  traceState: string | undefined;
+  links: { traceId: string; spanId: string }[];
+}
+
+/** What the peer's handler saw for one message: the active context, its baggage and the headers. */
+export interface PeerSeen {
+  traceId: string | undefined;
+  spanId: string | undefined;
+  traceFlags: number | undefined;
+  traceState: string | undefined;
+  baggage: Record<string, string>;
+  headers: Record<string, string | string[]>;
+}
+
+/** The brokers the peer speaks to, one client library each. */
+export type PeerBroker = 'kafka' | 'platformatic' | 'amqp' | 'bullmq';
+
+const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.url));
+
+/**
+ * Runs the peer process (traced by the other tool: the OpenTelemetry contrib instrumentations,
+ * @platformatic/kafka-opentelemetry or bullmq-otel) and returns the spans it exported and what its
+ * handlers saw. `cleanup` gets a function that kills a peer still running; `options` are `PEER_*`
+ * settings (see the fixture). Well inside a test's timeout, so a peer that hangs fails with its output.
+ */
+export async function runPeer(
+  cleanup: Array<() => Promise<unknown>>,
+  broker: PeerBroker,
+  role: 'produce' | 'consume',
+  destination: string,
+  count = 1,
+  options: Record<string, string> = {},
+): Promise<{ spans: PeerSpan[]; seen: PeerSeen[] }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options };
+  if (broker === 'kafka' || broker === 'platformatic')
+    env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
+  if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
+  if (broker === 'bullmq') {
+    const redis = brokerEndpoint('redis');
+    env.PEER_REDIS_HOST = redis.host;
+    env.PEER_REDIS_PORT = String(redis.port);
+  }
+  const abort = new AbortController();
+  cleanup.push(async () => abort.abort());
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [PEER, broker, role, destination, String(count)],
+    { env, timeout: 30_000, signal: abort.signal },
+  );
+  const line = (tag: string) => {
+    const found = stdout.split('\n').find((l) => l.startsWith(`${tag} `));
+    if (!found) throw new Error(`the peer printed no ${tag}:\n${stdout}`);
+    return JSON.parse(found.slice(tag.length + 1));
+  };
+  return { spans: line('SPANS') as PeerSpan[], seen: line('SEEN') as PeerSeen[] };
 }

@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { traceChannel } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
 import { traceKafka, withMessageContext as withKafkaContext } from '@hoptrace/kafka';
@@ -31,7 +28,7 @@ import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import type { KafkaMessage } from 'kafkajs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { kafkajsClient, newTopic } from './helpers.ts';
+import { kafkajsClient, newTopic, type PeerSeen, type PeerSpan, runPeer } from './helpers.ts';
 
 // Edges of interop with other tools' instrumentations in another process (see other-tools.int.test.ts
 // for the plain single-message cases): unsampled parents, several messages per send or batch,
@@ -44,58 +41,8 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
-interface PeerSpan {
-  name: string;
-  kind: SpanKind;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined;
-  traceState: string | undefined;
-  links: { traceId: string; spanId: string }[];
-}
-interface PeerSeen {
-  traceId: string | undefined;
-  spanId: string | undefined;
-  traceFlags: number | undefined;
-  traceState: string | undefined;
-  baggage: Record<string, string>;
-  headers: Record<string, string | string[]>;
-}
-type Broker = 'kafka' | 'platformatic' | 'amqp' | 'bullmq';
-
-const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.url));
-
-/** Runs the peer (traced by the other tool); its exported spans and what its handlers saw. */
-async function peer(
-  broker: Broker,
-  role: 'produce' | 'consume',
-  destination: string,
-  count = 1,
-  options: Record<string, string> = {},
-): Promise<{ spans: PeerSpan[]; seen: PeerSeen[] }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...options };
-  if (broker === 'kafka' || broker === 'platformatic')
-    env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
-  if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
-  if (broker === 'bullmq') {
-    const redis = brokerEndpoint('redis');
-    env.PEER_REDIS_HOST = redis.host;
-    env.PEER_REDIS_PORT = String(redis.port);
-  }
-  const abort = new AbortController();
-  cleanup.push(async () => abort.abort());
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    [PEER, broker, role, destination, String(count)],
-    { env, timeout: 30_000, signal: abort.signal },
-  );
-  const line = (tag: string) => {
-    const found = stdout.split('\n').find((l) => l.startsWith(`${tag} `));
-    if (!found) throw new Error(`the peer printed no ${tag}:\n${stdout}`);
-    return JSON.parse(found.slice(tag.length + 1));
-  };
-  return { spans: line('SPANS') as PeerSpan[], seen: line('SEEN') as PeerSeen[] };
-}
+const peer = (...args: Parameters<typeof runPeer> extends [unknown, ...infer R] ? R : never) =>
+  runPeer(cleanup, ...args);
 
 const newTraceId = () => randomUUID().replaceAll('-', '');
 /** A remote context (our own upstream caller) with the given flags, tracestate and baggage. */
@@ -419,6 +366,29 @@ describe('kafkajs: re-publishes across @opentelemetry/instrumentation-kafkajs', 
   });
 });
 
+/**
+ * A relay through us under another propagator: our process span continues their send (with their
+ * allow-listed baggage as an attribute); their consumer's process spans continue our relay's send,
+ * in their trace, and their handler sees the baggage.
+ */
+function expectRelayed(
+  process: ReadableSpan,
+  theirs: PeerSpan,
+  ours: ReadableSpan,
+  consumed: { spans: PeerSpan[]; seen: PeerSeen[] },
+): void {
+  expect(process.spanContext().traceId).toBe(theirs.traceId);
+  expect(parentSpanId(process)).toBe(theirs.spanId);
+  expect(process.attributes['tenant.id']).toBe('acme');
+  const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
+  expect(theirProcess.length).toBeGreaterThan(0);
+  for (const s of theirProcess) {
+    expect(s.traceId).toBe(theirs.traceId);
+    expect(s.parentSpanId).toBe(ours.spanContext().spanId);
+  }
+  expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+}
+
 type Ours = 'b3' | 'b3multi' | 'w3c+b3' | 'b3+w3c';
 function ourPropagator(kind: Ours) {
   if (kind === 'b3' || kind === 'b3multi') return makePropagator(kind);
@@ -465,18 +435,9 @@ describe.each<[Ours, string]>([
     });
     await until(() => spans().some((s) => s.name === `send ${relay}`), 'the relay');
     const process = spans().find((s) => s.name === `process ${topic}`)!;
-    expect(process.spanContext().traceId).toBe(theirSend.traceId);
-    expect(parentSpanId(process)).toBe(theirSend.spanId);
-    expect(process.attributes['tenant.id']).toBe('acme');
     const send = spans().find((s) => s.name === `send ${relay}`)!;
     const consumed = await peer('kafka', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
-    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
-    expect(theirProcess.length).toBeGreaterThan(0);
-    for (const s of theirProcess) {
-      expect(s.traceId).toBe(theirSend.traceId);
-      expect(s.parentSpanId).toBe(send.spanContext().spanId);
-    }
-    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+    expectRelayed(process, theirSend, send, consumed);
   });
 
   it('amqplib: their publish -> our consumer continues it; our relay -> their consumer continues ours', async () => {
@@ -503,18 +464,9 @@ describe.each<[Ours, string]>([
       'the relay',
     );
     const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
-    expect(process.spanContext().traceId).toBe(theirSend.traceId);
-    expect(parentSpanId(process)).toBe(theirSend.spanId);
-    expect(process.attributes['tenant.id']).toBe('acme');
     const send = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
     const consumed = await peer('amqp', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
-    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
-    expect(theirProcess.length).toBeGreaterThan(0);
-    for (const s of theirProcess) {
-      expect(s.traceId).toBe(theirSend.traceId);
-      expect(s.parentSpanId).toBe(send.spanContext().spanId);
-    }
-    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+    expectRelayed(process, theirSend, send, consumed);
   });
 
   it('@platformatic/kafka: their send -> our consumer continues it; our relay -> their consumer continues ours', async () => {
@@ -547,18 +499,9 @@ describe.each<[Ours, string]>([
       break;
     }
     const process = spans().find((s) => s.name === `process ${topic}`)!;
-    expect(process.spanContext().traceId).toBe(theirSend.traceId);
-    expect(parentSpanId(process)).toBe(theirSend.spanId);
-    expect(process.attributes['tenant.id']).toBe('acme');
     const send = spans().find((s) => s.name === `send ${relay}`)!;
     const consumed = await peer('platformatic', 'consume', relay, 1, { PEER_PROPAGATOR: theirs });
-    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
-    expect(theirProcess.length).toBeGreaterThan(0);
-    for (const s of theirProcess) {
-      expect(s.traceId).toBe(theirSend.traceId);
-      expect(s.parentSpanId).toBe(send.spanContext().spanId);
-    }
-    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+    expectRelayed(process, theirSend, send, consumed);
   });
 
   it('BullMQ: their add -> our worker continues it; our add -> their worker continues ours', async () => {
@@ -589,18 +532,9 @@ describe.each<[Ours, string]>([
       'the job',
     );
     const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
-    expect(process.spanContext().traceId).toBe(theirAdd.traceId);
-    expect(parentSpanId(process)).toBe(theirAdd.spanId);
-    expect(process.attributes['tenant.id']).toBe('acme');
     const add = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
     const consumed = await peer('bullmq', 'consume', next, 1, { PEER_PROPAGATOR: theirs });
-    const theirProcess = consumed.spans.filter((s) => s.kind === SpanKind.CONSUMER);
-    expect(theirProcess.length).toBeGreaterThan(0);
-    for (const s of theirProcess) {
-      expect(s.traceId).toBe(theirAdd.traceId);
-      expect(s.parentSpanId).toBe(add.spanContext().spanId);
-    }
-    expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
+    expectRelayed(process, theirAdd, add, consumed);
   });
 });
 

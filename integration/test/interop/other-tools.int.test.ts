@@ -1,7 +1,4 @@
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { traceChannel } from '@hoptrace/amqp';
 import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
 import { traceKafka } from '@hoptrace/kafka';
@@ -13,7 +10,7 @@ import { Consumer, Producer, stringDeserializers, stringSerializers } from '@pla
 import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
-import { kafkajsClient, newTopic } from './helpers.ts';
+import { kafkajsClient, newTopic, type PeerBroker, type PeerSpan, runPeer } from './helpers.ts';
 
 // hoptrace on one side, another tool in another process on the other: the OpenTelemetry contrib
 // instrumentations (kafkajs, amqplib, registered at require time), @platformatic/kafka-opentelemetry
@@ -26,45 +23,12 @@ afterEach(async () => {
   for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
 });
 
-/** A span as the peer printed it. */
-interface PeerSpan {
-  name: string;
-  kind: SpanKind;
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | undefined;
-  links: { traceId: string; spanId: string }[];
-}
-
-const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.url));
-
 /** Runs the peer process (traced by the other tool) and returns the spans it exported. */
-async function peer(
-  broker: 'kafka' | 'platformatic' | 'amqp' | 'bullmq',
+const peer = async (
+  broker: PeerBroker,
   role: 'produce' | 'consume',
   destination: string,
-): Promise<PeerSpan[]> {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  if (broker === 'kafka' || broker === 'platformatic')
-    env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');
-  if (broker === 'amqp') env.PEER_AMQP_URL = brokerEndpoint('rabbitmq').url;
-  if (broker === 'bullmq') {
-    const redis = brokerEndpoint('redis');
-    env.PEER_REDIS_HOST = redis.host;
-    env.PEER_REDIS_PORT = String(redis.port);
-  }
-  // Well inside the test's own timeout, so a peer that hangs fails with its output; cleanup kills it.
-  const abort = new AbortController();
-  cleanup.push(async () => abort.abort());
-  const { stdout } = await promisify(execFile)(process.execPath, [PEER, broker, role, destination, '1'], {
-    env,
-    timeout: 30_000,
-    signal: abort.signal,
-  });
-  const line = stdout.split('\n').find((l) => l.startsWith('SPANS '));
-  if (!line) throw new Error(`the peer printed no spans:\n${stdout}`);
-  return JSON.parse(line.slice('SPANS '.length)) as PeerSpan[];
-}
+): Promise<PeerSpan[]> => (await runPeer(cleanup, broker, role, destination)).spans;
 
 function only<T>(items: T[], what: string): T {
   expect(items, what).toHaveLength(1);
