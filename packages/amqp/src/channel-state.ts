@@ -1,6 +1,7 @@
 import {
   type MetricAttributeCache,
   type MetricOperation,
+  type Operation,
   type OperationMetric,
   OperationTemplates,
   operationMetric,
@@ -50,6 +51,11 @@ export class ChannelState {
   readonly deliveries: DeliveryTracker;
   /** A confirm channel's sends waiting for the broker's confirm (undefined on a plain channel). */
   readonly confirms: ConfirmTracker | undefined;
+  /**
+   * Callback-API gets waiting for amqplib's answer. amqplib 0.10's callback API never calls back a
+   * get whose channel closes (2.x calls it with the close error), so the close ends what is left.
+   */
+  readonly receives = new Set<Operation>();
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -85,14 +91,21 @@ export class ChannelState {
     }
   }
 
-  /** The channel closed: every send still unconfirmed and every open delivery ends with an error. */
+  /**
+   * The channel closed: every send still unconfirmed, every open delivery and every get amqplib did
+   * not answer ends with an error.
+   */
   #closed(): void {
     this.confirms?.closeAll();
-    if (connectionClosing(this.raw)) {
-      this.deliveries.abortAll(ERROR_CONNECTION_CLOSED, 'connection closed before the message was settled');
-    } else {
-      this.deliveries.abortAll(ERROR_CHANNEL_CLOSED, 'channel closed before the message was settled');
+    const connection = connectionClosing(this.raw);
+    const type = connection ? ERROR_CONNECTION_CLOSED : ERROR_CHANNEL_CLOSED;
+    const closed = connection ? 'connection closed' : 'channel closed';
+    this.deliveries.abortAll(type, `${closed} before the message was settled`);
+    for (const receive of this.receives) {
+      receive.noteFailureType(type, `${closed} before amqplib answered the get`);
+      receive.end();
     }
+    this.receives.clear();
   }
 
   /** Calls a raw method with the raw channel as `this`. */

@@ -46,18 +46,24 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     const getArgs = args.slice();
     const settled = operation.callback(callback);
     getArgs[callbackIndex] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
+      state.receives.delete(operation);
       if (cbArgs[0] === null || cbArgs[0] === undefined) received(cbArgs[1]);
       return settled.apply(this, cbArgs);
     };
+    // Until amqplib answers, or the channel closes (amqplib 0.10 never answers a get it closed on).
+    state.receives.add(operation);
     let result: unknown;
     try {
       result = state.call('get', getArgs);
     } catch (error) {
+      state.receives.delete(operation);
       operation.fail(error);
       throw error;
     }
+    if (!isThenable(result)) return result;
     // The promise API takes no callback (a third argument is ignored): its promise answers.
-    return isThenable(result) ? operation.run(() => result, received) : result;
+    state.receives.delete(operation);
+    return operation.run(() => result, received);
   }
   return operation.run(
     () => state.call('get', args),

@@ -4,3 +4,8 @@ declare module 'amqplib-v0' {
   import amqplib = require('amqplib');
   export = amqplib;
 }
+
+declare module 'amqplib-v0/callback_api' {
+  import callbackApi = require('amqplib/callback_api');
+  export = callbackApi;
+}

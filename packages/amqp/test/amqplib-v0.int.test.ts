@@ -19,6 +19,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import amqplibV0 from 'amqplib-v0';
+import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
 import { attr, brokerPort, traceparentOf } from './helpers.ts';
 
@@ -173,5 +174,67 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
       expect(span.status.code).toBe(SpanStatusCode.ERROR);
       expect(span.attributes['error.type']).toBe('channel_closed');
     }
+  });
+  // 0.10's callback API drops the error of a get the channel closed on (2.x calls back with it):
+  // the callback is never called, so only the channel's close can end the receive span.
+  it('callback API get answered by a channel close (404, connection close): never called back, as without hoptrace; each receive span ends once, ERROR channel_closed / connection_closed', async () => {
+    const connection = await new Promise<callbackApiV0.Connection>((resolve, reject) =>
+      callbackApiV0.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    const missing = `missing-${randomUUID()}`;
+    const queue = `q-${randomUUID()}`;
+    async function run(traced: boolean): Promise<string[]> {
+      const calls: string[] = [];
+      const open = () =>
+        new Promise<callbackApiV0.Channel>((resolve, reject) =>
+          connection.createChannel((err, ch) => {
+            if (err) return reject(err);
+            const channel = traced ? traceChannel(ch) : ch;
+            channel.on('error', () => undefined);
+            resolve(channel);
+          }),
+        );
+      const channel = await open();
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      // The broker closes the channel: no queue by that name (404).
+      channel.get(missing, {}, (err) => calls.push(`missing ${err?.message}`));
+      await closed.promise;
+      await sleep(50);
+      calls.push('closed');
+      return calls;
+    }
+    try {
+      const withoutHoptrace = await run(false);
+      expect(withoutHoptrace).toEqual(['closed']);
+      expect(await run(true)).toEqual(withoutHoptrace);
+      const closedOn = onlySpan(
+        await waitForSpans(spans, (s) => spansNamed(s, `receive ${missing}`).length === 1),
+        `receive ${missing}`,
+      );
+      expect(closedOn.status.code).toBe(SpanStatusCode.ERROR);
+      expect(closedOn.attributes['error.type']).toBe('channel_closed');
+    } finally {
+      await new Promise<void>((resolve) => connection.close(() => resolve()));
+    }
+    // A get still waiting when the application closes the connection.
+    const other = await new Promise<callbackApiV0.Connection>((resolve, reject) =>
+      callbackApiV0.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    const calls: string[] = [];
+    const channel = await new Promise<callbackApiV0.Channel>((resolve, reject) =>
+      traceConnection(other).createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+    );
+    channel.assertQueue(queue, { exclusive: true });
+    channel.get(queue, {}, (err) => calls.push(`get ${err?.message}`));
+    await new Promise<void>((resolve) => other.close(() => resolve()));
+    await sleep(50);
+    expect(calls).toEqual([]);
+    const lost = onlySpan(
+      await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1),
+      `receive ${queue}`,
+    );
+    expect(lost.status.code).toBe(SpanStatusCode.ERROR);
+    expect(lost.attributes['error.type']).toBe('connection_closed');
   });
 });
