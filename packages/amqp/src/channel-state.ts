@@ -56,6 +56,12 @@ export class ChannelState {
    * get whose channel closes (2.x calls it with the close error), so the close ends what is left.
    */
   readonly receives = new Set<Operation>();
+  /**
+   * The delivery tag of the latest message delivered on the channel (consumed, traced or not, or
+   * got); 0 before the first. Tags only grow on a channel, so a settle with `allUpTo` of a greater
+   * tag names no delivery of this channel: the broker settles nothing and closes the channel.
+   */
+  lastDeliveryTag = 0;
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -106,6 +112,11 @@ export class ChannelState {
       receive.end();
     }
     this.receives.clear();
+  }
+
+  /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */
+  delivered(tag: unknown): void {
+    if (typeof tag === 'number') this.lastDeliveryTag = tag;
   }
 
   /** Calls a raw method with the raw channel as `this`. */

@@ -35,6 +35,7 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
   const received = (message: unknown): void => {
     if (!message || typeof message !== 'object') return;
+    state.delivered((message as AmqpMessage).fields?.deliveryTag);
     operation.setCount(1);
     if (span?.isRecording()) describeMessage(state, span, queue, message as AmqpMessage);
   };

@@ -19,6 +19,8 @@ interface SettleCall {
   tag: number | undefined;
   multiple: boolean;
   requeue: boolean;
+  /** The broker will settle nothing (see {@link decode}). */
+  settlesNone?: boolean;
 }
 
 /** amqplib's reading of `requeue`: absent means true, anything else by its truthiness (a bit on the wire). */
@@ -37,8 +39,19 @@ function tagOf(message: AmqpMessage | undefined, multiple: boolean): number | un
   return tag === 0 && multiple ? undefined : tag;
 }
 
-/** Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). */
-function decode(method: string, args: unknown[]): SettleCall {
+/**
+ * Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). An
+ * `allUpTo` settle of a tag greater than any delivered on the channel (a message of another channel)
+ * settles nothing: the broker refuses it (unknown delivery tag) and closes the channel, whose close
+ * then ends the open spans.
+ */
+function decode(state: ChannelState, method: string, args: unknown[]): SettleCall {
+  const call = decodeArgs(method, args);
+  if (call.multiple && call.tag !== undefined && call.tag > state.lastDeliveryTag) call.settlesNone = true;
+  return call;
+}
+
+function decodeArgs(method: string, args: unknown[]): SettleCall {
   const message = args[0] as AmqpMessage | undefined;
   const multiple = method !== 'reject' && Boolean(args[1]);
   switch (method) {
@@ -66,13 +79,13 @@ function decode(method: string, args: unknown[]): SettleCall {
 export function tracedSettle(state: ChannelState, method: string, args: unknown[]): unknown {
   // Nothing open (unsampled, noAck, no metrics) and no settle spans: amqplib's call alone.
   if (!state.opts.settleSpans && state.deliveries.size === 0) return state.call(method, args);
-  const call = decode(method, args);
+  const call = decode(state, method, args);
   if (!state.opts.settleSpans) {
     const result = state.call(method, args);
-    state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+    if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
     return result;
   }
-  const settled = state.deliveries.peek(call.tag, call.multiple);
+  const settled = call.settlesNone ? [] : state.deliveries.peek(call.tag, call.multiple);
   const message = args[0] as AmqpMessage | undefined;
   const fields = message?.fields;
   const queue = settled[0]?.queue;
@@ -114,7 +127,9 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   const operation = new Operation(state.opts.instr, span, state.metric('settle', call.how, nameDestination));
   return operation.run(
     () => state.call(method, args),
-    () => state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue),
+    () => {
+      if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+    },
   );
 }
 

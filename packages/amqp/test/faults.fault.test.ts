@@ -569,4 +569,57 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
+  it('an allUpTo ack with a tag this channel never delivered (another channel’s message): the broker acks nothing and closes the channel, as without hoptrace; every open span ends channel_closed, none ack', async () => {
+    const connection = await connect();
+    try {
+      const other = await connection.createChannel();
+      const foreignQueue = `q-${randomUUID()}`;
+      await other.assertQueue(foreignQueue, { exclusive: true });
+      const foreign: ConsumeMessage[] = [];
+      await other.consume(foreignQueue, (m) => {
+        if (m) foreign.push(m);
+      });
+      for (let i = 0; i < 10; i++) other.sendToQueue(foreignQueue, Buffer.from(String(i)));
+      await until(() => foreign.length === 10, 'ten deliveries on the other channel');
+      const stranger = foreign[9] as ConsumeMessage; // delivery tag 10 on the other channel
+
+      /** Acks `stranger` with allUpTo on a channel holding three deliveries; what stays queued. */
+      async function run(traced: boolean): Promise<{ events: string[]; queued: number }> {
+        const raw = await connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        const events: string[] = [];
+        channel.on('error', (e: Error) => events.push(`error ${e.message.slice(0, 64)}`));
+        const closed = deferred();
+        channel.on('close', () => closed.resolve());
+        const queue = `q-${randomUUID()}`;
+        await other.assertQueue(queue);
+        const got: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) got.push(m);
+        });
+        for (let i = 0; i < 3; i++)
+          other.sendToQueue(queue, Buffer.from(String(i)), { messageId: String(i) });
+        await until(() => got.length === 3, 'three deliveries');
+        channel.ack(stranger, true); // PRECONDITION_FAILED: unknown delivery tag 10
+        await closed.promise;
+        const { messageCount } = await other.checkQueue(queue);
+        await other.deleteQueue(queue);
+        return { events, queued: messageCount };
+      }
+      const withoutHoptrace = await run(false);
+      expect(withoutHoptrace.queued).toBe(3);
+      expect(await run(true)).toEqual(withoutHoptrace);
+      const done = await waitForSpans(
+        spans,
+        (s) => s.filter((p) => p.name.startsWith('process ')).length === 3,
+      );
+      for (const span of done.filter((s) => s.name.startsWith('process '))) {
+        expect(span.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+        expect(span.attributes['error.type']).toBe('channel_closed');
+        expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      }
+    } finally {
+      await connection.close();
+    }
+  });
 });
