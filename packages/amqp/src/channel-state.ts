@@ -15,7 +15,7 @@ import { DeliveryTracker } from './deliveries.ts';
 import { defaultSpanDestination } from './destination.ts';
 import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
-import type { AnyFunction, TraceableChannel } from './types.ts';
+import type { AmqpMessage, AnyFunction, TraceableChannel } from './types.ts';
 
 /** The raw channel's methods, called with the raw channel as `this` (an EventEmitter in every amqplib). */
 export type RawChannel = TraceableChannel &
@@ -57,8 +57,8 @@ export class ChannelState {
    */
   readonly receives = new Set<Operation>();
   /**
-   * The delivery tag of the latest message delivered on the channel (consumed, traced or not, or
-   * got); 0 before the first. Tags only grow on a channel, so a settle with `allUpTo` of a greater
+   * The delivery tag of the latest message delivered on the channel (to any consumer, from amqplib's
+   * `delivery` event, or got through the traced channel); 0 before the first. Tags only grow on a channel, so a settle with `allUpTo` of a greater
    * tag names no delivery of this channel: the broker settles nothing and closes the channel.
    */
   lastDeliveryTag = 0;
@@ -89,6 +89,11 @@ export class ChannelState {
       // right after, in the same tick: look once the current task is done.
       queueMicrotask(() => this.#closed());
     });
+    // Every message delivered on the channel, to a traced consumer or not (amqplib emits each before
+    // handing it to its consumer): the greatest tag an `allUpTo` settle can name (see lastDeliveryTag).
+    raw.prependListener('delivery', (message: never) =>
+      this.delivered((message as AmqpMessage | undefined)?.fields?.deliveryTag),
+    );
     const { confirms } = this;
     if (confirms) {
       // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.

@@ -72,7 +72,6 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const { opts } = state;
   const { instr } = opts;
   const { fields, properties } = message;
-  state.delivered(fields.deliveryTag);
   const exchange = fields.exchange ?? '';
   const routingKey = fields.routingKey ?? '';
   const headers = properties?.headers;

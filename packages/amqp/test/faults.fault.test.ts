@@ -622,4 +622,43 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
+  it('an allUpTo ack naming the tag of a message a raw consumer of the same channel got settles the traced deliveries below it', async () => {
+    const connection = await connect();
+    try {
+      const raw = await connection.createChannel();
+      const channel = traceChannel(raw);
+      const tracedQueue = `q-${randomUUID()}`;
+      const rawQueue = `q-${randomUUID()}`;
+      await raw.assertQueue(tracedQueue, { exclusive: true });
+      await raw.assertQueue(rawQueue, { exclusive: true });
+      const traced: ConsumeMessage[] = [];
+      await channel.consume(tracedQueue, (m) => {
+        if (m) traced.push(m);
+      });
+      for (let i = 0; i < 2; i++) raw.sendToQueue(tracedQueue, Buffer.from(String(i)));
+      await until(() => traced.length === 2, 'two traced deliveries');
+      // A consumer on the raw channel object (the same channel, not traced) gets the next tag.
+      const untraced: ConsumeMessage[] = [];
+      await raw.consume(rawQueue, (m) => {
+        if (m) untraced.push(m);
+      });
+      raw.sendToQueue(rawQueue, Buffer.from('raw'));
+      await until(() => untraced.length === 1, 'the raw delivery');
+      const last = untraced[0] as ConsumeMessage;
+      expect(last.fields.deliveryTag).toBe(3);
+      channel.ack(last, true); // acks tags 1-3: both traced deliveries and the raw one
+      const done = await waitForSpans(
+        spans,
+        (s) => s.filter((p) => p.name.startsWith('process ')).length === 2,
+      );
+      for (const span of done.filter((s) => s.name.startsWith('process '))) {
+        expect(span.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+        expect(span.status.code).toBe(SpanStatusCode.UNSET);
+      }
+      const { messageCount } = await raw.checkQueue(tracedQueue);
+      expect(messageCount).toBe(0);
+    } finally {
+      await connection.close();
+    }
+  });
 });
