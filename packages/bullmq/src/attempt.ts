@@ -10,20 +10,25 @@ const UNRECOVERABLE: ReadonlySet<string> = new Set(['UnrecoverableError']);
 /**
  * Whether BullMQ would give up on `job` after this attempt for a reason other than its attempt count
  * (read when the attempt fails): a job `discard()`ed by its processor (BullMQ 5.x), or one started as
- * many times as the worker's `maxStartedAttempts` allows (BullMQ 6). Never throws.
+ * many times as the worker's `maxStartedAttempts` allows (BullMQ 6). BullMQ reads that option from
+ * the job's `queue` (the worker that fetched it, also for a job fetched with `getNextJob` and
+ * processed by hand); the worker calling the processor is the fallback. Never throws.
  */
 function givenUpByBullmq(job: object, worker: unknown): boolean {
   try {
     if ((job as { discarded?: unknown }).discarded === true) return true;
-    const max =
-      worker !== null && typeof worker === 'object'
-        ? (worker as { opts?: { maxStartedAttempts?: unknown } }).opts?.maxStartedAttempts
-        : undefined;
+    const max = maxStartedAttemptsOf((job as { queue?: unknown }).queue) ?? maxStartedAttemptsOf(worker);
     const started = (job as { attemptsStarted?: unknown }).attemptsStarted;
     return typeof max === 'number' && max > 0 && typeof started === 'number' && max <= started;
   } catch {
     return false;
   }
+}
+
+/** The `maxStartedAttempts` option of a BullMQ worker, when it has one. May throw (hostile getters). */
+function maxStartedAttemptsOf(worker: unknown): unknown {
+  if (worker === null || typeof worker !== 'object') return undefined;
+  return (worker as { opts?: { maxStartedAttempts?: unknown } }).opts?.maxStartedAttempts;
 }
 
 /** Something an open attempt is registered with (a worker watch), told when the attempt ends. */

@@ -205,6 +205,33 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (labe
     });
   });
 
+  // maxStartedAttempts came with BullMQ 6.
+  if (label.startsWith('newest'))
+    it("manual processing: a job started as many times as the worker's maxStartedAttempts allows is the final attempt", async () => {
+      const main = queue('given-up-manual');
+      // No processor: the application fetches and settles jobs; BullMQ still reads the worker's options.
+      const worker = new Worker(main.name, null, { connection: connection(), maxStartedAttempts: 1 });
+      workers.push(worker);
+      const handle = traceProcessor(async (_job: InstanceType<typeof bullmq.Job>) => {
+        throw new Error('no retry');
+      });
+      const added = await main.traced.add('x', {}, { attempts: 3 });
+      const token = 'manual-token';
+      const job = (await worker.getNextJob(token)) as InstanceType<typeof bullmq.Job>;
+      await expect(handle(job)).rejects.toThrow('no retry');
+      await job.moveToFailed(new Error('no retry'), token, false);
+      expect(await main.raw.getJobState(added.id as string)).toBe('failed');
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${main.name}`).length === 1,
+      );
+      expect(onlySpan(spans, `process ${main.name}`).attributes).toMatchObject({
+        'hoptrace.attempt.final': true,
+        'hoptrace.error.retryable': false,
+        'bullmq.job.attempt': 1,
+      });
+    });
+
   it('a dead-letter job made inside the failing processor links to the active attempt', async () => {
     const main = queue('dl-inline');
     const dlq = queue('dl-inline-dead');
