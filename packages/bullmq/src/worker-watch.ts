@@ -1,6 +1,9 @@
 import type { Attempt, AttemptOwner } from './attempt.ts';
 import { ERROR_LOCK_LOST, ERROR_STALLED, ERROR_WORKER_CLOSED } from './attributes.ts';
 
+/** The reason BullMQ gives a job its stall check fails (the `failed` event's error message). */
+const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
+
 /** The part of a BullMQ `Worker` the watch uses: its event emitter. */
 interface WorkerEvents {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
@@ -9,9 +12,10 @@ interface WorkerEvents {
 /**
  * The open attempts of one in-process BullMQ `Worker`, ended when BullMQ gives up on them even if
  * their processor never returns: `lockRenewalFailed` (BullMQ >= 6), `stalled` (the job was moved back
- * to wait), `closed` (a forced close leaves processors running), or the same job handed to this
- * worker again. Only listens; never adds an `error` listener (that would change how the worker's
- * errors surface). Holds only open attempts (at most the worker's concurrency).
+ * to wait), `failed` by the stall check (BullMQ 5.x, a job stalled past `maxStalledCount`),
+ * `closed` (a forced close leaves processors running), or the same job handed to this worker again.
+ * Only listens; never adds an `error` listener (that would change how the worker's errors surface).
+ * Holds only open attempts (at most the worker's concurrency).
  */
 class WorkerWatch implements AttemptOwner {
   readonly #open = new Map<string, Attempt>();
@@ -21,6 +25,18 @@ class WorkerWatch implements AttemptOwner {
       if (Array.isArray(ids)) for (const id of ids) this.#abandon(id, ERROR_LOCK_LOST, 'job lock lost');
     });
     worker.on('stalled', (id: unknown) => this.#abandon(id, ERROR_STALLED, 'job stalled'));
+    // BullMQ 5.x's stall check fails a job stalled more than `maxStalledCount` allows and tells only
+    // `failed` (with this message), not `stalled`. Other failures are the processor's own: their
+    // attempt has ended already, and a re-run of the job must not be touched.
+    worker.on('failed', (job: unknown, error: unknown) => {
+      if (job === null || typeof job !== 'object' || error === null || typeof error !== 'object') return;
+      try {
+        if ((error as { message?: unknown }).message === STALLED_TOO_OFTEN)
+          this.#abandon((job as { id?: unknown }).id, ERROR_STALLED, STALLED_TOO_OFTEN);
+      } catch {
+        // the processor's own error with a throwing getter: not BullMQ's stall failure
+      }
+    });
     worker.on('closed', () => {
       for (const attempt of [...this.#open.values()])
         attempt.abandon(ERROR_WORKER_CLOSED, 'worker closed while the job was processed');

@@ -321,6 +321,59 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     await tracing.current.assertNoOpenSpans();
   });
 
+  it('lock lost past maxStalledCount: the attempt span ends (ERROR) when BullMQ fails the stalled job, though the processor never returns', async () => {
+    const name = uniqueQueueName('stall-limit');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const started = deferred();
+    const never = deferred();
+    const failed = deferred<string | undefined>();
+    const worker = new Worker(
+      name,
+      traceProcessor(async () => {
+        started.resolve();
+        await never.promise; // never returns on its own
+        return 'late';
+      }),
+      // No stall allowed: BullMQ fails a job the first time it finds it stalled (5.x in the stall
+      // check; 6.x when a worker picks it up again, hence a second slot).
+      {
+        connection: connection(),
+        concurrency: 2,
+        lockDuration: 1000,
+        stalledInterval: 300,
+        maxStalledCount: 0,
+      },
+    );
+    workers.push(worker);
+    worker.on('error', () => undefined);
+    worker.on('failed', (_job, error) => failed.resolve(error?.message));
+    const job = await queue.add('work', {});
+    await started.promise;
+    // Someone else (an operator, a Redis failover) removes the job's lock.
+    const client = new Redis(connection());
+    try {
+      await client.del(`bull:${name}:${job.id}:lock`);
+    } finally {
+      client.disconnect();
+    }
+    try {
+      await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
+      expect(await raw.getJobState(job.id as string)).toBe('failed');
+      const spans = await waitForSpans(tracing.current.spans, (s) =>
+        spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
+      );
+      const given = onlySpan(spans, `process ${name}`);
+      expect(['lock_lost', 'stalled']).toContain(given.attributes['error.type']);
+      expect(given.attributes['messaging.message.id']).toBe(job.id);
+      expect(given.attributes['hoptrace.attempt.final']).toBeUndefined();
+    } finally {
+      never.resolve();
+    }
+    await tracing.current.assertNoOpenSpans();
+  });
+
   it('processTimeoutMs: the span ends with process_timeout, the later outcome of the processor still reaches BullMQ', async () => {
     const name = uniqueQueueName('ptimeout');
     const raw = new Queue(name, { connection: connection() });
