@@ -158,6 +158,45 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     expect(calls).toBe(2);
   });
 
+  it('a processor returning a value whose `then` getter throws: BullMQ fails the job with that error, and the attempt span says so', async () => {
+    const strict = () =>
+      new Proxy({} as Record<string, unknown>, {
+        get(_target, property) {
+          if (property === 'then') throw new Error('strict: no then');
+          return undefined;
+        },
+      });
+    /** Runs one job through a worker (traced or not) whose processor returns `strict()` synchronously. */
+    async function run(traced: boolean) {
+      const { name, queue, raw } = setup('ctl-then');
+      const failed = deferred();
+      const processor = (() => strict()) as unknown as (job: unknown) => Promise<unknown>;
+      const w = new Worker(name, traced ? traceProcessor(processor) : processor, {
+        connection: connection(),
+      });
+      workers.push(w);
+      w.on('failed', () => failed.resolve());
+      const job = await (traced ? queue : raw).add('then', {});
+      await failed.promise;
+      const stored = await raw.getJob(String(job.id));
+      return { name, state: await raw.getJobState(String(job.id)), reason: stored?.failedReason };
+    }
+    const withoutHoptrace = await run(false);
+    expect(withoutHoptrace).toMatchObject({ state: 'failed', reason: 'strict: no then' });
+    const traced = await run(true);
+    expect({ state: traced.state, reason: traced.reason }).toEqual({
+      state: withoutHoptrace.state,
+      reason: withoutHoptrace.reason,
+    });
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${traced.name}`).length === 1,
+    );
+    const attempt = onlySpan(spans, `process ${traced.name}`);
+    expect(attempt.status.code).toBe(SpanStatusCode.ERROR);
+    expect(attempt.events.map((e) => e.name)).toContain('exception');
+  });
+
   it("the user's own classes named like BullMQ's (not extending them) are failures, as BullMQ takes them", async () => {
     class DelayedError extends Error {}
     class UnrecoverableError extends Error {}
