@@ -3,6 +3,7 @@ import { type FailureLineage, readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_MESSAGE_ID,
   ATTR_SERVER_ADDRESS,
+  asAwaited,
   capValue,
   createInstrumentation,
   existingWrapper,
@@ -214,26 +215,11 @@ export function traceProcessor<F extends ProcessorLike>(
         ERROR_PROCESS_TIMEOUT,
         `job not processed within processTimeoutMs (${timeoutMs} ms)`,
       );
-    return contextApi.with(runIn, () => attempt.run(() => awaited(processor.call(this, job, ...rest))));
+    return contextApi.with(runIn, () => attempt.run(() => asAwaited(processor.call(this, job, ...rest))));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
   Object.defineProperty(wrapped, 'length', { value: processor.length });
   return registerWrapper(wrapped as unknown as F, processor);
-}
-
-/**
- * What BullMQ's `await` makes of a processor's return value: one whose `then` getter throws (a strict
- * Proxy) fails the job with what the getter threw, so the attempt gets that rejection too (as a
- * promise: BullMQ meets the same value, asynchronously, as it would awaiting the value itself).
- */
-function awaited(value: unknown): unknown {
-  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
-  try {
-    void (value as { then?: unknown }).then;
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  return value;
 }
 
 const noAttributes = (): Attributes => ({});

@@ -164,6 +164,7 @@ export {
   MAX_TIMEOUT_MS,
 } from './validate.ts';
 export {
+  asAwaited,
   existingWrapper,
   type Interceptor,
   interceptMethods,

@@ -93,6 +93,23 @@ function isFrozenProperty(raw: object, property: PropertyKey): boolean {
 }
 
 /**
+ * `value` as a client's `await` of it meets it, for a result the client awaits (a kafkajs handler's,
+ * a BullMQ processor's): a value whose `then` getter throws (a strict Proxy) makes the `await` throw
+ * what the getter threw, so it becomes a promise rejected with that (the traced operation records it,
+ * and the client meets the same value, asynchronously, as awaiting the value itself); anything else
+ * is returned as it is.
+ */
+export function asAwaited(value: unknown): unknown {
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return value;
+  try {
+    void (value as { then?: unknown }).then;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return value;
+}
+
+/**
  * Whether `value` is a thenable (a promise, or any object or function with a `then` method). A
  * `then` getter that throws makes it "not a thenable" rather than an error.
  */

@@ -1,4 +1,5 @@
 import {
+  asAwaited,
   existingWrapper,
   interceptMethods,
   isThenable,
@@ -103,5 +104,29 @@ describe('isThenable', () => {
       },
     });
     expect(isThenable(hostile)).toBe(false);
+  });
+});
+
+describe('asAwaited', () => {
+  it('turns a value whose then getter throws into a promise rejected with what it threw; anything else is itself', async () => {
+    const thrown = new Error('strict');
+    const strict = new Proxy(
+      {},
+      {
+        get(_target, property) {
+          if (property === 'then') throw thrown;
+          return undefined;
+        },
+      },
+    );
+    await expect(asAwaited(strict)).rejects.toBe(thrown);
+    // What an await of the value itself meets: the same value.
+    await expect((async () => await strict)()).rejects.toBe(thrown);
+    const promise = Promise.resolve(1);
+    const thenable = { then: (resolve: (v: number) => void) => resolve(2) };
+    const fn = () => 3;
+    for (const value of [undefined, null, 0, 'text', promise, thenable, fn, { a: 1 }]) {
+      expect(asAwaited(value)).toBe(value);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  asAwaited,
   type ConsumerSpan,
   lineageAttributes,
   lineageLinks,
@@ -281,7 +282,7 @@ export function traceBatch(
   try {
     done = contextApi.with(batchContext, () =>
       tracker.batch.run(
-        () => handler(traced),
+        () => asAwaited(handler(traced)) as Promise<void>,
         () => {
           succeeded = true;
         },

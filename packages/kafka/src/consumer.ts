@@ -1,4 +1,5 @@
 import {
+  asAwaited,
   assertClient,
   clientTemplates,
   copyWith,
@@ -145,7 +146,9 @@ function processMessage(
   state.open.add(operation);
   let done: Promise<void> | undefined;
   try {
-    done = contextApi.with(handlerContext, () => operation.run(() => handler(payload)));
+    done = contextApi.with(handlerContext, () =>
+      operation.run(() => asAwaited(handler(payload)) as Promise<void>),
+    );
   } catch (error) {
     // A handler that throws synchronously: its span ended in run(); forget it here too.
     state.open.delete(operation);

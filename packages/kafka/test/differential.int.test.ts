@@ -221,6 +221,45 @@ describe('kafkajs differential: raw vs traced', () => {
     expect(traced).toEqual(raw);
   });
 
+  it('a handler returning a value whose then getter throws: kafkajs retries it as a failure, and the spans say so', async () => {
+    const strict = () =>
+      new Proxy({} as Record<string, unknown>, {
+        get(_target, property) {
+          if (property === 'then') throw new Error('strict: no then');
+          return undefined;
+        },
+      });
+    for (const mode of ['eachMessage', 'eachBatch'] as const) {
+      tracing.current.reset();
+      const { raw, traced } = await both(async (m) => {
+        const kafka = client(m);
+        const [topic] = (await createTopics(kafka)) as [string];
+        await produce(newKafka(), topic, 1);
+        const consumer = await subscribed(kafka, [topic], groupId(), { retry: { retries: 0 } });
+        const calls: string[] = [];
+        const handler = () => {
+          // The first call returns the strict value (kafkajs's await throws), the second succeeds.
+          calls.push(`call ${calls.length + 1}`);
+          return (calls.length === 1 ? strict() : undefined) as unknown as Promise<void>;
+        };
+        await consumer.run(mode === 'eachMessage' ? { eachMessage: handler } : { eachBatch: handler });
+        await until(() => calls.length >= 2, 'the retry');
+        await consumer.disconnect();
+        return { calls: calls.slice(0, 2), topic };
+      });
+      expect(traced.calls).toEqual(raw.calls);
+      const processes = tracing.current.spans().filter((s) => s.name === `process ${traced.topic}`);
+      // eachMessage: a span per call; eachBatch: the batch span and the message span of each call.
+      expect(processes.length).toBe(mode === 'eachMessage' ? 2 : 4);
+      // The failed call's span (eachBatch: its batch span; the message span there ends unresolved).
+      const failed = processes.filter((s) => s.status.code === 2);
+      expect(failed.length).toBe(1);
+      expect(failed[0]?.events.some((e) => e.name === 'exception')).toBe(true);
+      if (mode === 'eachBatch')
+        expect(processes.filter((s) => s.attributes['hoptrace.message.unresolved'] === true)).toHaveLength(1);
+    }
+  });
+
   it('sendBatch over topics with array and Buffer headers; acks 0; reply shape', async () => {
     const { raw, traced } = await both(async (mode) => {
       const kafka = client(mode);
