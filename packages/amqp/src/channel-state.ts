@@ -57,7 +57,7 @@ export class ChannelState {
    */
   readonly receives = new Set<Operation>();
   /**
-   * The delivery tag of the latest message delivered on the channel (to any consumer, from amqplib's
+   * The greatest delivery tag of a message delivered on the channel (to any consumer, from amqplib's
    * `delivery` event, or got through the traced channel); 0 before the first. Tags only grow on a channel, so a settle with `allUpTo` of a greater
    * tag names no delivery of this channel: the broker settles nothing and closes the channel.
    */
@@ -121,7 +121,9 @@ export class ChannelState {
 
   /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */
   delivered(tag: unknown): void {
-    if (typeof tag === 'number') this.lastDeliveryTag = tag;
+    // The greatest, not the latest noted: a promise get's tag is noted a microtask after amqplib
+    // read it, when deliveries read in the same chunk after it may have been noted already.
+    if (typeof tag === 'number' && tag > this.lastDeliveryTag) this.lastDeliveryTag = tag;
   }
 
   /** Calls a raw method with the raw channel as `this`. */

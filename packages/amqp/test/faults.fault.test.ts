@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MAX_OPEN_DELIVERIES, traceChannel } from '@hoptrace/amqp';
 import {
   deferred,
@@ -13,7 +14,7 @@ import {
 } from '@hoptrace/test-kit';
 import { propagation, SpanStatusCode, type TextMapPropagator } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import type { ChannelModel, ConsumeMessage, GetMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { connect } from './helpers.ts';
 
@@ -659,6 +660,51 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       expect(messageCount).toBe(0);
     } finally {
       await connection.close();
+    }
+  });
+  it('a promise get answered in the same read as a later delivery: an allUpTo ack of that delivery settles it', async () => {
+    const connection = await connect();
+    const other = await connect();
+    try {
+      const raw = await connection.createChannel();
+      const channel = traceChannel(raw);
+      const consumed = `q-${randomUUID()}`;
+      const pulled = `q-${randomUUID()}`;
+      await raw.assertQueue(consumed, { autoDelete: true });
+      await raw.assertQueue(pulled, { autoDelete: true });
+      const publisher = await other.createChannel();
+      publisher.sendToQueue(pulled, Buffer.from('pulled'));
+      await sleep(200);
+      const traced: ConsumeMessage[] = [];
+      await channel.consume(consumed, (m) => {
+        if (m) traced.push(m);
+      });
+      // amqplib stops reading this connection (our own socket) until both answers are in, then reads
+      // the get-ok (tag 1) and the delivery (tag 2) in one go: the get's promise settles after both.
+      const stream = (connection as unknown as { connection: { stream: NodeJS.ReadableStream } }).connection
+        .stream;
+      const readers = stream.listeners('readable') as ((...args: unknown[]) => void)[];
+      stream.removeAllListeners('readable');
+      const got = channel.get(pulled) as Promise<GetMessage | false>;
+      await sleep(150);
+      publisher.sendToQueue(consumed, Buffer.from('pushed'));
+      await sleep(150);
+      for (const reader of readers) stream.on('readable', reader);
+      const message = await got;
+      expect((message as GetMessage).fields.deliveryTag).toBe(1);
+      await until(() => traced.length === 1, 'the delivery');
+      expect(traced[0]?.fields.deliveryTag).toBe(2);
+      channel.ack(traced[0] as ConsumeMessage, true); // RabbitMQ settles tags 1 and 2
+      await sleep(200);
+      expect((await raw.checkQueue(consumed)).messageCount).toBe(0);
+      const done = await waitForSpans(spans, (s) => s.some((p) => p.name.startsWith('process ')), 3000);
+      const process = done.filter((s) => s.name.startsWith('process '));
+      expect(process).toHaveLength(1);
+      expect(process[0]?.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+      expect(process[0]?.status.code).toBe(SpanStatusCode.UNSET);
+    } finally {
+      await connection.close();
+      await other.close();
     }
   });
 });
