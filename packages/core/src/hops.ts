@@ -42,7 +42,9 @@ export function hopCount(spanContext: SpanContext | undefined): number {
 export function withHopCount(traceState: TraceState | undefined, hop: number): TraceState {
   const value = String(hop);
   let state = traceState ?? createTraceState();
-  for (;;) {
+  // Each round drops a member; a valid state has at most 32 of them. The bound also ends the loop for
+  // a custom TraceState (a propagator's own) whose serialization never settles: then ours alone.
+  for (let round = 0; round <= MAX_TRACESTATE_ROUNDS; round++) {
     const next = state.set(HOP_TRACESTATE_KEY, value);
     const serialized = next.serialize();
     if (next.get(HOP_TRACESTATE_KEY) === value && acceptTraceState(serialized)) return next;
@@ -57,7 +59,11 @@ export function withHopCount(traceState: TraceState | undefined, hop: number): T
     if (shorter.serialize() === others) return createTraceState().set(HOP_TRACESTATE_KEY, value);
     state = shorter;
   }
+  return createTraceState().set(HOP_TRACESTATE_KEY, value);
 }
+
+/** Most members {@link withHopCount} drops before it keeps only its own (twice the W3C maximum of 32). */
+const MAX_TRACESTATE_ROUNDS = 64;
 
 /**
  * For a message relayed with the headers it was consumed with: when the relaying code runs inside

@@ -411,6 +411,19 @@ describe('sendHeaders: relayed messages keep the caller context and the hop coun
     },
   );
 
+  it("a custom TraceState (a propagator's own) that never fits and never shrinks: the hop counter alone, no endless loop", () => {
+    let n = 0;
+    // Every serialization is a new, too long state; unset changes nothing.
+    const restless = {
+      set: () => restless,
+      unset: () => restless,
+      get: () => undefined,
+      serialize: () => `v${n++}=${'x'.repeat(600)}`,
+    };
+    const caller = { ...trace.getSpanContext(remoteContext())!, traceState: restless };
+    expect(relayHop(caller, remoteContext('hoptrace=2'))?.traceState?.serialize()).toBe('hoptrace=2');
+  });
+
   it('leaves a context from another trace alone', () => {
     const forwarded = { traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`, tracestate: 'hoptrace=1' };
     expect(sendHeaders(forwarded, remoteContext('hoptrace=5'), callerSpanContext(forwarded))).toBe(forwarded);
