@@ -58,6 +58,13 @@ const COPIED_PROPERTIES = [
   'appId',
 ] as const;
 
+/**
+ * Routing headers RabbitMQ reads on publish (sender-selected distribution): a copy carrying them
+ * would also be routed to the original's CC routing keys. RabbitMQ drops `CC` from a message it
+ * dead-letters to a given routing key, and never delivers `BCC`; the copy goes to the caller's key.
+ */
+const ROUTING_HEADERS: ReadonlySet<string> = new Set(['CC', 'BCC']);
+
 function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
   const own = headerText(headers?.[FAILURE_HEADERS.attempts]);
   if (own !== undefined && /^\d{1,9}$/.test(own)) return Number(own);
@@ -69,7 +76,8 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  * the way RabbitMQ's own dead-lettering would keep it, plus what broker dead-lettering cannot say:
  * - the message's properties (content type, message id, correlation id, timestamp...) except
  *   `expiration`, which RabbitMQ also drops from dead letters;
- * - a copy of its headers, so the creation context (`traceparent`) travels on and the consumer of
+ * - a copy of its headers but `CC` and `BCC` (which would route the copy to the original's other
+ *   routing keys too; RabbitMQ drops them as well), so the creation context (`traceparent`) travels on and the consumer of
  *   the copy continues the original trace (per its relation policy);
  * - the lineage headers of `@hoptrace/core` (`failureHeaders`): `hoptrace-original-destination`,
  *   `hoptrace-error-type`, `hoptrace-error-message` (capped), `hoptrace-error-retryable`,
@@ -112,7 +120,7 @@ export function deadLetterOptions(
   }
   if (source && typeof source === 'object') {
     for (const name of Object.keys(source)) {
-      if (!isLineageHeader(name)) out.headers[name] = source[name];
+      if (!isLineageHeader(name) && !ROUTING_HEADERS.has(name)) out.headers[name] = source[name];
     }
   }
   const exchange = message.fields?.exchange ?? '';

@@ -10,6 +10,7 @@ import {
   deferred,
   onlySpan,
   parentSpanId,
+  sleep,
   spansNamed,
   until,
   useTestTracing,
@@ -248,6 +249,68 @@ describe('deadLetterOptions: an application republishing a failed message to its
     expect(() =>
       deadLetterOptions({ fields: {}, properties: { headers: {} } }, new StockError('x'), { queue }),
     ).not.toThrow();
+  });
+
+  // RabbitMQ drops the CC header from a message it dead-letters to a given routing key (its own
+  // routing keys would otherwise route the copy again); a copy republished with deadLetterOptions
+  // always goes to a routing key of the caller's, so CC must not ride along either.
+  it('a message published with CC: the copy routes only where the caller sends it, as broker dead-lettering does (no CC header)', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const exchange = `ex-${randomUUID()}`;
+    const queue = `q-${randomUUID()}`;
+    const audit = `audit-${randomUUID()}`;
+    const dlq = `dlq-${randomUUID()}`;
+    const brokerDlq = `broker-dlq-${randomUUID()}`;
+    await channel.assertExchange(exchange, 'direct', { autoDelete: true });
+    await channel.assertQueue(dlq, { exclusive: true });
+    await channel.assertQueue(brokerDlq, { exclusive: true });
+    await channel.assertQueue(queue, {
+      exclusive: true,
+      arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': brokerDlq },
+    });
+    await channel.assertQueue(audit, { exclusive: true });
+    await channel.bindQueue(queue, exchange, 'orders');
+    await channel.bindQueue(audit, exchange, audit);
+    const audited: string[] = [];
+    await channel.consume(audit, (m) => {
+      if (!m) return;
+      audited.push(m.content.toString());
+      channel.ack(m);
+    });
+    let attempt = 0;
+    await channel.consume(queue, (m) => {
+      if (!m) return;
+      attempt++;
+      if (attempt === 1) {
+        // the application parks the failed message in its own DLQ (default exchange)
+        channel.sendToQueue(dlq, m.content, deadLetterOptions(m, new StockError('sku 7 is gone'), { queue }));
+        channel.ack(m);
+      } else channel.nack(m, false, false); // broker dead-lettering, for comparison
+    });
+    const parked = deferred<ConsumeMessage>();
+    const deadLettered = deferred<ConsumeMessage>();
+    for (const [dead, arrived] of [
+      [dlq, parked],
+      [brokerDlq, deadLettered],
+    ] as const) {
+      await channel.consume(dead, (m) => {
+        if (!m) return;
+        channel.ack(m);
+        arrived.resolve(m);
+      });
+    }
+    channel.publish(exchange, 'orders', Buffer.from('order 7'), { CC: [audit] });
+    const copy = await parked.promise;
+    channel.publish(exchange, 'orders', Buffer.from('order 8'), { CC: [audit] });
+    const brokerCopy = await deadLettered.promise;
+    await waitForSpans(spans, (s) => spansNamed(s, `process ${brokerDlq}`).length === 1);
+    await sleep(200);
+    // The audit queue got each message once, from the original publishes only.
+    expect(audited.sort()).toEqual(['order 7', 'order 8']);
+    expect(spansNamed(spans(), `process ${audit}`)).toHaveLength(2);
+    expect(brokerCopy.properties.headers?.CC).toBeUndefined();
+    expect(copy.properties.headers?.CC).toBeUndefined();
+    expect(copy.properties.headers?.['hoptrace-error-type']).toBe('STOCK_UNAVAILABLE');
   });
 
   it('defaults: attempts from x-death or an earlier copy, destination from the routing key; bad options throw', () => {
