@@ -43,7 +43,12 @@ export interface DeadLetterPublishOptions {
   [property: string]: unknown;
 }
 
-/** Message properties amqplib accepts back as publish options, under the same names. */
+/**
+ * Message properties amqplib accepts back as publish options, under the same names. Not
+ * `expiration` (RabbitMQ drops it from dead letters) nor `userId`: RabbitMQ refuses a publish whose
+ * user-id is not the publishing connection's user (channel closed, 406), and the copy is published
+ * by the consumer, often under other credentials than the original publisher's.
+ */
 const COPIED_PROPERTIES = [
   'contentType',
   'contentEncoding',
@@ -54,7 +59,6 @@ const COPIED_PROPERTIES = [
   'messageId',
   'timestamp',
   'type',
-  'userId',
   'appId',
 ] as const;
 
@@ -75,7 +79,8 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  * Publish options for republishing a failed message to a dead-letter (or retry) exchange yourself,
  * the way RabbitMQ's own dead-lettering would keep it, plus what broker dead-lettering cannot say:
  * - the message's properties (content type, message id, correlation id, timestamp...) except
- *   `expiration`, which RabbitMQ also drops from dead letters;
+ *   `expiration`, which RabbitMQ also drops from dead letters, and `userId`, which RabbitMQ checks
+ *   against the user of the connection that republishes;
  * - a copy of its headers but `CC` and `BCC` (which would route the copy to the original's other
  *   routing keys too; RabbitMQ drops them as well), so the creation context (`traceparent`) travels on and the consumer of
  *   the copy continues the original trace (per its relation policy);

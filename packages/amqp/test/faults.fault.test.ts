@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_MAX_OPEN_DELIVERIES, traceChannel } from '@hoptrace/amqp';
+import { DEFAULT_MAX_OPEN_DELIVERIES, deadLetterOptions, traceChannel } from '@hoptrace/amqp';
 import {
+  brokerEndpoint,
   deferred,
   makePropagator,
   onlySpan,
@@ -15,6 +16,7 @@ import {
 import { propagation, SpanStatusCode, type TextMapPropagator } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage, GetMessage } from 'amqplib';
+import amqplib from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { connect } from './helpers.ts';
 
@@ -705,6 +707,64 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
     } finally {
       await connection.close();
       await other.close();
+    }
+  });
+});
+
+// RabbitMQ refuses a publish whose user-id property is not the publishing connection's user (406,
+// channel closed). Its own dead-lettering keeps user-id (no publish happens); a copy an application
+// republishes is published by the consumer's user, so the property cannot come along.
+describe('deadLetterOptions when the consumer authenticates as another user than the publisher', () => {
+  it('the copy of a message published with userId is accepted: the channel stays open, the copy arrives, the original is acked', async () => {
+    const user = `hoptrace-dl-${randomUUID()}`;
+    execFileSync('rabbitmqctl', ['add_user', user, 'secret']);
+    const producer = await connect();
+    let consumerConnection: ChannelModel | undefined;
+    try {
+      execFileSync('rabbitmqctl', ['set_permissions', '-p', '/', user, '.*', '.*', '.*']);
+      const url = new URL(brokerEndpoint('rabbitmq').url);
+      url.username = user;
+      url.password = 'secret';
+      consumerConnection = await amqplib.connect(url.toString());
+      const channel = traceChannel(await consumerConnection.createChannel());
+      const errors: string[] = [];
+      const closed = deferred<undefined>();
+      channel.on('error', (error: Error) => errors.push(error.message));
+      channel.on('close', () => closed.resolve(undefined));
+      const queue = `q-${randomUUID()}`;
+      const dlq = `dlq-${randomUUID()}`;
+      await channel.assertQueue(queue, { autoDelete: true });
+      await channel.assertQueue(dlq, { exclusive: true });
+      const parked = deferred<ConsumeMessage>();
+      await channel.consume(dlq, (m) => {
+        if (!m) return;
+        channel.ack(m);
+        parked.resolve(m);
+      });
+      await channel.consume(queue, (m) => {
+        if (!m) return;
+        channel.sendToQueue(dlq, m.content, deadLetterOptions(m, new Error('out of stock'), { queue }));
+        channel.ack(m);
+      });
+      const publisher = traceChannel(await producer.createChannel());
+      publisher.sendToQueue(queue, Buffer.from('order 9'), { userId: 'guest', messageId: 'order-9' });
+      const copy = await Promise.race([parked.promise, closed.promise]);
+      expect(errors).toEqual([]);
+      expect(copy?.properties.messageId).toBe('order-9');
+      expect(copy?.properties.userId).toBeUndefined();
+      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${dlq}`).length === 1);
+      const failed = onlySpan(done, `process ${queue}`);
+      expect(failed.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+      expect(failed.attributes['error.type']).toBe('Error');
+      const dead = onlySpan(done, `process ${dlq}`);
+      expect(parentSpanId(dead)).toBe(onlySpan(done, `send ${queue}`).spanContext().spanId);
+      expect(dead.links.map((l) => l.context.spanId)).toEqual([failed.spanContext().spanId]);
+      await publisher.close();
+    } finally {
+      await consumerConnection?.close().catch(() => undefined);
+      await producer.close().catch(() => undefined);
+      execFileSync('rabbitmqctl', ['delete_user', user]);
     }
   });
 });
