@@ -24,6 +24,9 @@ export type RawChannel = TraceableChannel &
 /** Which operation a span template is for (`sendClient`: a send whose caller injected its own context). */
 export type AmqpOperation = 'send' | 'sendClient' | 'process' | 'receive' | 'ack' | 'nack' | 'reject';
 
+/** How many tags settled alone a channel remembers (see `ChannelState.settledAlone`). */
+const SETTLED_ALONE_MEMORY = 1024;
+
 /** Settle operations are named for the amqplib method (`ack`, `nack`, `reject`). */
 const settle = (name: string): SpanOperation => ({ type: 'settle', name });
 
@@ -62,6 +65,14 @@ export class ChannelState {
    * tag names no delivery of this channel: the broker settles nothing and closes the channel.
    */
   lastDeliveryTag = 0;
+  /**
+   * Tags settled alone (`ack`, `nack`, `reject` without `allUpTo`) through the traced channel while
+   * older deliveries were open, the latest {@link SETTLED_ALONE_MEMORY}: the broker no longer holds
+   * them, so a later `allUpTo` settle naming one settles nothing (unknown delivery tag, channel
+   * closed). Only a delivery older than the tag can be misread, so the memory empties whenever no
+   * delivery is open.
+   */
+  readonly #settledAlone = new Set<number>();
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -124,6 +135,22 @@ export class ChannelState {
     // The greatest, not the latest noted: a promise get's tag is noted a microtask after amqplib
     // read it, when deliveries read in the same chunk after it may have been noted already.
     if (typeof tag === 'number' && tag > this.lastDeliveryTag) this.lastDeliveryTag = tag;
+  }
+
+  /** Notes a tag amqplib just settled alone (see {@link #settledAlone}). */
+  settledAlone(tag: number): void {
+    const memory = this.#settledAlone;
+    if (this.deliveries.size === 0) {
+      memory.clear();
+      return;
+    }
+    memory.add(tag);
+    if (memory.size > SETTLED_ALONE_MEMORY) memory.delete(memory.values().next().value as number);
+  }
+
+  /** Whether `tag` was settled alone through the traced channel (see {@link #settledAlone}). */
+  wasSettledAlone(tag: number): boolean {
+    return this.#settledAlone.has(tag);
   }
 
   /** Calls a raw method with the raw channel as `this`. */

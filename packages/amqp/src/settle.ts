@@ -41,13 +41,18 @@ function tagOf(message: AmqpMessage | undefined, multiple: boolean): number | un
 
 /**
  * Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). An
- * `allUpTo` settle of a tag greater than any delivered on the channel (a message of another channel)
- * settles nothing: the broker refuses it (unknown delivery tag) and closes the channel, whose close
- * then ends the open spans.
+ * `allUpTo` settle of a tag greater than any delivered on the channel (a message of another channel),
+ * or of a tag the traced channel already settled alone, settles nothing: the broker refuses it
+ * (unknown delivery tag) and closes the channel, whose close then ends the open spans.
  */
 function decode(state: ChannelState, method: string, args: unknown[]): SettleCall {
   const call = decodeArgs(method, args);
-  if (call.multiple && call.tag !== undefined && call.tag > state.lastDeliveryTag) call.settlesNone = true;
+  if (
+    call.multiple &&
+    call.tag !== undefined &&
+    (call.tag > state.lastDeliveryTag || state.wasSettledAlone(call.tag))
+  )
+    call.settlesNone = true;
   return call;
 }
 
@@ -82,7 +87,7 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   const call = decode(state, method, args);
   if (!state.opts.settleSpans) {
     const result = state.call(method, args);
-    if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+    afterSettle(state, call);
     return result;
   }
   const settled = call.settlesNone ? [] : state.deliveries.peek(call.tag, call.multiple);
@@ -127,10 +132,14 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   const operation = new Operation(state.opts.instr, span, state.metric('settle', call.how, nameDestination));
   return operation.run(
     () => state.call(method, args),
-    () => {
-      if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
-    },
+    () => afterSettle(state, call),
   );
+}
+
+/** amqplib has made the settle call: the deliveries it settled end, and a tag settled alone is noted. */
+function afterSettle(state: ChannelState, call: SettleCall): void {
+  if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+  if (!call.multiple && call.tag !== undefined) state.settledAlone(call.tag);
 }
 
 /**

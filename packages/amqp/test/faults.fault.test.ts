@@ -625,6 +625,60 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
+  it('an allUpTo settle naming a message the channel already settled alone (nacked, or acked twice): the broker settles nothing and closes the channel, as without hoptrace; the open spans below it end channel_closed, none ack', async () => {
+    const connection = await connect();
+    try {
+      const admin = await connection.createChannel();
+      /** Four deliveries; the last is settled alone, then named again by an allUpTo settle. */
+      async function run(
+        traced: boolean,
+        settleAlone: 'nack' | 'ack',
+      ): Promise<{ events: string[]; queued: number }> {
+        const raw = await connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        const events: string[] = [];
+        channel.on('error', (e: Error) => events.push(`error ${e.message.slice(0, 80)}`));
+        const closed = deferred();
+        channel.on('close', () => closed.resolve());
+        const queue = `q-${randomUUID()}`;
+        await admin.assertQueue(queue);
+        const got: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) got.push(m);
+        });
+        for (let i = 0; i < 4; i++)
+          admin.sendToQueue(queue, Buffer.from(String(i)), { messageId: `${settleAlone}-${i}` });
+        await until(() => got.length === 4, 'four deliveries');
+        const last = got[3] as ConsumeMessage;
+        if (settleAlone === 'nack') channel.nack(last, false, false);
+        else channel.ack(last);
+        channel.ack(last, true); // PRECONDITION_FAILED: unknown delivery tag 4
+        await closed.promise;
+        const { messageCount } = await admin.checkQueue(queue);
+        await admin.deleteQueue(queue);
+        return { events, queued: messageCount };
+      }
+      for (const settleAlone of ['nack', 'ack'] as const) {
+        const withoutHoptrace = await run(false, settleAlone);
+        expect(withoutHoptrace.queued).toBe(3); // tags 1-3 were never acked: requeued at the close
+        expect(await run(true, settleAlone)).toEqual(withoutHoptrace);
+        const process = (
+          await waitForSpans(spans, (s) => s.filter((p) => p.name.startsWith('process ')).length === 4)
+        ).filter((s) => s.name.startsWith('process '));
+        const byId = (id: number) =>
+          process.find((s) => s.attributes['messaging.message.id'] === `${settleAlone}-${id}`);
+        for (const id of [0, 1, 2]) {
+          expect(byId(id)?.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+          expect(byId(id)?.attributes['error.type']).toBe('channel_closed');
+          expect(byId(id)?.status.code).toBe(SpanStatusCode.ERROR);
+        }
+        expect(byId(3)?.attributes['hoptrace.rabbitmq.settlement']).toBe(settleAlone);
+        tracing.current.reset();
+      }
+    } finally {
+      await connection.close();
+    }
+  });
   it('an allUpTo ack naming the tag of a message a raw consumer of the same channel got settles the traced deliveries below it', async () => {
     const connection = await connect();
     try {
