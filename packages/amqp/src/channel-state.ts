@@ -66,11 +66,11 @@ export class ChannelState {
    */
   lastDeliveryTag = 0;
   /**
-   * Tags settled alone (`ack`, `nack`, `reject` without `allUpTo`) through the traced channel while
-   * older deliveries were open, the latest {@link SETTLED_ALONE_MEMORY}: the broker no longer holds
-   * them, so a later `allUpTo` settle naming one settles nothing (unknown delivery tag, channel
-   * closed). Only a delivery older than the tag can be misread, so the memory empties whenever no
-   * delivery is open.
+   * Tags settled alone (`ack`, `nack`, `reject` without `allUpTo`) through the traced channel, or
+   * delivered to a `noAck` consumer or get, while older deliveries were open; the latest
+   * {@link SETTLED_ALONE_MEMORY}. The broker holds none of them unacknowledged, so a later `allUpTo`
+   * settle naming one settles nothing (unknown delivery tag, channel closed). Only a delivery older
+   * than the tag can be misread, so the memory empties whenever no delivery is open.
    */
   readonly #settledAlone = new Set<number>();
   readonly metrics: MetricAttributeCache;
@@ -137,7 +137,7 @@ export class ChannelState {
     if (typeof tag === 'number' && tag > this.lastDeliveryTag) this.lastDeliveryTag = tag;
   }
 
-  /** Notes a tag amqplib just settled alone (see {@link #settledAlone}). */
+  /** Notes a tag amqplib just settled alone, or delivered without ack (see {@link #settledAlone}). */
   settledAlone(tag: number): void {
     const memory = this.#settledAlone;
     if (this.deliveries.size === 0) {
@@ -148,7 +148,7 @@ export class ChannelState {
     if (memory.size > SETTLED_ALONE_MEMORY) memory.delete(memory.values().next().value as number);
   }
 
-  /** Whether `tag` was settled alone through the traced channel (see {@link #settledAlone}). */
+  /** Whether `tag` was settled alone or delivered without ack (see {@link #settledAlone}). */
   wasSettledAlone(tag: number): boolean {
     return this.#settledAlone.has(tag);
   }

@@ -72,6 +72,8 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const { opts } = state;
   const { instr } = opts;
   const { fields, properties } = message;
+  // Delivered settled: an `allUpTo` settle naming it later settles nothing.
+  if (noAck) state.settledAlone(fields.deliveryTag);
   const exchange = fields.exchange ?? '';
   const routingKey = fields.routingKey ?? '';
   const headers = properties?.headers;

@@ -33,9 +33,14 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     queue === '' || queue === nameDestination ? undefined : { destination: queue }, // the template names it
   );
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
+  // amqplib reads `noAck` by its truthiness
+  const noAck = Boolean((args[1] as { noAck?: unknown } | null | undefined)?.noAck);
   const received = (message: unknown): void => {
     if (!message || typeof message !== 'object') return;
-    state.delivered((message as AmqpMessage).fields?.deliveryTag);
+    const tag = (message as AmqpMessage).fields?.deliveryTag;
+    state.delivered(tag);
+    // Got settled: an `allUpTo` settle naming it later settles nothing.
+    if (noAck && typeof tag === 'number') state.settledAlone(tag);
     operation.setCount(1);
     if (span?.isRecording()) describeMessage(state, span, queue, message as AmqpMessage);
   };

@@ -625,15 +625,13 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
-  it('an allUpTo settle naming a message the channel already settled alone (nacked, or acked twice): the broker settles nothing and closes the channel, as without hoptrace; the open spans below it end channel_closed, none ack', async () => {
+  it('an allUpTo settle naming a message already settled (nacked or acked alone, or delivered to a noAck consumer or get): the broker settles nothing and closes the channel, as without hoptrace; the open spans below it end channel_closed, none ack', async () => {
     const connection = await connect();
+    type Settled = 'nack' | 'ack' | 'noAck consume' | 'noAck get';
     try {
       const admin = await connection.createChannel();
-      /** Four deliveries; the last is settled alone, then named again by an allUpTo settle. */
-      async function run(
-        traced: boolean,
-        settleAlone: 'nack' | 'ack',
-      ): Promise<{ events: string[]; queued: number }> {
+      /** Three deliveries open, then a fourth settled already, named again by an allUpTo ack. */
+      async function run(traced: boolean, how: Settled): Promise<{ events: string[]; queued: number }> {
         const raw = await connection.createChannel();
         const channel = traced ? traceChannel(raw) : raw;
         const events: string[] = [];
@@ -641,38 +639,57 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
         const closed = deferred();
         channel.on('close', () => closed.resolve());
         const queue = `q-${randomUUID()}`;
+        const other = `q-${randomUUID()}`;
         await admin.assertQueue(queue);
+        await admin.assertQueue(other, { exclusive: true });
         const got: ConsumeMessage[] = [];
         await channel.consume(queue, (m) => {
           if (m) got.push(m);
         });
-        for (let i = 0; i < 4; i++)
-          admin.sendToQueue(queue, Buffer.from(String(i)), { messageId: `${settleAlone}-${i}` });
-        await until(() => got.length === 4, 'four deliveries');
-        const last = got[3] as ConsumeMessage;
-        if (settleAlone === 'nack') channel.nack(last, false, false);
-        else channel.ack(last);
+        const count = how === 'nack' || how === 'ack' ? 4 : 3;
+        for (let i = 0; i < count; i++)
+          admin.sendToQueue(queue, Buffer.from(String(i)), { messageId: `${how}-${i}` });
+        await until(() => got.length === count, 'the deliveries');
+        let last: ConsumeMessage;
+        if (how === 'nack' || how === 'ack') {
+          last = got[3] as ConsumeMessage;
+          if (how === 'nack') channel.nack(last, false, false);
+          else channel.ack(last);
+        } else {
+          admin.sendToQueue(other, Buffer.from('settled on delivery'));
+          const fourth = deferred<ConsumeMessage>();
+          if (how === 'noAck get') {
+            let message: ConsumeMessage | false = false;
+            while (!message) message = (await channel.get(other, { noAck: true })) as ConsumeMessage | false;
+            fourth.resolve(message);
+          } else {
+            await channel.consume(other, (m) => m && fourth.resolve(m), { noAck: true });
+          }
+          last = await fourth.promise;
+        }
+        expect(last.fields.deliveryTag).toBe(4);
         channel.ack(last, true); // PRECONDITION_FAILED: unknown delivery tag 4
         await closed.promise;
         const { messageCount } = await admin.checkQueue(queue);
         await admin.deleteQueue(queue);
         return { events, queued: messageCount };
       }
-      for (const settleAlone of ['nack', 'ack'] as const) {
-        const withoutHoptrace = await run(false, settleAlone);
+      for (const how of ['nack', 'ack', 'noAck consume', 'noAck get'] as const) {
+        const withoutHoptrace = await run(false, how);
         expect(withoutHoptrace.queued).toBe(3); // tags 1-3 were never acked: requeued at the close
-        expect(await run(true, settleAlone)).toEqual(withoutHoptrace);
-        const process = (
-          await waitForSpans(spans, (s) => s.filter((p) => p.name.startsWith('process ')).length === 4)
-        ).filter((s) => s.name.startsWith('process '));
+        expect(await run(true, how)).toEqual(withoutHoptrace);
+        const opened = how === 'nack' || how === 'ack' ? 4 : 3;
+        const ours = (s: readonly ReadableSpan[]) =>
+          s.filter((p) => String(p.attributes['messaging.message.id']).startsWith(`${how}-`));
+        const process = ours(await waitForSpans(spans, (s) => ours(s).length === opened));
         const byId = (id: number) =>
-          process.find((s) => s.attributes['messaging.message.id'] === `${settleAlone}-${id}`);
+          process.find((s) => s.attributes['messaging.message.id'] === `${how}-${id}`);
         for (const id of [0, 1, 2]) {
           expect(byId(id)?.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
           expect(byId(id)?.attributes['error.type']).toBe('channel_closed');
           expect(byId(id)?.status.code).toBe(SpanStatusCode.ERROR);
         }
-        expect(byId(3)?.attributes['hoptrace.rabbitmq.settlement']).toBe(settleAlone);
+        if (opened === 4) expect(byId(3)?.attributes['hoptrace.rabbitmq.settlement']).toBe(how);
         tracing.current.reset();
       }
     } finally {
