@@ -67,7 +67,14 @@ export function interceptMethods<T extends object>(
       const override = overrides.get(property);
       if (override) return override;
       const value: unknown = Reflect.get(raw, property, raw);
-      if (typeof value !== 'function' || isFrozenProperty(raw, property)) return value;
+      if (typeof value !== 'function') {
+        // A property naming a client hoptrace wrapped (a consumer stream's `consumer`, a producer
+        // stream's `producer`) gives its wrapper, as a method returning the object itself does.
+        if (value === null || typeof value !== 'object') return value;
+        const wrapper = wrapperOf.get(value);
+        return wrapper === undefined || isFrozenProperty(raw, property) ? value : wrapper;
+      }
+      if (isFrozenProperty(raw, property)) return value;
       const cached = bound.get(property);
       if (cached && cached.original === value) return cached.fn;
       // Called on the raw object; a method that returns it (chaining: `on`, `pause`, `end`...) returns

@@ -55,6 +55,25 @@ describe('interceptMethods', () => {
     expect(wrapped.touch()).toBe(other);
   });
 
+  it('a property whose value is an object hoptrace wrapped gives its wrapper (a stream naming its client)', () => {
+    const client = new Client();
+    const tracedClient = interceptMethods(client, {});
+    const plain = new Client();
+    const raw = {
+      get owner() {
+        return client;
+      },
+      other: plain,
+    };
+    const wrapped = interceptMethods(raw, {});
+    expect(wrapped.owner).toBe(tracedClient);
+    expect(wrapped.other).toBe(plain);
+    // A non-configurable, non-writable data property stays as it is (Proxy invariant).
+    const fixed = {} as { client: Client };
+    Object.defineProperty(fixed, 'client', { value: client, configurable: false, writable: false });
+    expect(interceptMethods(fixed, {}).client).toBe(client);
+  });
+
   it('is idempotent: a wrapper, or an object wrapped before, yields the same wrapper', () => {
     const raw = new Client();
     const wrapped = interceptMethods(raw, {});

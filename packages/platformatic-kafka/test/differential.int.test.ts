@@ -296,3 +296,51 @@ describe('overlapping next() calls on a traced stream iterator', () => {
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
 });
+
+describe('the client a traced stream names', () => {
+  it('stream.consumer and a producer stream’s producer are the traced clients, as without hoptrace they are the clients the application holds', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic, other] = (await createTopics(2)) as [string, string];
+      const producer = producerFor(mode);
+      const producerStream = producer.asStream({ batchSize: 1 });
+      const sameProducer = producerStream.producer === producer;
+      // A send through the stream's producer: traced like any send of the traced producer.
+      await producerStream.producer.send({ messages: [{ topic, value: Buffer.from('via-stream') }] });
+      await producerStream.close();
+      await producerFor('raw').send({ messages: [{ topic: other, value: Buffer.from('o') }] });
+      const consumer = consumerFor(mode);
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+      const sameConsumer = stream.consumer === consumer;
+      const first = await stream[Symbol.asyncIterator]().next();
+      // A second stream made through the first one's consumer.
+      const second = await stream.consumer.consume({ topics: [other], mode: 'earliest' });
+      const secondIterator = second[Symbol.asyncIterator]();
+      const got = await secondIterator.next();
+      await secondIterator.return?.();
+      await stream.close();
+      return {
+        sameProducer,
+        sameConsumer,
+        values: [first.value?.value.toString(), got.value?.value.toString()],
+        traceparent: [...(first.value?.headers.keys() ?? [])].some((k) => k.toString() === 'traceparent'),
+      };
+    });
+    expect(raw).toMatchObject({ sameProducer: true, sameConsumer: true, values: ['via-stream', 'o'] });
+    expect(traced).toMatchObject({ sameProducer: true, sameConsumer: true, values: ['via-stream', 'o'] });
+    expect(traced.traceparent).toBe(true);
+    const spans = tracing.current.spans();
+    const sends = spans.filter((s) => s.name.startsWith('send '));
+    expect(sends).toHaveLength(1);
+    // Both streams' messages got their process spans; the one sent through the stream's producer
+    // continues that send.
+    const processes = spans.filter((s) => s.name.startsWith('process '));
+    expect(processes).toHaveLength(2);
+    const viaStream = processes.find(
+      (p) =>
+        p.attributes['messaging.destination.name'] === sends[0]?.attributes['messaging.destination.name'],
+    );
+    expect(viaStream?.spanContext().traceId).toBe(sends[0]?.spanContext().traceId);
+    expect(viaStream?.parentSpanContext?.spanId).toBe(sends[0]?.spanContext().spanId);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
