@@ -9,6 +9,7 @@ import {
 import { context as contextApi, trace } from '@opentelemetry/api';
 import { ERROR_STREAM_CLOSED } from './attributes.ts';
 import { headerView } from './headers.ts';
+import { ownListeners } from './own-listeners.ts';
 import { carrying, type OutgoingMessage, type ProducerState, sendAttributes } from './send.ts';
 
 /**
@@ -31,6 +32,7 @@ interface RawProducerStream {
   destroy(...args: unknown[]): unknown;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
+  removeAllListeners(...args: unknown[]): unknown;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
   readonly errored: unknown;
@@ -65,10 +67,17 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
   const sends = new StreamSends(state.closingStreams);
   const originals = new WeakMap<object, object>();
   reportOriginals(stream, originals);
-  // The stream sends its buffered messages in the order they were written, a batch at a time.
-  stream.on('flush', (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count));
-  stream.once('close', () => sends.closed(stream.errored));
+  // The stream sends its buffered messages in the order they were written, a batch at a time. Both
+  // listeners stay through the application's `removeAllListeners()`.
+  const removeAll = ownListeners(stream, {
+    on: { flush: (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count) },
+    once: { close: () => sends.closed(stream.errored) },
+  });
   const proxy: RawProducerStream = interceptMethods(stream, {
+    removeAllListeners: (_raw, args): unknown => {
+      const out = removeAll(args);
+      return out === stream ? proxy : out;
+    },
     write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
     end: (raw, args): unknown => {
       // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.

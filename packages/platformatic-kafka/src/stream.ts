@@ -2,6 +2,7 @@ import { interceptMethods, isThenable } from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
+import { ownListeners } from './own-listeners.ts';
 
 type Listener = (this: unknown, ...args: unknown[]) => unknown;
 type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
@@ -52,8 +53,12 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       state.sweep = undefined;
     }
   };
+  // Kept through the application's `removeAllListeners()` (see the interceptor below).
+  let removeAll: ((args: unknown[]) => unknown) | undefined;
   try {
-    raw.once('close', closed);
+    removeAll = ownListeners(raw as unknown as Parameters<typeof ownListeners>[0], {
+      once: { close: closed },
+    });
   } catch {
     // not an emitter: close() and the consumer's close() still end what is open
   }
@@ -160,6 +165,13 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     if (args[0] !== 'data' || typeof listener !== 'function') return count.apply(raw, args);
     return count.call(raw, args[0], listeners.get(listener as Listener) ?? listener);
   };
+  if (removeAll) {
+    const removeAllListeners = removeAll;
+    interceptors.removeAllListeners = (_target, args) => {
+      const out = removeAllListeners(args);
+      return out === raw ? proxy : out;
+    };
+  }
   const proxy = interceptMethods(stream, interceptors);
   return proxy;
 }

@@ -1,6 +1,7 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { traceConsumer, traceProducer } from '@hoptrace/platformatic-kafka';
 import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
+import { SpanStatusCode } from '@opentelemetry/api';
 import { Consumer, type Message, Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokers, cleanup, createTopics, groupId, runCleanup } from './helpers.ts';
@@ -341,6 +342,50 @@ describe('the client a traced stream names', () => {
     );
     expect(viaStream?.spanContext().traceId).toBe(sends[0]?.spanContext().traceId);
     expect(viaStream?.parentSpanContext?.spanId).toBe(sends[0]?.spanContext().spanId);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+});
+
+describe('removeAllListeners on a traced stream', () => {
+  it('a producer stream whose flush and close listeners the application removed still ends each send span at its acknowledgement', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      const stream = producerFor(mode).asStream({ batchSize: 2, batchTime: 60_000 });
+      const counted: number[] = [];
+      stream.on('flush', (report) => counted.push(report.count));
+      stream.removeAllListeners('flush');
+      const flushed = once(stream, 'flush');
+      stream.write({ topic, value: Buffer.from('a') });
+      stream.write({ topic, value: Buffer.from('b') });
+      const [report] = await flushed;
+      const afterFlush = mode === 'traced' ? tracing.current.openSpans().length : 0;
+      stream.removeAllListeners();
+      stream.write({ topic, value: Buffer.from('c') });
+      await stream.close();
+      return { counted, flushed: report.count, afterFlush, closed: stream.closed };
+    });
+    expect(raw).toEqual({ counted: [], flushed: 2, afterFlush: 0, closed: true });
+    expect(traced).toEqual(raw);
+    const sends = tracing.current.spans().filter((s) => s.name.startsWith('send '));
+    expect(sends).toHaveLength(3);
+    for (const send of sends) expect(send.status.code).toBe(SpanStatusCode.UNSET);
+    expect(tracing.current.openSpans()).toHaveLength(0);
+  });
+
+  it('a consumer stream whose listeners the application removed still ends the held span when it closes', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
+      const stream = await consumerFor(mode).consume({ topics: [topic], mode: 'earliest' });
+      const first = await stream[Symbol.asyncIterator]().next();
+      stream.removeAllListeners();
+      const closed = once(stream, 'close');
+      stream.destroy();
+      await closed;
+      return { value: first.value?.value.toString(), listeners: stream.listenerCount('close') };
+    });
+    expect(traced).toEqual(raw);
+    expect(tracing.current.spans().filter((s) => s.name.startsWith('process '))).toHaveLength(1);
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
 });
