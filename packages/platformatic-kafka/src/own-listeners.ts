@@ -5,14 +5,32 @@ interface Emitter {
   on(event: string, listener: Listener): unknown;
   once(event: string, listener: Listener): unknown;
   removeAllListeners(...args: unknown[]): unknown;
+  listeners(event: unknown): unknown;
+  eventNames(): unknown;
+}
+
+/** hoptrace's own listeners on a client's stream, as the stream's traced proxy shows them. */
+export interface OwnListeners {
+  /**
+   * The stream's `removeAllListeners`: removes what the application asks, as without hoptrace, and
+   * adds hoptrace's listeners of the events it cleared back (a `once` listener only while its event
+   * has not come), so what they end (the spans the stream holds) still ends. Returns what the stream
+   * returns.
+   */
+  removeAllListeners(args: unknown[]): unknown;
+  /** `listed` (what the stream's `listeners()` returned) without hoptrace's listeners. */
+  hide(listed: unknown): unknown;
+  /** How many of `event`'s listeners are hoptrace's. */
+  count(event: unknown): number;
+  /** The stream's `eventNames()` without the events only hoptrace listens to. */
+  eventNames(): unknown;
 }
 
 /**
- * Adds hoptrace's own listeners to a client's stream (`on`: every time, `once`: the first time), and
- * returns the stream's `removeAllListeners` as its traced proxy runs it: the application's call
- * removes what it removes, as without hoptrace, and hoptrace's listeners of the events it cleared
- * are added back (a `once` listener only while its event has not come), so what they end (the spans
- * the stream holds) still ends.
+ * Adds hoptrace's own listeners to a client's stream (`on`: every time, `once`: the first time),
+ * which the stream's traced proxy keeps through `removeAllListeners()` and leaves out of what it
+ * lists (`listeners`, `listenerCount`, `eventNames`), as without hoptrace. The listeners must
+ * tolerate a repeated event. Throws what the stream's `on`/`once` throw (not an emitter).
  */
 export function ownListeners(
   raw: Emitter,
@@ -20,24 +38,48 @@ export function ownListeners(
     readonly on?: Readonly<Record<string, Listener>>;
     readonly once?: Readonly<Record<string, Listener>>;
   },
-): (args: unknown[]) => unknown {
+): OwnListeners {
   const every = own.on ?? {};
   const first: Record<string, Listener> = {};
+  const mine = new WeakSet<object>();
+  for (const event in every) mine.add(every[event] as Listener);
   for (const event in own.once) {
     const listener = own.once[event] as Listener;
-    first[event] = (...args: unknown[]) => {
+    const wrapper = (...args: unknown[]) => {
       delete first[event];
       listener(...args);
     };
+    first[event] = wrapper;
+    mine.add(wrapper);
   }
   for (const event in every) raw.on(event, every[event] as Listener);
   for (const event in first) raw.once(event, first[event] as Listener);
-  return (args) => {
-    const out = raw.removeAllListeners(...args);
-    // `removeAllListeners()` clears every event; with an argument (even `undefined`), that one only.
-    const cleared = (event: string) => args.length === 0 || args[0] === event;
-    for (const event in every) if (cleared(event)) raw.on(event, every[event] as Listener);
-    for (const event in first) if (cleared(event)) raw.once(event, first[event] as Listener);
-    return out;
+  const hide = (listed: unknown): unknown =>
+    Array.isArray(listed) ? listed.filter((l: unknown) => typeof l !== 'function' || !mine.has(l)) : listed;
+  const count = (event: unknown): number => {
+    const listed = raw.listeners(event);
+    return Array.isArray(listed)
+      ? listed.filter((l: unknown) => typeof l === 'function' && mine.has(l)).length
+      : 0;
+  };
+  return {
+    removeAllListeners(args) {
+      const out = raw.removeAllListeners(...args);
+      // `removeAllListeners()` clears every event; with an argument (even `undefined`), that one only.
+      const cleared = (event: string) => args.length === 0 || args[0] === event;
+      for (const event in every) if (cleared(event)) raw.on(event, every[event] as Listener);
+      for (const event in first) if (cleared(event)) raw.once(event, first[event] as Listener);
+      return out;
+    },
+    hide,
+    count,
+    eventNames() {
+      const names = raw.eventNames();
+      if (!Array.isArray(names)) return names;
+      return names.filter((event: unknown) => {
+        const listed = raw.listeners(event);
+        return !Array.isArray(listed) || listed.length > count(event);
+      });
+    },
   };
 }

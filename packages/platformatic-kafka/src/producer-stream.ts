@@ -33,6 +33,9 @@ interface RawProducerStream {
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   removeAllListeners(...args: unknown[]): unknown;
+  listeners(event: unknown): unknown;
+  listenerCount(...args: unknown[]): unknown;
+  eventNames(): unknown;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
   readonly errored: unknown;
@@ -69,15 +72,24 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
   reportOriginals(stream, originals);
   // The stream sends its buffered messages in the order they were written, a batch at a time. Both
   // listeners stay through the application's `removeAllListeners()`.
-  const removeAll = ownListeners(stream, {
+  const mine = ownListeners(stream, {
     on: { flush: (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count) },
     once: { close: () => sends.closed(stream.errored) },
   });
   const proxy: RawProducerStream = interceptMethods(stream, {
     removeAllListeners: (_raw, args): unknown => {
-      const out = removeAll(args);
+      const out = mine.removeAllListeners(args);
       return out === stream ? proxy : out;
     },
+    // What the stream lists leaves hoptrace's own listeners out, as without hoptrace.
+    listeners: (raw, [event]) => mine.hide(raw.listeners(event)),
+    listenerCount: (raw, args): unknown => {
+      const counted = raw.listenerCount(...args);
+      return typeof args[1] !== 'function' && typeof counted === 'number'
+        ? counted - mine.count(args[0])
+        : counted;
+    },
+    eventNames: () => mine.eventNames(),
     write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
     end: (raw, args): unknown => {
       // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.

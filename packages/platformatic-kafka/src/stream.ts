@@ -2,7 +2,7 @@ import { interceptMethods, isThenable } from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
-import { ownListeners } from './own-listeners.ts';
+import { type OwnListeners, ownListeners } from './own-listeners.ts';
 
 type Listener = (this: unknown, ...args: unknown[]) => unknown;
 type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
@@ -53,12 +53,10 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       state.sweep = undefined;
     }
   };
-  // Kept through the application's `removeAllListeners()` (see the interceptor below).
-  let removeAll: ((args: unknown[]) => unknown) | undefined;
+  // Kept through the application's `removeAllListeners()`, and not listed (see the interceptors below).
+  let mine: OwnListeners | undefined;
   try {
-    removeAll = ownListeners(raw as unknown as Parameters<typeof ownListeners>[0], {
-      once: { close: closed },
-    });
+    mine = ownListeners(raw as unknown as Parameters<typeof ownListeners>[0], { once: { close: closed } });
   } catch {
     // not an emitter: close() and the consumer's close() still end what is open
   }
@@ -154,7 +152,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   for (const name of REMOVE) listenerMethod(name, (_event, l) => listeners.get(l) ?? l);
   // What the stream lists names the application's own listeners, as without hoptrace.
   interceptors.listeners = (_target, [event]) => {
-    const listed = (raw as unknown as { listeners(e: unknown): unknown }).listeners(event);
+    const listed = mine
+      ? mine.hide((raw as unknown as { listeners(e: unknown): unknown }).listeners(event))
+      : (raw as unknown as { listeners(e: unknown): unknown }).listeners(event);
     return Array.isArray(listed)
       ? listed.map((l: unknown) => (typeof l === 'function' ? (originals.get(l as Listener) ?? l) : l))
       : listed;
@@ -162,15 +162,20 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   interceptors.listenerCount = (_target, args) => {
     const count = (raw as unknown as { listenerCount(...a: unknown[]): unknown }).listenerCount;
     const listener = args[1];
-    if (args[0] !== 'data' || typeof listener !== 'function') return count.apply(raw, args);
+    if (typeof listener !== 'function') {
+      const counted = count.apply(raw, args);
+      return typeof counted === 'number' && mine ? counted - mine.count(args[0]) : counted;
+    }
+    if (args[0] !== 'data') return count.apply(raw, args);
     return count.call(raw, args[0], listeners.get(listener as Listener) ?? listener);
   };
-  if (removeAll) {
-    const removeAllListeners = removeAll;
+  if (mine) {
+    const own = mine;
     interceptors.removeAllListeners = (_target, args) => {
-      const out = removeAllListeners(args);
+      const out = own.removeAllListeners(args);
       return out === raw ? proxy : out;
     };
+    interceptors.eventNames = () => own.eventNames();
   }
   const proxy = interceptMethods(stream, interceptors);
   return proxy;

@@ -389,3 +389,36 @@ describe('removeAllListeners on a traced stream', () => {
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
 });
+
+describe("hoptrace's own stream listeners as the streams list them", () => {
+  it('listeners(), listenerCount() and eventNames() of a consumer stream and a producer stream show what the client and the application added', async () => {
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      const stream = await consumerFor(mode).consume({ topics: [topic], mode: 'earliest' });
+      const onClose = () => undefined;
+      stream.on('close', onClose);
+      const consumerSide = {
+        names: stream.eventNames().map(String).sort(),
+        close: [stream.listenerCount('close'), stream.listeners('close').includes(onClose)],
+        closeListed: stream.listeners('close').length,
+      };
+      await stream.close();
+      const producerStream = producerFor(mode).asStream({ batchSize: 1 });
+      const before = {
+        names: producerStream.eventNames().map(String).sort(),
+        counts: [producerStream.listenerCount('flush'), producerStream.listenerCount('close')],
+        listed: [producerStream.listeners('flush').length, producerStream.listeners('close').length],
+      };
+      const onFlush = () => undefined;
+      producerStream.on('flush', onFlush);
+      const after = {
+        names: producerStream.eventNames().map(String).sort(),
+        flush: [producerStream.listenerCount('flush'), producerStream.listeners('flush')[0] === onFlush],
+      };
+      await producerStream.close();
+      return { consumerSide, before, after, closedCount: stream.listenerCount('close') };
+    });
+    expect(traced).toEqual(raw);
+    expect(raw.after.flush).toEqual([1, true]);
+  });
+});
