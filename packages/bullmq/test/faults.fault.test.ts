@@ -18,6 +18,16 @@ const tracing = useTestTracing({ leakGraceMs: 5000 });
 const FOREIGN_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const FOREIGN_SPAN = '00f067aa0ba902b7';
 
+/** Removes a job's lock behind BullMQ's back, as an operator or a Redis failover would. */
+async function removeLock(queue: string, jobId: string | undefined): Promise<void> {
+  const client = new Redis(brokerEndpoint('redis'));
+  try {
+    await client.del(`bull:${queue}:${jobId}:lock`);
+  } finally {
+    client.disconnect();
+  }
+}
+
 describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', (_label, bullmq) => {
   const { Queue, Worker } = bullmq;
   const workers: WorkerHandle[] = [];
@@ -303,12 +313,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     const job = await queue.add('work', {});
     await started.promise;
     // Someone else (an operator, a Redis failover) removes the job's lock.
-    const client = new Redis(connection());
-    try {
-      await client.del(`bull:${name}:${job.id}:lock`);
-    } finally {
-      client.disconnect();
-    }
+    await removeLock(name, job.id);
     const spans = await waitForSpans(tracing.current.spans, (s) =>
       spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
     );
@@ -352,12 +357,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     const job = await queue.add('work', {});
     await started.promise;
     // Someone else (an operator, a Redis failover) removes the job's lock.
-    const client = new Redis(connection());
-    try {
-      await client.del(`bull:${name}:${job.id}:lock`);
-    } finally {
-      client.disconnect();
-    }
+    await removeLock(name, job.id);
     try {
       await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
       expect(await raw.getJobState(job.id as string)).toBe('failed');
