@@ -1,4 +1,10 @@
-import { isThenable, Operation, setSpanAttributes, startDeliverySpan } from '@hoptrace/core/adapter';
+import {
+  isThenable,
+  Operation,
+  setSpanAttributes,
+  startDeliverySpan,
+  timeInQueueSeconds,
+} from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG, ERROR_SETTLE_TIMEOUT } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
@@ -134,13 +140,14 @@ const MAX_SECONDS = 1e11;
 
 /**
  * Records `hoptrace.messaging.time_in_queue` from the AMQP `timestamp` property (seconds since the
- * epoch, as the publisher set it; milliseconds are recognized), when present. Clock skew between publisher and consumer never
- * gives a negative time.
+ * epoch, as the publisher set it; milliseconds are recognized), when present and plausible (core's
+ * `timeInQueueSeconds`: a publisher clock up to a minute ahead records 0; a time further ahead or
+ * more than 30 days old records nothing).
  */
 function recordTimeInQueue(state: ChannelState, attributes: Attributes, timestamp: unknown): void {
   const metrics = state.opts.instr.metrics;
-  if (!metrics || typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp <= 0) return;
+  if (!metrics || typeof timestamp !== 'number') return;
   // AMQP timestamps are seconds; a value past MAX_SECONDS was set in milliseconds (Date.now()).
-  const seconds = timestamp > MAX_SECONDS ? timestamp / 1000 : timestamp;
-  metrics.timeInQueue.record(Math.max(0, Date.now() / 1000 - seconds), attributes);
+  const waited = timeInQueueSeconds(timestamp > MAX_SECONDS ? timestamp : timestamp * 1000);
+  if (waited !== undefined) metrics.timeInQueue.record(waited, attributes);
 }

@@ -394,6 +394,44 @@ describe('time in queue from the AMQP timestamp property (12.17)', () => {
   });
 });
 
+describe('time in queue: an implausible AMQP timestamp records nothing', () => {
+  it('far future, 1 s after the epoch, a huge value: no record; a publisher a few seconds ahead records 0', async () => {
+    const meters = testMeters();
+    try {
+      const channel: Channel = traceChannel(await amqp.connection.createChannel(), {
+        meterProvider: meters.meterProvider,
+      });
+      const queue = `amqpfix-tiq-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      await channel.consume(queue, (m) => m && channel.ack(m));
+      const now = Date.now();
+      const stamps = {
+        'future-s': Math.floor(now / 1000) + 86_400, // a day ahead, in seconds
+        'future-ms': now + 86_400_000, // a day ahead, in milliseconds
+        epoch: 1, // one second after the epoch: 56 years in the queue
+        huge: 2 ** 52, // read as milliseconds: the year 142,000
+        'old-ms': 1_000_000_000_000, // 2001 in milliseconds: decades in the queue
+        skew: Math.floor(now / 1000) + 5, // a publisher clock 5 s ahead
+        real: Math.floor(now / 1000) - 60, // a minute in the queue
+      };
+      for (const [id, timestamp] of Object.entries(stamps))
+        channel.sendToQueue(queue, Buffer.from(id), { timestamp, messageId: id });
+      await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 7);
+      const value = (await meters.collect()).get(METRIC_HOPTRACE_TIME_IN_QUEUE)?.points[0]?.value as {
+        count: number;
+        min: number;
+        max: number;
+      };
+      expect(value.count).toBe(2);
+      expect(value.min).toBe(0);
+      expect(value.max).toBeGreaterThanOrEqual(59);
+      expect(value.max).toBeLessThan(120);
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+});
+
 describe('routing keys: recorded by default, with a switch, never in span names (12.4)', () => {
   it('captureRoutingKey false leaves them out of every span; on by default a 255-byte key is recorded, not named', async () => {
     const exchange = `topic-${randomUUID()}`;

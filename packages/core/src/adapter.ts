@@ -151,6 +151,7 @@ export {
   startConsumerSpan,
   startSpanFromTemplate,
 } from './spans.ts';
+export { TIME_IN_QUEUE_MAX_MS, TIME_IN_QUEUE_MAX_SKEW_MS, timeInQueueSeconds } from './time-in-queue.ts';
 export {
   assertClient,
   assertOptionalBoolean,
