@@ -63,11 +63,18 @@ const COPIED_PROPERTIES = [
 ] as const;
 
 /**
- * Routing headers RabbitMQ reads on publish (sender-selected distribution): a copy carrying them
- * would also be routed to the original's CC routing keys. RabbitMQ drops `CC` from a message it
- * dead-letters to a given routing key, and never delivers `BCC`; the copy goes to the caller's key.
+ * Headers the copy leaves out, as RabbitMQ's own dead-lettering does:
+ * - `CC`, `BCC`: routing headers RabbitMQ reads on publish (sender-selected distribution); a copy
+ *   carrying them would also be routed to the original's CC routing keys. RabbitMQ drops `CC` from a
+ *   message it dead-letters to a given routing key, and never delivers `BCC`; the copy goes to the
+ *   caller's key.
+ * - `x-delivery-count` (quorum queues), `x-stream-offset` (streams): what the broker wrote on the
+ *   original's delivery, not on the message. A quorum queue writes the count only on a redelivery,
+ *   so a stale one would show the copy's first delivery as redelivered.
+ * The dead-letter history (`x-death`, `x-first-death-*`, `x-last-death-*`) stays, as it does on a
+ * message the broker dead-letters.
  */
-const ROUTING_HEADERS: ReadonlySet<string> = new Set(['CC', 'BCC']);
+const DROPPED_HEADERS: ReadonlySet<string> = new Set(['CC', 'BCC', 'x-delivery-count', 'x-stream-offset']);
 
 function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
   const own = headerText(headers?.[FAILURE_HEADERS.attempts]);
@@ -81,9 +88,12 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  * - the message's properties (content type, message id, correlation id, timestamp...) except
  *   `expiration`, which RabbitMQ also drops from dead letters, and `userId`, which RabbitMQ checks
  *   against the user of the connection that republishes;
- * - a copy of its headers but `CC` and `BCC` (which would route the copy to the original's other
- *   routing keys too; RabbitMQ drops them as well), so the creation context (`traceparent`) travels on and the consumer of
- *   the copy continues the original trace (per its relation policy);
+ * - a copy of its headers, so the creation context (`traceparent`) travels on and the consumer of
+ *   the copy continues the original trace (per its relation policy), and the dead-letter history
+ *   (`x-death`, `x-first-death-*`, `x-last-death-*`) with it; but not `CC` and `BCC` (which would
+ *   route the copy to the original's other routing keys too; RabbitMQ drops them as well), nor
+ *   what the broker wrote on the original's delivery, `x-delivery-count` (a quorum queue's, which its
+ *   dead-lettering drops too) and `x-stream-offset`;
  * - the lineage headers of `@hoptrace/core` (`failureHeaders`): `hoptrace-original-destination`,
  *   `hoptrace-error-type`, `hoptrace-error-message` (capped), `hoptrace-error-retryable`,
  *   `hoptrace-attempts`, and the failed attempt's context as `hoptrace-failed-traceparent`
@@ -125,7 +135,7 @@ export function deadLetterOptions(
   }
   if (source && typeof source === 'object') {
     for (const name of Object.keys(source)) {
-      if (!isLineageHeader(name) && !ROUTING_HEADERS.has(name)) out.headers[name] = source[name];
+      if (!isLineageHeader(name) && !DROPPED_HEADERS.has(name)) out.headers[name] = source[name];
     }
   }
   const exchange = message.fields?.exchange ?? '';

@@ -313,6 +313,88 @@ describe('deadLetterOptions: an application republishing a failed message to its
     expect(copy.properties.headers?.['hoptrace-error-type']).toBe('STOCK_UNAVAILABLE');
   });
 
+  // A quorum queue counts redeliveries in `x-delivery-count`; it describes that delivery, not the
+  // message. RabbitMQ's own dead-lettering drops it and keeps the dead-letter history (`x-death`,
+  // `x-first-death-*`); a copy that carried it would show a first delivery as redelivered (a quorum
+  // queue only writes the header on a redelivery, so a stale one stays).
+  it('a quorum queue redelivery: the copy keeps x-death and x-first-death-* but not x-delivery-count, as broker dead-lettering does', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const id = randomUUID();
+    const first = `amqpfix-first-${id}`;
+    const quorum = `amqpfix-qq-${id}`;
+    const parking = `amqpfix-parking-qq-${id}`;
+    const brokerDlq = `amqpfix-broker-dlq-${id}`;
+    await channel.assertQueue(brokerDlq, { exclusive: true });
+    try {
+      for (const name of [quorum, parking]) {
+        await channel.assertQueue(name, {
+          durable: true,
+          arguments: {
+            'x-queue-type': 'quorum',
+            ...(name === quorum
+              ? { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': brokerDlq }
+              : {}),
+          },
+        });
+      }
+      // dead-lettered once by the broker into the quorum queue, so the message has a death history
+      await channel.assertQueue(first, {
+        exclusive: true,
+        arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': quorum },
+      });
+      const deliveries: ConsumeMessage[] = [];
+      await channel.consume(quorum, (m) => {
+        if (!m) return;
+        deliveries.push(m);
+        const attempt = deliveries.filter((d) => d.content.equals(m.content)).length;
+        if (attempt === 1)
+          channel.nack(m); // requeued: the next delivery has x-delivery-count 1
+        else if (m.content.toString() === 'copy') {
+          channel.sendToQueue(
+            parking,
+            m.content,
+            deadLetterOptions(m, new StockError('gone'), { queue: quorum }),
+          );
+          channel.ack(m);
+        } else channel.nack(m, false, false); // broker dead-lettering, for comparison
+      });
+      const parked = deferred<ConsumeMessage>();
+      const deadLettered = deferred<ConsumeMessage>();
+      for (const [dead, arrived] of [
+        [parking, parked],
+        [brokerDlq, deadLettered],
+      ] as const) {
+        await channel.consume(dead, (m) => {
+          if (!m) return;
+          channel.ack(m);
+          arrived.resolve(m);
+        });
+      }
+      await channel.consume(first, (m) => m && channel.nack(m, false, false));
+      channel.sendToQueue(first, Buffer.from('copy'), { headers: { mine: 'kept' } });
+      const copy = await parked.promise;
+      channel.sendToQueue(first, Buffer.from('broker'), { headers: { mine: 'kept' } });
+      const brokerCopy = await deadLettered.promise;
+      const original = deliveries.find((d) => d.content.toString() === 'copy' && d.fields.redelivered);
+      expect(original?.properties.headers?.['x-delivery-count']).toBe(1);
+      const brokerHeaders = brokerCopy.properties.headers ?? {};
+      const copyHeaders = copy.properties.headers ?? {};
+      expect(brokerHeaders['x-delivery-count']).toBeUndefined();
+      expect(copyHeaders['x-delivery-count']).toBeUndefined();
+      const history = (h: Record<string, unknown>) =>
+        Object.keys(h)
+          .filter((k) => k.startsWith('x-'))
+          .sort();
+      expect(history(copyHeaders)).toEqual(history(brokerHeaders));
+      for (const name of ['x-death', 'x-first-death-queue', 'x-first-death-reason', 'x-first-death-exchange'])
+        expect(copyHeaders[name]).toEqual(original?.properties.headers?.[name]);
+      expect(copyHeaders.mine).toBe('kept');
+    } finally {
+      await channel.deleteQueue(quorum).catch(() => undefined);
+      await channel.deleteQueue(parking).catch(() => undefined);
+    }
+  });
+
   it('defaults: attempts from x-death or an earlier copy, destination from the routing key; bad options throw', () => {
     const source = {
       fields: { exchange: '', routingKey: 'orders' },
@@ -334,6 +416,25 @@ describe('deadLetterOptions: an application republishing a failed message to its
       'hoptrace-error-type': '_OTHER',
     });
     expect(out.headers['hoptrace-original-offset']).toBeUndefined();
+    // delivery annotations of the original's delivery go; the dead-letter history stays
+    const annotated = deadLetterOptions(
+      {
+        fields: { exchange: '', routingKey: 'orders' },
+        properties: {
+          headers: {
+            'x-delivery-count': 3,
+            'x-stream-offset': 12,
+            'x-last-death-queue': 'orders',
+            'x-first-death-queue': 'orders',
+          },
+        },
+      },
+      null,
+    );
+    expect(Object.keys(annotated.headers).filter((k) => k.startsWith('x-'))).toEqual([
+      'x-last-death-queue',
+      'x-first-death-queue',
+    ]);
     expect(out.expiration).toBeUndefined();
     expect(out.messageId).toBe('m');
     const again = deadLetterOptions(
