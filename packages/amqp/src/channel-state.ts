@@ -16,6 +16,7 @@ import { defaultSpanDestination } from './destination.ts';
 import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AmqpMessage, AnyFunction, TraceableChannel } from './types.ts';
+import { UnprovenSettles } from './unproven-settles.ts';
 
 /** The raw channel's methods, called with the raw channel as `this` (an EventEmitter in every amqplib). */
 export type RawChannel = TraceableChannel &
@@ -61,8 +62,10 @@ export class ChannelState {
   readonly receives = new Set<Operation>();
   /**
    * The greatest delivery tag of a message delivered on the channel (to any consumer, from amqplib's
-   * `delivery` event, or got through the traced channel); 0 before the first. Tags only grow on a channel, so a settle with `allUpTo` of a greater
-   * tag names no delivery of this channel: the broker settles nothing and closes the channel.
+   * `delivery` event, or got through the traced channel); 0 before the first. Tags only grow on a
+   * channel, so a settle with `allUpTo` of a greater tag names a message of another channel (the
+   * broker settles nothing and closes the channel) or one got through the raw channel object (the
+   * broker settles every delivery up to it): {@link unproven} until the channel tells.
    */
   lastDeliveryTag = 0;
   /**
@@ -73,6 +76,8 @@ export class ChannelState {
    * than the tag can be misread, so the memory empties whenever no delivery is open.
    */
   readonly #settledAlone = new Set<number>();
+  /** `allUpTo` settles of a tag greater than {@link lastDeliveryTag} when made (see {@link UnprovenSettles}). */
+  readonly unproven = new UnprovenSettles();
   readonly metrics: MetricAttributeCache;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
@@ -122,6 +127,7 @@ export class ChannelState {
     const connection = connectionClosing(this.raw);
     const type = connection ? ERROR_CONNECTION_CLOSED : ERROR_CHANNEL_CLOSED;
     const closed = connection ? 'connection closed' : 'channel closed';
+    this.unproven.clear();
     this.deliveries.abortAll(type, `${closed} before the message was settled`);
     for (const receive of this.receives) {
       receive.noteFailureType(type, `${closed} before amqplib answered the get`);
@@ -134,7 +140,9 @@ export class ChannelState {
   delivered(tag: unknown): void {
     // The greatest, not the latest noted: a promise get's tag is noted a microtask after amqplib
     // read it, when deliveries read in the same chunk after it may have been noted already.
-    if (typeof tag === 'number' && tag > this.lastDeliveryTag) this.lastDeliveryTag = tag;
+    if (typeof tag !== 'number' || tag <= this.lastDeliveryTag) return;
+    this.lastDeliveryTag = tag;
+    this.unproven.delivered(tag, this.deliveries);
   }
 
   /** Notes a tag amqplib just settled alone, or delivered without ack (see {@link #settledAlone}). */

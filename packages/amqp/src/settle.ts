@@ -19,8 +19,10 @@ interface SettleCall {
   tag: number | undefined;
   multiple: boolean;
   requeue: boolean;
-  /** The broker will settle nothing (see {@link decode}). */
+  /** hoptrace cannot tell yet that the broker settles anything (see {@link decode}). */
   settlesNone?: boolean;
+  /** `settlesNone` until the channel shows the tag was one of its own (see `UnprovenSettles`). */
+  unproven?: boolean;
 }
 
 /** amqplib's reading of `requeue`: absent means true, anything else by its truthiness (a bit on the wire). */
@@ -41,18 +43,20 @@ function tagOf(message: AmqpMessage | undefined, multiple: boolean): number | un
 
 /**
  * Decodes a settle call exactly as amqplib reads it (`allUpTo` and `requeue` by truthiness). An
- * `allUpTo` settle of a tag greater than any delivered on the channel (a message of another channel),
- * or of a tag the traced channel already settled alone, settles nothing: the broker refuses it
- * (unknown delivery tag) and closes the channel, whose close then ends the open spans.
+ * `allUpTo` settle of a tag the traced channel already settled alone settles nothing: the broker
+ * refuses it (unknown delivery tag) and closes the channel, whose close then ends the open spans.
+ * One of a tag greater than any delivered on the channel is unproven: a message of another channel
+ * (refused the same way), or one got through the raw channel object, which the broker settles with
+ * every delivery below it; the channel's next deliveries tell (see `UnprovenSettles`).
  */
 function decode(state: ChannelState, method: string, args: unknown[]): SettleCall {
   const call = decodeArgs(method, args);
-  if (
-    call.multiple &&
-    call.tag !== undefined &&
-    (call.tag > state.lastDeliveryTag || state.wasSettledAlone(call.tag))
-  )
+  if (!call.multiple || call.tag === undefined) return call;
+  if (state.wasSettledAlone(call.tag)) call.settlesNone = true;
+  else if (call.tag > state.lastDeliveryTag) {
     call.settlesNone = true;
+    call.unproven = true;
+  }
   return call;
 }
 
@@ -138,7 +142,8 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
 
 /** amqplib has made the settle call: the deliveries it settled end, and a tag settled alone is noted. */
 function afterSettle(state: ChannelState, call: SettleCall): void {
-  if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
+  if (call.unproven) state.unproven.add(call.tag as number, call.how, call.requeue);
+  else if (!call.settlesNone) state.deliveries.settle(call.tag, call.multiple, call.how, call.requeue);
   if (!call.multiple && call.tag !== undefined) state.settledAlone(call.tag);
 }
 

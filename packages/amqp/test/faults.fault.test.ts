@@ -735,6 +735,67 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
+  // A raw `get` on the same channel takes the next tag without hoptrace seeing it, so an allUpTo
+  // settle naming it looks like another channel's message (a greater tag than any delivery seen). The
+  // broker settles every delivery up to it; hoptrace knows once the channel shows a tag at least as
+  // great (the broker numbers each channel's deliveries 1, 2, 3..., and a refused settle closes the
+  // channel first).
+  it('an allUpTo ack or drop naming a message got through the raw channel: the broker settles every delivery below it, as without hoptrace; their spans end with that outcome at the next delivery', async () => {
+    const connection = await connect();
+    try {
+      const admin = await connection.createChannel();
+      /** Three deliveries open, a raw get (tag 4), an allUpTo settle of it, then a fifth delivery. */
+      async function run(
+        traced: boolean,
+        how: 'ack' | 'drop',
+      ): Promise<{ events: string[]; queued: number }> {
+        const raw = await connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        const events: string[] = [];
+        channel.on('error', (e: Error) => events.push(`error ${e.message.slice(0, 80)}`));
+        const queue = `amqpfix-q-${randomUUID()}`;
+        const pulled = `amqpfix-pulled-${randomUUID()}`;
+        await admin.assertQueue(queue);
+        await admin.assertQueue(pulled, { exclusive: true });
+        const got: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) got.push(m);
+        });
+        for (let i = 0; i < 3; i++)
+          admin.sendToQueue(queue, Buffer.from(String(i)), { messageId: `${how}-${i}` });
+        await until(() => got.length === 3, 'three deliveries');
+        admin.sendToQueue(pulled, Buffer.from('pulled'));
+        let message: GetMessage | false = false;
+        while (!message) message = await raw.get(pulled); // not through hoptrace
+        expect(message.fields.deliveryTag).toBe(4);
+        if (how === 'ack') channel.ack(message, true);
+        else channel.nack(message, true, false);
+        admin.sendToQueue(queue, Buffer.from('3'), { messageId: `${how}-3` });
+        await until(() => got.length === 4, 'the fifth delivery');
+        channel.ack(got[3] as ConsumeMessage);
+        await sleep(100);
+        await raw.close(); // anything not settled would be requeued now
+        const { messageCount } = await admin.checkQueue(queue);
+        await admin.deleteQueue(queue);
+        return { events, queued: messageCount };
+      }
+      for (const how of ['ack', 'drop'] as const) {
+        const withoutHoptrace = await run(false, how);
+        expect(withoutHoptrace).toEqual({ events: [], queued: 0 });
+        expect(await run(true, how)).toEqual(withoutHoptrace);
+        const ours = (s: readonly ReadableSpan[]) =>
+          s.filter((p) => String(p.attributes['messaging.message.id']).startsWith(`${how}-`));
+        const process = ours(await waitForSpans(spans, (s) => ours(s).length === 4));
+        for (const span of process.filter((p) => p.attributes['messaging.message.id'] !== `${how}-3`)) {
+          expect(span.attributes['hoptrace.rabbitmq.settlement']).toBe(how === 'ack' ? 'ack' : 'nack');
+          expect(span.attributes['error.type']).toBe(how === 'ack' ? undefined : 'rejected');
+        }
+        tracing.current.reset();
+      }
+    } finally {
+      await connection.close();
+    }
+  });
   it('a promise get answered in the same read as a later delivery: an allUpTo ack of that delivery settles it', async () => {
     const connection = await connect();
     const other = await connect();
