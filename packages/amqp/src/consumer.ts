@@ -111,7 +111,9 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   // handler in its context and keep nothing.
   if (!recording && metric === undefined)
     return contextApi.with(handlerContext, onMessage, undefined, message);
-  if (metric) recordTimeInQueue(state, metric.attributes, properties?.timestamp);
+  // A redelivery is not the start of the message's processing (BullMQ records a job's first start only).
+  if (metric && fields.redelivered !== true)
+    recordTimeInQueue(state, metric.attributes, properties?.timestamp);
   const operation = new Operation(instr, span, metric);
   // Tracked before the handler runs: it may ack synchronously. With acks, the span ends on settle;
   // a handler failure is recorded now and kept.
@@ -140,9 +142,9 @@ const MAX_SECONDS = 1e11;
 
 /**
  * Records `hoptrace.messaging.time_in_queue` from the AMQP `timestamp` property (seconds since the
- * epoch, as the publisher set it; milliseconds are recognized), when present and plausible (core's
- * `timeInQueueSeconds`: a publisher clock up to a minute ahead records 0; a time further ahead or
- * more than 30 days old records nothing).
+ * epoch, as the publisher set it; milliseconds are recognized) of a first delivery, when present
+ * and plausible (core's `timeInQueueSeconds`: a publisher clock up to a minute ahead records 0; a
+ * time further ahead or more than 30 days old records nothing).
  */
 function recordTimeInQueue(state: ChannelState, attributes: Attributes, timestamp: unknown): void {
   const metrics = state.opts.instr.metrics;

@@ -432,6 +432,32 @@ describe('time in queue: an implausible AMQP timestamp records nothing', () => {
   });
 });
 
+describe('time in queue: a redelivery is not the start of processing', () => {
+  it('a message nacked with requeue and redelivered records its time in queue once, as BullMQ records a job’s first start only', async () => {
+    const meters = testMeters();
+    try {
+      const channel: Channel = traceChannel(await amqp.connection.createChannel(), {
+        meterProvider: meters.meterProvider,
+      });
+      const queue = `amqpfix-tiq-redelivered-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      await channel.consume(queue, (m) => {
+        if (!m) return;
+        if (m.fields.redelivered) channel.ack(m);
+        else channel.nack(m); // requeued: delivered again
+      });
+      channel.sendToQueue(queue, Buffer.from('x'), { timestamp: Math.floor(Date.now() / 1000) - 60 });
+      await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
+      const value = (await meters.collect()).get(METRIC_HOPTRACE_TIME_IN_QUEUE)?.points[0]?.value as {
+        count: number;
+      };
+      expect(value.count).toBe(1);
+    } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+});
+
 describe('routing keys: recorded by default, with a switch, never in span names (12.4)', () => {
   it('captureRoutingKey false leaves them out of every span; on by default a 255-byte key is recorded, not named', async () => {
     const exchange = `topic-${randomUUID()}`;
