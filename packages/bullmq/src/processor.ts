@@ -17,6 +17,7 @@ import {
   runHook,
   setSpanAttributes,
   startConsumerSpan,
+  timeInQueueSeconds,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
 import {
@@ -270,14 +271,15 @@ function firstStart(job: JobLike, attemptsMade: number): boolean {
 
 /**
  * Milliseconds from the job becoming due (`timestamp` + the delay the producer asked for) to now,
- * or `undefined` without a timestamp. `opts.delay` is what the producer asked; BullMQ resets
- * `job.delay` once the job is promoted.
+ * or `undefined` without a timestamp or with an implausible one (core's `timeInQueueSeconds`).
+ * `opts.delay` is what the producer asked; BullMQ resets `job.delay` once the job is promoted.
  */
 function timeInQueueMs(job: JobLike): number | undefined {
   if (typeof job.timestamp !== 'number') return undefined;
   const optsDelay = job.opts?.delay;
   const delay = typeof optsDelay === 'number' ? optsDelay : typeof job.delay === 'number' ? job.delay : 0;
-  return Math.max(0, Date.now() - (job.timestamp + delay));
+  const waited = timeInQueueSeconds(job.timestamp + delay);
+  return waited === undefined ? undefined : Math.round(waited * 1000);
 }
 
 /**

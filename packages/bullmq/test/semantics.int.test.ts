@@ -124,6 +124,43 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     await meterProvider.shutdown();
   });
 
+  it('time in queue: a job timestamp no clock could have given (1 s after the epoch, a day ahead) records nothing, on the metric and the span', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { name, queue } = setup('tiq-bad');
+    let done = 0;
+    worker(
+      name,
+      async () => {
+        done++;
+      },
+      { meterProvider },
+    );
+    await queue.add('epoch', {}, { timestamp: 1000 });
+    await queue.add('ahead', {}, { timestamp: Date.now() + 86_400_000 });
+    await queue.add('real', {}, { timestamp: Date.now() - 5000 });
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 3,
+    );
+    expect(done).toBe(3);
+    const waitedMs = Object.fromEntries(
+      spansNamed(spans, `process ${name}`).map((s) => [
+        s.attributes['bullmq.job.name'],
+        s.attributes['bullmq.job.time_in_queue'],
+      ]),
+    );
+    expect(waitedMs.epoch).toBeUndefined();
+    expect(waitedMs.ahead).toBeUndefined();
+    expect(waitedMs.real).toBeGreaterThanOrEqual(5000);
+    const waited = (await collectMetrics(reader)).get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
+    const histogram = waited[0]?.value as { count: number; min: number; max: number };
+    expect(histogram.count).toBe(1);
+    expect(histogram.min).toBeGreaterThanOrEqual(5);
+    expect(histogram.max).toBeLessThan(60);
+    await meterProvider.shutdown();
+  });
+
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
     class RetryLater extends bullmq.DelayedError {}
     class Gone extends bullmq.UnrecoverableError {}

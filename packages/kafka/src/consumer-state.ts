@@ -6,6 +6,7 @@ import {
   type OperationMetric,
   type OperationTemplates,
   operationMetric,
+  timeInQueueSeconds,
 } from '@hoptrace/core/adapter';
 import type { ClientInfo } from './client-info.ts';
 import type { KafkaSettings } from './options.ts';
@@ -47,14 +48,14 @@ export function processMetric(
   );
 }
 
-/** Records how long a message waited in Kafka (from its timestamp), when metrics are on. */
+/**
+ * Records how long a message waited in Kafka (from its timestamp), when metrics are on and the
+ * timestamp is plausible (core's `timeInQueueSeconds`).
+ */
 export function recordTimeInQueue(state: ConsumerState, topic: string, timestamp: unknown): void {
   const metrics = state.instr.metrics;
   if (!metrics || typeof timestamp !== 'string') return;
-  const created = Number(timestamp);
-  if (!Number.isFinite(created) || created <= 0) return;
-  metrics.timeInQueue.record(
-    Math.max(0, Date.now() - created) / 1000,
-    state.metrics.get('process', topic, state.info.groupId),
-  );
+  const waited = timeInQueueSeconds(Number(timestamp));
+  if (waited !== undefined)
+    metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
 }

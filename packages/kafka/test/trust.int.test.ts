@@ -290,4 +290,40 @@ describe('12.17 time in queue', () => {
     expect(point.value.count).toBe(1);
     expect(point.value.min).toBeGreaterThanOrEqual(10);
   });
+
+  it('records nothing for a timestamp no clock could have given: 1 s after the epoch, a day ahead', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const raw = await clients.producer(kafka.producer());
+    await raw.send({
+      topic,
+      messages: [
+        { value: 'epoch', timestamp: '1000' },
+        { value: 'ahead', timestamp: String(Date.now() + 86_400_000) },
+        { value: 'real', timestamp: String(Date.now() - 10_000) },
+      ],
+    });
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId() }), { meterProvider }),
+      [topic],
+    );
+    let processed = 0;
+    await consumer.run({
+      eachMessage: async () => {
+        processed++;
+      },
+    });
+    await until(() => processed === 3, 'the consumer');
+    const { resourceMetrics } = await reader.collect();
+    const metric = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    const point = metric?.dataPoints[0] as { value: { count: number; min?: number; max?: number } };
+    expect(metric?.dataPoints).toHaveLength(1);
+    expect(point.value.count).toBe(1);
+    expect(point.value.min).toBeGreaterThanOrEqual(10);
+    expect(point.value.max).toBeLessThan(60);
+  });
 });

@@ -7,6 +7,7 @@ import {
   setSpanAttributes,
   startDeliverySpan,
   startSpanFromTemplate,
+  timeInQueueSeconds,
 } from '@hoptrace/core/adapter';
 import type { Context, Link } from '@opentelemetry/api';
 import { context as contextApi, ROOT_CONTEXT, trace } from '@opentelemetry/api';
@@ -61,12 +62,16 @@ function topicOf(message: ReceivedMessage): string | undefined {
   return typeof message.topic === 'string' ? message.topic : undefined;
 }
 
-/** Records how long the message waited in Kafka (from its timestamp), when metrics are on. */
+/**
+ * Records how long the message waited in Kafka (from its timestamp), when metrics are on and the
+ * timestamp is plausible (core's `timeInQueueSeconds`).
+ */
 function recordTimeInQueue(state: ConsumerState, topic: string | undefined, timestamp: unknown): void {
   const metrics = state.instr.metrics;
-  if (!metrics || typeof timestamp !== 'bigint' || timestamp <= 0n) return;
-  const waited = Math.max(0, Date.now() - Number(timestamp)) / 1000;
-  metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
+  if (!metrics || typeof timestamp !== 'bigint') return;
+  const waited = timeInQueueSeconds(Number(timestamp));
+  if (waited !== undefined)
+    metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
 }
 
 /**

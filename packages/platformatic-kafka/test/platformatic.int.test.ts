@@ -282,6 +282,29 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(second.attributes[ATTR_KAFKA_OFFSET]).toBe((first.attributes[ATTR_KAFKA_OFFSET] as number) + 1);
   });
 
+  it('time in queue: a timestamp no clock could have given (1 s after the epoch, a day ahead) records nothing', async () => {
+    const [topic] = (await createTopics()) as [string];
+    // One message per send: a record batch stores its records' timestamps as deltas from its first.
+    const producer = stringProducer();
+    await producer.send({ messages: [{ topic, value: 'epoch', timestamp: 1000n }] });
+    await producer.send({
+      messages: [{ topic, value: 'ahead', timestamp: BigInt(Date.now() + 86_400_000) }],
+    });
+    await producer.send({ messages: [{ topic, value: 'real', timestamp: BigInt(Date.now() - 10_000) }] });
+    const reader = new TestMetricReader();
+    const consumer = traceConsumer(stringConsumer({ groupId: groupId() }), {
+      meterProvider: new MeterProvider({ readers: [reader] }),
+    });
+    const got = await take(await streamOf(consumer, [topic]), 3);
+    expect(got.map((m) => m.value)).toEqual(['epoch', 'ahead', 'real']);
+    const points = await metricPoints(reader, 'hoptrace.messaging.time_in_queue');
+    expect(points).toHaveLength(1);
+    const value = points[0]?.value as { count: number; min: number; max: number } | undefined;
+    expect(value?.count).toBe(1);
+    expect(value?.min).toBeGreaterThanOrEqual(10);
+    expect(value?.max).toBeLessThan(60);
+  });
+
   it('ends a message span when the next message is asked for, and on break', async () => {
     const [topic] = (await createTopics()) as [string];
     const producer = traceProducer(stringProducer());
