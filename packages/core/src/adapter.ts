@@ -36,6 +36,7 @@ export {
   recordFailure,
 } from './errors.ts';
 export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
+export { fieldCaseVariants } from './field-case.ts';
 export { runHook } from './hooks.ts';
 export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {

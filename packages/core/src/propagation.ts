@@ -10,6 +10,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { type HeaderCarrier, headerGetter, recordSetter } from './carrier.ts';
+import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
 import { relayHop, restartedFrom } from './hops.ts';
 
 /**
@@ -141,7 +142,9 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
  * `tracestate` up to date, or unless the hop budget of the caller's trace ran out where `context`
  * started a new trace: then the copy carries the new trace (see `withBudgetRestart`). A field the
  * caller set is never overwritten otherwise (a malformed
- * `traceparent` stays as they sent it), and the caller's object is never written to.
+ * `traceparent` stays as they sent it), and the caller's object is never written to. A copy leaves
+ * out the caller's headers that spell a propagation field in another case (`Traceparent`,
+ * `X-B3-TraceId`; see `fieldCaseVariants`), so no field travels twice.
  *
  * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
  * @param injected - `injectContext(context)` when the caller already has it (one send injects its
@@ -160,9 +163,13 @@ export function sendHeaders<V>(
     if (!relayed) return headers;
     // Only the W3C tracestate carries the hop counter; every other field stays as the caller sent it.
     const state = injectContext(trace.setSpanContext(ROOT_CONTEXT, relayed)).tracestate;
-    return state === undefined ? headers : { ...headers, tracestate: state };
+    if (state === undefined) return headers;
+    const relayedCopy: Record<string, V | string> = { ...headers, tracestate: state };
+    dropFieldCaseVariants(relayedCopy);
+    return relayedCopy;
   }
   const out: Record<string, V | string> = headers ? { ...headers } : {};
+  if (headers) dropFieldCaseVariants(out);
   const fields = fieldsToAdd(headers, injected ?? injectContext(context));
   for (const key in fields) out[key] = fields[key] as string;
   return out;
@@ -206,15 +213,11 @@ function replacedContext<V>(
   context: Context,
 ): Readonly<Record<string, V | string>> {
   const out: Record<string, V | string> = { ...headers };
-  let fields: readonly unknown[] = ['traceparent', 'tracestate'];
-  try {
-    const listed: unknown = propagation.fields();
-    if (Array.isArray(listed)) fields = listed;
-  } catch {
-    // a propagator whose fields() throws: drop the W3C trace fields, the ones hoptrace counts hops in
+  dropFieldCaseVariants(out);
+  // A propagator whose fields() throws or lists no array: the W3C trace fields, where hops are counted.
+  for (const field of propagatorFields()) {
+    if (typeof field === 'string' && field !== 'baggage') delete out[field];
   }
-  // (the same when it lists no array)
-  for (const field of fields) if (typeof field === 'string' && field !== 'baggage') delete out[field];
   const injected = injectContext(context);
   for (const key in injected) out[key] = injected[key] as string;
   return out;

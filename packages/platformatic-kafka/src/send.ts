@@ -4,6 +4,7 @@ import {
   addKafkaPositionAttributes,
   callerSpanContext,
   copyWith,
+  fieldCaseVariants,
   fieldsToAdd,
   holdTransactionalSend,
   injectContext,
@@ -260,9 +261,12 @@ export function carrying(
     encoded = encodedChanges(state, view, sendHeaders(view, context, caller));
   } else {
     encoded = shared ? shared() : encodeHeaders(injectContext(context), state.encodings);
-    // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it.
+    // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it; one
+    // spelled in another case (`Traceparent`) is left out, so no field travels twice.
     const add = encoded && fieldsToAdd(view, encoded.changes);
-    if (add && add !== encoded?.changes) encoded = encodeHeaders(add, state.encodings);
+    const variants = encoded && fieldCaseVariants(view);
+    if (add && (add !== encoded?.changes || variants))
+      encoded = encodeHeaders(add, state.encodings, variants);
   }
   if (!encoded || (encoded.entries.length === 0 && !encoded.removed)) return message;
   return copyWith(message, MESSAGE_FIELDS, {
