@@ -64,7 +64,7 @@ export function deadLetterMessage(
   const message = failed.message;
   const original = readHeaders(message.headers);
   const headers: IHeaders = {};
-  for (const key in original) if (!isLineageHeader(key)) headers[key] = original[key];
+  for (const key of Object.keys(original)) if (!isLineageHeader(key)) setHeader(headers, key, original[key]);
   const lineage = nextFailureHeaders(original, {
     error,
     destination: failed.topic,
@@ -74,9 +74,30 @@ export function deadLetterMessage(
     classifyError: options?.classifyError,
     context: options?.context,
   });
-  for (const key in lineage) headers[key] = lineage[key];
+  for (const key in lineage) setHeader(headers, key, lineage[key]);
   const out: Message = { key: message.key, value: message.value, headers };
   return out;
+}
+
+/**
+ * Writes `value` as `headers`' own field `key`, also when the key is `__proto__` (an assignment would
+ * replace the object's prototype instead, losing the header and sending the prototype's fields).
+ */
+function setHeader(headers: IHeaders, key: string, value: IHeaders[string]): void {
+  Object.defineProperty(headers, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/**
+ * What kafkajs can write of a received header value: an array (a repeated header) keeps its string
+ * and Buffer entries only. kafkajs decodes a header named like an `Object.prototype` field
+ * (`__proto__`, `constructor`, `hasOwnProperty`) as an array led by that inherited value (say
+ * `[Object.prototype, <Buffer>]`), which it could not send back. `undefined` when nothing is left.
+ */
+function writable(value: unknown): IHeaders[string] {
+  if (!Array.isArray(value)) return value as IHeaders[string];
+  const kept = value.filter((entry) => typeof entry === 'string' || Buffer.isBuffer(entry));
+  if (kept.length === value.length) return value as IHeaders[string];
+  return kept.length === 0 ? undefined : (kept as IHeaders[string]);
 }
 
 /** A plain copy of a received header map; entries whose read throws are left out. */
@@ -91,8 +112,8 @@ function readHeaders(headers: KafkaMessage['headers']): IHeaders {
   }
   for (const key of keys) {
     try {
-      const value = headers[key];
-      if (value !== undefined) out[key] = value;
+      const value = writable(headers[key]);
+      if (value !== undefined) setHeader(out, key, value);
     } catch {
       // An unreadable header is left out; the rest still travel.
     }

@@ -167,7 +167,11 @@ export function withHeaders(
     if (headers instanceof Map) {
       for (const [key, value] of headers) {
         const name = headerName(key);
-        if (name === undefined || !(name in encoded.changes || encoded.removed?.includes(name))) {
+        // own fields only: a header named `constructor` or `__proto__` is not one hoptrace writes
+        if (
+          name === undefined ||
+          !(Object.hasOwn(encoded.changes, name) || encoded.removed?.includes(name))
+        ) {
           out.set(key, value);
         }
       }

@@ -292,7 +292,7 @@ function encodedChanges(
   let removed: string[] | undefined;
   if (view && out !== view) {
     for (const name in view) {
-      if (name in out) continue;
+      if (Object.hasOwn(out, name)) continue;
       removed ??= [];
       removed.push(name);
     }
