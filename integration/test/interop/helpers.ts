@@ -5,6 +5,19 @@ import { promisify } from 'node:util';
 import { brokerEndpoint } from '@hoptrace/test-kit';
 import type { SpanKind } from '@opentelemetry/api';
 import { Kafka, logLevel } from 'kafkajs';
+import { afterEach } from 'vitest';
+
+/** What to undo after the test, last first (see `useCleanup`). */
+export type Cleanup = Array<() => Promise<unknown>>;
+
+/** Returns the list of what to undo after each test of the file, run last first, failures ignored. */
+export function useCleanup(): Cleanup {
+  const cleanup: Cleanup = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
+  });
+  return cleanup;
+}
 
 /** A kafkajs client (untraced) for the shared test broker. */
 export function kafkajsClient(clientId: string): Kafka {
@@ -45,6 +58,12 @@ export interface PeerSeen {
   headers: Record<string, string | string[]>;
 }
 
+/** What one run of the peer reports: the spans it exported and what its handlers saw. */
+export interface PeerRun {
+  spans: PeerSpan[];
+  seen: PeerSeen[];
+}
+
 /** The brokers the peer speaks to, one client library each. */
 export type PeerBroker = 'kafka' | 'platformatic' | 'amqp' | 'bullmq';
 
@@ -57,13 +76,13 @@ const PEER = fileURLToPath(new URL('./fixtures/incumbent-peer.mjs', import.meta.
  * settings (see the fixture). Well inside a test's timeout, so a peer that hangs fails with its output.
  */
 export async function runPeer(
-  cleanup: Array<() => Promise<unknown>>,
+  cleanup: Cleanup,
   broker: PeerBroker,
   role: 'produce' | 'consume',
   destination: string,
   count = 1,
   options: Record<string, string> = {},
-): Promise<{ spans: PeerSpan[]; seen: PeerSeen[] }> {
+): Promise<PeerRun> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options };
   if (broker === 'kafka' || broker === 'platformatic')
     env.PEER_KAFKA_BROKERS = brokerEndpoint('kafka').brokers.join(',');

@@ -1,27 +1,21 @@
 import { randomUUID } from 'node:crypto';
-import { traceChannel } from '@hoptrace/amqp';
-import { traceProcessor, traceQueue } from '@hoptrace/bullmq';
+import { traceQueue } from '@hoptrace/bullmq';
 import { traceKafka } from '@hoptrace/kafka';
-import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/platformatic-kafka';
+import { withMessageContext } from '@hoptrace/platformatic-kafka';
 import { brokerEndpoint, parentSpanId, until, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
-import amqplib from 'amqplib';
-import { Queue, Worker } from 'bullmq';
-import { afterEach, describe, expect, it } from 'vitest';
-import { kafkajsClient, newTopic, type PeerBroker, type PeerSpan, runPeer } from './helpers.ts';
+import { Queue } from 'bullmq';
+import { describe, expect, it } from 'vitest';
+import { kafkajsClient, newTopic, type PeerBroker, type PeerSpan, runPeer, useCleanup } from './helpers.ts';
+import * as our from './our-clients.ts';
 
 // hoptrace on one side, another tool in another process on the other: the OpenTelemetry contrib
 // instrumentations (kafkajs, amqplib, registered at require time), @platformatic/kafka-opentelemetry
 // (diagnostics channels) and BullMQ's own telemetry (bullmq-otel). Through the standard headers every message keeps one trace, both ways.
 const tracing = useTestTracing({ leakGraceMs: 5000 });
 const spans = (): ReadableSpan[] => tracing.current.spans();
-
-const cleanup: Array<() => Promise<unknown>> = [];
-afterEach(async () => {
-  for (const fn of cleanup.splice(0).reverse()) await fn().catch(() => undefined);
-});
+const cleanup = useCleanup();
 
 /** Runs the peer process (traced by the other tool) and returns the spans it exported. */
 const peer = async (
@@ -39,6 +33,13 @@ function only<T>(items: T[], what: string): T {
 const ourOnly = (kind: SpanKind, what: string): ReadableSpan =>
   only(
     spans().filter((s) => s.kind === kind),
+    what,
+  );
+
+/** Our one span named `name` (the test made exactly one). */
+const ourNamed = (name: string, what: string): ReadableSpan =>
+  only(
+    spans().filter((s) => s.name === name),
     what,
   );
 
@@ -79,10 +80,7 @@ describe('Kafka: @hoptrace/kafka and @opentelemetry/instrumentation-kafkajs in a
   it('their producer -> our consumer: our process span is a child of their send span', async () => {
     const topic = await newTopic('hoptrace-tools');
     const peerSpans = await peer('kafka', 'produce', topic);
-    const consumer = traceKafka(kafka()).consumer({ groupId: `tools-${randomUUID()}`, maxWaitTimeInMs: 100 });
-    cleanup.push(() => consumer.disconnect());
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const consumer = await our.kafkajsConsumer(cleanup, traceKafka(kafka()), [topic]);
     let received = 0;
     await consumer.run({
       eachMessage: async () => {
@@ -90,92 +88,43 @@ describe('Kafka: @hoptrace/kafka and @opentelemetry/instrumentation-kafkajs in a
       },
     });
     await until(() => received === 1 && spans().some((s) => s.name === `process ${topic}`), 'the message');
-    expectContinues(
-      only(
-        spans().filter((s) => s.name === `process ${topic}`),
-        'our process span',
-      ),
-      peerSpans,
-    );
+    expectContinues(ourNamed(`process ${topic}`, 'our process span'), peerSpans);
   });
 
   it('our producer -> their consumer: their process span is a child of our send span', async () => {
     const topic = await newTopic('hoptrace-tools');
-    const producer = traceKafka(kafka()).producer();
-    cleanup.push(() => producer.disconnect());
-    await producer.connect();
+    const producer = await our.kafkajsProducer(cleanup, traceKafka(kafka()));
     const request = await inRequest(() => producer.send({ topic, messages: [{ value: 'from-hoptrace' }] }));
-    const send = only(
-      spans().filter((s) => s.name === `send ${topic}`),
-      'our send span',
-    );
+    const send = ourNamed(`send ${topic}`, 'our send span');
     expect(send.spanContext().traceId).toBe(request.traceId);
     expectPeerContinues(await peer('kafka', 'consume', topic), send);
   });
 });
 
 describe('Kafka: @hoptrace/platformatic-kafka and @platformatic/kafka-opentelemetry in another process', () => {
-  const bootstrapBrokers = () => brokerEndpoint('kafka').brokers;
-
   it('their producer -> our consumer: our process span is a child of their send span', async () => {
     const topic = await newTopic('hoptrace-tools');
     const peerSpans = await peer('platformatic', 'produce', topic);
-    const consumer = traceConsumer(
-      new Consumer({
-        clientId: 'interop-tools',
-        groupId: `tools-${randomUUID()}`,
-        bootstrapBrokers: bootstrapBrokers(),
-        maxWaitTime: 100,
-        deserializers: stringDeserializers,
-      }),
-    );
-    cleanup.push(() => consumer.close(true));
-    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
-    cleanup.push(() => stream.close());
-    for await (const message of stream) {
+    for await (const message of await our.platformaticStream(cleanup, topic)) {
       await withMessageContext(message, async () => undefined);
       break;
     }
-    expectContinues(
-      only(
-        spans().filter((s) => s.name === `process ${topic}`),
-        'our process span',
-      ),
-      peerSpans,
-    );
+    expectContinues(ourNamed(`process ${topic}`, 'our process span'), peerSpans);
   });
 
   it('our producer -> their consumer: their process span is a child of our send span', async () => {
     const topic = await newTopic('hoptrace-tools');
-    const producer = traceProducer(
-      new Producer({
-        clientId: 'interop-tools',
-        bootstrapBrokers: bootstrapBrokers(),
-        serializers: stringSerializers,
-      }),
-    );
-    cleanup.push(() => producer.close());
+    const producer = our.platformaticProducer(cleanup);
     await inRequest(() => producer.send({ messages: [{ topic, value: 'from-hoptrace' }] }));
-    const send = only(
-      spans().filter((s) => s.name === `send ${topic}`),
-      'our send span',
-    );
+    const send = ourNamed(`send ${topic}`, 'our send span');
     expectPeerContinues(await peer('platformatic', 'consume', topic), send);
   });
 });
 
 describe('RabbitMQ: @hoptrace/amqp and @opentelemetry/instrumentation-amqplib in another process', () => {
-  async function channel() {
-    const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
-    cleanup.push(() => connection.close());
-    return connection.createChannel();
-  }
-
   it('their publisher -> our consumer: our process span is a child of their publish span', async () => {
     const queue = `hoptrace-tools-${randomUUID()}`;
-    const traced = traceChannel(await channel());
-    await traced.assertQueue(queue, { durable: false });
-    cleanup.push(() => traced.deleteQueue(queue));
+    const { ch: traced } = await our.amqpChannel(cleanup, [queue]);
     const peerSpans = await peer('amqp', 'produce', queue);
     let received = 0;
     await traced.consume(queue, (message) => {
@@ -188,9 +137,7 @@ describe('RabbitMQ: @hoptrace/amqp and @opentelemetry/instrumentation-amqplib in
 
   it('our publisher -> their consumer: their process span is a child of our send span', async () => {
     const queue = `hoptrace-tools-${randomUUID()}`;
-    const traced = traceChannel(await channel());
-    await traced.assertQueue(queue, { durable: false });
-    cleanup.push(() => traced.deleteQueue(queue));
+    const { ch: traced } = await our.amqpChannel(cleanup, [queue]);
     await inRequest(async () => traced.sendToQueue(queue, Buffer.from('from-hoptrace')));
     const send = ourOnly(SpanKind.PRODUCER, 'our send span');
     expectPeerContinues(await peer('amqp', 'consume', queue), send);
@@ -203,25 +150,18 @@ describe("BullMQ: @hoptrace/bullmq and BullMQ's own telemetry (bullmq-otel) in a
   it('their queue -> our worker: our process span is a child of their add span', async () => {
     const name = `hoptrace-tools-${randomUUID()}`;
     const peerSpans = await peer('bullmq', 'produce', name);
-    const leftover = new Queue(name, { connection: connection() });
-    cleanup.push(() => leftover.obliterate({ force: true }).finally(() => leftover.close()));
+    our.dropAfter(cleanup, new Queue(name, { connection: connection() }));
     let processed = 0;
-    const worker = new Worker(
-      name,
-      traceProcessor(async () => {
-        processed++;
-      }),
-      { connection: connection() },
-    );
-    cleanup.push(() => worker.close());
+    our.bullmqWorker(cleanup, name, async () => {
+      processed++;
+    });
     await until(() => processed === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the job');
     expectContinues(ourOnly(SpanKind.CONSUMER, 'our process span'), peerSpans);
   });
 
   it('our queue -> their worker: their process span is a child of our add span', async () => {
     const name = `hoptrace-tools-${randomUUID()}`;
-    const queue = traceQueue(new Queue(name, { connection: connection() }));
-    cleanup.push(() => queue.obliterate({ force: true }).finally(() => queue.close()));
+    const queue = our.dropAfter(cleanup, traceQueue(new Queue(name, { connection: connection() })));
     await inRequest(() => queue.add('from-hoptrace', { n: 1 }));
     const send = ourOnly(SpanKind.PRODUCER, 'our send span');
     expectPeerContinues(await peer('bullmq', 'consume', name), send);
