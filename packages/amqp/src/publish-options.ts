@@ -43,6 +43,16 @@ export function encodedHeaders<H extends Readonly<Record<string, unknown>> | nul
 ): H {
   if (headers === null || typeof headers !== 'object' || isPlain(headers)) return headers;
   const flat: Record<string, unknown> = {};
-  for (const key in headers) flat[key] = headers[key];
+  for (const key in headers) {
+    // an assignment to `__proto__` would set the copy's prototype instead of a header
+    if (key === '__proto__')
+      Object.defineProperty(flat, key, {
+        value: headers[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    else flat[key] = headers[key];
+  }
   return flat as H;
 }

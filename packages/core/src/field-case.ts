@@ -17,13 +17,23 @@ export function propagatorFields(): readonly unknown[] {
   }
 }
 
-/** The last field list seen and its names in lower case (propagators hand out the same array each call). */
+/**
+ * The last field list seen and its names in lower case. The SDK's composite propagator hands out a
+ * new array with the same names on every call: a list equal to the last one reuses its set.
+ */
 let lastFields: readonly unknown[] | undefined;
 let lastLowered: ReadonlySet<string> = new Set();
 
+function sameFields(a: readonly unknown[], b: readonly unknown[] | undefined): boolean {
+  if (a === b) return true;
+  if (!b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function loweredFields(): ReadonlySet<string> {
   const fields = propagatorFields();
-  if (fields !== lastFields) {
+  if (!sameFields(fields, lastFields)) {
     const lowered = new Set<string>();
     for (const field of fields) if (typeof field === 'string') lowered.add(field.toLowerCase());
     lastFields = fields;
