@@ -2,6 +2,7 @@ import { ATTR_HOPTRACE_ATTEMPT_FINAL, ATTR_HOPTRACE_ERROR_RETRYABLE } from '@hop
 import { type Instrumentation, Operation, type OperationMetric } from '@hoptrace/core/adapter';
 import type { Span, TimeInput } from '@opentelemetry/api';
 import { rememberFailedAttempt } from './dead-letter.ts';
+import { type JobMarks, jobMarks, movedSince } from './job-moves.ts';
 import { bullmqErrorName } from './scope.ts';
 
 /** BullMQ's error that fails a job at once, whatever attempts remain. */
@@ -51,6 +52,8 @@ export class Attempt extends Operation {
   readonly #span: Span | undefined;
   readonly #lastByCount: boolean;
   readonly #worker: unknown;
+  /** The job's marks at the start, read only for an attempt a worker runs (see `movedByProcessor`). */
+  readonly #marks: JobMarks | undefined;
   #unrecoverable = false;
   #abandoned = false;
   #owner: AttemptOwner | undefined;
@@ -75,6 +78,17 @@ export class Attempt extends Operation {
     this.jobId = jobId;
     this.#lastByCount = last;
     this.#worker = worker;
+    this.#marks = worker === undefined ? undefined : jobMarks(job);
+  }
+
+  /**
+   * Whether the processor moved its job itself (`moveToCompleted`, `moveToFailed`, `moveToDelayed`)
+   * since the attempt started: BullMQ then fails to renew the job's lock and may hand the job out
+   * again while the processor still runs, without giving up on this attempt. Always `false` for an
+   * attempt no worker runs.
+   */
+  movedByProcessor(): boolean {
+    return this.#marks !== undefined && movedSince(this.#job, this.#marks);
   }
 
   /** A timed-out attempt is abandoned: BullMQ decides its fate (see {@link abandon}). */

@@ -14,11 +14,17 @@ interface WorkerEvents {
  * their processor never returns: `lockRenewalFailed` (BullMQ >= 6), `stalled` (the job was moved back
  * to wait), `failed` by the stall check (BullMQ 5.x, a job stalled past `maxStalledCount`),
  * `closed` (a forced close leaves processors running), or the same job handed to this worker again.
+ * An attempt whose processor moved its job itself (completed, failed or delayed it) and still runs
+ * is not given up on: only `closed` ends it (else its processor's outcome does).
  * Only listens; never adds an `error` listener (that would change how the worker's errors surface).
- * Holds only open attempts (at most the worker's concurrency).
+ * Holds only open attempts (at most the worker's concurrency, plus those whose processor moved
+ * their job and still runs).
  */
 class WorkerWatch implements AttemptOwner {
+  /** The latest open attempt of each job. */
   readonly #open = new Map<string, Attempt>();
+  /** Open attempts whose job, moved by their processor, was handed to this worker again. */
+  readonly #displaced = new Set<Attempt>();
 
   constructor(worker: WorkerEvents) {
     worker.on('lockRenewalFailed', (ids: unknown) => {
@@ -38,16 +44,21 @@ class WorkerWatch implements AttemptOwner {
       }
     });
     worker.on('closed', () => {
-      for (const attempt of [...this.#open.values()])
+      for (const attempt of [...this.#open.values(), ...this.#displaced])
         attempt.abandon(ERROR_WORKER_CLOSED, 'worker closed while the job was processed');
     });
   }
 
-  /** Tracks `attempt` until it ends; an older open attempt of the same job was given up by BullMQ. */
+  /**
+   * Tracks `attempt` until it ends. An older open attempt of the same job was given up by BullMQ,
+   * unless its processor moved the job itself: that one stays open until its processor returns.
+   */
   track(attempt: Attempt): void {
     const id = attempt.jobId;
     if (id === undefined) return;
-    this.#abandon(id, ERROR_STALLED, 'job handed to the worker again');
+    const older = this.#open.get(id);
+    if (older?.movedByProcessor()) this.#displaced.add(older);
+    else older?.abandon(ERROR_STALLED, 'job handed to the worker again');
     this.#open.set(id, attempt);
     attempt.ownedBy(this);
   }
@@ -55,11 +66,14 @@ class WorkerWatch implements AttemptOwner {
   release(attempt: Attempt): void {
     const id = attempt.jobId;
     if (id !== undefined && this.#open.get(id) === attempt) this.#open.delete(id);
+    this.#displaced.delete(attempt);
   }
 
+  /** Ends the open attempt of job `id`, unless its processor moved the job itself. */
   #abandon(id: unknown, type: string, message: string): void {
     if (typeof id !== 'string') return;
-    this.#open.get(id)?.abandon(type, message);
+    const attempt = this.#open.get(id);
+    if (attempt && !attempt.movedByProcessor()) attempt.abandon(type, message);
   }
 }
 

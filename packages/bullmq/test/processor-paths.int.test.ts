@@ -26,6 +26,8 @@ type AnyWorker = ReturnType<typeof makeWorker>;
 /** What the application and Redis observe of one run of a scenario. */
 interface Observed {
   worker: string[];
+  /** The worker's distinct `error` messages, sorted: BullMQ's timers repeat them a varying number of times. */
+  errors: string[];
   queueEvents: string[];
   jobs: Record<string, unknown>[];
   extra: unknown[];
@@ -104,12 +106,12 @@ async function observe(
   const queue = traced ? traceQueue(rawQueue) : rawQueue;
   const events = new bullmq.QueueEvents(name, { connection, lastEventId: '0-0' });
   await events.waitUntilReady();
-  const observed: Observed = { worker: [], queueEvents: [], jobs: [], extra: [] };
+  const observed: Observed = { worker: [], errors: [], queueEvents: [], jobs: [], extra: [] };
   const ids = new Map<string, string>();
   const idOf = (id: unknown) => {
     const key = String(id);
     if (!ids.has(key)) ids.set(key, `#${ids.size + 1}`);
-    return ids.get(key);
+    return ids.get(key) as string;
   };
   const counts = new Map<string, number>();
   const bump = (e: string) => counts.set(e, (counts.get(e) ?? 0) + 1);
@@ -147,10 +149,8 @@ async function observe(
                   : a && typeof a === 'object' && 'id' in a
                     ? idOf(a.id)
                     : '';
-          const line = `${e} ${detail}`;
-          // Timer-driven repeats (a lock renewal failing every renewal period) vary by a tick.
-          if (e === 'error' && observed.worker.at(-1) === line) return;
-          observed.worker.push(line);
+          if (e !== 'error') observed.worker.push(`${e} ${detail}`);
+          else if (!observed.errors.includes(detail)) observed.errors = [...observed.errors, detail].sort();
         });
       workers.push(w);
       return w;
@@ -178,7 +178,7 @@ async function observe(
     await rawQueue.obliterate({ force: true }).catch(() => undefined);
     await rawQueue.close();
   }
-  const realIds = new Map([...ids].map(([real, alias]) => [alias as string, real]));
+  const realIds = new Map([...ids].map(([real, alias]) => [alias, real]));
   return { observed, name, realIds };
 }
 
@@ -474,5 +474,87 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
       await sleep(500);
     });
     expect(outcomes(jobs)).toEqual({ '#1': ['UNSET'], '#2': [], '#3': ['UNSET'] });
+  });
+
+  // A processor that moved its job itself and keeps running is not an attempt BullMQ gave up on:
+  // BullMQ 6's failing lock renewals for it, and the job's next run, must not end its span.
+  it('a processor still running after its own moveToCompleted, past lock renewals: its span ends when it returns', async () => {
+    const jobs = await differential(bullmq, async (ctx) => {
+      ctx.worker(
+        async (job, token) => {
+          await job.moveToCompleted('manual', token as string, false);
+          await sleep(1500);
+          return 'after';
+        },
+        { lockDuration: 600, stalledInterval: 60_000 },
+      );
+      await ctx.queue.add('j', { n: 1 });
+      await ctx.waitFor('queue:completed');
+      await sleep(2000);
+    });
+    expect(outcomes(jobs)).toEqual({ '#1': ['UNSET'] });
+  });
+
+  it('a step job still running after moveToDelayed, past lock renewals, then DelayedError: control flow, not lock_lost', async () => {
+    const jobs = await differential(bullmq, async (ctx) => {
+      let calls = 0;
+      ctx.worker(
+        async (job, token) => {
+          if (++calls === 1) {
+            await job.moveToDelayed(Date.now() + 2500, token);
+            await sleep(1500);
+            throw new ctx.bullmq.DelayedError();
+          }
+          return 'done';
+        },
+        { lockDuration: 600, stalledInterval: 60_000 },
+      );
+      await ctx.queue.add('j', { n: 1 });
+      await ctx.waitFor('completed');
+    });
+    expect(outcomes(jobs)).toEqual({ '#1': ['UNSET DelayedError', 'UNSET'] });
+  });
+
+  it('a step job still running after moveToDelayed when BullMQ hands the job out again: control flow, not stalled', async () => {
+    const jobs = await differential(bullmq, async (ctx) => {
+      let calls = 0;
+      ctx.worker(
+        async (job, token) => {
+          if (++calls === 1) {
+            await job.moveToDelayed(Date.now() + 50, token);
+            await sleep(800);
+            throw new ctx.bullmq.DelayedError();
+          }
+          return 'done';
+        },
+        { concurrency: 2 },
+      );
+      await ctx.queue.add('j', { n: 1 });
+      await ctx.waitFor('completed');
+      await sleep(1000);
+    });
+    expect(outcomes(jobs)).toEqual({ '#1': ['UNSET DelayedError', 'UNSET'] });
+  });
+
+  it('close(true) with a processor still running after it moved its job, the job handed out again: its span ends (worker_closed)', async () => {
+    const jobs = await differential(bullmq, async (ctx) => {
+      let calls = 0;
+      const w = ctx.worker(
+        async (job, token) => {
+          if (++calls === 1) {
+            await job.moveToDelayed(Date.now() + 50, token);
+            await sleep(1500);
+            throw new ctx.bullmq.DelayedError();
+          }
+          return 'done';
+        },
+        { concurrency: 2 },
+      );
+      await ctx.queue.add('j', { n: 1 });
+      await ctx.waitFor('completed');
+      await w.close(true);
+      await sleep(1500);
+    });
+    expect(outcomes(jobs)).toEqual({ '#1': ['ERROR worker_closed', 'UNSET'] });
   });
 });

@@ -243,6 +243,42 @@ describe('attempts BullMQ gives up on (worker events)', () => {
     worker.emit('closed');
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
+
+  it('an attempt whose processor moved its job itself is not given up on; only closed ends it', () => {
+    const worker = fakeWorker();
+    const wrapped = traceProcessor(async (_job: unknown) => new Promise<never>(() => undefined));
+    // As BullMQ's moveToCompleted / moveToFailed count the attempt and moveToDelayed sets the delay.
+    const completed = { id: '7', queueName: 'q', attemptsMade: 0, delay: 0 };
+    const delayed = { id: '8', queueName: 'q', attemptsMade: 0, delay: 0 };
+    void wrapped.call(worker, completed);
+    void wrapped.call(worker, delayed);
+    completed.attemptsMade = 1;
+    delayed.delay = 5000;
+    worker.emit('lockRenewalFailed', ['7', '8']);
+    worker.emit('stalled', '7', 'active');
+    void wrapped.call(worker, { id: '8', queueName: 'q', attemptsMade: 0, delay: 0 });
+    expect(tracing.current.spans()).toHaveLength(0);
+    worker.emit('closed');
+    expect(tracing.current.spans().map((s) => s.attributes['error.type'])).toEqual([
+      'worker_closed',
+      'worker_closed',
+      'worker_closed',
+    ]);
+  });
+
+  it('a job whose marks cannot be read is taken as not moved by its processor', () => {
+    const worker = fakeWorker();
+    const wrapped = traceProcessor(async (_job: unknown) => new Promise<never>(() => undefined));
+    const job = { id: '7', queueName: 'q', attemptsMade: 0 };
+    void wrapped.call(worker, job);
+    Object.defineProperty(job, 'attemptsMade', {
+      get() {
+        throw new Error('hostile');
+      },
+    });
+    worker.emit('lockRenewalFailed', ['7']);
+    expect(tracing.current.spans().map((s) => s.attributes['error.type'])).toEqual(['lock_lost']);
+  });
 });
 
 describe('parse once (11.4)', () => {
