@@ -64,6 +64,7 @@ export interface JobLike {
   delay?: number | undefined;
   repeatJobKey?: string | undefined;
   parentKey?: string | undefined;
+  stacktrace?: unknown;
 }
 
 /** Any processor function: `(job, token?, signal?) => result` (sync or async). */
@@ -261,12 +262,24 @@ function creationLink(creation: MessageContext): Link[] | undefined {
 /**
  * Whether this is the job's first start: no attempt failed yet, and BullMQ (which counts every move
  * to active in `attemptsStarted`) has not run it before, as it has a job re-run after a
- * `DelayedError`, a flow parent back from waiting for its children, or a stalled job.
+ * `DelayedError`, a flow parent back from waiting for its children, or a stalled job. A failed job
+ * retried with its counters reset (`retry('failed', { resetAttemptsMade, resetAttemptsStarted })`)
+ * still carries the stack trace of its failure.
  */
 function firstStart(job: JobLike, attemptsMade: number): boolean {
   if (attemptsMade !== 0) return false;
   const started = job.attemptsStarted;
-  return typeof started !== 'number' || started <= 1;
+  if (typeof started === 'number' && started > 1) return false;
+  return !listsFailure(job.stacktrace);
+}
+
+/**
+ * Whether a job's `stacktrace` lists a failure: an array in a worker, the JSON string of one in a
+ * sandboxed processor.
+ */
+function listsFailure(stacktrace: unknown): boolean {
+  if (Array.isArray(stacktrace)) return stacktrace.length > 0;
+  return typeof stacktrace === 'string' && stacktrace.startsWith('[') && stacktrace !== '[]';
 }
 
 /**

@@ -352,6 +352,42 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
   });
 
   if (label.startsWith('newest')) {
+    it('a failed job retried with its counters reset (BullMQ 6) records its time in queue once, on its first start', async () => {
+      const reader = new TestMetricReader();
+      const meterProvider = new MeterProvider({ readers: [reader] });
+      const { name, queue, raw } = setup('retry-tiq');
+      const failed = deferred();
+      const completed = deferred();
+      let fail = true;
+      const w = worker(
+        name,
+        async () => {
+          if (fail) throw new Error('first');
+          return 'ok';
+        },
+        { meterProvider },
+      );
+      w.on('failed', () => failed.resolve());
+      w.on('completed', () => completed.resolve());
+      const added = await queue.add('tiq', {});
+      await failed.promise;
+      fail = false;
+      const job = await bullmq.Job.fromId(raw, added.id as string);
+      await job?.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      await completed.promise;
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 2,
+      );
+      const [first, rerun] = byAttempt(spansNamed(spans, `process ${name}`));
+      expect(first?.attributes['bullmq.job.time_in_queue']).toBeTypeOf('number');
+      expect(rerun?.attributes['bullmq.job.attempt']).toBe(1);
+      expect(rerun?.attributes['bullmq.job.time_in_queue']).toBeUndefined();
+      const waited = (await collectMetrics(reader)).get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
+      expect((waited[0]?.value as { count: number } | undefined)?.count).toBe(1);
+      await meterProvider.shutdown();
+    });
+
     it('WaitingError (BullMQ 6): UNSET with a control_flow event', async () => {
       const { name, queue } = setup('ctl-wait');
       const completed = deferred();

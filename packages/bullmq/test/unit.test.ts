@@ -199,6 +199,21 @@ describe('wrappers', () => {
   });
 });
 
+describe('time in queue', () => {
+  it.each([
+    ['a fresh job', [], true],
+    ['a fresh sandboxed job (stacktrace as JSON)', '[]', true],
+    ['a failed job retried with its counters reset', ['Error: first'], false],
+    ['the same, sandboxed', '["Error: first"]', false],
+  ] as const)('%s: recorded %s', async (_what, stacktrace, recorded) => {
+    const wrapped = traceProcessor(async (_job: unknown) => 'ok');
+    const timestamp = Date.now() - 50;
+    await wrapped({ id: '1', queueName: 'q', attemptsMade: 0, attemptsStarted: 1, timestamp, stacktrace });
+    const [span] = tracing.current.spans();
+    expect(span?.attributes['bullmq.job.time_in_queue'] !== undefined).toBe(recorded);
+  });
+});
+
 describe('attempts BullMQ gives up on (worker events)', () => {
   /** A stand-in for a BullMQ Worker: the processor is called as its method, as BullMQ does. */
   function fakeWorker() {
