@@ -142,9 +142,19 @@ export class DeliveryTracker {
     this.#compact();
   }
 
-  /** `channel.recover()`: every open delivery will be redelivered; their spans end as `recovered`. */
-  recoverAll(): void {
+  /**
+   * `channel.recover()`: every open delivery will be redelivered; their spans end as `recovered`.
+   * Those with a tag up to `keepUpTo` stay open: an `allUpTo` settle not yet proven may have settled
+   * them before the broker read the recover (see `UnprovenSettles`).
+   */
+  recoverAll(keepUpTo = 0): void {
     for (const delivery of this.#drain()) {
+      if (delivery.tag <= keepUpTo) {
+        delivery.tracked = true;
+        this.#byTag.set(delivery.tag, delivery);
+        this.#queue.push(delivery);
+        continue;
+      }
       delivery.operation.setAttribute(ATTR_HOPTRACE_RABBITMQ_SETTLEMENT, 'recovered');
       this.#end(delivery);
     }

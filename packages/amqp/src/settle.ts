@@ -150,12 +150,14 @@ function afterSettle(state: ChannelState, call: SettleCall): void {
 /**
  * A traced `recover()`: amqplib asks the broker to redeliver every unacknowledged message; once the
  * call is made, the open deliveries' process spans end as `recovered` (the redeliveries get spans
- * of their own).
+ * of their own). Deliveries an unproven `allUpTo` settle may have settled stay open: the broker
+ * read that settle first, so they were settled (not redelivered) unless it closes the channel; the
+ * next delivery or the close ends them (see `UnprovenSettles`).
  */
 export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
   const result = state.call('recover', args);
   // Both APIs: the promise API returns a promise, the callback API takes a callback; the request is
   // on its way either way, and a delivery that arrives after it is a redelivery.
-  state.deliveries.recoverAll();
+  state.deliveries.recoverAll(state.unproven.greatestTag);
   return result;
 }

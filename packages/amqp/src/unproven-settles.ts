@@ -19,7 +19,8 @@ const MAX_UNPROVEN = 64;
  * least as great, the settle's tag was one of its own and was accepted (a refused one would have
  * closed the channel first): the deliveries up to it end then, with the settle's outcome. A channel
  * that closes first ends them `channel_closed` (a refused settle; or, when nothing was delivered
- * since, a close hoptrace cannot tell from one).
+ * since, a close hoptrace cannot tell from one). A `recover()` meanwhile does not end them as
+ * recovered: the broker reads the settle before the recover ({@link greatestTag}).
  */
 export class UnprovenSettles {
   #pending: UnprovenSettle[] = [];
@@ -40,6 +41,13 @@ export class UnprovenSettles {
       const settle = pending.shift() as UnprovenSettle;
       deliveries.settle(settle.tag, true, settle.how, settle.requeue);
     }
+  }
+
+  /** The greatest tag of a settle not yet proven; 0 when there is none. */
+  get greatestTag(): number {
+    let greatest = 0;
+    for (const settle of this.#pending) if (settle.tag > greatest) greatest = settle.tag;
+    return greatest;
   }
 
   /** The channel closed: nothing more can be proven. */

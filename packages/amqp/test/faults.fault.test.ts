@@ -796,6 +796,59 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await connection.close();
     }
   });
+  // recover() after such a settle: the broker handles the settle first, so the deliveries up to its
+  // tag were settled (the channel would have closed on a refused one) and are not redelivered; their
+  // spans must not end as recovered.
+  it('recover() after an allUpTo ack naming a raw get: the deliveries below it are acked, not recovered, as without hoptrace', async () => {
+    const connection = await connect();
+    try {
+      const admin = await connection.createChannel();
+      async function run(traced: boolean): Promise<{ events: string[]; delivered: number; queued: number }> {
+        const raw = await connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        const events: string[] = [];
+        channel.on('error', (e: Error) => events.push(`error ${e.message.slice(0, 80)}`));
+        const queue = `amqpfix-todayrev-recover-${randomUUID()}`;
+        const pulled = `amqpfix-todayrev-pulled-${randomUUID()}`;
+        await admin.assertQueue(queue);
+        await admin.assertQueue(pulled, { exclusive: true });
+        const got: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) got.push(m);
+        });
+        for (let i = 0; i < 2; i++)
+          admin.sendToQueue(queue, Buffer.from(String(i)), { messageId: `rec-${i}` });
+        await until(() => got.length === 2, 'two deliveries');
+        admin.sendToQueue(pulled, Buffer.from('pulled'));
+        let message: GetMessage | false = false;
+        while (!message) message = await raw.get(pulled); // not through hoptrace
+        expect(message.fields.deliveryTag).toBe(3);
+        channel.ack(message, true);
+        await channel.recover(); // nothing left unacked: nothing redelivered
+        admin.sendToQueue(queue, Buffer.from('2'), { messageId: 'rec-2' });
+        await until(() => got.length >= 3, 'the third delivery');
+        channel.ack(got[2] as ConsumeMessage);
+        await sleep(100);
+        const delivered = got.length;
+        await raw.close();
+        const { messageCount } = await admin.checkQueue(queue);
+        await admin.deleteQueue(queue);
+        return { events, delivered, queued: messageCount };
+      }
+      const withoutHoptrace = await run(false);
+      expect(withoutHoptrace).toEqual({ events: [], delivered: 3, queued: 0 });
+      expect(await run(true)).toEqual(withoutHoptrace);
+      const ours = (s: readonly ReadableSpan[]) =>
+        s.filter((p) => String(p.attributes['messaging.message.id']).startsWith('rec-'));
+      const process = ours(await waitForSpans(spans, (s) => ours(s).length === 3));
+      for (const span of process) {
+        expect(span.attributes['hoptrace.rabbitmq.settlement']).toBe('ack');
+        expect(span.attributes['error.type']).toBeUndefined();
+      }
+    } finally {
+      await connection.close();
+    }
+  });
   it('a promise get answered in the same read as a later delivery: an allUpTo ack of that delivery settles it', async () => {
     const connection = await connect();
     const other = await connect();
