@@ -17,6 +17,7 @@ import {
   runHook,
   setSpanAttributes,
   startConsumerSpan,
+  TIME_IN_QUEUE_MAX_SKEW_MS,
   timeInQueueSeconds,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
@@ -285,13 +286,19 @@ function listsFailure(stacktrace: unknown): boolean {
 /**
  * Milliseconds from the job becoming due (`timestamp` + the delay the producer asked for) to now,
  * or `undefined` without a timestamp or with an implausible one (core's `timeInQueueSeconds`).
- * `opts.delay` is what the producer asked; BullMQ resets `job.delay` once the job is promoted.
+ * `opts.delay` is what the producer asked; BullMQ resets `job.delay` once the job is promoted. A
+ * job started before that delay ran out, though created no later than now (give or take the skew
+ * allowed), was made due early (`job.promote()`, `job.changeDelay()`, which leave `opts.delay`
+ * as it was): BullMQ keeps no time of that, so its wait counts as 0 rather than as implausible.
  */
 function timeInQueueMs(job: JobLike): number | undefined {
   if (typeof job.timestamp !== 'number') return undefined;
   const optsDelay = job.opts?.delay;
   const delay = typeof optsDelay === 'number' ? optsDelay : typeof job.delay === 'number' ? job.delay : 0;
-  const waited = timeInQueueSeconds(job.timestamp + delay);
+  const now = Date.now();
+  const due = job.timestamp + delay;
+  const madeDueEarly = due > now && job.timestamp <= now + TIME_IN_QUEUE_MAX_SKEW_MS;
+  const waited = timeInQueueSeconds(madeDueEarly ? now : due, now);
   return waited === undefined ? undefined : Math.round(waited * 1000);
 }
 

@@ -161,6 +161,30 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     await meterProvider.shutdown();
   });
 
+  it('time in queue: a delayed job promoted (job.promote) or re-delayed shorter (job.changeDelay) before its delay ran out still records its wait, on the metric and the span', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const { name, queue } = setup('todayrev-tiq-promoted');
+    worker(name, async () => undefined, { meterProvider });
+    const promoted = await queue.add('promoted', {}, { delay: 600_000 });
+    const changed = await queue.add('changed', {}, { delay: 600_000 });
+    await promoted.promote();
+    await changed.changeDelay(50);
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length === 2,
+    );
+    for (const span of spansNamed(spans, `process ${name}`)) {
+      const waitedMs = span.attributes['bullmq.job.time_in_queue'];
+      expect(waitedMs, String(span.attributes['bullmq.job.name'])).toBeTypeOf('number');
+      expect(waitedMs).toBeGreaterThanOrEqual(0);
+      expect(waitedMs).toBeLessThan(60_000);
+    }
+    const waited = (await collectMetrics(reader)).get(METRIC_HOPTRACE_TIME_IN_QUEUE) ?? [];
+    expect((waited[0]?.value as { count: number } | undefined)?.count).toBe(2);
+    await meterProvider.shutdown();
+  });
+
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
     class RetryLater extends bullmq.DelayedError {}
     class Gone extends bullmq.UnrecoverableError {}
