@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { deadLetterOptions, traceChannel } from '@hoptrace/amqp';
 import {
   brokerEndpoint,
+  type Deferred,
   deferred,
   onlySpan,
   parentSpanId,
@@ -18,7 +19,7 @@ import {
 } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { traceparentOf, useConnection } from './helpers.ts';
 
@@ -34,6 +35,17 @@ const classifyError = (error: unknown) =>
   error instanceof StockError ? { type: error.code, retryable: false } : undefined;
 
 /** Reads one message from `queue` in a separate Node process that loads plain amqplib and nothing else. */
+/** Consumes (and acks) `queue`; resolves with the first message it delivers. */
+async function firstArrival(channel: Channel, queue: string): Promise<Deferred<ConsumeMessage>> {
+  const arrived = deferred<ConsumeMessage>();
+  await channel.consume(queue, (m) => {
+    if (!m) return;
+    channel.ack(m);
+    arrived.resolve(m);
+  });
+  return arrived;
+}
+
 function readRawInAnotherProcess(queue: string): {
   headers: Record<string, unknown>;
   properties: Record<string, unknown>;
@@ -287,18 +299,8 @@ describe('deadLetterOptions: an application republishing a failed message to its
         channel.ack(m);
       } else channel.nack(m, false, false); // broker dead-lettering, for comparison
     });
-    const parked = deferred<ConsumeMessage>();
-    const deadLettered = deferred<ConsumeMessage>();
-    for (const [dead, arrived] of [
-      [dlq, parked],
-      [brokerDlq, deadLettered],
-    ] as const) {
-      await channel.consume(dead, (m) => {
-        if (!m) return;
-        channel.ack(m);
-        arrived.resolve(m);
-      });
-    }
+    const parked = await firstArrival(channel, dlq);
+    const deadLettered = await firstArrival(channel, brokerDlq);
     channel.publish(exchange, 'orders', Buffer.from('order 7'), { CC: [audit] });
     const copy = await parked.promise;
     channel.publish(exchange, 'orders', Buffer.from('order 8'), { CC: [audit] });
@@ -358,18 +360,8 @@ describe('deadLetterOptions: an application republishing a failed message to its
           channel.ack(m);
         } else channel.nack(m, false, false); // broker dead-lettering, for comparison
       });
-      const parked = deferred<ConsumeMessage>();
-      const deadLettered = deferred<ConsumeMessage>();
-      for (const [dead, arrived] of [
-        [parking, parked],
-        [brokerDlq, deadLettered],
-      ] as const) {
-        await channel.consume(dead, (m) => {
-          if (!m) return;
-          channel.ack(m);
-          arrived.resolve(m);
-        });
-      }
+      const parked = await firstArrival(channel, parking);
+      const deadLettered = await firstArrival(channel, brokerDlq);
       await channel.consume(first, (m) => m && channel.nack(m, false, false));
       channel.sendToQueue(first, Buffer.from('copy'), { headers: { mine: 'kept' } });
       const copy = await parked.promise;

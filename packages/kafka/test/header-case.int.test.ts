@@ -1,26 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { traceKafka } from '@hoptrace/kafka';
 import { until, useTestTracing } from '@hoptrace/test-kit';
 import { context, trace } from '@opentelemetry/api';
 import type { IHeaders, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { groupId, newKafka, useKafkaClients } from './helpers.ts';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 useTestTracing();
 const clients = useKafkaClients();
 const STALE = `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
-
-async function topic(kafka: Kafka): Promise<string> {
-  const name = `hdrfix-case-${randomUUID()}`;
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic: name }], waitForLeaders: true });
-  } finally {
-    await admin.disconnect();
-  }
-  return name;
-}
 
 /** What a plain kafkajs consumer reads: each header name with its text, in wire order. */
 async function received(kafka: Kafka, name: string, count: number): Promise<[string, string][][]> {
@@ -40,7 +27,7 @@ async function received(kafka: Kafka, name: string, count: number): Promise<[str
 describe('kafkajs: caller headers naming a propagation field in another case', () => {
   it('a stale Traceparent/Tracestate/Baggage travels once, as the fresh lowercase field; other headers as sent', async () => {
     const raw = newKafka('hdrfix-raw');
-    const name = await topic(raw);
+    const [name] = (await createTopics(raw)) as [string];
     const producer = await clients.producer(traceKafka(newKafka('hdrfix')).producer());
     const request = trace.getTracer('app').startSpan('request');
     const headers: IHeaders = { Traceparent: STALE, TRACESTATE: 'old=1', Baggage: 'tenant=stale', app: 'a' };

@@ -1,25 +1,12 @@
-import { randomUUID } from 'node:crypto';
 import { deadLetterMessage, traceKafka } from '@hoptrace/kafka';
 import { until, useTestTracing } from '@hoptrace/test-kit';
 import type { EachMessagePayload, IHeaders, Kafka, Producer } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { groupId, newKafka, useKafkaClients } from './helpers.ts';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
 
 useTestTracing();
 const clients = useKafkaClients();
 const NAMES = ['__proto__', 'constructor', 'hasOwnProperty'] as const;
-
-async function topic(kafka: Kafka): Promise<string> {
-  const name = `hdrfix-proto-${randomUUID()}`;
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic: name }], waitForLeaders: true });
-  } finally {
-    await admin.disconnect();
-  }
-  return name;
-}
 
 /** Headers owning the given names as plain fields (a computed key never sets the prototype). */
 function ownHeaders(): IHeaders {
@@ -57,7 +44,7 @@ describe('kafkajs: headers named __proto__, constructor, hasOwnProperty', () => 
 
   it('a traced send carries them as a raw send does', async () => {
     const raw = newKafka('hdrfix-raw');
-    const [a, b] = [await topic(raw), await topic(raw)];
+    const [a, b] = (await createTopics(raw, 2)) as [string, string];
     await sent(await clients.producer(raw.producer()), a);
     await sent(await clients.producer(traceKafka(newKafka('hdrfix')).producer()), b);
     const [rawOut] = await payloads(raw, a, 1);
@@ -70,7 +57,7 @@ describe('kafkajs: headers named __proto__, constructor, hasOwnProperty', () => 
 
   it('deadLetterMessage keeps them as own headers, pollutes no prototype, and its copy sends', async () => {
     const raw = newKafka('hdrfix-raw');
-    const [orders, dlq] = [await topic(raw), await topic(raw)];
+    const [orders, dlq] = (await createTopics(raw, 2)) as [string, string];
     const producer = await clients.producer(traceKafka(newKafka('hdrfix')).producer());
     await sent(producer, orders);
     const [failed] = await payloads(raw, orders, 1);

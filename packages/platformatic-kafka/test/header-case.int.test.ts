@@ -1,9 +1,9 @@
 import { traceProducer } from '@hoptrace/platformatic-kafka';
-import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
+import { sleep, useTestTracing } from '@hoptrace/test-kit';
 import { context, trace } from '@opentelemetry/api';
-import { Consumer, Producer } from '@platformatic/kafka';
+import { Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
-import { brokers, cleanup, createTopics, groupId, runCleanup, stringProducer } from './helpers.ts';
+import { brokers, cleanup, createTopics, rawMessages, runCleanup, stringProducer } from './helpers.ts';
 
 useTestTracing();
 afterEach(runCleanup);
@@ -11,21 +11,9 @@ const STALE = `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
 
 /** What a plain consumer reads: each header name with its text, in wire order, per message. */
 async function received(topic: string, count: number): Promise<[string, string][][]> {
-  const consumer = new Consumer({
-    clientId: 'hdrfix-raw',
-    groupId: groupId(),
-    bootstrapBrokers: brokers(),
-    maxWaitTime: 200,
-  });
-  cleanup.push(() => consumer.close(true));
-  const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
-  cleanup.push(() => stream.close());
-  const out: [string, string][][] = [];
-  stream.on('data', (message) => {
-    out.push([...message.headers].map(([k, v]) => [k.toString(), v.toString()]));
-  });
-  await until(() => out.length >= count);
-  return out;
+  return (await rawMessages(topic, count)).map((message) =>
+    [...message.headers].map(([k, v]) => [k.toString(), v.toString()]),
+  );
 }
 
 describe('@platformatic/kafka: caller headers naming a propagation field in another case', () => {

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { brokerEndpoint } from '@hoptrace/test-kit';
+import { brokerEndpoint, until } from '@hoptrace/test-kit';
 import {
   Admin,
   Consumer,
   type ConsumerOptions,
+  type Message,
   type MessagesStream,
   Producer,
   type ProducerOptions,
@@ -77,4 +78,23 @@ export async function streamOf<K, V, HK, HV>(
   const stream = await consumer.consume({ topics, mode: 'earliest' });
   cleanup.push(() => stream.close());
   return stream;
+}
+
+/** The first `count` messages a plain (untraced, Buffer) consumer of a fresh group reads from `topic`. */
+export async function rawMessages(
+  topic: string,
+  count: number,
+): Promise<Message<Buffer, Buffer, Buffer, Buffer>[]> {
+  const consumer = new Consumer({
+    clientId: 'plt-raw-consumer',
+    groupId: groupId(),
+    bootstrapBrokers: brokers(),
+    maxWaitTime: 200,
+  });
+  cleanup.push(() => consumer.close(true));
+  const stream = await streamOf(consumer, [topic]);
+  const out: Message<Buffer, Buffer, Buffer, Buffer>[] = [];
+  stream.on('data', (message) => out.push(message));
+  await until(() => out.length >= count);
+  return out;
 }

@@ -1,29 +1,12 @@
 import { deadLetterMessage, traceProducer } from '@hoptrace/platformatic-kafka';
-import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
-import { Consumer, type Message, Producer } from '@platformatic/kafka';
+import { sleep, useTestTracing } from '@hoptrace/test-kit';
+import { type Message, Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
-import { brokers, cleanup, createTopics, groupId, runCleanup, stringProducer } from './helpers.ts';
+import { brokers, cleanup, createTopics, rawMessages, runCleanup, stringProducer } from './helpers.ts';
 
 useTestTracing();
 afterEach(runCleanup);
 const NAMES = ['__proto__', 'constructor', 'hasOwnProperty'] as const;
-
-/** The messages a plain consumer reads from `topic`. */
-async function received(topic: string, count: number): Promise<Message<Buffer, Buffer, Buffer, Buffer>[]> {
-  const consumer = new Consumer({
-    clientId: 'hdrfix-raw',
-    groupId: groupId(),
-    bootstrapBrokers: brokers(),
-    maxWaitTime: 200,
-  });
-  cleanup.push(() => consumer.close(true));
-  const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
-  cleanup.push(() => stream.close());
-  const out: Message<Buffer, Buffer, Buffer, Buffer>[] = [];
-  stream.on('data', (message) => out.push(message));
-  await until(() => out.length >= count);
-  return out;
-}
 
 /** Header names and texts but the propagation fields, in wire order. */
 function texts(message: Message<Buffer, Buffer, Buffer, Buffer> | undefined): [string, string][] {
@@ -54,8 +37,8 @@ describe('@platformatic/kafka: headers named __proto__, constructor, hasOwnPrope
       await s.send({ messages: [{ topic, value: '2', headers: strings() }] });
       await s.send({ messages: [{ topic, value: '3', headers: record() as never }] });
     }
-    const raw = (await received(rawTopic, 3)).map(texts);
-    const traced = (await received(tracedTopic, 3)).map(texts);
+    const raw = (await rawMessages(rawTopic, 3)).map(texts);
+    const traced = (await rawMessages(tracedTopic, 3)).map(texts);
     expect(traced).toEqual(raw);
     for (const wire of traced) expect(wire.map(([k]) => k)).toEqual([...NAMES]);
   });
@@ -67,10 +50,10 @@ describe('@platformatic/kafka: headers named __proto__, constructor, hasOwnPrope
     cleanup.push(() => producer.close());
     const headers = new Map(NAMES.map((n) => [Buffer.from(n), Buffer.from(`v-${n}`)]));
     await producer.send({ messages: [{ topic: orders, value: Buffer.from('v'), headers }] });
-    const [failed] = await received(orders, 1);
+    const [failed] = await rawMessages(orders, 1);
     const copy = deadLetterMessage(failed as Message<Buffer, Buffer, Buffer, Buffer>, new Error('boom'));
     await producer.send({ messages: [{ ...copy, topic: dlq }] });
-    const [dead] = await received(dlq, 1);
+    const [dead] = await rawMessages(dlq, 1);
     expect(texts(dead)).toEqual(NAMES.map((n) => [n, `v-${n}`]));
   });
 });
