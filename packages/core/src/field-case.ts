@@ -47,8 +47,11 @@ function loweredFields(): ReadonlySet<string> {
  * in another case (`Traceparent`, `TRACESTATE`, `Baggage`, `X-B3-TraceId`): left over from another
  * context, they would travel beside the fields hoptrace writes under the propagator's own names, and
  * a reader that matches names without regard to case could take the stale one. A copy hoptrace
- * sends leaves them out. Names spelled exactly as the propagator's are not listed. `undefined` when
- * there are none. Never throws (a header object whose keys cannot be listed has none).
+ * sends leaves them out. Names spelled exactly as the propagator's are not listed, nor are lower-case
+ * names: the known propagators write lower-case names, and a header map without capitals never asks
+ * the propagator for its fields (no per-send cost); the lower-case twin of a mixed-case name a custom
+ * propagator writes travels on. `undefined` when there are none. Never throws (a header object whose
+ * keys cannot be listed has none), and reads no header value.
  */
 export function fieldCaseVariants(
   headers: Readonly<Record<string, unknown>> | null | undefined,

@@ -1,7 +1,7 @@
 import { extractContext, withContextHeaders } from '@hoptrace/core';
-import { callerSpanContext, sendHeaders } from '@hoptrace/core/adapter';
+import { callerSpanContext, fieldCaseVariants, sendHeaders } from '@hoptrace/core/adapter';
 import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
-import { propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { propagation, ROOT_CONTEXT, type TextMapPropagator, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 
 const STALE = `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
@@ -87,5 +87,67 @@ describe('caller headers naming a propagation field in another case', () => {
     ]) {
       expect(trace.getSpanContext(extractContext(headers, ROOT_CONTEXT))?.traceId).toBe(FRESH_TRACE);
     }
+  });
+});
+
+describe('fieldCaseVariants: edge cases', () => {
+  let tracing: TestTracing | undefined;
+  afterEach(() => {
+    tracing?.uninstall();
+    tracing = undefined;
+    propagation.disable();
+  });
+
+  it('B3 single header: a caller B3 of a stale trace is not sent beside the fresh b3', () => {
+    tracing = installTestTracing({ propagator: 'b3' });
+    const headers = { B3: `${'1'.repeat(32)}-${'2'.repeat(16)}-1`, app: 'a' };
+    const context = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: FRESH_TRACE,
+      spanId: '00f067aa0ba902b7',
+      traceFlags: 1,
+    });
+    const out = sendHeaders(headers, context, callerSpanContext(headers));
+    expect(named(out, 'b3')).toEqual(['b3']);
+    expect(String(out.b3).startsWith(FRESH_TRACE)).toBe(true);
+    expect(out.app).toBe('a');
+  });
+
+  it('a header object whose keys cannot be listed, or a getter that throws: no variants, no throw, no getter called', () => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+    const hostile = new Proxy(
+      {},
+      {
+        ownKeys() {
+          throw new Error('no keys');
+        },
+      },
+    );
+    expect(fieldCaseVariants(hostile)).toBeUndefined();
+    let read = 0;
+    const getter = Object.defineProperty({ Traceparent: STALE }, 'Baggage', {
+      enumerable: true,
+      get() {
+        read++;
+        throw new Error('no value');
+      },
+    });
+    expect(fieldCaseVariants(getter)).toEqual(['Traceparent', 'Baggage']);
+    expect(read).toBe(0);
+  });
+
+  it('a propagator writing a mixed-case name: its exact spelling is the caller’s own; other spellings but the lower-case one go', () => {
+    const propagator: TextMapPropagator = {
+      inject: (ctx, carrier, setter) => {
+        const span = trace.getSpanContext(ctx);
+        if (span) setter.set(carrier, 'X-Trace', span.traceId);
+      },
+      extract: (ctx) => ctx,
+      fields: () => ['X-Trace'],
+    };
+    propagation.setGlobalPropagator(propagator);
+    expect(fieldCaseVariants({ 'X-Trace': 'mine', 'X-TRACE': 'stale', other: '1' })).toEqual(['X-TRACE']);
+    // Lower-case names are never listed (the path every all-lower-case header map takes): a
+    // lower-case twin of a mixed-case field travels on.
+    expect(fieldCaseVariants({ 'x-trace': 'stale' })).toBeUndefined();
   });
 });
