@@ -226,7 +226,7 @@ export function traceBatch(
   const perMessage = settings.batchSpans === 'message';
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i] as KafkaMessage;
-    recordTimeInQueue(state, batch.topic, message.timestamp);
+    recordTimeInQueue(state, batch.topic, batch.partition, message.offset, message.timestamp);
     // `batch` mode past the link cap: nothing to parse now (a message's own span, if the handler
     // asks for one, reads its headers then).
     if (!perMessage && links.length >= settings.maxBatchLinks) continue;

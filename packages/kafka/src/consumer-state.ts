@@ -28,6 +28,11 @@ export interface ConsumerState {
   readonly open: Set<Operation>;
   /** eachBatch batches in flight (finished on stop/disconnect). */
   readonly batches: Set<OpenBatch>;
+  /**
+   * The greatest offset whose time in queue was recorded, per topic and partition (filled only with
+   * metrics on): a message at or below it is one kafkajs delivers again (see {@link recordTimeInQueue}).
+   */
+  readonly timedOffsets: Map<string, Map<number, number>>;
 }
 
 /** The process metric of one topic (with the consumer group once known), or undefined without metrics. */
@@ -49,13 +54,37 @@ export function processMetric(
 }
 
 /**
- * Records how long a message waited in Kafka (from its timestamp), when metrics are on and the
- * timestamp is plausible (core's `timeInQueueSeconds`).
+ * Records how long a message waited in Kafka (from its timestamp), when metrics are on, the
+ * timestamp is plausible (core's `timeInQueueSeconds`) and the message is past every offset of its
+ * partition this consumer recorded before: kafkajs delivers a message again after its handler threw
+ * (or after a seek back), and a redelivery is not the start of its processing (RabbitMQ's and
+ * BullMQ's adapters record a first delivery only too).
  */
-export function recordTimeInQueue(state: ConsumerState, topic: string, timestamp: unknown): void {
+export function recordTimeInQueue(
+  state: ConsumerState,
+  topic: string,
+  partition: number,
+  offset: unknown,
+  timestamp: unknown,
+): void {
   const metrics = state.instr.metrics;
-  if (!metrics || typeof timestamp !== 'string') return;
+  if (!metrics || typeof timestamp !== 'string' || !firstDelivery(state, topic, partition, offset)) return;
   const waited = timeInQueueSeconds(Number(timestamp));
   if (waited !== undefined)
     metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
+}
+
+/** Whether `offset` is past the greatest one of its partition noted before; notes it when it is. */
+function firstDelivery(state: ConsumerState, topic: string, partition: number, offset: unknown): boolean {
+  const at = Number(offset);
+  if (!Number.isFinite(at)) return true;
+  let partitions = state.timedOffsets.get(topic);
+  if (partitions === undefined) {
+    partitions = new Map();
+    state.timedOffsets.set(topic, partitions);
+  }
+  const last = partitions.get(partition);
+  if (last !== undefined && at <= last) return false;
+  partitions.set(partition, at);
+  return true;
 }

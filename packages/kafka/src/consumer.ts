@@ -71,6 +71,7 @@ export function wrapConsumer<C extends Consumer>(
     metrics: instr.metricAttributes,
     open: new Set(),
     batches: new Set(),
+    timedOffsets: new Map(),
   };
   return interceptMethods(consumer, {
     run: (raw, [config]) => raw.run(traceRunConfig(state, config as ConsumerRunConfig | undefined)),
@@ -135,7 +136,7 @@ function processMessage(
   if (span && attributes) {
     setMessageAttributes(span, instr, settings.captureKeys, message, partition, message?.offset, attributes);
   }
-  recordTimeInQueue(state, topic, message?.timestamp);
+  recordTimeInQueue(state, topic, partition, message?.offset, message?.timestamp);
   // Nothing to settle (unsampled fast path, or a span that does not record, and no metrics): no
   // operation and no extra promise. A non-recording span is ended at once (a no-op for the SDK's).
   if (!instr.metrics && !attributes) {

@@ -326,4 +326,32 @@ describe('12.17 time in queue', () => {
     expect(point.value.min).toBeGreaterThanOrEqual(10);
     expect(point.value.max).toBeLessThan(60);
   });
+
+  it('a message kafkajs delivers again after its handler threw records its time in queue once, as RabbitMQ and BullMQ record a first delivery only', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const raw = await clients.producer(kafka.producer());
+    await raw.send({ topic, messages: [{ value: 'retried', timestamp: String(Date.now() - 10_000) }] });
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), retry: { initialRetryTime: 50, retries: 5 } }), {
+        meterProvider,
+      }),
+      [topic],
+    );
+    let calls = 0;
+    await consumer.run({
+      eachMessage: async () => {
+        calls++;
+        if (calls === 1) throw new Error('transient');
+      },
+    });
+    await until(() => calls === 2, 'the redelivery');
+    const { resourceMetrics } = await reader.collect();
+    const metric = resourceMetrics.scopeMetrics
+      .flatMap((s) => s.metrics)
+      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    expect((metric?.dataPoints[0] as { value: { count: number } } | undefined)?.value.count).toBe(1);
+  });
 });
