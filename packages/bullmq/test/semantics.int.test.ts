@@ -185,6 +185,24 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     await meterProvider.shutdown();
   });
 
+  it('time in queue: each run of a job scheduler counts from when it became due (its timestamp + delay), not from when it was scheduled', async () => {
+    const { name, queue } = setup('todayrev-tiq-scheduler');
+    worker(name, async () => undefined);
+    await queue.upsertJobScheduler('every', { every: 700 }, { name: 'tick' });
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${name}`).length >= 3,
+      10_000,
+    );
+    await queue.removeJobScheduler('every');
+    for (const span of spansNamed(spans, `process ${name}`).slice(0, 3)) {
+      const waitedMs = span.attributes['bullmq.job.time_in_queue'];
+      expect(waitedMs).toBeTypeOf('number');
+      expect(waitedMs).toBeGreaterThanOrEqual(0);
+      expect(waitedMs).toBeLessThan(600); // an idle worker picks a due run up at once; 700 without the delay
+    }
+  });
+
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
     class RetryLater extends bullmq.DelayedError {}
     class Gone extends bullmq.UnrecoverableError {}
