@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   ATTR_HOPTRACE_BUDGET_EXCEEDED,
   ATTR_HOPTRACE_HOP,
@@ -253,6 +254,14 @@ describe('12.11 hop budget through a five-hop relay that forwards consumed heade
   });
 });
 
+/** The time-in-queue metric `reader` collected, if any. */
+async function timeInQueueMetric(reader: TestMetricReader) {
+  const { resourceMetrics } = await reader.collect();
+  return resourceMetrics.scopeMetrics
+    .flatMap((s) => s.metrics)
+    .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+}
+
 describe('12.17 time in queue', () => {
   it('records hoptrace.messaging.time_in_queue from the Kafka message timestamp', async () => {
     const reader = new TestMetricReader();
@@ -275,10 +284,7 @@ describe('12.17 time in queue', () => {
       },
     });
     await until(() => processed === 1, 'the consumer');
-    const { resourceMetrics } = await reader.collect();
-    const metric = resourceMetrics.scopeMetrics
-      .flatMap((s) => s.metrics)
-      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    const metric = await timeInQueueMetric(reader);
     expect(metric?.descriptor.unit).toBe('s');
     expect(metric?.dataPoints).toHaveLength(1);
     const point = metric?.dataPoints[0] as {
@@ -316,10 +322,7 @@ describe('12.17 time in queue', () => {
       },
     });
     await until(() => processed === 3, 'the consumer');
-    const { resourceMetrics } = await reader.collect();
-    const metric = resourceMetrics.scopeMetrics
-      .flatMap((s) => s.metrics)
-      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    const metric = await timeInQueueMetric(reader);
     const point = metric?.dataPoints[0] as { value: { count: number; min?: number; max?: number } };
     expect(metric?.dataPoints).toHaveLength(1);
     expect(point.value.count).toBe(1);
@@ -348,10 +351,40 @@ describe('12.17 time in queue', () => {
       },
     });
     await until(() => calls === 2, 'the redelivery');
-    const { resourceMetrics } = await reader.collect();
-    const metric = resourceMetrics.scopeMetrics
-      .flatMap((s) => s.metrics)
-      .find((m) => m.descriptor.name === METRIC_HOPTRACE_TIME_IN_QUEUE);
+    const metric = await timeInQueueMetric(reader);
     expect((metric?.dataPoints[0] as { value: { count: number } } | undefined)?.value.count).toBe(1);
+  });
+
+  it('a LogAppendTime topic: the broker’s append time replaces the producer’s (here implausible) timestamp, and the wait from it is recorded', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const kafka = newKafka();
+    const topic = `hoptrace-kafka-todayrev-lat-${randomUUID()}`;
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({
+      topics: [{ topic, configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }] }],
+      waitForLeaders: true,
+    });
+    await admin.disconnect();
+    const raw = await clients.producer(kafka.producer());
+    const before = Date.now();
+    await raw.send({ topic, messages: [{ value: 'v', timestamp: '1000' }] });
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId() }), { meterProvider }),
+      [topic],
+    );
+    const stamps: string[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        stamps.push(message.timestamp);
+      },
+    });
+    await until(() => stamps.length === 1, 'the consumer');
+    expect(Number(stamps[0])).toBeGreaterThanOrEqual(before - 1000);
+    const metric = await timeInQueueMetric(reader);
+    const point = metric?.dataPoints[0] as { value: { count: number; max?: number } } | undefined;
+    expect(point?.value.count).toBe(1);
+    expect(point?.value.max).toBeLessThan(60);
   });
 });
