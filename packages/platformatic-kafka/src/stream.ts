@@ -33,7 +33,8 @@ const REMOVE = ['off', 'removeListener'] as const;
  *   and the process exactly as before);
  * - in every case when the stream or its consumer closes, or after `maxProcessingMs`.
  *
- * The messages are the stream's own objects, never copied or changed.
+ * The messages are the stream's own objects, never copied or changed. Listeners added through the
+ * traced stream get it as `this`, as they would get the stream without hoptrace.
  */
 export function traceStream<S extends object>(state: ConsumerState, stream: S): S {
   const raw = stream as unknown as StreamLike;
@@ -42,9 +43,18 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   const perMessage = state.settings.batchSpans === 'message';
   // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
   if (perMessage) state.sweep ??= startSweep(state);
+  /** The traced `data` listener made for each of the application's. */
   const listeners = new WeakMap<Listener, Listener>();
-  /** The application's listener behind each traced one (what `listeners()` names). */
+  /** The wrapper made for each of the application's listeners of any other event. */
+  const receivers = new WeakMap<Listener, Listener>();
+  /** The application's listener behind each wrapper (what `listeners()` names). */
   const originals = new WeakMap<Listener, Listener>();
+  /**
+   * What a listener gets as `this`: the stream emits with itself as `this`, and the application
+   * holds the traced stream, so a listener that calls `this.off(...)`, `this.on('data', ...)` or
+   * compares `this` with its stream does what it does without hoptrace.
+   */
+  const receiver = (self: unknown): unknown => (self === raw ? proxy : self);
   const closed = () => {
     endAll(open);
     state.streams.delete(open);
@@ -66,16 +76,17 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     if (!traced) {
       traced = function tracedData(this: unknown, ...args: unknown[]): unknown {
         const message = args[0];
-        if (!message || typeof message !== 'object') return listener.apply(this, args);
+        const self = receiver(this);
+        if (!message || typeof message !== 'object') return listener.apply(self, args);
         if (!perMessage) {
           own(state, message);
-          return listener.apply(this, args);
+          return listener.apply(self, args);
         }
         const entry = startMessage(state, message as ReceivedMessage, open);
         entry.pending++;
         let result: unknown;
         try {
-          result = contextApi.with(entry.context, () => listener.apply(this, args));
+          result = contextApi.with(entry.context, () => listener.apply(self, args));
         } catch (error) {
           entry.operation.noteFailure(error);
           settle(entry);
@@ -105,6 +116,27 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     }
     return traced;
   };
+  /** Any other event's listener, called with the traced stream as `this` (see `receiver`). */
+  const receiverListener = (listener: Listener): Listener => {
+    let wrapped = receivers.get(listener);
+    if (!wrapped) {
+      wrapped = function withReceiver(this: unknown, ...args: unknown[]): unknown {
+        // `newListener`/`removeListener` name the listener added or removed: the application's own.
+        const named = args[1];
+        if (typeof named === 'function') {
+          const original = originals.get(named as Listener);
+          if (original) args[1] = original;
+        }
+        return listener.apply(receiver(this), args);
+      };
+      receivers.set(listener, wrapped);
+      originals.set(wrapped, listener);
+    }
+    return wrapped;
+  };
+  /** The wrapper registered for `listener` as a listener of `event`, if any. */
+  const wrapperOf = (event: unknown, listener: Listener): Listener | undefined =>
+    (event === 'data' ? listeners : receivers).get(listener);
 
   // The message the last `read()` handed out: done when `read()` is called again.
   let lastRead: MessageEntry | undefined;
@@ -135,8 +167,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return Promise.resolve(raw.close(...args)).finally(closed);
     },
   };
-  // Listener registration goes to the stream itself; `data` listeners are traced on the way in and
-  // found again on the way out. Chaining returns the traced stream.
+  // Listener registration goes to the stream itself; listeners are wrapped on the way in (`data` ones
+  // traced, every one called with the traced stream as `this`) and found again on the way out.
+  // Chaining returns the traced stream.
   const listenerMethod = (name: string, swap: (event: unknown, listener: Listener) => Listener) => {
     interceptors[name] = (_target, [event, listener]) => {
       const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name];
@@ -148,8 +181,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return out === raw ? proxy : out;
     };
   };
-  for (const name of ADD) listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : l));
-  for (const name of REMOVE) listenerMethod(name, (_event, l) => listeners.get(l) ?? l);
+  for (const name of ADD)
+    listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : receiverListener(l)));
+  for (const name of REMOVE) listenerMethod(name, (event, l) => wrapperOf(event, l) ?? l);
   // What the stream lists names the application's own listeners, as without hoptrace.
   interceptors.listeners = (_target, [event]) => {
     const listed = mine
@@ -166,8 +200,7 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       const counted = count.apply(raw, args);
       return typeof counted === 'number' && mine ? counted - mine.count(args[0]) : counted;
     }
-    if (args[0] !== 'data') return count.apply(raw, args);
-    return count.call(raw, args[0], listeners.get(listener as Listener) ?? listener);
+    return count.call(raw, args[0], wrapperOf(args[0], listener as Listener) ?? listener);
   };
   if (mine) {
     const own = mine;
