@@ -459,6 +459,25 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
     checkProcessSpans(topic, 3);
   });
 
+  it("a 'readable' listener reading with this.read(): the same messages, a span per message", async () => {
+    const { raw, traced, topic } = await both(async (mode) => {
+      const [topic] = (await createTopics()) as [string];
+      await send(topic, ['m0', 'm1', 'm2']);
+      const consumer = consumerFor(mode);
+      const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+      const seen: unknown[] = [];
+      stream.on('readable', function (this: typeof stream) {
+        for (let m = this.read() as Msg | null; m !== null; m = this.read() as Msg | null) seen.push(text(m));
+      });
+      await until(() => seen.includes('m2'), 'm2', 5000);
+      await stream.close();
+      return { topic, seen };
+    });
+    expect(raw).toEqual(['m0', 'm1', 'm2']);
+    expect(traced).toEqual(raw);
+    checkProcessSpans(topic, 3);
+  });
+
   it('iterator({ destroyOnReturn: false }): break, then a second loop on the same stream', async () => {
     const { raw, traced, topic } = await both(async (mode) => {
       const [topic] = (await createTopics()) as [string];
