@@ -44,7 +44,11 @@ export interface PeerSpan {
   traceId: string;
   spanId: string;
   parentSpanId: string | undefined;
+  /** The span's trace flags (1: sampled). */
+  traceFlags: number;
   traceState: string | undefined;
+  /** The span's attributes as the peer's tool set them (e.g. BullMQ's `bullmq.job.id`). */
+  attributes: Record<string, unknown>;
   links: { traceId: string; spanId: string }[];
 }
 

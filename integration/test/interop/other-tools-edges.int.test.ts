@@ -151,21 +151,30 @@ function expectUnsampledRelays(
 
 /**
  * Their consumer of `destination` got our `count` messages sent in the unsampled `parent`: in its trace,
- * flags 0; nobody recorded a span (but for the peer's, with `peerSpans: 'unchecked'`).
+ * flags 0; we recorded no span, nor did the peer, but with `workerSpans` for the spans a BullMQ worker
+ * makes outside any job (its stalled-job checker and its close: roots of new traces, sampled by the
+ * peer's own ParentBased(AlwaysOn)), which must carry no job id and be neither in our trace nor the
+ * child of any context, so a misread unsampled parent (a new sampled trace or ours sampled) still fails.
  */
 async function expectPeerGetsUnsampled(
   broker: PeerBroker,
   destination: string,
   count: number,
   parent: Context,
-  { peerSpans }: { peerSpans?: 'unchecked' } = {},
-): Promise<void> {
+  { workerSpans = false }: { workerSpans?: boolean } = {},
+): Promise<PeerRun> {
   const run = await peer(broker, 'consume', destination, count);
+  const traceId = trace.getSpanContext(parent)?.traceId;
   expect(run.seen).toHaveLength(count);
-  for (const seen of run.seen)
-    expect(seen).toMatchObject({ traceId: trace.getSpanContext(parent)?.traceId, traceFlags: 0 });
-  if (peerSpans !== 'unchecked') expect(run.spans).toHaveLength(0);
+  for (const seen of run.seen) expect(seen).toMatchObject({ traceId, traceFlags: 0 });
+  if (!workerSpans) expect(run.spans).toHaveLength(0);
+  for (const span of run.spans) {
+    expect(span.traceId, span.name).not.toBe(traceId);
+    expect(span.parentSpanId, span.name).toBeUndefined();
+    expect(span.attributes['bullmq.job.id'], span.name).toBeUndefined();
+  }
   expect(spans()).toHaveLength(0);
+  return run;
 }
 
 /**
@@ -599,7 +608,7 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     expectUnsampledRelays(theirs, inHandler, relayed);
   });
 
-  it('BullMQ: our unsampled addBulk -> their worker: flags 00, our trace id', async () => {
+  it("BullMQ: our unsampled addBulk -> their worker: flags 00, our trace id; the peer records only its worker's own spans, as for its own unsampled addBulk", async () => {
     const name = `edges-${randomUUID()}`;
     const queue = our.dropAfter(
       cleanup,
@@ -612,8 +621,18 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
         { name: 'b', data: {} },
       ]),
     );
-    // The peer's bullmq-otel worker still exports spans here: only what its handler saw is checked.
-    await expectPeerGetsUnsampled('bullmq', name, 2, parent, { peerSpans: 'unchecked' });
+    const ours = await expectPeerGetsUnsampled('bullmq', name, 2, parent, { workerSpans: true });
+    // The differential: bullmq-otel's own unsampled addBulk, read by the same worker.
+    const theirName = `edges-${randomUUID()}`;
+    our.dropAfter(cleanup, new Queue(theirName, { connection: brokerEndpoint('redis') }));
+    await peer('bullmq', 'produce', theirName, 2, { PEER_SAMPLED: '0' });
+    const theirs = await peer('bullmq', 'consume', theirName, 2);
+    expect(theirs.seen.map((s) => s.traceFlags)).toEqual([0, 0]);
+    const names = (run: PeerRun) => new Set(run.spans.map((s) => s.name.split(' ')[0]));
+    expect(names(ours)).toEqual(names(theirs));
+    const metadataKeys = (run: PeerRun) =>
+      run.seen.map((s) => Object.keys(JSON.parse(s.headers.metadata as string)));
+    expect(metadataKeys(ours)).toEqual(metadataKeys(theirs));
   });
 });
 
