@@ -60,6 +60,8 @@ export interface PeerSeen {
   traceState: string | undefined;
   baggage: Record<string, string>;
   headers: Record<string, string | string[]>;
+  /** BullMQ only: the job's id and its `attemptsMade` when the handler ran. */
+  job?: { id: string; attemptsMade: number };
 }
 
 /** What one run of the peer reports: the spans it exported and what its handlers saw. */

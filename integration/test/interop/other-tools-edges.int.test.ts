@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { traceQueue } from '@hoptrace/bullmq';
+import { traceFlowProducer, traceQueue } from '@hoptrace/bullmq';
 import { traceKafka, withMessageContext as withKafkaContext } from '@hoptrace/kafka';
 import { traceProducer, withMessageContext } from '@hoptrace/platformatic-kafka';
 import { brokerEndpoint, makePropagator, parentSpanId, until, useTestTracing } from '@hoptrace/test-kit';
@@ -24,7 +24,7 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import { Producer } from '@platformatic/kafka';
-import { Queue } from 'bullmq';
+import { FlowProducer, Queue } from 'bullmq';
 import type { Producer as KafkajsProducer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -633,6 +633,46 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     const metadataKeys = (run: PeerRun) =>
       run.seen.map((s) => Object.keys(JSON.parse(s.headers.metadata as string)));
     expect(metadataKeys(ours)).toEqual(metadataKeys(theirs));
+  });
+
+  it('BullMQ: their unsampled flow (a parent, two children) -> our worker adds on: no span, their trace id (flags 00) goes on', async () => {
+    const name = `edges-${randomUUID()}`;
+    const next = `edges-next-${randomUUID()}`;
+    const produced = await peer('bullmq', 'produce', name, 3, { PEER_SAMPLED: '0', PEER_FLOW: '1' });
+    expect(produced.spans).toHaveLength(0);
+    const theirs: string[] = [];
+    const inHandler: (SpanContext | undefined)[] = [];
+    const nextQueue = our.bullmqRelay(cleanup, name, next, {}, (job) => {
+      theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
+      inHandler.push(active());
+    });
+    await until(() => inHandler.length === 3, 'the jobs');
+    const jobs = await nextQueue.getJobs(['waiting']);
+    expect(jobs).toHaveLength(3);
+    const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);
+    expect(new Set(theirs.map((t) => ids(t).traceId)).size).toBe(1);
+    expectUnsampledRelays(theirs, inHandler, relayed);
+  });
+
+  it("BullMQ: our unsampled flow with createSpans -> their worker: flags 00, our trace id; the peer records only its worker's own spans", async () => {
+    const name = `edges-${randomUUID()}`;
+    our.dropAfter(cleanup, new Queue(name, { connection: brokerEndpoint('redis') }));
+    const flows = traceFlowProducer(new FlowProducer({ connection: brokerEndpoint('redis') }), {
+      createSpans: true,
+    });
+    cleanup.push(() => flows.close());
+    const parent = upstream('00');
+    await context.with(parent, () =>
+      flows.add({
+        name: 'parent',
+        queueName: name,
+        children: [
+          { name: 'a', queueName: name },
+          { name: 'b', queueName: name },
+        ],
+      }),
+    );
+    await expectPeerGetsUnsampled('bullmq', name, 3, parent, { workerSpans: true });
   });
 });
 
