@@ -37,6 +37,7 @@ export {
 } from './errors.ts';
 export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
 export { fieldCaseVariants } from './field-case.ts';
+export { FirstDeliveries, MAX_FIRST_DELIVERY_TOPICS } from './first-deliveries.ts';
 export { runHook } from './hooks.ts';
 export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';
 export {

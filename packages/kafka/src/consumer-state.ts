@@ -1,4 +1,5 @@
 import {
+  type FirstDeliveries,
   type Instrumentation,
   type KafkaOperation,
   type MetricAttributeCache,
@@ -32,7 +33,7 @@ export interface ConsumerState {
    * The greatest offset whose time in queue was recorded, per topic and partition (filled only with
    * metrics on): a message at or below it is one kafkajs delivers again (see {@link recordTimeInQueue}).
    */
-  readonly timedOffsets: Map<string, Map<number, number>>;
+  readonly firstDeliveries: FirstDeliveries;
 }
 
 /** The process metric of one topic (with the consumer group once known), or undefined without metrics. */
@@ -68,23 +69,9 @@ export function recordTimeInQueue(
   timestamp: unknown,
 ): void {
   const metrics = state.instr.metrics;
-  if (!metrics || typeof timestamp !== 'string' || !firstDelivery(state, topic, partition, offset)) return;
+  if (!metrics || typeof timestamp !== 'string' || !state.firstDeliveries.isFirst(topic, partition, offset))
+    return;
   const waited = timeInQueueSeconds(Number(timestamp));
   if (waited !== undefined)
     metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
-}
-
-/** Whether `offset` is past the greatest one of its partition noted before; notes it when it is. */
-function firstDelivery(state: ConsumerState, topic: string, partition: number, offset: unknown): boolean {
-  const at = Number(offset);
-  if (!Number.isFinite(at)) return true;
-  let partitions = state.timedOffsets.get(topic);
-  if (partitions === undefined) {
-    partitions = new Map();
-    state.timedOffsets.set(topic, partitions);
-  }
-  const last = partitions.get(partition);
-  if (last !== undefined && at <= last) return false;
-  partitions.set(partition, at);
-  return true;
 }

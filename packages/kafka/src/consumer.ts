@@ -5,6 +5,7 @@ import {
   copyWith,
   createInstrumentation,
   existingWrapper,
+  FirstDeliveries,
   type Instrumentation,
   interceptMethods,
   KAFKA_OPERATIONS,
@@ -71,7 +72,7 @@ export function wrapConsumer<C extends Consumer>(
     metrics: instr.metricAttributes,
     open: new Set(),
     batches: new Set(),
-    timedOffsets: new Map(),
+    firstDeliveries: new FirstDeliveries(),
   };
   return interceptMethods(consumer, {
     run: (raw, [config]) => raw.run(traceRunConfig(state, config as ConsumerRunConfig | undefined)),

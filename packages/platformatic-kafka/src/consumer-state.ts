@@ -1,4 +1,4 @@
-import type { Operation } from '@hoptrace/core/adapter';
+import type { FirstDeliveries, Operation } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import type { ClientState } from './client-state.ts';
 
@@ -23,4 +23,10 @@ export interface ConsumerState extends ClientState {
   readonly streams: Set<Set<MessageEntry>>;
   /** The `maxProcessingMs` sweep, running while a stream is open. */
   sweep: ReturnType<typeof setInterval> | undefined;
+  /**
+   * The greatest offset per topic and partition whose time in queue was recorded (filled only with
+   * metrics on): a message at or below it is one delivered again (a stream restarted from the last
+   * commit, a seek back), whose wait is not recorded again.
+   */
+  readonly firstDeliveries: FirstDeliveries;
 }

@@ -1,4 +1,4 @@
-import { assertClient, existingWrapper, interceptMethods } from '@hoptrace/core/adapter';
+import { assertClient, existingWrapper, FirstDeliveries, interceptMethods } from '@hoptrace/core/adapter';
 import { clientState, validateOptions } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
@@ -44,6 +44,7 @@ export function traceConsumer<C extends TraceableConsumer>(
     ...clientState(consumer, options, true),
     streams: new Set(),
     sweep: undefined,
+    firstDeliveries: new FirstDeliveries(),
   };
   const closeAll = () => {
     for (const open of state.streams) endAll(open);

@@ -63,12 +63,15 @@ function topicOf(message: ReceivedMessage): string | undefined {
 }
 
 /**
- * Records how long the message waited in Kafka (from its timestamp), when metrics are on and the
- * timestamp is plausible (core's `timeInQueueSeconds`).
+ * Records how long the message waited in Kafka (from its timestamp), when metrics are on, the
+ * timestamp is plausible (core's `timeInQueueSeconds`) and the message is past every offset of its
+ * partition this consumer recorded before (a redelivery is not the start of its processing).
  */
-function recordTimeInQueue(state: ConsumerState, topic: string | undefined, timestamp: unknown): void {
+function recordTimeInQueue(state: ConsumerState, topic: string | undefined, message: ReceivedMessage): void {
   const metrics = state.instr.metrics;
+  const timestamp = message.timestamp;
   if (!metrics || typeof timestamp !== 'bigint') return;
+  if (!state.firstDeliveries.isFirst(topic ?? '', message.partition, message.offset)) return;
   const waited = timeInQueueSeconds(Number(timestamp));
   if (waited !== undefined)
     metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
@@ -102,7 +105,7 @@ export function startMessage(
     setSpanAttributes(span, attributes, instr.legacyAttributes);
   }
   // Once per message: a `batch`-mode message may get a span per withMessageContext call.
-  if (remember || !lastContexts.has(message)) recordTimeInQueue(state, topic, message.timestamp);
+  if (remember || !lastContexts.has(message)) recordTimeInQueue(state, topic, message);
   const metric =
     instr.metrics === undefined
       ? undefined

@@ -305,6 +305,27 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(value?.max).toBeLessThan(60);
   });
 
+  it('time in queue once per message: messages delivered again to a new stream (nothing committed) are not timed again', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await stringProducer().send({
+      messages: [
+        { topic, value: 'a', timestamp: BigInt(Date.now() - 5000) },
+        { topic, value: 'b', timestamp: BigInt(Date.now() - 5000) },
+      ],
+    });
+    const reader = new TestMetricReader();
+    const consumer = traceConsumer(stringConsumer({ groupId: groupId() }), {
+      meterProvider: new MeterProvider({ readers: [reader] }),
+    });
+    const options = { topics: [topic], mode: 'earliest', autocommit: false } as const;
+    const first = await take(await consumer.consume(options), 2);
+    const again = await take(await consumer.consume(options), 2);
+    expect([...first, ...again].map((m) => `${m.offset}:${m.value}`)).toEqual(['0:a', '1:b', '0:a', '1:b']);
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(4);
+    const points = await metricPoints(reader, 'hoptrace.messaging.time_in_queue');
+    expect((points[0]?.value as { count: number } | undefined)?.count).toBe(2);
+  });
+
   it('ends a message span when the next message is asked for, and on break', async () => {
     const [topic] = (await createTopics()) as [string];
     const producer = traceProducer(stringProducer());
