@@ -68,13 +68,19 @@ const COPIED_PROPERTIES = [
  *   carrying them would also be routed to the original's CC routing keys. RabbitMQ drops `CC` from a
  *   message it dead-letters to a given routing key, and never delivers `BCC`; the copy goes to the
  *   caller's key.
- * - `x-delivery-count` (quorum queues), `x-stream-offset` (streams): what the broker wrote on the
- *   original's delivery, not on the message. A quorum queue writes the count only on a redelivery,
+ * - `x-delivery-count`, `x-acquired-count` (quorum queues; the second from RabbitMQ 4.3),
+ *   `x-stream-offset` (streams): what the broker wrote on the original's delivery, not on the message. A quorum queue writes the count only on a redelivery,
  *   so a stale one would show the copy's first delivery as redelivered.
  * The dead-letter history (`x-death`, `x-first-death-*`, `x-last-death-*`) stays, as it does on a
  * message the broker dead-letters.
  */
-const DROPPED_HEADERS: ReadonlySet<string> = new Set(['CC', 'BCC', 'x-delivery-count', 'x-stream-offset']);
+const DROPPED_HEADERS: ReadonlySet<string> = new Set([
+  'CC',
+  'BCC',
+  'x-delivery-count',
+  'x-acquired-count',
+  'x-stream-offset',
+]);
 
 function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
   const own = headerText(headers?.[FAILURE_HEADERS.attempts]);
@@ -92,8 +98,8 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  *   the copy continues the original trace (per its relation policy), and the dead-letter history
  *   (`x-death`, `x-first-death-*`, `x-last-death-*`) with it; but not `CC` and `BCC` (which would
  *   route the copy to the original's other routing keys too; RabbitMQ drops them as well), nor
- *   what the broker wrote on the original's delivery, `x-delivery-count` (a quorum queue's, which its
- *   dead-lettering drops too) and `x-stream-offset`;
+ *   what the broker wrote on the original's delivery, `x-delivery-count` and `x-acquired-count` (a quorum
+ *   queue's, which its dead-lettering drops too) and `x-stream-offset`;
  * - the lineage headers of `@hoptrace/core` (`failureHeaders`): `hoptrace-original-destination`,
  *   `hoptrace-error-type`, `hoptrace-error-message` (capped), `hoptrace-error-retryable`,
  *   `hoptrace-attempts`, and the failed attempt's context as `hoptrace-failed-traceparent`

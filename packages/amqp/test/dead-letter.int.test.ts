@@ -415,6 +415,7 @@ describe('deadLetterOptions: an application republishing a failed message to its
         properties: {
           headers: {
             'x-delivery-count': 3,
+            'x-acquired-count': 4,
             'x-stream-offset': 12,
             'x-last-death-queue': 'orders',
             'x-first-death-queue': 'orders',
