@@ -9,7 +9,14 @@ import {
   sendHeaders,
 } from '@hoptrace/core/adapter';
 import type { Context, Link, SpanContext } from '@opentelemetry/api';
-import { omitsContext, parseCarrier, withCarrier, withCarrierMap, withMetadata } from './carrier.ts';
+import {
+  CHILDREN_CARRIER_KEY,
+  omitsContext,
+  parseCarrier,
+  withCarrier,
+  withCarrierMap,
+  withMetadata,
+} from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProducerOptions, type FlowTracingOptions, type QueueTracingOptions } from './options.ts';
@@ -91,7 +98,9 @@ export function optionsWithContext<O extends JobOptionsShape>(
   const { carrier, caller } = parsed;
   if (carrier) {
     if (!caller) return opts as O; // someone else's metadata: theirs to keep
-    const relayed = sendHeaders(carrier, context, caller);
+    // A relayed flow parent's child list names another job's children: no job added here has them.
+    const own = withoutChildren(carrier);
+    const relayed = sendHeaders(own, context, caller);
     return relayed === carrier ? (opts as O) : withCarrierMap(opts, relayed as Record<string, unknown>);
   }
   const metadata = (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;
@@ -138,4 +147,15 @@ export function carriesOwnContext(opts: JobOptionsShape | undefined): boolean {
 /** The link from a send span to the caller's own creation context, if the job carries one. */
 export function callerLink(parsed: JobContext): Link | undefined {
   return parsed.caller ? { context: parsed.caller } : undefined;
+}
+
+/**
+ * `carrier` without the flow parent's child list (`hoptrace-children`), or `carrier` itself when it
+ * has none: metadata copied from a processed flow parent (`add(…, { telemetry: job.opts.telemetry })`)
+ * would make the new job's process span link to the parent's children.
+ */
+function withoutChildren(carrier: Record<string, unknown>): Record<string, unknown> {
+  if (!Object.hasOwn(carrier, CHILDREN_CARRIER_KEY)) return carrier;
+  const { [CHILDREN_CARRIER_KEY]: _children, ...rest } = carrier;
+  return rest;
 }

@@ -14,7 +14,7 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterEach, describe, expect, it } from 'vitest';
-import { traceProcessor, traceQueue } from '../src/index.ts';
+import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
 const tracing = useTestTracing();
@@ -201,6 +201,48 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
       expect(waitedMs).toBeGreaterThanOrEqual(0);
       expect(waitedMs).toBeLessThan(600); // an idle worker picks a due run up at once; 700 without the delay
     }
+  });
+
+  it("a flow parent relayed with its own telemetry: the relayed job's process span continues the parent's context and links to none of its children", async () => {
+    const parentName = uniqueQueueName('relay-parent');
+    const childName = uniqueQueueName('relay-child');
+    const { name: nextName, queue: next } = setup('relay-next');
+    for (const name of [parentName, childName]) queues.push(new Queue(name, { connection: connection() }));
+    const flow = traceFlowProducer(new bullmq.FlowProducer({ connection: connection() }), {
+      createSpans: true,
+    });
+    const relayed = deferred();
+    worker(childName, async () => 'child');
+    worker(parentName, async (job) => {
+      const telemetry = job.opts.telemetry;
+      await next.add('relayed', {}, telemetry ? { telemetry } : {});
+    });
+    worker(nextName, async () => {
+      relayed.resolve();
+    });
+    try {
+      await flow.add({
+        name: 'order',
+        queueName: parentName,
+        children: [
+          { name: 'a', queueName: childName },
+          { name: 'b', queueName: childName },
+        ],
+      });
+      await relayed.promise;
+    } finally {
+      await flow.close();
+    }
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${nextName}`).length === 1,
+    );
+    const parentProcess = onlySpan(spans, `process ${parentName}`);
+    expect(parentProcess.links).toHaveLength(2);
+    const parentCreate = onlySpan(spans, `create ${parentName}`);
+    const relay = onlySpan(spans, `process ${nextName}`);
+    expect(relay.spanContext().traceId).toBe(parentCreate.spanContext().traceId);
+    expect(relay.links).toEqual([]);
   });
 
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {

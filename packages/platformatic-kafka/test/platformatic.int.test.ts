@@ -317,9 +317,9 @@ describe('traced @platformatic/kafka against a real broker', () => {
     const consumer = traceConsumer(stringConsumer({ groupId: groupId() }), {
       meterProvider: new MeterProvider({ readers: [reader] }),
     });
-    const options = { topics: [topic], mode: 'earliest', autocommit: false } as const;
-    const first = await take(await consumer.consume(options), 2);
-    const again = await take(await consumer.consume(options), 2);
+    const open = () => consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
+    const first = await take(await open(), 2);
+    const again = await take(await open(), 2);
     expect([...first, ...again].map((m) => `${m.offset}:${m.value}`)).toEqual(['0:a', '1:b', '0:a', '1:b']);
     expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(4);
     const points = await metricPoints(reader, 'hoptrace.messaging.time_in_queue');
