@@ -52,3 +52,8 @@ export const ERROR_SETTLE_TIMEOUT = 'settle_timeout';
 export const ERROR_REJECTED = 'rejected';
 /** `error.type` of a send span on a confirm channel when the broker nacks the message. */
 export const ERROR_NACKED = 'nacked';
+/**
+ * `error.type` of a `mandatory` send span on a confirm channel when the broker returns the message
+ * (`basic.return`: no queue it could be routed to).
+ */
+export const ERROR_RETURNED = 'returned';

@@ -45,7 +45,7 @@ const OPERATIONS: Readonly<Record<AmqpOperation, SpanOperation>> = {
  * Everything hoptrace keeps per traced channel: the raw channel, resolved options, span templates
  * (bounded), the metric attributes (bounded, shared by every wrapper on one MeterProvider), the open
  * deliveries and unconfirmed sends. Listens to the channel's `close` event and, on a confirm
- * channel, `ack` and `nack` (never `error`, whose absence of listeners amqplib's behaviour depends on).
+ * channel, `ack`, `nack` and `return` (never `error`, whose absence of listeners amqplib's behaviour depends on).
  */
 export class ChannelState {
   readonly raw: RawChannel;
@@ -115,6 +115,8 @@ export class ChannelState {
       // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.
       raw.prependListener('ack', (fields: never) => confirms.confirmed(fields, false));
       raw.prependListener('nack', (fields: never) => confirms.confirmed(fields, true));
+      // A returned mandatory message comes before its confirm (see ConfirmTracker.returned).
+      raw.prependListener('return', (message: never) => confirms.returned(message));
     }
   }
 

@@ -4,8 +4,9 @@
  * @packageDocumentation
  */
 
-import type { Operation } from '@hoptrace/core/adapter';
-import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
+import { type Operation, readMessageContext } from '@hoptrace/core/adapter';
+import { ERROR_CHANNEL_CLOSED, ERROR_NACKED, ERROR_RETURNED } from './attributes.ts';
+import type { AmqpMessage } from './types.ts';
 
 /** amqplib's confirm bookkeeping on a confirm channel (0.10 to 2.x; not part of its typed API). */
 interface ConfirmInternals {
@@ -30,12 +31,20 @@ interface ConfirmFields {
  *   be without hoptrace: its span is kept by delivery tag ({@link addByTag}) and ends on the
  *   channel's `ack` / `nack` event for that tag ({@link confirmed}).
  * Whatever is still waiting when the channel closes ends with `channel_closed` ({@link closeAll}).
+ * A `mandatory` send the broker returns is marked `returned` before its confirm ends it
+ * ({@link returned}).
  */
 export class ConfirmTracker {
   readonly #raw: ConfirmInternals;
   readonly #waiting = new Set<Operation>();
   /** Callback-less sends by delivery tag; tags only grow, so insertion order is tag order. */
   readonly #byTag = new Map<number, Operation>();
+  /**
+   * `mandatory` sends waiting for their confirm, by the id of the span whose context their headers
+   * carry: the broker sends a message's `basic.return` before its `basic.ack`, with the headers as
+   * published, so the returned message names its send span.
+   */
+  readonly #returnable = new Map<string, Operation>();
 
   constructor(raw: object) {
     this.#raw = raw as ConfirmInternals;
@@ -54,6 +63,33 @@ export class ConfirmTracker {
   /** A wrapped callback was called, or the publish threw. */
   delete(operation: Operation): void {
     this.#waiting.delete(operation);
+    this.#forgetReturnable(operation);
+  }
+
+  /**
+   * A `mandatory` send (already added) whose headers carry its own span's context: a return of its
+   * message marks it {@link ERROR_RETURNED}.
+   */
+  addReturnable(operation: Operation): void {
+    const spanId = operation.spanContext()?.spanId;
+    if (spanId !== undefined && this.#waiting.has(operation)) this.#returnable.set(spanId, operation);
+  }
+
+  /**
+   * The channel's `return` event: the send whose span the returned message's headers name is marked
+   * failed (`returned`, with the broker's reply code and text); its confirm still ends it.
+   */
+  returned(message: AmqpMessage | undefined): void {
+    if (this.#returnable.size === 0) return;
+    const spanId = readMessageContext(message?.properties?.headers).spanContext?.spanId;
+    const operation = spanId === undefined ? undefined : this.#returnable.get(spanId);
+    if (!operation) return;
+    this.#returnable.delete(spanId as string);
+    const fields = message?.fields as { replyCode?: unknown; replyText?: unknown } | undefined;
+    operation.noteFailureType(
+      ERROR_RETURNED,
+      `message returned by the broker: ${String(fields?.replyCode)} ${String(fields?.replyText)}`,
+    );
   }
 
   /**
@@ -94,11 +130,18 @@ export class ConfirmTracker {
     }
     this.#waiting.clear();
     this.#byTag.clear();
+    this.#returnable.clear();
+  }
+
+  #forgetReturnable(operation: Operation): void {
+    if (this.#returnable.size === 0) return;
+    const spanId = operation.spanContext()?.spanId;
+    if (spanId !== undefined && this.#returnable.get(spanId) === operation) this.#returnable.delete(spanId);
   }
 
   #settle(tag: number, operation: Operation, nacked: boolean): void {
     this.#byTag.delete(tag);
-    this.#waiting.delete(operation);
+    this.delete(operation);
     if (nacked) operation.noteFailureType(ERROR_NACKED, 'message nacked');
     operation.end();
   }

@@ -116,6 +116,9 @@ export function tracedPublish(
     }
     result = state.call(method, sendArgs);
     if (byTag) confirms.addByTag(operation);
+    // amqplib reads `mandatory` by its truthiness. A caller's own context in the headers may be
+    // shared by other sends: only a send whose headers name its own span can be told by its return.
+    if (confirms && operation && !caller && options?.mandatory) confirms.addReturnable(operation);
   } catch (error) {
     if (operation) state.confirms?.delete(operation);
     operation?.fail(error);
