@@ -125,10 +125,10 @@ export class ChannelState {
    * not answer ends with an error.
    */
   #closed(): void {
-    this.confirms?.closeAll();
     const connection = connectionClosing(this.raw);
     const type = connection ? ERROR_CONNECTION_CLOSED : ERROR_CHANNEL_CLOSED;
     const closed = connection ? 'connection closed' : 'channel closed';
+    this.confirms?.closeAll(type, closed);
     this.unproven.clear();
     this.deliveries.abortAll(type, `${closed} before the message was settled`);
     for (const receive of this.receives) {

@@ -30,7 +30,8 @@ interface ConfirmFields {
  *   amqplib's list of callbacks (what its close handling and `waitForConfirms` walk) is what it would
  *   be without hoptrace: its span is kept by delivery tag ({@link addByTag}) and ends on the
  *   channel's `ack` / `nack` event for that tag ({@link confirmed}).
- * Whatever is still waiting when the channel closes ends with `channel_closed` ({@link closeAll}).
+ * Whatever is still waiting when the channel closes ends with `channel_closed` (`connection_closed`
+ * when its connection closed; {@link closeAll}).
  * A `mandatory` send the broker returns is marked `returned` before its confirm ends it
  * ({@link returned}).
  */
@@ -119,13 +120,13 @@ export class ConfirmTracker {
     if (operation) this.#settle(tag, operation, nacked);
   }
 
-  /** The channel closed: every send still waiting ends with `channel_closed`. */
-  closeAll(): void {
+  /**
+   * The channel closed: every send still waiting ends with `type` (`channel_closed`, or
+   * `connection_closed` when its connection closed), `closed` saying which in the status message.
+   */
+  closeAll(type: string = ERROR_CHANNEL_CLOSED, closed = 'channel closed'): void {
     for (const operation of this.#waiting) {
-      operation.noteFailureType(
-        ERROR_CHANNEL_CLOSED,
-        'channel closed before the broker confirmed the message',
-      );
+      operation.noteFailureType(type, `${closed} before the broker confirmed the message`);
       operation.end();
     }
     this.#waiting.clear();

@@ -129,7 +129,7 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
   // 0.10's close handling stops at the first publish without a callback, and a later
   // waitForConfirms() then rejects for the rest: hoptrace hands amqplib no callback where the caller
   // gave none (the span ends on the channel's ack/nack event), so both stay as they are.
-  it('connection lost with a callback-less publish pending first: callbacks and waitForConfirms as without hoptrace; both send spans end channel_closed', async () => {
+  it('connection lost with a callback-less publish pending first: callbacks and waitForConfirms as without hoptrace; both send spans end connection_closed, as open deliveries and gets do', async () => {
     async function run(traced: boolean): Promise<{ calls: string[]; waited: string }> {
       const connection = await amqplibV0.connect(brokerEndpoint('rabbitmq').url);
       connection.on('error', () => undefined);
@@ -172,7 +172,7 @@ describe('amqplib 0.10 (amqplib-v0)', () => {
     expect(sent).toHaveLength(2);
     for (const span of sent) {
       expect(span.status.code).toBe(SpanStatusCode.ERROR);
-      expect(span.attributes['error.type']).toBe('channel_closed');
+      expect(span.attributes['error.type']).toBe('connection_closed');
     }
   });
   // 0.10's callback API drops the error of a get the channel closed on (2.x calls back with it):
