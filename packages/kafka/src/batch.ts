@@ -184,8 +184,8 @@ class BatchTracker implements OpenBatch {
   /**
    * Ends every message span still open (in `message` mode starting and ending those never
    * started), then the batch's, once. `resolved` says the remaining messages count as processed
-   * (a successful handler with eachBatchAutoResolve on); otherwise they get
-   * `hoptrace.message.unresolved = true`.
+   * (a successful handler with eachBatchAutoResolve on, on a batch no seek made stale); otherwise
+   * they get `hoptrace.message.unresolved = true`.
    */
   finish(resolved: boolean): void {
     const ending: Operation[] = [...this.#calls];
@@ -297,8 +297,21 @@ export function traceBatch(
   }
   return Promise.resolve(done).finally(() => {
     state.batches.delete(tracker);
-    tracker.finish(succeeded && autoResolve);
+    tracker.finish(succeeded && autoResolve && !isStale(payload));
   });
+}
+
+/**
+ * Whether a `consumer.seek` on the batch's partition made it stale: kafkajs still resolves the
+ * whole batch after the handler, but the seek replaces that position, so what the handler did not
+ * resolve itself is delivered again (or skipped), not processed. Never throws.
+ */
+function isStale(payload: EachBatchPayload): boolean {
+  try {
+    return payload.isStale() === true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -374,6 +374,31 @@ describe('kafkajs manual eachBatch paths: raw vs traced (message and batch modes
     );
   });
 
+  it('consumer.seek inside eachBatch: the batch goes stale; what the handler never reached is unresolved', async () => {
+    await differential(
+      {
+        run: (ctx) => ({
+          eachBatch: async (p) => {
+            ctx.calls++;
+            ctx.log.push(offsets(p));
+            for (const m of p.batch.messages) {
+              ctx.log.push(['m', m.offset, p.isStale()]);
+              p.resolveOffset(m.offset);
+              if (ctx.calls === 1 && m.offset === '2') {
+                ctx.consumer.seek({ topic: p.batch.topic, partition: 0, offset: '1' });
+              }
+              if (p.isStale()) break;
+            }
+          },
+        }),
+        done: (ctx) => ctx.calls >= 2,
+      },
+      // kafkajs resolves the whole batch after the handler, but the seek replaces that position:
+      // offset 3, never reached, comes again (with 1 and 2) and its first span says unresolved.
+      { message: '0 1 2 3u B4 | 1 2 3 B3', batch: 'B4 | B3' },
+    );
+  });
+
   it('break after two messages (autoResolve true), and filtered/skipped resolves (autoResolve false)', async () => {
     await differential(
       {
