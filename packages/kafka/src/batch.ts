@@ -220,7 +220,9 @@ export function traceBatch(
 ): Promise<void> {
   const { instr, settings } = state;
   const { batch } = payload;
-  const messages = batch.messages;
+  // A copy: the handler may change kafkajs's array in place (a shift() loop, reverse()), and every
+  // message span must still end; the spans follow the batch as kafkajs fetched it.
+  const messages: readonly KafkaMessage[] = batch.messages.slice();
   const creations: MessageContext[] = new Array(messages.length);
   const links: Link[] = [];
   const perMessage = settings.batchSpans === 'message';

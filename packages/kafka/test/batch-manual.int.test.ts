@@ -608,4 +608,47 @@ describe('kafkajs manual eachBatch paths: raw vs traced (message and batch modes
       { message: '0 1 2u 3u B4!Error', batch: 'B4!Error' },
     );
   });
+
+  it('batch.messages changed in place by the handler (shift() loop; reverse())', async () => {
+    await differential(
+      {
+        run: (ctx) => ({
+          eachBatchAutoResolve: false,
+          eachBatch: async (p) => {
+            ctx.calls++;
+            // Consumes the array kafkajs handed over; kafkajs itself no longer reads it.
+            for (let m = p.batch.messages.shift(); m; m = p.batch.messages.shift()) {
+              ctx.log.push(m.offset);
+              p.resolveOffset(m.offset);
+            }
+          },
+        }),
+        done: (ctx) => ctx.calls >= 1,
+      },
+      { message: '0 1 2 3 B4', batch: 'B4' },
+    );
+    await differential(
+      {
+        run: (ctx) => ({
+          eachBatchAutoResolve: false,
+          eachBatch: async (p) => {
+            ctx.calls++;
+            if (ctx.calls > 1) {
+              for (const m of p.batch.messages) p.resolveOffset(m.offset);
+              return;
+            }
+            // Newest first: resolving the newest resolves the batch, as kafkajs keeps the last one.
+            p.batch.messages.reverse();
+            for (const m of p.batch.messages) {
+              ctx.log.push(m.offset);
+              if (m.offset === '3') p.resolveOffset(m.offset);
+            }
+            p.resolveOffset('1');
+          },
+        }),
+        done: (ctx) => ctx.calls >= 2,
+      },
+      { message: '0 1 2 3 B4 | 2 3 B2', batch: 'B4 | B2' },
+    );
+  });
 });
