@@ -136,7 +136,8 @@ class BatchTracker implements OpenBatch {
 
   /**
    * Runs `fn` in message `i`'s span. `message` mode: the message's one span (started if needed),
-   * which outlives the callback (resolving the offset ends it). `batch` mode: a span of this call's
+   * which outlives the callback (resolving the offset ends it); once it has ended (the offset was
+   * resolved first), a span of the call's own as in `batch` mode. `batch` mode: a span of this call's
    * own that ends when `fn` settles, so each call (a retry of the same message too) is traced and
    * its failure recorded.
    */
@@ -144,7 +145,10 @@ class BatchTracker implements OpenBatch {
     if (this.#perMessage) {
       const started = this.start(i);
       if (!started) return fn();
-      return contextApi.with(started.context, () => started.operation.run(fn, undefined, false));
+      // Resolved before it was processed (at-most-once) ended its span: this call gets its own, as
+      // in `batch` mode, so what it does is not put under an ended span and its failure is recorded.
+      if (!started.operation.ended)
+        return contextApi.with(started.context, () => started.operation.run(fn, undefined, false));
     }
     const started = this.#startSpan(i);
     if (!started) return fn();

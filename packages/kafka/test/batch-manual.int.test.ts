@@ -1,5 +1,6 @@
-import { traceConsumer, traceProducer } from '@hoptrace/kafka';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
 import { parentSpanId, sleep, until, useTestTracing } from '@hoptrace/test-kit';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Consumer, ConsumerRunConfig, EachBatchHandler, EachBatchPayload, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
@@ -650,5 +651,62 @@ describe('kafkajs manual eachBatch paths: raw vs traced (message and batch modes
       },
       { message: '0 1 2 3 B4 | 2 3 B2', batch: 'B4 | B2' },
     );
+  });
+});
+
+describe('at-most-once in message mode: resolveOffset before withMessageContext', () => {
+  it('the call gets a span of its own: its child spans go under it and its failure is recorded', async () => {
+    const kafka = newKafka('kjsbatch-amo');
+    const [topic] = (await createTopics(kafka, 1, 1)) as [string];
+    const producer = traceProducer(kafka.producer());
+    await producer.connect();
+    await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
+    await producer.disconnect();
+    const consumer = traceConsumer(kafka.consumer({ groupId: `kjsbatch-${groupId()}` }));
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    const caught: string[] = [];
+    try {
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, resolveOffset }) => {
+          for (const m of batch.messages) {
+            resolveOffset(m.offset); // at most once: resolved before it is processed
+            try {
+              withMessageContext(m, () => {
+                trace.getTracer('test').startSpan(`work ${m.value}`).end();
+                if (String(m.value) === 'b') throw new RangeError('bad b');
+              });
+            } catch (error) {
+              caught.push((error as Error).message);
+            }
+          }
+        },
+      });
+      await until(() => caught.length === 1 && tracing.current.spans().some((s) => s.name === 'work b'), 'b');
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(caught).toEqual(['bad b']);
+    const spans = tracing.current.spans();
+    const send = spans.find((s) => s.name === `send ${topic}`) as ReadableSpan;
+    const process = spans.filter(
+      (s) => s.name === `process ${topic}` && s.attributes['messaging.batch.message_count'] === undefined,
+    );
+    // Each message: its span ended by resolveOffset, and the span of the withMessageContext call
+    // (the batch span aside).
+    expect(process).toHaveLength(4);
+    for (const value of ['a', 'b']) {
+      const work = spans.find((s) => s.name === `work ${value}`) as ReadableSpan;
+      const call = process.find((s) => s.spanContext().spanId === parentSpanId(work)) as ReadableSpan;
+      expect(call).toBeDefined();
+      expect(parentSpanId(call)).toBe(send.spanContext().spanId);
+      expect(call.status.code).toBe(value === 'b' ? SpanStatusCode.ERROR : SpanStatusCode.UNSET);
+      if (value === 'b') {
+        expect(call.attributes['error.type']).toBe('RangeError');
+        expect(call.events.filter((e) => e.name === 'exception')).toHaveLength(1);
+      }
+    }
+    expect(tracing.current.openSpans()).toEqual([]);
   });
 });
