@@ -1,4 +1,9 @@
-import { existingWrapper, type Interceptor, interceptMethods } from '@hoptrace/core/adapter';
+import {
+  existingWrapper,
+  type InterceptOptions,
+  type Interceptor,
+  interceptMethods,
+} from '@hoptrace/core/adapter';
 import { ChannelState, type RawChannel } from './channel-state.ts';
 import { tracedConsume } from './consumer.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
@@ -20,7 +25,8 @@ import type { TraceableChannel } from './types.ts';
  *   `maxOpenDeliveries` stay open per channel.
  * - `get`: a `receive` span (CLIENT) until amqplib answers.
  *
- * Returns a Proxy with the channel's own type; every other property is the channel's own. Never
+ * Returns a Proxy with the channel's own type; every other property is the channel's own, and
+ * listeners added to it get it as `this`. Never
  * patches prototypes, never mutates the caller's options, headers or messages. Idempotent: a traced
  * channel is returned unchanged, and the same raw channel always yields the same traced channel
  * (options of later calls are then ignored). Settle messages on the traced channel: acks sent on the
@@ -40,6 +46,12 @@ export function traceChannel<C extends TraceableChannel>(channel: C, options?: A
   return wrapChannel(channel, resolved);
 }
 
+/**
+ * Listeners added to a traced channel or connection (`close`, `error`, `return`, `drain`...) are
+ * called with it as `this`, as they are called with the channel or connection itself without hoptrace.
+ */
+export const LISTENERS: InterceptOptions = { listeners: {} };
+
 /** Wraps a raw channel with already resolved options (used by {@link traceConnection}). */
 export function wrapChannel<C extends TraceableChannel>(channel: C, options: ResolvedOptions): C {
   const existing = existingWrapper(channel);
@@ -55,17 +67,21 @@ export function wrapChannel<C extends TraceableChannel>(channel: C, options: Res
       return result === raw ? traced : result;
     };
   const settle = (method: string): Interceptor<C> => chained((args) => tracedSettle(state, method, args));
-  traced = interceptMethods(channel, {
-    publish: (_raw, args) => tracedPublish(state, 'publish', args),
-    sendToQueue: (_raw, args) => tracedPublish(state, 'sendToQueue', args),
-    consume: chained((args) => tracedConsume(state, args)),
-    get: chained((args) => tracedGet(state, args)),
-    ack: settle('ack'),
-    nack: settle('nack'),
-    reject: settle('reject'),
-    ackAll: settle('ackAll'),
-    nackAll: settle('nackAll'),
-    recover: chained((args) => tracedRecover(state, args)),
-  });
+  traced = interceptMethods(
+    channel,
+    {
+      publish: (_raw, args) => tracedPublish(state, 'publish', args),
+      sendToQueue: (_raw, args) => tracedPublish(state, 'sendToQueue', args),
+      consume: chained((args) => tracedConsume(state, args)),
+      get: chained((args) => tracedGet(state, args)),
+      ack: settle('ack'),
+      nack: settle('nack'),
+      reject: settle('reject'),
+      ackAll: settle('ackAll'),
+      nackAll: settle('nackAll'),
+      recover: chained((args) => tracedRecover(state, args)),
+    },
+    LISTENERS,
+  );
   return traced;
 }

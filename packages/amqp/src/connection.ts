@@ -1,5 +1,5 @@
 import { existingWrapper, interceptMethods, isThenable } from '@hoptrace/core/adapter';
-import { wrapChannel } from './channel.ts';
+import { LISTENERS, wrapChannel } from './channel.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import type { AnyFunction, TraceableChannel, TraceableConnection } from './types.ts';
 
@@ -33,7 +33,8 @@ function tracedCreate(raw: object, method: string, options: ResolvedOptions, arg
 /**
  * Traces an amqplib connection (the `ChannelModel` of `await amqplib.connect()`, or the callback
  * API's connection): `createChannel()` and `createConfirmChannel()` hand out channels already
- * traced with {@link traceChannel} and these options. Everything else is the connection's own.
+ * traced with {@link traceChannel} and these options. Everything else is the connection's own;
+ * listeners added to it get it as `this`.
  * Returns a Proxy with the connection's type; idempotent; never patches prototypes.
  *
  * @param connection - the connection model from `connect()`.
@@ -56,8 +57,12 @@ export function traceConnection<M extends TraceableConnection>(
   const resolved = resolveOptions(options);
   const existing = existingWrapper(connection);
   if (existing) return existing;
-  return interceptMethods(connection, {
-    createChannel: (raw, args) => tracedCreate(raw, 'createChannel', resolved, args),
-    createConfirmChannel: (raw, args) => tracedCreate(raw, 'createConfirmChannel', resolved, args),
-  });
+  return interceptMethods(
+    connection,
+    {
+      createChannel: (raw, args) => tracedCreate(raw, 'createChannel', resolved, args),
+      createConfirmChannel: (raw, args) => tracedCreate(raw, 'createConfirmChannel', resolved, args),
+    },
+    LISTENERS,
+  );
 }

@@ -129,7 +129,8 @@ export function traceFlowProducer<P extends FlowProducerLike>(
     if (!Array.isArray(flows)) return bulk.call(raw, flows);
     return traced(flows as FlowNode[], undefined, (copies) => bulk.call(raw, copies));
   };
-  return interceptMethods(flowProducer, { add, addBulk });
+  // Listeners added to the traced flow producer get it as `this`, as without hoptrace.
+  return interceptMethods(flowProducer, { add, addBulk }, { listeners: {} });
 }
 
 function countNodes(node: FlowNode): number {

@@ -217,7 +217,8 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     );
   };
 
-  return interceptMethods(queue, { add, addBulk, upsertJobScheduler });
+  // Listeners added to the traced queue get it as `this`, as they get the queue itself without hoptrace.
+  return interceptMethods(queue, { add, addBulk, upsertJobScheduler }, { listeners: {} });
 }
 
 /** {@link readJobContext} of a bulk entry; none for an entry that is not a job or whose `opts` getter throws. */

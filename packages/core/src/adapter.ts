@@ -83,6 +83,7 @@ export {
   MAX_LINEAGE_MESSAGE_LENGTH,
   withFailureLineage,
 } from './lineage.ts';
+export type { Listener, ListenerOptions, Receiver } from './listener-receiver.ts';
 export {
   DEFAULT_METRIC_ATTRIBUTE_SETS,
   MetricAttributeCache,
@@ -169,6 +170,7 @@ export {
 export {
   asAwaited,
   existingWrapper,
+  type InterceptOptions,
   type Interceptor,
   interceptMethods,
   isThenable,

@@ -7,6 +7,8 @@
  * @packageDocumentation
  */
 
+import { type ListenerOptions, listenerInterceptors } from './listener-receiver.ts';
+
 /** Wrappers hoptrace handed out, by the object they wrap. */
 const wrapperOf = new WeakMap<object, object>();
 /** Everything hoptrace handed out as a wrapper (proxies and wrapped functions). */
@@ -41,23 +43,40 @@ export type Interceptor<T> = (target: T, args: unknown[]) => unknown;
 
 type AnyFunction = (...args: unknown[]) => unknown;
 
+/** Options of {@link interceptMethods}. */
+export interface InterceptOptions {
+  /**
+   * For an event emitter: listeners the application adds through the wrapper are called with the
+   * wrapper as `this` (as they are called with the emitter itself without hoptrace), and what the
+   * wrapper lists (`listeners()`, `rawListeners()`, `listenerCount()`) names the application's own
+   * functions. See {@link ListenerOptions}; interceptors given for the same methods take precedence.
+   */
+  readonly listeners?: ListenerOptions;
+}
+
 /**
  * Wraps `target` in a Proxy that answers the named methods with `interceptors` and delegates every
  * other property to `target`: methods are called on `target` (re-bound if the object's method is
  * replaced later) and one that returns `target` itself returns the wrapper instead (chaining keeps
  * the wrapper), getters and setters run on `target`. Idempotent: a wrapper, or an object wrapped
- * before, yields the existing wrapper. The target is never modified; its type is kept.
+ * before, yields the existing wrapper. The target is never modified; its type is kept. With
+ * `options.listeners`, listeners added through the wrapper get it as `this` (see
+ * {@link InterceptOptions}).
  */
 export function interceptMethods<T extends object>(
   target: T,
   interceptors: Readonly<Partial<Record<PropertyKey, Interceptor<T>>>>,
+  options: InterceptOptions = {},
 ): T {
   const existing = existingWrapper(target);
   if (existing) return existing;
   const overrides = new Map<PropertyKey, AnyFunction>();
   const bound = new Map<PropertyKey, { original: unknown; fn: AnyFunction }>();
-  for (const key of Reflect.ownKeys(interceptors)) {
-    const interceptor = interceptors[key as keyof typeof interceptors];
+  const all: Readonly<Partial<Record<PropertyKey, Interceptor<T>>>> = options.listeners
+    ? { ...listenerInterceptors(target, () => proxy, options.listeners), ...interceptors }
+    : interceptors;
+  for (const key of Reflect.ownKeys(all)) {
+    const interceptor = all[key as keyof typeof all];
     if (typeof interceptor === 'function') {
       overrides.set(key, (...args: unknown[]) => interceptor(target, args));
     }

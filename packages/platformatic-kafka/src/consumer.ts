@@ -54,22 +54,28 @@ export function traceConsumer<C extends TraceableConsumer>(
   };
   const traced = (stream: unknown) =>
     stream && typeof stream === 'object' ? traceStream(state, stream) : stream;
-  return interceptMethods(consumer, {
-    consume: (raw, args) => {
-      const consume = (raw.consume as Method).bind(raw);
-      const callback = args[1];
-      if (typeof callback === 'function') {
-        return consume(args[0], (error: unknown, stream: unknown) =>
-          (callback as Callback)(error, error ? stream : traced(stream)),
-        );
-      }
-      return (consume(...args) as Promise<unknown>).then(traced);
+  return interceptMethods(
+    consumer,
+    {
+      consume: (raw, args) => {
+        const consume = (raw.consume as Method).bind(raw);
+        const callback = args[1];
+        if (typeof callback === 'function') {
+          return consume(args[0], (error: unknown, stream: unknown) =>
+            (callback as Callback)(error, error ? stream : traced(stream)),
+          );
+        }
+        return (consume(...args) as Promise<unknown>).then(traced);
+      },
+      // Spans end once the consumer has closed. A close that fails (e.g. leaving the group) leaves the
+      // consumer open and consuming: its streams stay tracked and swept (`maxProcessingMs`).
+      close: (raw, args) =>
+        whenSettled((raw.close as Method).bind(raw), args, (failed) => {
+          if (!failed) closeAll();
+        }),
     },
-    // Spans end once the consumer has closed. A close that fails (e.g. leaving the group) leaves the
-    // consumer open and consuming: its streams stay tracked and swept (`maxProcessingMs`).
-    close: (raw, args) =>
-      whenSettled((raw.close as Method).bind(raw), args, (failed) => {
-        if (!failed) closeAll();
-      }),
-  });
+    // Listeners added to the traced client get it as `this`, as they get the client itself without
+    // hoptrace (a listener calling `this.off(...)`, `this.send(...)`, `this.close()`).
+    { listeners: {} },
+  );
 }

@@ -18,10 +18,11 @@ export interface OwnListeners {
    * returns.
    */
   removeAllListeners(args: unknown[]): unknown;
-  /** `listed` (what the stream's `listeners()` returned) without hoptrace's listeners. */
-  hide(listed: unknown): unknown;
-  /** How many of `event`'s listeners are hoptrace's. */
-  count(event: unknown): number;
+  /**
+   * Whether `listener` is one of hoptrace's (what the traced proxy leaves out of `listeners()`,
+   * `rawListeners()` and `listenerCount()`: core's `isOwn`).
+   */
+  has(listener: unknown): boolean;
   /** The stream's `eventNames()` without the events only hoptrace listens to. */
   eventNames(): unknown;
 }
@@ -54,13 +55,10 @@ export function ownListeners(
   }
   for (const event in every) raw.on(event, every[event] as Listener);
   for (const event in first) raw.once(event, first[event] as Listener);
-  const hide = (listed: unknown): unknown =>
-    Array.isArray(listed) ? listed.filter((l: unknown) => typeof l !== 'function' || !mine.has(l)) : listed;
+  const has = (listener: unknown): boolean => typeof listener === 'function' && mine.has(listener);
   const count = (event: unknown): number => {
     const listed = raw.listeners(event);
-    return Array.isArray(listed)
-      ? listed.filter((l: unknown) => typeof l === 'function' && mine.has(l)).length
-      : 0;
+    return Array.isArray(listed) ? listed.filter(has).length : 0;
   };
   return {
     removeAllListeners(args) {
@@ -71,8 +69,7 @@ export function ownListeners(
       for (const event in first) if (cleared(event)) raw.once(event, first[event] as Listener);
       return out;
     },
-    hide,
-    count,
+    has,
     eventNames() {
       const names = raw.eventNames();
       if (!Array.isArray(names)) return names;

@@ -34,7 +34,6 @@ interface RawProducerStream {
   once(event: string, listener: (...args: unknown[]) => void): unknown;
   removeAllListeners(...args: unknown[]): unknown;
   listeners(event: unknown): unknown;
-  listenerCount(...args: unknown[]): unknown;
   eventNames(): unknown;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
@@ -63,7 +62,7 @@ function isProducerStream(value: unknown): value is RawProducerStream {
  * message is acknowledged (the stream's `flush`), and ends ERROR when the stream fails that batch
  * (with its error) or is destroyed before that batch was acknowledged (`stream_closed`). Everything else
  * (batching, back-pressure, close) is the stream's own; a `delivery-report` names your message object,
- * as it would without hoptrace.
+ * and listeners added to the traced stream get it as `this`, as they would without hoptrace.
  */
 export function traceProducerStream(state: ProducerState, stream: unknown): unknown {
   if (!isProducerStream(stream)) return stream;
@@ -76,37 +75,35 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
     on: { flush: (report: unknown) => sends.sent((report as { count?: unknown } | null)?.count) },
     once: { close: () => sends.closed(stream.errored) },
   });
-  const proxy: RawProducerStream = interceptMethods(stream, {
-    removeAllListeners: (_raw, args): unknown => {
-      const out = mine.removeAllListeners(args);
-      return out === stream ? proxy : out;
+  const proxy: RawProducerStream = interceptMethods(
+    stream,
+    {
+      removeAllListeners: (_raw, args): unknown => {
+        const out = mine.removeAllListeners(args);
+        return out === stream ? proxy : out;
+      },
+      eventNames: () => mine.eventNames(),
+      write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
+      end: (raw, args): unknown => {
+        // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
+        const out =
+          args[0] === undefined || args[0] === null || typeof args[0] === 'function'
+            ? raw.end(...args)
+            : tracedWrite(state, sends, originals, raw, 'end', args);
+        return out === raw ? proxy : out;
+      },
+      // A destroy from outside (the application, or a `pipeline` whose source failed) may leave a
+      // batch in flight that is still acknowledged; the stream's own destroy (a failed batch) does not.
+      destroy: (raw, args): unknown => {
+        if (!raw.destroyed) sends.destroyedFromOutside();
+        const out = raw.destroy(...args);
+        return out === raw ? proxy : out;
+      },
     },
-    // What the stream lists leaves hoptrace's own listeners out, as without hoptrace.
-    listeners: (raw, [event]) => mine.hide(raw.listeners(event)),
-    listenerCount: (raw, args): unknown => {
-      const counted = raw.listenerCount(...args);
-      return typeof args[1] !== 'function' && typeof counted === 'number'
-        ? counted - mine.count(args[0])
-        : counted;
-    },
-    eventNames: () => mine.eventNames(),
-    write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
-    end: (raw, args): unknown => {
-      // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
-      const out =
-        args[0] === undefined || args[0] === null || typeof args[0] === 'function'
-          ? raw.end(...args)
-          : tracedWrite(state, sends, originals, raw, 'end', args);
-      return out === raw ? proxy : out;
-    },
-    // A destroy from outside (the application, or a `pipeline` whose source failed) may leave a
-    // batch in flight that is still acknowledged; the stream's own destroy (a failed batch) does not.
-    destroy: (raw, args): unknown => {
-      if (!raw.destroyed) sends.destroyedFromOutside();
-      const out = raw.destroy(...args);
-      return out === raw ? proxy : out;
-    },
-  });
+    // Listeners added through the traced stream get it as `this`; what it lists (`listeners()`,
+    // `rawListeners()`, `listenerCount()`) leaves hoptrace's own listeners out, as without hoptrace.
+    { listeners: { isOwn: mine.has } },
+  );
   return proxy;
 }
 

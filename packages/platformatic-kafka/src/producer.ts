@@ -60,30 +60,38 @@ export function traceProducer<P extends TraceableProducer>(
     transactions: new Set(),
     closingStreams: new Set(),
   };
-  return interceptMethods(producer, {
-    send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
-    beginTransaction: (raw, args) => {
-      const begin = (raw.beginTransaction as RawSend).bind(raw);
-      const callback = args[1];
-      if (typeof callback === 'function') {
-        return begin(args[0], (error: unknown, transaction: unknown) =>
-          callback(error, error ? transaction : wrapTransaction(state, transaction)),
-        );
-      }
-      return (begin(...args) as Promise<unknown>).then((transaction) => wrapTransaction(state, transaction));
-    },
-    // A producer stream sends through the unwrapped producer: its writes are traced one by one.
-    asStream: (raw, args) =>
-      traceProducerStream(state, (raw as unknown as { asStream: RawSend }).asStream.apply(raw, args)),
-    // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed (a
-    // close that fails, e.g. refused while streams still produce, leaves the producer and them open).
-    close: (raw, args) =>
-      whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, (failed) => {
-        if (!failed) {
-          settleAllTransactions(state.transactions);
-          // Nothing a destroyed stream had in flight is acknowledged after the producer closed.
-          for (const stream of [...state.closingStreams]) stream.drop();
+  return interceptMethods(
+    producer,
+    {
+      send: (raw, args) => tracedSend(state, (raw.send as RawSend).bind(raw), args),
+      beginTransaction: (raw, args) => {
+        const begin = (raw.beginTransaction as RawSend).bind(raw);
+        const callback = args[1];
+        if (typeof callback === 'function') {
+          return begin(args[0], (error: unknown, transaction: unknown) =>
+            callback(error, error ? transaction : wrapTransaction(state, transaction)),
+          );
         }
-      }),
-  });
+        return (begin(...args) as Promise<unknown>).then((transaction) =>
+          wrapTransaction(state, transaction),
+        );
+      },
+      // A producer stream sends through the unwrapped producer: its writes are traced one by one.
+      asStream: (raw, args) =>
+        traceProducerStream(state, (raw as unknown as { asStream: RawSend }).asStream.apply(raw, args)),
+      // Sends still waiting for a transaction's outcome end as `unknown` once the producer closed (a
+      // close that fails, e.g. refused while streams still produce, leaves the producer and them open).
+      close: (raw, args) =>
+        whenSettled((raw as unknown as { close: RawSend }).close.bind(raw), args, (failed) => {
+          if (!failed) {
+            settleAllTransactions(state.transactions);
+            // Nothing a destroyed stream had in flight is acknowledged after the producer closed.
+            for (const stream of [...state.closingStreams]) stream.drop();
+          }
+        }),
+    },
+    // Listeners added to the traced client get it as `this`, as they get the client itself without
+    // hoptrace (a listener calling `this.off(...)`, `this.send(...)`, `this.close()`).
+    { listeners: {} },
+  );
 }

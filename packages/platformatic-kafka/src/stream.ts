@@ -1,25 +1,18 @@
-import { interceptMethods, isThenable } from '@hoptrace/core/adapter';
+import { interceptMethods, isThenable, type Listener, type Receiver } from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
 import { type OwnListeners, ownListeners } from './own-listeners.ts';
 
-type Listener = (this: unknown, ...args: unknown[]) => unknown;
 type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
 
 /** What hoptrace calls on a `MessagesStream` (all of it the stream's own). */
 interface StreamLike {
   [Symbol.asyncIterator](): AnyIterator;
   iterator(...args: unknown[]): AnyIterator;
-  on(event: string | symbol, listener: Listener): unknown;
-  once(event: string | symbol, listener: Listener): unknown;
-  off(event: string | symbol, listener: Listener): unknown;
   close(...args: unknown[]): unknown;
   read(...args: unknown[]): unknown;
 }
-
-const ADD = ['on', 'addListener', 'once', 'prependListener', 'prependOnceListener'] as const;
-const REMOVE = ['off', 'removeListener'] as const;
 
 /**
  * Wraps a `MessagesStream` so that each message it hands out gets its process span (`message`
@@ -43,18 +36,6 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
   const perMessage = state.settings.batchSpans === 'message';
   // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
   if (perMessage) state.sweep ??= startSweep(state);
-  /** The traced `data` listener made for each of the application's. */
-  const listeners = new WeakMap<Listener, Listener>();
-  /** The wrapper made for each of the application's listeners of any other event. */
-  const receivers = new WeakMap<Listener, Listener>();
-  /** The application's listener behind each wrapper (what `listeners()` names). */
-  const originals = new WeakMap<Listener, Listener>();
-  /**
-   * What a listener gets as `this`: the stream emits with itself as `this`, and the application
-   * holds the traced stream, so a listener that calls `this.off(...)`, `this.on('data', ...)` or
-   * compares `this` with its stream does what it does without hoptrace.
-   */
-  const receiver = (self: unknown): unknown => (self === raw ? proxy : self);
   const closed = () => {
     endAll(open);
     state.streams.delete(open);
@@ -71,72 +52,47 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     // not an emitter: close() and the consumer's close() still end what is open
   }
 
-  const traceListener = (listener: Listener): Listener => {
-    let traced = listeners.get(listener);
-    if (!traced) {
-      traced = function tracedData(this: unknown, ...args: unknown[]): unknown {
-        const message = args[0];
-        const self = receiver(this);
-        if (!message || typeof message !== 'object') return listener.apply(self, args);
-        if (!perMessage) {
-          own(state, message);
-          return listener.apply(self, args);
-        }
-        const entry = startMessage(state, message as ReceivedMessage, open);
-        entry.pending++;
-        let result: unknown;
-        try {
-          result = contextApi.with(entry.context, () => listener.apply(self, args));
-        } catch (error) {
+  // The traced `data` listener registered for each of the application's (core makes it once per
+  // listener, and finds it again for `off`, `listeners()`...). `receiver` gives the listener the
+  // traced stream as `this`, as the stream itself is without hoptrace.
+  const traceListener = (listener: Listener, receiver: Receiver): Listener =>
+    function tracedData(this: unknown, ...args: unknown[]): unknown {
+      const message = args[0];
+      const self = receiver(this);
+      if (!message || typeof message !== 'object') return listener.apply(self, args);
+      if (!perMessage) {
+        own(state, message);
+        return listener.apply(self, args);
+      }
+      const entry = startMessage(state, message as ReceivedMessage, open);
+      entry.pending++;
+      let result: unknown;
+      try {
+        result = contextApi.with(entry.context, () => listener.apply(self, args));
+      } catch (error) {
+        entry.operation.noteFailure(error);
+        settle(entry);
+        throw error;
+      }
+      if (!isThenable(result)) {
+        settle(entry);
+        return result;
+      }
+      // The emitter gets the chain, which settles as the listener's promise does: a rejection
+      // stays unhandled exactly as before, or, when the stream captures rejections
+      // (`captureRejections`), is handled there, once, as it would be without hoptrace.
+      return Promise.resolve(result).then(
+        (value) => {
+          settle(entry);
+          return value;
+        },
+        (error: unknown) => {
           entry.operation.noteFailure(error);
           settle(entry);
           throw error;
-        }
-        if (!isThenable(result)) {
-          settle(entry);
-          return result;
-        }
-        // The emitter gets the chain, which settles as the listener's promise does: a rejection
-        // stays unhandled exactly as before, or, when the stream captures rejections
-        // (`captureRejections`), is handled there, once, as it would be without hoptrace.
-        return Promise.resolve(result).then(
-          (value) => {
-            settle(entry);
-            return value;
-          },
-          (error: unknown) => {
-            entry.operation.noteFailure(error);
-            settle(entry);
-            throw error;
-          },
-        );
-      };
-      listeners.set(listener, traced);
-      originals.set(traced, listener);
-    }
-    return traced;
-  };
-  /** Any other event's listener, called with the traced stream as `this` (see `receiver`). */
-  const receiverListener = (listener: Listener): Listener => {
-    let wrapped = receivers.get(listener);
-    if (!wrapped) {
-      wrapped = function withReceiver(this: unknown, ...args: unknown[]): unknown {
-        // `newListener`/`removeListener` name the listener added or removed: the application's own.
-        const named = args[1];
-        if (typeof named === 'function') {
-          const original = originals.get(named as Listener);
-          if (original) args[1] = original;
-        }
-        return listener.apply(receiver(this), args);
-      };
-      receivers.set(listener, wrapped);
-      originals.set(wrapped, listener);
-    }
-    return wrapped;
-  };
-  /** The wrapper registered for `listener` as a listener of `event`, if any. */
-  const wrapperOf = (event: unknown, listener: Listener): Listener | undefined =>
-    (event === 'data' ? listeners : receivers).get(listener);
+        },
+      );
+    };
 
   // The message the last `read()` handed out: done when `read()` is called again.
   let lastRead: MessageEntry | undefined;
@@ -167,41 +123,6 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return Promise.resolve(raw.close(...args)).finally(closed);
     },
   };
-  // Listener registration goes to the stream itself; listeners are wrapped on the way in (`data` ones
-  // traced, every one called with the traced stream as `this`) and found again on the way out.
-  // Chaining returns the traced stream.
-  const listenerMethod = (name: string, swap: (event: unknown, listener: Listener) => Listener) => {
-    interceptors[name] = (_target, [event, listener]) => {
-      const method = (raw as unknown as Record<string, (e: unknown, l: unknown) => unknown>)[name];
-      const out = method?.call(
-        raw,
-        event,
-        typeof listener === 'function' ? swap(event, listener as Listener) : listener,
-      );
-      return out === raw ? proxy : out;
-    };
-  };
-  for (const name of ADD)
-    listenerMethod(name, (event, l) => (event === 'data' ? traceListener(l) : receiverListener(l)));
-  for (const name of REMOVE) listenerMethod(name, (event, l) => wrapperOf(event, l) ?? l);
-  // What the stream lists names the application's own listeners, as without hoptrace.
-  interceptors.listeners = (_target, [event]) => {
-    const listed = mine
-      ? mine.hide((raw as unknown as { listeners(e: unknown): unknown }).listeners(event))
-      : (raw as unknown as { listeners(e: unknown): unknown }).listeners(event);
-    return Array.isArray(listed)
-      ? listed.map((l: unknown) => (typeof l === 'function' ? (originals.get(l as Listener) ?? l) : l))
-      : listed;
-  };
-  interceptors.listenerCount = (_target, args) => {
-    const count = (raw as unknown as { listenerCount(...a: unknown[]): unknown }).listenerCount;
-    const listener = args[1];
-    if (typeof listener !== 'function') {
-      const counted = count.apply(raw, args);
-      return typeof counted === 'number' && mine ? counted - mine.count(args[0]) : counted;
-    }
-    return count.call(raw, args[0], wrapperOf(args[0], listener as Listener) ?? listener);
-  };
   if (mine) {
     const own = mine;
     interceptors.removeAllListeners = (_target, args) => {
@@ -210,7 +131,11 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     };
     interceptors.eventNames = () => own.eventNames();
   }
-  const proxy = interceptMethods(stream, interceptors);
+  // Listeners added through the traced stream get it as `this`, `data` ones traced; what it lists
+  // names the application's listeners and leaves hoptrace's own out, as without hoptrace.
+  const proxy = interceptMethods(stream, interceptors, {
+    listeners: { wrap: { data: traceListener }, ...(mine ? { isOwn: mine.has } : {}) },
+  });
   return proxy;
 }
 
