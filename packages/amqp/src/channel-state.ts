@@ -4,7 +4,10 @@ import {
   type Operation,
   type OperationMetric,
   OperationTemplates,
+  type OwnEmitter,
+  type OwnListeners,
   operationMetric,
+  ownListeners,
   type SpanOperation,
   type SpanTemplate,
 } from '@hoptrace/core/adapter';
@@ -55,6 +58,8 @@ export class ChannelState {
   readonly deliveries: DeliveryTracker;
   /** A confirm channel's sends waiting for the broker's confirm (undefined on a plain channel). */
   readonly confirms: ConfirmTracker | undefined;
+  /** hoptrace's own listeners on the channel (`close`, `delivery`, and `ack`/`nack` on confirm channels). */
+  readonly own: OwnListeners;
   /**
    * Callback-API gets waiting for amqplib's answer. amqplib 0.10's callback API never calls back a
    * get whose channel closes (2.x calls it with the close error), so the close ends what is left.
@@ -100,24 +105,32 @@ export class ChannelState {
     // reported through amqplib's `handler-error`) stops that emit before any later listener runs.
     // Running first and deferring the work, hoptrace's cleanup happens whatever the other listeners
     // do, and after amqplib has called the confirm callbacks it calls (their spans end with its error).
-    raw.prependListener('close', () => {
-      // amqplib closes the channels of a dropping connection first and marks the connection
-      // right after, in the same tick: look once the current task is done.
-      queueMicrotask(() => this.#closed());
-    });
-    // Every message delivered on the channel, to a traced consumer or not (amqplib emits each before
-    // handing it to its consumer): the greatest tag an `allUpTo` settle can name (see lastDeliveryTag).
-    raw.prependListener('delivery', (message: never) =>
-      this.delivered((message as AmqpMessage | undefined)?.fields?.deliveryTag),
-    );
     const { confirms } = this;
-    if (confirms) {
-      // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.
-      raw.prependListener('ack', (fields: never) => confirms.confirmed(fields, false));
-      raw.prependListener('nack', (fields: never) => confirms.confirmed(fields, true));
-      // A returned mandatory message comes before its confirm (see ConfirmTracker.returned).
-      raw.prependListener('return', (message: never) => confirms.returned(message));
-    }
+    // Kept through the application's `removeAllListeners()` and left out of what the traced channel
+    // lists (its `listeners.own`), as without hoptrace.
+    this.own = ownListeners(raw as unknown as OwnEmitter, {
+      prepend: {
+        close: () => {
+          // amqplib closes the channels of a dropping connection first and marks the connection
+          // right after, in the same tick: look once the current task is done.
+          queueMicrotask(() => this.#closed());
+        },
+        // Every message delivered on the channel, to a traced consumer or not (amqplib emits each
+        // before handing it to its consumer): the greatest tag an `allUpTo` settle can name (see
+        // lastDeliveryTag).
+        delivery: (message: never) =>
+          this.delivered((message as AmqpMessage | undefined)?.fields?.deliveryTag),
+        // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.
+        ...(confirms
+          ? {
+              ack: (fields: never) => confirms.confirmed(fields, false),
+              nack: (fields: never) => confirms.confirmed(fields, true),
+              // A returned mandatory message comes before its confirm (see ConfirmTracker.returned).
+              return: (message: never) => confirms.returned(message),
+            }
+          : {}),
+      },
+    });
   }
 
   /**

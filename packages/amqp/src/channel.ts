@@ -1,9 +1,4 @@
-import {
-  existingWrapper,
-  type InterceptOptions,
-  type Interceptor,
-  interceptMethods,
-} from '@hoptrace/core/adapter';
+import { existingWrapper, type Interceptor, interceptMethods } from '@hoptrace/core/adapter';
 import { ChannelState, type RawChannel } from './channel-state.ts';
 import { tracedConsume } from './consumer.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
@@ -46,12 +41,6 @@ export function traceChannel<C extends TraceableChannel>(channel: C, options?: A
   return wrapChannel(channel, resolved);
 }
 
-/**
- * Listeners added to a traced channel or connection (`close`, `error`, `return`, `drain`...) are
- * called with it as `this`, as they are called with the channel or connection itself without hoptrace.
- */
-export const LISTENERS: InterceptOptions = { listeners: {} };
-
 /** Wraps a raw channel with already resolved options (used by {@link traceConnection}). */
 export function wrapChannel<C extends TraceableChannel>(channel: C, options: ResolvedOptions): C {
   const existing = existingWrapper(channel);
@@ -81,7 +70,9 @@ export function wrapChannel<C extends TraceableChannel>(channel: C, options: Res
       nackAll: settle('nackAll'),
       recover: chained((args) => tracedRecover(state, args)),
     },
-    LISTENERS,
+    // Listeners added to the traced channel (`close`, `error`, `return`, `drain`...) get it as
+    // `this`, as they get the channel itself without hoptrace; hoptrace's own stay out of sight.
+    { listeners: { own: state.own } },
   );
   return traced;
 }

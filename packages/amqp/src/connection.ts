@@ -1,5 +1,5 @@
 import { existingWrapper, interceptMethods, isThenable } from '@hoptrace/core/adapter';
-import { LISTENERS, wrapChannel } from './channel.ts';
+import { wrapChannel } from './channel.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import type { AnyFunction, TraceableChannel, TraceableConnection } from './types.ts';
 
@@ -63,6 +63,8 @@ export function traceConnection<M extends TraceableConnection>(
       createChannel: (raw, args) => tracedCreate(raw, 'createChannel', resolved, args),
       createConfirmChannel: (raw, args) => tracedCreate(raw, 'createConfirmChannel', resolved, args),
     },
-    LISTENERS,
+    // Listeners added to the traced connection (`close`, `error`, `blocked`...) get it as `this`, as
+    // they get the connection itself without hoptrace.
+    { listeners: {} },
   );
 }

@@ -93,6 +93,7 @@ export {
 } from './metric-attributes.ts';
 export { createMessagingMetrics, MessagingMetrics, type MetricOperation } from './metrics.ts';
 export { Operation } from './operation.ts';
+export { type OwnEmitter, type OwnListenerSpec, type OwnListeners, ownListeners } from './own-listeners.ts';
 export {
   callerSpanContext,
   fieldsToAdd,

@@ -1,12 +1,15 @@
 /**
- * Listeners an application adds to a wrapped event emitter (an amqplib channel, a @platformatic/kafka
- * client or stream): the emitter calls them with itself as `this`, the raw object, where without
- * hoptrace `this` is the very object the application added them on. So each is registered on the raw
- * object as a small wrapper that calls it with the hoptrace wrapper as `this` instead; everything the
- * application asks of the emitter about its listeners names its own functions.
+ * Listeners an application adds to a wrapped event emitter (an amqplib connection or channel, a
+ * @platformatic/kafka client or stream, a BullMQ queue): the emitter calls them with itself as
+ * `this`, the raw object, where without hoptrace `this` is the very object the application added them
+ * on. So each is registered on the raw object as a small wrapper that calls it with the hoptrace
+ * wrapper as `this` instead; everything the application asks of the emitter about its listeners
+ * names its own functions, and leaves hoptrace's own listeners out.
  *
  * @packageDocumentation
  */
+
+import type { OwnListeners } from './own-listeners.ts';
 
 /** An event listener, called with some `this`. */
 export type Listener = (this: unknown, ...args: unknown[]) => unknown;
@@ -23,10 +26,11 @@ export interface ListenerOptions {
    */
   readonly wrap?: Readonly<Record<string, (listener: Listener, receiver: Receiver) => Listener>>;
   /**
-   * Whether `listener` is one hoptrace itself added to the raw object: left out of `listeners()`,
-   * `rawListeners()` and `listenerCount(event)`, as without hoptrace.
+   * hoptrace's own listeners on the raw object (made with `ownListeners`): left out of `listeners()`,
+   * `rawListeners()`, `listenerCount(event)` and `eventNames()`, and kept through the application's
+   * `removeAllListeners()`, as without hoptrace.
    */
-  readonly isOwn?: (listener: unknown) => boolean;
+  readonly own?: OwnListeners;
 }
 
 type Interceptor = (target: object, args: unknown[]) => unknown;
@@ -58,7 +62,7 @@ export function listenerInterceptors(
   const chained = (out: unknown): unknown => (out === raw ? wrapper() : out);
   const receiver: Receiver = (self) => (self === raw ? wrapper() : self);
   const special = options.wrap ?? {};
-  const isOwn = options.isOwn;
+  const isOwn = options.own?.has;
   /** The wrapper registered for each application listener, by kind of event. */
   const made = new Map<string | symbol, WeakMap<Listener, Listener>>();
   /** The application's listener behind each wrapper. */
@@ -188,6 +192,11 @@ export function listenerInterceptors(
       const listed = call('rawListeners', [args[0]]);
       return Array.isArray(listed) ? counted - listed.filter(own).length : counted;
     };
+  }
+  const { own: mine } = options;
+  if (mine) {
+    interceptors.removeAllListeners = (_target, args) => chained(mine.removeAllListeners(args));
+    interceptors.eventNames = () => mine.eventNames();
   }
   return interceptors;
 }

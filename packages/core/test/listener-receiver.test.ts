@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { interceptMethods } from '@hoptrace/core/adapter';
+import { interceptMethods, ownListeners } from '@hoptrace/core/adapter';
 import { describe, expect, it } from 'vitest';
 
 type Fn = (this: unknown, ...args: unknown[]) => unknown;
@@ -199,8 +199,7 @@ describe('listeners added through a wrapper (interceptMethods with `listeners`)'
   it('an adapter may wrap one event differently, and hide its own listeners', () => {
     const raw = new Client();
     const own = (): void => undefined;
-    raw.on('data', own);
-    raw.once('close', own);
+    const mine = ownListeners(raw, { on: { data: own }, once: { close: own } });
     const wrapped = interceptMethods(
       raw,
       {},
@@ -212,7 +211,7 @@ describe('listeners added through a wrapper (interceptMethods with `listeners`)'
                 return listener.apply(receiver(this), ['traced', ...args]);
               },
           },
-          isOwn: (listener) => listener === own,
+          own: mine,
         },
       },
     );
@@ -233,6 +232,51 @@ describe('listeners added through a wrapper (interceptMethods with `listeners`)'
     expect(wrapped.listenerCount('data', app)).toBe(1);
     wrapped.off('data', app);
     expect(raw.listeners('data')).toEqual([own]);
+  });
+
+  it("keeps hoptrace's own listeners through removeAllListeners(), unlisted", () => {
+    differential((emitter, mode) => {
+      const calls: string[] = [];
+      const raw = mode === 'raw' ? emitter : new Client();
+      let target = emitter;
+      if (mode === 'wrapped') {
+        const mine = ownListeners(raw, {
+          prepend: { close: () => calls.push('own-close') },
+          on: { flush: () => calls.push('own-flush') },
+          once: { end: () => calls.push('own-end') },
+        });
+        target = interceptMethods(raw as Client, {}, { listeners: { own: mine } });
+      }
+      target.on('close', () => calls.push('app-close'));
+      target.on('other', () => undefined);
+      const names = [target.eventNames(), target.listenerCount('close'), target.rawListeners('end').length];
+      target.emit('end');
+      const afterEnd = target.listenerCount('end');
+      const cleared = target.removeAllListeners() === target;
+      target.on('close', () => calls.push('app-close-2'));
+      target.emit('close');
+      target.emit('flush');
+      target.emit('end');
+      target.removeAllListeners('close');
+      const after = [target.eventNames(), target.listenerCount('close'), target.listeners('flush').length];
+      // What the application observes: its own listeners only (hoptrace's calls are left out).
+      return { names, afterEnd, cleared, after, calls: calls.filter((c) => c.startsWith('app')) };
+    });
+    const raw = new Client();
+    const calls: string[] = [];
+    const mine = ownListeners(raw, {
+      prepend: { close: () => calls.push('own-close') },
+      once: { end: () => calls.push('own-end') },
+    });
+    const wrapped = interceptMethods(raw, {}, { listeners: { own: mine } });
+    wrapped.on('close', () => calls.push('app-close'));
+    wrapped.removeAllListeners();
+    wrapped.on('close', () => calls.push('app-after'));
+    wrapped.emit('close');
+    wrapped.emit('end');
+    wrapped.emit('end');
+    // Added back (the prepended one ahead), the `once` one kept until its event came.
+    expect(calls).toEqual(['own-close', 'app-after', 'own-end']);
   });
 
   it('is opt-in: without `listeners`, listeners are added to the raw object as they are', () => {

@@ -3,13 +3,13 @@ import {
   interceptMethods,
   Operation,
   operationMetric,
+  ownListeners,
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
 import { context as contextApi, trace } from '@opentelemetry/api';
 import { ERROR_STREAM_CLOSED } from './attributes.ts';
 import { headerView } from './headers.ts';
-import { ownListeners } from './own-listeners.ts';
 import { carrying, type OutgoingMessage, type ProducerState, sendAttributes } from './send.ts';
 
 /**
@@ -78,11 +78,6 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
   const proxy: RawProducerStream = interceptMethods(
     stream,
     {
-      removeAllListeners: (_raw, args): unknown => {
-        const out = mine.removeAllListeners(args);
-        return out === stream ? proxy : out;
-      },
-      eventNames: () => mine.eventNames(),
       write: (raw, args) => tracedWrite(state, sends, originals, raw, 'write', args),
       end: (raw, args): unknown => {
         // `end(message, ...)` writes the message first; `end()`, `end(callback)` and `end(null)` do not.
@@ -102,7 +97,7 @@ export function traceProducerStream(state: ProducerState, stream: unknown): unkn
     },
     // Listeners added through the traced stream get it as `this`; what it lists (`listeners()`,
     // `rawListeners()`, `listenerCount()`) leaves hoptrace's own listeners out, as without hoptrace.
-    { listeners: { isOwn: mine.has } },
+    { listeners: { own: mine } },
   );
   return proxy;
 }

@@ -1,8 +1,14 @@
-import { interceptMethods, isThenable, type Listener, type Receiver } from '@hoptrace/core/adapter';
+import {
+  interceptMethods,
+  isThenable,
+  type Listener,
+  type OwnListeners,
+  ownListeners,
+  type Receiver,
+} from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
-import { type OwnListeners, ownListeners } from './own-listeners.ts';
 
 type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
 
@@ -123,18 +129,10 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return Promise.resolve(raw.close(...args)).finally(closed);
     },
   };
-  if (mine) {
-    const own = mine;
-    interceptors.removeAllListeners = (_target, args) => {
-      const out = own.removeAllListeners(args);
-      return out === raw ? proxy : out;
-    };
-    interceptors.eventNames = () => own.eventNames();
-  }
   // Listeners added through the traced stream get it as `this`, `data` ones traced; what it lists
   // names the application's listeners and leaves hoptrace's own out, as without hoptrace.
   const proxy = interceptMethods(stream, interceptors, {
-    listeners: { wrap: { data: traceListener }, ...(mine ? { isOwn: mine.has } : {}) },
+    listeners: { wrap: { data: traceListener }, ...(mine ? { own: mine } : {}) },
   });
   return proxy;
 }
