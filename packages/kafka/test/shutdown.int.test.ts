@@ -1,5 +1,5 @@
 import { ERROR_SHUTDOWN, endOpenSpans } from '@hoptrace/core';
-import { traceConsumer, traceProducer } from '@hoptrace/kafka';
+import { traceConsumer, traceProducer, withMessageContext } from '@hoptrace/kafka';
 import {
   deferred,
   onlySpan,
@@ -135,6 +135,127 @@ describe('endOpenSpans (process shutdown) on kafkajs', () => {
     const first = spansNamed(all, `process ${topic}`).find((s) => s.attributes['kafka.offset'] === 0);
     expect(first?.spanContext().traceId).toBe(request.spanContext().traceId);
     expect(first && parentSpanId(first)).toBe(send.spanContext().spanId);
+    expect(tracing.current.openSpans()).toEqual([]);
+  });
+
+  it("eachBatch, batchSpans 'message': the batch span and the held message's span end once with shutdown; the handler finishes, resolves and commits, and the next messages get spans of their own", async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
+    const crashes: unknown[] = [];
+    consumer.on(consumer.events.CRASH, (event) => crashes.push(event));
+    release = deferred();
+    const started = deferred();
+    const seen: string[] = [];
+    const returned: unknown[] = [];
+    const all = deferred();
+    await consumer.run({
+      eachBatch: async ({ batch, resolveOffset }) => {
+        for (const message of batch.messages) {
+          const value = message.value?.toString() ?? '';
+          returned.push(
+            await withMessageContext(message, async () => {
+              if (value === 'held') {
+                started.resolve();
+                await release.promise;
+              }
+              return `handled ${value}`;
+            }),
+          );
+          seen.push(value);
+          resolveOffset(message.offset);
+        }
+        if (seen.length === 2) all.resolve();
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'held' }] });
+    await started.promise;
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`process ${topic}`, `process ${topic}`]);
+
+    expect(endOpenSpans()).toBe(2);
+    expect(tracing.current.openSpans()).toEqual([]);
+    const ended = spansNamed(spans(), `process ${topic}`);
+    expect(ended).toHaveLength(2);
+    for (const span of ended) {
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+      expect(span.attributes['error.type']).toBe(ERROR_SHUTDOWN);
+    }
+
+    release.resolve();
+    await producer.send({ topic, messages: [{ value: 'next' }] });
+    await all.promise;
+    expect(seen).toEqual(['held', 'next']);
+    expect(returned).toEqual(['handled held', 'handled next']);
+    const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 4);
+    const processes = spansNamed(done, `process ${topic}`);
+    expect(processes.filter((s) => s.attributes['error.type'] === ERROR_SHUTDOWN)).toEqual(ended);
+    expect(processes.filter((s) => s.status.code === SpanStatusCode.UNSET)).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(seen).toEqual(['held', 'next']);
+    expect(crashes).toEqual([]);
+    expect(tracing.current.openSpans()).toEqual([]);
+    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(4);
+  });
+
+  it("eachBatch, batchSpans 'batch': the batch span and a withMessageContext call span still running end once with shutdown; the call's value reaches the handler unchanged", async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), { batchSpans: 'batch' }),
+      [topic],
+    );
+    release = deferred();
+    const started = deferred();
+    const returned: unknown[] = [];
+    const finished = deferred();
+    await consumer.run({
+      eachBatch: async ({ batch }) => {
+        for (const message of batch.messages) {
+          returned.push(
+            await withMessageContext(message, async () => {
+              started.resolve();
+              await release.promise;
+              return message.value?.toString();
+            }),
+          );
+        }
+        finished.resolve();
+      },
+    });
+    await producer.send({ topic, messages: [{ value: 'held' }] });
+    await started.promise;
+    expect(tracing.current.openSpans()).toHaveLength(2);
+    expect(endOpenSpans()).toBe(2);
+    expect(tracing.current.openSpans()).toEqual([]);
+    const ended = spansNamed(spans(), `process ${topic}`);
+    expect(ended).toHaveLength(2);
+    for (const span of ended) expect(span.attributes['error.type']).toBe(ERROR_SHUTDOWN);
+
+    release.resolve();
+    await finished.promise;
+    expect(returned).toEqual(['held']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(spansNamed(spans(), `process ${topic}`)).toEqual(ended);
+    expect(tracing.current.openSpans()).toEqual([]);
+  });
+
+  it('a send in flight ends once with shutdown; its result reaches the caller unchanged', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const pending = producer.send({ topic, messages: [{ value: 'in-flight' }] });
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
+    expect(endOpenSpans()).toBe(1);
+    const metadata = await pending;
+    expect(metadata).toEqual([expect.objectContaining({ topicName: topic, partition: 0, baseOffset: '0' })]);
+    const send = onlySpan(spans(), `send ${topic}`);
+    expect(send.status.code).toBe(SpanStatusCode.ERROR);
+    expect(send.attributes['error.type']).toBe(ERROR_SHUTDOWN);
     expect(tracing.current.openSpans()).toEqual([]);
   });
 });
