@@ -19,7 +19,10 @@ export const MAX_TRACKED_OPEN_OPERATIONS = 65_536;
 
 /** What the registry ends: an operation whose spans record. */
 export interface OpenOperation {
-  /** Ends the operation's spans with status ERROR and `error.type` = {@link ERROR_SHUTDOWN}. */
+  /**
+   * Ends the operation's spans with status ERROR and `error.type` = {@link ERROR_SHUTDOWN} (a
+   * failure noted before keeps its own `error.type`).
+   */
   endAtShutdown(): void;
 }
 
@@ -39,7 +42,8 @@ export function untrackOpen(operation: OpenOperation): void {
 
 /**
  * Ends every hoptrace span still open in this process with status ERROR and `error.type` =
- * `shutdown` (their metrics too), and returns how many operations it ended. Call it when the
+ * `shutdown` (their metrics too; a span that recorded a failure before keeps that failure's
+ * `error.type`), and returns how many operations it ended. Call it when the
  * process stops, before the OpenTelemetry SDK shuts down (or register
  * {@link endOpenSpansOnShutdown} as the first span processor, which does it for you). The clients
  * are left alone: acking, committing and closing them stay the application's.
