@@ -5,6 +5,7 @@ import {
   ATTR_SERVER_PORT,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
+import { firstBootstrapBroker } from './client-options.ts';
 import type { Settings } from './options.ts';
 
 /** The bits of a @platformatic/kafka client the wrappers read (producer or consumer). */
@@ -25,8 +26,8 @@ function text(read: () => unknown): string | undefined {
 
 /**
  * What a wrapper knows about its client: from options first, then from the client (its `clientId`
- * and `groupId`, and the first broker it connects to). `version` changes whenever something is
- * learned, so span templates know when to rebuild.
+ * and `groupId`, and the first broker it connects to, its first bootstrap broker until then).
+ * `version` changes whenever something is learned, so span templates know when to rebuild.
  */
 export class ClientInfo {
   readonly #clientId: string | undefined;
@@ -41,12 +42,19 @@ export class ClientInfo {
     this.#address = settings.server?.address;
     this.#port = settings.server?.port;
     if (this.#address !== undefined) return;
+    // Until the client reports a connection (it connects lazily, in its first call; or it connected
+    // before it was wrapped, and never reports again), the broker it tries first.
+    const seed = firstBootstrapBroker(client);
+    this.#address = seed?.address;
+    this.#port = seed?.port;
     try {
       client.once?.('client:broker:connect', (payload) => {
         const broker = (payload as { broker?: { host?: unknown; port?: unknown } } | undefined)?.broker;
-        if (typeof broker?.host !== 'string' || this.#address !== undefined) return;
+        if (typeof broker?.host !== 'string') return;
+        const port = typeof broker.port === 'number' ? broker.port : undefined;
+        if (broker.host === this.#address && port === this.#port) return;
         this.#address = broker.host;
-        this.#port = typeof broker.port === 'number' ? broker.port : undefined;
+        this.#port = port;
         this.#version++;
       });
     } catch {

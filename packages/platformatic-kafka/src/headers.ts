@@ -1,4 +1,5 @@
 import { diag } from '@opentelemetry/api';
+import { clientOptions } from './client-options.ts';
 
 /** Header maps @platformatic/kafka takes on send (`Map` or record) and hands out on receive (`Map`). */
 export type HeaderInput = ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>;
@@ -95,13 +96,7 @@ function probe(serializer: unknown): HeaderEncoding {
 export function producerHeaderEncodings(client: object): HeaderEncodings {
   let serializers: { headerKey?: unknown; headerValue?: unknown } | undefined;
   try {
-    const symbol = Object.getOwnPropertySymbols(client).find(
-      (s) => s.description === 'plt.kafka.base.options',
-    );
-    const options = symbol
-      ? (client as Record<symbol, { serializers?: typeof serializers }>)[symbol]
-      : undefined;
-    serializers = options?.serializers;
+    serializers = clientOptions(client)?.serializers as typeof serializers;
   } catch {
     serializers = undefined;
   }

@@ -121,7 +121,7 @@ export function resolveSettings(
 }
 
 /** `host:port` (IPv6 in brackets allowed) as address and port; undefined when it does not parse. */
-function hostPort(text: string): { address: string; port: number } | undefined {
+export function hostPort(text: string): { address: string; port: number } | undefined {
   const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
   if (!match?.[1] || port < 1 || port > 65535) return undefined;
