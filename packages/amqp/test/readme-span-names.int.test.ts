@@ -38,7 +38,7 @@ function readmeSpanNames(): { text: string; pattern: RegExp }[] {
 describe('README span names (12.18)', () => {
   it('every span name the README shows is emitted, and every emitted name is one the README shows', async () => {
     const documented = readmeSpanNames();
-    expect(documented.length).toBe(15);
+    expect(documented.length).toBe(16);
     const connection = await connect();
     try {
       const channel = traceChannel(await connection.createChannel(), { settleSpans: true });
@@ -70,10 +70,14 @@ describe('README span names (12.18)', () => {
       const pulled = `pull-${id}`;
       await channel.assertQueue(pulled, { exclusive: true });
       channel.sendToQueue(pulled, Buffer.from('5'));
+      channel.sendToQueue(pulled, Buffer.from('6'));
       const pull = traceChannel(await connection.createChannel(), { settleSpans: true });
       let got: GetMessage | false = false;
       while (got === false) got = await pull.get(pulled); // receive {queue}
       pull.ack(got); // a got message is not tracked: ack
+      got = false;
+      while (got === false) got = await pull.get(pulled);
+      pull.reject(got, false); // reject
       await pull.get(direct); // receive (server-named)
       const done = await waitForSpans(
         tracing.current.spans,
