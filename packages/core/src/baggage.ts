@@ -1,5 +1,6 @@
 import { type Attributes, type Context, propagation } from '@opentelemetry/api';
 import { MAX_BAGGAGE_MEMBERS } from './limits.ts';
+import { describeValue } from './validate.ts';
 
 /**
  * Baggage keys to copy onto consumer spans as attributes: a list (the attribute is named like the
@@ -8,6 +9,15 @@ import { MAX_BAGGAGE_MEMBERS } from './limits.ts';
  * @example ['tenant.id'] or { 'tenant.id': 'app.tenant.id' }
  */
 export type BaggageAllowList = readonly string[] | Readonly<Record<string, string>>;
+
+/**
+ * The tag of an object (`[object Object]`, `[object Map]`). Only an `[object Object]` is the map form
+ * of an allow-list: `Object.entries` sees none of a `Map`'s or a `Set`'s entries, so one was taken
+ * for an empty allow-list that reads nothing, without a word.
+ */
+function objectTag(value: unknown): string | undefined {
+  return value !== null && typeof value === 'object' ? Object.prototype.toString.call(value) : undefined;
+}
 
 /** Reads allow-listed baggage from a context; compiled once by {@link compileBaggageAllowList}. */
 export type BaggageReader = (context: Context) => Attributes | undefined;
@@ -32,11 +42,11 @@ export function compileBaggageAllowList(
   const pairs: Array<[string, string]> = Array.isArray(allowList)
     ? // Array.from, not map: a sparse list's holes become entries (and are refused) rather than holes
       Array.from(allowList as readonly unknown[], (k) => [k as string, k as string])
-    : allowList && typeof allowList === 'object'
+    : objectTag(allowList) === '[object Object]'
       ? Object.entries(allowList as Record<string, unknown>).map(([k, v]) => [k, v as string])
       : (() => {
           throw new TypeError(
-            `Expected \`${name}\` to be a list or map of strings, got ${String(allowList)}`,
+            `Expected \`${name}\` to be a list or map of strings, got ${objectTag(allowList) ?? describeValue(allowList)}`,
           );
         })();
   for (const [key, attribute] of pairs) {

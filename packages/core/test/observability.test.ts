@@ -116,6 +116,15 @@ describe('createInstrumentation validates options at wrap time', () => {
     [{ baggageAttributes: [''] }, 'Expected `baggageAttributes` entries to be non-empty strings'],
     [{ baggageAttributes: 'tenant' }, 'Expected `baggageAttributes` to be a list or map of strings'],
     [{ baggageAttributes: new Array(2) }, 'Expected `baggageAttributes` entries to be non-empty strings'],
+    // A Map or Set has no own entries Object.entries sees: it was taken for an empty allow-list.
+    [
+      { baggageAttributes: new Map([['tenant.id', 'app.tenant']]) },
+      'Expected `baggageAttributes` to be a list or map of strings, got [object Map]',
+    ],
+    [
+      { baggageAttributes: new Set(['tenant.id']) },
+      'Expected `baggageAttributes` to be a list or map of strings, got [object Set]',
+    ],
   ])('rejects %j', (options, message) => {
     expect(() => createInstrumentation(SCOPE, options as never)).toThrow(message);
   });
@@ -201,6 +210,10 @@ describe('createLogFields: trace id, business codes and error codes on one line'
     ['tenant.id', 'Expected `options` to be an object, got "tenant.id"'],
     [{ errorType: 'no' }, 'Expected `errorType` to be a boolean, got "no"'],
     [{ baggage: new Array(2) }, 'Expected `baggage` entries to be non-empty strings'],
+    [
+      { baggage: new Set(['tenant.id']) },
+      'Expected `baggage` to be a list or map of strings, got [object Set]',
+    ],
   ])('rejects %j with a clear TypeError when compiled', (options, message) => {
     expect(() => createLogFields(options as never)).toThrow(message);
   });
