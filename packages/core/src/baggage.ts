@@ -31,12 +31,15 @@ export const DEFAULT_MAX_BAGGAGE_VALUE_LENGTH = 256;
  * `maxValueLength` is dropped.
  *
  * @param name - the option's name, for the error message.
- * @throws TypeError at wrap time for an allow-list that is not a list or map of non-empty strings.
+ * @param reserved - names the entries may not be read into (the other fields of the record they join).
+ * @throws TypeError at wrap time for an allow-list that is not a list or map of non-empty strings,
+ * or that names a `reserved` name.
  */
 export function compileBaggageAllowList(
   allowList: BaggageAllowList | undefined,
   maxValueLength = DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
   name = 'baggageAttributes',
+  reserved: readonly string[] = [],
 ): BaggageReader | undefined {
   if (allowList === undefined) return undefined;
   const pairs: Array<[string, string]> = Array.isArray(allowList)
@@ -60,6 +63,12 @@ export function compileBaggageAllowList(
         `Expected \`${name}\` entries to be non-empty strings, got ${JSON.stringify([key, attribute])}`,
       );
     }
+  }
+  const taken = pairs.find(([, attribute]) => reserved.includes(attribute));
+  if (taken) {
+    throw new TypeError(
+      `Expected \`${name}\` field names other than ${reserved.join(', ')}, got ${JSON.stringify(taken[1])}`,
+    );
   }
   if (pairs.length > MAX_BAGGAGE_MEMBERS) {
     throw new TypeError(`Expected at most ${MAX_BAGGAGE_MEMBERS} \`${name}\`, got ${pairs.length}`);

@@ -43,12 +43,16 @@ export function logFields(context: Context = contextApi.active()): LogFields {
   };
 }
 
+/** The fields a line gets from hoptrace itself: baggage (other services' data) may not replace them. */
+const OWN_FIELDS = ['trace_id', 'span_id', 'trace_flags', 'error.type'] as const;
+
 /** Options of {@link createLogFields}. */
 export interface LogFieldsOptions {
   /**
    * Baggage keys to add to every line (business codes such as a tenant), as a list or a map from
    * baggage key to field name: the same allow-list shape as the wrappers' `baggageAttributes`.
-   * Values over 256 characters are left out. Default: none.
+   * Values over 256 characters are left out. Field names `trace_id`, `span_id`, `trace_flags` and
+   * `error.type` are refused (a TypeError): baggage from another service would replace them. Default: none.
    * @example { baggage: ['tenant.id'] }
    */
   baggage?: BaggageAllowList;
@@ -68,12 +72,12 @@ export interface LogFieldsOptions {
  *
  * @example pino({ mixin: createLogFields({ baggage: ['tenant.id'] }) })
  * @throws TypeError for options that are not an object, a non-boolean `errorType`, or an invalid
- * allow-list.
+ * allow-list (one naming a field of its own, such as `trace_id`, too).
  */
 export function createLogFields(options: LogFieldsOptions = {}): () => LogFields {
   assertOptionsObject('options', options);
   assertOptionalBoolean('errorType', options.errorType);
-  const baggage = compileBaggageAllowList(options.baggage, undefined, 'baggage');
+  const baggage = compileBaggageAllowList(options.baggage, undefined, 'baggage', OWN_FIELDS);
   const withErrorType = options.errorType !== false;
   return () => {
     const context = contextApi.active();

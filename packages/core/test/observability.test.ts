@@ -214,6 +214,15 @@ describe('createLogFields: trace id, business codes and error codes on one line'
       { baggage: new Set(['tenant.id']) },
       'Expected `baggage` to be a list or map of strings, got [object Set]',
     ],
+    // Baggage comes from other services: under these names it would replace the line's own fields.
+    [
+      { baggage: ['trace_id'] },
+      'Expected `baggage` field names other than trace_id, span_id, trace_flags, error.type, got "trace_id"',
+    ],
+    [
+      { baggage: { 'tenant.id': 'error.type' } },
+      'Expected `baggage` field names other than trace_id, span_id, trace_flags, error.type, got "error.type"',
+    ],
   ])('rejects %j with a clear TypeError when compiled', (options, message) => {
     expect(() => createLogFields(options as never)).toThrow(message);
   });
