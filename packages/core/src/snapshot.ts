@@ -7,7 +7,6 @@ import {
   isSpanContextValid,
   propagation,
   type SpanContext,
-  TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import { acceptBaggageEntries, acceptTraceState, MAX_BAGGAGE_MEMBERS } from './limits.ts';
@@ -64,9 +63,9 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
  * Turns a snapshot back into a context: `base` (default: the active context) with the snapshot's
  * span context set as a remote parent and its baggage. The snapshot may come from storage written by
  * anyone, so it is validated with the same limits `extractContext` applies to headers: invalid ids
- * (uppercase hex too, as W3C says) leave the span context out, a tracestate over 512 characters or
- * 32 members and baggage over 64 members or 8192 bytes are dropped whole, and a value that is not a
- * snapshot at all returns `base`.
+ * (uppercase hex too, as W3C says) and `traceFlags` that are not an integer from 0 to 255 leave the
+ * span context out, a tracestate over 512 characters or 32 members and baggage over 64 members or
+ * 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`.
  * Never throws.
  */
 export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.active()): Context {
@@ -74,19 +73,15 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
   const s = snapshot as Partial<ContextSnapshot>;
   let context = base;
   try {
-    const { traceId, spanId } = s;
+    const { traceId, spanId, traceFlags } = s;
     if (
       typeof traceId === 'string' &&
       typeof spanId === 'string' &&
       LOWER_TRACE_ID.test(traceId) &&
-      LOWER_SPAN_ID.test(spanId)
+      LOWER_SPAN_ID.test(spanId) &&
+      isTraceFlags(traceFlags)
     ) {
-      const spanContext: SpanContext = {
-        traceId,
-        spanId,
-        traceFlags: typeof s.traceFlags === 'number' ? s.traceFlags & 0xff : TraceFlags.NONE,
-        isRemote: true,
-      };
+      const spanContext: SpanContext = { traceId, spanId, traceFlags, isRemote: true };
       if (typeof s.traceState === 'string' && s.traceState.length > 0 && acceptTraceState(s.traceState)) {
         spanContext.traceState = createTraceState(s.traceState);
       }
@@ -109,6 +104,14 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
  */
 const LOWER_TRACE_ID = /^[0-9a-f]{32}$/;
 const LOWER_SPAN_ID = /^[0-9a-f]{16}$/;
+
+/**
+ * W3C trace flags are one byte: an integer from 0 to 255, as the two hex digits of a `traceparent`
+ * spell. Anything else is refused, not masked (`-1` would have become 255, sampled; `257`, 1).
+ */
+function isTraceFlags(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0xff;
+}
 
 function baggageFromPairs(pairs: unknown[]): Baggage | undefined {
   if (pairs.length === 0 || pairs.length > MAX_BAGGAGE_MEMBERS) return undefined;

@@ -67,6 +67,28 @@ describe('captureSnapshot / restoreSnapshot', () => {
     expect(restoreSnapshot(value, base)).toBe(base);
   });
 
+  it.each([
+    ['-1 (read as 255: sampled)', -1],
+    ['257 (read as 1: sampled)', 257],
+    ['1.5', 1.5],
+    ['NaN', Number.NaN],
+    ['a string', '01'],
+    ['missing', undefined],
+  ])(
+    'leaves out the span context of a snapshot whose traceFlags are %s, as extract refuses flags that are not two hex digits',
+    (_label, traceFlags) => {
+      const restored = restoreSnapshot({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags }, ROOT_CONTEXT);
+      expect(trace.getSpanContext(restored)).toBeUndefined();
+    },
+  );
+
+  it('keeps every flag value from 0 to 255', () => {
+    for (const traceFlags of [0, 1, 2, 255]) {
+      const restored = restoreSnapshot({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags }, ROOT_CONTEXT);
+      expect(trace.getSpanContext(restored)?.traceFlags).toBe(traceFlags);
+    }
+  });
+
   it('refuses uppercase hex ids, as extractContext refuses an uppercase traceparent (W3C ids are lowercase)', () => {
     const upper = { traceId: TRACE_ID.toUpperCase(), spanId: SPAN_ID.toUpperCase(), traceFlags: 1 };
     const base = context.active();
