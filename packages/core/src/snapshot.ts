@@ -16,9 +16,9 @@ import { acceptBaggageEntries, acceptTraceState, MAX_BAGGAGE_MEMBERS } from './l
  * a worker thread or kept across callbacks where AsyncLocalStorage does not follow.
  */
 export interface ContextSnapshot {
-  /** 32 lowercase hex characters. */
+  /** 32 lowercase hex characters; empty in a snapshot of baggage alone (no valid span context). */
   traceId: string;
-  /** 16 lowercase hex characters. */
+  /** 16 lowercase hex characters; empty in a snapshot of baggage alone. */
   spanId: string;
   /** W3C trace flags (bit 0: sampled). */
   traceFlags: number;
@@ -32,7 +32,7 @@ export interface ContextSnapshot {
  * Captures the span context and baggage of `context` (default: the active one).
  *
  * @returns a fresh snapshot, or `undefined` when the context has neither a valid span context nor
- * baggage.
+ * a baggage entry. An unsampled span context is captured (`traceFlags` 0).
  */
 export function captureSnapshot(context: Context = contextApi.active()): ContextSnapshot | undefined {
   const target: ContextSnapshot = { traceId: '', spanId: '', traceFlags: 0 };
@@ -42,9 +42,9 @@ export function captureSnapshot(context: Context = contextApi.active()): Context
 /** Fills `target` from `context`; false when there was nothing to capture. */
 function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
   const spanContext = trace.getSpanContext(context);
-  const bag = propagation.getBaggage(context);
+  const entries = propagation.getBaggage(context)?.getAllEntries();
   const valid = spanContext !== undefined && isSpanContextValid(spanContext);
-  if (!valid && !bag) return false;
+  if (!valid && !entries?.length) return false;
   if (valid) {
     target.traceId = spanContext.traceId;
     target.spanId = spanContext.spanId;
@@ -52,10 +52,7 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
     const state = spanContext.traceState?.serialize();
     if (state) target.traceState = state;
   }
-  if (bag) {
-    const entries = bag.getAllEntries();
-    if (entries.length > 0) target.baggage = entries.map(([key, entry]) => [key, entry.value]);
-  }
+  if (entries?.length) target.baggage = entries.map(([key, entry]) => [key, entry.value]);
   return true;
 }
 

@@ -53,6 +53,10 @@ describe('captureSnapshot / restoreSnapshot', () => {
 
   it('returns undefined when there is nothing to capture', () => {
     expect(captureSnapshot(ROOT_CONTEXT)).toBeUndefined();
+    // An empty baggage (what removing its last entry leaves) is nothing to capture either.
+    expect(
+      captureSnapshot(propagation.setBaggage(ROOT_CONTEXT, propagation.createBaggage())),
+    ).toBeUndefined();
   });
 
   it.each([
