@@ -138,7 +138,9 @@ export function readFailureLineage(headers: HeaderCarrier): FailureLineage | und
   const retryable = text(headers, FAILURE_HEADERS.retryable);
   let failed: SpanContext | undefined;
   try {
-    const carrier: Record<string, unknown> = {};
+    // No prototype: a `hoptrace-failed-__proto__` header (an AMQP table) is then one more field, not
+    // the prototype the propagator's reads of `traceparent` and the rest fall through to.
+    const carrier: Record<string, unknown> = Object.create(null);
     let any = false;
     for (const key of Object.keys(headers)) {
       if (key.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) {

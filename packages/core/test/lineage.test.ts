@@ -40,6 +40,22 @@ describe.each<TestPropagator>(['w3c', 'b3'])('failure lineage headers under %s',
     expect(lineageLinks(lineage)?.[0]?.attributes).toEqual(lineageAttributes(lineage ?? {}));
   });
 
+  it('read no failed context from a `hoptrace-failed-__proto__` header (an AMQP table as the prototype of the fields read)', () => {
+    const fields = failureHeaders({
+      error: new Error('x'),
+      destination: 'q',
+      context: trace.setSpanContext(ROOT_CONTEXT, failed),
+    });
+    const nested: Record<string, unknown> = {};
+    for (const key in fields) {
+      if (key.startsWith('hoptrace-failed-')) nested[key.slice('hoptrace-failed-'.length)] = fields[key];
+    }
+    const headers = JSON.parse(
+      JSON.stringify({ 'hoptrace-error-type': 'x', 'hoptrace-failed-__proto__': nested }),
+    );
+    expect(readFailureLineage(headers)?.failed).toBeUndefined();
+  });
+
   it('use the classifier, so the header and the span agree', () => {
     const headers = failureHeaders({
       error: new Error('x'),
