@@ -71,9 +71,13 @@ export interface FailureInput {
  * The plain-string lineage headers of a dead-letter or retry copy of a failed message (see
  * `FAILURE_HEADERS`): destination, partition, offset, error type, a capped error message, retryable,
  * attempts, and the failed attempt's trace context under `hoptrace-failed-<field>` through the
- * registered propagator. A new object; never throws (a value of the wrong type is left out).
+ * registered propagator. A new object; a field of the wrong type is left out, and only an `input`
+ * that is not an object throws (a TypeError saying so).
  */
 export function failureHeaders(input: FailureInput): Record<string, string> {
+  if (input === null || typeof input !== 'object') {
+    throw new TypeError(`Expected \`input\` to be an object with the failure, got ${String(input)}`);
+  }
   const failure = classifyError(input.error, input.classifyError);
   const out: Record<string, string> = {};
   if (typeof input.destination === 'string') out[FAILURE_HEADERS.destination] = capValue(input.destination);

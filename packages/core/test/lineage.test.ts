@@ -154,3 +154,11 @@ describe('readFailureLineage on hostile or ordinary input', () => {
     expect(decoded).toBe(0);
   });
 });
+
+describe('failureHeaders: an input that is not an object', () => {
+  it('throws a TypeError that says so (it threw "Cannot read properties of null")', () => {
+    for (const bad of [null, undefined, 'x', 42, Symbol('s')]) {
+      expect(() => failureHeaders(bad as never)).toThrow(/Expected `input` to be an object/);
+    }
+  });
+});
