@@ -219,7 +219,9 @@ describe('traced @platformatic/kafka against a real broker', () => {
 
   it('createSpans: each create span gets its offset from the reply per partition, as the consumer sees it', async () => {
     const [topic] = (await createTopics(1, 2)) as [string];
-    const producer = traceProducer(stringProducer(), { createSpans: true });
+    // Idempotent: a produce request the client retries after a timeout on a loaded machine must not
+    // write its messages twice (the offsets below assume each is written once).
+    const producer = traceProducer(stringProducer({ idempotent: true }), { createSpans: true });
     await producer.send({
       messages: [0, 1, 0, 1, 1].map((partition, i) => ({ topic, value: `f${i}`, partition })),
     });
