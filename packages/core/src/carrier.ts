@@ -2,10 +2,62 @@ import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
 import { acceptHeaderText, headerLimit } from './limits.ts';
 
 /**
- * Any header map a broker client hands us. Values may be strings, Buffers, Uint8Arrays, arrays of
+ * Any header object a broker client hands us. Values may be strings, Buffers, Uint8Arrays, arrays of
  * those (Kafka allows repeated headers), or any AMQP field value (numbers, booleans, nested tables).
+ * For headers held in a JavaScript `Map` (what @platformatic/kafka hands out), see {@link HeaderMap}.
  */
 export type HeaderCarrier = Readonly<Record<string, unknown>> | null | undefined;
+
+/**
+ * Headers held in a JavaScript `Map` (or a subclass), as @platformatic/kafka hands them out: keys are
+ * strings, or Buffers / Uint8Arrays holding the name as UTF-8 (as Kafka writes header names); values
+ * follow the same rules as a {@link HeaderCarrier}'s. A key of any other type, or longer than
+ * {@link MAX_HEADER_NAME_LENGTH}, is skipped; of several keys spelling one name, the first wins.
+ */
+export type HeaderMap = ReadonlyMap<unknown, unknown>;
+
+/**
+ * Longest header name (characters, or bytes for a byte key) read from a {@link HeaderMap}; a longer
+ * key is skipped before it is decoded. Propagation and lineage header names are far shorter.
+ */
+export const MAX_HEADER_NAME_LENGTH = 128;
+
+/** Whether `headers` is a {@link HeaderMap}: one check per call, made before any header is read. */
+export function isHeaderMap(headers: unknown): headers is HeaderMap {
+  return headers instanceof Map;
+}
+
+/**
+ * A plain view of a {@link HeaderMap} keyed by name, for the readers of header objects: names decoded
+ * (see {@link headerName}), values as they are (decoded, size-checked and refused later, by the same
+ * reads an object carrier gets). No prototype, so a header named `__proto__` is one more name.
+ * `undefined` for an empty map or one whose iteration throws (a hostile subclass): no headers.
+ * Never throws; never touches the caller's map.
+ */
+export function mapHeaderView(headers: HeaderMap): Record<string, unknown> | undefined {
+  try {
+    if (headers.size === 0) return undefined;
+    const view: Record<string, unknown> = Object.create(null);
+    // forEach, not for...of: no iterator and no entry array per header
+    headers.forEach((value, key) => {
+      const name = headerName(key);
+      if (name !== undefined && !(name in view)) view[name] = value;
+    });
+    return view;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The name a {@link HeaderMap} key spells: a string as it is, bytes decoded as UTF-8; `undefined`
+ * for a key of another type or longer than {@link MAX_HEADER_NAME_LENGTH} (refused before decoding).
+ */
+export function headerName(key: unknown): string | undefined {
+  if (typeof key === 'string') return key.length <= MAX_HEADER_NAME_LENGTH ? key : undefined;
+  if (key instanceof Uint8Array && key.byteLength <= MAX_HEADER_NAME_LENGTH) return utf8Decoder.decode(key);
+  return undefined;
+}
 
 /**
  * Reads one header value as text: strings as they are, Buffers and Uint8Arrays decoded as latin1

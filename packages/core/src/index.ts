@@ -10,7 +10,7 @@
  */
 
 export type { BaggageAllowList } from './baggage.ts';
-export type { HeaderCarrier } from './carrier.ts';
+export { type HeaderCarrier, type HeaderMap, MAX_HEADER_NAME_LENGTH } from './carrier.ts';
 export type { ErrorClassification, ErrorClassifier } from './errors.ts';
 export { HOP_TRACESTATE_KEY, type TraceBudget } from './hops.ts';
 export {

@@ -9,7 +9,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { capValue } from './attributes.ts';
-import { type HeaderCarrier, limitedText } from './carrier.ts';
+import { type HeaderCarrier, type HeaderMap, isHeaderMap, limitedText, mapHeaderView } from './carrier.ts';
 import { classifyError, describeError, type ErrorClassifier } from './errors.ts';
 import {
   ATTR_HOPTRACE_FAILURE_ATTEMPTS,
@@ -134,9 +134,13 @@ function offset(value: string | undefined): string | undefined {
  * Reads lineage headers from a received message: `undefined` unless it carries
  * `hoptrace-error-type` (so ordinary messages cost one property read). Values are capped, invalid
  * ones skipped; the failed context is parsed by the registered propagator. Never throws.
+ *
+ * @param headers - the message headers: an object, or a `Map` as @platformatic/kafka hands them out
+ * (string or Buffer keys; see {@link HeaderMap}); `undefined` and `null` are fine.
  */
-export function readFailureLineage(headers: HeaderCarrier): FailureLineage | undefined {
+export function readFailureLineage(headers: HeaderCarrier | HeaderMap): FailureLineage | undefined {
   if (!headers) return undefined;
+  if (isHeaderMap(headers)) return readFailureLineage(mapHeaderView(headers));
   const errorType = text(headers, FAILURE_HEADERS.errorType, 128);
   if (errorType === undefined) return undefined;
   const retryable = text(headers, FAILURE_HEADERS.retryable);

@@ -9,7 +9,15 @@ import {
   type SpanContext,
   trace,
 } from '@opentelemetry/api';
-import { type HeaderCarrier, headerGetter, recordSetter } from './carrier.ts';
+import {
+  type HeaderCarrier,
+  type HeaderMap,
+  headerGetter,
+  headerName,
+  isHeaderMap,
+  mapHeaderView,
+  recordSetter,
+} from './carrier.ts';
 import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
 import { relayHop, restartedFrom } from './hops.ts';
 
@@ -36,16 +44,22 @@ export function injectContext(context: Context = contextApi.active()): Record<st
  * those (first textual value wins), and AMQP values of any type (what is not text is ignored).
  * Values over the W3C size limits are refused before parsing (see `headerGetter`).
  *
- * @param headers - the message headers; `undefined` and `null` are fine.
+ * @param headers - the message headers: an object, or a `Map` as @platformatic/kafka hands them out
+ * (string or Buffer keys; see {@link HeaderMap}); `undefined` and `null` are fine.
  * @param base - the context to extend; defaults to the active one.
  * @returns `base` extended with what the propagator could parse. Never throws; input it cannot
  * parse, or a propagator that throws or returns something other than a context, leaves `base` as
  * it was.
  */
-export function extractContext(headers: HeaderCarrier, base: Context = contextApi.active()): Context {
+export function extractContext(
+  headers: HeaderCarrier | HeaderMap,
+  base: Context = contextApi.active(),
+): Context {
   if (!headers) return base;
+  const carrier = isHeaderMap(headers) ? mapHeaderView(headers) : headers;
+  if (!carrier) return base;
   try {
-    const extracted: unknown = propagation.extract(base, headers, headerGetter);
+    const extracted: unknown = propagation.extract(base, carrier, headerGetter);
     // A custom propagator may hand back something that is not a context (e.g. `undefined`).
     return isContext(extracted) ? extracted : base;
   } catch (error) {
@@ -230,13 +244,46 @@ function replacedContext<V>(
  * overwritten (a malformed `traceparent` stays as the caller sent it). The caller's object is not
  * touched; headers are parsed once.
  *
- * @typeParam V - the header value type of the caller's map (e.g. `string | Buffer`).
+ * A `Map` (see {@link HeaderMap}) gives a new `Map`: the caller's entries under their own keys and
+ * values (Buffer keys stay Buffers), the added fields as string keys and string values (encode them
+ * if your client's serializers take only bytes); an entry it leaves out (a stale `Traceparent`) or
+ * replaces is left out under every key spelling its name.
+ *
+ * @typeParam K - the key type of the caller's `Map` (e.g. `string | Buffer`).
+ * @typeParam V - the header value type of the caller's headers (e.g. `string | Buffer`).
  */
+export function withContextHeaders<K, V>(
+  headers: ReadonlyMap<K, V>,
+  context?: Context,
+): Map<K | string, V | string>;
 export function withContextHeaders<V>(
   headers: Readonly<Record<string, V>> | null | undefined,
+  context?: Context,
+): Record<string, V | string>;
+export function withContextHeaders<V>(
+  headers: Readonly<Record<string, V>> | HeaderMap | null | undefined,
   context: Context = contextApi.active(),
-): Record<string, V | string> {
+): Record<string, V | string> | Map<unknown, unknown> {
+  if (isHeaderMap(headers)) return withMapContextHeaders(headers, context);
   const caller = callerSpanContext(headers);
   const out = sendHeaders(headers, context, caller);
   return out === headers ? { ...headers } : (out as Record<string, V | string>);
+}
+
+/**
+ * {@link withContextHeaders} for a `Map`: the decision is made on the map's named view, as for an
+ * object, then applied to the map's own entries by name.
+ */
+function withMapContextHeaders(headers: HeaderMap, context: Context): Map<unknown, unknown> {
+  const view = mapHeaderView(headers);
+  const out: Readonly<Record<string, unknown>> = sendHeaders(view, context, callerSpanContext(view));
+  const copy = new Map<unknown, unknown>();
+  // A name is kept, under every key spelling it, unless the copy drops or replaces its value.
+  const kept = (name: string) => view !== undefined && Object.hasOwn(out, name) && out[name] === view[name];
+  headers.forEach((value, key) => {
+    const name = out === view ? undefined : headerName(key);
+    if (name === undefined || kept(name)) copy.set(key, value);
+  });
+  if (out !== view) for (const name in out) if (!kept(name)) copy.set(name, out[name]);
+  return copy;
 }

@@ -1,0 +1,213 @@
+import {
+  extractContext,
+  FAILURE_HEADERS,
+  failureHeaders,
+  readFailureLineage,
+  withContextHeaders,
+} from '@hoptrace/core';
+import { installTestTracing, makePropagator, type TestTracing } from '@hoptrace/test-kit';
+import { propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// What @platformatic/kafka hands out: message headers as a Map whose keys and values are Buffers
+// (or strings with string deserializers).
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+const OTHER_TRACEPARENT = `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01`;
+const b = (text: string) => Buffer.from(text);
+
+let tracing: TestTracing;
+beforeAll(() => {
+  tracing = installTestTracing({ propagator: 'w3c' });
+});
+afterAll(() => tracing.uninstall());
+
+function remoteContext() {
+  const ctx = extractContext({ traceparent: TRACEPARENT, tracestate: 'vendor=x' }, ROOT_CONTEXT);
+  return propagation.setBaggage(ctx, propagation.createBaggage({ 'tenant.id': { value: 'acme' } }));
+}
+
+describe('extractContext over a Map of headers', () => {
+  it.each([
+    ['string keys and values', new Map([['traceparent', TRACEPARENT]])],
+    ['Buffer keys and values', new Map([[b('traceparent'), b(TRACEPARENT)]])],
+    ['Uint8Array keys', new Map([[new TextEncoder().encode('traceparent'), TRACEPARENT]])],
+    ['an array value (first textual value wins)', new Map([['traceparent', [7, b(TRACEPARENT)]]])],
+  ])('reads the context from %s, with tracestate and baggage', (_label, headers) => {
+    const map = new Map<unknown, unknown>(headers);
+    map.set(b('tracestate'), b('vendor=x'));
+    map.set('baggage', 'tenant.id=acme');
+    map.set(42, 'a key that is not text is skipped');
+    const ctx = extractContext(map, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)).toMatchObject({
+      traceId: TRACE_ID,
+      spanId: SPAN_ID,
+      traceFlags: 1,
+      isRemote: true,
+    });
+    expect(trace.getSpanContext(ctx)?.traceState?.get('vendor')).toBe('x');
+    expect(propagation.getBaggage(ctx)?.getEntry('tenant.id')?.value).toBe('acme');
+  });
+
+  it('an empty Map, a Map without a context, or one whose name is spelled in another case: the base', () => {
+    for (const map of [new Map(), new Map([['x-app', '1']]), new Map([['Traceparent', TRACEPARENT]])]) {
+      expect(extractContext(map, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    }
+  });
+
+  it('the first entry of a name wins (a string key and a Buffer key spelling the same name)', () => {
+    const map = new Map<unknown, unknown>([
+      ['traceparent', TRACEPARENT],
+      [b('traceparent'), OTHER_TRACEPARENT],
+    ]);
+    expect(trace.getSpanContext(extractContext(map, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
+  });
+
+  it('never throws on a Map whose iteration throws, and reads nothing from it', () => {
+    class Hostile extends Map<unknown, unknown> {
+      override forEach(): void {
+        throw new Error('no entries for you');
+      }
+      override [Symbol.iterator](): MapIterator<[unknown, unknown]> {
+        throw new Error('no entries for you');
+      }
+    }
+    const hostile = new Hostile([['traceparent', TRACEPARENT]]);
+    expect(extractContext(hostile, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    expect(readFailureLineage(hostile)).toBeUndefined();
+  });
+
+  it('refuses oversized values before the propagator sees them, without decoding them, as for objects', () => {
+    const seen: string[] = [];
+    propagation.disable();
+    propagation.setGlobalPropagator({
+      inject() {},
+      extract(ctx, carrier, getter) {
+        for (const key of ['traceparent', 'tracestate', 'baggage']) {
+          const value = getter.get(carrier, key);
+          if (typeof value === 'string') seen.push(`${key}:${value.length}`);
+        }
+        return ctx;
+      },
+      fields: () => ['traceparent', 'tracestate', 'baggage'],
+    });
+    try {
+      let decoded = 0;
+      const huge = Buffer.alloc(1 << 20, 0x41);
+      huge.toString = function (this: Buffer, ...args: Parameters<Buffer['toString']>) {
+        decoded++;
+        return Buffer.prototype.toString.apply(this, args);
+      };
+      extractContext(
+        new Map<unknown, unknown>([
+          [b('baggage'), huge],
+          [b('tracestate'), [huge]],
+          ['traceparent', 'x'.repeat(1_000_000)],
+        ]),
+        ROOT_CONTEXT,
+      );
+      extractContext(
+        new Map([
+          ['baggage', Array.from({ length: 65 }, (_, i) => `k${i}=v`).join(',')],
+          ['tracestate', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')],
+        ]),
+        ROOT_CONTEXT,
+      );
+      expect(seen).toEqual([]);
+      expect(decoded).toBe(0);
+      extractContext(new Map([[b('tracestate'), b('a=b')]]), ROOT_CONTEXT);
+      expect(seen).toEqual(['tracestate:3']);
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(makePropagator('w3c'));
+    }
+  });
+
+  it('skips a key longer than 128 bytes without decoding it (no propagation field name is near that)', () => {
+    let decoded = 0;
+    const key = Buffer.alloc(1 << 20, 0x61);
+    key.toString = function (this: Buffer, ...args: Parameters<Buffer['toString']>) {
+      decoded++;
+      return Buffer.prototype.toString.apply(this, args);
+    };
+    const map = new Map<unknown, unknown>([
+      [key, 'x'],
+      ['a'.repeat(129), 'y'],
+      [b('traceparent'), b(TRACEPARENT)],
+    ]);
+    expect(trace.getSpanContext(extractContext(map, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
+    expect(decoded).toBe(0);
+  });
+});
+
+describe('withContextHeaders over a Map of headers', () => {
+  it('returns a new Map: the caller entries as they were (same keys and values), the context added', () => {
+    const appKey = b('x-app');
+    const appValue = b('1');
+    const mine = new Map<unknown, unknown>([
+      [appKey, appValue],
+      ['other', 'two'],
+    ]);
+    const out = withContextHeaders(mine, remoteContext());
+    expect(out).toBeInstanceOf(Map);
+    expect(out).not.toBe(mine);
+    expect([...mine.keys()]).toEqual([appKey, 'other']); // the caller's map is not written to
+    expect(out.get(appKey)).toBe(appValue);
+    expect(out.get('other')).toBe('two');
+    expect(out.get('traceparent')).toBe(TRACEPARENT);
+    expect(out.get('tracestate')).toBe('vendor=x');
+    expect(out.get('baggage')).toBe('tenant.id=acme');
+    expect(out.size).toBe(5);
+    // What it wrote is read back by extractContext.
+    expect(trace.getSpanContext(extractContext(out, ROOT_CONTEXT))?.spanId).toBe(SPAN_ID);
+  });
+
+  it('keeps a context the caller put in the Map (Buffer entries): a copy, nothing added', () => {
+    const theirs = new Map<unknown, unknown>([[b('traceparent'), b(OTHER_TRACEPARENT)]]);
+    const out = withContextHeaders(theirs, remoteContext());
+    expect(out).not.toBe(theirs);
+    expect([...out]).toEqual([...theirs]);
+  });
+
+  it('leaves out a stale field spelled in another case and adds the fresh one; keeps a field the caller set', () => {
+    const stale = b('Traceparent');
+    const mine = new Map<unknown, unknown>([
+      [stale, b(OTHER_TRACEPARENT)],
+      ['baggage', 'k=v'],
+      ['x-app', '1'],
+    ]);
+    const out = withContextHeaders(mine, remoteContext());
+    expect(out.has(stale)).toBe(false);
+    expect(out.get('traceparent')).toBe(TRACEPARENT);
+    expect(out.get('baggage')).toBe('k=v');
+    expect(out.get('x-app')).toBe('1');
+    expect(mine.has(stale)).toBe(true);
+  });
+});
+
+describe('readFailureLineage over a Map of headers', () => {
+  it('reads the lineage a dead-letter copy carries under Buffer keys and values', () => {
+    const failed = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: 'c'.repeat(32),
+      spanId: 'd'.repeat(16),
+      traceFlags: 1,
+    });
+    const written = failureHeaders({
+      error: new Error('boom'),
+      destination: 'orders',
+      attempts: 2,
+      context: failed,
+    });
+    const map = new Map(Object.entries(written).map(([k, v]) => [b(k), b(v)]));
+    expect(readFailureLineage(map)).toMatchObject({
+      destination: 'orders',
+      errorType: 'Error',
+      errorMessage: 'boom',
+      attempts: 2,
+      failed: { traceId: 'c'.repeat(32), spanId: 'd'.repeat(16) },
+    });
+    expect(readFailureLineage(new Map([[b(FAILURE_HEADERS.destination), b('orders')]]))).toBeUndefined();
+  });
+});
