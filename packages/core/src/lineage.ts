@@ -22,6 +22,7 @@ import {
   HEADER_FAILED_CONTEXT_PREFIX,
 } from './names.ts';
 import { extractContext, injectContext } from './propagation.ts';
+import { assertContext } from './validate.ts';
 
 /** Lineage header values longer than this are ignored (refused before decoding). */
 const MAX_LINEAGE_VALUE = 4096;
@@ -200,7 +201,19 @@ export function withFailureLineage(context: Context, lineage: FailureLineage | u
   return lineage ? context.setValue(LINEAGE_KEY, lineage) : context;
 }
 
-/** The lineage of the message being handled in `context`, if it is a dead-letter or retry copy. */
+/**
+ * The lineage of the message being handled in `context`, if it is a dead-letter or retry copy.
+ *
+ * @param context - an OpenTelemetry `Context`; `undefined` (or no argument) is the active one.
+ * @throws TypeError for anything else (`null`, a plain object, a Span), naming `failureLineageOf`
+ * and what it got.
+ */
 export function failureLineageOf(context: Context = contextApi.active()): FailureLineage | undefined {
+  assertContext('failureLineageOf', context);
+  return lineageOf(context);
+}
+
+/** {@link failureLineageOf} of a context known to be one. */
+export function lineageOf(context: Context): FailureLineage | undefined {
   return context.getValue(LINEAGE_KEY) as FailureLineage | undefined;
 }

@@ -8,8 +8,8 @@ import {
 import type { BaggageAllowList } from './baggage.ts';
 import { compileBaggageAllowList } from './baggage.ts';
 import { recordedErrorType } from './errors.ts';
-import { failureLineageOf } from './lineage.ts';
-import { assertOptionalBoolean, assertOptionsObject } from './validate.ts';
+import { lineageOf } from './lineage.ts';
+import { assertContext, assertOptionalBoolean, assertOptionsObject } from './validate.ts';
 
 /**
  * Trace correlation fields for a log record, named as the OpenTelemetry log data model names them,
@@ -30,10 +30,22 @@ const FLAGS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '
 
 /**
  * The ids of the span in `context` (default: the active one), for log lines: `{ trace_id, span_id,
- * trace_flags }`, or an empty object when there is no valid span. Use it as pino's `mixin` or in a
- * winston format (see the README). For business codes and error codes too, see {@link createLogFields}.
+ * trace_flags }`, or an empty object when there is no valid span. Call it from pino's `mixin`
+ * (`mixin: () => logFields()`: pino passes the mixin its merge object, not a context) or in a winston
+ * format (see the README). For business codes and error codes too, see {@link createLogFields}, whose
+ * function can be the `mixin` itself.
+ *
+ * @param context - an OpenTelemetry `Context`; `undefined` (or no argument) is the active one.
+ * @throws TypeError for anything else (`null`, a plain object, a Span, a string), naming `logFields`
+ * and what it got: a mistake in the calling code, said on the first log line.
  */
 export function logFields(context: Context = contextApi.active()): LogFields {
+  assertContext('logFields', context);
+  return spanFields(context);
+}
+
+/** {@link logFields} of a context known to be one. */
+function spanFields(context: Context): LogFields {
   const spanContext = trace.getSpanContext(context);
   if (!spanContext || !isSpanContextValid(spanContext)) return {};
   return {
@@ -67,8 +79,10 @@ export interface LogFieldsOptions {
 /**
  * Compiles log-field options once (the allow-list is validated here) into a function that reads the
  * active context per call: trace id, span id and flags, allow-listed baggage and the error code,
- * so one log line carries trace id + error code + business code together. It ignores its arguments,
- * so it can be pino's `mixin` as it is.
+ * so one log line carries trace id + error code + business code together. It ignores its arguments
+ * (whatever they are: it never throws on them), so it can be pino's `mixin` as it is (pino passes its
+ * merge object, level and logger). For another context than the active one, run it inside
+ * `context.with(other, fields)`.
  *
  * @example pino({ mixin: createLogFields({ baggage: ['tenant.id'] }) })
  * @throws TypeError for options that are not an object, a non-boolean `errorType`, or an invalid
@@ -81,13 +95,13 @@ export function createLogFields(options: LogFieldsOptions = {}): () => LogFields
   const withErrorType = options.errorType !== false;
   return () => {
     const context = contextApi.active();
-    const fields = logFields(context);
+    const fields = spanFields(context);
     if (baggage && propagation.getBaggage(context)) {
       const entries = baggage(context);
       if (entries) for (const key in entries) fields[key] = String(entries[key]);
     }
     if (withErrorType) {
-      const type = recordedErrorType(trace.getSpan(context)) ?? failureLineageOf(context)?.errorType;
+      const type = recordedErrorType(trace.getSpan(context)) ?? lineageOf(context)?.errorType;
       if (type !== undefined) fields['error.type'] = type;
     }
     return fields;

@@ -10,6 +10,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { acceptBaggageEntries, acceptTraceState, MAX_BAGGAGE_MEMBERS } from './limits.ts';
+import { assertContext } from './validate.ts';
 
 /**
  * A context flattened into a small plain object: JSON-safe, so it can be stored in Redis, posted to
@@ -31,10 +32,15 @@ export interface ContextSnapshot {
 /**
  * Captures the span context and baggage of `context` (default: the active one).
  *
+ * @param context - an OpenTelemetry `Context`; `undefined` (or no argument) is the active one.
  * @returns a fresh snapshot, or `undefined` when the context has neither a valid span context nor
  * a baggage entry. An unsampled span context is captured (`traceFlags` 0).
+ * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
+ * `captureSnapshot` and what it got. (`restoreSnapshot` never throws: a snapshot is data, read from
+ * storage; the context is the calling code's own.)
  */
 export function captureSnapshot(context: Context = contextApi.active()): ContextSnapshot | undefined {
+  assertContext('captureSnapshot', context);
   const target: ContextSnapshot = { traceId: '', spanId: '', traceFlags: 0 };
   return fillSnapshot(target, context) ? target : undefined;
 }

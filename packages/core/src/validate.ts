@@ -93,6 +93,28 @@ export function assertClient(
   throw new TypeError(`Expected \`${name}\` to be ${expected}, got ${got}`);
 }
 
+/**
+ * Throws a clear TypeError unless `value` is an OpenTelemetry `Context` (an object with a `getValue`
+ * method): the check an application-facing function makes of the context it is handed, which would
+ * otherwise fail inside the API with `context.getValue is not a function`. One property read; the
+ * caller resolves `undefined` to the active context first. A Span gets a hint: the context holding it
+ * is what is wanted.
+ *
+ * @param fn - the function's name, e.g. `logFields`.
+ */
+export function assertContext(fn: string, value: unknown): void {
+  if (value !== null && typeof value === 'object' && hasMethod(value, 'getValue')) return;
+  const isObject = value !== null && (typeof value === 'object' || typeof value === 'function');
+  const got = isObject ? describeKind(value) : describeValue(value);
+  const hint =
+    isObject && hasMethod(value, 'spanContext')
+      ? ' (a Span: pass trace.setSpan(context.active(), span))'
+      : '';
+  throw new TypeError(
+    `${fn}: expected \`context\` to be an OpenTelemetry Context or undefined, got ${got}${hint}`,
+  );
+}
+
 function hasMethod(value: object, method: string): boolean {
   try {
     return typeof (value as Record<string, unknown>)[method] === 'function';
