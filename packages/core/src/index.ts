@@ -49,4 +49,9 @@ export type { ConsumerTracingOptions, TracingOptions } from './options.ts';
 export { extractContext, injectContext, withContextHeaders } from './propagation.ts';
 export type { RelationPolicy } from './relation.ts';
 export type { UnsampledMode } from './sampling.ts';
-export { type ContextSnapshot, captureSnapshot, restoreSnapshot } from './snapshot.ts';
+export {
+  type ContextSnapshot,
+  captureSnapshot,
+  restoreSnapshot,
+  SNAPSHOT_VERSION,
+} from './snapshot.ts';

@@ -14,9 +14,16 @@ import { assertContext } from './validate.ts';
 
 /**
  * A context flattened into a small plain object: JSON-safe, so it can be stored in Redis, posted to
- * a worker thread or kept across callbacks where AsyncLocalStorage does not follow.
+ * a worker thread or kept across callbacks where AsyncLocalStorage does not follow. Its format
+ * version `v` lets a snapshot stored for a long time (a scheduled job) outlive hoptrace upgrades:
+ * {@link restoreSnapshot} reads the versions it knows and refuses others.
  */
 export interface ContextSnapshot {
+  /**
+   * The snapshot format version, {@link SNAPSHOT_VERSION}; written first. Snapshots written before
+   * hoptrace added it have none, and are read as version 1.
+   */
+  v: typeof SNAPSHOT_VERSION;
   /** 32 lowercase hex characters; empty in a snapshot of baggage alone (no valid span context). */
   traceId: string;
   /** 16 lowercase hex characters; empty in a snapshot of baggage alone. */
@@ -28,6 +35,9 @@ export interface ContextSnapshot {
   /** Baggage entries as `[key, value]` pairs (metadata is not kept). */
   baggage?: Array<[string, string]>;
 }
+
+/** The format version {@link captureSnapshot} writes as a snapshot's `v`. */
+export const SNAPSHOT_VERSION = 1;
 
 /**
  * Captures the span context and baggage of `context` (default: the active one).
@@ -41,7 +51,7 @@ export interface ContextSnapshot {
  */
 export function captureSnapshot(context: Context = contextApi.active()): ContextSnapshot | undefined {
   assertContext('captureSnapshot', context);
-  const target: ContextSnapshot = { traceId: '', spanId: '', traceFlags: 0 };
+  const target: ContextSnapshot = { v: SNAPSHOT_VERSION, traceId: '', spanId: '', traceFlags: 0 };
   return fillSnapshot(target, context) ? target : undefined;
 }
 
@@ -68,7 +78,10 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
  * anyone, so it is validated with the same limits `extractContext` applies to headers: invalid ids
  * (uppercase hex too, as W3C says) and `traceFlags` that are not an integer from 0 to 255 leave the
  * span context out, a tracestate over 512 characters or 32 members and baggage over 64 members or
- * 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`.
+ * 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`. A snapshot
+ * without a version `v` (written by a hoptrace release before versions) is read as version 1; one of
+ * a version this release does not know (a later release's, or a `v` that is not a known number)
+ * returns `base` whole: nothing of it is read.
  * Never throws.
  */
 export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.active()): Context {
@@ -76,6 +89,13 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
   const s = snapshot as Partial<ContextSnapshot>;
   let context = base;
   try {
+    const { v } = s as { v?: unknown };
+    if (v !== undefined && v !== SNAPSHOT_VERSION) {
+      diag.debug(
+        `hoptrace: ignoring a context snapshot of a version this release cannot read (v: ${String(v)})`,
+      );
+      return base;
+    }
     const { traceId, spanId, traceFlags } = s;
     if (
       typeof traceId === 'string' &&

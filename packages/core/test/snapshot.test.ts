@@ -25,6 +25,7 @@ describe('captureSnapshot / restoreSnapshot', () => {
   it('captures ids, flags, tracestate and baggage into a JSON-safe object', () => {
     const snapshot = captureSnapshot(sample());
     expect(snapshot).toEqual({
+      v: 1,
       traceId: TRACE_ID,
       spanId: SPAN_ID,
       traceFlags: 1,
@@ -49,6 +50,36 @@ describe('captureSnapshot / restoreSnapshot', () => {
     const [finished] = tracing.spans().slice(-1);
     expect(finished?.spanContext().traceId).toBe(TRACE_ID);
     expect(finished?.parentSpanContext?.spanId).toBe(SPAN_ID);
+  });
+
+  it('writes its format version first, so a stored snapshot says which release can read it', () => {
+    expect(JSON.stringify(captureSnapshot(sample()))).toMatch(/^\{"v":1,"traceId":/);
+  });
+
+  it('restores a snapshot without a version (written by an earlier release) as version 1', () => {
+    const { v, ...earlier } = captureSnapshot(sample()) ?? {};
+    expect(v).toBe(1);
+    const restored = restoreSnapshot(JSON.parse(JSON.stringify(earlier)), ROOT_CONTEXT);
+    expect(trace.getSpanContext(restored)).toMatchObject({
+      traceId: TRACE_ID,
+      spanId: SPAN_ID,
+      traceFlags: 1,
+    });
+    expect(trace.getSpanContext(restored)?.traceState?.get('hoptrace')).toBe('2');
+    expect(propagation.getBaggage(restored)?.getEntry('tenant.id')?.value).toBe('acme');
+  });
+
+  it.each([
+    ['2 (a later release)', 2],
+    ['0', 0],
+    ['"1" (a string)', '1'],
+    ['1.5', 1.5],
+    ['null', null],
+  ])('refuses a snapshot of a version it does not know, %s, whole: returns base', (_label, v) => {
+    const snapshot = { ...captureSnapshot(sample()), v };
+    const base = context.active();
+    expect(restoreSnapshot(snapshot, base)).toBe(base);
+    expect(restoreSnapshot(JSON.parse(JSON.stringify(snapshot)), base)).toBe(base);
   });
 
   it('returns undefined when there is nothing to capture', () => {
