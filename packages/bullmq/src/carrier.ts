@@ -135,13 +135,18 @@ export function carrierContext(carrier: Record<string, unknown> | undefined): Me
   return readMessageContext(carrier);
 }
 
-/** Links to the children listed under {@link CHILDREN_CARRIER_KEY}, each read by the registered propagator. */
+/**
+ * Links to the children listed under {@link CHILDREN_CARRIER_KEY}, each read by the registered
+ * propagator. Only the first {@link MAX_CHILD_LINKS} entries are read (hoptrace lists no more): a
+ * job listing thousands of entries that carry no context costs no more than one it wrote.
+ */
 export function childLinks(carrier: Record<string, unknown> | undefined): Link[] | undefined {
   const children = carrier?.[CHILDREN_CARRIER_KEY];
   if (!Array.isArray(children) || children.length === 0) return undefined;
   const links: Link[] = [];
-  for (const child of children) {
-    if (links.length >= MAX_CHILD_LINKS) break;
+  const read = Math.min(children.length, MAX_CHILD_LINKS);
+  for (let i = 0; i < read; i++) {
+    const child: unknown = children[i];
     if (child === null || typeof child !== 'object' || Array.isArray(child)) continue;
     const spanContext = trace.getSpanContext(extractContext(child as Record<string, unknown>, ROOT_CONTEXT));
     if (spanContext && trace.isSpanContextValid(spanContext)) links.push({ context: spanContext });

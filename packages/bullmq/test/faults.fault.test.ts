@@ -1,15 +1,17 @@
 import {
   brokerEndpoint,
   deferred,
+  makePropagator,
   onlySpan,
   parentSpanId,
   spansNamed,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { propagation, SpanStatusCode, type TextMapPropagator } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS } from '../src/carrier.ts';
 import { traceProcessor, traceQueue } from '../src/index.ts';
 import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
@@ -113,6 +115,59 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     const foreign = byName.get('foreign');
     expect(foreign?.spanContext().traceId).toBe(FOREIGN_TRACE);
     expect(parentSpanId(foreign as NonNullable<typeof foreign>)).toBe(FOREIGN_SPAN);
+  });
+
+  it('a hoptrace-children list longer than hoptrace writes: only its first MAX_CHILD_LINKS entries are read', async () => {
+    // A propagator that counts its extractions: one for the job's own context, one per child entry read.
+    const real = makePropagator('w3c');
+    let extractions = 0;
+    const counting: TextMapPropagator = {
+      inject: (ctx, carrier, setter) => real.inject(ctx, carrier, setter),
+      extract: (ctx, carrier, getter) => {
+        extractions++;
+        return real.extract(ctx, carrier, getter);
+      },
+      fields: () => real.fields(),
+    };
+    const name = uniqueQueueName('children');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const done = deferred();
+    workers.push(
+      new Worker(
+        name,
+        traceProcessor(async () => done.resolve()),
+        { connection: connection(), autorun: false },
+      ),
+    );
+    // 4000 entries that carry no context (16 KB, the most metadata read), then one child context:
+    // hoptrace lists at most MAX_CHILD_LINKS children, so an entry past that is not one it wrote.
+    const children: Record<string, string>[] = Array.from({ length: 4000 }, () => ({}));
+    children.push({ traceparent: `00-${FOREIGN_TRACE}-${'1'.repeat(16)}-01` });
+    const metadata = JSON.stringify({
+      traceparent: `00-${FOREIGN_TRACE}-${FOREIGN_SPAN}-01`,
+      [CHILDREN_CARRIER_KEY]: children,
+    });
+    expect(metadata.length).toBeLessThanOrEqual(16_384);
+    await raw.add('wide', {}, { telemetry: { metadata } });
+    propagation.disable();
+    propagation.setGlobalPropagator(counting);
+    try {
+      (workers.at(-1) as InstanceType<typeof Worker>).run();
+      await done.promise;
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      const process = onlySpan(spans, `process ${name}`);
+      expect(process.spanContext().traceId).toBe(FOREIGN_TRACE);
+      expect(parentSpanId(process)).toBe(FOREIGN_SPAN);
+      expect(process.links).toEqual([]);
+      expect(extractions).toBe(1 + MAX_CHILD_LINKS);
+    } finally {
+      propagation.disable();
+      propagation.setGlobalPropagator(real);
+    }
   });
 
   it('never overwrites metadata the user or another tool stored, nor writes any when omitContext is set', async () => {
