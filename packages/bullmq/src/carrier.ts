@@ -17,8 +17,11 @@ export interface TelemetryCarrierOptions {
   tm?: unknown;
 }
 
-/** Metadata longer than this is never parsed (a hostile job must not cost a large JSON parse). */
-const MAX_METADATA_LENGTH = 16_384;
+/**
+ * Metadata longer than this (in UTF-16 code units) is never parsed (a hostile job must not cost a
+ * large JSON parse); hoptrace never writes longer metadata.
+ */
+export const MAX_METADATA_LENGTH = 16_384;
 
 /**
  * The carrier key under which a flow's parent node lists its direct children's creation contexts
@@ -106,16 +109,38 @@ export function contextMetadata(context: Context): string | undefined {
   return undefined;
 }
 
-/** {@link withCarrierMap} with `context` injected through the registered propagator (plus `extra` keys). */
-export function withCarrier<O extends object>(
+/** {@link withCarrierMap} with `context` injected through the registered propagator. */
+export function withCarrier<O extends object>(opts: O | undefined, context: Context): O {
+  return withCarrierMap(opts, injectContext(context));
+}
+
+/**
+ * {@link withCarrier} for a flow parent: its carrier also lists `children` (its direct children's
+ * creation contexts, each a propagation header map) under {@link CHILDREN_CARRIER_KEY}, in order,
+ * as many as keep the serialized metadata within {@link MAX_METADATA_LENGTH}. Metadata past that
+ * length is never read, so listing them all (128 children under a context with some baggage or a
+ * peer's long tracestate) lost the parent's own context with them.
+ */
+export function withChildCarriers<O extends object>(
   opts: O | undefined,
   context: Context,
-  extra?: Readonly<Record<string, unknown>>,
+  children: readonly Readonly<Record<string, string>>[],
 ): O {
   const carrier: Record<string, unknown> = injectContext(context);
-  if (extra) for (const key in extra) carrier[key] = extra[key];
+  // `,"hoptrace-children":[]` around the entries, each after the first preceded by a comma.
+  let length = JSON.stringify(carrier).length + CHILDREN_LIST_OVERHEAD;
+  const listed: Readonly<Record<string, string>>[] = [];
+  for (const child of children) {
+    const added = JSON.stringify(child).length + (listed.length > 0 ? 1 : 0);
+    if (length + added > MAX_METADATA_LENGTH) break;
+    length += added;
+    listed.push(child);
+  }
+  if (listed.length > 0) carrier[CHILDREN_CARRIER_KEY] = listed;
   return withCarrierMap(opts, carrier);
 }
+
+const CHILDREN_LIST_OVERHEAD = `,${JSON.stringify(CHILDREN_CARRIER_KEY)}:[]`.length;
 
 /**
  * The creation context a job carries in `opts.telemetry.metadata`, extracted on top of `base`

@@ -17,7 +17,7 @@ import {
   type SpanContext,
   trace,
 } from '@opentelemetry/api';
-import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS, withCarrier } from './carrier.ts';
+import { MAX_CHILD_LINKS, withChildCarriers } from './carrier.ts';
 import { type JobOptionsShape, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { FlowTracingOptions } from './options.ts';
 import {
@@ -207,14 +207,15 @@ function copyNode(
     const childSpan = creates[index];
     const caller = owned.get(index);
     if (carriers.length < MAX_CHILD_LINKS) {
-      if (childSpan?.isRecording()) carriers.push(injectContext(trace.setSpan(sendContext, childSpan)));
+      // The span context alone (a link needs no baggage): the list must fit the metadata limit.
+      if (childSpan?.isRecording()) carriers.push(injectContext(trace.setSpan(ROOT_CONTEXT, childSpan)));
       else if (caller) carriers.push(injectContext(trace.setSpanContext(ROOT_CONTEXT, caller)));
     }
     index += countNodes(child);
   }
   const opts =
     carriers.length > 0 && !carriesOwnContext(node.opts)
-      ? withCarrier(node.opts, context, { [CHILDREN_CARRIER_KEY]: carriers })
+      ? withChildCarriers(node.opts, context, carriers)
       : optionsWithContext(node.opts, context, parsed);
   return { ...node, opts, children };
 }
