@@ -52,6 +52,11 @@ function ownerOf(message: object): ConsumerState | undefined {
  */
 const lastContexts = new WeakMap<object, Context>();
 
+/** The process span entry a traced stream started for `message` (`message` mode), if any. */
+export function entryOf(message: unknown): MessageEntry | undefined {
+  return message && typeof message === 'object' ? entries.get(message) : undefined;
+}
+
 /** The context `message` is (or was) processed in, when a traced stream started a span for it. */
 export function messageContextOf(message: unknown): Context | undefined {
   if (!message || typeof message !== 'object') return undefined;

@@ -8,7 +8,15 @@ import {
 } from '@hoptrace/core/adapter';
 import { context as contextApi } from '@opentelemetry/api';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
-import { endAll, endEntry, own, type ReceivedMessage, startMessage, sweepTimedOut } from './message-spans.ts';
+import {
+  endAll,
+  endEntry,
+  entryOf,
+  own,
+  type ReceivedMessage,
+  startMessage,
+  sweepTimedOut,
+} from './message-spans.ts';
 
 type AnyIterator = AsyncIterator<unknown> & Partial<AsyncIterable<unknown>>;
 
@@ -21,6 +29,31 @@ interface StreamLike {
 }
 
 /**
+ * Node's Readable helpers that call a function per message, by the position of the message among
+ * that function's arguments (`reduce(reducer)` calls `reducer(accumulator, message, options)`).
+ * `some`, `every`, `find` and `forEach` are built on `filter`/`map`, and get the same treatment.
+ */
+const CALLBACK_HELPERS: Readonly<Record<string, number>> = {
+  map: 0,
+  filter: 0,
+  forEach: 0,
+  flatMap: 0,
+  some: 0,
+  every: 0,
+  find: 0,
+  reduce: 1,
+};
+
+/**
+ * Readable methods that read the stream they are called on (`this`): its async iterator (`toArray`,
+ * `take`, `drop`, `asIndexedPairs`) or its `data` events (`pipe`; `compose`, which pipes; and
+ * `unpipe`, which must name the same source as `pipe` did). Called through the traced stream, they get it as `this`
+ * (as they get the stream itself without hoptrace), so they read through the traced iterator and
+ * listeners. Every other method keeps the raw stream as `this`.
+ */
+const READING_METHODS = ['toArray', 'take', 'drop', 'asIndexedPairs', 'compose', 'pipe', 'unpipe'] as const;
+
+/**
  * Wraps a `MessagesStream` so that each message it hands out gets its process span (`message`
  * mode), ending when the application is done with it:
  *
@@ -30,6 +63,13 @@ interface StreamLike {
  * - `data` listeners: when the listener returns, or the promise it returns settles (the listener
  *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
  *   and the process exactly as before);
+ * - Readable helpers with a per-message function (`forEach`, `map`, `filter`, `flatMap`, `reduce`,
+ *   `some`, `every`, `find`): like a `data` listener, the function runs with the span active and the
+ *   span ends when it returns or its promise settles; helpers without one (`toArray`, `take`,
+ *   `drop`) read through the traced iterator;
+ * - `pipe()` (and `pipeline()`, `compose()`): when the destination's `write()` returns; the write does not run
+ *   with the span active (a destination that buffers runs a later message's write in an earlier
+ *   one's callback), `withMessageContext(message, fn)` in the destination continues the trace;
  * - in every case when the stream or its consumer closes, or after `maxProcessingMs`.
  *
  * The messages are the stream's own objects, never copied or changed. Listeners added through the
@@ -58,11 +98,18 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
     // not an emitter: close() and the consumer's close() still end what is open
   }
 
+  // `pipe()` is adding its `data` listener: it gets spans, not the message's context (see below).
+  let piping = 0;
   // The traced `data` listener registered for each of the application's (core makes it once per
   // listener, and finds it again for `off`, `listeners()`...). `receiver` gives the listener the
   // traced stream as `this`, as the stream itself is without hoptrace.
-  const traceListener = (listener: Listener, receiver: Receiver): Listener =>
-    function tracedData(this: unknown, ...args: unknown[]): unknown {
+  const traceListener = (listener: Listener, receiver: Receiver): Listener => {
+    // pipe()'s listener hands the message to the destination's write(), which may buffer it and
+    // write it later from an earlier message's callback: run in a message's context, such writes
+    // would continue the wrong trace. So it runs as it would without hoptrace; the span ends when
+    // the destination has taken the message.
+    const inContext = piping === 0;
+    return function tracedData(this: unknown, ...args: unknown[]): unknown {
       const message = args[0];
       const self = receiver(this);
       if (!message || typeof message !== 'object') return listener.apply(self, args);
@@ -70,35 +117,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
         own(state, message);
         return listener.apply(self, args);
       }
-      const entry = startMessage(state, message as ReceivedMessage, open);
-      entry.pending++;
-      let result: unknown;
-      try {
-        result = contextApi.with(entry.context, () => listener.apply(self, args));
-      } catch (error) {
-        entry.operation.noteFailure(error);
-        settle(entry);
-        throw error;
-      }
-      if (!isThenable(result)) {
-        settle(entry);
-        return result;
-      }
-      // The emitter gets the chain, which settles as the listener's promise does: a rejection
-      // stays unhandled exactly as before, or, when the stream captures rejections
-      // (`captureRejections`), is handled there, once, as it would be without hoptrace.
-      return Promise.resolve(result).then(
-        (value) => {
-          settle(entry);
-          return value;
-        },
-        (error: unknown) => {
-          entry.operation.noteFailure(error);
-          settle(entry);
-          throw error;
-        },
-      );
+      return runFor(startMessage(state, message as ReceivedMessage, open), listener, self, args, inContext);
     };
+  };
 
   // The message the last `read()` handed out: done when `read()` is called again.
   let lastRead: MessageEntry | undefined;
@@ -129,12 +150,91 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
       return Promise.resolve(raw.close(...args)).finally(closed);
     },
   };
+  // The Readable helpers a stream has (Node >= 22 has them all but `asIndexedPairs`, gone in 24).
+  const method = (name: string) => Reflect.get(raw, name, raw) as Listener;
+  for (const name of Object.keys(CALLBACK_HELPERS)) {
+    if (typeof method(name) !== 'function') continue;
+    const at = CALLBACK_HELPERS[name] as number;
+    interceptors[name] = (_target, args) => {
+      const fn = args[0];
+      if (!perMessage || typeof fn !== 'function') return Reflect.apply(method(name), proxy, args);
+      const traced = args.slice(); // `reduce` counts its arguments: keep their number
+      traced[0] = tracedCallback(fn as Listener, at);
+      return Reflect.apply(method(name), proxy, traced);
+    };
+  }
+  for (const name of READING_METHODS) {
+    if (typeof method(name) !== 'function') continue;
+    interceptors[name] =
+      name === 'pipe'
+        ? (_target, args) => {
+            piping++;
+            try {
+              return Reflect.apply(method(name), proxy, args);
+            } finally {
+              piping--;
+            }
+          }
+        : (_target, args) => Reflect.apply(method(name), proxy, args);
+  }
   // Listeners added through the traced stream get it as `this`, `data` ones traced; what it lists
   // names the application's listeners and leaves hoptrace's own out, as without hoptrace.
   const proxy = interceptMethods(stream, interceptors, {
     listeners: { wrap: { data: traceListener }, ...(mine ? { own: mine } : {}) },
   });
   return proxy;
+}
+
+/**
+ * Calls `fn` (a `data` listener, a helper's per-message function) for the message of `entry`, with
+ * its span active when `inContext`, holding the span until the call returns or its promise settles.
+ * What it throws or rejects with is recorded and goes on unchanged: the caller gets the chain on the
+ * promise, which settles as that promise does.
+ */
+function runFor(
+  entry: MessageEntry,
+  fn: Listener,
+  self: unknown,
+  args: unknown[],
+  inContext: boolean,
+): unknown {
+  entry.pending++;
+  let result: unknown;
+  try {
+    result = inContext ? contextApi.with(entry.context, () => fn.apply(self, args)) : fn.apply(self, args);
+  } catch (error) {
+    entry.operation.noteFailure(error);
+    settle(entry);
+    throw error;
+  }
+  if (!isThenable(result)) {
+    settle(entry);
+    return result;
+  }
+  // For a `data` listener the emitter gets the chain: a rejection stays unhandled exactly as before,
+  // or, when the stream captures rejections (`captureRejections`), is handled there, once.
+  return Promise.resolve(result).then(
+    (value) => {
+      settle(entry);
+      return value;
+    },
+    (error: unknown) => {
+      entry.operation.noteFailure(error);
+      settle(entry);
+      throw error;
+    },
+  );
+}
+
+/**
+ * A Readable helper's per-message function, run with the span of the message at argument `at`
+ * active (a value that is not a message from the traced stream: called as it is).
+ */
+function tracedCallback(fn: Listener, at: number): Listener {
+  return function tracedHelperCallback(this: unknown, ...args: unknown[]): unknown {
+    const entry = entryOf(args[at]);
+    return entry ? runFor(entry, fn, this, args, true) : fn.apply(this, args);
+  };
 }
 
 /** A `data` listener call settled: the message's span ends once no listener call for it runs. */
@@ -168,8 +268,10 @@ function tracedIterator(
   const release = () => {
     const done = current;
     current = undefined;
-    if (Array.isArray(done)) for (const entry of done) endEntry(entry);
-    else if (done) endEntry(done);
+    // A message a helper's function still works on ends when that function settles.
+    if (Array.isArray(done)) {
+      for (const entry of done) if (entry.pending === 0) endEntry(entry);
+    } else if (done && done.pending === 0) endEntry(done);
   };
   const received = (result: IteratorResult<unknown>) => {
     const message = result.value;
