@@ -29,20 +29,34 @@ export function isHeaderMap(headers: unknown): headers is HeaderMap {
 
 /**
  * A plain view of a {@link HeaderMap} keyed by name, for the readers of header objects: names decoded
- * (see {@link headerName}), values as they are (decoded, size-checked and refused later, by the same
- * reads an object carrier gets). No prototype, so a header named `__proto__` is one more name.
- * `undefined` for an empty map or one whose iteration throws (a hostile subclass): no headers.
- * Never throws; never touches the caller's map.
+ * (see {@link headerName}; the first key spelling a name wins), values as they are (decoded,
+ * size-checked and refused later, by the same reads an object carrier gets). No prototype, so a
+ * header named `__proto__` is one more name. `undefined` for an empty map or one whose iteration
+ * throws (a hostile subclass): no headers. Never throws; never touches the caller's map.
+ *
+ * @param limit - most entries read (the adapters read a received message's map up to a bound, so
+ * a message with more headers costs no more than the bound); the whole map by default.
  */
-export function mapHeaderView(headers: HeaderMap): Record<string, unknown> | undefined {
+export function mapHeaderView(
+  headers: HeaderMap,
+  limit = Number.POSITIVE_INFINITY,
+): Record<string, unknown> | undefined {
   try {
     if (headers.size === 0) return undefined;
     const view: Record<string, unknown> = Object.create(null);
-    // forEach, not for...of: no iterator and no entry array per header
-    headers.forEach((value, key) => {
+    const add = (value: unknown, key: unknown): void => {
       const name = headerName(key);
       if (name !== undefined && !(name in view)) view[name] = value;
-    });
+    };
+    // forEach, not for...of: no iterator and no entry array per header
+    if (headers.size <= limit) headers.forEach(add);
+    else {
+      let n = 0;
+      for (const [key, value] of headers) {
+        if (n++ >= limit) break;
+        add(value, key);
+      }
+    }
     return view;
   } catch {
     return undefined;

@@ -20,10 +20,11 @@ import { assertContext } from './validate.ts';
  */
 export interface ContextSnapshot {
   /**
-   * The snapshot format version, {@link SNAPSHOT_VERSION}; written first. Snapshots written before
-   * hoptrace added it have none, and are read as version 1.
+   * The snapshot format version, {@link SNAPSHOT_VERSION}; {@link captureSnapshot} always writes it,
+   * first. Optional in the type because snapshots written before hoptrace added it (still stored,
+   * e.g. in scheduled jobs) have none; they are read as version 1.
    */
-  v: typeof SNAPSHOT_VERSION;
+  v?: typeof SNAPSHOT_VERSION;
   /** 32 lowercase hex characters; empty in a snapshot of baggage alone (no valid span context). */
   traceId: string;
   /** 16 lowercase hex characters; empty in a snapshot of baggage alone. */

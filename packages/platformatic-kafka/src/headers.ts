@@ -1,3 +1,4 @@
+import { headerName, mapHeaderView } from '@hoptrace/core/adapter';
 import { diag } from '@opentelemetry/api';
 import { clientOptions } from './client-options.ts';
 
@@ -6,53 +7,18 @@ export type HeaderInput = ReadonlyMap<unknown, unknown> | Readonly<Record<string
 
 /** Most headers read from one message (a message with more is read up to this many). */
 const MAX_HEADERS_READ = 64;
-/** Header names longer than this are skipped (propagation and lineage names are short). */
-const MAX_HEADER_NAME_BYTES = 128;
-
 /**
  * A plain view of a message's headers keyed by text, for core's propagation and lineage readers:
- * string keys as they are, Buffer keys decoded (UTF-8), other keys skipped; values as they are
- * (core decodes strings and Buffers and refuses oversized ones). `undefined` for no headers.
- * Never throws; never touches the caller's map.
+ * a record as it is, a `Map` through core's `mapHeaderView` (string keys as they are, Buffer keys
+ * decoded, other or over-long keys skipped; values as they are: core decodes strings and Buffers and
+ * refuses oversized ones). `undefined` for no headers. Never throws; never touches the caller's map.
  *
  * @param limit - most entries read: received messages are read up to {@link MAX_HEADERS_READ}; an
  * outgoing message's own map is read whole, so a context the caller put anywhere in it is kept.
  */
 export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<string, unknown> | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
-  try {
-    if (!(headers instanceof Map)) return headers as Record<string, unknown>;
-    if (headers.size === 0) return undefined;
-    const out: Record<string, unknown> = Object.create(null);
-    if (headers.size <= limit) {
-      // forEach, not for...of: no iterator and no entry array per header (this runs per message).
-      headers.forEach((value: unknown, key: unknown) => {
-        const name = headerName(key);
-        if (name !== undefined && !(name in out)) out[name] = value;
-      });
-      return out;
-    }
-    let n = 0;
-    for (const [key, value] of headers) {
-      if (n++ >= limit) break; // a map with more headers than read costs no more than the limit
-      const name = headerName(key);
-      if (name !== undefined && !(name in out)) out[name] = value;
-    }
-    return out;
-  } catch {
-    return undefined;
-  }
-}
-
-function headerName(key: unknown): string | undefined {
-  if (typeof key === 'string') return key.length <= MAX_HEADER_NAME_BYTES ? key : undefined;
-  if (key instanceof Uint8Array && key.byteLength <= MAX_HEADER_NAME_BYTES) {
-    // A Buffer (what the client hands out) decodes in place; another Uint8Array through a view.
-    return Buffer.isBuffer(key)
-      ? key.toString('utf8')
-      : Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8');
-  }
-  return undefined;
+  return headers instanceof Map ? mapHeaderView(headers, limit) : (headers as Record<string, unknown>);
 }
 
 /**
