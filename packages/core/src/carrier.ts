@@ -74,15 +74,16 @@ export function headerName(key: unknown): string | undefined {
 }
 
 /**
- * Reads one header value as text: strings as they are, Buffers and Uint8Arrays decoded as latin1
- * (every byte maps to one character, so decoding never fails; non-ASCII bytes then fail the
- * propagator's own validation), arrays by their first textual element, amqplib's typed field values
+ * Reads one header value as text: strings as they are, Buffers and Uint8Arrays decoded as UTF-8
+ * (as Kafka clients and other instrumentations read them; decoding never fails: an invalid sequence
+ * becomes U+FFFD, which a propagator's validation of `traceparent`/`tracestate` refuses as it would
+ * any non-ASCII character), arrays by their first textual element, amqplib's typed field values
  * (`{ '!': 'string', value }`, what a publish may pass to choose the AMQP type) by their value.
  * Anything else is ignored. No size limit: see {@link headerGetter} for the guarded read propagators use.
  */
 export function headerText(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (value instanceof Uint8Array) return decodeLatin1(value);
+  if (value instanceof Uint8Array) return decodeUtf8(value);
   if (Array.isArray(value)) {
     for (const item of value) {
       const text = headerText(item);
@@ -96,20 +97,17 @@ export function headerText(value: unknown): string | undefined {
 
 /**
  * Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it.
- *
- * @param utf8 - decode bytes as UTF-8 (invalid sequences become U+FFFD) instead of Latin-1: for
- * free text a sender wrote as UTF-8 (hoptrace's lineage headers), not for propagation fields, whose
- * non-ASCII bytes must stay visible to the propagator's validation.
+ * Bytes are decoded as in {@link headerText}; `limit` counts bytes for them, characters for strings.
  */
-export function limitedText(value: unknown, limit: number, utf8 = false): string | undefined {
+export function limitedText(value: unknown, limit: number): string | undefined {
   if (typeof value === 'string') return value.length <= limit ? value : undefined;
   if (value instanceof Uint8Array) {
     if (value.byteLength > limit) return undefined;
-    return utf8 ? utf8Decoder.decode(value) : decodeLatin1(value);
+    return decodeUtf8(value);
   }
   if (Array.isArray(value)) {
     for (const item of value) {
-      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit, utf8);
+      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit);
     }
     return undefined;
   }
@@ -134,16 +132,9 @@ function typedText(value: unknown): string | Uint8Array | undefined {
 const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 const hasBuffer = typeof Buffer === 'function';
-function decodeLatin1(bytes: Uint8Array): string {
-  if (hasBuffer) {
-    const buffer = Buffer.isBuffer(bytes)
-      ? bytes
-      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return buffer.toString('latin1');
-  }
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i] as number);
-  return out;
+/** UTF-8 text of header bytes: a Buffer decodes in place (the common case), other bytes through the decoder. */
+function decodeUtf8(bytes: Uint8Array): string {
+  return hasBuffer && Buffer.isBuffer(bytes) ? bytes.toString('utf8') : utf8Decoder.decode(bytes);
 }
 
 /**

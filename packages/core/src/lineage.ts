@@ -114,7 +114,7 @@ function text(headers: Readonly<Record<string, unknown>>, name: string, max = 25
     if (value === undefined || value === null) return undefined;
     // Refused by its size before it is decoded: a hostile 1 MB value costs nothing. Bytes are UTF-8
     // text (failureHeaders writes strings, which Kafka clients and byte-array AMQP headers encode so).
-    t = limitedText(value, MAX_LINEAGE_VALUE, true);
+    t = limitedText(value, MAX_LINEAGE_VALUE);
   } catch {
     return undefined; // a throwing getter, or a hostile Proxy value
   }

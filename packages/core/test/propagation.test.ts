@@ -84,6 +84,22 @@ describe('extractContext over every header shape (W3C)', () => {
     expect(extractContext(headers as never, base)).toBe(base);
   });
 
+  it.each([
+    ['Buffer', Buffer.from('tenant=café,city=Zürich', 'utf8')],
+    ['Uint8Array', new TextEncoder().encode('tenant=café,city=Zürich')],
+  ])(
+    'reads header bytes as UTF-8 (as Kafka clients and other instrumentations do): baggage given as a %s',
+    (_l, baggage) => {
+      const ctx = extractContext({ traceparent: Buffer.from(TRACEPARENT), baggage }, ROOT_CONTEXT);
+      const entries = propagation.getBaggage(ctx)?.getAllEntries() ?? [];
+      expect(Object.fromEntries(entries.map(([k, v]) => [k, v.value]))).toEqual({
+        tenant: 'café',
+        city: 'Zürich',
+      });
+      expect(trace.getSpanContext(ctx)?.traceId).toBe(TRACE_ID);
+    },
+  );
+
   it('ignores tracestate when traceparent is invalid', () => {
     const ctx = extractContext({ traceparent: 'garbage', tracestate: 'a=b' }, ROOT_CONTEXT);
     expect(trace.getSpanContext(ctx)).toBeUndefined();
