@@ -28,7 +28,7 @@ export const ATTR_BULLMQ_TIME_IN_QUEUE = 'bullmq.job.time_in_queue';
 
 /** `error.type` of an attempt ended by `processTimeoutMs` while its processor had not returned. */
 export const ERROR_PROCESS_TIMEOUT = 'process_timeout';
-/** `error.type` of an attempt whose job lock could not be renewed (BullMQ 6: `lockRenewalFailed`). */
+/** `error.type` of an attempt whose job lock could not be renewed (`lockRenewalFailed`, or the worker's "could not renew lock" error). */
 export const ERROR_LOCK_LOST = 'lock_lost';
 /** `error.type` of an attempt whose job BullMQ found stalled and moved back to wait (or ran again). */
 export const ERROR_STALLED = 'stalled';

@@ -1,22 +1,32 @@
+import { errorMonitor } from 'node:events';
 import type { Attempt, AttemptOwner } from './attempt.ts';
 import { ERROR_LOCK_LOST, ERROR_STALLED, ERROR_WORKER_CLOSED } from './attributes.ts';
 
 /** The reason BullMQ gives a job its stall check fails (the `failed` event's error message). */
 const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 
+/**
+ * How BullMQ (5.x and 6.x) words the `error` event for a job whose lock it could not renew, followed
+ * by the job id. 5.x has no other signal naming the job: its `failed` event for a job failed past
+ * `maxStalledCount` with `removeOnFail` carries no job (removed before BullMQ reads it back).
+ */
+const LOCK_NOT_RENEWED = 'could not renew lock for job ';
+
 /** The part of a BullMQ `Worker` the watch uses: its event emitter. */
 interface WorkerEvents {
-  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
 }
 
 /**
  * The open attempts of one in-process BullMQ `Worker`, ended when BullMQ gives up on them even if
- * their processor never returns: `lockRenewalFailed` (BullMQ >= 6), `stalled` (the job was moved back
+ * their processor never returns: `lockRenewalFailed` (BullMQ >= 6) or the `error` BullMQ emits for a
+ * lock it could not renew (read through `errorMonitor`, both versions), `stalled` (the job was moved back
  * to wait), `failed` by the stall check (BullMQ 5.x, a job stalled past `maxStalledCount`),
  * `closed` (a forced close leaves processors running), or the same job handed to this worker again.
  * An attempt whose processor moved its job itself (completed, failed or delayed it) and still runs
  * is not given up on: only `closed` ends it (else its processor's outcome does).
- * Only listens; never adds an `error` listener (that would change how the worker's errors surface).
+ * Only listens; never adds an `error` listener (that would change how the worker's errors surface),
+ * only an `errorMonitor` one.
  * Holds only open attempts (at most the worker's concurrency, plus those whose processor moved
  * their job and still runs).
  */
@@ -30,6 +40,9 @@ class WorkerWatch implements AttemptOwner {
     worker.on('lockRenewalFailed', (ids: unknown) => {
       if (Array.isArray(ids)) for (const id of ids) this.#abandon(id, ERROR_LOCK_LOST, 'job lock lost');
     });
+    // `errorMonitor` sees every `error` event before (and without changing) the application's own
+    // `error` listeners: a worker with none still throws as without hoptrace.
+    worker.on(errorMonitor, (error: unknown) => this.#lockNotRenewed(error));
     worker.on('stalled', (id: unknown) => this.#abandon(id, ERROR_STALLED, 'job stalled'));
     // BullMQ 5.x's stall check fails a job stalled more than `maxStalledCount` allows and tells only
     // `failed` (with this message), not `stalled`. Other failures are the processor's own: their
@@ -67,6 +80,22 @@ class WorkerWatch implements AttemptOwner {
     const id = attempt.jobId;
     if (id !== undefined && this.#open.get(id) === attempt) this.#open.delete(id);
     this.#displaced.delete(attempt);
+  }
+
+  /**
+   * Ends the open attempt of the job whose lock BullMQ could not renew (the `error` event it emits
+   * for it, on 5.x the only one naming the job): BullMQ gives up on it, as on 6.x's
+   * `lockRenewalFailed`. Any other error is not about an attempt.
+   */
+  #lockNotRenewed(error: unknown): void {
+    if (!(error instanceof Error)) return;
+    try {
+      const message = error.message;
+      if (typeof message === 'string' && message.startsWith(LOCK_NOT_RENEWED))
+        this.#abandon(message.slice(LOCK_NOT_RENEWED.length), ERROR_LOCK_LOST, 'job lock lost');
+    } catch {
+      // an error with a throwing message getter: not BullMQ's
+    }
   }
 
   /** Ends the open attempt of job `id`, unless its processor moved the job itself. */

@@ -429,6 +429,76 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     await tracing.current.assertNoOpenSpans();
   });
 
+  it('lock lost past maxStalledCount with removeOnFail: the attempt span ends (ERROR) though BullMQ removed the job and its failed event names none', async () => {
+    const name = uniqueQueueName('stall-removed');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const started = deferred();
+    const never = deferred();
+    const failed = deferred<string | undefined>();
+    const worker = new Worker(
+      name,
+      // No processTimeoutMs: only BullMQ giving up can end the span.
+      traceProcessor(async () => {
+        started.resolve();
+        await never.promise; // never returns on its own
+        return 'late';
+      }),
+      {
+        connection: connection(),
+        concurrency: 2,
+        lockDuration: 1000,
+        stalledInterval: 300,
+        maxStalledCount: 0,
+      },
+    );
+    workers.push(worker);
+    worker.on('error', () => undefined);
+    worker.on('failed', (_job, error) => failed.resolve(error?.message));
+    const job = await queue.add('work', {}, { removeOnFail: true });
+    await started.promise;
+    // Someone else (an operator, a Redis failover) removes the job's lock.
+    await removeLock(name, job.id);
+    try {
+      await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
+      // BullMQ failed the job and removed it (removeOnFail).
+      expect(await raw.getJobState(job.id as string)).toBe('unknown');
+      const spans = await waitForSpans(tracing.current.spans, (s) =>
+        spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
+      );
+      const given = onlySpan(spans, `process ${name}`);
+      expect(['lock_lost', 'stalled']).toContain(given.attributes['error.type']);
+      expect(given.attributes['messaging.message.id']).toBe(job.id);
+      expect(given.attributes['hoptrace.attempt.final']).toBeUndefined();
+    } finally {
+      never.resolve();
+    }
+    await tracing.current.assertNoOpenSpans();
+  });
+
+  it('the watch reads lock errors through errorMonitor: a traced worker the application gave no error listener has none', async () => {
+    const name = uniqueQueueName('no-error-listener');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const completed = deferred();
+    const worker = new Worker(
+      name,
+      traceProcessor(async () => 'done'),
+      { connection: connection() },
+    );
+    workers.push(worker);
+    worker.on('completed', () => completed.resolve());
+    await queue.add('work', {});
+    await completed.promise;
+    // The processor ran under the worker watch, which now listens to the worker.
+    expect(spansNamed(tracing.current.spans(), `process ${name}`)).toHaveLength(1);
+    expect(worker.listenerCount('error')).toBe(0);
+    // BullMQ reports errors itself (console.error) when the application did not listen for them.
+    expect(worker.rawListeners('error')).toHaveLength(0);
+  });
+
   it('processTimeoutMs: the span ends with process_timeout, the later outcome of the processor still reaches BullMQ', async () => {
     const name = uniqueQueueName('ptimeout');
     const raw = new Queue(name, { connection: connection() });
