@@ -31,6 +31,15 @@ export const MAX_METADATA_LENGTH = 16_384;
  */
 export const CHILDREN_CARRIER_KEY = 'hoptrace-children';
 
+/**
+ * The carrier key naming the job a {@link CHILDREN_CARRIER_KEY} list belongs to: `{ queue, id }`, the
+ * flow parent's queue name and job id. Metadata is copied verbatim when a job is relayed by anything
+ * but hoptrace (a plain `Queue`, `bullmq-otel`'s `addBulk` or flow nodes keep the metadata they are
+ * given), and a copy is told from the parent only by this: a job links to the listed children only
+ * when it is the job named here.
+ */
+export const CHILDREN_OF_CARRIER_KEY = 'hoptrace-children-of';
+
 /** At most this many child links per parent job (a bound on span size for very wide flows). */
 export const MAX_CHILD_LINKS = 128;
 
@@ -119,14 +128,18 @@ export function withCarrier<O extends object>(opts: O | undefined, context: Cont
  * creation contexts, each a propagation header map) under {@link CHILDREN_CARRIER_KEY}, in order,
  * as many as keep the serialized metadata within {@link MAX_METADATA_LENGTH}. Metadata past that
  * length is never read, so listing them all (128 children under a context with some baggage or a
- * peer's long tracestate) lost the parent's own context with them.
+ * peer's long tracestate) lost the parent's own context with them. The list names its `parent` job
+ * (queue and id) under {@link CHILDREN_OF_CARRIER_KEY}, so a copy of this metadata on any other job
+ * links to none of the children.
  */
 export function withChildCarriers<O extends object>(
   opts: O | undefined,
   context: Context,
   children: readonly Readonly<Record<string, string>>[],
+  parent: { readonly queue: string; readonly id: string },
 ): O {
   const carrier: Record<string, unknown> = injectContext(context);
+  carrier[CHILDREN_OF_CARRIER_KEY] = { queue: parent.queue, id: parent.id };
   // `,"hoptrace-children":[]` around the entries, each after the first preceded by a comma.
   let length = JSON.stringify(carrier).length + CHILDREN_LIST_OVERHEAD;
   const listed: Readonly<Record<string, string>>[] = [];
@@ -162,12 +175,18 @@ export function carrierContext(carrier: Record<string, unknown> | undefined): Me
 
 /**
  * Links to the children listed under {@link CHILDREN_CARRIER_KEY}, each read by the registered
- * propagator. Only the first {@link MAX_CHILD_LINKS} entries are read (hoptrace lists no more): a
- * job listing thousands of entries that carry no context costs no more than one it wrote.
+ * propagator, when the job processed (queue `queue`, id `jobId`) is the flow parent the list names
+ * under {@link CHILDREN_OF_CARRIER_KEY}; none for any other job carrying the same metadata. Only the
+ * first {@link MAX_CHILD_LINKS} entries are read (hoptrace lists no more): a job listing thousands
+ * of entries that carry no context costs no more than one it wrote.
  */
-export function childLinks(carrier: Record<string, unknown> | undefined): Link[] | undefined {
+export function childLinks(
+  carrier: Record<string, unknown> | undefined,
+  queue: string | undefined,
+  jobId: string | undefined,
+): Link[] | undefined {
   const children = carrier?.[CHILDREN_CARRIER_KEY];
-  if (!Array.isArray(children) || children.length === 0) return undefined;
+  if (!Array.isArray(children) || children.length === 0 || !namesJob(carrier, queue, jobId)) return undefined;
   const links: Link[] = [];
   const read = Math.min(children.length, MAX_CHILD_LINKS);
   for (let i = 0; i < read; i++) {
@@ -177,4 +196,17 @@ export function childLinks(carrier: Record<string, unknown> | undefined): Link[]
     if (spanContext && trace.isSpanContextValid(spanContext)) links.push({ context: spanContext });
   }
   return links.length > 0 ? links : undefined;
+}
+
+/** Whether the carrier's {@link CHILDREN_OF_CARRIER_KEY} names the job `jobId` of queue `queue`. */
+function namesJob(
+  carrier: Record<string, unknown> | undefined,
+  queue: string | undefined,
+  jobId: string | undefined,
+): boolean {
+  if (queue === undefined || jobId === undefined) return false;
+  const owner = carrier?.[CHILDREN_OF_CARRIER_KEY];
+  if (owner === null || typeof owner !== 'object') return false;
+  const named = owner as { queue?: unknown; id?: unknown };
+  return named.id === jobId && named.queue === queue;
 }

@@ -160,7 +160,13 @@ export function traceProcessor<F extends ProcessorLike>(
     const template = templatesOf(this).of('process').get(queue);
     const { span, context } =
       schedulerId === undefined || jobId === undefined
-        ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage))
+        ? startConsumerSpan(
+            instr,
+            template,
+            creation,
+            ROOT_CONTEXT,
+            extraLinks(carrier, lineage, job.queueName, jobId),
+          )
         : startConsumerSpan(
             scheduled,
             template,
@@ -244,13 +250,18 @@ function workerServer(self: object): Attributes | undefined {
   }
 }
 
-/** The links of a process span beyond its creation context: the failed attempt, a flow's children. */
+/**
+ * The links of a process span beyond its creation context: the failed attempt, and a flow's children
+ * when the job (`queueName`, `jobId`) is their parent.
+ */
 function extraLinks(
   carrier: Record<string, unknown> | undefined,
   lineage: FailureLineage | undefined,
+  queueName: unknown,
+  jobId: string | undefined,
 ): Link[] | undefined {
   const failed = lineageLinks(lineage);
-  const children = childLinks(carrier);
+  const children = childLinks(carrier, typeof queueName === 'string' ? queueName : undefined, jobId);
   if (!failed) return children;
   return children ? [...failed, ...children] : failed;
 }

@@ -11,6 +11,7 @@ import {
 import type { Context, Link, SpanContext } from '@opentelemetry/api';
 import {
   CHILDREN_CARRIER_KEY,
+  CHILDREN_OF_CARRIER_KEY,
   omitsContext,
   parseCarrier,
   withCarrier,
@@ -150,12 +151,13 @@ export function callerLink(parsed: JobContext): Link | undefined {
 }
 
 /**
- * `carrier` without the flow parent's child list (`hoptrace-children`), or `carrier` itself when it
- * has none: metadata copied from a processed flow parent (`add(…, { telemetry: job.opts.telemetry })`)
- * would make the new job's process span link to the parent's children.
+ * `carrier` without the flow parent's child list (`hoptrace-children`, `hoptrace-children-of`), or
+ * `carrier` itself when it has none: metadata copied from a processed flow parent
+ * (`add(…, { telemetry: job.opts.telemetry })`) names another job's children.
  */
 function withoutChildren(carrier: Record<string, unknown>): Record<string, unknown> {
-  if (!Object.hasOwn(carrier, CHILDREN_CARRIER_KEY)) return carrier;
-  const { [CHILDREN_CARRIER_KEY]: _children, ...rest } = carrier;
+  if (!Object.hasOwn(carrier, CHILDREN_CARRIER_KEY) && !Object.hasOwn(carrier, CHILDREN_OF_CARRIER_KEY))
+    return carrier;
+  const { [CHILDREN_CARRIER_KEY]: _children, [CHILDREN_OF_CARRIER_KEY]: _owner, ...rest } = carrier;
   return rest;
 }

@@ -3,15 +3,16 @@ import {
   deferred,
   onlySpan,
   parentSpanId,
+  spansNamed,
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
 import { SpanKind, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { Queue, Worker } from 'bullmq';
+import { FlowProducer, type Job, Queue, Worker } from 'bullmq';
 import { BullMQOtel } from 'bullmq-otel';
 import { afterEach, describe, expect, it } from 'vitest';
-import { traceProcessor, traceQueue } from '../src/index.ts';
+import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 import { cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
 const tracing = useTestTracing();
@@ -77,6 +78,64 @@ describe('BullMQ 6 with its own telemetry (bullmq-otel) on the same Queue and Wo
     for (const s of [send, add, ownProcess, process]) {
       expect(s.spanContext().traceId).toBe(traceId);
       expect(exported.has(parentSpanId(s) as string), s.name).toBe(true);
+    }
+  });
+
+  it("a hoptrace flow parent's metadata relayed by bullmq-otel's addBulk and flow nodes (kept as given): the relayed jobs link to none of the parent's children", async () => {
+    const connection = brokerEndpoint('redis');
+    const telemetry = new BullMQOtel({ tracerName: 'bullmq-own' });
+    const parentName = uniqueQueueName('otel-parent');
+    const childName = uniqueQueueName('otel-child');
+    const nextName = uniqueQueueName('otel-next');
+    const next = new Queue(nextName, { connection, telemetry });
+    const theirFlow = new FlowProducer({ connection, telemetry });
+    for (const q of [new Queue(parentName, { connection }), new Queue(childName, { connection }), next])
+      queues.push(q);
+    const flow = traceFlowProducer(new FlowProducer({ connection }), { createSpans: true });
+    let relayedMetadata: string | undefined;
+    let processed = 0;
+    const relayed = deferred();
+    const run = (name: string, fn: (job: Job) => Promise<unknown>) => {
+      const worker = new Worker(name, traceProcessor(fn), { connection });
+      workers.push(worker);
+    };
+    run(childName, async () => 'child');
+    run(parentName, async (job) => {
+      const { telemetry } = job.opts;
+      relayedMetadata = telemetry?.metadata;
+      if (!telemetry) throw new Error('the flow parent carries no telemetry');
+      const opts = { telemetry };
+      await next.addBulk([{ name: 'bulk', data: {}, opts }]);
+      await theirFlow.add({ name: 'node', queueName: nextName, data: {}, opts });
+    });
+    run(nextName, async () => {
+      if (++processed === 2) relayed.resolve();
+    });
+    try {
+      await flow.add({
+        name: 'order',
+        queueName: parentName,
+        children: [
+          { name: 'a', queueName: childName },
+          { name: 'b', queueName: childName },
+        ],
+      });
+      await relayed.promise;
+    } finally {
+      await flow.close();
+      await theirFlow.close();
+    }
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${nextName}`).length === 2,
+    );
+    expect(relayedMetadata).toContain('hoptrace-children');
+    expect(onlySpan(spans, `process ${parentName}`).links).toHaveLength(2);
+    const parentCreate = onlySpan(spans, `create ${parentName}`);
+    for (const process of spansNamed(spans, `process ${nextName}`)) {
+      // bullmq-otel kept the metadata it was given: the relayed job continues the parent's context.
+      expect(parentSpanId(process)).toBe(parentCreate.spanContext().spanId);
+      expect(process.links, String(process.attributes['bullmq.job.name'])).toEqual([]);
     }
   });
 });

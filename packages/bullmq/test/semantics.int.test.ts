@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { injectContext, METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import {
   brokerEndpoint,
@@ -243,6 +244,61 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     const relay = onlySpan(spans, `process ${nextName}`);
     expect(relay.spanContext().traceId).toBe(parentCreate.spanContext().traceId);
     expect(relay.links).toEqual([]);
+  });
+
+  it("a flow parent's metadata copied by an untraced add (same or another job id): the copies' process spans link to none of the parent's children", async () => {
+    const parentName = uniqueQueueName('copy-parent');
+    const childName = uniqueQueueName('copy-child');
+    const { name: nextName, raw: untraced } = setup('copy-next');
+    for (const name of [parentName, childName]) queues.push(new Queue(name, { connection: connection() }));
+    const flow = traceFlowProducer(new bullmq.FlowProducer({ connection: connection() }), {
+      createSpans: true,
+    });
+    const copies = deferred();
+    let processed = 0;
+    let relayedMetadata: string | undefined;
+    worker(childName, async () => 'child');
+    worker(parentName, async (job) => {
+      // Another tool (or a plain Queue) relays the metadata as it is, hoptrace's child list included.
+      const { telemetry } = job.opts;
+      relayedMetadata = telemetry?.metadata;
+      if (!telemetry || job.id === undefined) throw new Error('the flow parent carries no telemetry or id');
+      await untraced.add('copy', {}, { telemetry });
+      await untraced.add('same-id', {}, { telemetry, jobId: job.id });
+    });
+    worker(nextName, async () => {
+      if (++processed === 2) copies.resolve();
+    });
+    const parentId = `order-${randomUUID()}`;
+    try {
+      await flow.add({
+        name: 'order',
+        queueName: parentName,
+        opts: { jobId: parentId },
+        children: [
+          { name: 'a', queueName: childName },
+          { name: 'b', queueName: childName },
+        ],
+      });
+      await copies.promise;
+    } finally {
+      await flow.close();
+    }
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) => spansNamed(s, `process ${nextName}`).length === 2,
+    );
+    expect(relayedMetadata).toContain('hoptrace-children');
+    const parentProcess = onlySpan(spans, `process ${parentName}`);
+    expect(parentProcess.attributes['messaging.message.id']).toBe(parentId);
+    const childCreates = spansNamed(spans, `create ${childName}`).map((c) => c.spanContext().spanId);
+    expect(parentProcess.links.map((l) => l.context.spanId).sort()).toEqual(childCreates.sort());
+    const parentCreate = onlySpan(spans, `create ${parentName}`);
+    for (const copy of spansNamed(spans, `process ${nextName}`)) {
+      // The copy continues the parent's context (its metadata), but it is not the flow's parent.
+      expect(parentSpanId(copy)).toBe(parentCreate.spanContext().spanId);
+      expect(copy.links, String(copy.attributes['bullmq.job.name'])).toEqual([]);
+    }
   });
 
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
