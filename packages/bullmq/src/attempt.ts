@@ -13,12 +13,14 @@ const UNRECOVERABLE: ReadonlySet<string> = new Set(['UnrecoverableError']);
  * (read when the attempt fails): a job `discard()`ed by its processor (BullMQ 5.x), or one started as
  * many times as the worker's `maxStartedAttempts` allows (BullMQ 6). BullMQ reads that option from
  * the job's `queue` (the worker that fetched it, also for a job fetched with `getNextJob` and
- * processed by hand); the worker calling the processor is the fallback. Never throws.
+ * processed by hand); the worker calling the processor is the fallback, then `configured` (the
+ * processor's own `maxStartedAttempts` option, all a sandboxed processor has). Never throws.
  */
-function givenUpByBullmq(job: object, worker: unknown): boolean {
+function givenUpByBullmq(job: object, worker: unknown, configured: number | undefined): boolean {
   try {
     if ((job as { discarded?: unknown }).discarded === true) return true;
-    const max = maxStartedAttemptsOf((job as { queue?: unknown }).queue) ?? maxStartedAttemptsOf(worker);
+    const max =
+      maxStartedAttemptsOf((job as { queue?: unknown }).queue) ?? maxStartedAttemptsOf(worker) ?? configured;
     const started = (job as { attemptsStarted?: unknown }).attemptsStarted;
     return typeof max === 'number' && max > 0 && typeof started === 'number' && max <= started;
   } catch {
@@ -52,6 +54,7 @@ export class Attempt extends Operation {
   readonly #span: Span | undefined;
   readonly #lastByCount: boolean;
   readonly #worker: unknown;
+  readonly #maxStartedAttempts: number | undefined;
   /** The job's marks at the start, read only for an attempt a worker runs (see `movedByProcessor`). */
   readonly #marks: JobMarks | undefined;
   #unrecoverable = false;
@@ -62,6 +65,8 @@ export class Attempt extends Operation {
    * @param last - whether this attempt is the last one BullMQ makes if it fails (attempt number >=
    * `opts.attempts`).
    * @param worker - the BullMQ `Worker` running the attempt, when known (its `maxStartedAttempts`).
+   * @param maxStartedAttempts - the processor's `maxStartedAttempts` option, used when neither the
+   * job's queue nor the worker has one (a sandboxed processor).
    */
   constructor(
     instr: Instrumentation,
@@ -71,6 +76,7 @@ export class Attempt extends Operation {
     jobId: string | undefined,
     last: boolean,
     worker?: unknown,
+    maxStartedAttempts?: number,
   ) {
     super(instr, span, metric);
     this.#job = job;
@@ -78,6 +84,7 @@ export class Attempt extends Operation {
     this.jobId = jobId;
     this.#lastByCount = last;
     this.#worker = worker;
+    this.#maxStartedAttempts = maxStartedAttempts;
     this.#marks = worker === undefined ? undefined : jobMarks(job);
   }
 
@@ -148,7 +155,10 @@ export class Attempt extends Operation {
     const failure = this.failure;
     // Only a thrown failure is judged here; an abandoned attempt's fate is BullMQ's (its stall count).
     if (failure !== undefined && !this.#abandoned) {
-      const final = this.#lastByCount || this.#unrecoverable || givenUpByBullmq(this.#job, this.#worker);
+      const final =
+        this.#lastByCount ||
+        this.#unrecoverable ||
+        givenUpByBullmq(this.#job, this.#worker, this.#maxStartedAttempts);
       this.setAttribute(ATTR_HOPTRACE_ATTEMPT_FINAL, final);
       if (failure.retryable === undefined) this.setAttribute(ATTR_HOPTRACE_ERROR_RETRYABLE, !final);
     }

@@ -60,6 +60,15 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
    * @example { processTimeoutMs: 300_000 }
    */
   processTimeoutMs?: number;
+  /**
+   * The `maxStartedAttempts` of the worker running this processor (BullMQ 6), for a sandboxed
+   * processor: its child process or thread cannot read the worker's options, so without this a failed
+   * attempt of a job started that many times (which BullMQ will not retry) is not marked final. A
+   * processor a worker calls in-process reads the worker's own option, which wins. Set it to the
+   * worker's value; leave it out on BullMQ 5.x (no such option). Default: none.
+   * @example { maxStartedAttempts: 3 }
+   */
+  maxStartedAttempts?: number;
 }
 
 /** A guarded hook run before each attempt, see {@link ProcessorTracingOptions.onProcess}. */
@@ -75,4 +84,6 @@ export function assertProcessorOptions(options: ProcessorTracingOptions): void {
   assertOptionalString('queueName', options.queueName);
   assertOptionalFunction('onProcess', options.onProcess);
   assertOptionalInteger('processTimeoutMs', options.processTimeoutMs, 1, MAX_TIMEOUT_MS);
+  // BullMQ takes 0 as no limit, as it does for the worker option.
+  assertOptionalInteger('maxStartedAttempts', options.maxStartedAttempts, 0, Number.MAX_SAFE_INTEGER);
 }

@@ -147,6 +147,7 @@ export function traceProcessor<F extends ProcessorLike>(
   const fixedQueue = options.queueName;
   const onProcess = options.onProcess;
   const timeoutMs = options.processTimeoutMs;
+  const maxStarted = options.maxStartedAttempts;
 
   const wrapped = function (this: unknown, job: JobLike, ...rest: unknown[]): unknown {
     if (!job || typeof job !== 'object') return processor.call(this, job, ...rest);
@@ -214,6 +215,7 @@ export function traceProcessor<F extends ProcessorLike>(
       jobId,
       attemptsMade + 1 >= maxAttempts,
       watch ? this : undefined,
+      maxStarted,
     );
     // A sandboxed child (no worker here) that exits mid-attempt still ends the attempt's span.
     if (watch) watch.track(attempt);

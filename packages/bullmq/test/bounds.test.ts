@@ -140,6 +140,17 @@ describe('host behaviour', () => {
     );
   });
 
+  it('maxStartedAttempts must be an integer >= 0 (0 is no limit, as for the worker)', () => {
+    expect(() => traceProcessor(async () => 1, { maxStartedAttempts: -1 })).toThrow(
+      /`maxStartedAttempts`.*-1/,
+    );
+    expect(() => traceProcessor(async () => 1, { maxStartedAttempts: 1.5 })).toThrow(TypeError);
+    expect(() => traceProcessor(async () => 1, { maxStartedAttempts: '3' as unknown as number })).toThrow(
+      TypeError,
+    );
+    expect(() => traceProcessor(async () => 1, { maxStartedAttempts: 0 })).not.toThrow();
+  });
+
   it('a throwing classifier never changes the thrown value; the span still fails', async () => {
     const boom = new RangeError('x');
     const wrapped = traceProcessor(

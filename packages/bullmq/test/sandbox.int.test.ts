@@ -11,6 +11,7 @@ import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type Worke
 // A file URL: BullMQ 5.34 accepts only .js/.cjs/.ts paths, but any file URL.
 const processorFile = new URL('./fixtures/sandbox-processor.mjs', import.meta.url);
 const exitingFile = new URL('./fixtures/sandbox-exit-processor.mjs', import.meta.url);
+const maxStartedFile = new URL('./fixtures/sandbox-max-started-processor.mjs', import.meta.url);
 const tracing = useTestTracing();
 const dir = mkdtempSync(join(tmpdir(), 'hoptrace-sandbox-'));
 
@@ -135,5 +136,36 @@ describe.each(MODES)(
       expect(end?.status.code).toBe(SpanStatusCode.ERROR);
       expect(end?.attributes['error.type']).toBe('shutdown');
     });
+
+    // maxStartedAttempts came with BullMQ 6.
+    if (label.startsWith('newest'))
+      it("the worker's maxStartedAttempts, given to traceProcessor in the file: a job started that many times fails as the final attempt", async () => {
+        const connection = brokerEndpoint('redis');
+        const name = uniqueQueueName('sandbox-max-started');
+        const raw = new bullmq.Queue(name, { connection });
+        queues.push(raw);
+        const worker = new bullmq.Worker(name, maxStartedFile, {
+          connection,
+          useWorkerThreads,
+          maxStartedAttempts: 1,
+        });
+        workers.push(worker);
+        const failed = deferred<Error>();
+        worker.on('failed', (_job, err) => failed.resolve(err));
+        const spanFile = join(dir, `max-started-${useWorkerThreads}-${Date.now()}.jsonl`);
+        // Attempts remain, but BullMQ does not retry a job started maxStartedAttempts times.
+        const job = await traceQueue(raw).add('x', { spanFile }, { attempts: 3 });
+        expect((await failed.promise).message).toBe('no retry');
+        expect(await raw.getJobState(job.id as string)).toBe('failed');
+        const deadline = Date.now() + 5000;
+        while (childSpans(spanFile).length < 1 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 25));
+        const [attempt, ...more] = childSpans(spanFile);
+        expect(more).toEqual([]);
+        expect(attempt?.attributes['messaging.message.id']).toBe(job.id);
+        expect(attempt?.status.code).toBe(SpanStatusCode.ERROR);
+        expect(attempt?.attributes['hoptrace.attempt.final']).toBe(true);
+        expect(attempt?.attributes['hoptrace.error.retryable']).toBe(false);
+      });
   },
 );
