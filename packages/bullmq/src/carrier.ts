@@ -33,10 +33,11 @@ export const CHILDREN_CARRIER_KEY = 'hoptrace-children';
 
 /**
  * The carrier key naming the job a {@link CHILDREN_CARRIER_KEY} list belongs to: `{ queue, id }`, the
- * flow parent's queue name and job id. Metadata is copied verbatim when a job is relayed by anything
- * but hoptrace (a plain `Queue`, `bullmq-otel`'s `addBulk` or flow nodes keep the metadata they are
+ * flow parent's queue name and job id (`{ queue }` alone for a parent added without a `jobId`, whose
+ * id BullMQ picks as it adds it). Metadata is copied verbatim when a job is relayed by anything but
+ * hoptrace (a plain `Queue`, `bullmq-otel`'s `addBulk` or flow nodes keep the metadata they are
  * given), and a copy is told from the parent only by this: a job links to the listed children only
- * when it is the job named here.
+ * when it is the job named here (for a parent named by its queue alone, any job of that queue).
  */
 export const CHILDREN_OF_CARRIER_KEY = 'hoptrace-children-of';
 
@@ -129,17 +130,18 @@ export function withCarrier<O extends object>(opts: O | undefined, context: Cont
  * as many as keep the serialized metadata within {@link MAX_METADATA_LENGTH}. Metadata past that
  * length is never read, so listing them all (128 children under a context with some baggage or a
  * peer's long tracestate) lost the parent's own context with them. The list names its `parent` job
- * (queue and id) under {@link CHILDREN_OF_CARRIER_KEY}, so a copy of this metadata on any other job
- * links to none of the children.
+ * (queue, and id when the caller gave one) under {@link CHILDREN_OF_CARRIER_KEY}, so a copy of this
+ * metadata on a job of another queue, or with another id, links to none of the children.
  */
 export function withChildCarriers<O extends object>(
   opts: O | undefined,
   context: Context,
   children: readonly Readonly<Record<string, string>>[],
-  parent: { readonly queue: string; readonly id: string },
+  parent: { readonly queue: string; readonly id?: string | undefined },
 ): O {
   const carrier: Record<string, unknown> = injectContext(context);
-  carrier[CHILDREN_OF_CARRIER_KEY] = { queue: parent.queue, id: parent.id };
+  carrier[CHILDREN_OF_CARRIER_KEY] =
+    parent.id === undefined ? { queue: parent.queue } : { queue: parent.queue, id: parent.id };
   // `,"hoptrace-children":[]` around the entries, each after the first preceded by a comma.
   let length = JSON.stringify(carrier).length + CHILDREN_LIST_OVERHEAD;
   const listed: Readonly<Record<string, string>>[] = [];
@@ -198,7 +200,10 @@ export function childLinks(
   return links.length > 0 ? links : undefined;
 }
 
-/** Whether the carrier's {@link CHILDREN_OF_CARRIER_KEY} names the job `jobId` of queue `queue`. */
+/**
+ * Whether the carrier's {@link CHILDREN_OF_CARRIER_KEY} names the job `jobId` of queue `queue`: its
+ * queue, and its id unless the marker names none (a parent added without a `jobId`).
+ */
 function namesJob(
   carrier: Record<string, unknown> | undefined,
   queue: string | undefined,
@@ -208,5 +213,6 @@ function namesJob(
   const owner = carrier?.[CHILDREN_OF_CARRIER_KEY];
   if (owner === null || typeof owner !== 'object') return false;
   const named = owner as { queue?: unknown; id?: unknown };
-  return named.id === jobId && named.queue === queue;
+  if (named.queue !== queue) return false;
+  return !Object.hasOwn(named, 'id') || named.id === jobId;
 }

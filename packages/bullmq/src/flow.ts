@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { injectContext } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
@@ -58,9 +57,8 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
  * per node (child of the send span, which becomes a CLIENT span), whose context the node carries
  * (none for a node carrying the caller's own context, which the send span links to, as with `addBulk`);
  * each parent node then lists its children's contexts (through the registered propagator) and names
- * itself (queue and job id), so its processing, and no copy of its metadata, links to them; a parent
- * node without a `jobId` gets the random UUID BullMQ would give it (in a copy of its options). Node
- * ids go onto the create spans once BullMQ returns them.
+ * itself (its queue, and its `jobId` when it has one), so its processing, and no copy of its metadata
+ * elsewhere, links to them. Node ids go onto the create spans once BullMQ returns them.
  *
  * Never mutates the caller's tree (nodes are copied), never overwrites a node's existing context.
  * Every span ends even when `add` throws synchronously. Idempotent; bad options throw a TypeError here.
@@ -218,28 +216,26 @@ function copyNode(
   }
   const owner = carriers.length > 0 && !carriesOwnContext(node.opts) ? parentIdentity(node) : undefined;
   const opts = owner
-    ? withChildCarriers(owner.opts, context, carriers, { queue: owner.queue, id: owner.id })
+    ? withChildCarriers(node.opts, context, carriers, owner)
     : optionsWithContext(node.opts, context, parsed);
   return { ...node, opts, children };
 }
 
 /**
- * The queue and job id a parent node's job will have, so its child list can name it (a copy of its
- * metadata elsewhere then links to none of its children), with the options to add it with. BullMQ
- * gives a flow node without a `jobId` a random UUID; hoptrace gives it that UUID itself, in a copy of
- * its options. `undefined` (no child list) for a node BullMQ would give another id (a `jobId` that is
- * not a string) or no queue.
+ * The job a parent node's child list names (so a copy of its metadata elsewhere links to none of its
+ * children): its queue, and its `jobId` when the node gives one. A node without one is named by its
+ * queue alone: BullMQ gives it a random id only as it adds it, and hoptrace does not choose that id
+ * itself (set in its options, `job.opts.jobId` would be stored with the job, and a copy of those
+ * options, `add(job.name, job.data, job.opts)`, would be taken for the same job, not added).
+ * `undefined` (no child list) for a node BullMQ would give another id (a `jobId` that is not a
+ * string) or no queue.
  */
-function parentIdentity(
-  node: FlowNode,
-): { queue: string; id: string; opts: JobOptionsShape | undefined } | undefined {
+function parentIdentity(node: FlowNode): { queue: string; id?: string } | undefined {
   if (typeof node.queueName !== 'string') return undefined;
   const given = (node.opts as { jobId?: unknown } | undefined)?.jobId;
-  if (typeof given === 'string' && given !== '') return { queue: node.queueName, id: given, opts: node.opts };
+  if (typeof given === 'string' && given !== '') return { queue: node.queueName, id: given };
   // BullMQ takes any falsy `jobId` as none (`opts.jobId || randomUUID()`).
-  if (given) return undefined;
-  const id = randomUUID();
-  return { queue: node.queueName, id, opts: { ...node.opts, jobId: id } as JobOptionsShape };
+  return given ? undefined : { queue: node.queueName };
 }
 
 function collectJobs(node: JobNodeShape | undefined, jobs: unknown[]): void {

@@ -301,6 +301,47 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     }
   });
 
+  it('a flow parent added without a jobId is the job BullMQ adds raw: no opts.jobId on the returned or stored job, and a copy of its options adds a new job (differential)', async () => {
+    const connection = brokerEndpoint('redis');
+    const outcome = async (traced: boolean) => {
+      const parentName = uniqueQueueName('noid-parent');
+      const childName = uniqueQueueName('noid-child');
+      const parents = new Queue(parentName, { connection });
+      queues.push(parents, new Queue(childName, { connection }));
+      const raw = new bullmq.FlowProducer({ connection });
+      const flow = traced ? traceFlowProducer(raw, { createSpans: true }) : raw;
+      try {
+        const tree = await flow.add({
+          name: 'order',
+          queueName: parentName,
+          children: [{ name: 'a', queueName: childName }],
+        });
+        const stored = await parents.getJob(tree.job.id as string);
+        if (!stored) throw new Error('the flow parent was not stored');
+        // A common way to run a job again: add one with its name, data and options.
+        const again = await parents.add(stored.name, stored.data, stored.opts);
+        return {
+          returnedJobId: tree.job.opts.jobId,
+          storedJobId: stored.opts.jobId,
+          againIsNew: again.id !== stored.id,
+          waiting: await parents.getWaitingCount(),
+          waitingChildren: await parents.getWaitingChildrenCount(),
+        };
+      } finally {
+        await raw.close();
+      }
+    };
+    const untraced = await outcome(false);
+    expect(untraced).toEqual({
+      returnedJobId: undefined,
+      storedJobId: undefined,
+      againIsNew: true,
+      waiting: 1,
+      waitingChildren: 1,
+    });
+    expect(await outcome(true)).toEqual(untraced);
+  });
+
   it('subclasses are what BullMQ takes them for: a DelayedError subclass is control flow, an UnrecoverableError subclass the final attempt', async () => {
     class RetryLater extends bullmq.DelayedError {}
     class Gone extends bullmq.UnrecoverableError {}
