@@ -11,7 +11,7 @@ import {
 import { propagation, SpanStatusCode, type TextMapPropagator } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CHILDREN_CARRIER_KEY, MAX_CHILD_LINKS } from '../src/carrier.ts';
+import { CHILDREN_CARRIER_KEY, CHILDREN_OF_CARRIER_KEY, MAX_CHILD_LINKS } from '../src/carrier.ts';
 import { traceProcessor, traceQueue } from '../src/index.ts';
 import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
@@ -144,12 +144,15 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     // hoptrace lists at most MAX_CHILD_LINKS children, so an entry past that is not one it wrote.
     const children: Record<string, string>[] = Array.from({ length: 4000 }, () => ({}));
     children.push({ traceparent: `00-${FOREIGN_TRACE}-${'1'.repeat(16)}-01` });
+    // The list names this job, as a flow parent's does: only then is it read at all.
+    const jobId = 'wide-parent';
     const metadata = JSON.stringify({
       traceparent: `00-${FOREIGN_TRACE}-${FOREIGN_SPAN}-01`,
+      [CHILDREN_OF_CARRIER_KEY]: { queue: name, id: jobId },
       [CHILDREN_CARRIER_KEY]: children,
     });
     expect(metadata.length).toBeLessThanOrEqual(16_384);
-    await raw.add('wide', {}, { telemetry: { metadata } });
+    await raw.add('wide', {}, { jobId, telemetry: { metadata } });
     propagation.disable();
     propagation.setGlobalPropagator(counting);
     try {
