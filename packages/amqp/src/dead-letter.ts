@@ -1,5 +1,6 @@
 import { type ErrorClassifier, FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
 import {
+  assertContext,
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionalString,
@@ -132,6 +133,7 @@ export function deadLetterOptions(
   assertOptionalString('queue', o.queue);
   assertOptionalInteger('attempts', o.attempts, 0);
   assertOptionalFunction('classifyError', o.classifyError);
+  if (o.context !== undefined) assertContext('deadLetterOptions', o.context, 'options.context');
   const properties = message.properties as Record<string, unknown>;
   const source = message.properties.headers;
   const out: DeadLetterPublishOptions = { headers: {} };

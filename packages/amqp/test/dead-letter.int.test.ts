@@ -439,5 +439,10 @@ describe('deadLetterOptions: an application republishing a failed message to its
     expect(() => deadLetterOptions(source, null, { attempts: -1 })).toThrow(TypeError);
     expect(() => deadLetterOptions(source, null, { queue: 42 as never })).toThrow(TypeError);
     expect(() => deadLetterOptions(null as never, null)).toThrow(TypeError);
+    // A context that is not one (a plain object) said as such; before, the copy went without
+    // hoptrace-failed-traceparent and only a diag warning told.
+    expect(() => deadLetterOptions(source, null, { context: {} as never })).toThrow(
+      'deadLetterOptions: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
+    );
   });
 });

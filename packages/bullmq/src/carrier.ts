@@ -1,5 +1,9 @@
-import { extractContext, injectContext } from '@hoptrace/core';
-import { type MessageContext, readMessageContext } from '@hoptrace/core/adapter';
+import {
+  extractContextUnchecked,
+  injectContextUnchecked,
+  type MessageContext,
+  readMessageContext,
+} from '@hoptrace/core/adapter';
 import { type Context, type Link, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 
 /**
@@ -114,14 +118,14 @@ export function withMetadata<O extends object>(opts: O | undefined, metadata: st
  * with it; `undefined` when nothing was injected (no propagator registered).
  */
 export function contextMetadata(context: Context): string | undefined {
-  const carrier = injectContext(context);
+  const carrier = injectContextUnchecked(context);
   for (const _ in carrier) return JSON.stringify(carrier);
   return undefined;
 }
 
 /** {@link withCarrierMap} with `context` injected through the registered propagator. */
 export function withCarrier<O extends object>(opts: O | undefined, context: Context): O {
-  return withCarrierMap(opts, injectContext(context));
+  return withCarrierMap(opts, injectContextUnchecked(context));
 }
 
 /**
@@ -139,7 +143,7 @@ export function withChildCarriers<O extends object>(
   children: readonly Readonly<Record<string, string>>[],
   parent: { readonly queue: string; readonly id?: string | undefined },
 ): O {
-  const carrier: Record<string, unknown> = injectContext(context);
+  const carrier: Record<string, unknown> = injectContextUnchecked(context);
   carrier[CHILDREN_OF_CARRIER_KEY] =
     parent.id === undefined ? { queue: parent.queue } : { queue: parent.queue, id: parent.id };
   // `,"hoptrace-children":[]` around the entries, each after the first preceded by a comma.
@@ -167,7 +171,7 @@ export function readCarrier(
   base: Context = ROOT_CONTEXT,
 ): Context {
   const carrier = parseCarrier(opts);
-  return carrier ? extractContext(carrier, base) : base;
+  return carrier ? extractContextUnchecked(carrier, base) : base;
 }
 
 /** The parsed creation context of a carrier map (once). */
@@ -194,7 +198,9 @@ export function childLinks(
   for (let i = 0; i < read; i++) {
     const child: unknown = children[i];
     if (child === null || typeof child !== 'object' || Array.isArray(child)) continue;
-    const spanContext = trace.getSpanContext(extractContext(child as Record<string, unknown>, ROOT_CONTEXT));
+    const spanContext = trace.getSpanContext(
+      extractContextUnchecked(child as Record<string, unknown>, ROOT_CONTEXT),
+    );
     if (spanContext && trace.isSpanContextValid(spanContext)) links.push({ context: spanContext });
   }
   return links.length > 0 ? links : undefined;

@@ -1,4 +1,5 @@
 import { type ErrorClassifier, failureHeaders } from '@hoptrace/core';
+import { assertContext } from '@hoptrace/core/adapter';
 import {
   type Context,
   context as contextApi,
@@ -58,7 +59,8 @@ export function rememberFailedAttempt(job: object, spanContext: SpanContext): vo
  * `hoptrace-error-message` (capped), `hoptrace-error-retryable`, `hoptrace-attempts` and the failed
  * attempt's context as `hoptrace-failed-traceparent` (through the registered propagator). A wrapped
  * processor of the dead-letter queue links to that attempt with `hoptrace.failure.*` attributes.
- * Never throws; never mutates the job or the options.
+ * The job never makes it throw; an `options.context` that is not an OpenTelemetry Context does (a
+ * TypeError naming `deadLetterJobOptions`). Never mutates the job or the options.
  *
  * @example
  * worker.on('failed', async (job, error) => {
@@ -71,6 +73,8 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
   error: unknown,
   options: DeadLetterOptions<O> = {},
 ): O {
+  if (options.context !== undefined)
+    assertContext('deadLetterJobOptions', options.context, 'options.context');
   const carrier: Record<string, unknown> = {};
   const original = job && typeof job === 'object' ? parseCarrier(job.opts) : undefined;
   // The creation context (and baggage) travel on; an earlier failure's lineage and flow keys do not.

@@ -1,8 +1,8 @@
-import { injectContext } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   existingWrapper,
   type Interceptor,
+  injectContextUnchecked,
   interceptMethods,
   Operation,
   setSpanAttributes,
@@ -209,8 +209,9 @@ function copyNode(
     const caller = owned.get(index);
     if (carriers.length < MAX_CHILD_LINKS) {
       // The span context alone (a link needs no baggage): the list must fit the metadata limit.
-      if (childSpan?.isRecording()) carriers.push(injectContext(trace.setSpan(ROOT_CONTEXT, childSpan)));
-      else if (caller) carriers.push(injectContext(trace.setSpanContext(ROOT_CONTEXT, caller)));
+      if (childSpan?.isRecording())
+        carriers.push(injectContextUnchecked(trace.setSpan(ROOT_CONTEXT, childSpan)));
+      else if (caller) carriers.push(injectContextUnchecked(trace.setSpanContext(ROOT_CONTEXT, caller)));
     }
     index += countNodes(child);
   }

@@ -3,7 +3,7 @@ import { useTestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { describe, expect, it, vi } from 'vitest';
 import { readCarrier, withCarrier } from '../src/carrier.ts';
-import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
+import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 
@@ -76,6 +76,17 @@ describe('carrier', () => {
   it('reads the compact `tm` key BullMQ 5.x gives sandboxed processors', () => {
     const ctx = readCarrier({ tm: JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` }) });
     expect(trace.getSpanContext(ctx)?.spanId).toBe(SPAN);
+  });
+});
+
+describe('deadLetterJobOptions', () => {
+  it('an options.context that is not a Context throws a TypeError naming deadLetterJobOptions', () => {
+    // Before, the copy went without hoptrace-failed-traceparent and only a diag warning told.
+    const job = { queueName: 'orders', attemptsMade: 1, opts: {} };
+    expect(() => deadLetterJobOptions(job, 'x', { context: {} as never })).toThrow(
+      'deadLetterJobOptions: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
+    );
+    expect(deadLetterJobOptions(job, 'x', { context: undefined })).toBeTypeOf('object');
   });
 });
 

@@ -96,8 +96,9 @@ export { Operation } from './operation.ts';
 export { type OwnEmitter, type OwnListenerSpec, type OwnListeners, ownListeners } from './own-listeners.ts';
 export {
   callerSpanContext,
+  extractContextUnchecked,
   fieldsToAdd,
-  injectContext,
+  injectContextUnchecked,
   type MessageContext,
   readMessageContext,
   sendHeaders,
@@ -158,6 +159,7 @@ export {
 export { TIME_IN_QUEUE_MAX_MS, TIME_IN_QUEUE_MAX_SKEW_MS, timeInQueueSeconds } from './time-in-queue.ts';
 export {
   assertClient,
+  assertContext,
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalInteger,

@@ -21,7 +21,7 @@ import {
   FAILURE_HEADERS,
   HEADER_FAILED_CONTEXT_PREFIX,
 } from './names.ts';
-import { extractContext, injectContext } from './propagation.ts';
+import { extractContextUnchecked, injectContextUnchecked } from './propagation.ts';
 import { assertContext } from './validate.ts';
 
 /** Lineage header values longer than this are ignored (refused before decoding). */
@@ -72,13 +72,16 @@ export interface FailureInput {
  * The plain-string lineage headers of a dead-letter or retry copy of a failed message (see
  * `FAILURE_HEADERS`): destination, partition, offset, error type, a capped error message, retryable,
  * attempts, and the failed attempt's trace context under `hoptrace-failed-<field>` through the
- * registered propagator. A new object; a field of the wrong type is left out, and only an `input`
- * that is not an object throws (a TypeError saying so).
+ * registered propagator. A new object; a field of the wrong type is left out, and only the calling
+ * code's own mistakes throw (a TypeError saying so): an `input` that is not an object, or an
+ * `input.context` that is neither `undefined` (the active context) nor an OpenTelemetry Context.
  */
 export function failureHeaders(input: FailureInput): Record<string, string> {
   if (input === null || typeof input !== 'object') {
     throw new TypeError(`Expected \`input\` to be an object with the failure, got ${String(input)}`);
   }
+  const context = input.context === undefined ? contextApi.active() : input.context;
+  assertContext('failureHeaders', context, 'input.context');
   const failure = classifyError(input.error, input.classifyError);
   const out: Record<string, string> = {};
   if (typeof input.destination === 'string') out[FAILURE_HEADERS.destination] = capValue(input.destination);
@@ -99,7 +102,7 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
   if (typeof input.attempts === 'number' && Number.isInteger(input.attempts) && input.attempts >= 0) {
     out[FAILURE_HEADERS.attempts] = String(input.attempts);
   }
-  const failed = injectContext(input.context ?? contextApi.active());
+  const failed = injectContextUnchecked(context);
   for (const field in failed) {
     if (field === 'baggage') continue; // business context already travels in the message's own baggage
     out[HEADER_FAILED_CONTEXT_PREFIX + field] = failed[field] as string;
@@ -158,7 +161,7 @@ export function readFailureLineage(headers: HeaderCarrier | HeaderMap): FailureL
       }
     }
     if (any) {
-      const spanContext = trace.getSpanContext(extractContext(carrier, ROOT_CONTEXT));
+      const spanContext = trace.getSpanContext(extractContextUnchecked(carrier, ROOT_CONTEXT));
       if (spanContext && trace.isSpanContextValid(spanContext)) failed = spanContext;
     }
   } catch {

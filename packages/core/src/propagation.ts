@@ -20,16 +20,28 @@ import {
 } from './carrier.ts';
 import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
 import { relayHop, restartedFrom } from './hops.ts';
+import { assertContext } from './validate.ts';
 
 /**
  * Serializes a context into a fresh headers object through the globally registered propagator
  * (W3C `traceparent`/`tracestate`/`baggage` by default; B3 or any other once registered).
  *
- * @param context - the context to carry; defaults to the active one.
+ * @param context - the context to carry; `undefined` (or no argument) is the active one.
  * @returns a new object that the caller owns. Never writes into an object the caller passed in.
- * Never throws: a failing propagator yields the headers written so far.
+ * A failing propagator yields the headers written so far.
+ * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
+ * `injectContext` and what it got.
  */
 export function injectContext(context: Context = contextApi.active()): Record<string, string> {
+  assertContext('injectContext', context);
+  return injectContextUnchecked(context);
+}
+
+/**
+ * {@link injectContext} without the argument check, for adapters, whose context is always one they
+ * built (no cost per message). Never throws.
+ */
+export function injectContextUnchecked(context: Context): Record<string, string> {
   const headers: Record<string, string> = {};
   try {
     propagation.inject(context, headers, recordSetter);
@@ -46,15 +58,26 @@ export function injectContext(context: Context = contextApi.active()): Record<st
  *
  * @param headers - the message headers: an object, or a `Map` as @platformatic/kafka hands them out
  * (string or Buffer keys; see {@link HeaderMap}); `undefined` and `null` are fine.
- * @param base - the context to extend; defaults to the active one.
- * @returns `base` extended with what the propagator could parse. Never throws; input it cannot
- * parse, or a propagator that throws or returns something other than a context, leaves `base` as
- * it was.
+ * @param base - the context to extend; `undefined` (or no argument) is the active one.
+ * @returns `base` extended with what the propagator could parse. Headers never make it throw: input
+ * it cannot parse, or a propagator that throws or returns something other than a context, leaves
+ * `base` as it was.
+ * @throws TypeError for a `base` that is not a Context (`null`, a plain object, a Span), naming
+ * `extractContext` and what it got; checked before the headers are read.
  */
 export function extractContext(
   headers: HeaderCarrier | HeaderMap,
   base: Context = contextApi.active(),
 ): Context {
+  assertContext('extractContext', base, 'base');
+  return extractContextUnchecked(headers, base);
+}
+
+/**
+ * {@link extractContext} without the argument check, for adapters, whose base is always a context
+ * they chose (no cost per message). Never throws.
+ */
+export function extractContextUnchecked(headers: HeaderCarrier | HeaderMap, base: Context): Context {
   if (!headers) return base;
   const carrier = isHeaderMap(headers) ? mapHeaderView(headers) : headers;
   if (!carrier) return base;
@@ -94,7 +117,7 @@ const EMPTY_MESSAGE_CONTEXT: MessageContext = { context: ROOT_CONTEXT, spanConte
  */
 export function readMessageContext(headers: HeaderCarrier): MessageContext {
   if (!headers) return EMPTY_MESSAGE_CONTEXT;
-  const context = extractContext(headers, ROOT_CONTEXT);
+  const context = extractContextUnchecked(headers, ROOT_CONTEXT);
   if (context === ROOT_CONTEXT) return EMPTY_MESSAGE_CONTEXT;
   const spanContext = trace.getSpanContext(context);
   if (!spanContext || !isSpanContextValid(spanContext)) return { context, spanContext: undefined };
@@ -136,7 +159,7 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
   if (!headers) return undefined;
   try {
     for (const _ in headers) {
-      const spanContext = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT));
+      const spanContext = trace.getSpanContext(extractContextUnchecked(headers, ROOT_CONTEXT));
       return spanContext && isSpanContextValid(spanContext)
         ? withHeaderTraceState(spanContext, headers)
         : undefined;
@@ -176,7 +199,7 @@ export function sendHeaders<V>(
     const relayed = relayHop(caller, context);
     if (!relayed) return headers;
     // Only the W3C tracestate carries the hop counter; every other field stays as the caller sent it.
-    const state = injectContext(trace.setSpanContext(ROOT_CONTEXT, relayed)).tracestate;
+    const state = injectContextUnchecked(trace.setSpanContext(ROOT_CONTEXT, relayed)).tracestate;
     if (state === undefined) return headers;
     const relayedCopy: Record<string, V | string> = { ...headers, tracestate: state };
     dropFieldCaseVariants(relayedCopy);
@@ -184,7 +207,7 @@ export function sendHeaders<V>(
   }
   const out: Record<string, V | string> = headers ? { ...headers } : {};
   if (headers) dropFieldCaseVariants(out);
-  const fields = fieldsToAdd(headers, injected ?? injectContext(context));
+  const fields = fieldsToAdd(headers, injected ?? injectContextUnchecked(context));
   for (const key in fields) out[key] = fields[key] as string;
   return out;
 }
@@ -232,7 +255,7 @@ function replacedContext<V>(
   for (const field of propagatorFields()) {
     if (typeof field === 'string' && field !== 'baggage') delete out[field];
   }
-  const injected = injectContext(context);
+  const injected = injectContextUnchecked(context);
   for (const key in injected) out[key] = injected[key] as string;
   return out;
 }
@@ -251,6 +274,9 @@ function replacedContext<V>(
  *
  * @typeParam K - the key type of the caller's `Map` (e.g. `string | Buffer`).
  * @typeParam V - the header value type of the caller's headers (e.g. `string | Buffer`).
+ * @param context - the context to add; `undefined` (or no argument) is the active one.
+ * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
+ * `withContextHeaders` and what it got. Headers never make it throw.
  */
 export function withContextHeaders<K, V>(
   headers: ReadonlyMap<K, V>,
@@ -264,6 +290,7 @@ export function withContextHeaders<V>(
   headers: Readonly<Record<string, V>> | HeaderMap | null | undefined,
   context: Context = contextApi.active(),
 ): Record<string, V | string> | Map<unknown, unknown> {
+  assertContext('withContextHeaders', context);
   if (isHeaderMap(headers)) return withMapContextHeaders(headers, context);
   const caller = callerSpanContext(headers);
   const out = sendHeaders(headers, context, caller);

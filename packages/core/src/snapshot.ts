@@ -47,8 +47,8 @@ export const SNAPSHOT_VERSION = 1;
  * @returns a fresh snapshot, or `undefined` when the context has neither a valid span context nor
  * a baggage entry. An unsampled span context is captured (`traceFlags` 0).
  * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
- * `captureSnapshot` and what it got. (`restoreSnapshot` never throws: a snapshot is data, read from
- * storage; the context is the calling code's own.)
+ * `captureSnapshot` and what it got. (`restoreSnapshot` never throws for its snapshot: that is data,
+ * read from storage; the context is the calling code's own.)
  */
 export function captureSnapshot(context: Context = contextApi.active()): ContextSnapshot | undefined {
   assertContext('captureSnapshot', context);
@@ -82,10 +82,15 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
  * 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`. A snapshot
  * without a version `v` (written by a hoptrace release before versions) is read as version 1; one of
  * a version this release does not know (a later release's, or a `v` that is not a known number)
- * returns `base` whole: nothing of it is read.
- * Never throws.
+ * returns `base` whole: nothing of it is read. The snapshot never makes it throw.
+ *
+ * @param snapshot - what {@link captureSnapshot} returned, read back from anywhere (any value).
+ * @param base - the context to extend; `undefined` (or no argument) is the active one.
+ * @throws TypeError for a `base` that is not a Context (`null`, a plain object, a Span), naming
+ * `restoreSnapshot` and what it got; checked before the snapshot is read.
  */
 export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.active()): Context {
+  assertContext('restoreSnapshot', base, 'base');
   if (!snapshot || typeof snapshot !== 'object') return base;
   const s = snapshot as Partial<ContextSnapshot>;
   let context = base;

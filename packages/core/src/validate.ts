@@ -101,8 +101,10 @@ export function assertClient(
  * is what is wanted.
  *
  * @param fn - the function's name, e.g. `logFields`.
+ * @param argument - the argument's name as the caller wrote it: `context` (default), `base`,
+ * `input.context`.
  */
-export function assertContext(fn: string, value: unknown): void {
+export function assertContext(fn: string, value: unknown, argument = 'context'): void {
   if (value !== null && typeof value === 'object' && hasMethod(value, 'getValue')) return;
   const isObject = value !== null && (typeof value === 'object' || typeof value === 'function');
   const got = isObject ? describeKind(value) : describeValue(value);
@@ -111,7 +113,7 @@ export function assertContext(fn: string, value: unknown): void {
       ? ' (a Span: pass trace.setSpan(context.active(), span))'
       : '';
   throw new TypeError(
-    `${fn}: expected \`context\` to be an OpenTelemetry Context or undefined, got ${got}${hint}`,
+    `${fn}: expected \`${argument}\` to be an OpenTelemetry Context or undefined, got ${got}${hint}`,
   );
 }
 

@@ -1,5 +1,5 @@
 import type { ErrorClassifier } from '@hoptrace/core';
-import { isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
+import { assertContext, isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
@@ -44,8 +44,9 @@ export interface DeadLetterOptions {
  * `hoptrace-error-retryable`, `hoptrace-attempts` and the failed attempt's trace context
  * (`hoptrace-failed-traceparent`, `hoptrace-failed-tracestate` with W3C). Lineage headers of an
  * earlier failure are replaced. A traced consumer of the copy continues the original trace (per its
- * relation policy) and links to the failed attempt. The failed message is never modified; never
- * throws (a header that cannot be read is left out).
+ * relation policy) and links to the failed attempt. The failed message is never modified. Its
+ * headers never make it throw (a header that cannot be read is left out); an `options.context` that
+ * is not an OpenTelemetry Context does (a TypeError naming `deadLetterMessage`).
  *
  * @param failed - where the message came from and the message (an `eachMessage` payload).
  * @param error - what the handler threw (any value; classified, never rethrown or changed).
@@ -61,6 +62,7 @@ export function deadLetterMessage(
   error: unknown,
   options: DeadLetterOptions = {},
 ): Message {
+  if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
   const message = failed.message;
   const original = readHeaders(message.headers);
   const headers: IHeaders = {};

@@ -3,7 +3,7 @@ import {
   addKafkaMessageAttributes,
   callerSpanContext,
   copyWith,
-  injectContext,
+  injectContextUnchecked,
   messagePositions,
   Operation,
   type PendingSends,
@@ -320,7 +320,7 @@ function traceCallers(
           const caller = callers?.[i];
           const create = copyCreates?.[i];
           const context = create ? trace.setSpan(parent, create) : sendContext;
-          if (!create && !caller) shared ??= injectContext(sendContext);
+          if (!create && !caller) shared ??= injectContextUnchecked(sendContext);
           const injected = create || caller ? undefined : shared;
           const written = writtenHeaders(message);
           const headers = sendHeaders(written, context, caller, injected);

@@ -43,6 +43,14 @@ describe('deadLetterMessage', () => {
     });
   });
 
+  it('an options.context that is not a Context throws a TypeError naming deadLetterMessage', () => {
+    // Before, the copy went without hoptrace-failed-traceparent and only a diag warning told.
+    const failed = { topic: 'orders', partition: 0, message: message(7, {}, null) };
+    expect(() => deadLetterMessage(failed, 'x', { context: {} as never })).toThrow(
+      'deadLetterMessage: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
+    );
+  });
+
   it('a retry of a retry counts attempts up and replaces the earlier lineage', () => {
     const first = deadLetterMessage(
       { topic: 'orders', partition: 0, message: message(1, { traceparent: TRACEPARENT }) },

@@ -1,5 +1,5 @@
 import type { ErrorClassifier } from '@hoptrace/core';
-import { isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
+import { assertContext, isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { headerView } from './headers.ts';
 import { messageContextOf } from './message-spans.ts';
@@ -55,7 +55,8 @@ export interface DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
  * (`hoptrace-failed-traceparent`, ...). Lineage headers of an earlier failure are replaced. Names
  * and values are written in the form the message's own header keys use (Buffers, or strings for
  * `stringDeserializers`; without headers, the form of its value). The failed message is never
- * modified; never throws.
+ * modified. The message never makes it throw; an `options.context` that is not an OpenTelemetry
+ * Context does (a TypeError naming `deadLetterMessage`).
  *
  * @param failed - the message the stream handed out.
  * @param error - what the processing threw (any value; classified, never rethrown or changed).
@@ -66,6 +67,7 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   error: unknown,
   options: DeadLetterOptions = {},
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
+  if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
   const headers = new Map<unknown, unknown>();
   let buffers = typeof failed?.value !== 'string';
   try {

@@ -7,7 +7,7 @@ import {
   fieldCaseVariants,
   fieldsToAdd,
   holdTransactionalSend,
-  injectContext,
+  injectContextUnchecked,
   messagePositions,
   Operation,
   operationMetric,
@@ -129,7 +129,7 @@ export function tracedSend(
   // The send span's context is injected and encoded once for every message of the call carrying it.
   let shared: EncodedHeaders | undefined | null = null;
   const sharedHeaders = () => {
-    if (shared === null) shared = encodeHeaders(injectContext(sendContext), state.encodings);
+    if (shared === null) shared = encodeHeaders(injectContextUnchecked(sendContext), state.encodings);
     return shared;
   };
   let traced: unknown;
@@ -260,7 +260,7 @@ export function carrying(
   if (caller) {
     encoded = encodedChanges(state, view, sendHeaders(view, context, caller));
   } else {
-    encoded = shared ? shared() : encodeHeaders(injectContext(context), state.encodings);
+    encoded = shared ? shared() : encodeHeaders(injectContextUnchecked(context), state.encodings);
     // A field the caller set (a malformed traceparent, their own baggage) stays as they sent it; one
     // spelled in another case (`Traceparent`) is left out, so no field travels twice.
     const add = encoded && fieldsToAdd(view, encoded.changes);

@@ -62,4 +62,12 @@ describe('deadLetterMessage', () => {
     };
     expect(() => deadLetterMessage({ topic: 't', headers: throwing }, 1)).not.toThrow();
   });
+
+  it('an options.context that is not a Context throws a TypeError naming deadLetterMessage', () => {
+    // Before, the copy went without hoptrace-failed-traceparent and only a diag warning told.
+    const failed = { topic: 'orders', partition: 0, offset: 1n, value: 'v', headers: new Map() };
+    expect(() => deadLetterMessage(failed, 'x', { context: {} as never })).toThrow(
+      'deadLetterMessage: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
+    );
+  });
 });
