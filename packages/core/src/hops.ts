@@ -22,12 +22,21 @@ export interface TraceBudget {
 /** The tracestate member that carries hoptrace's hop counter. */
 export const HOP_TRACESTATE_KEY = 'hoptrace';
 
-/** The hop count carried by a span context (0 when absent or unreadable). */
+/**
+ * The hop counter as hoptrace writes it: a decimal integer, digits only, at most 15 of them (so the
+ * next hop's count is still exact).
+ */
+const HOP_COUNT = /^[0-9]{1,15}$/;
+
+/**
+ * The hop count carried by a span context: its {@link HOP_TRACESTATE_KEY} member read strictly (see
+ * `HOP_COUNT`); 0 when absent or unreadable (`1e308`, `2.9`, `-1`, `NaN`, 16 digits), as if no
+ * counter came in, so the next counting hop writes 1 over it. A value hoptrace did not write never
+ * spends or shifts the budget; dropping the member would reset it all the same.
+ */
 export function hopCount(spanContext: SpanContext | undefined): number {
   const raw = spanContext?.traceState?.get(HOP_TRACESTATE_KEY);
-  if (!raw) return 0;
-  const n = Number.parseInt(raw, 10);
-  return Number.isFinite(n) && n >= 0 ? n : 0;
+  return raw !== undefined && HOP_COUNT.test(raw) ? Number(raw) : 0;
 }
 
 /**

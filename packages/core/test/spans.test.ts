@@ -197,6 +197,27 @@ describe('startConsumerSpan and the relation policy', () => {
     expect(span.spanContext().traceState?.get('hoptrace')).toBeUndefined();
   });
 
+  it('reads the hop counter strictly: only digits (at most 15) count; any other value is unreadable, counted as absent and overwritten', () => {
+    // A counter hoptrace did not write (a peer's, or a corrupted one) must neither spend the budget
+    // nor shift it: it is what an absent counter is, and this hop writes 1 over it. Before, the
+    // counter was parsed leniently: 1e308 counted as 1, 2.9 as 2, 3abc as 3, 0x4 as 0.
+    for (const junk of ['1e308', '2.9', '3abc', '0x4', '-1', 'NaN', '+3', '1_0', '9'.repeat(16), '', ' ']) {
+      tracing.current.reset();
+      const { span } = process('parent', headers(`hoptrace=${junk},other=v`), 5);
+      expect(span.spanContext().traceId, junk).toBe(TRACE_ID);
+      expect(span.attributes[ATTR_HOPTRACE_HOP], junk).toBe(1);
+      expect(span.spanContext().traceState?.get('hoptrace'), junk).toBe('1');
+      expect(span.spanContext().traceState?.get('other'), junk).toBe('v');
+    }
+    // Digits count, leading zeros too; fifteen of them spend any budget.
+    tracing.current.reset();
+    expect(process('parent', headers('hoptrace=003'), 5).span.attributes[ATTR_HOPTRACE_HOP]).toBe(4);
+    tracing.current.reset();
+    const spent = process('parent', headers(`hoptrace=${'9'.repeat(15)}`), 5).span;
+    expect(spent.attributes[ATTR_HOPTRACE_BUDGET_EXCEEDED]).toBe(true);
+    expect(spent.spanContext().traceId).not.toBe(TRACE_ID);
+  });
+
   it('marks the handler context of a restart, so a relay of the old headers sends the new trace', () => {
     const instr = createInstrumentation(SCOPE, { relation: 'parent', traceBudget: { maxHops: 5 } });
     const restart = startConsumerSpan(instr, processTemplate(), readMessageContext(headers('hoptrace=5')));
