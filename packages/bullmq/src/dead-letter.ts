@@ -7,6 +7,7 @@ import {
   type SpanContext,
   trace,
 } from '@opentelemetry/api';
+import { attemptCount } from './attempt-count.ts';
 import { parseCarrier, withCarrierMap } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 
@@ -85,7 +86,7 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
   const lineage = failureHeaders({
     error,
     destination: typeof job?.queueName === 'string' ? job.queueName : '',
-    attempts: options.attempts ?? (typeof job?.attemptsMade === 'number' ? job.attemptsMade : undefined),
+    attempts: options.attempts ?? attemptCount(job?.attemptsMade),
     classifyError: options.classifyError,
     context: failedContext,
   });

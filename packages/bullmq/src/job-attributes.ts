@@ -1,5 +1,6 @@
 import { ATTR_MESSAGING_MESSAGE_ID, capValue } from '@hoptrace/core/adapter';
 import type { Attributes, Span } from '@opentelemetry/api';
+import { attemptCount } from './attempt-count.ts';
 import {
   ATTR_BULLMQ_JOB_ATTEMPTS,
   ATTR_BULLMQ_JOB_DELAY,
@@ -35,7 +36,8 @@ export function jobAttributes(
     if (typeof opts.delay === 'number' && opts.delay > 0) into[ATTR_BULLMQ_JOB_DELAY] = opts.delay;
     if (typeof opts.priority === 'number' && opts.priority > 0)
       into[ATTR_BULLMQ_JOB_PRIORITY] = opts.priority;
-    if (typeof opts.attempts === 'number') into[ATTR_BULLMQ_JOB_ATTEMPTS] = opts.attempts;
+    const attempts = attemptCount(opts.attempts);
+    if (attempts !== undefined) into[ATTR_BULLMQ_JOB_ATTEMPTS] = attempts;
     if (opts.repeat && typeof opts.repeat === 'object') {
       const key = (opts.repeat as { key?: unknown }).key;
       if (typeof key === 'string') into[ATTR_BULLMQ_SCHEDULER_ID] = capValue(key);

@@ -31,6 +31,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { Attempt } from './attempt.ts';
+import { attemptCount } from './attempt-count.ts';
 import {
   ATTR_BULLMQ_FLOW_PARENT,
   ATTR_BULLMQ_JOB_ATTEMPT,
@@ -152,7 +153,8 @@ export function traceProcessor<F extends ProcessorLike>(
   const wrapped = function (this: unknown, job: JobLike, ...rest: unknown[]): unknown {
     if (!job || typeof job !== 'object') return processor.call(this, job, ...rest);
     const queue = fixedQueue ?? (typeof job.queueName === 'string' ? job.queueName : undefined);
-    const attemptsMade = typeof job.attemptsMade === 'number' ? job.attemptsMade : 0;
+    // BullMQ's parseInt of the job hash's `atm`: NaN, negative or past 2^53 when written by hand.
+    const attemptsMade = attemptCount(job.attemptsMade ?? 0);
     const schedulerId = typeof job.repeatJobKey === 'string' ? job.repeatJobKey : undefined;
     const jobId = typeof job.id === 'string' ? job.id : undefined;
     const carrier = parseCarrier(job.opts);
@@ -187,11 +189,13 @@ export function traceProcessor<F extends ProcessorLike>(
     const configured = job.opts?.attempts;
     const maxAttempts = typeof configured === 'number' && configured > 0 ? configured : 1;
     if (recording && span) {
-      const attributes: Attributes = { [ATTR_BULLMQ_JOB_ATTEMPT]: attemptsMade + 1 };
+      const attributes: Attributes = {};
+      if (attemptsMade !== undefined) attributes[ATTR_BULLMQ_JOB_ATTEMPT] = attemptsMade + 1;
       if (jobId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(jobId);
       if (typeof job.name === 'string') attributes[ATTR_BULLMQ_JOB_NAME] = capValue(job.name);
       // BullMQ stores `attempts: 0` for a job added without attempts: only a configured count is one.
-      if (typeof configured === 'number' && configured > 0) attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = configured;
+      const attempts = attemptCount(configured);
+      if (attempts !== undefined && attempts > 0) attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = attempts;
       if (schedulerId !== undefined) attributes[ATTR_BULLMQ_SCHEDULER_ID] = capValue(schedulerId);
       if (typeof job.parentKey === 'string') attributes[ATTR_BULLMQ_FLOW_PARENT] = capValue(job.parentKey);
       if (lineage) Object.assign(attributes, lineageAttributes(lineage));
@@ -213,7 +217,7 @@ export function traceProcessor<F extends ProcessorLike>(
       metric,
       job,
       jobId,
-      attemptsMade + 1 >= maxAttempts,
+      attemptsMade !== undefined && attemptsMade + 1 >= maxAttempts,
       watch ? this : undefined,
       maxStarted,
     );
@@ -280,7 +284,7 @@ function creationLink(creation: MessageContext): Link[] | undefined {
  * retried with its counters reset (`retry('failed', { resetAttemptsMade, resetAttemptsStarted })`)
  * still carries the stack trace of its failure.
  */
-function firstStart(job: JobLike, attemptsMade: number): boolean {
+function firstStart(job: JobLike, attemptsMade: number | undefined): boolean {
   if (attemptsMade !== 0) return false;
   const started = job.attemptsStarted;
   if (typeof started === 'number' && started > 1) return false;

@@ -88,6 +88,17 @@ describe('deadLetterJobOptions', () => {
     );
     expect(deadLetterJobOptions(job, 'x', { context: undefined })).toBeTypeOf('object');
   });
+
+  it("writes the job's attemptsMade as hoptrace-attempts only when it is a count", () => {
+    const attemptsOf = (attemptsMade: number) => {
+      const opts = deadLetterJobOptions({ queueName: 'q', attemptsMade, opts: {} }, 'x') as {
+        telemetry?: { metadata?: string };
+      };
+      return (JSON.parse(opts.telemetry?.metadata ?? '{}') as Record<string, string>)['hoptrace-attempts'];
+    };
+    expect(attemptsOf(2)).toBe('2');
+    for (const junk of [Number.NaN, -3, 1e20]) expect(attemptsOf(junk), String(junk)).toBeUndefined();
+  });
 });
 
 describe('server attributes', () => {

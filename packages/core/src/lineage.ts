@@ -99,7 +99,7 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
     /^\d{1,20}$/.test(String(offset))
   )
     out[FAILURE_HEADERS.offset] = String(offset);
-  if (typeof input.attempts === 'number' && Number.isInteger(input.attempts) && input.attempts >= 0) {
+  if (typeof input.attempts === 'number' && Number.isSafeInteger(input.attempts) && input.attempts >= 0) {
     out[FAILURE_HEADERS.attempts] = String(input.attempts);
   }
   const failed = injectContextUnchecked(context);

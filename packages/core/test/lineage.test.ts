@@ -84,6 +84,22 @@ describe('failureHeaders on values of the wrong type', () => {
       failureHeaders({ error, destination: 'orders', offset: 17n as never })[FAILURE_HEADERS.offset],
     ).toBe('17');
   });
+
+  it('writes attempts only as a non-negative safe integer (a count read back exactly)', () => {
+    const error = new Error('x');
+    for (const attempts of [
+      Number.NaN,
+      -1,
+      2.5,
+      1e20,
+      Number.MAX_SAFE_INTEGER + 1,
+      Number.POSITIVE_INFINITY,
+    ]) {
+      const headers = failureHeaders({ error, destination: 'q', attempts });
+      expect(headers[FAILURE_HEADERS.attempts], String(attempts)).toBeUndefined();
+    }
+    expect(failureHeaders({ error, destination: 'q', attempts: 0 })[FAILURE_HEADERS.attempts]).toBe('0');
+  });
 });
 
 describe('readFailureLineage on hostile or ordinary input', () => {
