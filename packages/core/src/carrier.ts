@@ -98,16 +98,17 @@ export function headerText(value: unknown): string | undefined {
 /**
  * Like {@link headerText}, but refuses (returns undefined) a value longer than `limit` before decoding it.
  * Bytes are decoded as in {@link headerText}; `limit` counts bytes for them, characters for strings.
+ * An amqplib typed value, alone or as an array entry, is its string or bytes under the same limit
+ * (amqplib encodes each array entry by its type too). The first textual entry of an array decides:
+ * over the limit, the value is refused, not the next entry read. Nested arrays are not read.
  */
 export function limitedText(value: unknown, limit: number): string | undefined {
   if (typeof value === 'string') return value.length <= limit ? value : undefined;
-  if (value instanceof Uint8Array) {
-    if (value.byteLength > limit) return undefined;
-    return decodeUtf8(value);
-  }
+  if (value instanceof Uint8Array) return value.byteLength <= limit ? decodeUtf8(value) : undefined;
   if (Array.isArray(value)) {
     for (const item of value) {
-      if (typeof item === 'string' || item instanceof Uint8Array) return limitedText(item, limit);
+      const text = typeof item === 'string' || item instanceof Uint8Array ? item : typedText(item);
+      if (text !== undefined) return limitedText(text, limit);
     }
     return undefined;
   }

@@ -14,6 +14,7 @@ import {
   type TestTracing,
 } from '@hoptrace/test-kit';
 import {
+  type Context,
   context,
   createTraceState,
   propagation,
@@ -56,6 +57,9 @@ describe('extractContext over every header shape (W3C)', () => {
     ['array with a number first', [7, TRACEPARENT]],
     ["an amqplib typed string { '!': 'string', value }", { '!': 'string', value: TRACEPARENT }],
     ["an amqplib typed Buffer { '!': 'object', value }", { '!': 'object', value: Buffer.from(TRACEPARENT) }],
+    // amqplib encodes each entry of an array field by its type too: on the wire, an array of strings.
+    ['an array of amqplib typed strings', [{ '!': 'string', value: TRACEPARENT }]],
+    ['an array of amqplib typed Buffers', [7, { '!': 'object', value: Buffer.from(TRACEPARENT) }]],
   ])('reads a traceparent given as %s', (_label, value) => {
     const ctx = extractContext({ traceparent: value }, ROOT_CONTEXT);
     expect(trace.getSpanContext(ctx)).toMatchObject({
@@ -99,6 +103,37 @@ describe('extractContext over every header shape (W3C)', () => {
       expect(trace.getSpanContext(ctx)?.traceId).toBe(TRACE_ID);
     },
   );
+
+  // Each shape a header value comes in goes through the same size limit and the same UTF-8
+  // decoding: an amqplib typed value, alone or in an array, is read as the plain value would be.
+  const shapes: ReadonlyArray<readonly [string, (text: string) => unknown, (bytes: Buffer) => unknown]> = [
+    ['plain', (t) => t, (b) => b],
+    ['typed', (t) => ({ '!': 'string', value: t }), (b) => ({ '!': 'object', value: b })],
+    ['in an array', (t) => [t], (b) => [b]],
+    ['typed in an array', (t) => [{ '!': 'string', value: t }], (b) => [{ '!': 'object', value: b }]],
+  ];
+  it.each(shapes)('%s values: the W3C size limits and UTF-8 decoding apply', (_label, text, bytes) => {
+    // Four members of 127 characters: 511 in all, within the 512 a tracestate may have.
+    const member = [0, 1, 2, 3].map((i) => `m${i}=${'x'.repeat(124)}`).join(',');
+    expect(member).toHaveLength(511);
+    const read = (tracestate: unknown, baggage: unknown) =>
+      extractContext({ traceparent: TRACEPARENT, tracestate, baggage }, ROOT_CONTEXT);
+    for (const state of [text(member), bytes(Buffer.from(member))]) {
+      expect(trace.getSpanContext(read(state, undefined))?.traceState?.get('m3')).toHaveLength(124);
+    }
+    // 515 characters (and bytes): refused whole, before parsing.
+    const over = `${member},c=d`;
+    for (const state of [text(over), bytes(Buffer.from(over))]) {
+      expect(trace.getSpanContext(read(state, undefined))?.traceState).toBeUndefined();
+    }
+    const bag = (ctx: Context) => propagation.getBaggage(ctx)?.getEntry('tenant')?.value;
+    expect(bag(read(undefined, bytes(Buffer.from('tenant=café'))))).toBe('café');
+    // 8193 bytes of baggage, though fewer characters: refused, as the bytes count.
+    const big = `tenant=café,pad=${'é'.repeat(4088)}`;
+    expect(Buffer.byteLength(big)).toBeGreaterThan(8192);
+    expect(big.length).toBeLessThanOrEqual(8192);
+    expect(bag(read(undefined, bytes(Buffer.from(big))))).toBeUndefined();
+  });
 
   it('ignores tracestate when traceparent is invalid', () => {
     const ctx = extractContext({ traceparent: 'garbage', tracestate: 'a=b' }, ROOT_CONTEXT);
