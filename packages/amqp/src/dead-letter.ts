@@ -5,8 +5,8 @@ import {
   assertOptionalInteger,
   assertOptionalString,
   assertOptionsObject,
-  headerText,
   isLineageHeader,
+  limitedText,
 } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { noteDeliveryFailure } from './delivery-failures.ts';
@@ -83,8 +83,15 @@ const DROPPED_HEADERS: ReadonlySet<string> = new Set([
   'x-stream-offset',
 ]);
 
+/**
+ * Longest `hoptrace-attempts` value read: a count is a few digits, so a longer value (characters, or
+ * bytes of a byte-array header) is not one hoptrace wrote and is refused before it is decoded.
+ */
+const MAX_ATTEMPTS_HEADER_LENGTH = 32;
+
+/** The attempts an earlier copy recorded (`hoptrace-attempts`), else the broker's `x-death` count. */
 function previousAttempts(headers: Record<string, unknown> | undefined): number | undefined {
-  const own = headerText(headers?.[FAILURE_HEADERS.attempts]);
+  const own = limitedText(headers?.[FAILURE_HEADERS.attempts], MAX_ATTEMPTS_HEADER_LENGTH);
   if (own !== undefined && /^\d{1,9}$/.test(own)) return Number(own);
   return deathCount(headers?.['x-death']);
 }

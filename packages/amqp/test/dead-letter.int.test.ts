@@ -20,7 +20,7 @@ import {
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
@@ -444,5 +444,43 @@ describe('deadLetterOptions: an application republishing a failed message to its
     expect(() => deadLetterOptions(source, null, { context: {} as never })).toThrow(
       'deadLetterOptions: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
     );
+  });
+
+  it('a huge hoptrace-attempts from a raw publisher is refused by its size, never decoded: attempts come from x-death', async () => {
+    // A short numeric header: anything over 32 characters (or bytes) is not a count hoptrace wrote,
+    // and it is not decoded to find that out. Before, a 60 KB byte-array value (amqplib sends header tables up to 64 KB) was decoded whole
+    // on every dead-letter call.
+    const raw = await amqp.connection.createChannel();
+    const queue = `harden-dl-${randomUUID()}`;
+    await raw.assertQueue(queue, { exclusive: true });
+    const huge = Buffer.alloc(60_000, '7');
+    const death = [{ count: 2, reason: 'rejected', queue }];
+    raw.sendToQueue(queue, Buffer.from('a'), { headers: { 'hoptrace-attempts': huge, 'x-death': death } });
+    raw.sendToQueue(queue, Buffer.from('b'), {
+      headers: { 'hoptrace-attempts': '7'.repeat(60_000), 'x-death': death },
+    });
+    // A short value still counts, as bytes (a byte-array header) too.
+    raw.sendToQueue(queue, Buffer.from('c'), { headers: { 'hoptrace-attempts': Buffer.from('5') } });
+    const received: ConsumeMessage[] = [];
+    await raw.consume(queue, (m) => m && received.push(m), { noAck: true });
+    await until(() => received.length === 3, 'three raw messages');
+    expect(Buffer.isBuffer(received[0]?.properties.headers?.['hoptrace-attempts'])).toBe(true);
+    const decoded: number[] = [];
+    // Every decoding of a Buffer to text goes through toString (hoptrace's header reads do).
+    const bytes = Buffer.prototype as { toString(...args: unknown[]): string };
+    const toString = bytes.toString;
+    const spy = vi.spyOn(bytes, 'toString').mockImplementation(function (this: Buffer, ...args) {
+      decoded.push(this.length);
+      return toString.apply(this, args);
+    });
+    let attempts: unknown[];
+    try {
+      attempts = received.map((m) => deadLetterOptions(m, new StockError('x')).headers['hoptrace-attempts']);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(attempts).toEqual(['3', '3', '6']);
+    expect(decoded.filter((length) => length > 32)).toEqual([]);
+    await raw.close();
   });
 });

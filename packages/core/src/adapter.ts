@@ -21,7 +21,14 @@ export {
   compileBaggageAllowList,
   DEFAULT_MAX_BAGGAGE_VALUE_LENGTH,
 } from './baggage.ts';
-export { headerGetter, headerName, headerText, mapHeaderView, recordSetter } from './carrier.ts';
+export {
+  headerGetter,
+  headerName,
+  headerText,
+  limitedText,
+  mapHeaderView,
+  recordSetter,
+} from './carrier.ts';
 export { type ClientAttributes, clientTemplates } from './client-templates.ts';
 export { copyWith } from './copy.ts';
 export { type DeliverySpan, startDeliverySpan } from './delivery.ts';
