@@ -468,10 +468,10 @@ describe('deadLetterOptions: an application republishing a failed message to its
     const decoded: number[] = [];
     // Every decoding of a Buffer to text goes through toString (hoptrace's header reads do).
     const bytes = Buffer.prototype as { toString(...args: unknown[]): string };
-    const toString = bytes.toString;
+    const originalToString = bytes.toString;
     const spy = vi.spyOn(bytes, 'toString').mockImplementation(function (this: Buffer, ...args) {
       decoded.push(this.length);
-      return toString.apply(this, args);
+      return originalToString.apply(this, args);
     });
     let attempts: unknown[];
     try {
