@@ -85,10 +85,10 @@ async function prepare(env: SuiteEnv, scenario: Scenario, tracker: Counter): Pro
   };
 }
 
-/** BullMQ 6.7.0: raw, header floor, hoptrace, bullmq-otel (BullMQ's own `telemetry` option). */
+/** BullMQ 6.7.6: raw, header floor, hoptrace, bullmq-otel (BullMQ's own `telemetry` option). */
 export const suite: BenchSuite = {
   name: 'bullmq',
-  title: 'BullMQ 6.7.0 (Redis)',
+  title: 'BullMQ 6.7.6 (Redis)',
   broker: 'redis',
   incumbent: 'bullmq-otel',
   incumbentSetup: () =>
