@@ -384,101 +384,61 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     await tracing.current.assertNoOpenSpans();
   });
 
-  it('lock lost past maxStalledCount: the attempt span ends (ERROR) when BullMQ fails the stalled job, though the processor never returns', async () => {
-    const name = uniqueQueueName('stall-limit');
-    const raw = new Queue(name, { connection: connection() });
-    queues.push(raw);
-    const queue = traceQueue(raw);
-    const started = deferred();
-    const never = deferred();
-    const failed = deferred<string | undefined>();
-    const worker = new Worker(
-      name,
-      traceProcessor(async () => {
-        started.resolve();
-        await never.promise; // never returns on its own
-        return 'late';
-      }),
-      // No stall allowed: BullMQ fails a job the first time it finds it stalled (5.x in the stall
-      // check; 6.x when a worker picks it up again, hence a second slot).
-      {
-        connection: connection(),
-        concurrency: 2,
-        lockDuration: 1000,
-        stalledInterval: 300,
-        maxStalledCount: 0,
-      },
-    );
-    workers.push(worker);
-    worker.on('error', () => undefined);
-    worker.on('failed', (_job, error) => failed.resolve(error?.message));
-    const job = await queue.add('work', {});
-    await started.promise;
-    // Someone else (an operator, a Redis failover) removes the job's lock.
-    await removeLock(name, job.id);
-    try {
-      await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
-      expect(await raw.getJobState(job.id as string)).toBe('failed');
-      const spans = await waitForSpans(tracing.current.spans, (s) =>
-        spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
+  it.each([
+    ['', false, 'failed'],
+    [' with removeOnFail (BullMQ removes the job and its failed event names none)', true, 'unknown'],
+  ] as const)(
+    'lock lost past maxStalledCount%s: the attempt span ends (ERROR) when BullMQ fails the stalled job, though the processor never returns',
+    async (_label, removeOnFail, state) => {
+      const name = uniqueQueueName(removeOnFail ? 'stall-removed' : 'stall-limit');
+      const raw = new Queue(name, { connection: connection() });
+      queues.push(raw);
+      const queue = traceQueue(raw);
+      const started = deferred();
+      const never = deferred();
+      const failed = deferred<string | undefined>();
+      const worker = new Worker(
+        name,
+        // No processTimeoutMs: only BullMQ giving up can end the span.
+        traceProcessor(async () => {
+          started.resolve();
+          await never.promise; // never returns on its own
+          return 'late';
+        }),
+        // No stall allowed: BullMQ fails a job the first time it finds it stalled (5.x in the stall
+        // check; 6.x when a worker picks it up again, hence a second slot).
+        {
+          connection: connection(),
+          concurrency: 2,
+          lockDuration: 1000,
+          stalledInterval: 300,
+          maxStalledCount: 0,
+        },
       );
-      const given = onlySpan(spans, `process ${name}`);
-      expect(['lock_lost', 'stalled']).toContain(given.attributes['error.type']);
-      expect(given.attributes['messaging.message.id']).toBe(job.id);
-      expect(given.attributes['hoptrace.attempt.final']).toBeUndefined();
-    } finally {
-      never.resolve();
-    }
-    await tracing.current.assertNoOpenSpans();
-  });
-
-  it('lock lost past maxStalledCount with removeOnFail: the attempt span ends (ERROR) though BullMQ removed the job and its failed event names none', async () => {
-    const name = uniqueQueueName('stall-removed');
-    const raw = new Queue(name, { connection: connection() });
-    queues.push(raw);
-    const queue = traceQueue(raw);
-    const started = deferred();
-    const never = deferred();
-    const failed = deferred<string | undefined>();
-    const worker = new Worker(
-      name,
-      // No processTimeoutMs: only BullMQ giving up can end the span.
-      traceProcessor(async () => {
-        started.resolve();
-        await never.promise; // never returns on its own
-        return 'late';
-      }),
-      {
-        connection: connection(),
-        concurrency: 2,
-        lockDuration: 1000,
-        stalledInterval: 300,
-        maxStalledCount: 0,
-      },
-    );
-    workers.push(worker);
-    worker.on('error', () => undefined);
-    worker.on('failed', (_job, error) => failed.resolve(error?.message));
-    const job = await queue.add('work', {}, { removeOnFail: true });
-    await started.promise;
-    // Someone else (an operator, a Redis failover) removes the job's lock.
-    await removeLock(name, job.id);
-    try {
-      await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
-      // BullMQ failed the job and removed it (removeOnFail).
-      expect(await raw.getJobState(job.id as string)).toBe('unknown');
-      const spans = await waitForSpans(tracing.current.spans, (s) =>
-        spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
-      );
-      const given = onlySpan(spans, `process ${name}`);
-      expect(['lock_lost', 'stalled']).toContain(given.attributes['error.type']);
-      expect(given.attributes['messaging.message.id']).toBe(job.id);
-      expect(given.attributes['hoptrace.attempt.final']).toBeUndefined();
-    } finally {
-      never.resolve();
-    }
-    await tracing.current.assertNoOpenSpans();
-  });
+      workers.push(worker);
+      worker.on('error', () => undefined);
+      worker.on('failed', (_job, error) => failed.resolve(error?.message));
+      const job = await queue.add('work', {}, removeOnFail ? { removeOnFail: true } : {});
+      await started.promise;
+      // Someone else (an operator, a Redis failover) removes the job's lock.
+      await removeLock(name, job.id);
+      try {
+        await expect(failed.promise).resolves.toBe('job stalled more than allowable limit');
+        // failed, or removed with removeOnFail
+        expect(await raw.getJobState(job.id as string)).toBe(state);
+        const spans = await waitForSpans(tracing.current.spans, (s) =>
+          spansNamed(s, `process ${name}`).some((p) => p.status.code === SpanStatusCode.ERROR),
+        );
+        const given = onlySpan(spans, `process ${name}`);
+        expect(['lock_lost', 'stalled']).toContain(given.attributes['error.type']);
+        expect(given.attributes['messaging.message.id']).toBe(job.id);
+        expect(given.attributes['hoptrace.attempt.final']).toBeUndefined();
+      } finally {
+        never.resolve();
+      }
+      await tracing.current.assertNoOpenSpans();
+    },
+  );
 
   it('the watch reads lock errors through errorMonitor: a traced worker the application gave no error listener has none', async () => {
     const name = uniqueQueueName('no-error-listener');
