@@ -22,9 +22,20 @@ export type HeaderMap = ReadonlyMap<unknown, unknown>;
  */
 export const MAX_HEADER_NAME_LENGTH = 128;
 
-/** Whether `headers` is a {@link HeaderMap}: one check per call, made before any header is read. */
+/**
+ * Whether `headers` is a {@link HeaderMap}: one check per call, made before any header is read. A
+ * `Map` made in another realm (a `vm` context) fails `instanceof Map` and is recognised by its
+ * built-in tag; a record (what kafkajs and amqplib hand out) has no `forEach` and costs one failed
+ * property read more. A record with a `forEach` function and the `Map` tag that is not a `Map` is
+ * read as one, and reading it fails quietly (no headers).
+ */
 export function isHeaderMap(headers: unknown): headers is HeaderMap {
-  return headers instanceof Map;
+  return (
+    headers instanceof Map ||
+    (typeof (headers as { forEach?: unknown } | null | undefined)?.forEach === 'function' &&
+      !Array.isArray(headers) &&
+      Object.prototype.toString.call(headers) === '[object Map]')
+  );
 }
 
 /**

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import {
   extractContext,
   FAILURE_HEADERS,
@@ -63,6 +64,33 @@ describe('extractContext over a Map of headers', () => {
       [b('traceparent'), OTHER_TRACEPARENT],
     ]);
     expect(trace.getSpanContext(extractContext(map, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
+  });
+
+  it('reads a Map made in another realm (a vm context), which is no `instanceof Map` here', () => {
+    const foreign = runInNewContext('new Map([["traceparent", tp], ["x-app", "1"]])', { tp: TRACEPARENT });
+    expect(foreign instanceof Map).toBe(false);
+    expect(trace.getSpanContext(extractContext(foreign, ROOT_CONTEXT))?.spanId).toBe(SPAN_ID);
+    const appOnly = runInNewContext('new Map([["x-app", "1"]])');
+    const out = withContextHeaders(appOnly as ReadonlyMap<unknown, unknown>, remoteContext());
+    expect(out).toBeInstanceOf(Map);
+    expect(out.size).toBe(4);
+    expect(out.get('x-app')).toBe('1');
+    expect(out.get('traceparent')).toBe(TRACEPARENT);
+    expect(out.get('baggage')).toBe('tenant.id=acme');
+  });
+
+  it('a record that only calls itself a Map (tag, forEach) reads as no headers, never throws', () => {
+    const impostor = {
+      traceparent: TRACEPARENT,
+      forEach: () => {
+        throw new Error('not a map');
+      },
+      [Symbol.toStringTag]: 'Map',
+    };
+    expect(extractContext(impostor, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    // an object with a forEach but no Map tag stays a record
+    const record = { traceparent: TRACEPARENT, forEach: () => undefined };
+    expect(trace.getSpanContext(extractContext(record, ROOT_CONTEXT))?.spanId).toBe(SPAN_ID);
   });
 
   it('never throws on a Map whose iteration throws, and reads nothing from it', () => {
