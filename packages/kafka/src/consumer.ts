@@ -59,7 +59,7 @@ export function wrapConsumer<C extends Consumer>(
 ): C {
   const existing = existingWrapper(consumer);
   if (existing) return existing;
-  const info = new ClientInfo(settings, groupId);
+  const info = new ClientInfo(settings, groupId, instr.legacyAttributes);
   info.learn(
     (listener) => consumer.on('consumer.network.request', listener),
     (listener) => consumer.on('consumer.group_join', listener),

@@ -59,11 +59,12 @@ export function wrapProducer<P extends Producer>(
 ): P {
   const existing = existingWrapper(producer);
   if (existing) return existing;
-  const info = new ClientInfo(settings, undefined);
+  const info = new ClientInfo(settings, undefined, instr.legacyAttributes);
   info.learn((listener) => producer.on('producer.network.request', listener));
   const state: ProducerState = {
     instr,
     settings,
+    info,
     templates: clientTemplates(instr, KAFKA_OPERATIONS, info),
     metrics: instr.metricAttributes,
     transactions: new Set(),

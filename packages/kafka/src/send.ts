@@ -334,6 +334,10 @@ function traceCallers(
     // raises the same error it would without hoptrace.
     traced = undefined;
   }
+  // Started before the producer's first request event (wrapped after connect()): they get the client
+  // id and server it tells, as it comes while they are open (this call's own requests). Once known,
+  // nothing to do.
+  state.info.completeWhenLearned(started);
   // Unsampled fast path without metrics: no span started and nothing to record, so nothing to settle.
   if (started.length === 0 && !instr.metrics) return traced ? invoke(traced) : invokeRaw();
   const call = traced ? () => invoke(traced) : invokeRaw;

@@ -78,6 +78,7 @@ function tracedSendOffsets(
     const attributes: Attributes = { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: partitions };
     if (typeof group === 'string') attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
     setSpanAttributes(span, attributes, state.instr.legacyAttributes);
+    state.info.completeWhenLearned(span);
   }
   const operation = new Operation(
     state.instr,
