@@ -36,12 +36,14 @@ export const MAX_METADATA_LENGTH = 16_384;
 export const CHILDREN_CARRIER_KEY = 'hoptrace-children';
 
 /**
- * The carrier key naming the job a {@link CHILDREN_CARRIER_KEY} list belongs to: `{ queue, id }`, the
- * flow parent's queue name and job id (`{ queue }` alone for a parent added without a `jobId`, whose
- * id BullMQ picks as it adds it). Metadata is copied verbatim when a job is relayed by anything but
- * hoptrace (a plain `Queue`, `bullmq-otel`'s `addBulk` or flow nodes keep the metadata they are
- * given), and a copy is told from the parent only by this: a job links to the listed children only
- * when it is the job named here (for a parent named by its queue alone, any job of that queue).
+ * The carrier key naming the job a {@link CHILDREN_CARRIER_KEY} list belongs to: `{ prefix, queue, id }`,
+ * the flow parent's BullMQ key prefix, queue name and job id (`{ prefix, queue }` for a parent added
+ * without a `jobId`, whose id BullMQ picks as it adds it). Metadata is copied verbatim when a job is
+ * relayed by anything but hoptrace (a plain `Queue`, `bullmq-otel`'s `addBulk` or flow nodes keep the
+ * metadata they are given), and a copy is told from the parent only by this: a job links to the
+ * listed children only when it is the job named here (for a parent named without an id, any job of
+ * that queue). A marker without `prefix` (written by releases before the prefix was added) names the
+ * queue under any prefix.
  */
 export const CHILDREN_OF_CARRIER_KEY = 'hoptrace-children-of';
 
@@ -129,23 +131,53 @@ export function withCarrier<O extends object>(opts: O | undefined, context: Cont
 }
 
 /**
+ * The flow parent a {@link CHILDREN_CARRIER_KEY} list names under {@link CHILDREN_OF_CARRIER_KEY}:
+ * the BullMQ key prefix and queue it is added to, and its job id when the caller gave one.
+ */
+export interface ListingParent {
+  /** The key prefix BullMQ adds the parent under (the node's `prefix`, else the flow producer's, else `'bull'`). */
+  readonly prefix: string;
+  /** The parent's queue name. */
+  readonly queue: string;
+  /** The parent's job id, when the caller gave one. */
+  readonly id?: string | undefined;
+}
+
+/**
+ * The job a process span is for, as far as it is known, to be compared with a
+ * {@link CHILDREN_OF_CARRIER_KEY} marker: `prefix` is the key prefix it was read under (`undefined`
+ * when the job does not tell it: the marker's prefix is then not compared).
+ */
+export interface ProcessedJob {
+  /** The job's key prefix, when known. */
+  readonly prefix?: string | undefined;
+  /** The job's queue name. */
+  readonly queue?: string | undefined;
+  /** The job's id. */
+  readonly id?: string | undefined;
+}
+
+/**
  * {@link withCarrier} for a flow parent: its carrier also lists `children` (its direct children's
  * creation contexts, each a propagation header map) under {@link CHILDREN_CARRIER_KEY}, in order,
  * as many as keep the serialized metadata within {@link MAX_METADATA_LENGTH}. Metadata past that
  * length is never read, so listing them all (128 children under a context with some baggage or a
  * peer's long tracestate) lost the parent's own context with them. The list names its `parent` job
- * (queue, and id when the caller gave one) under {@link CHILDREN_OF_CARRIER_KEY}, so a copy of this
- * metadata on a job of another queue, or with another id, links to none of the children.
+ * (key prefix, queue, and id when the caller gave one) under {@link CHILDREN_OF_CARRIER_KEY}, whose
+ * length counts toward the limit, so a copy of this metadata on a job of another queue or prefix, or
+ * with another id, links to none of the children.
  */
 export function withChildCarriers<O extends object>(
   opts: O | undefined,
   context: Context,
   children: readonly Readonly<Record<string, string>>[],
-  parent: { readonly queue: string; readonly id?: string | undefined },
+  parent: ListingParent,
 ): O {
   const carrier: Record<string, unknown> = injectContextUnchecked(context);
   carrier[CHILDREN_OF_CARRIER_KEY] =
-    parent.id === undefined ? { queue: parent.queue } : { queue: parent.queue, id: parent.id };
+    parent.id === undefined
+      ? { prefix: parent.prefix, queue: parent.queue }
+      : { prefix: parent.prefix, queue: parent.queue, id: parent.id };
   // `,"hoptrace-children":[]` around the entries, each after the first preceded by a comma.
   let length = JSON.stringify(carrier).length + CHILDREN_LIST_OVERHEAD;
   const listed: Readonly<Record<string, string>>[] = [];
@@ -181,18 +213,17 @@ export function carrierContext(carrier: Record<string, unknown> | undefined): Me
 
 /**
  * Links to the children listed under {@link CHILDREN_CARRIER_KEY}, each read by the registered
- * propagator, when the job processed (queue `queue`, id `jobId`) is the flow parent the list names
- * under {@link CHILDREN_OF_CARRIER_KEY}; none for any other job carrying the same metadata. Only the
+ * propagator, when the `job` processed is the flow parent the list names under
+ * {@link CHILDREN_OF_CARRIER_KEY}; none for any other job carrying the same metadata. Only the
  * first {@link MAX_CHILD_LINKS} entries are read (hoptrace lists no more): a job listing thousands
  * of entries that carry no context costs no more than one it wrote.
  */
 export function childLinks(
   carrier: Record<string, unknown> | undefined,
-  queue: string | undefined,
-  jobId: string | undefined,
+  job: ProcessedJob,
 ): Link[] | undefined {
   const children = carrier?.[CHILDREN_CARRIER_KEY];
-  if (!Array.isArray(children) || children.length === 0 || !namesJob(carrier, queue, jobId)) return undefined;
+  if (!Array.isArray(children) || children.length === 0 || !namesJob(carrier, job)) return undefined;
   const links: Link[] = [];
   const read = Math.min(children.length, MAX_CHILD_LINKS);
   for (let i = 0; i < read; i++) {
@@ -207,18 +238,17 @@ export function childLinks(
 }
 
 /**
- * Whether the carrier's {@link CHILDREN_OF_CARRIER_KEY} names the job `jobId` of queue `queue`: its
- * queue, and its id unless the marker names none (a parent added without a `jobId`).
+ * Whether the carrier's {@link CHILDREN_OF_CARRIER_KEY} names `job`: its queue; its id unless the
+ * marker names none (a parent added without a `jobId`); and its key prefix unless the marker names
+ * none (written before markers named one) or the job's prefix is unknown.
  */
-function namesJob(
-  carrier: Record<string, unknown> | undefined,
-  queue: string | undefined,
-  jobId: string | undefined,
-): boolean {
-  if (queue === undefined || jobId === undefined) return false;
+function namesJob(carrier: Record<string, unknown> | undefined, job: ProcessedJob): boolean {
+  const { queue, id, prefix } = job;
+  if (queue === undefined || id === undefined) return false;
   const owner = carrier?.[CHILDREN_OF_CARRIER_KEY];
   if (owner === null || typeof owner !== 'object') return false;
-  const named = owner as { queue?: unknown; id?: unknown };
+  const named = owner as { prefix?: unknown; queue?: unknown; id?: unknown };
   if (named.queue !== queue) return false;
-  return !Object.hasOwn(named, 'id') || named.id === jobId;
+  if (Object.hasOwn(named, 'id') && named.id !== id) return false;
+  return prefix === undefined || !Object.hasOwn(named, 'prefix') || named.prefix === prefix;
 }

@@ -17,7 +17,7 @@ import {
   type SpanContext,
   trace,
 } from '@opentelemetry/api';
-import { MAX_CHILD_LINKS, withChildCarriers } from './carrier.ts';
+import { type ListingParent, MAX_CHILD_LINKS, withChildCarriers } from './carrier.ts';
 import { type JobOptionsShape, jobAttributesOf, setJobIds } from './job-attributes.ts';
 import type { FlowTracingOptions } from './options.ts';
 import {
@@ -39,6 +39,7 @@ export interface FlowProducerLike {
 interface FlowNode {
   name?: unknown;
   queueName?: unknown;
+  prefix?: unknown;
   opts?: JobOptionsShape;
   children?: unknown;
 }
@@ -57,8 +58,8 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
  * per node (child of the send span, which becomes a CLIENT span), whose context the node carries
  * (none for a node carrying the caller's own context, which the send span links to, as with `addBulk`);
  * each parent node then lists its children's contexts (through the registered propagator) and names
- * itself (its queue, and its `jobId` when it has one), so its processing, and no copy of its metadata
- * elsewhere, links to them. Node ids go onto the create spans once BullMQ returns them.
+ * itself (its key prefix, its queue, and its `jobId` when it has one), so its processing, and no copy
+ * of its metadata elsewhere, links to them. Node ids go onto the create spans once BullMQ returns them.
  *
  * Never mutates the caller's tree (nodes are copied), never overwrites a node's existing context.
  * Every span ends even when `add` throws synchronously. Idempotent; bad options throw a TypeError here.
@@ -83,6 +84,7 @@ export function traceFlowProducer<P extends FlowProducerLike>(
   ): Promise<unknown> => {
     const parent = contextApi.active();
     const links = callerLinks(roots);
+    const flowPrefix = producerPrefix(flowProducer);
     const send = startClientSpan(
       instr,
       state.templates.of(state.createSpans ? 'sendClient' : 'send').get(destination),
@@ -101,7 +103,7 @@ export function traceFlowProducer<P extends FlowProducerLike>(
       () => {
         const copies = roots.map((node) => {
           nodes += countNodes(node);
-          return copyNode(state, node, sendContext, spans, owned);
+          return copyNode(state, node, flowPrefix, sendContext, spans, owned);
         });
         operation.setCount(nodes);
         if (send?.isRecording()) setSpanAttributes(send, { [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: nodes });
@@ -166,13 +168,27 @@ function callerLinks(roots: readonly FlowNode[]): Link[] | undefined {
 }
 
 /**
+ * The flow producer's `opts.prefix`, read once per call (`null`, which names no prefix BullMQ would
+ * use the same way in every version, when reading it throws).
+ */
+function producerPrefix(flowProducer: FlowProducerLike): unknown {
+  try {
+    return (flowProducer.opts as { prefix?: unknown } | undefined)?.prefix;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Copies one node (depth first). With create spans, starts its create span under the flow's send
  * span (none for a node carrying the caller's own context, recorded in `owned`) and lists its direct
- * children's creation contexts in its own carrier.
+ * children's creation contexts in its own carrier (`flowPrefix`, the flow producer's `opts.prefix`,
+ * for a node that names no prefix of its own).
  */
 function copyNode(
   state: ProducerState,
   node: FlowNode,
+  flowPrefix: unknown,
   sendContext: Context,
   creates: (Span | undefined)[],
   owned: Map<number, SpanContext>,
@@ -198,7 +214,7 @@ function copyNode(
   if (!Array.isArray(node.children)) return { ...node, opts: optionsWithContext(node.opts, context, parsed) };
   const firstChild = creates.length;
   const children = (node.children as FlowNode[]).map((child) =>
-    copyNode(state, child, sendContext, creates, owned),
+    copyNode(state, child, flowPrefix, sendContext, creates, owned),
   );
   if (!state.createSpans) return { ...node, opts: optionsWithContext(node.opts, context, parsed), children };
   // The parent lists its direct children's creation contexts so its processing can link to them.
@@ -215,7 +231,8 @@ function copyNode(
     }
     index += countNodes(child);
   }
-  const owner = carriers.length > 0 && !carriesOwnContext(node.opts) ? parentIdentity(node) : undefined;
+  const owner =
+    carriers.length > 0 && !carriesOwnContext(node.opts) ? parentIdentity(node, flowPrefix) : undefined;
   const opts = owner
     ? withChildCarriers(node.opts, context, carriers, owner)
     : optionsWithContext(node.opts, context, parsed);
@@ -224,19 +241,33 @@ function copyNode(
 
 /**
  * The job a parent node's child list names (so a copy of its metadata elsewhere links to none of its
- * children): its queue, and its `jobId` when the node gives one. A node without one is named by its
- * queue alone: BullMQ gives it a random id only as it adds it, and hoptrace does not choose that id
- * itself (set in its options, `job.opts.jobId` would be stored with the job, and a copy of those
- * options, `add(job.name, job.data, job.opts)`, would be taken for the same job, not added).
- * `undefined` (no child list) for a node BullMQ would give another id (a `jobId` that is not a
- * string) or no queue.
+ * children): the key prefix BullMQ adds it under, its queue, and its `jobId` when the node gives one.
+ * A node without one is named by its prefix and queue alone: BullMQ gives it a random id only as it
+ * adds it, and hoptrace does not choose that id itself (set in its options, `job.opts.jobId` would be
+ * stored with the job, and a copy of those options, `add(job.name, job.data, job.opts)`, would be
+ * taken for the same job, not added). `undefined` (no child list) for a node BullMQ would give
+ * another id (a `jobId` that is not a string), no queue, or a prefix that is not a string.
  */
-function parentIdentity(node: FlowNode): { queue: string; id?: string } | undefined {
+function parentIdentity(node: FlowNode, flowPrefix: unknown): ListingParent | undefined {
   if (typeof node.queueName !== 'string') return undefined;
+  const prefix = nodePrefix(node, flowPrefix);
+  if (prefix === undefined) return undefined;
   const given = (node.opts as { jobId?: unknown } | undefined)?.jobId;
-  if (typeof given === 'string' && given !== '') return { queue: node.queueName, id: given };
+  if (typeof given === 'string' && given !== '') return { prefix, queue: node.queueName, id: given };
   // BullMQ takes any falsy `jobId` as none (`opts.jobId || randomUUID()`).
-  return given ? undefined : { queue: node.queueName };
+  return given ? undefined : { prefix, queue: node.queueName };
+}
+
+/**
+ * The key prefix BullMQ adds a node under, as its `FlowProducer` resolves it: the node's `prefix`
+ * unless empty, else the flow producer's `opts.prefix`, else `'bull'` (BullMQ 5 sets that default in
+ * the flow producer's options, BullMQ 6 in its Redis backend). `undefined` for a prefix that is not a
+ * string (BullMQ versions differ on what they make of one).
+ */
+function nodePrefix(node: FlowNode, flowPrefix: unknown): string | undefined {
+  const prefix = node.prefix || flowPrefix;
+  if (prefix === undefined) return 'bull';
+  return typeof prefix === 'string' ? prefix : undefined;
 }
 
 function collectJobs(node: JobNodeShape | undefined, jobs: unknown[]): void {

@@ -44,6 +44,7 @@ import {
 import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
 import { childExitWatch } from './child-exit.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
+import { jobPrefix } from './job-prefix.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProcessorOptions, type ProcessorTracingOptions } from './options.ts';
 import { BULLMQ_SCOPE } from './scope.ts';
@@ -59,6 +60,10 @@ export interface JobLike {
   id?: string | undefined;
   name?: string | undefined;
   queueName?: string | undefined;
+  /** `{prefix}:{queue}`: on a `Job` in a worker, and on the job BullMQ 6 hands a sandboxed processor. */
+  queueQualifiedName?: string | undefined;
+  /** The key prefix: on the job BullMQ 5 hands a sandboxed processor (a getter on BullMQ's `Job`). */
+  prefix?: string | undefined;
   opts?: JobOptionsShape | undefined;
   attemptsMade?: number | undefined;
   attemptsStarted?: number | undefined;
@@ -163,13 +168,7 @@ export function traceProcessor<F extends ProcessorLike>(
     const template = templatesOf(this).of('process').get(queue);
     const { span, context } =
       schedulerId === undefined || jobId === undefined
-        ? startConsumerSpan(
-            instr,
-            template,
-            creation,
-            ROOT_CONTEXT,
-            extraLinks(carrier, lineage, job.queueName, jobId),
-          )
+        ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage, job, jobId))
         : startConsumerSpan(
             scheduled,
             template,
@@ -258,16 +257,17 @@ function workerServer(self: object): Attributes | undefined {
 
 /**
  * The links of a process span beyond its creation context: the failed attempt, and a flow's children
- * when the job (`queueName`, `jobId`) is their parent.
+ * when the job (its key prefix, queue name and `jobId`) is their parent.
  */
 function extraLinks(
   carrier: Record<string, unknown> | undefined,
   lineage: FailureLineage | undefined,
-  queueName: unknown,
+  job: JobLike,
   jobId: string | undefined,
 ): Link[] | undefined {
   const failed = lineageLinks(lineage);
-  const children = childLinks(carrier, typeof queueName === 'string' ? queueName : undefined, jobId);
+  const queue = typeof job.queueName === 'string' ? job.queueName : undefined;
+  const children = carrier && childLinks(carrier, { prefix: jobPrefix(job), queue, id: jobId });
   if (!failed) return children;
   return children ? [...failed, ...children] : failed;
 }

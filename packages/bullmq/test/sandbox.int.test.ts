@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brokerEndpoint, deferred, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { traceQueue } from '../src/index.ts';
+import { traceFlowProducer, traceQueue } from '../src/index.ts';
 import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
 // The sandboxed processor file imports the built package (`pnpm --filter @hoptrace/bullmq build`).
@@ -24,6 +25,7 @@ interface ChildSpan {
   parentSpanId?: string;
   status: { code: number; message?: string };
   attributes: Record<string, unknown>;
+  links?: string[];
 }
 
 function childSpans(file: string): ChildSpan[] {
@@ -100,6 +102,83 @@ describe.each(MODES)(
       expect(failSpan?.status.code).toBe(SpanStatusCode.ERROR);
       expect(failSpan?.attributes['error.type']).toBe('TypeError');
     });
+    it('a flow parent under one key prefix links to its children; a copy of its exact metadata (same queue name and id) under another prefix links to none', async () => {
+      const connection = brokerEndpoint('redis');
+      const parentName = uniqueQueueName('sandbox-pfx-parent');
+      const childName = uniqueQueueName('sandbox-pfx-child');
+      const staging = 'hoptrace-staging';
+      const prod = '{hoptrace-prod}';
+      for (const prefix of [staging, prod])
+        for (const name of [parentName, childName])
+          queues.push(new bullmq.Queue(name, { connection, prefix }));
+      const inStaging = new bullmq.Queue(parentName, { connection, prefix: staging });
+      const inProd = new bullmq.Queue(parentName, { connection, prefix: prod });
+      queues.push(inStaging, inProd);
+      const children = new bullmq.Worker(childName, async () => 'child', { connection, prefix: staging });
+      const parents = new bullmq.Worker(parentName, processorFile, {
+        connection,
+        useWorkerThreads,
+        prefix: staging,
+      });
+      const copies = new bullmq.Worker(parentName, processorFile, {
+        connection,
+        useWorkerThreads,
+        prefix: prod,
+      });
+      workers.push(children, parents, copies);
+      const parentDone = deferred<unknown>();
+      const copyDone = deferred<unknown>();
+      parents.on('completed', (_job, value) => parentDone.resolve(value));
+      copies.on('completed', (_job, value) => copyDone.resolve(value));
+      const spanFile = join(
+        dir,
+        `prefix-${label.replace(/\W/g, '')}-${useWorkerThreads}-${Date.now()}.jsonl`,
+      );
+      const flow = traceFlowProducer(new bullmq.FlowProducer({ connection, prefix: staging }), {
+        createSpans: true,
+      });
+      const id = `order-${randomUUID()}`;
+      try {
+        await flow.add({
+          name: 'order',
+          queueName: parentName,
+          data: { spanFile },
+          opts: { jobId: id },
+          children: [
+            { name: 'a', queueName: childName },
+            { name: 'b', queueName: childName },
+          ],
+        });
+      } finally {
+        await flow.close();
+      }
+      await parentDone.promise;
+      const parent = await inStaging.getJob(id);
+      const telemetry = parent?.opts.telemetry;
+      if (!telemetry?.metadata) throw new Error('the flow parent carries no telemetry');
+      await inProd.add('copy', { spanFile }, { telemetry, jobId: id });
+      await copyDone.promise;
+
+      const deadline = Date.now() + 5000;
+      while (childSpans(spanFile).length < 2 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 25));
+      const ended = childSpans(spanFile);
+      expect(ended).toHaveLength(2);
+      const childCreates = tracing.current
+        .spans()
+        .filter((s) => s.name === `create ${childName}`)
+        .map((s) => s.spanContext().spanId);
+      expect(childCreates).toHaveLength(2);
+      const parentCreate = tracing.current.spans().find((s) => s.name === `create ${parentName}`);
+      const parentSpan = ended.find((s) => s.attributes['bullmq.job.name'] === 'order');
+      const copySpan = ended.find((s) => s.attributes['bullmq.job.name'] === 'copy');
+      expect(parentSpan?.attributes['messaging.message.id']).toBe(id);
+      expect([...(parentSpan?.links ?? [])].sort()).toEqual([...childCreates].sort());
+      expect(copySpan?.attributes['messaging.message.id']).toBe(id);
+      expect(copySpan?.parentSpanId).toBe(parentCreate?.spanContext().spanId);
+      expect(copySpan?.links).toEqual([]);
+    });
+
     it('a processor that ends its child with process.exit(1): the job fails as raw, the attempt span ends ERROR once', async () => {
       const connection = brokerEndpoint('redis');
       const outcome: Record<string, unknown> = {};

@@ -301,6 +301,108 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     }
   });
 
+  it.each([
+    { given: "the FlowProducer's prefix", parentId: true },
+    { given: "the nodes' own prefix", parentId: false },
+  ])(
+    "a flow parent under one key prefix ($given): a copy of its exact metadata (same queue name and id) under another prefix links to none of its children, a copy of an earlier release's marker (no prefix) still does",
+    async ({ given, parentId: withId }) => {
+      const parentName = uniqueQueueName('pfx-parent');
+      const childName = uniqueQueueName('pfx-child');
+      // Two environments (or tenants) sharing one Redis, and a third that runs an earlier release.
+      const staging = 'hoptrace-staging';
+      const prod = '{hoptrace-prod}';
+      const legacy = 'hoptrace-legacy';
+      for (const prefix of [staging, prod, legacy])
+        for (const name of [parentName, childName])
+          queues.push(new Queue(name, { connection: connection(), prefix }));
+      const inProd = new Queue(parentName, { connection: connection(), prefix: prod });
+      const inLegacy = new Queue(parentName, { connection: connection(), prefix: legacy });
+      queues.push(inProd, inLegacy);
+      const byProducer = given === "the FlowProducer's prefix";
+      const flow = traceFlowProducer(
+        new bullmq.FlowProducer({ connection: connection(), ...(byProducer ? { prefix: staging } : {}) }),
+        { createSpans: true },
+      );
+      const copies = deferred();
+      let processed = 0;
+      let marker: unknown;
+      worker(childName, async () => 'child', {}, { prefix: staging });
+      worker(
+        parentName,
+        async (job) => {
+          const { telemetry } = job.opts;
+          if (!telemetry?.metadata || job.id === undefined)
+            throw new Error('the flow parent carries no telemetry or id');
+          const carrier = JSON.parse(telemetry.metadata) as Record<string, unknown>;
+          marker = carrier['hoptrace-children-of'];
+          // The exact metadata, under the same queue name and job id, in another environment.
+          await inProd.add('copy', {}, { telemetry, jobId: job.id });
+          // The marker an earlier release wrote (no prefix), copied the same way.
+          const { prefix: _prefix, ...earlier } = marker as Record<string, unknown>;
+          const metadata = JSON.stringify({ ...carrier, 'hoptrace-children-of': earlier });
+          await inLegacy.add('earlier-release', {}, { telemetry: { metadata }, jobId: job.id });
+        },
+        {},
+        { prefix: staging },
+      );
+      for (const prefix of [prod, legacy])
+        worker(
+          parentName,
+          async () => {
+            if (++processed === 2) copies.resolve();
+          },
+          {},
+          { prefix },
+        );
+      const id = `order-${randomUUID()}`;
+      const nodePrefix = byProducer ? {} : { prefix: staging };
+      try {
+        await flow.add({
+          name: 'order',
+          queueName: parentName,
+          ...nodePrefix,
+          ...(withId ? { opts: { jobId: id } } : {}),
+          children: [
+            { name: 'a', queueName: childName, ...nodePrefix },
+            { name: 'b', queueName: childName, ...nodePrefix },
+          ],
+        });
+        await copies.promise;
+      } finally {
+        await flow.close();
+      }
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${parentName}`).length === 3,
+      );
+      const processes = spansNamed(spans, `process ${parentName}`);
+      const named = (jobName: string) => {
+        const found = processes.filter((s) => s.attributes['bullmq.job.name'] === jobName);
+        expect(found, jobName).toHaveLength(1);
+        return found[0] as ReadableSpan;
+      };
+      const parentProcess = named('order');
+      const parentJobId = parentProcess.attributes['messaging.message.id'];
+      if (withId) expect(parentJobId).toBe(id);
+      expect(marker).toEqual(
+        withId ? { prefix: staging, queue: parentName, id } : { prefix: staging, queue: parentName },
+      );
+      const childCreates = spansNamed(spans, `create ${childName}`).map((c) => c.spanContext().spanId);
+      expect(childCreates).toHaveLength(2);
+      expect(parentProcess.links.map((l) => l.context.spanId).sort()).toEqual([...childCreates].sort());
+      const parentCreate = onlySpan(spans, `create ${parentName}`);
+      const copy = named('copy');
+      expect(copy.attributes['messaging.message.id']).toBe(parentJobId);
+      expect(parentSpanId(copy)).toBe(parentCreate.spanContext().spanId);
+      expect(copy.links).toEqual([]);
+      const earlier = named('earlier-release');
+      expect(earlier.attributes['messaging.message.id']).toBe(parentJobId);
+      expect(parentSpanId(earlier)).toBe(parentCreate.spanContext().spanId);
+      expect(earlier.links.map((l) => l.context.spanId).sort()).toEqual([...childCreates].sort());
+    },
+  );
+
   it('a flow parent added without a jobId is the job BullMQ adds raw: no opts.jobId on the returned or stored job, and a copy of its options adds a new job (differential)', async () => {
     const connection = brokerEndpoint('redis');
     const outcome = async (traced: boolean) => {

@@ -2,8 +2,18 @@ import { EventEmitter } from 'node:events';
 import { useTestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { describe, expect, it, vi } from 'vitest';
-import { readCarrier, withCarrier } from '../src/carrier.ts';
+import {
+  CHILDREN_CARRIER_KEY,
+  CHILDREN_OF_CARRIER_KEY,
+  childLinks,
+  MAX_METADATA_LENGTH,
+  parseCarrier,
+  readCarrier,
+  withCarrier,
+  withChildCarriers,
+} from '../src/carrier.ts';
 import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
+import { jobPrefix } from '../src/job-prefix.ts';
 import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 
@@ -76,6 +86,95 @@ describe('carrier', () => {
   it('reads the compact `tm` key BullMQ 5.x gives sandboxed processors', () => {
     const ctx = readCarrier({ tm: JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01` }) });
     expect(trace.getSpanContext(ctx)?.spanId).toBe(SPAN);
+  });
+});
+
+describe('flow parent marker (hoptrace-children-of)', () => {
+  const CHILD_A = '1111111111111111';
+  const CHILD_B = '2222222222222222';
+  const children = [CHILD_A, CHILD_B].map((spanId) => ({ traceparent: `00-${TRACE}-${spanId}-01` }));
+  const parentContext = trace.setSpan(
+    ROOT_CONTEXT,
+    trace.wrapSpanContext({ traceId: TRACE, spanId: SPAN, traceFlags: 1 }),
+  );
+  const linked = (marker: unknown, job: Parameters<typeof childLinks>[1]) =>
+    (childLinks({ [CHILDREN_OF_CARRIER_KEY]: marker, [CHILDREN_CARRIER_KEY]: children }, job) ?? []).map(
+      (l) => l.context.spanId,
+    );
+
+  it('names the key prefix with the queue and id; a job under another prefix is not the parent', () => {
+    const written = withChildCarriers({}, parentContext, children, {
+      prefix: 'staging',
+      queue: 'q',
+      id: '7',
+    });
+    const carrier = parseCarrier(written);
+    expect(carrier?.[CHILDREN_OF_CARRIER_KEY]).toEqual({ prefix: 'staging', queue: 'q', id: '7' });
+    expect(
+      childLinks(carrier, { prefix: 'staging', queue: 'q', id: '7' })?.map((l) => l.context.spanId),
+    ).toEqual([CHILD_A, CHILD_B]);
+    expect(childLinks(carrier, { prefix: 'prod', queue: 'q', id: '7' })).toBeUndefined();
+    expect(childLinks(carrier, { prefix: 'staging', queue: 'q', id: '8' })).toBeUndefined();
+    expect(childLinks(carrier, { prefix: 'staging', queue: 'r', id: '7' })).toBeUndefined();
+  });
+
+  it('a marker without prefix (earlier releases) names the queue under any prefix; a job whose prefix is unknown is not told apart by it', () => {
+    expect(linked({ queue: 'q', id: '7' }, { prefix: 'prod', queue: 'q', id: '7' })).toEqual([
+      CHILD_A,
+      CHILD_B,
+    ]);
+    expect(linked({ queue: 'q' }, { prefix: 'prod', queue: 'q', id: '9' })).toEqual([CHILD_A, CHILD_B]);
+    expect(linked({ prefix: 'staging', queue: 'q' }, { queue: 'q', id: '9' })).toEqual([CHILD_A, CHILD_B]);
+    expect(linked({ prefix: 'staging', queue: 'q' }, { prefix: 'prod', queue: 'q', id: '9' })).toEqual([]);
+    // A prefix that is not a string names no job's prefix (BullMQ prefixes are strings).
+    expect(linked({ prefix: 42, queue: 'q', id: '7' }, { prefix: '42', queue: 'q', id: '7' })).toEqual([]);
+    expect(linked({ prefix: '', queue: 'q', id: '7' }, { prefix: '', queue: 'q', id: '7' })).toEqual([
+      CHILD_A,
+      CHILD_B,
+    ]);
+  });
+
+  it('the marker counts toward the limit: with a long prefix, fewer children are listed and the metadata stays within it', () => {
+    const many = Array.from({ length: 128 }, (_, i) => ({
+      traceparent: `00-${TRACE}-${(i + 1).toString(16).padStart(16, '0')}-01`,
+    }));
+    const listed = (prefix: string) => {
+      const written = withChildCarriers({}, parentContext, many, { prefix, queue: 'q' });
+      const metadata = (written as { telemetry?: { metadata?: string } }).telemetry?.metadata ?? '';
+      expect(metadata.length).toBeLessThanOrEqual(MAX_METADATA_LENGTH);
+      const list = parseCarrier(written)?.[CHILDREN_CARRIER_KEY] as unknown[];
+      return { metadata, count: list.length };
+    };
+    expect(listed('bull').count).toBe(128);
+    const long = listed('p'.repeat(12_000));
+    expect(long.count).toBeGreaterThan(0);
+    expect(long.count).toBeLessThan(128);
+    // One more child (and its comma) would not have fit.
+    expect(long.metadata.length + JSON.stringify(many[long.count]).length + 1).toBeGreaterThan(
+      MAX_METADATA_LENGTH,
+    );
+  });
+});
+
+describe('jobPrefix', () => {
+  it('reads the prefix the job was read under, from its qualified name, else from `prefix`', () => {
+    // A Job in a worker, and BullMQ 6's sandboxed job.
+    expect(jobPrefix({ queueName: 'q', queueQualifiedName: 'bull:q', prefix: 'ignored' })).toBe('bull');
+    expect(jobPrefix({ queueName: 'q', queueQualifiedName: '{tenant}:q' })).toBe('{tenant}');
+    expect(jobPrefix({ queueName: 'q', queueQualifiedName: ':q' })).toBe('');
+    // A backend without key prefixes (BullMQ 6's PostgreSQL): the qualified name is the queue name.
+    expect(jobPrefix({ queueName: 'q', queueQualifiedName: 'q', prefix: '' })).toBeUndefined();
+    // BullMQ 5's sandboxed job.
+    expect(jobPrefix({ queueName: 'q', prefix: 'staging' })).toBe('staging');
+    expect(jobPrefix({ queueName: 'q' })).toBeUndefined();
+    expect(jobPrefix({ queueName: 'q', prefix: 7 })).toBeUndefined();
+    const throwing = {
+      queueName: 'q',
+      get queueQualifiedName(): string {
+        throw new Error('no queue');
+      },
+    };
+    expect(jobPrefix(throwing)).toBeUndefined();
   });
 });
 
