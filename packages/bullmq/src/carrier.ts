@@ -165,7 +165,7 @@ export interface ProcessedJob {
  * peer's long tracestate) lost the parent's own context with them. The list names its `parent` job
  * (key prefix, queue, and id when the caller gave one) under {@link CHILDREN_OF_CARRIER_KEY}, whose
  * length counts toward the limit, so a copy of this metadata on a job of another queue or prefix, or
- * with another id, links to none of the children.
+ * with another id, links to none of the children. When no child fits, neither key is written.
  */
 export function withChildCarriers<O extends object>(
   opts: O | undefined,
@@ -188,6 +188,8 @@ export function withChildCarriers<O extends object>(
     listed.push(child);
   }
   if (listed.length > 0) carrier[CHILDREN_CARRIER_KEY] = listed;
+  // A marker naming nothing listed is of no use, and may alone be past the limit (a long job id).
+  else delete carrier[CHILDREN_OF_CARRIER_KEY];
   return withCarrierMap(opts, carrier);
 }
 

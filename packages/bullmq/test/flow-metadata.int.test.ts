@@ -114,5 +114,54 @@ describe.each(BULLMQ_VERSIONS)(
       expect(parentProcess.links.length).toBeLessThan(MAX_CHILD_LINKS);
       for (const link of parentProcess.links) expect(childCreates.has(link.context.spanId)).toBe(true);
     });
+
+    it('a parent whose job id leaves no room for any child entry: it continues its create span (without a child list or marker)', async () => {
+      const parentName = uniqueQueueName('long-id-parent');
+      const childName = uniqueQueueName('long-id-child');
+      const parents = new bullmq.Queue(parentName, { connection: connection() });
+      queues.push(parents, new bullmq.Queue(childName, { connection: connection() }));
+      const flow = traceFlowProducer(new bullmq.FlowProducer({ connection: connection() }), {
+        createSpans: true,
+      });
+      const done = deferred();
+      workers.push(
+        new bullmq.Worker(
+          childName,
+          traceProcessor(async () => 'child'),
+          { connection: connection() },
+        ),
+        new bullmq.Worker(
+          parentName,
+          traceProcessor(async () => done.resolve()),
+          { connection: connection() },
+        ),
+      );
+      // The marker names the id: with it, the metadata alone is past what hoptrace reads.
+      const jobId = `order-${'x'.repeat(MAX_METADATA_LENGTH - 150)}`;
+      let metadata: string | undefined;
+      try {
+        await flow.add({
+          name: 'order',
+          queueName: parentName,
+          opts: { jobId },
+          children: [{ name: 'a', queueName: childName }],
+        });
+        await done.promise;
+        metadata = (await parents.getJob(jobId))?.opts.telemetry?.metadata;
+      } finally {
+        await flow.close();
+      }
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${parentName}`).length === 1,
+      );
+      const parentProcess = onlySpan(spans, `process ${parentName}`);
+      const parentCreate = onlySpan(spans, `create ${parentName}`);
+      expect(metadata?.length).toBeLessThanOrEqual(MAX_METADATA_LENGTH);
+      expect(Object.keys(JSON.parse(metadata ?? '{}'))).toEqual(['traceparent']);
+      expect(parentProcess.spanContext().traceId).toBe(parentCreate.spanContext().traceId);
+      expect(parentSpanId(parentProcess)).toBe(parentCreate.spanContext().spanId);
+      expect(parentProcess.links).toEqual([]);
+    });
   },
 );

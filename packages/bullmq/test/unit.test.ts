@@ -134,6 +134,15 @@ describe('flow parent marker (hoptrace-children-of)', () => {
     ]);
   });
 
+  it('a marker too long to leave room for any child (a very long job id) is left out with the list: the parent keeps its context within the limit', () => {
+    const id = 'x'.repeat(MAX_METADATA_LENGTH);
+    const written = withChildCarriers({}, parentContext, children, { prefix: 'bull', queue: 'q', id });
+    const metadata = (written as { telemetry?: { metadata?: string } }).telemetry?.metadata ?? '';
+    expect(metadata.length).toBeLessThanOrEqual(MAX_METADATA_LENGTH);
+    expect(JSON.parse(metadata)).toEqual({ traceparent: `00-${TRACE}-${SPAN}-01` });
+    expect(trace.getSpanContext(readCarrier(written))?.spanId).toBe(SPAN);
+  });
+
   it('the marker counts toward the limit: with a long prefix, fewer children are listed and the metadata stays within it', () => {
     const many = Array.from({ length: 128 }, (_, i) => ({
       traceparent: `00-${TRACE}-${(i + 1).toString(16).padStart(16, '0')}-01`,
