@@ -41,7 +41,7 @@ import {
   ATTR_BULLMQ_TIME_IN_QUEUE,
   ERROR_PROCESS_TIMEOUT,
 } from './attributes.ts';
-import { carrierContext, childLinks, parseCarrier } from './carrier.ts';
+import { CHILDREN_CARRIER_KEY, carrierContext, childLinks, parseCarrier } from './carrier.ts';
 import { childExitWatch } from './child-exit.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { jobPrefix } from './job-prefix.ts';
@@ -267,7 +267,11 @@ function extraLinks(
 ): Link[] | undefined {
   const failed = lineageLinks(lineage);
   const queue = typeof job.queueName === 'string' ? job.queueName : undefined;
-  const children = carrier && childLinks(carrier, { prefix: jobPrefix(job), queue, id: jobId });
+  // The job's prefix is read only for a job carrying a child list (a flow parent, or a copy of one).
+  const children =
+    carrier && Object.hasOwn(carrier, CHILDREN_CARRIER_KEY)
+      ? childLinks(carrier, { prefix: jobPrefix(job), queue, id: jobId })
+      : undefined;
   if (!failed) return children;
   return children ? [...failed, ...children] : failed;
 }
