@@ -31,7 +31,10 @@ async function measure(
   sdk: BenchSdk | undefined,
   scenario: Scenario,
 ): Promise<Measurement> {
-  const tracker = new Tracker(suite.window);
+  const tracker = new Tracker(
+    suite.window,
+    task.variant.library === 'raw+header' ? (task.workMicros ?? 0) : 0,
+  );
   const prepared = await suite.prepare(
     {
       variant: task.variant,

@@ -105,6 +105,8 @@ interface Args {
   reps: number | undefined;
   warmup: number | undefined;
   only: string[] | undefined;
+  /** `--work=N`: µs of synthetic CPU work per message in the `raw+header` variant (calibration). */
+  work: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -129,6 +131,7 @@ function parseArgs(argv: string[]): Args {
     reps: number('reps'),
     warmup: number('warmup'),
     only: value('variants')?.split(','),
+    work: number('work'),
   };
 }
 
@@ -139,7 +142,7 @@ async function main(): Promise<void> {
   if (suites.length === 0) {
     console.error(
       `usage: ./dev bench <brokers|${suiteNames().join('|')}> [--quick | --smoke] [--soak] [--n=N] [--reps=R] ` +
-        '[--warmup=W] [--variants=raw,hoptrace/on,...] [--cpu-prof] [--no-readme]',
+        '[--warmup=W] [--variants=raw,hoptrace/on,...] [--work=MICROS] [--cpu-prof] [--no-readme]',
     );
     process.exit(2);
   }
@@ -207,6 +210,7 @@ async function runComparison(
           n: nFor(suite),
           warmup: warmupFor(suite),
           endpoints: resolved.endpoints,
+          ...(args.work ? { workMicros: args.work } : {}),
         };
         // One retry: a broker hiccup (a group join timing out) should not throw away a long run.
         const { results, apiVersion } = await runChild(task, args.cpuProf).catch((error: unknown) => {
@@ -243,7 +247,12 @@ async function runComparison(
     `repetition: ${suites.map((s) => `${s.name} ${nFor(s).toLocaleString('en-US')}`).join(', ')}, each scenario after an ` +
     `unmeasured warm-up of ${suites.map((s) => `${warmupFor(s).toLocaleString('en-US')}`).join(' / ')} messages on the same ` +
     `connections. Wall time of the whole run: ${fmt(minutes, 1)} min. @opentelemetry/api loaded by the children: ` +
-    `${[...apiVersions].join('; ') || '(none)'}.`;
+    `${[...apiVersions].join('; ') || '(none)'}.` +
+    (args.work
+      ? ` **Calibration run (\`--work=${args.work}\`): the \`raw+header\` variant also does ${args.work} µs of ` +
+        'synthetic CPU work per message (half when it is sent, half when it is processed), so its figures are not ' +
+        'the header floor; the results go to `results/scratch/`.**'
+      : '');
   const summaryMd = [
     TARGETS_TEXT,
     '',
@@ -281,7 +290,7 @@ async function runComparison(
   }
   const markdown = md.join('\n');
   console.log(`\n${markdown}`);
-  const name = `${args.what}${args.mode === 'full' ? '' : `-${args.mode}`}`;
+  const name = `${args.what}${args.mode === 'full' ? '' : `-${args.mode}`}${args.work ? `-work-${args.work}` : ''}`;
   const path = writeResults(
     name,
     markdown,
@@ -300,11 +309,13 @@ async function runComparison(
       summary: rows,
       results: measured,
     },
-    args.mode === 'full' ? undefined : 'scratch',
+    // Partial and calibration runs are no full run's results: scratch, as quick runs.
+    args.mode === 'full' && !args.work && !args.only ? undefined : 'scratch',
   );
   console.log(`written to ${path}`);
   if (
     args.readme &&
+    !args.work &&
     args.mode === 'full' &&
     args.what === 'brokers' &&
     !args.only &&

@@ -4,7 +4,31 @@
 // one. `reset` starts the next phase on the same prepared scenario.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Counter } from './types.ts';
+import type { ChildTask, Counter } from './types.ts';
+
+/** Where {@link work} leaves its result, so the loop is not optimized away. */
+let workSink = 0;
+
+/** Burns CPU: `iterations` rounds of integer arithmetic. */
+function work(iterations: number): void {
+  let x = workSink | 0;
+  for (let i = 0; i < iterations; i++) x = (Math.imul(x, 31) + i) | 0;
+  workSink = x;
+}
+
+let calibrated: number | undefined;
+
+/** Iterations of {@link work} per µs of process CPU on this machine (measured once per process). */
+function iterationsPerMicro(): number {
+  if (calibrated !== undefined) return calibrated;
+  work(1e6); // warm-up: optimized before it is timed
+  const iterations = 2e7;
+  const before = process.cpuUsage();
+  work(iterations);
+  const used = process.cpuUsage(before);
+  calibrated = iterations / Math.max(1, used.user + used.system);
+  return calibrated;
+}
 
 /** Flow control and completion for one phase of `n` messages. */
 export class Tracker implements Counter {
@@ -25,9 +49,16 @@ export class Tracker implements Counter {
   private every = 0;
   private milestone: (processed: number) => void = () => undefined;
 
-  /** @param window - most messages sent but not yet processed. */
-  constructor(window: number) {
+  /** Synthetic CPU work per message side (see {@link ChildTask.workMicros}): loop iterations. */
+  private readonly workIterations: number;
+
+  /**
+   * @param window - most messages sent but not yet processed.
+   * @param workMicros - µs of synthetic CPU work per message, half at send and half at processing.
+   */
+  constructor(window: number, workMicros = 0) {
     this.window = window;
+    this.workIterations = workMicros > 0 ? Math.round((workMicros / 2) * iterationsPerMicro()) : 0;
     this.reset(0);
   }
 
@@ -51,6 +82,7 @@ export class Tracker implements Counter {
   }
 
   room(k: number): Promise<void> | undefined {
+    if (this.workIterations > 0) work(this.workIterations * k);
     this.sent += k;
     if (this.sent - this.processed <= this.window) return undefined;
     return new Promise((resolve) => {
@@ -59,6 +91,7 @@ export class Tracker implements Counter {
   }
 
   message(carried: boolean): void {
+    if (this.workIterations > 0) work(this.workIterations);
     if (carried) this.carried++;
     const count = ++this.processed;
     if (this.every > 0 && count % this.every === 0) this.milestone(count);

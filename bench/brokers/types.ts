@@ -116,6 +116,11 @@ export interface ChildTask {
   warmup: number;
   /** Soak mode: sample the heap after a forced GC every `soakEvery` messages. */
   soakEvery?: number;
+  /**
+   * Calibration (`--work=N`): µs of synthetic CPU work the `raw+header` variant does per message, half
+   * when a message is sent and half when it is processed; 0 or absent for none.
+   */
+  workMicros?: number;
   endpoints: Partial<BrokerEndpoints>;
 }
 
