@@ -6,6 +6,7 @@ import {
   ROOT_CONTEXT,
   type Span,
   type SpanOptions,
+  TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import { capValue, MAX_DESTINATION_LENGTH, setSpanAttributes } from './attributes.ts';
@@ -97,7 +98,12 @@ export function startConsumerSpan(
   destination?: string,
 ): ConsumerSpan {
   const start = consumerStart(message, instr.relation, instr.traceBudget, base, instr.parentLink);
-  const unsampled = start.root ? false : unsampledParent(start.parent) !== undefined;
+  // Under the message's own context, its span context was validated when it was read.
+  const unsampled = start.root
+    ? false
+    : start.parent === message.context
+      ? message.spanContext !== undefined && (message.spanContext.traceFlags & TraceFlags.SAMPLED) === 0
+      : unsampledParent(start.parent) !== undefined;
   if (unsampled && instr.unsampled.skip()) return { span: undefined, context: start.parent };
   const links = extraLinks ? (start.links ? [...start.links, ...extraLinks] : extraLinks) : start.links;
   const span = startSpanFromTemplate(instr, template, start.parent, { links, root: start.root, destination });
