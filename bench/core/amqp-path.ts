@@ -9,17 +9,10 @@
 import { EventEmitter } from 'node:events';
 import { traceChannel } from '@hoptrace/amqp';
 import type { TracerProvider } from '@opentelemetry/api';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  ParentBasedSampler,
-  type Sampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { floorTraceparent } from '../brokers/floor.ts';
 import type { Case } from '../lib/measure.ts';
+import { pathProviders } from './providers.ts';
 
 const QUEUE = 'orders';
 const BODY = Buffer.alloc(100, 'x');
@@ -92,27 +85,26 @@ function path(tracerProvider: TracerProvider | undefined): () => void {
   };
 }
 
-const provider = (sampler: Sampler): TracerProvider => new BasicTracerProvider({ sampler });
-
 /** The cases: the header floor on the stand-in, and a traced channel under each sampler. */
 export function amqpPathCases(): Case[] {
+  const providers = pathProviders();
   const baseline = 'amqplib publish, deliver, ack (stand-in channel): the header floor (no hoptrace)';
   return [
     { name: baseline, fn: path(undefined) },
     {
       name: 'amqplib publish, deliver, ack through a traced channel: AlwaysOff',
       baseline,
-      fn: path(provider(new AlwaysOffSampler())),
+      fn: path(providers.off),
     },
     {
       name: 'amqplib publish, deliver, ack through a traced channel: ParentBased(TraceIdRatioBased(0.1))',
       baseline,
-      fn: path(provider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) }))),
+      fn: path(providers.ratio),
     },
     {
       name: 'amqplib publish, deliver, ack through a traced channel: AlwaysOn (spans built and ended, not exported)',
       baseline,
-      fn: path(provider(new AlwaysOnSampler())),
+      fn: path(providers.on),
     },
   ];
 }

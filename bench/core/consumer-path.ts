@@ -6,16 +6,9 @@
 // exported).
 import { traceConsumer } from '@hoptrace/kafka';
 import type { TracerProvider } from '@opentelemetry/api';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  ParentBasedSampler,
-  type Sampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
 import type { Consumer, EachMessageHandler, EachMessagePayload } from 'kafkajs';
 import type { Case } from '../lib/measure.ts';
+import { pathProviders } from './providers.ts';
 
 /** Distinct messages cycled through, so no trace id is parsed twice in a row. */
 const POOL = 1024;
@@ -68,10 +61,9 @@ function wrapperOf(tracerProvider: TracerProvider, handler: EachMessageHandler):
   return wrapped;
 }
 
-const provider = (sampler: Sampler): TracerProvider => new BasicTracerProvider({ sampler });
-
 /** The cases: a baseline (the handler alone) and the wrapper under each sampler. */
 export function consumerPathCases(): Case[] {
+  const providers = pathProviders();
   // What an application's handler does here: nothing (synchronously), so only the wrapper is measured.
   const handler = (() => undefined) as unknown as EachMessageHandler;
   const unsampled = payloads('00');
@@ -85,20 +77,17 @@ export function consumerPathCases(): Case[] {
     {
       name: 'kafkajs eachMessage wrapper: unsampled message (flags 00), ParentBased(TraceIdRatioBased(0.1))',
       baseline,
-      fn: run(
-        wrapperOf(provider(new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0.1) })), handler),
-        unsampled,
-      ),
+      fn: run(wrapperOf(providers.ratio, handler), unsampled),
     },
     {
       name: 'kafkajs eachMessage wrapper: unsampled message (flags 00), AlwaysOff',
       baseline,
-      fn: run(wrapperOf(provider(new AlwaysOffSampler()), handler), unsampled),
+      fn: run(wrapperOf(providers.off, handler), unsampled),
     },
     {
       name: 'kafkajs eachMessage wrapper: sampled message, AlwaysOn (span built and ended, not exported)',
       baseline,
-      fn: run(wrapperOf(provider(new AlwaysOnSampler()), handler), sampled),
+      fn: run(wrapperOf(providers.on, handler), sampled),
     },
   ];
 }
