@@ -5,11 +5,11 @@ import {
   ATTR_SERVER_PORT,
 } from '@hoptrace/core/adapter';
 import { traceConsumer, traceProducer } from '@hoptrace/kafka';
-import { brokerEndpoint, onlySpan, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { onlySpan, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ConsumerRunConfig } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+import { createTopics, groupId, newKafka, seedBrokerAttributes, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -19,17 +19,14 @@ function spans(): ReadableSpan[] {
   return tracing.current.spans();
 }
 
-const [brokerHost, brokerPort] = (brokerEndpoint('kafka').brokers[0] as string).split(':') as [
-  string,
-  string,
-];
+const seedBroker = seedBrokerAttributes();
 
 /** What every span of a client made by `newKafka(clientId)` says about it. */
 function learned(clientId: string) {
   return {
     [ATTR_MESSAGING_CLIENT_ID]: clientId,
-    [ATTR_SERVER_ADDRESS]: brokerHost,
-    [ATTR_SERVER_PORT]: Number(brokerPort),
+    [ATTR_SERVER_ADDRESS]: seedBroker['server.address'],
+    [ATTR_SERVER_PORT]: seedBroker['server.port'],
   };
 }
 

@@ -19,6 +19,15 @@ export function newKafka(clientId = 'hoptrace-test'): Kafka {
   return new Kafka({ clientId, brokers: brokerEndpoint('kafka').brokers, logLevel: logLevel.NOTHING });
 }
 
+/**
+ * `server.address` and `server.port` as a traced client reports them for the shared test broker
+ * (its seed broker, the first of `brokerEndpoint('kafka').brokers`).
+ */
+export function seedBrokerAttributes(): { 'server.address': string; 'server.port': number } {
+  const [host, port] = (brokerEndpoint('kafka').brokers[0] as string).split(':') as [string, string];
+  return { 'server.address': host, 'server.port': Number(port) };
+}
+
 /** Creates `count` uniquely named topics with `partitions` partitions each. */
 export async function createTopics(kafka: Kafka, count = 1, partitions = 1): Promise<string[]> {
   const topics = Array.from({ length: count }, () => `hoptrace-kafka-${randomUUID()}`);

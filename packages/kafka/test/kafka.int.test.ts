@@ -21,20 +21,12 @@ import {
   traceProducer,
   withMessageContext,
 } from '@hoptrace/kafka';
-import {
-  brokerEndpoint,
-  onlySpan,
-  parentSpanId,
-  spansNamed,
-  until,
-  useTestTracing,
-  waitForSpans,
-} from '@hoptrace/test-kit';
+import { onlySpan, parentSpanId, spansNamed, until, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { IHeaders } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+import { createTopics, groupId, newKafka, seedBrokerAttributes, useKafkaClients } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -44,10 +36,7 @@ function spans(): ReadableSpan[] {
   return tracing.current.spans();
 }
 
-const [brokerHost, brokerPort] = (brokerEndpoint('kafka').brokers[0] as string).split(':') as [
-  string,
-  string,
-];
+const seedBroker = seedBrokerAttributes();
 
 describe('traced kafkajs against a real broker', () => {
   it('keeps one trace from a parent span through send to process (single message)', async () => {
@@ -89,8 +78,8 @@ describe('traced kafkajs against a real broker', () => {
       [ATTR_KAFKA_OFFSET]: 0,
       [ATTR_KAFKA_MESSAGE_KEY]: 'order-1',
       [ATTR_MESSAGING_CLIENT_ID]: 'single-client',
-      [ATTR_SERVER_ADDRESS]: brokerHost,
-      [ATTR_SERVER_PORT]: Number(brokerPort),
+      [ATTR_SERVER_ADDRESS]: seedBroker['server.address'],
+      [ATTR_SERVER_PORT]: seedBroker['server.port'],
     });
     expect(send.attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT]).toBeUndefined();
     expect(process.attributes).toMatchObject({
