@@ -80,7 +80,8 @@ export function mapHeaderView(
  */
 export function headerName(key: unknown): string | undefined {
   if (typeof key === 'string') return key.length <= MAX_HEADER_NAME_LENGTH ? key : undefined;
-  if (key instanceof Uint8Array && key.byteLength <= MAX_HEADER_NAME_LENGTH) return utf8Decoder.decode(key);
+  const bytes = key instanceof Uint8Array ? key : foreignBytes(key);
+  if (bytes !== undefined && bytes.byteLength <= MAX_HEADER_NAME_LENGTH) return utf8Decoder.decode(bytes);
   return undefined;
 }
 
@@ -103,7 +104,7 @@ export function headerText(value: unknown): string | undefined {
     return undefined;
   }
   const typed = typedText(value);
-  return typed === undefined ? undefined : headerText(typed);
+  return typed === undefined || typeof typed === 'string' ? typed : decodeUtf8(typed);
 }
 
 /**
@@ -114,30 +115,56 @@ export function headerText(value: unknown): string | undefined {
  * over the limit, the value is refused, not the next entry read. Nested arrays are not read.
  */
 export function limitedText(value: unknown, limit: number): string | undefined {
-  if (typeof value === 'string') return value.length <= limit ? value : undefined;
-  if (value instanceof Uint8Array) return value.byteLength <= limit ? decodeUtf8(value) : undefined;
+  if (typeof value === 'string' || value instanceof Uint8Array) return textWithin(value, limit);
   if (Array.isArray(value)) {
     for (const item of value) {
       const text = typeof item === 'string' || item instanceof Uint8Array ? item : typedText(item);
-      if (text !== undefined) return limitedText(text, limit);
+      if (text !== undefined) return textWithin(text, limit);
     }
     return undefined;
   }
   const typed = typedText(value);
-  return typed === undefined ? undefined : limitedText(typed, limit);
+  return typed === undefined ? undefined : textWithin(typed, limit);
+}
+
+/** A string, or bytes decoded, when within `limit` (characters for strings, bytes for bytes). */
+function textWithin(value: string | Uint8Array, limit: number): string | undefined {
+  if (typeof value === 'string') return value.length <= limit ? value : undefined;
+  return value.byteLength <= limit ? decodeUtf8(value) : undefined;
 }
 
 /**
- * The text inside an amqplib typed field value (`{ '!': 'string', value }`, or a Buffer as
- * `{ '!': 'object', value }`): amqplib encodes `value` with the named type, so a traceparent given that way is on the wire as the plain string would be (read
- * as anything else, a publish took it for no context and added fields of another trace beside it).
+ * The text inside a value that is neither a string nor bytes of this realm: an amqplib typed field
+ * value (`{ '!': 'string', value }`, or a Buffer as `{ '!': 'object', value }`; amqplib encodes
+ * `value` with the named type, so a traceparent given that way is on the wire as the plain string
+ * would be; read as anything else, a publish took it for no context and added fields of another
+ * trace beside it), or a `Uint8Array` made in another realm (see {@link foreignBytes}).
  */
 function typedText(value: unknown): string | Uint8Array | undefined {
-  if (value === null || typeof value !== 'object' || !Object.hasOwn(value, '!')) return undefined;
+  if (value === null || typeof value !== 'object') return undefined;
+  if (!Object.hasOwn(value, '!')) return foreignBytes(value);
   const { '!': type, value: inner } = value as { '!': unknown; value?: unknown };
   if (type === 'string') return typeof inner === 'string' ? inner : undefined;
   // amqplib writes a Buffer given as an 'object' as a byte array, the shape it hands out on receive
   return type === 'object' && hasBuffer && Buffer.isBuffer(inner) ? inner : undefined;
+}
+
+/** The built-in `Symbol.toStringTag` getter of typed arrays: a real typed array's type name, else `undefined`. */
+const typedArrayName = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype) as object,
+  Symbol.toStringTag,
+)?.get as ((this: unknown) => string | undefined) | undefined;
+
+/**
+ * A `Uint8Array` (or Buffer) made in another realm (a `vm` context, a test runner's sandbox), which
+ * is no `instanceof Uint8Array` here: recognised by the built-in typed-array tag, which reads the
+ * array's internal type and cannot be spoofed by an object's own `Symbol.toStringTag`. Checked only
+ * after the common shapes (strings, this realm's bytes) failed.
+ */
+function foreignBytes(value: unknown): Uint8Array | undefined {
+  return ArrayBuffer.isView(value) && typedArrayName?.call(value) === 'Uint8Array'
+    ? (value as Uint8Array)
+    : undefined;
 }
 
 /** Non-fatal (invalid bytes become U+FFFD) and keeps a leading BOM, so it never throws or drops a character. */

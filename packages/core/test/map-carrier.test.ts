@@ -79,6 +79,50 @@ describe('extractContext over a Map of headers', () => {
     expect(out.get('baggage')).toBe('tenant.id=acme');
   });
 
+  it('reads bytes made in another realm (a vm context) as keys and values, under the same limits', () => {
+    const foreignBytes = (text: string): Uint8Array =>
+      runInNewContext('Uint8Array.from(codes)', { codes: [...Buffer.from(text)] });
+    const value = foreignBytes(TRACEPARENT);
+    expect(value instanceof Uint8Array).toBe(false);
+    const expectTraceparentRead = (headers: Parameters<typeof extractContext>[0]) =>
+      expect(trace.getSpanContext(extractContext(headers, ROOT_CONTEXT))).toMatchObject({
+        traceId: TRACE_ID,
+        spanId: SPAN_ID,
+      });
+    expectTraceparentRead({ traceparent: value });
+    expectTraceparentRead({ traceparent: [value] });
+    expectTraceparentRead(new Map([[foreignBytes('traceparent'), value]]));
+    expectTraceparentRead(runInNewContext('new Map([[k, v]])', { k: foreignBytes('traceparent'), v: value }));
+    // over the W3C baggage limit (8192 bytes): refused before decoding; the traceparent beside it is read
+    const ctx = extractContext(
+      { traceparent: value, baggage: foreignBytes(`k=${'v'.repeat(9000)}`) },
+      ROOT_CONTEXT,
+    );
+    expect(trace.getSpanContext(ctx)?.spanId).toBe(SPAN_ID);
+    expect(propagation.getBaggage(ctx)).toBeUndefined();
+    const small = extractContext(
+      { traceparent: value, baggage: foreignBytes('tenant.id=acme') },
+      ROOT_CONTEXT,
+    );
+    expect(propagation.getBaggage(small)?.getEntry('tenant.id')?.value).toBe('acme');
+  });
+
+  it('only real Uint8Arrays read as bytes: an object calling itself one, or other typed arrays, are not', () => {
+    const codes = [...Buffer.from(TRACEPARENT)];
+    const impostor = {
+      ...Uint8Array.from(codes),
+      byteLength: codes.length,
+      [Symbol.toStringTag]: 'Uint8Array',
+    };
+    const wide: unknown = runInNewContext('Uint16Array.from(codes)', { codes });
+    const spoofed = Uint16Array.from(codes);
+    Object.defineProperty(spoofed, Symbol.toStringTag, { value: 'Uint8Array' });
+    for (const traceparent of [impostor, wide, spoofed]) {
+      expect(extractContext({ traceparent }, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+      expect(extractContext(new Map([['traceparent', traceparent]]), ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+    }
+  });
+
   it('a record that only calls itself a Map (tag, forEach) reads as no headers, never throws', () => {
     const impostor = {
       traceparent: TRACEPARENT,
