@@ -114,16 +114,26 @@ export function encodeHeaders(
 }
 
 /**
+ * Whether the client writes any header of `headers`: it writes none for a falsy value and reads a
+ * record through `Object.entries` (own enumerable string keys).
+ */
+function hasRecordEntries(headers: unknown): boolean {
+  return typeof headers === 'object' && headers !== null && Object.keys(headers).length > 0;
+}
+
+/**
  * A copy of the caller's headers (same shape: `Map` stays a `Map`, a record stays a record) with the
  * encoded headers written in, replacing any entry of the same name. The caller's object is never
- * written to.
+ * written to. With Buffer header names (the default serializers), headers the client writes none
+ * of (`undefined`, `null`, an empty record) become a `Map`: a record can only have string names,
+ * which those serializers cannot write.
  */
 export function withHeaders(
-  headers: HeaderInput | undefined,
+  headers: HeaderInput | null | undefined,
   encoded: EncodedHeaders,
   encodings: HeaderEncodings,
 ): HeaderInput {
-  if (headers instanceof Map || (headers === undefined && encodings.key === 'buffer')) {
+  if (headers instanceof Map || (encodings.key === 'buffer' && !hasRecordEntries(headers))) {
     const out = new Map<unknown, unknown>();
     if (headers instanceof Map) {
       for (const [key, value] of headers) {

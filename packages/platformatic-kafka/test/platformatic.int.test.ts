@@ -193,6 +193,64 @@ describe('traced @platformatic/kafka against a real broker', () => {
     }
   });
 
+  it('a default (Buffer) producer sends messages whose headers are null, an empty record or a null-prototype empty record, as without hoptrace, carrying the send span', async () => {
+    const [topic] = (await createTopics()) as [string];
+    // No retries: a send the client refuses fails at once instead of after its backoff.
+    const producer = traceProducer(
+      new Producer({ clientId: 'kafkaf-empty-headers', bootstrapBrokers: brokers(), retries: 0 }),
+    );
+    cleanup.push(() => producer.close());
+    const empty = {};
+    const bare = Object.create(null) as Record<string, never>;
+    const cases: unknown[] = [null, empty, bare];
+    const outcomes: string[] = [];
+    for (const [i, headers] of cases.entries()) {
+      outcomes.push(
+        await producer
+          .send({
+            messages: [{ topic, value: Buffer.from(`m${i}`), headers: headers as Map<Buffer, Buffer> }],
+          })
+          .then(
+            () => 'ok',
+            (error: { code?: string }) => `failed ${error.code}`,
+          ),
+      );
+    }
+    // Without hoptrace the client sends each of these (it writes no header for them).
+    expect(outcomes).toEqual(['ok', 'ok', 'ok']);
+    // The caller's objects are untouched.
+    expect(Object.keys(empty)).toEqual([]);
+    expect(Object.keys(bare)).toEqual([]);
+
+    const consumer = traceConsumer(
+      new Consumer({
+        clientId: 'kafkaf-empty-headers',
+        groupId: groupId(),
+        bootstrapBrokers: brokers(),
+        maxWaitTime: 200,
+      }),
+    );
+    cleanup.push(() => consumer.close(true));
+    const received = await take(await streamOf(consumer, [topic]), 3);
+    const sends = spansNamed(spans(), `send ${topic}`);
+    expect(sends).toHaveLength(3);
+    expect(sends.every((s) => s.status.code === SpanStatusCode.UNSET)).toBe(true);
+    for (const message of received) {
+      const i = Number(message.value.toString().slice(1));
+      const send = sends[i] as ReadableSpan;
+      expect([...message.headers.keys()].map((k) => k.toString())).toEqual(['traceparent']);
+      expect([...message.headers.values()][0]?.toString()).toBe(
+        `00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`,
+      );
+      const process = onlySpan(
+        spansNamed(spans(), `process ${topic}`).filter((p) => p.attributes[ATTR_KAFKA_OFFSET] === i),
+        `process ${topic}`,
+      );
+      expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+      expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+    }
+  });
+
   it('createSpans: each message continues its own create span; the send span links to them', async () => {
     const [topic] = (await createTopics()) as [string];
     const producer = traceProducer(stringProducer(), { createSpans: true });
