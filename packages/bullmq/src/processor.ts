@@ -87,9 +87,10 @@ export type ProcessorLike = (job: any, ...rest: any[]) => unknown;
  *   `relation: 'parent'`, so attempts are siblings under it; `bullmq.job.attempt` numbers them.
  * - Jobs made by a job scheduler (or a repeatable job) start a new trace per run, linked to the
  *   scheduling context, with `bullmq.scheduler.id`. Every attempt of one run lands in that run's
- *   trace, as siblings: the run's trace id and root span id are derived from the job's id, so a
- *   retry in another worker process finds the same trace (the root itself is virtual: no span is
- *   exported for it).
+ *   trace, as siblings: the run's trace id and root span id are derived from the job (its id, key
+ *   prefix and creation time) and the scheduling context, so a retry in another worker process
+ *   finds the same trace, and the same job id in another deployment does not (the root itself is
+ *   virtual: no span is exported for it).
  * - BullMQ's control-flow signals (`DelayedError`, `WaitingError`, `WaitingChildrenError`,
  *   `RateLimitError`) are not failures: the attempt's span ends with status unset and a
  *   `hoptrace.control_flow` event naming the signal.
@@ -172,7 +173,7 @@ export function traceProcessor<F extends ProcessorLike>(
         : startConsumerSpan(
             scheduled,
             template,
-            scheduledRun(queue, jobId, creation),
+            scheduledRun(job, queue, jobId, creation),
             ROOT_CONTEXT,
             creationLink(creation),
           );
@@ -325,13 +326,34 @@ function timeInQueueMs(job: JobLike): number | undefined {
 
 /**
  * The creation context of one run of a scheduled job: a new trace per run, whose trace id and root
- * span id are derived from the queue and job id, so every attempt of the run (in any worker process)
- * is a sibling in the same trace under one virtual root (never exported). The scheduler's sampling
- * decision and baggage carry over; the scheduling context itself becomes a link.
+ * span id are derived from what every attempt of the run reads alike (in any worker process) and
+ * another run does not share, so its attempts are siblings in the same trace under one virtual root
+ * (never exported). BullMQ gives runs of the same schedule the same job id
+ * (`repeat:{scheduler}:{millis}`, the millis aligned to a cron pattern or an `every` slot) in every
+ * deployment: under another key prefix, in another Redis, or from another upsert of the scheduler.
+ * The job's key prefix, its creation time (`timestamp`, kept by every retry, stall and re-run) and
+ * the scheduling context (a new span per upsert) tell those apart. The scheduler's sampling decision
+ * and baggage carry over; the scheduling context itself becomes a link.
  */
-function scheduledRun(queue: string | undefined, jobId: string, creation: MessageContext): MessageContext {
+function scheduledRun(
+  job: JobLike,
+  queue: string | undefined,
+  jobId: string,
+  creation: MessageContext,
+): MessageContext {
+  const scheduling = creation.spanContext;
+  const timestamp = typeof job.timestamp === 'number' ? String(job.timestamp) : '';
   const digest = createHash('sha256')
-    .update(`hoptrace-run\u0000${queue ?? ''}\u0000${jobId}`)
+    .update(
+      [
+        'hoptrace-run',
+        queue ?? '',
+        jobId,
+        jobPrefix(job) ?? '',
+        timestamp,
+        scheduling ? `${scheduling.traceId}-${scheduling.spanId}` : '',
+      ].join('\u0000'),
+    )
     .digest('hex');
   const run: SpanContext = {
     traceId: digest.slice(0, 32),

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { MAX_DESTINATION_LENGTH } from '@hoptrace/core/adapter';
 import {
   brokerEndpoint,
@@ -358,6 +359,95 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: trace shape on real Redis', (_label, 
       expect(p.attributes['bullmq.job.name']).toBe('tick-job');
     }
   });
+
+  /**
+   * Runs of a cron job scheduler under two deployments that share the queue name and scheduler id
+   * (other key prefixes, or another Redis database): BullMQ gives both runs of the same second the
+   * same job id (`repeat:{scheduler}:{millis}`); their process spans, by job id.
+   */
+  async function cronRunsOfTwoDeployments(
+    deployments: ReadonlyArray<{ prefix: string; db: number }>,
+    traced: boolean,
+  ): Promise<{ ids: string[][]; spans: ReadableSpan[][]; schedules: ReadableSpan[] }> {
+    const name = uniqueQueueName('bullf-cron');
+    const ran = deployments.map(() => new Set<string>());
+    const spans: ReadableSpan[][] = deployments.map(() => []);
+    const common = deferred<string>();
+    const raws = deployments.map(({ prefix, db }, i) => {
+      const connectionOf = { ...connection(), db };
+      const raw = new Queue(name, { connection: connectionOf, prefix });
+      queues.push(raw);
+      workers.push(
+        new Worker(
+          name,
+          traceProcessor(async (job) => {
+            const id = job.id as string;
+            ran[i]?.add(id);
+            spans[i]?.push(trace.getActiveSpan() as unknown as ReadableSpan);
+            if (ran.every((set) => set.has(id))) common.resolve(id);
+          }),
+          { connection: connectionOf, prefix },
+        ),
+      );
+      return raw;
+    });
+    await Promise.all(
+      raws.map((raw) =>
+        (traced ? traceQueue(raw) : raw).upsertJobScheduler(
+          'nightly',
+          { pattern: '* * * * * *' },
+          { name: 'report' },
+        ),
+      ),
+    );
+    await common.promise;
+    for (const raw of raws) await raw.removeJobScheduler('nightly');
+    return {
+      ids: ran.map((set) => [...set]),
+      spans,
+      schedules: spansNamed(tracing.current.spans(), `schedule ${name}`),
+    };
+  }
+
+  it.each([
+    { case: 'other key prefixes, schedulers created untraced', traced: false, same: 'db' },
+    { case: 'other Redis databases, same prefix, schedulers created traced', traced: true, same: 'prefix' },
+  ])(
+    'job scheduler runs of two deployments given the same job id ($case) are two traces, not one',
+    async ({ traced, same }) => {
+      const suffix = randomUUID().slice(0, 8);
+      const deployments =
+        same === 'db'
+          ? [
+              { prefix: `bullf-a-${suffix}`, db: 0 },
+              { prefix: `bullf-b-${suffix}`, db: 0 },
+            ]
+          : [
+              { prefix: `bullf-${suffix}`, db: 0 },
+              { prefix: `bullf-${suffix}`, db: 1 },
+            ];
+      const { ids, spans, schedules } = await cronRunsOfTwoDeployments(deployments, traced);
+      expect(schedules).toHaveLength(traced ? 2 : 0);
+      const shared = (ids[0] ?? []).filter((id) => ids[1]?.includes(id));
+      expect(shared.length).toBeGreaterThan(0);
+      for (const id of shared) {
+        const [a, b] = spans.map((list) => list.find((s) => s.attributes['messaging.message.id'] === id));
+        expect(a).toBeDefined();
+        expect(b).toBeDefined();
+        // Two jobs of two deployments: two runs, each its own trace under its own run root.
+        expect(a?.spanContext().traceId).not.toBe(b?.spanContext().traceId);
+        expect(parentSpanId(a as ReadableSpan)).not.toBe(parentSpanId(b as ReadableSpan));
+        if (traced) {
+          // Each run still links to its own deployment's scheduling context.
+          expect(a?.links.map((l) => l.context.spanId)).toHaveLength(1);
+          expect(b?.links.map((l) => l.context.spanId)).toHaveLength(1);
+          expect(a?.links[0]?.context.spanId).not.toBe(b?.links[0]?.context.spanId);
+          for (const link of [a?.links[0], b?.links[0]])
+            expect(schedules.map((s) => s.spanContext().spanId)).toContain(link?.context.spanId);
+        }
+      }
+    },
+  );
 
   it("job scheduler whose template carries the caller's own context: a CLIENT schedule span linked to it, the runs link to that context", async () => {
     const { name, raw, queue } = setup('sched-own');
