@@ -138,9 +138,7 @@ export class ChannelState {
    * not answer ends with an error.
    */
   #closed(): void {
-    const connection = connectionClosing(this.raw);
-    const type = connection ? ERROR_CONNECTION_CLOSED : ERROR_CHANNEL_CLOSED;
-    const closed = connection ? 'connection closed' : 'channel closed';
+    const { type, closed } = this.#closedBy();
     this.confirms?.closeAll(type, closed);
     this.unproven.clear();
     this.deliveries.abortAll(type, `${closed} before the message was settled`);
@@ -149,6 +147,29 @@ export class ChannelState {
       receive.end();
     }
     this.receives.clear();
+  }
+
+  /** What closed the channel, read once amqplib is done closing it (see {@link endClosed}). */
+  #closedBy(): { type: string; closed: string } {
+    return connectionClosing(this.raw)
+      ? { type: ERROR_CONNECTION_CLOSED, closed: 'connection closed' }
+      : { type: ERROR_CHANNEL_CLOSED, closed: 'channel closed' };
+  }
+
+  /**
+   * Ends `operation` as its channel's close ends what is left open (`channel_closed`, or
+   * `connection_closed` when its connection closed), for an amqplib callback its close answered.
+   * amqplib calls those back while closing the channel, before the connection marks itself closed
+   * in the same task: what closed it is read a microtask later.
+   *
+   * @param before - what the close came before, for the status message.
+   */
+  endClosed(operation: Operation, before: string): void {
+    queueMicrotask(() => {
+      const { type, closed } = this.#closedBy();
+      operation.noteFailureType(type, `${closed} before ${before}`);
+      operation.end();
+    });
   }
 
   /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */

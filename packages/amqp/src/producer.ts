@@ -7,19 +7,21 @@ import {
   startClientSpan,
 } from '@hoptrace/core/adapter';
 import { type Attributes, context as contextApi, type Span, trace } from '@opentelemetry/api';
-import { ERROR_CHANNEL_CLOSED, ERROR_NACKED } from './attributes.ts';
+import { ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
 import { encodedHeaders, withHeaders } from './publish-options.ts';
 import type { PublishOptions } from './types.ts';
 
-/** `error.type` for a confirm callback's error: amqplib reports nacks and closes as plain Errors. */
+/** `error.type` for a confirm callback's error: amqplib reports a nack as a plain Error. */
 function confirmErrorType(error: unknown): string | undefined {
-  const message = error instanceof Error ? error.message : '';
-  if (message === 'message nacked') return ERROR_NACKED;
-  if (message === 'channel closed') return ERROR_CHANNEL_CLOSED;
-  return undefined;
+  return error instanceof Error && error.message === 'message nacked' ? ERROR_NACKED : undefined;
+}
+
+/** The error amqplib calls back the confirm callbacks still waiting when their channel closes with. */
+function isCloseError(error: unknown): boolean {
+  return error instanceof Error && error.message === 'channel closed';
 }
 
 /**
@@ -111,7 +113,13 @@ export function tracedPublish(
       confirms.add(operation);
       sendArgs[optionsIndex + 1] = function confirmed(this: unknown, ...cbArgs: unknown[]): unknown {
         confirms.delete(operation);
-        return settled.apply(this, cbArgs);
+        if (!isCloseError(cbArgs[0])) return settled.apply(this, cbArgs);
+        // The channel is closing (amqplib 2.x calls back before its connection tells whether it
+        // closed too): the span ends as the close ends the callback-less sends.
+        state.endClosed(operation, 'the broker confirmed the message');
+        return typeof callback === 'function'
+          ? (callback as (...a: unknown[]) => unknown).apply(this, cbArgs)
+          : undefined;
       };
     }
     result = state.call(method, sendArgs);

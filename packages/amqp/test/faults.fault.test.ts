@@ -953,3 +953,88 @@ describe('deadLetterOptions when the consumer authenticates as another user than
     }
   });
 });
+
+// amqplib 2.x calls a confirm callback still waiting when its channel closes with `channel closed`
+// from the channel's own `close` listener, before the connection marks itself closed: the send span
+// must still tell a lost connection from a closed channel, as a callback-less send does.
+describe('a confirm send with a callback pending when the connection goes (amqplib 2.x)', () => {
+  type Loss = 'socket error' | 'client close';
+  async function run(traced: boolean, loss: Loss): Promise<string[]> {
+    const connection = await connect();
+    connection.on('error', () => undefined);
+    const raw = await connection.createConfirmChannel();
+    const confirm = traced ? traceChannel(raw) : raw;
+    confirm.on('error', () => undefined);
+    const closed = deferred();
+    confirm.on('close', () => closed.resolve());
+    const queue = `amqpf-${randomUUID()}`;
+    await confirm.assertQueue(queue, { exclusive: true });
+    const calls: string[] = [];
+    confirm.sendToQueue(queue, Buffer.from('a'), { messageId: 'with-cb' }, (err) =>
+      calls.push(`a ${err?.message}`),
+    );
+    confirm.sendToQueue(queue, Buffer.from('b'), { messageId: 'no-cb' });
+    if (loss === 'socket error')
+      (
+        connection as unknown as { connection: { stream: { destroy(e: Error): void } } }
+      ).connection.stream.destroy(new Error('lost'));
+    else void connection.close().catch(() => undefined);
+    await closed.promise;
+    await sleep(20);
+    calls.push('closed');
+    return calls;
+  }
+
+  for (const loss of ['socket error', 'client close'] as const) {
+    it(`${loss}: the callback gets what it gets without hoptrace; both send spans end connection_closed`, async () => {
+      const withoutHoptrace = await run(false, loss);
+      expect(withoutHoptrace).toEqual(['a channel closed', 'closed']);
+      tracing.current.reset();
+      expect(await run(true, loss)).toEqual(withoutHoptrace);
+      const sent = (
+        await waitForSpans(spans, (s) => s.filter((x) => x.name.startsWith('send ')).length === 2)
+      ).filter((s) => s.name.startsWith('send '));
+      expect(sent.map((s) => s.attributes['messaging.message.id']).sort()).toEqual(['no-cb', 'with-cb']);
+      for (const span of sent) {
+        expect(span.status.code, String(span.attributes['messaging.message.id'])).toBe(SpanStatusCode.ERROR);
+        expect(span.attributes['error.type'], String(span.attributes['messaging.message.id'])).toBe(
+          'connection_closed',
+        );
+      }
+    });
+  }
+
+  it('a channel the broker closes (404 on a publish): the pending confirm sends end channel_closed', async () => {
+    const connection = await connect();
+    try {
+      const confirm = traceChannel(await connection.createConfirmChannel());
+      confirm.on('error', () => undefined);
+      const closed = deferred();
+      confirm.on('close', () => closed.resolve());
+      const queue = `amqpf-${randomUUID()}`;
+      await confirm.assertQueue(queue, { exclusive: true });
+      const calls: string[] = [];
+      confirm.publish(
+        `amqpf-missing-${randomUUID()}`,
+        'k',
+        Buffer.from('x'),
+        { messageId: 'missing' },
+        (err) => calls.push(`missing ${err?.message}`),
+      );
+      confirm.sendToQueue(queue, Buffer.from('x'), { messageId: 'after' }, (err) =>
+        calls.push(`after ${err?.message}`),
+      );
+      await closed.promise;
+      expect(calls).toEqual(['missing channel closed', 'after channel closed']);
+      const sent = (
+        await waitForSpans(spans, (s) => s.filter((x) => x.name.startsWith('send ')).length === 2)
+      ).filter((s) => s.name.startsWith('send '));
+      for (const span of sent) {
+        expect(span.status.code).toBe(SpanStatusCode.ERROR);
+        expect(span.attributes['error.type']).toBe('channel_closed');
+      }
+    } finally {
+      await connection.close().catch(() => undefined);
+    }
+  });
+});
