@@ -166,10 +166,18 @@ export class ChannelState {
    */
   endClosed(operation: Operation, before: string): void {
     queueMicrotask(() => {
-      const { type, closed } = this.#closedBy();
-      operation.noteFailureType(type, `${closed} before ${before}`);
+      this.noteClosed(operation, before);
       operation.end();
     });
+  }
+
+  /**
+   * Marks `operation` failed by its channel's close, as {@link endClosed} does, without ending it.
+   * Call it once amqplib is done closing (a promise reaction is).
+   */
+  noteClosed(operation: Operation, before: string): void {
+    const { type, closed } = this.#closedBy();
+    operation.noteFailureType(type, `${closed} before ${before}`);
   }
 
   /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */

@@ -53,8 +53,14 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     const settled = operation.callback(callback);
     getArgs[callbackIndex] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
       state.receives.delete(operation);
-      if (cbArgs[0] === null || cbArgs[0] === undefined) received(cbArgs[1]);
-      return settled.apply(this, cbArgs);
+      if (!isClosedAnswer(cbArgs[0])) {
+        if (cbArgs[0] === null || cbArgs[0] === undefined) received(cbArgs[1]);
+        return settled.apply(this, cbArgs);
+      }
+      // amqplib 2.x calls back while closing the channel, before its connection says whether it
+      // closed too: the span ends as the close ends what is left open.
+      state.endClosed(operation, ANSWERED);
+      return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
     };
     // Until amqplib answers, or the channel closes (amqplib 0.10 never answers a get it closed on).
     state.receives.add(operation);
@@ -69,12 +75,36 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     if (!isThenable(result)) return result;
     // The promise API takes no callback (a third argument is ignored): its promise answers.
     state.receives.delete(operation);
-    return operation.run(() => result, received);
+    return operation.run(() => noteCloseOf(state, operation, result), received);
   }
   return operation.run(
-    () => state.call('get', args),
+    () => noteCloseOf(state, operation, state.call('get', args)),
     (message) => received(message),
   );
+}
+
+/**
+ * A promise get's `result`, as it is: when it rejects because its channel closed, the operation is
+ * marked as the close marks what it leaves open, before `run`'s own reaction (registered after this
+ * one) sees the rejection and passes it on unchanged. A reaction runs once amqplib is done closing.
+ */
+function noteCloseOf<T>(state: ChannelState, operation: Operation, result: T): T {
+  if (result instanceof Promise)
+    result.then(undefined, (error: unknown) => {
+      if (isClosedAnswer(error)) state.noteClosed(operation, ANSWERED);
+    });
+  return result;
+}
+
+/** What a get's span says came after the close that answered it. */
+const ANSWERED = 'the broker answered the get';
+
+/**
+ * Whether a get's error is amqplib's answer to a get still waiting when its channel closed (the
+ * promise API rejects with it; 2.x's callback API calls back with it; 0.10's never calls back).
+ */
+function isClosedAnswer(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Channel ended, no reply will be forthcoming';
 }
 
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {

@@ -17,6 +17,7 @@ import { propagation, SpanStatusCode, type TextMapPropagator } from '@openteleme
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage, GetMessage } from 'amqplib';
 import amqplib from 'amqplib';
+import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
 import { connect } from './helpers.ts';
 
@@ -1036,5 +1037,115 @@ describe('a confirm send with a callback pending when the connection goes (amqpl
     } finally {
       await connection.close().catch(() => undefined);
     }
+  });
+});
+
+// amqplib answers a get still waiting when its channel closes with its own "Channel ended, no reply
+// will be forthcoming" error (the promise API rejects with it; 2.x's callback API calls back with it).
+describe('a get still waiting when its channel closes: receive ends channel_closed / connection_closed', () => {
+  type Close = 'socket error' | 'client close' | 'broker closes the channel';
+  const ended = 'Channel ended, no reply will be forthcoming';
+
+  function close(connection: ChannelModel, how: Close): void {
+    if (how === 'socket error')
+      (
+        connection as unknown as { connection: { stream: { destroy(e: Error): void } } }
+      ).connection.stream.destroy(new Error('lost'));
+    else if (how === 'client close') void connection.close().catch(() => undefined);
+  }
+
+  for (const [how, type] of [
+    ['socket error', 'connection_closed'],
+    ['client close', 'connection_closed'],
+    ['broker closes the channel', 'channel_closed'],
+  ] as const) {
+    it(`promise API, ${how}: the rejection as without hoptrace; the span ends ${type}`, async () => {
+      async function run(traced: boolean): Promise<string[]> {
+        const connection = await connect();
+        connection.on('error', () => undefined);
+        try {
+          const raw = await connection.createChannel();
+          const channel = traced ? traceChannel(raw) : raw;
+          channel.on('error', () => undefined);
+          const closed = deferred();
+          channel.on('close', () => closed.resolve());
+          const queue = `amqpf-${randomUUID()}`;
+          await channel.assertQueue(queue, { exclusive: true });
+          const outcomes: string[] = [];
+          // A 404 closes the channel before the broker reads the get.
+          if (how === 'broker closes the channel')
+            channel.checkExchange(`amqpf-missing-${randomUUID()}`).catch(() => outcomes.push('check failed'));
+          // On a client close, as get(queue, options, fn): the promise API ignores fn and answers by its promise.
+          const get = (
+            how === 'client close'
+              ? (channel.get as unknown as (...a: unknown[]) => Promise<GetMessage | false>).call(
+                  channel,
+                  queue,
+                  {},
+                  () => outcomes.push('fn called'),
+                )
+              : channel.get(queue)
+          ) as Promise<GetMessage | false>;
+          const got = get.then(
+            (m) => outcomes.push(`get ${String(m)}`),
+            (e: Error) => outcomes.push(`get rejected ${e.message}`),
+          );
+          close(connection, how);
+          await closed.promise;
+          await got;
+          // The order of two promises' handlers is not amqplib's to keep (a traced call takes a tick more).
+          return outcomes.sort();
+        } finally {
+          await connection.close().catch(() => undefined);
+        }
+      }
+      const withoutHoptrace = await run(false);
+      expect(withoutHoptrace).toContain(`get rejected ${ended}`);
+      tracing.current.reset();
+      expect(await run(true)).toEqual(withoutHoptrace);
+      const receive = (await waitForSpans(spans, (s) => s.some((x) => x.name.startsWith('receive ')))).filter(
+        (s) => s.name.startsWith('receive '),
+      );
+      expect(receive).toHaveLength(1);
+      expect(receive[0]?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(receive[0]?.attributes['error.type']).toBe(type);
+    });
+  }
+
+  it('callback API (amqplib 2.x), client close: the callback gets what it gets without hoptrace; the span ends connection_closed', async () => {
+    async function run(traced: boolean): Promise<string[]> {
+      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
+        callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+      );
+      connection.on('error', () => undefined);
+      const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
+        connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const channel = traced ? traceChannel(raw) : raw;
+      channel.on('error', () => undefined);
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      const queue = `amqpf-${randomUUID()}`;
+      await new Promise((resolve, reject) =>
+        channel.assertQueue(queue, { exclusive: true }, (err, ok) => (err ? reject(err) : resolve(ok))),
+      );
+      const calls: string[] = [];
+      channel.get(queue, {}, (err, m) => calls.push(err ? `get ${err.message}` : `get ${String(m)}`));
+      connection.close();
+      await closed.promise;
+      await sleep(20);
+      calls.push('closed');
+      return calls;
+    }
+    const withoutHoptrace = await run(false);
+    expect(withoutHoptrace).toEqual([`get ${ended}`, 'closed']);
+    tracing.current.reset();
+    expect(await run(true)).toEqual(withoutHoptrace);
+    const receive = (await waitForSpans(spans, (s) => s.some((x) => x.name.startsWith('receive ')))).filter(
+      (s) => s.name.startsWith('receive '),
+    );
+    expect(receive).toHaveLength(1);
+    expect(receive[0]?.status.code).toBe(SpanStatusCode.ERROR);
+    expect(receive[0]?.attributes['error.type']).toBe('connection_closed');
   });
 });
