@@ -1,5 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  assertClient,
+  describeKind,
   existingWrapper,
   type Interceptor,
   injectContextUnchecked,
@@ -68,8 +70,13 @@ export function traceFlowProducer<P extends FlowProducerLike>(
   flowProducer: P,
   options: FlowTracingOptions = {},
 ): P {
-  if (!flowProducer || typeof flowProducer !== 'object' || typeof flowProducer.add !== 'function') {
-    throw new TypeError(`Expected \`flowProducer\` to be a BullMQ FlowProducer, got ${String(flowProducer)}`);
+  assertClient('flowProducer', flowProducer, 'a BullMQ FlowProducer', ['add']);
+  // A Queue has an `add` too (of one job, not a tree): wrapped as a flow producer, nothing it added
+  // was traced. A FlowProducer never has `getJob`.
+  if (typeof (flowProducer as { getJob?: unknown }).getJob === 'function') {
+    throw new TypeError(
+      `Expected \`flowProducer\` to be a BullMQ FlowProducer, got ${describeKind(flowProducer)} (wrap it with traceQueue)`,
+    );
   }
   // Options are validated also when the flow producer was wrapped before (they are then ignored).
   const state = producerState(flowProducer, options);

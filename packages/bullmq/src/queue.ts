@@ -1,5 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  assertClient,
+  describeKind,
   existingWrapper,
   type Interceptor,
   interceptMethods,
@@ -58,8 +60,10 @@ type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
  * `upsertJobScheduler`, the queue's `defaultJobOptions`). Idempotent. Bad options throw a TypeError here.
  */
 export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingOptions = {}): Q {
-  if (!queue || typeof queue !== 'object' || typeof queue.add !== 'function') {
-    throw new TypeError(`Expected \`queue\` to be a BullMQ Queue, got ${String(queue)}`);
+  assertClient('queue', queue, 'a BullMQ Queue', ['add']);
+  // A FlowProducer has an `add` too, but no name: wrapped as a queue, its flows went out untraced.
+  if (typeof queue.name !== 'string') {
+    throw new TypeError(`Expected \`queue\` to be a BullMQ Queue, got ${describeKind(queue)} without a name`);
   }
   // Options are validated also when the queue was wrapped before (they are then ignored).
   const state = producerState(queue, options);

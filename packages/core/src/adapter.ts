@@ -174,6 +174,7 @@ export {
   assertOptionalOneOf,
   assertOptionalString,
   assertOptionsObject,
+  describeKind,
   describeValue,
   MAX_TIMEOUT_MS,
 } from './validate.ts';

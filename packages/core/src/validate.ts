@@ -126,7 +126,7 @@ function hasMethod(value: object, method: string): boolean {
 }
 
 /** `a Kafka`, `an object`, `a function`: what kind of object a wrong client is, never its contents. */
-function describeKind(value: object): string {
+export function describeKind(value: object): string {
   if (typeof value === 'function') return 'a function';
   let className: unknown;
   try {
