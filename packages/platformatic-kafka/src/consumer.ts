@@ -34,7 +34,8 @@ export function traceConsumer<C extends TraceableConsumer>(
   consumer: C,
   options: PlatformaticConsumerOptions = {},
 ): C {
-  assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close']);
+  // commit() too: an amqplib Channel has consume() and close() (and was wrapped, tracing nothing).
+  assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close', 'commit']);
   const existing = existingWrapper(consumer);
   if (existing) {
     validateOptions(options);

@@ -43,6 +43,7 @@ export function fakeConsumer() {
     groupId: 'fake-group',
     consume: async () => stream,
     close: async () => undefined,
+    commit: async () => undefined,
   };
   return { consumer, stream };
 }

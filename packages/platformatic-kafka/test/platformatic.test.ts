@@ -55,6 +55,19 @@ describe('options', () => {
     expect(() => traceConsumer(undefined as never)).toThrow(
       new TypeError('Expected `consumer` to be a @platformatic/kafka Consumer, got undefined'),
     );
+    // an amqplib Channel: consume() and close() too, but no commit(). It was wrapped: its deliveries
+    // reached the callback as its error argument, untraced, without a word.
+    class Channel {
+      consume() {}
+      close() {}
+      ack() {}
+      publish() {}
+    }
+    expect(() => traceConsumer(new Channel() as never)).toThrow(
+      new TypeError(
+        'Expected `consumer` to be a @platformatic/kafka Consumer, got a Channel without commit()',
+      ),
+    );
   });
 
   it('validates the options of a call that returns an existing wrapper too', () => {
