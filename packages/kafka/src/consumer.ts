@@ -42,7 +42,8 @@ import { KAFKA_SCOPE } from './scope.ts';
  * @param options - see {@link KafkaConsumerOptions}; invalid options throw a TypeError here.
  */
 export function traceConsumer<C extends Consumer>(consumer: C, options: KafkaConsumerOptions = {}): C {
-  assertClient('consumer', consumer, 'a kafkajs Consumer', ['run']);
+  // subscribe() too: a BullMQ Worker has a run() (and was wrapped, tracing nothing).
+  assertClient('consumer', consumer, 'a kafkajs Consumer', ['run', 'subscribe']);
   // Options are validated also when the consumer was wrapped before (wrapConsumer then returns
   // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);

@@ -138,6 +138,7 @@ export function fakeConsumer(): FakeConsumer {
       state.stopped = true;
     },
     disconnect: async () => undefined,
+    subscribe: async () => undefined,
     on: (() => () => undefined) as unknown as Consumer['on'],
   } as unknown as Consumer;
   return state;

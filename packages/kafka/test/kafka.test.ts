@@ -103,6 +103,15 @@ describe('wrapping', () => {
     expect(() => traceConsumer(undefined as never)).toThrow(
       new TypeError('Expected `consumer` to be a kafkajs Consumer, got undefined'),
     );
+    // a BullMQ Worker: run() too, but no subscribe(). It was wrapped, and run() handed it a config it ignores.
+    class Worker {
+      run() {}
+      close() {}
+      on() {}
+    }
+    expect(() => traceConsumer(new Worker() as never)).toThrow(
+      new TypeError('Expected `consumer` to be a kafkajs Consumer, got a Worker without subscribe()'),
+    );
     expect(() => traceKafka(fakeProducer().producer as never)).toThrow(
       new TypeError('Expected `kafka` to be a kafkajs Kafka client, got an object without producer()'),
     );
