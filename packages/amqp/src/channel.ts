@@ -1,4 +1,4 @@
-import { existingWrapper, type Interceptor, interceptMethods } from '@hoptrace/core/adapter';
+import { assertClient, existingWrapper, type Interceptor, interceptMethods } from '@hoptrace/core/adapter';
 import { ChannelState, type RawChannel } from './channel-state.ts';
 import { tracedConsume } from './consumer.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
@@ -33,13 +33,14 @@ import type { TraceableChannel } from './types.ts';
  * const channel = traceChannel(await connection.createChannel());
  */
 export function traceChannel<C extends TraceableChannel>(channel: C, options?: AmqpTracingOptions): C {
-  if (channel === null || typeof channel !== 'object' || typeof channel.publish !== 'function') {
-    throw new TypeError(`Expected \`channel\` to be an amqplib Channel, got ${String(channel)}`);
-  }
+  // Every method the channel type names: an ioredis client has a publish() (and an on()) too.
+  assertClient('channel', channel, 'an amqplib Channel', CHANNEL_METHODS);
   // Options are validated also when the channel was wrapped before (they are then ignored).
   const resolved = resolveOptions(options);
   return wrapChannel(channel, resolved);
 }
+
+const CHANNEL_METHODS = ['publish', 'sendToQueue', 'consume', 'ack', 'on'] as const;
 
 /** Wraps a raw channel with already resolved options (used by {@link traceConnection}). */
 export function wrapChannel<C extends TraceableChannel>(channel: C, options: ResolvedOptions): C {

@@ -1,4 +1,4 @@
-import { existingWrapper, interceptMethods, isThenable } from '@hoptrace/core/adapter';
+import { assertClient, existingWrapper, interceptMethods, isThenable } from '@hoptrace/core/adapter';
 import { wrapChannel } from './channel.ts';
 import { type AmqpTracingOptions, type ResolvedOptions, resolveOptions } from './options.ts';
 import type { AnyFunction, TraceableChannel, TraceableConnection } from './types.ts';
@@ -46,13 +46,7 @@ export function traceConnection<M extends TraceableConnection>(
   connection: M,
   options?: AmqpTracingOptions,
 ): M {
-  if (
-    connection === null ||
-    typeof connection !== 'object' ||
-    typeof connection.createChannel !== 'function'
-  ) {
-    throw new TypeError(`Expected \`connection\` to be an amqplib connection, got ${String(connection)}`);
-  }
+  assertClient('connection', connection, 'an amqplib connection', ['createChannel']);
   // Options are validated also when the connection was wrapped before (they are then ignored).
   const resolved = resolveOptions(options);
   const existing = existingWrapper(connection);

@@ -80,6 +80,21 @@ describe('options are validated at wrap time', () => {
     expect(() => traceChannel(null as never)).toThrow(TypeError);
     expect(() => traceChannel({} as never)).toThrow('Expected `channel` to be an amqplib Channel');
     expect(() => traceConnection({} as never)).toThrow('Expected `connection` to be an amqplib connection');
+    // An ioredis client (BullMQ's connection): publish() and on() too, but no consume() or ack(). It
+    // was wrapped, and its pub/sub publish(channel, message) was read as an AMQP publish.
+    class Redis extends EventEmitter {
+      publish() {}
+      subscribe() {}
+    }
+    expect(() => traceChannel(new Redis() as never)).toThrow(
+      new TypeError('Expected `channel` to be an amqplib Channel, got a Redis without sendToQueue()'),
+    );
+    expect(() => traceChannel({} as never)).toThrow(
+      new TypeError('Expected `channel` to be an amqplib Channel, got an object without publish()'),
+    );
+    expect(() => traceConnection(null as never)).toThrow(
+      new TypeError('Expected `connection` to be an amqplib connection, got null'),
+    );
   });
 });
 
