@@ -45,7 +45,9 @@ export const SNAPSHOT_VERSION = 1;
  *
  * @param context - an OpenTelemetry `Context`; `undefined` (or no argument) is the active one.
  * @returns a fresh snapshot, or `undefined` when the context has neither a valid span context nor
- * a baggage entry. An unsampled span context is captured (`traceFlags` 0).
+ * a baggage entry. An unsampled span context is captured (`traceFlags` 0). Capped as
+ * {@link restoreSnapshot} reads: baggage over 64 members or 8192 bytes and a tracestate over 512
+ * characters or 32 members are left out whole (a restore would drop them).
  * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
  * `captureSnapshot` and what it got. (`restoreSnapshot` never throws for its snapshot: that is data,
  * read from storage; the context is the calling code's own.)
@@ -56,20 +58,32 @@ export function captureSnapshot(context: Context = contextApi.active()): Context
   return fillSnapshot(target, context) ? target : undefined;
 }
 
-/** Fills `target` from `context`; false when there was nothing to capture. */
+/**
+ * Fills `target` from `context`; false when there was nothing to capture. Capped as
+ * {@link restoreSnapshot} reads: a tracestate or baggage it would drop whole (over the W3C limits) is
+ * left out here, so a snapshot never stores and carries what no restore reads (1000 local baggage
+ * entries made a snapshot of over 100 KB).
+ */
 function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
   const spanContext = trace.getSpanContext(context);
   const entries = propagation.getBaggage(context)?.getAllEntries();
   const valid = spanContext !== undefined && isSpanContextValid(spanContext);
-  if (!valid && !entries?.length) return false;
+  let baggage: Array<[string, string]> | undefined;
+  if (entries?.length) {
+    const pairs = entries.map(([key, entry]): [string, string] => [key, entry.value]);
+    if (acceptBaggageEntries(pairs)) baggage = pairs;
+    else diag.debug('hoptrace: a context snapshot leaves out baggage over the W3C limits');
+  }
+  if (!valid && !baggage) return false;
   if (valid) {
     target.traceId = spanContext.traceId;
     target.spanId = spanContext.spanId;
     target.traceFlags = spanContext.traceFlags;
     const state = spanContext.traceState?.serialize();
-    if (state) target.traceState = state;
+    if (state && acceptTraceState(state)) target.traceState = state;
+    else if (state) diag.debug('hoptrace: a context snapshot leaves out a tracestate over the W3C limits');
   }
-  if (entries?.length) target.baggage = entries.map(([key, entry]) => [key, entry.value]);
+  if (baggage) target.baggage = baggage;
   return true;
 }
 

@@ -1,6 +1,6 @@
 import { captureSnapshot, extractContext, restoreSnapshot } from '@hoptrace/core';
 import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
-import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, type TraceState, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -170,5 +170,64 @@ describe('captureSnapshot / restoreSnapshot', () => {
           .join(','),
       ),
     ).toBeUndefined();
+  });
+  describe('capture writes nothing restore would refuse (a snapshot is capped as restore is)', () => {
+    const withBaggage = (n: number, valueLength = 100) =>
+      propagation.setBaggage(
+        sample(),
+        propagation.createBaggage(
+          Object.fromEntries(
+            Array.from({ length: n }, (_, i) => [`k${i}`, { value: 'x'.repeat(valueLength) }]),
+          ),
+        ),
+      );
+
+    it('leaves out baggage over 64 members or 8192 bytes (restore drops it whole), and keeps the span context', () => {
+      // Before: 1000 local entries made a 112 KB snapshot, stored and carried, then dropped whole on restore.
+      const snapshot = captureSnapshot(withBaggage(1000));
+      expect(snapshot).toEqual({
+        v: 1,
+        traceId: TRACE_ID,
+        spanId: SPAN_ID,
+        traceFlags: 1,
+        traceState: 'hoptrace=2,v=x',
+      });
+      expect(JSON.stringify(snapshot).length).toBeLessThan(200);
+      expect(captureSnapshot(withBaggage(65, 1))?.baggage).toBeUndefined();
+      expect(captureSnapshot(withBaggage(1, 8200))?.baggage).toBeUndefined();
+      // At the limits it is kept, and restored whole.
+      const atLimit = captureSnapshot(withBaggage(64, 1));
+      expect(atLimit?.baggage).toHaveLength(64);
+      expect(propagation.getBaggage(restoreSnapshot(atLimit, ROOT_CONTEXT))?.getAllEntries()).toHaveLength(
+        64,
+      );
+    });
+
+    it('captures nothing for baggage alone over the limits (restore would return base)', () => {
+      const bag = propagation.createBaggage(
+        Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${i}`, { value: 'v' }])),
+      );
+      expect(captureSnapshot(propagation.setBaggage(ROOT_CONTEXT, bag))).toBeUndefined();
+    });
+
+    it('leaves out a tracestate over 512 characters (restore drops it) and keeps the ids', () => {
+      // The API's own TraceState keeps within the limits; a propagator's own TraceState need not.
+      const text = ['a', 'b', 'c'].map((k) => `${k}=${k.repeat(250)}`).join(',');
+      const long: TraceState = {
+        set: () => long,
+        unset: () => long,
+        get: () => undefined,
+        serialize: () => text,
+      };
+      const ctx = trace.setSpanContext(ROOT_CONTEXT, {
+        traceId: TRACE_ID,
+        spanId: SPAN_ID,
+        traceFlags: 1,
+        isRemote: true,
+        traceState: long,
+      });
+      expect(long.serialize().length).toBeGreaterThan(512);
+      expect(captureSnapshot(ctx)).toEqual({ v: 1, traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 1 });
+    });
   });
 });
