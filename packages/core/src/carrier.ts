@@ -27,15 +27,20 @@ export const MAX_HEADER_NAME_LENGTH = 128;
  * `Map` made in another realm (a `vm` context) fails `instanceof Map` and is recognised by its
  * built-in tag; a record (what kafkajs and amqplib hand out) has no `forEach` and costs one failed
  * property read more. A record with a `forEach` function and the `Map` tag that is not a `Map` is
- * read as one, and reading it fails quietly (no headers).
+ * read as one, and reading it fails quietly (no headers). Never throws: an object whose look-ups
+ * throw (a `forEach` getter, a Proxy trap, a revoked Proxy) is not a Map, and is read as a record.
  */
 export function isHeaderMap(headers: unknown): headers is HeaderMap {
-  return (
-    headers instanceof Map ||
-    (typeof (headers as { forEach?: unknown } | null | undefined)?.forEach === 'function' &&
-      !Array.isArray(headers) &&
-      Object.prototype.toString.call(headers) === '[object Map]')
-  );
+  try {
+    return (
+      headers instanceof Map ||
+      (typeof (headers as { forEach?: unknown } | null | undefined)?.forEach === 'function' &&
+        !Array.isArray(headers) &&
+        Object.prototype.toString.call(headers) === '[object Map]')
+    );
+  } catch {
+    return false; // a hostile object (a throwing `forEach` getter or trap, a revoked Proxy): not a Map
+  }
 }
 
 /**

@@ -115,6 +115,26 @@ describe('readFailureLineage on hostile or ordinary input', () => {
     expect(readFailureLineage(hostile)).toBeUndefined();
   });
 
+  it('never throws on a header object that is itself hostile (a throwing forEach getter, a throwing get trap, a revoked Proxy)', () => {
+    const throwingForEach = Object.defineProperty({ [FAILURE_HEADERS.errorType]: 'T' }, 'forEach', {
+      get() {
+        throw new Error('getter');
+      },
+    });
+    expect(readFailureLineage(throwingForEach)?.errorType).toBe('T');
+    const trapped = new Proxy(
+      { [FAILURE_HEADERS.errorType]: 'T' },
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const { proxy: revoked, revoke } = Proxy.revocable({ [FAILURE_HEADERS.errorType]: 'T' }, {});
+    revoke();
+    for (const headers of [trapped, revoked]) expect(readFailureLineage(headers)).toBeUndefined();
+  });
+
   it('never throws on header values that are hostile Proxies (a throwing trap, a revoked proxy)', () => {
     const { proxy: revoked, revoke } = Proxy.revocable({}, {});
     revoke();

@@ -402,6 +402,32 @@ describe('hostile sizes are refused before parsing', () => {
     expect(callerSpanContext(hostile)).toBeUndefined();
   });
 
+  it('never throws on a header object that is itself hostile (a throwing forEach getter, a throwing get trap, a revoked Proxy)', () => {
+    const throwingForEach = Object.defineProperty({ traceparent: TRACEPARENT }, 'forEach', {
+      get() {
+        throw new Error('getter');
+      },
+    });
+    const trapped = new Proxy(
+      { traceparent: TRACEPARENT },
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    const { proxy: revoked, revoke } = Proxy.revocable({ traceparent: TRACEPARENT }, {});
+    revoke();
+    // The forEach getter is not a header: the object's traceparent still continues the trace.
+    expect(trace.getSpanContext(extractContext(throwingForEach, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
+    expect(readMessageContext(throwingForEach).spanContext?.traceId).toBe(TRACE_ID);
+    for (const headers of [trapped, revoked]) {
+      expect(extractContext(headers, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
+      expect(readMessageContext(headers).spanContext).toBeUndefined();
+      expect(callerSpanContext(headers)).toBeUndefined();
+    }
+  });
+
   it('never throws on header values that are hostile Proxies (a throwing trap, a revoked proxy)', () => {
     const { proxy: revoked, revoke } = Proxy.revocable({}, {});
     revoke();
