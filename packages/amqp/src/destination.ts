@@ -1,3 +1,9 @@
+import {
+  ATTR_MESSAGING_DESTINATION_ANONYMOUS,
+  ATTR_MESSAGING_DESTINATION_TEMPLATE,
+} from '@hoptrace/core/adapter';
+import type { Attributes } from '@opentelemetry/api';
+
 /** What a span-name rule sees: the operation and the AMQP addressing of one message. */
 export interface SpanNameParts {
   /** `send`, `process`, `receive`, or a settle operation (`ack`, `nack`, `reject`). */
@@ -30,6 +36,19 @@ export function isServerNamed(queue: string): boolean {
  */
 export function isAnonymous(queue: string): boolean {
   return queue === DIRECT_REPLY_TO || isServerNamed(queue);
+}
+
+/**
+ * Sets `messaging.destination.anonymous` for a queue without a name of its own (see
+ * {@link isAnonymous}) and, for direct reply-to (the pseudo-queue or a requester's address),
+ * `messaging.destination.template` = `amq.rabbitmq.reply-to`: the low-cardinality form its span names
+ * and metrics use, while `messaging.destination.name` keeps the full address.
+ */
+export function anonymousAttributes(target: Attributes, queue: string): void {
+  if (!isAnonymous(queue)) return;
+  target[ATTR_MESSAGING_DESTINATION_ANONYMOUS] = true;
+  if (queue === DIRECT_REPLY_TO || queue.startsWith(`${DIRECT_REPLY_TO}.`))
+    target[ATTR_MESSAGING_DESTINATION_TEMPLATE] = DIRECT_REPLY_TO;
 }
 
 /**

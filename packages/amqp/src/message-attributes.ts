@@ -1,5 +1,4 @@
 import {
-  ATTR_MESSAGING_DESTINATION_ANONYMOUS,
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
   ATTR_MESSAGING_MESSAGE_CONVERSATION_ID,
   ATTR_MESSAGING_MESSAGE_ID,
@@ -9,15 +8,18 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_REDELIVERED } from './attributes.ts';
-import { isAnonymous } from './destination.ts';
+import { anonymousAttributes } from './destination.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AmqpMessage } from './types.ts';
 import { deathAttributes } from './x-death.ts';
 
 /**
  * Message-level attributes shared by send, receive and process spans: whether the queue is
- * anonymous (server-named or direct reply-to), routing key (unless turned off; capped), message id
- * and correlation id (capped).
+ * anonymous (server-named or direct reply-to) and its template (direct reply-to), routing key (unless
+ * turned off; capped), message id and correlation id (capped).
+ *
+ * @param queue - the queue the message is addressed to or came from (`undefined`: a publish to a
+ * named exchange, whose destination is never anonymous).
  */
 export function messageAttributes(
   target: Attributes,
@@ -25,9 +27,9 @@ export function messageAttributes(
   routingKey: string,
   messageId: unknown,
   correlationId: unknown,
-  anonymous: boolean,
+  queue: string | undefined,
 ): void {
-  if (anonymous) target[ATTR_MESSAGING_DESTINATION_ANONYMOUS] = true;
+  if (queue !== undefined) anonymousAttributes(target, queue);
   if (routingKey !== '' && opts.captureRoutingKey)
     target[ATTR_RABBITMQ_DESTINATION_ROUTING_KEY] = capValue(routingKey);
   if (typeof messageId === 'string' && messageId !== '')
@@ -50,7 +52,7 @@ export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage, 
     fields.routingKey ?? '',
     properties?.messageId,
     properties?.correlationId,
-    isAnonymous(queue),
+    queue,
   );
   if (fields.redelivered === true) attributes[ATTR_HOPTRACE_RABBITMQ_REDELIVERED] = true;
   const headers = properties?.headers;

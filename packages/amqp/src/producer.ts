@@ -9,7 +9,7 @@ import {
 import { type Attributes, context as contextApi, type Span, trace } from '@opentelemetry/api';
 import { ERROR_NACKED } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
-import { destinationOverride, isAnonymous, producerDestination } from './destination.ts';
+import { destinationOverride, producerDestination } from './destination.ts';
 import { messageAttributes } from './message-attributes.ts';
 import { encodedHeaders, withHeaders } from './publish-options.ts';
 import type { PublishOptions } from './types.ts';
@@ -83,7 +83,7 @@ export function tracedPublish(
       routingKey,
       messageId,
       correlationId,
-      exchange === '' && isAnonymous(routingKey),
+      exchange === '' ? routingKey : undefined,
     );
     if (instr.captureBodySize && bodySize !== undefined)
       attributes[ATTR_MESSAGING_MESSAGE_BODY_SIZE] = bodySize;

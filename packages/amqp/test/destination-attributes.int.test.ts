@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import { traceChannel } from '@hoptrace/amqp';
+import {
+  ATTR_MESSAGING_DESTINATION_ANONYMOUS,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_DESTINATION_TEMPLATE,
+} from '@hoptrace/core/adapter';
+import {
+  deferred,
+  onlySpan,
+  parentSpanId,
+  spansNamed,
+  until,
+  useTestTracing,
+  waitForSpans,
+} from '@hoptrace/test-kit';
+import { SpanKind } from '@opentelemetry/api';
+import type { ConsumeMessage } from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { useConnection } from './helpers.ts';
+
+const tracing = useTestTracing();
+const amqp = useConnection();
+
+describe('destination attributes of anonymous destinations (semconv-audit)', () => {
+  it('direct reply-to: spans named amq.rabbitmq.reply-to carry it as messaging.destination.template', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const queue = `semconv-rpc-${randomUUID()}`;
+    await channel.assertQueue(queue, { exclusive: true });
+    const requests: ConsumeMessage[] = [];
+    await channel.consume(queue, (m) => m && requests.push(m));
+    const reply = deferred();
+    await channel.consume('amq.rabbitmq.reply-to', (m) => m && reply.resolve(), { noAck: true });
+    channel.sendToQueue(queue, Buffer.from('request'), { replyTo: 'amq.rabbitmq.reply-to' });
+    await until(() => requests.length === 1, 'the request');
+    const request = requests[0] as ConsumeMessage;
+    const address = String(request.properties.replyTo);
+    expect(address.startsWith('amq.rabbitmq.reply-to.')).toBe(true);
+    channel.sendToQueue(address, Buffer.from('reply'));
+    await reply.promise;
+    channel.ack(request);
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) =>
+        spansNamed(s, 'process amq.rabbitmq.reply-to').length === 1 &&
+        spansNamed(s, `process ${queue}`).length === 1,
+    );
+    const replySend = onlySpan(spans, 'send amq.rabbitmq.reply-to');
+    const replyProcess = onlySpan(spans, 'process amq.rabbitmq.reply-to');
+    expect(replySend.kind).toBe(SpanKind.PRODUCER);
+    expect(replyProcess.kind).toBe(SpanKind.CONSUMER);
+    expect(parentSpanId(replyProcess)).toBe(replySend.spanContext().spanId);
+    expect(replySend.spanContext().traceId).toBe(replyProcess.spanContext().traceId);
+    // The full (high-cardinality) address stays the destination name; the span name's low-cardinality
+    // form is its template.
+    expect(replySend.attributes).toMatchObject({
+      [ATTR_MESSAGING_DESTINATION_NAME]: address,
+      [ATTR_MESSAGING_DESTINATION_ANONYMOUS]: true,
+      [ATTR_MESSAGING_DESTINATION_TEMPLATE]: 'amq.rabbitmq.reply-to',
+    });
+    expect(replyProcess.attributes).toMatchObject({
+      [ATTR_MESSAGING_DESTINATION_ANONYMOUS]: true,
+      [ATTR_MESSAGING_DESTINATION_TEMPLATE]: 'amq.rabbitmq.reply-to',
+    });
+    expect(String(replyProcess.attributes[ATTR_MESSAGING_DESTINATION_NAME])).toContain(address);
+    // A named queue's spans have no template (their name is low-cardinality already).
+    const requestSend = onlySpan(spans, `send ${queue}`);
+    const requestProcess = onlySpan(spans, `process ${queue}`);
+    for (const span of [requestSend, requestProcess]) {
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_NAME]).toBe(queue);
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_TEMPLATE]).toBeUndefined();
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_ANONYMOUS]).toBeUndefined();
+    }
+    expect(tracing.current.spans()).toHaveLength(4);
+  });
+});
