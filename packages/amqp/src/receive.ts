@@ -6,9 +6,9 @@ import {
   setSpanAttributes,
   startClientSpan,
 } from '@hoptrace/core/adapter';
-import { context as contextApi, type Span } from '@opentelemetry/api';
+import { type Attributes, context as contextApi, type Span } from '@opentelemetry/api';
 import type { ChannelState } from './channel-state.ts';
-import { consumerDestination } from './destination.ts';
+import { anonymousAttributes, consumerDestination, isAnonymous } from './destination.ts';
 import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage } from './types.ts';
 
@@ -19,7 +19,8 @@ type LinkableSpan = Span & { addLink?: (link: { context: ReturnType<Span['spanCo
  * A traced `get(queue, options?)` (promise API) or `get(queue, options, cb)` (callback API): a
  * `receive` span (CLIENT), a child of the caller's context (a pull happens where the caller is),
  * from the call until amqplib answers. With a message, the span gets its attributes and a link to
- * its creation context; on an empty queue (`false`) it ends without them. Settling a got message
+ * its creation context; on an empty queue (`false`) it ends without them (a server-named queue is
+ * marked anonymous either way). Settling a got message
  * later does not touch this span. The answer is passed through unchanged.
  */
 export function tracedGet(state: ChannelState, args: unknown[]): unknown {
@@ -32,6 +33,12 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     contextApi.active(),
     queue === '' || queue === nameDestination ? undefined : { destination: queue }, // the template names it
   );
+  // A property of the queue, not of a message: an empty get has it too.
+  if (isAnonymous(queue) && span?.isRecording()) {
+    const anonymous: Attributes = {};
+    anonymousAttributes(anonymous, queue);
+    span.setAttributes(anonymous);
+  }
   const operation = new Operation(instr, span, state.metric('receive', 'receive', nameDestination, 0));
   // amqplib reads `noAck` by its truthiness
   const noAck = Boolean((args[1] as { noAck?: unknown } | null | undefined)?.noAck);

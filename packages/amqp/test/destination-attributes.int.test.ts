@@ -73,4 +73,28 @@ describe('destination attributes of anonymous destinations (semconv-audit)', () 
     }
     expect(tracing.current.spans()).toHaveLength(4);
   });
+
+  it('a get on an empty server-named queue marks the destination anonymous, as a get of a message does', async () => {
+    const channel = traceChannel(await amqp.connection.createChannel());
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    expect(queue.startsWith('amq.gen-')).toBe(true);
+    expect(await channel.get(queue)).toBe(false);
+    channel.sendToQueue(queue, Buffer.from('x'));
+    let got: false | ConsumeMessage = false;
+    while (got === false) got = (await channel.get(queue)) as false | ConsumeMessage;
+    channel.ack(got);
+    const receives = spansNamed(tracing.current.spans(), 'receive');
+    expect(receives).toHaveLength(2);
+    for (const span of receives) {
+      expect(span.kind).toBe(SpanKind.CLIENT);
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_NAME]).toBe(queue);
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_ANONYMOUS]).toBe(true);
+      expect(span.attributes[ATTR_MESSAGING_DESTINATION_TEMPLATE]).toBeUndefined();
+    }
+    const [empty, full] = receives as [(typeof receives)[0], (typeof receives)[0]];
+    expect(empty.links).toEqual([]);
+    expect(full.links.map((l) => l.context.spanId)).toEqual([
+      onlySpan(tracing.current.spans(), 'send').spanContext().spanId,
+    ]);
+  });
 });
