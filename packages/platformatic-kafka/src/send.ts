@@ -104,8 +104,15 @@ export function tracedSend(
       const caller = view ? callerSpanContext(view) : undefined;
       if (caller) {
         callers[i] = caller;
+        const link: Link = { context: caller };
+        // A send of several messages is about none of them alone: each one's attributes go on its link.
+        if (total > 1) {
+          const attributes: Attributes = {};
+          addSentMessageAttributes(attributes, state, message);
+          link.attributes = attributes;
+        }
         links ??= [];
-        links.push({ context: caller });
+        links.push(link);
       }
     }
   } catch {
