@@ -136,14 +136,26 @@ describe('publish options reach amqplib as the caller built them', () => {
     ];
     for (const options of built()) raw.sendToQueue(queue, Buffer.from('raw'), options);
     for (const options of built()) traced.sendToQueue(queue, Buffer.from('traced'), options);
-    const got: (GetMessage | false)[] = [];
-    for (let i = 0; i < 4; i++) got.push(await raw.get(queue, { noAck: true }));
-    const properties = got.map((m) => {
-      if (!m) throw new Error('a message is missing');
-      const { traceparent, ...headers } = m.properties.headers ?? {};
-      expect(traceparent === undefined).toBe(m.content.toString() === 'raw');
-      return { ...m.properties, headers };
-    });
+    // Two channels: RabbitMQ orders each channel's messages, not the two channels' against each
+    // other, nor against a get on the first: poll until all four are in, then pair them by sender.
+    const got: GetMessage[] = [];
+    const deadline = Date.now() + 5000;
+    while (got.length < 4 && Date.now() < deadline) {
+      const m = await raw.get(queue, { noAck: true });
+      if (m) got.push(m);
+      else await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(got).toHaveLength(4);
+    const propertiesOf = (sent: string) =>
+      got
+        .filter((m) => m.content.toString() === sent)
+        .map((m) => {
+          const { traceparent, ...headers } = m.properties.headers ?? {};
+          expect(traceparent === undefined).toBe(sent === 'raw');
+          return { ...m.properties, headers };
+        });
+    const properties = [...propertiesOf('raw'), ...propertiesOf('traced')];
+    expect(properties).toHaveLength(4);
     expect(properties[2]).toEqual(properties[0]);
     expect(properties[3]).toEqual(properties[1]);
     expect(properties[2]).toMatchObject({
