@@ -33,6 +33,12 @@ export type HeaderEncoding = 'string' | 'buffer' | 'none';
 export interface HeaderEncodings {
   readonly key: HeaderEncoding;
   readonly value: HeaderEncoding;
+  /**
+   * The producer runs a `beforeSerialization` hook (its own or a schema `registry`'s): it then throws
+   * on a message whose `headers` is `null` (it reads them with `Object.entries`), so such a message is
+   * passed on as it is, to fail as it does without hoptrace.
+   */
+  readonly refusesNull?: boolean;
 }
 
 const PROBE = 'traceparent';
@@ -56,17 +62,25 @@ function probe(serializer: unknown): HeaderEncoding {
 /**
  * How a producer's header serializers want propagation headers written, probed once at wrap time
  * from the client's options (read through its own `plt.kafka.base.options` symbol; a client without
- * it is taken to use the default, pass-through serializers). Warns once when headers cannot be
- * written (the send spans are still made, but the context does not travel).
+ * it is taken to use the default, pass-through serializers), and whether it runs a
+ * `beforeSerialization` hook. Warns once when headers cannot be written (the send spans are still
+ * made, but the context does not travel).
  */
 export function producerHeaderEncodings(client: object): HeaderEncodings {
   let serializers: { headerKey?: unknown; headerValue?: unknown } | undefined;
+  let refusesNull = false;
   try {
-    serializers = clientOptions(client)?.serializers as typeof serializers;
+    const options = clientOptions(client);
+    serializers = options?.serializers as typeof serializers;
+    refusesNull = Boolean(options?.beforeSerialization || options?.registry);
   } catch {
     serializers = undefined;
   }
-  const encodings = { key: probe(serializers?.headerKey), value: probe(serializers?.headerValue) };
+  const encodings = {
+    key: probe(serializers?.headerKey),
+    value: probe(serializers?.headerValue),
+    refusesNull,
+  };
   if (encodings.key === 'none' || encodings.value === 'none') {
     diag.warn(
       'hoptrace: this producer serializes header keys or values in a way hoptrace cannot write standard propagation headers through; its messages will not carry their trace context',

@@ -263,6 +263,8 @@ export function carrying(
   context: Context,
   shared?: () => EncodedHeaders | undefined,
 ): OutgoingMessage {
+  // Headers the client's hook throws on: the message as it is, so the client raises its own error.
+  if (message.headers === null && state.encodings.refusesNull) return message;
   let encoded: EncodedHeaders | undefined;
   if (caller) {
     encoded = encodedChanges(state, view, sendHeaders(view, context, caller));

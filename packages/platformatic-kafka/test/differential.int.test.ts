@@ -422,3 +422,57 @@ describe("hoptrace's own stream listeners as the streams list them", () => {
     expect(raw.after.flush).toEqual([1, true]);
   });
 });
+
+describe('a producer with a beforeSerialization hook, sending headers: null', () => {
+  it('a traced send fails as the raw one does (same error, thrown at the call), the send span ends ERROR with it, nothing is written', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await sleep(1000);
+    const hooked = (mode: Mode) => {
+      const p = new Producer({
+        clientId: `diff-${mode}`,
+        bootstrapBrokers: brokers(),
+        beforeSerialization: (_data, _type, _message, done) => done(null),
+      });
+      cleanup.push(() => p.close());
+      return mode === 'raw' ? p : traceProducer(p);
+    };
+    const attempt = (producer: Producer, style: 'promise' | 'callback') => {
+      const messages = [{ topic, value: Buffer.from(style), headers: null as never }];
+      try {
+        if (style === 'promise')
+          return producer.send({ messages }).then(
+            () => 'ok',
+            (e: Error) => ['rejected', e.constructor.name, e.message],
+          );
+        let answer: (value: unknown) => void = () => undefined;
+        const answered = new Promise((resolve) => {
+          answer = resolve;
+        });
+        producer.send({ messages }, (e) => answer(e ? ['answered', e.message] : 'ok'));
+        return answered;
+      } catch (e) {
+        return ['threw', (e as Error).constructor.name, (e as Error).message];
+      }
+    };
+    const { raw, traced } = await both(async (mode) => {
+      const producer = hooked(mode);
+      return [await attempt(producer, 'promise'), await attempt(producer, 'callback')];
+    });
+    expect(raw[0]).toEqual(['threw', 'TypeError', 'Cannot convert undefined or null to object']);
+    expect(traced).toEqual(raw);
+    const sends = tracing.current.spans().filter((s) => s.name.startsWith('send '));
+    expect(sends).toHaveLength(2);
+    for (const send of sends) {
+      expect(send.status.code).toBe(SpanStatusCode.ERROR);
+      expect(send.attributes['error.type']).toBe('TypeError');
+    }
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    // Nothing reached the topic either way: a plain send after them is its first message.
+    await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('after') }] });
+    const consumer = consumerFor('raw');
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    const first = await stream[Symbol.asyncIterator]().next();
+    await stream.close();
+    expect(first.value?.value.toString()).toBe('after');
+  });
+});
