@@ -9,16 +9,26 @@ export type HeaderInput = ReadonlyMap<unknown, unknown> | Readonly<Record<string
 const MAX_HEADERS_READ = 64;
 /**
  * A plain view of a message's headers keyed by text, for core's propagation and lineage readers:
- * a record as it is, a `Map` through core's `mapHeaderView` (string keys as they are, Buffer keys
+ * a record's own enumerable string-keyed entries (what the client sends, through `Object.entries`:
+ * an inherited or non-enumerable `traceparent` is not on the wire, so it is not the caller's
+ * context), a `Map` through core's `mapHeaderView` (string keys as they are, Buffer keys
  * decoded, other or over-long keys skipped; values as they are: core decodes strings and Buffers and
- * refuses oversized ones). `undefined` for no headers. Never throws; never touches the caller's map.
+ * refuses oversized ones). `undefined` for no headers or a record whose getters throw. Never throws;
+ * never touches the caller's map.
  *
  * @param limit - most entries read: received messages are read up to {@link MAX_HEADERS_READ}; an
  * outgoing message's own map is read whole, so a context the caller put anywhere in it is kept.
  */
 export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<string, unknown> | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
-  return headers instanceof Map ? mapHeaderView(headers, limit) : (headers as Record<string, unknown>);
+  if (headers instanceof Map) return mapHeaderView(headers, limit);
+  try {
+    const view: Record<string, unknown> = Object.create(null);
+    for (const name of Object.keys(headers)) view[name] = (headers as Record<string, unknown>)[name];
+    return view;
+  } catch {
+    return undefined; // a getter that throws: the client raises its own error when it reads them
+  }
 }
 
 /**

@@ -5,7 +5,7 @@ import { Producer } from '@platformatic/kafka';
 import { afterEach, describe, expect, it } from 'vitest';
 import { brokers, cleanup, createTopics, rawMessages, runCleanup, stringProducer } from './helpers.ts';
 
-useTestTracing();
+const tracing = useTestTracing();
 afterEach(runCleanup);
 const STALE = `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
 
@@ -49,5 +49,29 @@ describe('@platformatic/kafka: caller headers naming a propagation field in anot
       const traceparent = wire.find(([k]) => k === 'traceparent')?.[1];
       expect(traceparent?.split('-')[1]).toBe(request.spanContext().traceId);
     }
+  });
+});
+
+describe('@platformatic/kafka: a header record whose traceparent the client does not send', () => {
+  it('an inherited or non-enumerable traceparent is not taken as the caller’s context: the message carries the send span’s, and the span links to nothing', async () => {
+    const [topic] = (await createTopics(1)) as [string];
+    await sleep(1000);
+    const inherited = Object.create({ traceparent: STALE }) as Record<string, string>;
+    inherited.app = 'a';
+    const hidden: Record<string, string> = { app: 'a' };
+    Object.defineProperty(hidden, 'traceparent', { value: STALE, enumerable: false });
+    const strings = traceProducer(stringProducer({ clientId: 'hdrfix' }));
+    await strings.send({ messages: [{ topic, value: 'inherited', headers: inherited }] });
+    await strings.send({ messages: [{ topic, value: 'hidden', headers: hidden }] });
+    const sends = tracing.current.spans().filter((s) => s.name.startsWith('send '));
+    expect(sends).toHaveLength(2);
+    const wire = await received(topic, 2);
+    sends.forEach((send, i) => {
+      expect(send.links).toEqual([]);
+      expect(wire[i]).toEqual([
+        ['app', 'a'],
+        ['traceparent', `00-${send.spanContext().traceId}-${send.spanContext().spanId}-01`],
+      ]);
+    });
   });
 });
