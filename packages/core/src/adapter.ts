@@ -13,6 +13,7 @@ export {
   capValue,
   MAX_ATTRIBUTE_VALUE_LENGTH,
   MAX_DESTINATION_LENGTH,
+  messageLink,
   setSpanAttributes,
   withLegacyNames,
 } from './attributes.ts';

@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, Span } from '@opentelemetry/api';
+import type { Attributes, AttributeValue, Link, Span, SpanContext } from '@opentelemetry/api';
 import {
   ATTR_MESSAGING_DESTINATION_PARTITION_ID,
   ATTR_MESSAGING_OPERATION_TYPE,
@@ -54,4 +54,16 @@ function legacyValue(key: string, value: AttributeValue | undefined): AttributeV
 export function setSpanAttributes(span: Span | undefined, attributes: Attributes, legacy = false): void {
   if (span === undefined || !span.isRecording()) return;
   span.setAttributes(legacy ? withLegacyNames(attributes) : attributes);
+}
+
+/**
+ * A link from a span about several messages to one message's context, carrying that message's own
+ * attributes (the conventions put per-message attributes on the links when the span is about more
+ * than one message), with the older names too when `legacy` is on, as {@link setSpanAttributes}
+ * sets them on a span about one message. An empty `attributes` gives a link without attributes.
+ */
+export function messageLink(context: SpanContext, attributes: Attributes, legacy = false): Link {
+  for (const _ in attributes)
+    return { context, attributes: legacy ? withLegacyNames(attributes) : attributes };
+  return { context };
 }

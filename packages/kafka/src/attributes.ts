@@ -2,9 +2,10 @@ import {
   addKafkaMessageAttributes,
   addKafkaPositionAttributes,
   type Instrumentation,
+  messageLink,
   setSpanAttributes,
 } from '@hoptrace/core/adapter';
-import type { Attributes, Span } from '@opentelemetry/api';
+import type { Attributes, Link, Span, SpanContext } from '@opentelemetry/api';
 
 /** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
@@ -41,4 +42,26 @@ export function setMessageAttributes(
     );
   }
   setSpanAttributes(span, base, instr.legacyAttributes);
+}
+
+/**
+ * The link from a batch span to one message's creation context, carrying what a span about that
+ * message alone records of it: its offset, key (with `captureKeys`), tombstone and body size (with
+ * `captureBodySize`); older names too with `legacyAttributes`. Not the partition: a batch is one
+ * partition, on the span.
+ */
+export function batchMessageLink(
+  instr: Instrumentation,
+  captureKeys: boolean,
+  context: SpanContext,
+  message: { key?: unknown; value?: unknown; offset?: unknown },
+): Link {
+  const attributes: Attributes = {};
+  addKafkaMessageAttributes(
+    attributes,
+    { key: message.key, value: message.value, offset: message.offset },
+    captureKeys,
+    instr.captureBodySize,
+  );
+  return messageLink(context, attributes, instr.legacyAttributes);
 }

@@ -17,6 +17,7 @@ import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
   ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  batchMessageLink,
   setMessageAttributes,
 } from './attributes.ts';
 import { type ConsumerState, type OpenBatch, processMetric, recordTimeInQueue } from './consumer-state.ts';
@@ -238,8 +239,9 @@ export function traceBatch(
     if (!perMessage && links.length >= settings.maxBatchLinks) continue;
     const creation = readMessageContext(message.headers);
     creations[i] = creation;
+    // The span is about several messages: each one's own attributes go on its link.
     if (creation.spanContext && links.length < settings.maxBatchLinks)
-      links.push({ context: creation.spanContext });
+      links.push(batchMessageLink(instr, settings.captureKeys, creation.spanContext, message));
     // `batch` mode has no per-message span unless asked for: a dead-letter or retry copy's link to
     // the failed attempt goes on the batch span (within the same cap).
     if (!perMessage && links.length < settings.maxBatchLinks) {
