@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   addKafkaMessageAttributes,
+  messageLink,
   Operation,
   operationMetric,
   readMessageContext,
@@ -9,7 +10,7 @@ import {
   startSpanFromTemplate,
   timeInQueueSeconds,
 } from '@hoptrace/core/adapter';
-import type { Context, Link } from '@opentelemetry/api';
+import type { Attributes, Context, Link, SpanContext } from '@opentelemetry/api';
 import { context as contextApi, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
@@ -183,6 +184,18 @@ export function withMessageContext<T>(message: object, fn: () => T): T {
 }
 
 /**
+ * The link from a `withBatchContext` span to one message's creation context, carrying what the
+ * message's own process span records of it: partition and offset (the span is about messages that
+ * may come from several partitions), key (with `captureKeys`), tombstone and body size (with
+ * `captureBodySize`); older names too with `legacyAttributes`.
+ */
+function batchMessageLink(state: ConsumerState, context: SpanContext, message: ReceivedMessage): Link {
+  const attributes: Attributes = {};
+  addKafkaMessageAttributes(attributes, message, state.settings.captureKeys, state.instr.captureBodySize);
+  return messageLink(context, attributes, state.instr.legacyAttributes);
+}
+
+/**
  * Runs `fn` inside one `process` span for a whole array of messages from a traced stream (e.g.
  * what you collected before a bulk write): a new trace with a link to each message's creation
  * context (first come, up to `maxBatchLinks`), `messaging.batch.message_count` and
@@ -210,7 +223,7 @@ export function withBatchContext<T>(messages: readonly object[], fn: () => T): T
     if (topicOf(received) !== topic) topic = undefined;
     if (links.length >= settings.maxBatchLinks) continue;
     const creation = readMessageContext(headerView(received.headers)).spanContext;
-    if (creation) links.push({ context: creation });
+    if (creation) links.push(batchMessageLink(state, creation, received));
   }
   const span = startSpanFromTemplate(instr, state.templates.of('process').get(topic), ROOT_CONTEXT, {
     links,
