@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG,
+  messageLink,
   Operation,
   setSpanAttributes,
   startClientSpan,
@@ -103,9 +104,16 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
       ? undefined
       : state.nameFor(call.how, fields?.exchange ?? '', fields?.routingKey ?? '', queue);
   const links: Link[] = [];
+  const { legacyAttributes } = state.opts.instr;
   for (const delivery of settled) {
     const context = delivery.operation.spanContext();
-    if (context) links.push({ context });
+    if (!context) continue;
+    // A settle of several deliveries is about none alone: each one's tag goes on its link.
+    links.push(
+      call.multiple
+        ? messageLink(context, { [ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG]: delivery.tag }, legacyAttributes)
+        : { context },
+    );
   }
   const span: Span | undefined = startClientSpan(
     state.opts.instr,
@@ -131,7 +139,7 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
     if (call.tag !== undefined && !call.multiple) attributes[ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG] = call.tag;
     else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = settled.length;
     if (call.how !== 'ack') attributes[ATTR_HOPTRACE_RABBITMQ_REQUEUE] = call.requeue;
-    setSpanAttributes(span, attributes, state.opts.instr.legacyAttributes);
+    setSpanAttributes(span, attributes, legacyAttributes);
   }
   const operation = new Operation(state.opts.instr, span, state.metric('settle', call.how, nameDestination));
   return operation.run(
