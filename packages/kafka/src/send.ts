@@ -4,6 +4,7 @@ import {
   callerSpanContext,
   copyWith,
   injectContextUnchecked,
+  messageLink,
   messagePositions,
   Operation,
   type PendingSends,
@@ -216,11 +217,11 @@ function readCallers(state: ProducerState, groups: readonly TopicMessages[]): Ca
       if (caller) {
         callers ??= new Array(total);
         callers[index] = caller;
-        const link: Link = { context: caller };
+        let link: Link = { context: caller };
         if (multi) {
           const attributes: Attributes = {};
           addKafkaMessageAttributes(attributes, message, settings.captureKeys, instr.captureBodySize);
-          link.attributes = attributes;
+          link = messageLink(caller, attributes, instr.legacyAttributes);
         }
         links ??= [];
         links.push(link);

@@ -412,6 +412,31 @@ describe('legacy attribute names', () => {
   });
 });
 
+describe('legacy attribute names on links', () => {
+  it("a multi-message send's links to the messages' own contexts carry the older names too", async () => {
+    const producer = traceProducer(fakeProducer().producer, { legacyAttributes: true, captureKeys: true });
+    const own = (i: number) => `00-${'a'.repeat(31)}${i}-${'b'.repeat(15)}${i}-01`;
+    await producer.send({
+      topic: 't',
+      messages: [
+        { key: 'k1', value: 'a', headers: { traceparent: own(1) } },
+        { key: 'k2', value: null, headers: { traceparent: own(2) } },
+      ],
+    });
+    const send = onlySpan(tracing.current.spans(), 'send t');
+    expect(send.links.map((l) => l.context.spanId)).toEqual([`${'b'.repeat(15)}1`, `${'b'.repeat(15)}2`]);
+    expect(send.links.map((l) => l.attributes)).toEqual([
+      { 'kafka.message.key': 'k1', 'messaging.kafka.message.key': 'k1' },
+      {
+        'kafka.message.key': 'k2',
+        'messaging.kafka.message.key': 'k2',
+        'kafka.message.tombstone': true,
+        'messaging.kafka.message.tombstone': true,
+      },
+    ]);
+  });
+});
+
 describe('consumer options', () => {
   const payloadFor = (headers: Record<string, string>) => ({
     topic: 't',

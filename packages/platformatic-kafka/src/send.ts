@@ -8,6 +8,7 @@ import {
   fieldsToAdd,
   holdTransactionalSend,
   injectContextUnchecked,
+  messageLink,
   messagePositions,
   Operation,
   operationMetric,
@@ -104,12 +105,12 @@ export function tracedSend(
       const caller = view ? callerSpanContext(view) : undefined;
       if (caller) {
         callers[i] = caller;
-        const link: Link = { context: caller };
+        let link: Link = { context: caller };
         // A send of several messages is about none of them alone: each one's attributes go on its link.
         if (total > 1) {
           const attributes: Attributes = {};
           addSentMessageAttributes(attributes, state, message);
-          link.attributes = attributes;
+          link = messageLink(caller, attributes, instr.legacyAttributes);
         }
         links ??= [];
         links.push(link);

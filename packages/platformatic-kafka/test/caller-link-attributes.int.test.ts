@@ -67,4 +67,30 @@ describe('a multi-message send whose messages carry their own contexts (semconv-
         .sort(),
     ).toEqual(['request', `send ${topic}`, 'upstream-1', 'upstream-2'].sort());
   });
+
+  it('with legacyAttributes, the links carry the older names too', async () => {
+    const [topic] = (await createTopics(1, 1)) as [string];
+    const producer = traceProducer(stringProducer(), { captureKeys: true, legacyAttributes: true });
+    const upstream = trace.getTracer('test').startSpan('upstream');
+    upstream.end();
+    const { traceId, spanId } = upstream.spanContext();
+    const headers = () => new Map([['traceparent', `00-${traceId}-${spanId}-01`]]);
+    await producer.send({
+      messages: [
+        { topic, key: 'k1', value: 'v1', headers: headers() },
+        { topic, key: 'k2', value: null as unknown as string, headers: headers() },
+      ],
+    });
+    const send = onlySpan(tracing.current.spans(), `send ${topic}`);
+    expect(send.links.map((l) => l.context.spanId)).toEqual([spanId, spanId]);
+    expect(send.links.map((l) => l.attributes)).toEqual([
+      { [ATTR_KAFKA_MESSAGE_KEY]: 'k1', 'messaging.kafka.message.key': 'k1' },
+      {
+        [ATTR_KAFKA_MESSAGE_KEY]: 'k2',
+        'messaging.kafka.message.key': 'k2',
+        [ATTR_KAFKA_MESSAGE_TOMBSTONE]: true,
+        'messaging.kafka.message.tombstone': true,
+      },
+    ]);
+  });
 });
