@@ -57,11 +57,7 @@ export function batchMessageLink(
   message: { key?: unknown; value?: unknown; offset?: unknown },
 ): Link {
   const attributes: Attributes = {};
-  addKafkaMessageAttributes(
-    attributes,
-    { key: message.key, value: message.value, offset: message.offset },
-    captureKeys,
-    instr.captureBodySize,
-  );
+  // kafkajs's batch messages have no `partition` field: nothing of the partition is read here.
+  addKafkaMessageAttributes(attributes, message, captureKeys, instr.captureBodySize);
   return messageLink(context, attributes, instr.legacyAttributes);
 }
