@@ -1,4 +1,4 @@
-import { brokerEndpoint } from '@hoptrace/test-kit';
+import { brokerEndpoint, until } from '@hoptrace/test-kit';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -6,7 +6,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import amqplib, { type ChannelModel } from 'amqplib';
+import amqplib, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import { afterEach, beforeEach } from 'vitest';
 
 /** A raw amqplib 2.x connection to the harness broker, named so fault tests can find it. */
@@ -85,4 +85,19 @@ export function useConnection(): { readonly connection: ChannelModel } {
       return current;
     },
   };
+}
+
+/**
+ * Consumes `queue` on `channel` without settling anything, keeping the deliveries in arrival order;
+ * `arrived(n)` waits until `n` have come (failing the test if they do not).
+ */
+export async function collectDeliveries(
+  channel: Channel,
+  queue: string,
+): Promise<{ got: ConsumeMessage[]; arrived: (n: number) => Promise<void> }> {
+  const got: ConsumeMessage[] = [];
+  await channel.consume(queue, (m) => {
+    if (m) got.push(m);
+  });
+  return { got, arrived: (n) => until(() => got.length >= n, `${n} deliveries`) };
 }

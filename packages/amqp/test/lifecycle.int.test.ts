@@ -24,7 +24,7 @@ import {
 import type { ConsumeMessage, GetMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
-import { attr, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
+import { attr, collectDeliveries, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -263,16 +263,10 @@ describe('span lifecycle', () => {
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(2);
-    const got: ConsumeMessage[] = [];
-    const both = deferred();
-    await channel.consume(queue, (m) => {
-      if (!m) return;
-      got.push(m);
-      if (got.length === 2) both.resolve();
-    });
+    const { got, arrived } = await collectDeliveries(channel, queue);
     channel.sendToQueue(queue, Buffer.from('1'));
     channel.sendToQueue(queue, Buffer.from('2'));
-    await both.promise;
+    await arrived(2);
     channel.ack(got[1] as ConsumeMessage, true);
     const done = spans();
     const ack = onlySpan(done, `ack ${queue}`);

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
-import { deferred, onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
 import { SpanKind } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { useConnection } from './helpers.ts';
+import { collectDeliveries, useConnection } from './helpers.ts';
 
 /**
  * A settle span of several deliveries is about several messages: each delivery's tag goes on its
@@ -31,16 +31,10 @@ describe('settle spans of several deliveries carry each delivery tag on its link
     const queue = `hoptrace-links-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(4);
-    const got: ConsumeMessage[] = [];
-    const all = deferred();
-    await channel.consume(queue, (m) => {
-      if (!m) return;
-      got.push(m);
-      if (got.length === 4) all.resolve();
-    });
+    const { got, arrived } = await collectDeliveries(channel, queue);
     for (const i of [1, 2, 3, 4])
       channel.sendToQueue(queue, Buffer.from(String(i)), { messageId: `m${i}`, correlationId: `c${i}` });
-    await all.promise;
+    await arrived(4);
     expect(got.map((m) => m.fields.deliveryTag)).toEqual([1, 2, 3, 4]);
 
     channel.ack(got[1] as ConsumeMessage, true); // tags 1 and 2
@@ -95,16 +89,10 @@ describe('settle spans of several deliveries carry each delivery tag on its link
     const queue = `hoptrace-links-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(2);
-    const got: ConsumeMessage[] = [];
-    const both = deferred();
-    await channel.consume(queue, (m) => {
-      if (!m) return;
-      got.push(m);
-      if (got.length === 2) both.resolve();
-    });
+    const { arrived } = await collectDeliveries(channel, queue);
     channel.sendToQueue(queue, Buffer.from('1'));
     channel.sendToQueue(queue, Buffer.from('2'));
-    await both.promise;
+    await arrived(2);
     channel.ackAll();
     const ack = onlySpan(spans(), `ack ${queue}`);
     const processes = spansNamed(spans(), `process ${queue}`);

@@ -13,7 +13,7 @@ import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { attr, brokerPort, connect, traceparentOf, useConnection } from './helpers.ts';
+import { attr, brokerPort, collectDeliveries, connect, traceparentOf, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -223,15 +223,9 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(3);
-    const got: ConsumeMessage[] = [];
-    const all = deferred();
-    await channel.consume(queue, (m) => {
-      if (!m) return;
-      got.push(m);
-      if (got.length === 3) all.resolve();
-    });
+    const { got, arrived } = await collectDeliveries(channel, queue);
     for (const id of ['a', 'b', 'c']) channel.sendToQueue(queue, Buffer.from(id), { messageId: id });
-    await all.promise;
+    await arrived(3);
     expect(spansNamed(spans(), `process ${queue}`)).toHaveLength(0); // none settled yet
     const order = [got[2], got[0], got[1]] as ConsumeMessage[];
     for (const m of order) {
@@ -253,15 +247,9 @@ describe('publish -> consume trace shape (amqplib 2.x, promise API)', () => {
     const queue = `q-${randomUUID()}`;
     await channel.assertQueue(queue, { exclusive: true });
     await channel.prefetch(4);
-    const got: ConsumeMessage[] = [];
-    const all = deferred();
-    await channel.consume(queue, (m) => {
-      if (!m) return;
-      got.push(m);
-      if (got.length === 4) all.resolve();
-    });
+    const { got, arrived } = await collectDeliveries(channel, queue);
     for (let i = 0; i < 4; i++) channel.sendToQueue(queue, Buffer.from(String(i)), { messageId: `m${i}` });
-    await all.promise;
+    await arrived(4);
     channel.ack(got[2] as ConsumeMessage, true);
     let done = spansNamed(spans(), `process ${queue}`);
     expect(done.map((s) => s.attributes['messaging.message.id']).sort()).toEqual(['m0', 'm1', 'm2']);
