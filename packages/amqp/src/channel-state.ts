@@ -235,9 +235,9 @@ export class ChannelState {
     routingKey: string,
     queue: string | undefined,
   ): string | undefined {
-    const parts = { operation, exchange, routingKey, queue };
     const custom = this.opts.spanDestination;
-    if (!custom) return defaultSpanDestination(parts);
+    if (!custom) return defaultSpanDestination({ operation, exchange, routingKey, queue });
+    const parts = { operation, exchange, routingKey, queue };
     try {
       const name = custom(parts);
       return typeof name === 'string' && name !== '' ? name : undefined;

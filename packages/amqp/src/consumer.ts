@@ -9,7 +9,6 @@ import { type Attributes, context as contextApi, ROOT_CONTEXT } from '@opentelem
 import { ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG, ERROR_SETTLE_TIMEOUT } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { Delivery } from './deliveries.ts';
-import { rememberDelivery } from './delivery-failures.ts';
 import { consumerDestination, destinationOverride } from './destination.ts';
 import { deliveryAttributes } from './message-attributes.ts';
 import type { AmqpMessage, AnyFunction } from './types.ts';
@@ -117,10 +116,7 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
   const operation = new Operation(instr, span, metric);
   // Tracked before the handler runs: it may ack synchronously. With acks, the span ends on settle;
   // a handler failure is recorded now and kept.
-  if (!noAck) {
-    state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag));
-    rememberDelivery(message, operation);
-  }
+  if (!noAck) state.deliveries.track(new Delivery(operation, queue, fields.deliveryTag, fields));
   consumer.current = message;
   // noAck: the delivery is settled when the callback returns or its promise settles; one that never
   // does ends its span after settleTimeoutMs, as an unsettled acked delivery would.

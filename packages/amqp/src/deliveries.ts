@@ -19,15 +19,45 @@ export class Delivery {
   readonly queue: string;
   /** The channel's delivery tag. */
   readonly tag: number;
+  /**
+   * The `fields` object of the message amqplib delivered (one per delivery), by which
+   * {@link findOpenDelivery} knows the message again; the message itself (its content) is not kept.
+   */
+  readonly fields: object | undefined;
   /** Still open in its tracker (false once settled, timed out or pushed out). */
   tracked = false;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
 
-  constructor(operation: Operation, queue: string, tag: number) {
+  constructor(operation: Operation, queue: string, tag: number, fields?: object) {
     this.operation = operation;
     this.queue = queue;
     this.tag = tag;
+    this.fields = fields;
   }
+}
+
+/**
+ * The trackers holding at least one open delivery, process-wide: what {@link findOpenDelivery}
+ * searches. A tracker joins when its first delivery opens and leaves when its last one ends, so a
+ * channel dropped without a close is never held here.
+ */
+const withOpenDeliveries = new Set<DeliveryTracker>();
+
+/**
+ * The open delivery of `message` (a message a traced consumer was handed, or a copy sharing its
+ * `fields`), in whichever traced channel holds it; undefined once settled or ended, or for a message
+ * hoptrace does not track. Costs a look-up per channel with open deliveries, and nothing per message.
+ */
+export function findOpenDelivery(message: { fields?: unknown }): Delivery | undefined {
+  const { fields } = message;
+  if (fields === null || typeof fields !== 'object') return undefined;
+  const tag = (fields as { deliveryTag?: unknown }).deliveryTag;
+  if (typeof tag !== 'number') return undefined;
+  for (const tracker of withOpenDeliveries) {
+    const delivery = tracker.get(tag);
+    if (delivery?.fields === fields) return delivery;
+  }
+  return undefined;
 }
 
 /** A compaction happens once the queue holds more than twice the open deliveries plus this. */
@@ -60,6 +90,11 @@ export class DeliveryTracker {
     return this.#byTag.size;
   }
 
+  /** The open delivery of `tag`, if any. */
+  get(tag: number): Delivery | undefined {
+    return this.#byTag.get(tag);
+  }
+
   /** Entries the ordered queue holds (open deliveries plus left-overs not yet dropped); for tests. */
   get backlog(): number {
     return this.#queue.length - this.#head;
@@ -79,8 +114,7 @@ export class DeliveryTracker {
       if (oldest) this.#untrack(oldest);
     }
     this.#compact();
-    delivery.tracked = true;
-    this.#byTag.set(tag, delivery);
+    this.#open(delivery);
     this.#queue.push(delivery);
     if (this.#timeoutMs !== undefined) {
       const timer = setTimeout(() => {
@@ -150,8 +184,7 @@ export class DeliveryTracker {
   recoverAll(keepUpTo = 0): void {
     for (const delivery of this.#drain()) {
       if (delivery.tag <= keepUpTo) {
-        delivery.tracked = true;
-        this.#byTag.set(delivery.tag, delivery);
+        this.#open(delivery);
         this.#queue.push(delivery);
         continue;
       }
@@ -170,9 +203,17 @@ export class DeliveryTracker {
     const open = this.peek(undefined, true);
     for (const delivery of open) delivery.tracked = false;
     this.#byTag.clear();
+    withOpenDeliveries.delete(this);
     this.#queue = [];
     this.#head = 0;
     return open;
+  }
+
+  /** Puts a delivery in the map (the caller queues it). */
+  #open(delivery: Delivery): void {
+    if (this.#byTag.size === 0) withOpenDeliveries.add(this);
+    delivery.tracked = true;
+    this.#byTag.set(delivery.tag, delivery);
   }
 
   /** Removes a delivery from the map; its queue entry becomes a left-over, dropped later. */
@@ -180,6 +221,7 @@ export class DeliveryTracker {
     if (!delivery.tracked) return;
     delivery.tracked = false;
     this.#byTag.delete(delivery.tag);
+    if (this.#byTag.size === 0) withOpenDeliveries.delete(this);
   }
 
   /** The oldest still tracked delivery, removed from the queue (left-overs before it are dropped). */
@@ -188,8 +230,7 @@ export class DeliveryTracker {
     while (this.#head < queue.length) {
       const delivery = queue[this.#head++] as Delivery;
       if (delivery.tracked) {
-        delivery.tracked = false;
-        this.#byTag.delete(delivery.tag);
+        this.#forget(delivery);
         return delivery;
       }
     }

@@ -263,6 +263,44 @@ describe('deadLetterOptions: an application republishing a failed message to its
     ).not.toThrow();
   });
 
+  it('marks the attempt of the message given, on its own channel, when two channels hold the same delivery tag; a spread copy counts as the message', async () => {
+    const a = traceChannel(await amqp.connection.createChannel(), { classifyError });
+    const b = traceChannel(await amqp.connection.createChannel(), { classifyError });
+    const queueA = `q-a-${randomUUID()}`;
+    const queueB = `q-b-${randomUUID()}`;
+    await a.assertQueue(queueA, { exclusive: true });
+    await b.assertQueue(queueB, { exclusive: true });
+    const heldA = deferred<ConsumeMessage>();
+    const heldB = deferred<ConsumeMessage>();
+    await a.consume(queueA, (m) => m && heldA.resolve(m));
+    await b.consume(queueB, (m) => m && heldB.resolve(m));
+    a.sendToQueue(queueA, Buffer.from('a'), { messageId: 'a' });
+    b.sendToQueue(queueB, Buffer.from('b'), { messageId: 'b' });
+    const [mA, mB] = await Promise.all([heldA.promise, heldB.promise]);
+    // Each channel's first delivery: the same tag on both.
+    expect(mA.fields.deliveryTag).toBe(mB.fields.deliveryTag);
+    // A copy of B's message (as a framework re-wrapping deliveries would pass) names B's delivery.
+    deadLetterOptions({ ...mB }, new StockError('sku 9 is gone'), { queue: queueB });
+    // A look-alike with the same tag but other fields is not a delivery hoptrace handed out.
+    deadLetterOptions(
+      { fields: { ...mA.fields }, properties: { headers: {} } },
+      new StockError('not this one'),
+      { queue: queueA },
+    );
+    a.ack(mA);
+    b.ack(mB);
+    const done = await waitForSpans(
+      spans,
+      (s) => spansNamed(s, `process ${queueA}`).length + spansNamed(s, `process ${queueB}`).length === 2,
+    );
+    const processA = onlySpan(done, `process ${queueA}`);
+    const processB = onlySpan(done, `process ${queueB}`);
+    expect(processB.status.code).toBe(SpanStatusCode.ERROR);
+    expect(processB.attributes['error.type']).toBe('STOCK_UNAVAILABLE');
+    expect(processA.status.code).toBe(SpanStatusCode.UNSET);
+    expect(processA.attributes['error.type']).toBeUndefined();
+  });
+
   // RabbitMQ drops the CC header from a message it dead-letters to a given routing key (its own
   // routing keys would otherwise route the copy again); a copy republished with deadLetterOptions
   // always goes to a routing key of the caller's, so CC must not ride along either.

@@ -1,6 +1,6 @@
 import { createInstrumentation, MESSAGING_SYSTEM, Operation } from '@hoptrace/core/adapter';
 import { describe, expect, it } from 'vitest';
-import { Delivery, DeliveryTracker } from '../src/deliveries.ts';
+import { Delivery, DeliveryTracker, findOpenDelivery } from '../src/deliveries.ts';
 
 const instr = createInstrumentation({ name: 'test', version: '0', system: MESSAGING_SYSTEM.rabbitmq });
 
@@ -79,5 +79,35 @@ describe('DeliveryTracker (ack(msg, true) cost and the open bound)', () => {
     expect(old.operation.ended).toBe(true);
     expect(old.operation.failure?.type).toBe('delivery_tag_reused');
     expect(tracker.size).toBe(1);
+  });
+
+  it('finds an open delivery by its message fields on any tracker, and nothing once it ended, however it ended', () => {
+    const one = new DeliveryTracker(undefined, 2);
+    const two = new DeliveryTracker(undefined, 2);
+    const fields = (tag: number) => ({ deliveryTag: tag });
+    const open = (tracker: DeliveryTracker, tag: number) => {
+      const f = fields(tag);
+      const delivery = new Delivery(new Operation(instr, undefined), 'q', tag, f);
+      tracker.track(delivery);
+      return { delivery, message: { fields: f } };
+    };
+    const a = open(one, 1);
+    const b = open(two, 1);
+    expect(findOpenDelivery(a.message)).toBe(a.delivery);
+    expect(findOpenDelivery(b.message)).toBe(b.delivery);
+    expect(findOpenDelivery({ fields: fields(1) })).toBeUndefined();
+    expect(findOpenDelivery({ fields: null })).toBeUndefined();
+    one.settle(1, false, 'ack', false);
+    expect(findOpenDelivery(a.message)).toBeUndefined();
+    // Pushed out by the bound, recovered, aborted: gone too.
+    const c = open(two, 2);
+    const d = open(two, 3);
+    expect(findOpenDelivery(b.message)).toBeUndefined();
+    two.recoverAll();
+    expect(findOpenDelivery(c.message)).toBeUndefined();
+    expect(findOpenDelivery(d.message)).toBeUndefined();
+    const e = open(one, 2);
+    one.abortAll('channel_closed', 'closed');
+    expect(findOpenDelivery(e.message)).toBeUndefined();
   });
 });
