@@ -55,12 +55,27 @@ export function acceptHeaderText(name: string, text: string): boolean {
   return text.length <= MAX_PROPAGATION_HEADER_LENGTH;
 }
 
-/** Whether a serialized tracestate is within 512 characters and 32 members. */
+/**
+ * Whether a serialized tracestate is within 512 characters and 32 members. Empty and whitespace-only
+ * list members (`a=1,,b=2`, a trailing comma, what joining several tracestate headers gives) are
+ * allowed by W3C Trace Context and are not members: they do not count.
+ */
 export function acceptTraceState(text: string): boolean {
-  return (
-    text.length <= MAX_TRACESTATE_LENGTH &&
-    separators(text, MAX_TRACESTATE_MEMBERS - 1) <= MAX_TRACESTATE_MEMBERS - 1
-  );
+  return text.length <= MAX_TRACESTATE_LENGTH && traceStateMembers(text) <= MAX_TRACESTATE_MEMBERS;
+}
+
+/** The non-blank list members of `text` (at most 512 characters, checked first): blank ones are skipped. */
+function traceStateMembers(text: string): number {
+  let members = 0;
+  let blank = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2c /* , */) {
+      if (!blank) members++;
+      blank = true;
+    } else if (c !== 0x20 && c !== 0x09) blank = false;
+  }
+  return blank ? members : members + 1;
 }
 
 /** The UTF-8 length of `text` (lone surrogates count as the 3-byte replacement character). */

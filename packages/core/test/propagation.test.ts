@@ -17,6 +17,7 @@ import {
   type Context,
   context,
   createTraceState,
+  defaultTextMapGetter,
   propagation,
   ROOT_CONTEXT,
   type TextMapPropagator,
@@ -382,6 +383,21 @@ describe('hostile sizes are refused before parsing', () => {
     } finally {
       propagation.disable();
       propagation.setGlobalPropagator(makePropagator('w3c'));
+    }
+  });
+
+  it('counts only the non-empty members of a tracestate against the 32-member limit, as W3C and its propagator do', () => {
+    // W3C Trace Context allows empty and whitespace-only list members (what joining several
+    // tracestate headers, or a trailing comma, gives); they are not members, so do not count.
+    const members = Array.from({ length: 31 }, (_, i) => `k${i}=v`);
+    for (const tracestate of [`${members.join(',')},,,`, `, ${members.join(', ,')} ,`]) {
+      const headers = { traceparent: TRACEPARENT, tracestate };
+      const ours = trace.getSpanContext(extractContext(headers, ROOT_CONTEXT))?.traceState?.serialize();
+      const theirs = trace
+        .getSpanContext(propagation.extract(ROOT_CONTEXT, headers, defaultTextMapGetter))
+        ?.traceState?.serialize();
+      expect(theirs).toBe(members.join(','));
+      expect(ours).toBe(theirs);
     }
   });
 
