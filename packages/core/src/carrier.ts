@@ -1,5 +1,5 @@
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
-import { acceptHeaderText, headerLimit } from './limits.ts';
+import { acceptHeaderText, headerLimit, isListHeader } from './limits.ts';
 
 /**
  * Any header object a broker client hands us. Values may be strings, Buffers, Uint8Arrays, arrays of
@@ -45,7 +45,8 @@ export function isHeaderMap(headers: unknown): headers is HeaderMap {
 
 /**
  * A plain view of a {@link HeaderMap} keyed by name, for the readers of header objects: names decoded
- * (see {@link headerName}; the first key spelling a name wins), values as they are (decoded,
+ * (see {@link headerName}; the first key spelling a name wins, except that the values of a
+ * `tracestate` or `baggage` spelled by several keys are all kept, as an array), values as they are (decoded,
  * size-checked and refused later, by the same reads an object carrier gets). No prototype, so a
  * header named `__proto__` is one more name. `undefined` for an empty map or one whose iteration
  * throws (a hostile subclass): no headers. Never throws; never touches the caller's map.
@@ -60,9 +61,20 @@ export function mapHeaderView(
   try {
     if (headers.size === 0) return undefined;
     const view: Record<string, unknown> = Object.create(null);
+    let repeated: Record<string, unknown[]> | undefined;
     const add = (value: unknown, key: unknown): void => {
       const name = headerName(key);
-      if (name !== undefined && !(name in view)) view[name] = value;
+      if (name === undefined) return;
+      if (!(name in view)) view[name] = value;
+      else if (isListHeader(name)) {
+        // A list header given more than once (Kafka allows it; @platformatic/kafka keeps each under
+        // its own Buffer key): all of its values, in order, for the getter to join.
+        repeated ??= Object.create(null) as Record<string, unknown[]>;
+        const values = repeated[name] ?? [view[name]];
+        values.push(value);
+        repeated[name] = values;
+        view[name] = values;
+      }
     };
     // forEach, not for...of: no iterator and no entry array per header
     if (headers.size <= limit) headers.forEach(add);
@@ -132,6 +144,34 @@ export function limitedText(value: unknown, limit: number): string | undefined {
   return typed === undefined ? undefined : textWithin(typed, limit);
 }
 
+/**
+ * A list header (`tracestate`, `baggage`) given more than once, as an array (kafkajs hands repeated
+ * Kafka headers so; an AMQP array field): its textual entries (as {@link limitedText} takes them)
+ * joined with `,`, as W3C Trace Context and Baggage combine repeated headers and OpenTelemetry's
+ * propagators join an array. Refused whole when the joined text would be over `limit` (characters
+ * for strings, bytes for bytes), before any entry is decoded; so is an array longer than `limit`.
+ */
+export function limitedListText(value: readonly unknown[], limit: number): string | undefined {
+  if (value.length > limit) return undefined;
+  let first: string | Uint8Array | undefined;
+  let parts: Array<string | Uint8Array> | undefined;
+  let size = 0;
+  for (const item of value) {
+    const text = typeof item === 'string' || item instanceof Uint8Array ? item : typedText(item);
+    if (text === undefined) continue;
+    size += (typeof text === 'string' ? text.length : text.byteLength) + (first === undefined ? 0 : 1);
+    if (size > limit) return undefined;
+    if (first === undefined) first = text;
+    else {
+      parts ??= [first];
+      parts.push(text);
+    }
+  }
+  if (first === undefined) return undefined;
+  if (parts === undefined) return typeof first === 'string' ? first : decodeUtf8(first);
+  return parts.map((part) => (typeof part === 'string' ? part : decodeUtf8(part))).join(',');
+}
+
 /** A string, or bytes decoded, when within `limit` (characters for strings, bytes for bytes). */
 function textWithin(value: string | Uint8Array, limit: number): string | undefined {
   if (typeof value === 'string') return value.length <= limit ? value : undefined;
@@ -185,7 +225,9 @@ function decodeUtf8(bytes: Uint8Array): string {
  * A getter for the OpenTelemetry propagation API over any {@link HeaderCarrier}. Header names are
  * case-sensitive, as on Kafka and AMQP; the propagators ask for the lowercase W3C and B3 names.
  * Values over the W3C limits (baggage 8192 bytes / 64 members, tracestate 512 characters / 32
- * members, any other field 512) are refused before decoding or parsing, as if absent. Never throws.
+ * members, any other field 512) are refused before decoding or parsing, as if absent. A `tracestate`
+ * or `baggage` given more than once (an array) is read joined (see {@link limitedListText}), its
+ * limits applied to the whole; any other field's array by its first textual entry. Never throws.
  */
 export const headerGetter: TextMapGetter<HeaderCarrier> = {
   keys(carrier) {
@@ -201,7 +243,10 @@ export const headerGetter: TextMapGetter<HeaderCarrier> = {
     try {
       const value: unknown = carrier[key];
       if (value === undefined || value === null) return undefined;
-      const text = limitedText(value, headerLimit(key));
+      const text =
+        Array.isArray(value) && isListHeader(key)
+          ? limitedListText(value, headerLimit(key))
+          : limitedText(value, headerLimit(key));
       return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
     } catch {
       return undefined; // a throwing getter on someone's header object, or a hostile Proxy value

@@ -32,6 +32,14 @@ export function headerLimit(name: string): number {
       : MAX_PROPAGATION_HEADER_LENGTH;
 }
 
+/**
+ * Whether a header of this name is a W3C list (`tracestate`, `baggage`), whose repeated headers
+ * combine into one list (RFC 9110 §5.3) rather than the first being read.
+ */
+export function isListHeader(name: string): boolean {
+  return name === BAGGAGE || name === TRACESTATE;
+}
+
 /** Counts `,` in `text`: list members minus one. Stops early once `max` is passed. */
 function separators(text: string, max: number): number {
   let n = 0;

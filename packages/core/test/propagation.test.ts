@@ -401,6 +401,83 @@ describe('hostile sizes are refused before parsing', () => {
     }
   });
 
+  it('reads a tracestate or baggage given more than once joined, as OpenTelemetry does, its limits applied to the whole', () => {
+    const repeated = { traceparent: TRACEPARENT, tracestate: ['a=1', 'b=2'], baggage: ['k1=v1', 'k2=v2'] };
+    const read = (ctx: Context) => ({
+      state: trace.getSpanContext(ctx)?.traceState?.serialize(),
+      baggage: propagation.getBaggage(ctx)?.getAllEntries(),
+    });
+    const theirs = read(propagation.extract(ROOT_CONTEXT, repeated, defaultTextMapGetter));
+    expect(theirs).toEqual({
+      state: 'a=1,b=2',
+      baggage: [
+        ['k1', { value: 'v1' }],
+        ['k2', { value: 'v2' }],
+      ],
+    });
+    const bytes = (values: string[]) => values.map((v) => Buffer.from(v));
+    expect(read(extractContext(repeated, ROOT_CONTEXT))).toEqual(theirs);
+    expect(
+      read(
+        extractContext(
+          {
+            traceparent: TRACEPARENT,
+            tracestate: bytes(repeated.tracestate),
+            baggage: bytes(repeated.baggage),
+          },
+          ROOT_CONTEXT,
+        ),
+      ),
+    ).toEqual(theirs);
+    // @platformatic/kafka keeps each repeated header under its own Buffer key.
+    const map = new Map<Buffer, Buffer>([
+      [Buffer.from('traceparent'), Buffer.from(TRACEPARENT)],
+      [Buffer.from('tracestate'), Buffer.from('a=1')],
+      [Buffer.from('baggage'), Buffer.from('k1=v1')],
+      [Buffer.from('tracestate'), Buffer.from('b=2')],
+      [Buffer.from('baggage'), Buffer.from('k2=v2')],
+    ]);
+    expect(read(extractContext(map, ROOT_CONTEXT))).toEqual(theirs);
+    expect(
+      readMessageContext(
+        Object.fromEntries([
+          ['traceparent', TRACEPARENT],
+          ['tracestate', ['a=1', 'b=2']],
+        ]),
+      ).spanContext?.traceState?.serialize(),
+    ).toBe('a=1,b=2');
+    // The limits hold for the joined list: two halves of an oversized tracestate are refused whole.
+    const half = Array.from({ length: 17 }, (_, i) => `k${i}=v`).join(',');
+    expect(
+      read(
+        extractContext(
+          { traceparent: TRACEPARENT, tracestate: [half, half.replaceAll('k', 'j')] },
+          ROOT_CONTEXT,
+        ),
+      ).state,
+    ).toBeUndefined();
+    expect(
+      read(
+        extractContext(
+          { traceparent: TRACEPARENT, tracestate: ['a'.repeat(300), 'b'.repeat(300)] },
+          ROOT_CONTEXT,
+        ),
+      ).state,
+    ).toBeUndefined();
+    expect(
+      read(
+        extractContext(
+          { baggage: [Buffer.from(`a=${'x'.repeat(5000)}`), Buffer.from(`b=${'y'.repeat(5000)}`)] },
+          ROOT_CONTEXT,
+        ),
+      ).baggage,
+    ).toBeUndefined();
+    // traceparent is no list: the first of several is read, as before.
+    expect(
+      trace.getSpanContext(extractContext({ traceparent: [TRACEPARENT, TRACEPARENT] }, ROOT_CONTEXT))?.spanId,
+    ).toBe(SPAN_ID);
+  });
+
   it('keeps the trace id when only the baggage is hostile', () => {
     const ctx = extractContext({ traceparent: TRACEPARENT, baggage: 'junk,'.repeat(300_000) }, ROOT_CONTEXT);
     expect(trace.getSpanContext(ctx)?.traceId).toBe(TRACE_ID);

@@ -16,7 +16,7 @@ import {
   useTestTracing,
   waitForSpans,
 } from '@hoptrace/test-kit';
-import { context, trace } from '@opentelemetry/api';
+import { context, defaultTextMapGetter, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { IHeaders, KafkaMessage } from 'kafkajs';
@@ -386,5 +386,64 @@ describe('12.17 time in queue', () => {
     const point = metric?.dataPoints[0] as { value: { count: number; max?: number } } | undefined;
     expect(point?.value.count).toBe(1);
     expect(point?.value.max).toBeLessThan(60);
+  });
+});
+
+describe('repeated tracestate and baggage headers (another client sends a list field more than once)', () => {
+  it('joins them as W3C and OpenTelemetry do: every baggage entry and tracestate member reaches the handler', async () => {
+    const kafka = traceKafka(newKafka());
+    const [topic] = (await createTopics(kafka, 1)) as [string];
+    // kafkajs writes an array value as one Kafka header per entry (as a Java producer calling
+    // headers().add() twice does), and hands repeated headers back as an array.
+    const raw = await clients.producer(newKafka().producer());
+    const traceId = 'c'.repeat(32);
+    const traceparent = `00-${traceId}-${'d'.repeat(16)}-01`;
+    const seen: Array<{ baggage: string[]; traceState: string | undefined; wire: unknown }> = [];
+    const consumer = await clients.consumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 }), [
+      topic,
+    ]);
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push({
+          baggage: (propagation.getBaggage(context.active())?.getAllEntries() ?? []).map(
+            ([key, entry]) => `${key}=${entry.value}`,
+          ),
+          traceState: trace.getSpanContext(context.active())?.traceState?.serialize(),
+          wire: message.headers?.baggage,
+        });
+      },
+    });
+    await raw.send({
+      topic,
+      messages: [
+        {
+          value: 'x',
+          headers: {
+            traceparent,
+            tracestate: ['vendor=a', 'other=b'],
+            baggage: ['tenant.id=acme', 'region=eu'],
+          },
+        },
+      ],
+    });
+    await until(() => seen.length === 1);
+    const [got] = seen as [(typeof seen)[0]];
+    expect(Array.isArray(got.wire)).toBe(true); // the broker really delivered two headers
+    // What OpenTelemetry's W3C propagators read from the same headers as text.
+    const otel = propagation.extract(
+      ROOT_CONTEXT,
+      { traceparent, tracestate: ['vendor=a', 'other=b'], baggage: ['tenant.id=acme', 'region=eu'] },
+      defaultTextMapGetter,
+    );
+    expect(got.baggage).toEqual(
+      propagation
+        .getBaggage(otel)
+        ?.getAllEntries()
+        .map(([key, entry]) => `${key}=${entry.value}`),
+    );
+    expect(got.baggage).toEqual(['tenant.id=acme', 'region=eu']);
+    expect(got.traceState).toBe(trace.getSpanContext(otel)?.traceState?.serialize());
+    expect(got.traceState).toBe('vendor=a,other=b');
+    expect(trace.getSpanContext(context.active())).toBeUndefined();
   });
 });
