@@ -30,19 +30,26 @@ describe('sampling off (16)', () => {
         if (!m) return;
         relayed.push(m);
         raw.ack(m);
-        if (relayed.length === 3) all.resolve();
+        if (relayed.length === 4) all.resolve();
       });
-      const traceIds = ['a', 'b', 'c'].map((c) => c.repeat(32));
+      const traceIds = ['a', 'b', 'c', 'd'].map((c) => c.repeat(32));
+      // The last one with flags W3C does not define (not sampled): they are not handed on (written
+      // as they came, OpenTelemetry's propagator would send `-0fe`, which no extractor accepts).
+      const flags = ['00', '00', '00', 'fe'];
       for (const [i, traceId] of traceIds.entries()) {
         raw.sendToQueue(first, Buffer.from(String(i)), {
           messageId: String(i),
-          headers: { traceparent: `00-${traceId}-${'1'.repeat(16)}-00` },
+          headers: { traceparent: `00-${traceId}-${'1'.repeat(16)}-${flags[i]}` },
         });
       }
       await all.promise;
       for (const m of relayed) {
-        const sent = traceIds[Number(m.properties.messageId)] as string;
-        expect(String(m.properties.headers?.traceparent)).toMatch(new RegExp(`^00-${sent}-[0-9a-f]{16}-00$`));
+        const i = Number(m.properties.messageId);
+        const sent = traceIds[i] as string;
+        const out = i === 3 ? '02' : '00';
+        expect(String(m.properties.headers?.traceparent)).toMatch(
+          new RegExp(`^00-${sent}-[0-9a-f]{16}-${out}$`),
+        );
       }
       expect(tracing.current.spans()).toEqual([]);
       expect(tracing.current.openSpans()).toEqual([]);

@@ -20,6 +20,7 @@ import {
 } from './carrier.ts';
 import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
 import { relayHop, restartedFrom } from './hops.ts';
+import { withKnownTraceFlags } from './trace-flags.ts';
 import { assertContext } from './validate.ts';
 
 /**
@@ -70,7 +71,12 @@ export function extractContext(
   base: Context = contextApi.active(),
 ): Context {
   assertContext('extractContext', base, 'base');
-  return extractContextUnchecked(headers, base);
+  const context = extractContextUnchecked(headers, base);
+  if (context === base) return context;
+  const spanContext = trace.getSpanContext(context);
+  if (!spanContext) return context;
+  const known = withKnownTraceFlags(spanContext);
+  return known === spanContext ? context : trace.setSpanContext(context, known);
 }
 
 /**
@@ -121,7 +127,7 @@ export function readMessageContext(headers: HeaderCarrier): MessageContext {
   if (context === ROOT_CONTEXT) return EMPTY_MESSAGE_CONTEXT;
   const spanContext = trace.getSpanContext(context);
   if (!spanContext || !isSpanContextValid(spanContext)) return { context, spanContext: undefined };
-  const kept = withHeaderTraceState(spanContext, headers);
+  const kept = withHeaderTraceState(withKnownTraceFlags(spanContext), headers);
   return kept === spanContext
     ? { context, spanContext }
     : { context: trace.setSpanContext(context, kept), spanContext: kept };

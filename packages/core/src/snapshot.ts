@@ -10,6 +10,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { acceptBaggageEntries, acceptTraceState, MAX_BAGGAGE_MEMBERS } from './limits.ts';
+import { knownTraceFlags } from './trace-flags.ts';
 import { assertContext } from './validate.ts';
 
 /**
@@ -78,7 +79,7 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
   if (valid) {
     target.traceId = spanContext.traceId;
     target.spanId = spanContext.spanId;
-    target.traceFlags = spanContext.traceFlags;
+    target.traceFlags = knownTraceFlags(spanContext.traceFlags);
     const state = spanContext.traceState?.serialize();
     if (state && acceptTraceState(state)) target.traceState = state;
     else if (state) diag.debug('hoptrace: a context snapshot leaves out a tracestate over the W3C limits');
@@ -92,7 +93,7 @@ function fillSnapshot(target: ContextSnapshot, context: Context): boolean {
  * span context set as a remote parent and its baggage. The snapshot may come from storage written by
  * anyone, so it is validated with the same limits `extractContext` applies to headers: invalid ids
  * (uppercase hex too, as W3C says) and `traceFlags` that are not an integer from 0 to 255 leave the
- * span context out, a tracestate over 512 characters or 32 members and baggage over 64 members or
+ * span context out (flags W3C does not define are cleared, as they are when a header is read), a tracestate over 512 characters or 32 members and baggage over 64 members or
  * 8192 bytes are dropped whole, and a value that is not a snapshot at all returns `base`. A snapshot
  * without a version `v` (written by a hoptrace release before versions) is read as version 1; one of
  * a version this release does not know (a later release's, or a `v` that is not a known number)
@@ -124,7 +125,12 @@ export function restoreSnapshot(snapshot: unknown, base: Context = contextApi.ac
       LOWER_SPAN_ID.test(spanId) &&
       isTraceFlags(traceFlags)
     ) {
-      const spanContext: SpanContext = { traceId, spanId, traceFlags, isRemote: true };
+      const spanContext: SpanContext = {
+        traceId,
+        spanId,
+        traceFlags: knownTraceFlags(traceFlags),
+        isRemote: true,
+      };
       if (typeof s.traceState === 'string' && s.traceState.length > 0 && acceptTraceState(s.traceState)) {
         spanContext.traceState = createTraceState(s.traceState);
       }

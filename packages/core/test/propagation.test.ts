@@ -141,6 +141,32 @@ describe('extractContext over every header shape (W3C)', () => {
     expect(trace.getSpanContext(ctx)).toBeUndefined();
   });
 
+  it('clears trace flags W3C does not define, so the context injected on is a traceparent others accept', () => {
+    for (const [flags, expected] of [
+      ['fe', 0x02],
+      ['10', 0x00],
+      ['ff', 0x03],
+      ['05', 0x01],
+      ['03', 0x03],
+    ] as const) {
+      const headers = { traceparent: `00-${TRACE_ID}-${SPAN_ID}-${flags}` };
+      const extracted = extractContext(headers, ROOT_CONTEXT);
+      const read = readMessageContext(headers);
+      expect(trace.getSpanContext(extracted)?.traceFlags).toBe(expected);
+      expect(read.spanContext?.traceFlags).toBe(expected);
+      expect(trace.getSpanContext(read.context)?.traceFlags).toBe(expected);
+      // Handed on without a span of its own (the unsampled fast path): still one trace downstream.
+      const sent = injectContext(read.context).traceparent;
+      expect(sent).toBe(`00-${TRACE_ID}-${SPAN_ID}-0${expected}`);
+      expect(trace.getSpanContext(extractContext({ traceparent: sent }, ROOT_CONTEXT))?.traceId).toBe(
+        TRACE_ID,
+      );
+    }
+    // Known flags only: the extracted context is OpenTelemetry's own.
+    const plain = readMessageContext({ traceparent: TRACEPARENT });
+    expect(plain.spanContext).toBe(trace.getSpanContext(plain.context));
+  });
+
   it('never throws when the propagator itself throws', () => {
     propagation.disable();
     propagation.setGlobalPropagator({

@@ -1,4 +1,4 @@
-import { captureSnapshot, extractContext, restoreSnapshot } from '@hoptrace/core';
+import { captureSnapshot, extractContext, injectContext, restoreSnapshot } from '@hoptrace/core';
 import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, type TraceState, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -117,10 +117,20 @@ describe('captureSnapshot / restoreSnapshot', () => {
     },
   );
 
-  it('keeps every flag value from 0 to 255', () => {
-    for (const traceFlags of [0, 1, 2, 255]) {
+  it('accepts every flag value from 0 to 255, keeping the flags W3C defines (sampled, random) and clearing the rest, as a header read does', () => {
+    for (const [traceFlags, kept] of [
+      [0, 0],
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [0x10, 0],
+      [0xfe, 2],
+      [255, 3],
+    ] as const) {
       const restored = restoreSnapshot({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags }, ROOT_CONTEXT);
-      expect(trace.getSpanContext(restored)?.traceFlags).toBe(traceFlags);
+      expect(trace.getSpanContext(restored)?.traceFlags).toBe(kept);
+      // Handed on as it is restored: a traceparent others accept.
+      expect(injectContext(restored).traceparent).toBe(`00-${TRACE_ID}-${SPAN_ID}-0${kept}`);
     }
   });
 
