@@ -282,7 +282,9 @@ function replacedContext<V>(
  * @typeParam V - the header value type of the caller's headers (e.g. `string | Buffer`).
  * @param context - the context to add; `undefined` (or no argument) is the active one.
  * @throws TypeError for a `context` that is not a Context (`null`, a plain object, a Span), naming
- * `withContextHeaders` and what it got. Headers never make it throw.
+ * `withContextHeaders` and what it got. Header values it cannot parse never make it throw; a
+ * header object whose own reads throw (a throwing getter, a Proxy trap, a `Map` whose `forEach`
+ * throws) throws that error unchanged while being copied, as a client sending it would.
  */
 export function withContextHeaders<K, V>(
   headers: ReadonlyMap<K, V>,
