@@ -3,6 +3,7 @@ import {
   context as contextApi,
   isSpanContextValid,
   propagation,
+  type SpanContext,
   trace,
 } from '@opentelemetry/api';
 import type { BaggageAllowList } from './baggage.ts';
@@ -44,9 +45,17 @@ export function logFields(context: Context = contextApi.active()): LogFields {
   return spanFields(context);
 }
 
-/** {@link logFields} of a context known to be one. */
+/**
+ * {@link logFields} of a context known to be one. A span another tool put in the context whose
+ * `spanContext()` throws gives no fields: a log line is never broken by it.
+ */
 function spanFields(context: Context): LogFields {
-  const spanContext = trace.getSpanContext(context);
+  let spanContext: SpanContext | undefined;
+  try {
+    spanContext = trace.getSpanContext(context);
+  } catch {
+    return {};
+  }
   if (!spanContext || !isSpanContextValid(spanContext)) return {};
   return {
     trace_id: spanContext.traceId,

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { createLogFields, extractContext, logFields } from '@hoptrace/core';
 import { createInstrumentation, MessagingMetrics } from '@hoptrace/core/adapter';
 import { useTestTracing } from '@hoptrace/test-kit';
-import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -32,6 +32,20 @@ describe('logFields', () => {
     expect(
       logFields(extractContext({ traceparent: `00-${'0'.repeat(32)}-${'1'.repeat(16)}-01` }, ROOT_CONTEXT)),
     ).toEqual({});
+  });
+
+  it('a foreign span in the context whose methods throw: no fields, and the log line is never broken', () => {
+    const broken = {
+      spanContext: () => {
+        throw new Error('broken span');
+      },
+      isRecording: () => {
+        throw new Error('broken span');
+      },
+    } as unknown as Span;
+    const ctx = trace.setSpan(ROOT_CONTEXT, broken);
+    expect(logFields(ctx)).toEqual({});
+    expect(context.with(ctx, createLogFields())).toEqual({});
   });
 
   it('puts the span ids on a real pino log line written inside the span (mixin recipe)', async () => {
