@@ -40,15 +40,6 @@ export function isListHeader(name: string): boolean {
   return name === BAGGAGE || name === TRACESTATE;
 }
 
-/** Counts `,` in `text`: list members minus one. Stops early once `max` is passed. */
-function separators(text: string, max: number): number {
-  let n = 0;
-  for (let i = text.indexOf(','); i !== -1; i = text.indexOf(',', i + 1)) {
-    if (++n > max) break;
-  }
-  return n;
-}
-
 /**
  * Whether a decoded header value is within the W3C limits for its name: baggage by UTF-8 bytes and
  * members, tracestate by characters and members, anything else by characters.
@@ -56,7 +47,7 @@ function separators(text: string, max: number): number {
 export function acceptHeaderText(name: string, text: string): boolean {
   if (name === BAGGAGE) {
     if (text.length > MAX_BAGGAGE_BYTES) return false;
-    if (separators(text, MAX_BAGGAGE_MEMBERS - 1) > MAX_BAGGAGE_MEMBERS - 1) return false;
+    if (listMembers(text, MAX_BAGGAGE_MEMBERS) > MAX_BAGGAGE_MEMBERS) return false;
     return utf8Length(text) <= MAX_BAGGAGE_BYTES;
   }
   if (name === TRACESTATE) return acceptTraceState(text);
@@ -69,17 +60,24 @@ export function acceptHeaderText(name: string, text: string): boolean {
  * allowed by W3C Trace Context and are not members: they do not count.
  */
 export function acceptTraceState(text: string): boolean {
-  return text.length <= MAX_TRACESTATE_LENGTH && traceStateMembers(text) <= MAX_TRACESTATE_MEMBERS;
+  return (
+    text.length <= MAX_TRACESTATE_LENGTH &&
+    listMembers(text, MAX_TRACESTATE_MEMBERS) <= MAX_TRACESTATE_MEMBERS
+  );
 }
 
-/** The non-blank list members of `text` (at most 512 characters, checked first): blank ones are skipped. */
-function traceStateMembers(text: string): number {
+/**
+ * The non-blank list members of `text`: empty and whitespace-only members (`a=1,,b=2`, a trailing
+ * comma, what joining repeated headers gives) do not count. Stops once `max` is passed; the caller
+ * checks the length first, so the scan is bounded.
+ */
+function listMembers(text: string, max: number): number {
   let members = 0;
   let blank = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x2c /* , */) {
-      if (!blank) members++;
+      if (!blank && ++members > max) return members;
       blank = true;
     } else if (c !== 0x20 && c !== 0x09) blank = false;
   }

@@ -427,6 +427,22 @@ describe('hostile sizes are refused before parsing', () => {
     }
   });
 
+  it('counts only the non-empty members of a baggage against the 64-member limit, as its propagator reads them', () => {
+    const members = Array.from({ length: 64 }, (_, i) => `k${i}=v${i}`);
+    const size = (headers: Record<string, string>) =>
+      propagation.getBaggage(extractContext(headers, ROOT_CONTEXT))?.getAllEntries().length;
+    for (const baggage of [`${members.join(',')},`, `${members.join(',')},,`, ` ,${members.join(', ,')}, `]) {
+      const theirs = propagation.getBaggage(
+        propagation.extract(ROOT_CONTEXT, { baggage }, defaultTextMapGetter),
+      );
+      expect(theirs?.getAllEntries()).toHaveLength(64);
+      expect(size({ baggage })).toBe(64);
+    }
+    // 65 members are over the limit whatever the blanks.
+    expect(size({ baggage: `${members.join(',')},k64=v64` })).toBeUndefined();
+    expect(size({ baggage: `${members.join(',')},,k64=v64,` })).toBeUndefined();
+  });
+
   it('reads a tracestate or baggage given more than once joined, as OpenTelemetry does, its limits applied to the whole', () => {
     const repeated = { traceparent: TRACEPARENT, tracestate: ['a=1', 'b=2'], baggage: ['k1=v1', 'k2=v2'] };
     const read = (ctx: Context) => ({
