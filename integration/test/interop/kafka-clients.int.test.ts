@@ -180,6 +180,60 @@ describe('kafkajs and @platformatic/kafka in one fleet', () => {
   });
 });
 
+describe('a null header value from another client (Kafka allows it; kafkajs receives but cannot send it)', () => {
+  it("@platformatic/kafka sends a null header -> kafkajs consumer fails -> deadLetterMessage's copy is sendable by kafkajs and keeps the other headers", async () => {
+    const topic = await newTopic('hoptrace-interop-kjstx-null');
+    const dlt = await newTopic('hoptrace-interop-kjstx-null-dlt');
+    const pltProducer = new Producer({ clientId: 'interop-plt', bootstrapBrokers: brokers() });
+    cleanup.push(() => pltProducer.close());
+    await pltProducer.send({
+      messages: [
+        {
+          topic,
+          value: Buffer.from('v'),
+          headers: new Map<Buffer, Buffer | null>([
+            [Buffer.from('app'), Buffer.from('x')],
+            [Buffer.from('empty'), null],
+          ]) as Map<Buffer, Buffer>,
+        },
+      ],
+    });
+    const client = kafkajsAdapter.traceKafka(kafkajs());
+    const producer = client.producer();
+    await producer.connect();
+    cleanup.push(() => producer.disconnect());
+    const consumer = client.consumer({ groupId: `interop-${randomUUID()}`, maxWaitTimeInMs: 100 });
+    cleanup.push(() => consumer.disconnect());
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    let received: IHeaders | undefined;
+    let dead: unknown;
+    await consumer.run({
+      eachMessage: async (payload) => {
+        if (dead !== undefined) return;
+        received = payload.message.headers;
+        try {
+          throw new Error('handler failed');
+        } catch (error) {
+          dead = await producer
+            .send({ topic: dlt, messages: [kafkajsAdapter.deadLetterMessage(payload, error)] })
+            .then(
+              () => 'sent',
+              (e: unknown) => e,
+            );
+        }
+      },
+    });
+    await until(() => dead !== undefined, 'the dead-letter send');
+    // kafkajs hands the null header out as null, and the copy made of it must go out.
+    expect(received?.empty).toBeNull();
+    expect(dead).toBe('sent');
+    const wire = await rawHeaders(dlt);
+    expect(wire.app).toBe('x');
+    expect(wire['hoptrace-error-type']).toBe('Error');
+  });
+});
+
 describe("each Kafka adapter refuses the other library's clients at wrap time", () => {
   it('real clients of each library: accepted by their own adapter, refused by the other', async () => {
     const js = kafkajsClient('client-checks');

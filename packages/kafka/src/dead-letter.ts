@@ -93,9 +93,12 @@ function setHeader(headers: IHeaders, key: string, value: IHeaders[string]): voi
  * What kafkajs can write of a received header value: an array (a repeated header) keeps its string
  * and Buffer entries only. kafkajs decodes a header named like an `Object.prototype` field
  * (`__proto__`, `constructor`, `hasOwnProperty`) as an array led by that inherited value (say
- * `[Object.prototype, <Buffer>]`), which it could not send back. `undefined` when nothing is left.
+ * `[Object.prototype, <Buffer>]`), which it could not send back. A header whose value is null on the
+ * wire (other clients write them; kafkajs hands it out as `null`) cannot be sent by kafkajs at all
+ * (its encoder throws a TypeError), so it is left out. `undefined` when nothing is left.
  */
 function writable(value: unknown): IHeaders[string] {
+  if (value === null) return undefined;
   if (!Array.isArray(value)) return value as IHeaders[string];
   const kept = value.filter((entry) => typeof entry === 'string' || Buffer.isBuffer(entry));
   if (kept.length === value.length) return value as IHeaders[string];
