@@ -44,7 +44,7 @@ export {
   recordFailure,
 } from './errors.ts';
 export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
-export { fieldCaseVariants } from './field-case.ts';
+export { fieldCaseVariants, propagatorFields } from './field-case.ts';
 export { FirstDeliveries, MAX_FIRST_DELIVERY_TOPICS } from './first-deliveries.ts';
 export { runHook } from './hooks.ts';
 export { hopCount, relayHop, restartedFrom, withBudgetRestart } from './hops.ts';

@@ -9,6 +9,7 @@ import {
   Operation,
   type PendingSends,
   type ProducedPartition,
+  propagatorFields,
   runTransactionalSend,
   sendHeaders,
   startClientSpan,
@@ -55,6 +56,26 @@ const MESSAGE_READ_FIELDS = ['key', 'value', 'partition', 'timestamp'] as const;
  */
 function writtenHeaders(message: Message): IHeaders | undefined {
   return Object.prototype.propertyIsEnumerable.call(message, 'headers') ? message.headers : undefined;
+}
+
+/**
+ * `headers` without the propagation `fields` it gives as an empty array: kafkajs writes no header for
+ * an empty array, so such a field carries nothing and the message still needs the send's context
+ * (core's `sendHeaders` would take it for a field the caller set, and never overwrite it). The same
+ * object when there is none (the usual case); otherwise a copy that goes out byte for byte the same.
+ */
+function withoutEmptyFields(headers: IHeaders | undefined, fields: readonly unknown[]): IHeaders | undefined {
+  if (!headers) return headers;
+  let out: IHeaders | undefined;
+  for (const field of fields) {
+    if (typeof field !== 'string') continue;
+    const value = headers[field];
+    if (Array.isArray(value) && value.length === 0) {
+      out ??= { ...headers };
+      delete out[field];
+    }
+  }
+  return out ?? headers;
 }
 
 /**
@@ -313,6 +334,7 @@ function traceCallers(
 
     index = 0;
     const copyCreates = creates;
+    const fields = propagatorFields();
     traced = groups.map((group) =>
       copyWith(group, GROUP_FIELDS, {
         messages: group.messages.map((message): Message => {
@@ -324,7 +346,7 @@ function traceCallers(
           if (!create && !caller) shared ??= injectContextUnchecked(sendContext);
           const injected = create || caller ? undefined : shared;
           const written = writtenHeaders(message);
-          const headers = sendHeaders(written, context, caller, injected);
+          const headers = sendHeaders(withoutEmptyFields(written, fields), context, caller, injected);
           return headers === written ? message : copyMessage(message, headers as IHeaders);
         }),
       }),

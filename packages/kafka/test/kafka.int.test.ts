@@ -294,6 +294,28 @@ describe('traced kafkajs against a real broker', () => {
     expect(mine && parentSpanId(mine)).toBe('2222222222222222');
   });
 
+  it('a propagation header given as an empty array (kafkajs writes no header for it) still gets the send context', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(traceProducer(kafka.producer()));
+    const headers: IHeaders = { traceparent: [], baggage: [], extra: [Buffer.from('kept')] };
+    await producer.send({ topic, messages: [{ value: 'v', headers }] });
+    expect(headers).toEqual({ traceparent: [], baggage: [], extra: [Buffer.from('kept')] });
+    const seen: IHeaders[] = [];
+    const consumer = await clients.consumer(
+      traceConsumer(kafka.consumer({ groupId: groupId(), maxWaitTimeInMs: 100 })),
+      [topic],
+    );
+    await consumer.run({ eachMessage: async ({ message }) => void seen.push(message.headers ?? {}) });
+    const all = await waitForSpans(spans, (s) => spansNamed(s, `process ${topic}`).length === 1);
+    const send = onlySpan(all, `send ${topic}`);
+    const process = onlySpan(all, `process ${topic}`);
+    expect(seen[0]?.extra?.toString()).toBe('kept');
+    expect(seen[0]?.traceparent?.toString()).toMatch(new RegExp(`^00-${send.spanContext().traceId}-`));
+    expect(process.spanContext().traceId).toBe(send.spanContext().traceId);
+    expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+  });
+
   it('lets a raw kafkajs consumer read a valid W3C traceparent', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka)) as [string];
