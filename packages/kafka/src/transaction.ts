@@ -4,6 +4,7 @@ import {
   interceptMethods,
   Operation,
   PendingSends,
+  runTransactionalSend,
   setSpanAttributes,
   startClientSpan,
   startTransactionEnd,
@@ -48,16 +49,22 @@ export function wrapTransaction(transaction: Transaction, state: ProducerState):
     send: (raw, [record]) => tracedSend(state, raw, record as ProducerRecord, pending),
     sendBatch: (raw, [batch]) => tracedSendBatch(state, raw, batch as ProducerBatch, pending),
     sendOffsets: (raw, [offsets]) =>
-      tracedSendOffsets(state, raw, offsets as Offsets & { consumerGroupId: string }),
+      tracedSendOffsets(state, raw, offsets as Offsets & { consumerGroupId: string }, pending),
     commit: (raw) => finish(raw, 'commit'),
     abort: (raw) => finish(raw, 'abort'),
   });
 }
 
+/**
+ * `sendOffsets`: a `send_offsets` span that, once kafkajs handed the offsets to the transaction,
+ * waits for the transaction's outcome as its sends do (the offsets are committed only if it commits;
+ * an abort ends it ERROR `transaction_aborted`). A call that fails ends with its error.
+ */
 function tracedSendOffsets(
   state: ProducerState,
   raw: Transaction,
   offsets: Offsets & { consumerGroupId: string },
+  pending: PendingSends,
 ): Promise<void> {
   let topics: Offsets['topics'];
   let partitions = 0;
@@ -84,6 +91,8 @@ function tracedSendOffsets(
     state.instr,
     span,
     producerMetric(state, 'send_offsets', destination, 0, 'settle'),
+    // The span waits for the transaction's outcome; the duration is the call's.
+    true,
   );
-  return operation.run(() => raw.sendOffsets(offsets));
+  return runTransactionalSend(pending, operation, () => raw.sendOffsets(offsets));
 }

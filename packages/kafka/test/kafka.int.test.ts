@@ -577,8 +577,16 @@ describe('transactions', () => {
     );
     const aborted = await producer.transaction();
     await aborted.send({ topic, messages: [{ value: 'aborted-1' }] });
-    // Sent, not yet committed or aborted: the send span is still open.
-    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
+    await aborted.sendOffsets({
+      consumerGroupId: `g-aborted-${topic}`,
+      topics: [{ topic, partitions: [{ partition: 0, offset: '0' }] }],
+    });
+    // Sent, not yet committed or aborted: the send and send_offsets spans are still open (the
+    // offsets, like the message, count only if the transaction commits).
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([
+      `send ${topic}`,
+      `send_offsets ${topic}`,
+    ]);
     await aborted.abort();
     const committed = await producer.transaction();
     await committed.send({ topic, messages: [{ value: 'committed-1' }, { value: 'committed-2' }] });
@@ -620,11 +628,25 @@ describe('transactions', () => {
       expect(send.status.code).toBe(SpanStatusCode.UNSET);
       expect(ended(send)).toBeGreaterThanOrEqual(started(commitSpan));
     }
-    const offsets = onlySpan(all, `send_offsets ${topic}`);
+    const [offsets, abortedOffsets] = [`g-${topic}`, `g-aborted-${topic}`].map((group) => {
+      const found = spansNamed(all, `send_offsets ${topic}`).filter(
+        (s) => s.attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] === group,
+      );
+      expect(found).toHaveLength(1);
+      return found[0] as ReadableSpan;
+    }) as [ReadableSpan, ReadableSpan];
     expect(offsets.attributes).toMatchObject({
-      [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: `g-${topic}`,
       [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: 1,
+      'hoptrace.kafka.transaction.outcome': 'committed',
     });
+    expect(offsets.status.code).toBe(SpanStatusCode.UNSET);
+    expect(ended(offsets)).toBeGreaterThanOrEqual(started(commitSpan));
+    expect(abortedOffsets.attributes).toMatchObject({
+      'hoptrace.kafka.transaction.outcome': 'aborted',
+      [ATTR_ERROR_TYPE]: 'transaction_aborted',
+    });
+    expect(abortedOffsets.status.code).toBe(SpanStatusCode.ERROR);
+    expect(ended(abortedOffsets)).toBeGreaterThanOrEqual(started(abortSpan));
     const valid = new Set(committedSends.map((s) => s.spanContext().spanId));
     for (const process of spansNamed(all, `process ${topic}`)) {
       expect(valid.has(parentSpanId(process) as string)).toBe(true);

@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
+  holdTransactionalSend,
   interceptMethods,
   Operation,
   operationMetric,
@@ -51,15 +52,22 @@ export function wrapTransaction(state: ProducerState, transaction: unknown): unk
         settleTransaction(pending, 'unknown');
         state.transactions.delete(pending);
       }),
-    addOffset: (raw, args) => tracedAddOffset(state, raw.addOffset.bind(raw), args),
+    addOffset: (raw, args) => tracedAddOffset(state, raw.addOffset.bind(raw), args, pending),
   });
 }
 
 /**
  * `addOffset(message)`: a `send_offsets {topic}` span (one offset: `messaging.batch.message_count` 1,
- * the message's consumer group). A message whose fields cannot be read goes to the client untraced.
+ * the message's consumer group) that, once the client accepted the offset, waits for the
+ * transaction's outcome as its sends do (the offset is committed only if it commits; an abort ends
+ * it ERROR `transaction_aborted`). A message whose fields cannot be read goes to the client untraced.
  */
-function tracedAddOffset(state: ProducerState, call: RawSend, args: unknown[]): unknown {
+function tracedAddOffset(
+  state: ProducerState,
+  call: RawSend,
+  args: unknown[],
+  pending: PendingSends,
+): unknown {
   let topic: string | undefined;
   let group: unknown;
   try {
@@ -83,9 +91,15 @@ function tracedAddOffset(state: ProducerState, call: RawSend, args: unknown[]): 
     instr,
     span,
     operationMetric(instr.metrics !== undefined, state.metrics, 'settle', 'send_offsets', topic, 0),
+    // The span waits for the transaction's outcome; the duration is the call's.
+    true,
   );
   return whenSettled(call, args, (failed, error) => {
-    if (failed) operation.fail(error);
-    else operation.end();
+    if (failed) {
+      operation.fail(error);
+      return;
+    }
+    operation.settleOpen(false);
+    holdTransactionalSend(pending, operation);
   });
 }

@@ -636,8 +636,14 @@ describe('transactions against a real broker', () => {
     );
     const aborted = await producer.beginTransaction();
     await aborted.send({ messages: [{ topic, value: 'aborted-1' }] });
-    // Accepted by the broker, not yet committed or aborted: the send span is still open.
-    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([`send ${topic}`]);
+    await aborted.addConsumer(seedConsumer);
+    await aborted.addOffset(seed);
+    // Accepted by the broker, not yet committed or aborted: the send and send_offsets spans are
+    // still open (the offset, like the message, counts only if the transaction commits).
+    expect(tracing.current.openSpans().map((s) => s.name)).toEqual([
+      `send ${topic}`,
+      `send_offsets ${seedTopic}`,
+    ]);
     await aborted.abort();
 
     const committed = await producer.beginTransaction();
@@ -692,7 +698,15 @@ describe('transactions against a real broker', () => {
       expect(ended(send)).toBeGreaterThanOrEqual(started(commitSpan));
     }
     expect(sends.find((s) => outcome(s) === 'unknown')?.status.code).toBe(SpanStatusCode.UNSET);
-    const offsets = onlySpan(spans(), `send_offsets ${seedTopic}`);
+    const allOffsets = spansNamed(spans(), `send_offsets ${seedTopic}`);
+    expect(allOffsets.map(outcome).sort()).toEqual(['aborted', 'committed']);
+    const abortedOffsets = allOffsets.find((s) => outcome(s) === 'aborted') as ReadableSpan;
+    expect(abortedOffsets.status.code).toBe(SpanStatusCode.ERROR);
+    expect(abortedOffsets.attributes[ATTR_ERROR_TYPE]).toBe('transaction_aborted');
+    expect(ended(abortedOffsets)).toBeGreaterThanOrEqual(started(abortSpan));
+    const offsets = allOffsets.find((s) => outcome(s) === 'committed') as ReadableSpan;
+    expect(offsets.status.code).toBe(SpanStatusCode.UNSET);
+    expect(ended(offsets)).toBeGreaterThanOrEqual(started(commitSpan));
     expect(offsets.attributes).toMatchObject({
       [ATTR_MESSAGING_CONSUMER_GROUP_NAME]: seedGroup,
       [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: 1,
