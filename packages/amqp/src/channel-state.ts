@@ -162,11 +162,11 @@ export class ChannelState {
    * amqplib calls those back while closing the channel, before the connection marks itself closed
    * in the same task: what closed it is read a microtask later.
    *
-   * @param before - what the close came before, for the status message.
+   * @param how - the rest of the status message after "channel closed" ("before the broker ...").
    */
-  endClosed(operation: Operation, before: string): void {
+  endClosed(operation: Operation, how: string): void {
     queueMicrotask(() => {
-      this.noteClosed(operation, before);
+      this.noteClosed(operation, how);
       operation.end();
     });
   }
@@ -175,9 +175,9 @@ export class ChannelState {
    * Marks `operation` failed by its channel's close, as {@link endClosed} does, without ending it.
    * Call it once amqplib is done closing (a promise reaction is).
    */
-  noteClosed(operation: Operation, before: string): void {
+  noteClosed(operation: Operation, how: string): void {
     const { type, closed } = this.#closedBy();
-    operation.noteFailureType(type, `${closed} before ${before}`);
+    operation.noteFailureType(type, `${closed} ${how}`);
   }
 
   /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */

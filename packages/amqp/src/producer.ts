@@ -116,7 +116,7 @@ export function tracedPublish(
         if (!isCloseError(cbArgs[0])) return settled.apply(this, cbArgs);
         // The channel is closing (amqplib 2.x calls back before its connection tells whether it
         // closed too): the span ends as the close ends the callback-less sends.
-        state.endClosed(operation, 'the broker confirmed the message');
+        state.endClosed(operation, 'before the broker confirmed the message');
         return typeof callback === 'function'
           ? (callback as (...a: unknown[]) => unknown).apply(this, cbArgs)
           : undefined;

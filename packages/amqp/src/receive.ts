@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   isThenable,
+  MAX_ERROR_MESSAGE_LENGTH,
   Operation,
   readMessageContext,
   setSpanAttributes,
@@ -60,13 +61,14 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     const settled = operation.callback(callback);
     getArgs[callbackIndex] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
       state.receives.delete(operation);
-      if (!isClosedAnswer(cbArgs[0])) {
+      const closed = closeAnswer(cbArgs[0]);
+      if (closed === undefined) {
         if (cbArgs[0] === null || cbArgs[0] === undefined) received(cbArgs[1]);
         return settled.apply(this, cbArgs);
       }
       // amqplib 2.x calls back while closing the channel, before its connection says whether it
       // closed too: the span ends as the close ends what is left open.
-      state.endClosed(operation, ANSWERED);
+      state.endClosed(operation, closed);
       return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
     };
     // Until amqplib answers, or the channel closes (amqplib 0.10 never answers a get it closed on).
@@ -98,20 +100,49 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
 function noteCloseOf<T>(state: ChannelState, operation: Operation, result: T): T {
   if (result instanceof Promise)
     result.then(undefined, (error: unknown) => {
-      if (isClosedAnswer(error)) state.noteClosed(operation, ANSWERED);
+      const closed = closeAnswer(error);
+      if (closed !== undefined) state.noteClosed(operation, closed);
     });
   return result;
 }
 
-/** What a get's span says came after the close that answered it. */
-const ANSWERED = 'the broker answered the get';
+/** What a get's span says of a close that answered it while it waited. */
+const ANSWERED = 'before the broker answered the get';
+
+/** The broker's reply to a request that closed the channel (AMQP channel.close). */
+interface CloseReply {
+  code?: unknown;
+  classId?: unknown;
+  methodId?: unknown;
+  fields?: { replyCode?: unknown; replyText?: unknown };
+}
 
 /**
- * Whether a get's error is amqplib's answer to a get still waiting when its channel closed (the
- * promise API rejects with it; 2.x's callback API calls back with it; 0.10's never calls back).
+ * What a get's span says of the channel close that answered it (after "channel closed"), or
+ * `undefined` when the get failed otherwise. Three answers are a close: amqplib's own error for a get
+ * still waiting when its channel ended (the promise API rejects with it; 2.x's callback API calls
+ * back with it; 0.10's never calls back); and the broker closing the channel on the get itself (404,
+ * no such queue) or on the request before it, which amqplib 2.x hands over as an Error carrying the
+ * close's `code`, `classId` and `methodId` (both APIs) and 0.10's promise API as the close frame
+ * itself (its callback API never calls back). Either way the channel is gone, as for any close.
  */
-function isClosedAnswer(error: unknown): boolean {
-  return error instanceof Error && error.message === 'Channel ended, no reply will be forthcoming';
+function closeAnswer(error: unknown): string | undefined {
+  if (error === null || typeof error !== 'object') return undefined;
+  const reply = error as CloseReply;
+  if (error instanceof Error) {
+    if (typeof error.message !== 'string') return undefined;
+    if (error.message === 'Channel ended, no reply will be forthcoming') return ANSWERED;
+    if (
+      typeof reply.code === 'number' &&
+      typeof reply.classId === 'number' &&
+      typeof reply.methodId === 'number'
+    )
+      return `by the broker: ${error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}`;
+    return undefined;
+  }
+  const fields = reply.fields;
+  if (typeof fields?.replyCode !== 'number' || typeof fields.replyText !== 'string') return undefined;
+  return `by the broker: ${fields.replyCode} ${fields.replyText.slice(0, MAX_ERROR_MESSAGE_LENGTH)}`;
 }
 
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {

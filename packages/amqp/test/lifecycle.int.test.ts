@@ -21,8 +21,10 @@ import {
   TraceFlags,
   trace,
 } from '@opentelemetry/api';
-import type { ConsumeMessage, GetMessage } from 'amqplib';
+import amqplib, { type ConsumeMessage, type GetMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
+import amqplibV0 from 'amqplib-v0';
+import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
 import { attr, collectDeliveries, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
 
@@ -414,6 +416,88 @@ describe('promise API: get(queue, options, fn)', () => {
     expect(attr(receive, 'messaging.destination.name')).toBe(queue);
     await channel.close();
   });
+});
+
+// The broker answers a get of a queue that does not exist by closing the channel (404). amqplib says
+// so differently in each major and API (2.x: an Error of the close, both APIs; 0.10: the promise
+// rejects with the close frame, the callback is never called); the receive span says it one way.
+describe('a get the broker closes the channel on (404: no such queue), amqplib 2.x and 0.10, both APIs', () => {
+  const url = brokerEndpoint('rabbitmq').url;
+  type Get = (traced: boolean, queue: string) => Promise<{ outcome: string; close: () => Promise<void> }>;
+
+  /** Opens a channel, gets `queue`, waits for the close; what the application saw. */
+  function promiseGet(lib: typeof amqplib): Get {
+    return async (traced, queue) => {
+      const connection = await lib.connect(url);
+      const raw = await connection.createChannel();
+      const channel = traced ? traceChannel(raw) : raw;
+      channel.on('error', () => undefined);
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      const answer = await channel.get(queue).then(
+        (m) => `resolved ${String(m)}`,
+        (e: unknown) =>
+          e instanceof Error
+            ? `rejected ${e.message.replace(queue, 'Q')}`
+            : `rejected ${JSON.stringify(e).replace(queue, 'Q')}`,
+      );
+      await closed.promise;
+      return { outcome: answer, close: () => connection.close().catch(() => undefined) };
+    };
+  }
+
+  function callbackGet(lib: typeof callbackApi): Get {
+    return async (traced, queue) => {
+      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
+        lib.connect(url, (err, c) => (err ? reject(err) : resolve(c))),
+      );
+      const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
+        connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      const channel = traced ? traceChannel(raw) : raw;
+      channel.on('error', () => undefined);
+      const closed = deferred();
+      channel.on('close', () => closed.resolve());
+      const calls: string[] = [];
+      channel.get(queue, {}, (err, m) =>
+        calls.push(err ? `error ${String(err.message).replace(queue, 'Q')}` : `ok ${String(m)}`),
+      );
+      await closed.promise;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return {
+        outcome: calls.join(', ') || 'never called',
+        close: () => new Promise<void>((resolve) => connection.close(() => resolve())),
+      };
+    };
+  }
+
+  for (const [name, get] of [
+    ['amqplib 2.x, promise API', promiseGet(amqplib)],
+    ['amqplib 2.x, callback API', callbackGet(callbackApi)],
+    ['amqplib 0.10, promise API', promiseGet(amqplibV0 as unknown as typeof amqplib)],
+    ['amqplib 0.10, callback API', callbackGet(callbackApiV0 as unknown as typeof callbackApi)],
+  ] as const) {
+    it(`${name}: the application sees what it sees without hoptrace; one receive span, ERROR channel_closed`, async () => {
+      const untraced = await get(false, `amqpedge-missing-${randomUUID()}`);
+      await untraced.close();
+      const queue = `amqpedge-missing-${randomUUID()}`;
+      const traced = await get(true, queue);
+      try {
+        expect(traced.outcome).toBe(untraced.outcome);
+        const receive = onlySpan(
+          await waitForSpans(spans, (s) => spansNamed(s, `receive ${queue}`).length === 1),
+          `receive ${queue}`,
+        );
+        expect(receive.status.code).toBe(SpanStatusCode.ERROR);
+        expect(attr(receive, 'error.type')).toBe('channel_closed');
+        expect(receive.status.message).toMatch(/^channel closed /);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(spansNamed(spans(), `receive ${queue}`)).toHaveLength(1);
+      } finally {
+        await traced.close();
+      }
+    });
+  }
 });
 
 describe('callback API (amqplib/callback_api)', () => {
