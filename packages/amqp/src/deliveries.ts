@@ -177,19 +177,33 @@ export class DeliveryTracker {
   }
 
   /**
-   * `channel.recover()`: every open delivery will be redelivered; their spans end as `recovered`.
-   * Those with a tag up to `keepUpTo` stay open: an `allUpTo` settle not yet proven may have settled
-   * them before the broker read the recover (see `UnprovenSettles`).
+   * `channel.recover()`: every open delivery will be redelivered once the broker reads the request.
+   * They leave the tracker now (a settle naming one after the request names a tag the broker no
+   * longer holds) and are returned, still open, to end when the broker answers
+   * ({@link endRecovered}), or with the close of a channel that closes first. Those with a tag up to
+   * `keepUpTo` stay tracked: an `allUpTo` settle not yet proven may have settled them before the
+   * broker read the recover (see `UnprovenSettles`).
    */
-  recoverAll(keepUpTo = 0): void {
+  takeRecovered(keepUpTo = 0): Delivery[] {
+    const taken: Delivery[] = [];
     for (const delivery of this.#drain()) {
       if (delivery.tag <= keepUpTo) {
         this.#open(delivery);
         this.#queue.push(delivery);
         continue;
       }
-      delivery.operation.setAttribute(ATTR_HOPTRACE_RABBITMQ_SETTLEMENT, 'recovered');
-      this.#end(delivery);
+      if (delivery.timer !== undefined) clearTimeout(delivery.timer);
+      delivery.timer = undefined;
+      taken.push(delivery);
+    }
+    return taken;
+  }
+
+  /** Ends deliveries {@link takeRecovered} took as `recovered` (the broker answered the recover). */
+  static endRecovered(deliveries: readonly Delivery[]): void {
+    for (const { operation } of deliveries) {
+      operation.setAttribute(ATTR_HOPTRACE_RABBITMQ_SETTLEMENT, 'recovered');
+      operation.end();
     }
   }
 

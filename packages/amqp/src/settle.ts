@@ -1,6 +1,7 @@
 import {
   ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
   ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG,
+  isThenable,
   messageLink,
   Operation,
   setSpanAttributes,
@@ -9,7 +10,7 @@ import {
 import { type Attributes, context as contextApi, type Link, type Span } from '@opentelemetry/api';
 import { ATTR_HOPTRACE_RABBITMQ_REQUEUE } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
-import type { Settlement } from './deliveries.ts';
+import { type Delivery, DeliveryTracker, type Settlement } from './deliveries.ts';
 import { consumerDestination, destinationOverride } from './destination.ts';
 import type { AmqpMessage } from './types.ts';
 
@@ -156,16 +157,59 @@ function afterSettle(state: ChannelState, call: SettleCall): void {
 }
 
 /**
- * A traced `recover()`: amqplib asks the broker to redeliver every unacknowledged message; once the
- * call is made, the open deliveries' process spans end as `recovered` (the redeliveries get spans
- * of their own). Deliveries an unproven `allUpTo` settle may have settled stay open: the broker
- * read that settle first, so they were settled (not redelivered) unless it closes the channel; the
- * next delivery or the close ends them (see `UnprovenSettles`).
+ * A traced `recover()`: amqplib asks the broker to redeliver every unacknowledged message. The open
+ * deliveries leave the tracker when the call is made (a delivery that arrives after it is a
+ * redelivery, with a span of its own) and their process spans end as `recovered` when the broker
+ * answers (the promise fulfils, or the callback API's callback is called without an error); a
+ * recover the channel's close answers instead (it was closing, or closed while the request waited
+ * behind another) redelivered nothing, and they end as the close ends open deliveries. Without a
+ * callback, the callback API's request is on its way once the call returns: they end then.
+ * Deliveries an unproven `allUpTo` settle may have settled stay open: the broker read that settle
+ * first, so they were settled (not redelivered) unless it closes the channel; the next delivery or
+ * the close ends them (see `UnprovenSettles`).
  */
 export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
-  const result = state.call('recover', args);
-  // Both APIs: the promise API returns a promise, the callback API takes a callback; the request is
-  // on its way either way, and a delivery that arrives after it is a redelivery.
-  state.deliveries.recoverAll(state.unproven.greatestTag);
+  const callback = args[0];
+  let taken: Delivery[] | undefined;
+  let answer: { error: unknown } | undefined;
+  let recoverArgs = args;
+  if (typeof callback === 'function') {
+    recoverArgs = args.slice();
+    recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
+      answer ??= { error: cbArgs[0] };
+      if (taken) finishRecover(state, taken, answer.error);
+      return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
+    };
+  }
+  const result = state.call('recover', recoverArgs);
+  taken = state.deliveries.takeRecovered(state.unproven.greatestTag);
+  if (isThenable(result)) {
+    // The promise API (which ignores a callback): the caller gets a promise of the same outcome.
+    const pending = result instanceof Promise ? result : Promise.resolve(result);
+    const deliveries = taken;
+    return pending.then(
+      (value: unknown) => {
+        finishRecover(state, deliveries, undefined);
+        return value;
+      },
+      (error: unknown) => {
+        finishRecover(state, deliveries, error ?? new Error('recover failed'));
+        throw error;
+      },
+    );
+  }
+  if (typeof callback !== 'function') DeliveryTracker.endRecovered(taken);
+  else if (answer) finishRecover(state, taken, answer.error);
   return result;
+}
+
+/** The broker answered a recover (`error` undefined or null) or the channel's close did. */
+function finishRecover(state: ChannelState, deliveries: Delivery[], error: unknown): void {
+  if (deliveries.length === 0) return;
+  const taken = deliveries.splice(0);
+  if (error === undefined || error === null) {
+    DeliveryTracker.endRecovered(taken);
+    return;
+  }
+  for (const { operation } of taken) state.endClosed(operation, 'before the broker answered the recover');
 }

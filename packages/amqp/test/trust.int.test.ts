@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type AmqpTracingOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
 import { METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import {
+  brokerEndpoint,
   deferred,
   onlySpan,
   parentSpanId,
@@ -13,6 +14,7 @@ import {
 import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
 import { connect, testMeters, useConnection } from './helpers.ts';
 
@@ -325,6 +327,101 @@ describe('recover and settle timing (12.13)', () => {
         expect(parentSpanId(delivery)).toBe(send.spanContext().spanId);
         expect(delivery.spanContext().traceId).toBe(send.spanContext().traceId);
       }
+    }
+  });
+
+  // A recover the broker never answers (the channel closes first) redelivers nothing: the open
+  // deliveries end with the close, as without the recover.
+  for (const how of ['channel closing', 'channel closed by an earlier request (404)'] as const) {
+    it(`recover() the channel closes before answering (${how}): the rejection as without hoptrace; open deliveries end channel_closed, not recovered`, async () => {
+      async function run(traced: boolean): Promise<{ outcome: string; queue: string }> {
+        const raw = await amqp.connection.createChannel();
+        const channel = traced ? traceChannel(raw) : raw;
+        channel.on('error', () => undefined);
+        const closed = deferred();
+        channel.on('close', () => closed.resolve());
+        const queue = `amqpedge-recover-${randomUUID()}`;
+        await channel.assertQueue(queue, { exclusive: true });
+        const held: ConsumeMessage[] = [];
+        await channel.consume(queue, (m) => {
+          if (m) held.push(m);
+        });
+        for (const id of ['a', 'b']) channel.sendToQueue(queue, Buffer.from(id), { messageId: id });
+        await until(() => held.length === 2, 'two deliveries');
+        if (how === 'channel closing') void channel.close().catch(() => undefined);
+        // Waiting for its answer, the 404 closes the channel: the recover behind it is never sent.
+        else void channel.checkQueue(`amqpedge-missing-${randomUUID()}`).catch(() => undefined);
+        const outcome = await channel.recover().then(
+          () => 'recovered',
+          (e: Error) => `rejected ${e.message}`,
+        );
+        await closed.promise;
+        return { outcome, queue };
+      }
+      const withoutHoptrace = await run(false);
+      expect(withoutHoptrace.outcome).toMatch(/^rejected /);
+      const { outcome, queue } = await run(true);
+      expect(outcome).toBe(withoutHoptrace.outcome);
+      const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length === 2);
+      for (const span of spansNamed(done, `process ${queue}`)) {
+        expect(span.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+        expect(span.status.code).toBe(SpanStatusCode.ERROR);
+        expect(span.attributes['error.type']).toBe('channel_closed');
+      }
+    });
+  }
+
+  it('callback API recover(cb): answered, the open deliveries end recovered; answered by the close (404 of the request before it), they end channel_closed; the callback as without hoptrace', async () => {
+    const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
+      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
+    );
+    try {
+      async function run(traced: boolean, failing: boolean): Promise<{ outcome: string; queue: string }> {
+        const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
+          connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+        );
+        const channel = traced ? traceChannel(raw) : raw;
+        channel.on('error', () => undefined);
+        const queue = `amqpedge-recover-cb-${randomUUID()}`;
+        await new Promise((resolve, reject) =>
+          channel.assertQueue(queue, { exclusive: true }, (err, ok) => (err ? reject(err) : resolve(ok))),
+        );
+        const held: ConsumeMessage[] = [];
+        channel.consume(queue, (m) => {
+          if (m && !m.fields.redelivered) held.push(m);
+        });
+        for (const id of ['a', 'b']) channel.sendToQueue(queue, Buffer.from(id), { messageId: id });
+        await until(() => held.length === 2, 'two deliveries');
+        if (failing) channel.checkQueue(`amqpedge-missing-${randomUUID()}`, () => undefined);
+        const outcome = await new Promise<string>((resolve) =>
+          channel.recover((err) => resolve(err ? `error ${err.message}` : 'recovered')),
+        );
+        if (!failing) await new Promise<void>((resolve) => channel.close(() => resolve()));
+        return { outcome, queue };
+      }
+      for (const failing of [false, true]) {
+        const withoutHoptrace = await run(false, failing);
+        const { outcome, queue } = await run(true, failing);
+        expect(outcome).toBe(withoutHoptrace.outcome);
+        const done = await waitForSpans(spans, (s) => spansNamed(s, `process ${queue}`).length >= 2);
+        const first = spansNamed(done, `process ${queue}`).filter(
+          (s) => s.attributes['hoptrace.rabbitmq.redelivered'] === undefined,
+        );
+        expect(first).toHaveLength(2);
+        for (const span of first) {
+          if (failing) {
+            expect(outcome).toMatch(/^error /);
+            expect(span.attributes['hoptrace.rabbitmq.settlement']).toBeUndefined();
+            expect(span.attributes['error.type']).toBe('channel_closed');
+          } else {
+            expect(outcome).toBe('recovered');
+            expect(span.attributes['hoptrace.rabbitmq.settlement']).toBe('recovered');
+            expect(span.status.code).toBe(SpanStatusCode.UNSET);
+          }
+        }
+      }
+    } finally {
+      await new Promise<void>((resolve) => connection.close(() => resolve()));
     }
   });
 
