@@ -103,7 +103,7 @@ describe('DeliveryTracker (ack(msg, true) cost and the open bound)', () => {
     const c = open(two, 2);
     const d = open(two, 3);
     expect(findOpenDelivery(b.message)).toBeUndefined();
-    two.recoverAll();
+    DeliveryTracker.endRecovered(two.takeRecovered());
     expect(findOpenDelivery(c.message)).toBeUndefined();
     expect(findOpenDelivery(d.message)).toBeUndefined();
     const e = open(one, 2);
