@@ -307,7 +307,10 @@ describe('span lifecycle', () => {
   it('records the four messaging metrics', async () => {
     const { meterProvider, collect } = testMeters();
     try {
-      const channel = traceChannel(await amqp.connection.createChannel(), { meterProvider });
+      const channel = traceChannel(await amqp.connection.createChannel(), {
+        meterProvider,
+        settleSpans: true,
+      });
       const queue = `q-${randomUUID()}`;
       await channel.assertQueue(queue, { exclusive: true });
       await channel.consume(queue, (m) => m && channel.ack(m));
@@ -323,6 +326,7 @@ describe('span lifecycle', () => {
           attributes: {
             'messaging.system.name': 'rabbitmq',
             'messaging.operation.name': 'send',
+            'messaging.operation.type': 'send',
             'messaging.destination.name': queue,
           },
           value: 2,
@@ -333,10 +337,15 @@ describe('span lifecycle', () => {
       const processDuration = names.get('messaging.process.duration');
       expect(processDuration?.[0]?.value).toMatchObject({ count: 2 });
       const opDuration = names.get('messaging.client.operation.duration') ?? [];
-      expect(opDuration.map((d) => d.attributes['messaging.operation.name']).sort()).toEqual([
-        'receive',
-        'send',
-      ]);
+      // The conventions give messaging.client.operation.duration messaging.operation.type.
+      expect(
+        opDuration
+          .map(
+            (d) => `${d.attributes['messaging.operation.name']}:${d.attributes['messaging.operation.type']}`,
+          )
+          .sort(),
+      ).toEqual(['ack:settle', 'receive:receive', 'send:send']);
+      expect(processDuration?.[0]?.attributes['messaging.operation.type']).toBeUndefined();
     } finally {
       await meterProvider.shutdown();
       metrics.disable();

@@ -40,7 +40,10 @@ describe('metrics', () => {
     const metrics = await collectMetrics(reader);
     const base = { 'messaging.system.name': 'bullmq', 'messaging.destination.name': 'orders' };
     expect(metrics.get('messaging.client.sent.messages')).toEqual([
-      { attributes: { ...base, 'messaging.operation.name': 'send' }, value: 1 },
+      {
+        attributes: { ...base, 'messaging.operation.name': 'send', 'messaging.operation.type': 'send' },
+        value: 1,
+      },
     ]);
     const consumed = metrics.get('messaging.client.consumed.messages') ?? [];
     expect(consumed).toHaveLength(2);

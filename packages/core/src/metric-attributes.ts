@@ -6,6 +6,7 @@ import {
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM_NAME,
   ERROR_TYPE_OTHER,
 } from './semconv.ts';
@@ -23,6 +24,8 @@ export class MetricAttributeCache {
   readonly #system: string;
   readonly #capacity: number;
   readonly #sets = new Map<string, Attributes>();
+  /** The key of each set {@link get} built, so {@link withError} keys its variants by it. */
+  readonly #keys = new WeakMap<Attributes, string>();
   #warned = false;
 
   /**
@@ -41,28 +44,38 @@ export class MetricAttributeCache {
 
   /**
    * The attributes for an operation on a destination (only pass a low-cardinality one), with the
-   * consumer group when known.
+   * consumer group when known. `operationType` becomes `messaging.operation.type`, which the
+   * conventions give `messaging.client.operation.duration` (send, receive, settle; a set of these
+   * also feeds the sent/consumed counter of the same operation); `process` sets, which feed
+   * `messaging.process.duration`, leave it out.
    */
-  get(operationName: string, destination: string | undefined, group?: string): Attributes {
+  get(
+    operationName: string,
+    destination: string | undefined,
+    group?: string,
+    operationType?: MetricOperation,
+  ): Attributes {
     // Cut like the span's messaging.destination.name (BullMQ takes queue names of any length).
     if (destination !== undefined) destination = capValue(destination, MAX_DESTINATION_LENGTH);
-    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}`;
+    const type = operationType === 'process' ? undefined : operationType;
+    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}`;
     const cached = this.#sets.get(key);
     if (cached) return cached;
     // Sets without a destination are few (operations x groups, from code and config, not traffic):
     // they are kept even past the cap, which is what overflowing destinations collapse into.
     if (destination !== undefined && this.#sets.size >= this.#capacity) {
       this.#overflow();
-      return this.get(operationName, undefined, group);
+      return this.get(operationName, undefined, group, type);
     }
-    const attributes = this.#build(operationName, destination, group);
+    const attributes = this.#build(operationName, destination, group, type);
     this.#sets.set(key, attributes);
+    this.#keys.set(attributes, key);
     return attributes;
   }
 
   /** `base` (from {@link get}) plus `error.type`; shared like `base`. */
   withError(base: Attributes, errorType: string): Attributes {
-    const key = `${String(base[ATTR_MESSAGING_OPERATION_NAME])}\u0000${String(base[ATTR_MESSAGING_DESTINATION_NAME] ?? '')}\u0000${String(base[ATTR_MESSAGING_CONSUMER_GROUP_NAME] ?? '')}\u0000${errorType}`;
+    const key = `${this.#keys.get(base) ?? keyOfValues(base)}\u0000${errorType}`;
     const cached = this.#sets.get(key);
     if (cached) return cached;
     if (this.#sets.size >= this.#capacity) {
@@ -74,11 +87,17 @@ export class MetricAttributeCache {
     return attributes;
   }
 
-  #build(operationName: string, destination: string | undefined, group: string | undefined): Attributes {
+  #build(
+    operationName: string,
+    destination: string | undefined,
+    group: string | undefined,
+    type: MetricOperation | undefined,
+  ): Attributes {
     const attributes: Attributes = {
       [ATTR_MESSAGING_SYSTEM_NAME]: this.#system,
       [ATTR_MESSAGING_OPERATION_NAME]: operationName,
     };
+    if (type !== undefined) attributes[ATTR_MESSAGING_OPERATION_TYPE] = type;
     if (destination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
     if (group !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
     return attributes;
@@ -91,6 +110,13 @@ export class MetricAttributeCache {
       `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
     );
   }
+}
+
+/** A key for attributes {@link MetricAttributeCache.get} did not build (their values, in order). */
+function keyOfValues(attributes: Attributes): string {
+  let key = '\u0001';
+  for (const name in attributes) key += `${name}=${String(attributes[name])}\u0000`;
+  return key;
 }
 
 /** The caches of each meter, by system (a provider may hand one meter to several adapters). */
@@ -145,5 +171,10 @@ export function operationMetric(
   group?: string,
 ): OperationMetric | undefined {
   if (!metricsOn) return undefined;
-  return { operation, cache, attributes: cache.get(operationName, destination, group), count };
+  return {
+    operation,
+    cache,
+    attributes: cache.get(operationName, destination, group, operation),
+    count,
+  };
 }

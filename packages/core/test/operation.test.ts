@@ -3,8 +3,9 @@ import {
   type InstrumentationScope,
   MetricAttributeCache,
   Operation,
+  operationMetric,
 } from '@hoptrace/core/adapter';
-import { useTestTracing } from '@hoptrace/test-kit';
+import { collectMetrics, TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
 import { SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
@@ -272,6 +273,37 @@ describe('metrics', () => {
     );
     await meterProvider.shutdown();
     expect(createInstrumentation(SCOPE).metrics).toBeUndefined();
+  });
+
+  it('puts messaging.operation.type on messaging.client.operation.duration (send, receive, settle), as the conventions require', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    const instr = createInstrumentation(SCOPE, { meterProvider });
+    const cache = new MetricAttributeCache('kafka');
+    for (const [type, name] of [
+      ['send', 'send'],
+      ['receive', 'receive'],
+      ['settle', 'commit_transaction'],
+      ['process', 'process'],
+    ] as const) {
+      new Operation(instr, undefined, operationMetric(true, cache, type, name, 'orders', 1)).end();
+    }
+    const metrics = await collectMetrics(reader);
+    const durations = metrics.get('messaging.client.operation.duration') ?? [];
+    expect(
+      durations.map((p) => [
+        p.attributes['messaging.operation.name'],
+        p.attributes['messaging.operation.type'],
+      ]),
+    ).toEqual([
+      ['send', 'send'],
+      ['receive', 'receive'],
+      ['commit_transaction', 'settle'],
+    ]);
+    expect(
+      metrics.get('messaging.process.duration')?.map((p) => p.attributes['messaging.operation.name']),
+    ).toEqual(['process']);
+    await meterProvider.shutdown();
   });
 
   it('bounds metric attribute sets: new destinations collapse, new error types become _OTHER', () => {

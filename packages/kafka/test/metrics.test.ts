@@ -22,6 +22,7 @@ describe('metrics', () => {
         attributes: {
           'messaging.system.name': 'kafka',
           'messaging.operation.name': 'send',
+          'messaging.operation.type': 'send',
           'messaging.destination.name': 'orders',
         },
         value: 2,
@@ -30,6 +31,7 @@ describe('metrics', () => {
         attributes: {
           'messaging.system.name': 'kafka',
           'messaging.operation.name': 'send',
+          'messaging.operation.type': 'send',
           'messaging.destination.name': 'orders',
           'error.type': 'NOT_LEADER_FOR_PARTITION',
         },

@@ -24,9 +24,17 @@ describe('metrics (same names and attributes as @hoptrace/kafka)', () => {
     fake.producer.failWith = Object.assign(new Error('nope'), { code: 'PLT_KFK_NETWORK' });
     await Promise.resolve(producer.send({ messages: [{ topic: 't', value: 'c' }] })).catch(() => undefined);
     expect(await metricPoints(reader, 'messaging.client.sent.messages')).toEqual([
-      { attributes: { ...base, 'messaging.operation.name': 'send' }, value: 2 },
       {
-        attributes: { ...base, 'messaging.operation.name': 'send', 'error.type': 'PLT_KFK_NETWORK' },
+        attributes: { ...base, 'messaging.operation.name': 'send', 'messaging.operation.type': 'send' },
+        value: 2,
+      },
+      {
+        attributes: {
+          ...base,
+          'messaging.operation.name': 'send',
+          'messaging.operation.type': 'send',
+          'error.type': 'PLT_KFK_NETWORK',
+        },
         value: 1,
       },
     ]);
@@ -44,7 +52,12 @@ describe('metrics (same names and attributes as @hoptrace/kafka)', () => {
     await transaction.send({ messages: [{ topic: 't', value: 'a' }] });
     await new Promise((resolve) => transaction.send({ messages: [{ topic: 't', value: 'b' }] }, resolve));
     // Both sends wait for the outcome (their spans are open), yet their metrics are recorded.
-    const sent = [{ attributes: { ...base, 'messaging.operation.name': 'send' }, value: 2 }];
+    const sent = [
+      {
+        attributes: { ...base, 'messaging.operation.name': 'send', 'messaging.operation.type': 'send' },
+        value: 2,
+      },
+    ];
     expect(await metricPoints(reader, 'messaging.client.sent.messages')).toEqual(sent);
     await transaction.abort();
     // The abort ends the send spans ERROR; the sends themselves succeeded and are not counted again.

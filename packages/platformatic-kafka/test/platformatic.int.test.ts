@@ -945,6 +945,7 @@ describe('producer streams (asStream) against a real broker', () => {
         attributes: {
           [ATTR_MESSAGING_SYSTEM_NAME]: 'kafka',
           [ATTR_MESSAGING_OPERATION_NAME]: 'send',
+          [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
           [ATTR_MESSAGING_DESTINATION_NAME]: topic,
         },
         value: 2,

@@ -1,0 +1,56 @@
+import { traceKafka } from '@hoptrace/kafka';
+import { collectMetrics, TestMetricReader, until, useTestTracing } from '@hoptrace/test-kit';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { describe, expect, it } from 'vitest';
+import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+
+useTestTracing();
+const clients = useKafkaClients();
+
+/** `name:type` of each point of `points` (its messaging.operation.name and .type), sorted. */
+function nameAndType(points: { attributes: Record<string, unknown> }[] | undefined): string[] {
+  return (points ?? [])
+    .map((p) => `${p.attributes['messaging.operation.name']}:${p.attributes['messaging.operation.type']}`)
+    .sort();
+}
+
+describe('metrics on a real broker', () => {
+  it('messaging.client.operation.duration carries messaging.operation.type (send, settle); counts are per message', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    try {
+      const kafka = traceKafka(newKafka('metrics-metrics'), { meterProvider });
+      const [topic] = (await createTopics(kafka)) as [string];
+      const producer = await clients.producer(kafka.producer());
+      await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }, { value: 'c' }] });
+      let seen = 0;
+      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topic]);
+      await consumer.run({
+        eachBatch: async ({ batch, resolveOffset }) => {
+          for (const m of batch.messages) {
+            seen++;
+            resolveOffset(m.offset);
+          }
+        },
+      });
+      await until(() => seen === 3);
+      const transactional = await clients.producer(
+        kafka.producer({ transactionalId: `metrics-${groupId()}`, maxInFlightRequests: 1, idempotent: true }),
+      );
+      const transaction = await transactional.transaction();
+      await transaction.send({ topic, messages: [{ value: 'x' }] });
+      await transaction.abort();
+
+      const metrics = await collectMetrics(reader);
+      expect(nameAndType(metrics.get('messaging.client.operation.duration'))).toEqual([
+        'abort_transaction:settle',
+        'send:send',
+      ]);
+      expect(nameAndType(metrics.get('messaging.process.duration'))).toEqual(['process:undefined']);
+      expect(metrics.get('messaging.client.sent.messages')?.map((p) => p.value)).toEqual([4]);
+      expect(metrics.get('messaging.client.consumed.messages')?.map((p) => p.value)).toEqual([3]);
+    } finally {
+      await meterProvider.shutdown();
+    }
+  });
+});
