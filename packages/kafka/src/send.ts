@@ -59,6 +59,42 @@ function writtenHeaders(message: Message): IHeaders | undefined {
 }
 
 /**
+ * Whether kafkajs's encoder rejects `headers` with a TypeError: a `null` map (it lists its keys), or
+ * a value, or an element of an array value, that is not a string or bytes (it measures each with
+ * `Buffer.byteLength`, so `null`, `undefined`, a number throw). Such a message goes to kafkajs as the
+ * caller wrote it: the copy hoptrace sends would otherwise fill a propagation field given as
+ * `null`/`undefined`, or leave out one spelled in another case, and turn that TypeError into a
+ * send that succeeds. Never throws (a map it cannot read counts as not rejected: the copy meets it).
+ */
+function rejectedByEncoder(headers: IHeaders | null | undefined): boolean {
+  if (headers === null) return true;
+  if (!headers || typeof headers !== 'object') return false;
+  try {
+    for (const key of Object.keys(headers)) {
+      const value: unknown = headers[key];
+      if (Array.isArray(value)) {
+        for (const element of value) if (!isHeaderBytes(element)) return true;
+      } else if (!isHeaderBytes(value)) return true;
+    }
+  } catch {
+    return false;
+  }
+  return false;
+}
+
+/** Whether kafkajs can measure `value` as a header value (what `Buffer.byteLength` accepts). */
+function isHeaderBytes(value: unknown): boolean {
+  if (typeof value === 'string' || Buffer.isBuffer(value)) return true;
+  if (value === null || value === undefined || typeof value !== 'object') return false;
+  try {
+    Buffer.byteLength(value as ArrayBuffer);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * `headers` without the propagation `fields` it gives as an empty array: kafkajs writes no header for
  * an empty array, so such a field carries nothing and the message still needs the send's context
  * (core's `sendHeaders` would take it for a field the caller set, and never overwrite it). The same
@@ -346,6 +382,8 @@ function traceCallers(
           if (!create && !caller) shared ??= injectContextUnchecked(sendContext);
           const injected = create || caller ? undefined : shared;
           const written = writtenHeaders(message);
+          // kafkajs fails the call on this message: it gets it as written, and raises its own TypeError.
+          if (rejectedByEncoder(written)) return message;
           const headers = sendHeaders(withoutEmptyFields(written, fields), context, caller, injected);
           return headers === written ? message : copyMessage(message, headers as IHeaders);
         }),
