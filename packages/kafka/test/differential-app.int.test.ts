@@ -153,6 +153,8 @@ describe('kafkajs differential (kjsdiff): producer', () => {
         ['no topic', () => producer.send({ messages: [{ value: 'x' }] } as never)],
         ['messages not an array', () => producer.send({ topic, messages: 'x' } as never)],
         ['no messages', () => producer.send({ topic } as never)],
+        ['a null message', () => producer.send({ topic, messages: [null] } as never)],
+        ['a string message', () => producer.send({ topic, messages: ['x'] } as never)],
         ['headers null', () => producer.send({ topic, messages: [{ value: 'x', headers: null as never }] })],
         [
           'a header value undefined',
@@ -312,5 +314,298 @@ describe('kafkajs differential (kjsdiff): producer', () => {
       const wire = (await readAll(topic, 5)) as { value: string }[];
       return { disconnected, outcomes, late, values: [...new Set(wire.map((m) => m.value))].sort() };
     });
+  });
+});
+
+async function committed(group: string, topic: string): Promise<string[]> {
+  const admin = newKafka().admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return (offsets[0]?.partitions ?? []).sort((a, b) => a.partition - b.partition).map((p) => p.offset);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function produce(topic: string, n: number): Promise<void> {
+  const producer = newKafka().producer();
+  await producer.connect();
+  await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ value: `v${i}` })) });
+  await producer.disconnect();
+}
+
+/**
+ * kafkajs's consumer instrumentation events an application may listen to, with the payload fields
+ * that do not depend on timing (heartbeats and fetches do, and are counted apart).
+ */
+function recordEvents(consumer: Consumer, topic: string): { log: unknown[]; heartbeats: () => number } {
+  const log: unknown[] = [];
+  let heartbeats = 0;
+  const e = consumer.events;
+  const t = (x: unknown) => (x === topic ? 'T' : x);
+  consumer.on(e.HEARTBEAT, () => void heartbeats++);
+  consumer.on(e.COMMIT_OFFSETS, ({ payload }) =>
+    log.push([
+      'commit',
+      payload.topics.map((x) => [t(x.topic), x.partitions.map((p) => [p.partition, p.offset])]),
+    ]),
+  );
+  consumer.on(e.START_BATCH_PROCESS, ({ payload }) =>
+    log.push(['start_batch', t(payload.topic), payload.partition, payload.batchSize, payload.firstOffset]),
+  );
+  consumer.on(e.END_BATCH_PROCESS, ({ payload }) =>
+    log.push(['end_batch', t(payload.topic), payload.partition, payload.batchSize, payload.lastOffset]),
+  );
+  consumer.on(e.CRASH, ({ payload }) =>
+    log.push([
+      'crash',
+      describeError(payload.error),
+      payload.restart,
+      payload.error === lastThrown,
+      (payload.error as Error).cause === lastThrown,
+    ]),
+  );
+  consumer.on(e.STOP, () => log.push(['stop']));
+  consumer.on(e.DISCONNECT, () => log.push(['disconnect']));
+  return { log, heartbeats: () => heartbeats };
+}
+
+/** What a handler threw last (kafkajs hands the same object to its crash event). */
+let lastThrown: unknown;
+
+function throwing<T>(value: T): never {
+  lastThrown = value;
+  throw value;
+}
+
+describe('kafkajs differential (kjsdiff): consumer', () => {
+  it('eachMessage throwing: the same retries, redeliveries, commits and events', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 3);
+      const group = name('group');
+      const consumer = client(mode).consumer({
+        groupId: group,
+        maxWaitTimeInMs: 100,
+        retry: { retries: 5, initialRetryTime: 30, maxRetryTime: 60 },
+      });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const seen: string[] = [];
+      let failures = 0;
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          seen.push(message.offset);
+          if (message.offset === '1' && failures < 2) {
+            failures++;
+            throwing(failures === 1 ? new Error('boom') : 'a string');
+          }
+        },
+      });
+      await until(() => seen.includes('2'), 'past the failures');
+      await sleep(300);
+      await consumer.disconnect();
+      return { seen, log: events.log, committed: await committed(group, topic) };
+    });
+    const failed = tracing.current
+      .spans()
+      .filter((s) => s.name.startsWith('process ') && s.status.code === 2);
+    expect(failed).toHaveLength(2 * TRACED.length);
+  });
+
+  it('eachMessage throwing a non-retriable error: the crash event carries the thrown object', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 2);
+      const group = name('group');
+      const consumer = client(mode).consumer({
+        groupId: group,
+        maxWaitTimeInMs: 100,
+        retry: { retries: 1, initialRetryTime: 30, restartOnFailure: async () => false },
+      });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const seen: string[] = [];
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          seen.push(message.offset);
+          if (message.offset === '1') throwing(Object.assign(new TypeError('fatal'), { retriable: false }));
+        },
+      });
+      await until(() => events.log.some((x) => (x as string[])[0] === 'crash'), 'the crash');
+      await sleep(300);
+      await consumer.disconnect();
+      return { seen, log: events.log, committed: await committed(group, topic) };
+    });
+  });
+
+  it('eachBatch with eachBatchAutoResolve false, autoCommit false and commitOffsetsIfNecessary', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 4);
+      const group = name('group');
+      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const calls: unknown[] = [];
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        autoCommit: false,
+        eachBatch: async (p) => {
+          const offsets = p.batch.messages.map((m) => m.offset);
+          if (calls.length === 0) {
+            p.resolveOffset(offsets[1] as string);
+            const necessary = await p.commitOffsetsIfNecessary();
+            const unc1 = p.uncommittedOffsets();
+            const explicit = await p.commitOffsetsIfNecessary({
+              topics: [{ topic, partitions: [{ partition: 0, offset: '2' }] }],
+            });
+            calls.push({
+              offsets,
+              necessary,
+              unc1,
+              explicit,
+              unc2: p.uncommittedOffsets(),
+              hb: await p.heartbeat(),
+            });
+            return;
+          }
+          calls.push({ offsets, running: p.isRunning(), stale: p.isStale() });
+          for (const offset of offsets) p.resolveOffset(offset);
+          await p.commitOffsetsIfNecessary();
+        },
+      });
+      await until(() => calls.length >= 2, 'the redelivery');
+      await sleep(300);
+      await consumer.disconnect();
+      return {
+        calls: JSON.parse(JSON.stringify(calls).replaceAll(topic, 'T')),
+        log: events.log,
+        committed: await committed(group, topic),
+      };
+    });
+  });
+
+  it('pause() inside eachMessage and eachBatch, resume later', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 4);
+      const consumer = client(mode).consumer({ groupId: name('group'), maxWaitTimeInMs: 100 });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const seen: unknown[] = [];
+      await consumer.run({
+        eachBatchAutoResolve: false,
+        eachBatch: async ({ batch, pause, resolveOffset }) => {
+          for (const m of batch.messages) {
+            seen.push(m.offset);
+            resolveOffset(m.offset);
+            if (m.offset === '1' && !seen.includes('paused')) {
+              seen.push('paused');
+              const resume = pause();
+              setTimeout(resume, 200);
+              return;
+            }
+          }
+        },
+      });
+      await until(() => seen.includes('3'), 'all four');
+      await sleep(300);
+      const paused = consumer.paused();
+      await consumer.disconnect();
+      return { seen, paused, log: events.log };
+    });
+  });
+
+  it('stop() while eachMessage runs; the handler throws after stop', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 3);
+      const group = name('group');
+      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const order: string[] = [];
+      let release: () => void = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          order.push(`handle ${message.offset}`);
+          if (message.offset === '1') {
+            await gate;
+            order.push('handler throws');
+            throwing(new Error('after stop'));
+          }
+        },
+      });
+      await until(() => order.includes('handle 1'), 'the second message');
+      const stopped = consumer.stop().then(
+        () => void order.push('stop resolved'),
+        (e: unknown) => void order.push(`stop rejected ${describeError(e)}`),
+      );
+      await sleep(200);
+      order.push('release');
+      release();
+      await stopped;
+      await sleep(200);
+      await consumer.disconnect();
+      return { order, log: events.log, committed: await committed(group, topic) };
+    });
+    // The delivery the handler failed is not a success.
+    const processes = tracing.current.spans().filter((s) => s.name.startsWith('process '));
+    const second = processes.filter((s) => s.attributes['kafka.offset'] === 1);
+    expect(second).toHaveLength(TRACED.length);
+    for (const span of second) expect(span.status.code).toBe(2);
+  });
+
+  it('stop() while eachBatch runs; the handler throws after stop', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 3);
+      const group = name('group');
+      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const order: string[] = [];
+      let release: () => void = () => {};
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await consumer.run({
+        eachBatch: async ({ batch, resolveOffset, isRunning }) => {
+          const first = batch.messages[0] as { offset: string };
+          order.push(`batch ${first.offset}`);
+          resolveOffset(first.offset);
+          await gate;
+          order.push(`running ${isRunning()}`);
+          throwing(new Error('after stop'));
+        },
+      });
+      await until(() => order.length > 0, 'the batch');
+      const stopped = consumer.stop().then(
+        () => void order.push('stop resolved'),
+        (e: unknown) => void order.push(`stop rejected ${describeError(e)}`),
+      );
+      await sleep(200);
+      order.push('release');
+      release();
+      await stopped;
+      await sleep(200);
+      await consumer.disconnect();
+      return { order, log: events.log, committed: await committed(group, topic) };
+    });
+    const processes = tracing.current.spans().filter((s) => s.name.startsWith('process '));
+    const batches = processes.filter((s) => s.attributes['messaging.batch.message_count'] !== undefined);
+    expect(batches).toHaveLength(TRACED.length);
+    for (const span of batches) expect(span.status.code).toBe(2);
   });
 });
