@@ -376,6 +376,9 @@ function traceCallers(
         messages: group.messages.map((message): Message => {
           const i = index++;
           if (!message || typeof message !== 'object') return message;
+          // kafkajs refuses the call over a message without value and quotes it (as JSON) in its
+          // error: it gets the message as written, so its error says what the caller sent.
+          if (message.value === undefined) return message;
           const caller = callers?.[i];
           const create = copyCreates?.[i];
           const context = create ? trace.setSpan(parent, create) : sendContext;

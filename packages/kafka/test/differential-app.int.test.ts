@@ -153,6 +153,16 @@ describe('kafkajs differential (kjsdiff): producer', () => {
         ['no topic', () => producer.send({ messages: [{ value: 'x' }] } as never)],
         ['messages not an array', () => producer.send({ topic, messages: 'x' } as never)],
         ['no messages', () => producer.send({ topic } as never)],
+        ['a message without value', () => producer.send({ topic, messages: [{ key: 'k' }] } as never)],
+        [
+          'sendBatch, a message without value among others',
+          () =>
+            producer.sendBatch({
+              topicMessages: [
+                { topic, messages: [{ value: 'a' }, { key: 'k', headers: { h: 'x' } } as never] },
+              ],
+            }),
+        ],
         ['a null message', () => producer.send({ topic, messages: [null] } as never)],
         ['a string message', () => producer.send({ topic, messages: ['x'] } as never)],
         ['headers null', () => producer.send({ topic, messages: [{ value: 'x', headers: null as never }] })],
