@@ -618,4 +618,41 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
     expect(batches).toHaveLength(TRACED.length);
     for (const span of batches) expect(span.status.code).toBe(2);
   });
+
+  it('disconnect() called from inside eachMessage, then the handler throws', async () => {
+    await differential(async (mode) => {
+      const topic = await createTopic();
+      await produce(topic, 3);
+      const group = name('group');
+      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
+      const events = recordEvents(consumer, topic);
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const order: string[] = [];
+      let disconnected: Promise<void> | undefined;
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          order.push(`handle ${message.offset}`);
+          if (message.offset === '1') {
+            disconnected = consumer.disconnect().then(
+              () => void order.push('disconnect resolved'),
+              (e: unknown) => void order.push(`disconnect rejected ${JSON.stringify(describeError(e))}`),
+            );
+            await sleep(100);
+            order.push('handler throws');
+            throwing(new Error('after disconnect'));
+          }
+        },
+      });
+      await until(() => disconnected !== undefined, 'the second message');
+      await disconnected;
+      await sleep(200);
+      return { order, log: events.log, committed: await committed(group, topic) };
+    });
+    const failed = tracing.current
+      .spans()
+      .filter((s) => s.name.startsWith('process ') && s.attributes['kafka.offset'] === 1);
+    expect(failed).toHaveLength(TRACED.length);
+    for (const span of failed) expect(span.status.code).toBe(2);
+  });
 });
