@@ -476,3 +476,39 @@ describe('a producer with a beforeSerialization hook, sending headers: null', ()
     expect(first.value?.value.toString()).toBe('after');
   });
 });
+
+describe('a send whose headers the client cannot encode', () => {
+  it('fails as the raw one does (same error class and message), with a traceparent undefined, null or a number, in a record or a Map', async () => {
+    const bad: [string, () => unknown][] = [
+      ['record, undefined', () => ({ traceparent: undefined })],
+      ['record, null', () => ({ traceparent: null })],
+      ['record, number', () => ({ traceparent: 7 })],
+      ['Map, undefined', () => new Map([[Buffer.from('traceparent'), undefined]])],
+      ['Map, null', () => new Map([[Buffer.from('traceparent'), null]])],
+      ['Map, other header null', () => new Map([[Buffer.from('x-other'), null]])],
+    ];
+    const { raw, traced } = await both(async (mode) => {
+      const [topic] = (await createTopics(1, 1)) as [string];
+      const producer = producerFor(mode);
+      const outcomes: unknown[] = [];
+      for (const [label, headers] of bad) {
+        try {
+          await producer.send({
+            messages: [{ topic, partition: 0, value: Buffer.from(label), headers: headers() as never }],
+          });
+          outcomes.push([label, 'sent']);
+        } catch (error) {
+          outcomes.push([label, (error as Error)?.constructor?.name, (error as Error)?.message]);
+        }
+      }
+      return outcomes;
+    });
+    expect(traced).toEqual(raw);
+    // Both paths ran: @platformatic/kafka 2.12 refuses such a record (MultipleErrors) and sends such a Map.
+    expect(raw.map((o) => (o as unknown[])[1] === 'sent')).toEqual([false, false, false, true, true, true]);
+    // A send the client refused is no success on its span.
+    const failed = raw.filter((o) => (o as unknown[])[1] !== 'sent').length;
+    const sends = tracing.current.spans().filter((s) => s.name.startsWith('send '));
+    expect(sends.filter((s) => s.status.code === SpanStatusCode.ERROR)).toHaveLength(failed);
+  });
+});
