@@ -162,8 +162,10 @@ function afterSettle(state: ChannelState, call: SettleCall): void {
  * redelivery, with a span of its own) and their process spans end as `recovered` when the broker
  * answers (the promise fulfils, or the callback API's callback is called without an error); a
  * recover the channel's close answers instead (it was closing, or closed while the request waited
- * behind another) redelivered nothing, and they end as the close ends open deliveries. Without a
- * callback, the callback API's request is on its way once the call returns: they end then.
+ * behind another) redelivered nothing, and they end as the close ends open deliveries. A callback
+ * API callback's arrival also ends, as `recovered`, the deliveries that arrived since the call: the
+ * broker sent them before it read the request (it answers before it redelivers), and requeued them.
+ * Without a callback, the callback API's request is on its way once the call returns: they end then.
  * Deliveries an unproven `allUpTo` settle may have settled stay open: the broker read that settle
  * first, so they were settled (not redelivered) unless it closes the channel; the next delivery or
  * the close ends them (see `UnprovenSettles`).
@@ -176,8 +178,16 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
   if (typeof callback === 'function') {
     recoverArgs = args.slice();
     recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
+      const first = answer === undefined;
       answer ??= { error: cbArgs[0] };
-      if (taken) finishRecover(state, taken, answer.error);
+      if (taken && first) {
+        // amqplib calls back as it reads the broker's answer, after every delivery before it on the
+        // wire: those still open arrived after the call, sent before the broker read the request,
+        // which requeued them too (it redelivers only after answering).
+        if (succeeded(answer.error))
+          taken.push(...state.deliveries.takeRecovered(state.unproven.greatestTag));
+        finishRecover(state, taken, answer.error);
+      }
       return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
     };
   }
@@ -203,11 +213,16 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
   return result;
 }
 
+/** Whether a recover's answer is the broker's (no error), not the channel's close. */
+function succeeded(error: unknown): boolean {
+  return error === undefined || error === null;
+}
+
 /** The broker answered a recover (`error` undefined or null) or the channel's close did. */
 function finishRecover(state: ChannelState, deliveries: Delivery[], error: unknown): void {
   if (deliveries.length === 0) return;
   const taken = deliveries.splice(0);
-  if (error === undefined || error === null) {
+  if (succeeded(error)) {
     DeliveryTracker.endRecovered(taken);
     return;
   }

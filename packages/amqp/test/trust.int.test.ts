@@ -6,6 +6,7 @@ import {
   deferred,
   onlySpan,
   parentSpanId,
+  sleep,
   spansNamed,
   until,
   useTestTracing,
@@ -15,6 +16,7 @@ import { context, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
+import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
 import { connect, testMeters, useConnection } from './helpers.ts';
 
@@ -424,6 +426,84 @@ describe('recover and settle timing (12.13)', () => {
       await new Promise<void>((resolve) => connection.close(() => resolve()));
     }
   });
+
+  const depthOf = (channel: callbackApi.Channel, queue: string) =>
+    new Promise<number>((resolve, reject) =>
+      channel.checkQueue(queue, (err, ok) => (err ? reject(err) : resolve(ok.messageCount))),
+    );
+
+  // Deliveries the broker sent before it read the recover reach the client after the call and before
+  // its answer (RabbitMQ answers before it redelivers): it requeued them too, so they end recovered
+  // when the callback runs, as the deliveries open at the call do, not at the channel's close.
+  for (const major of ['2.x', '0.10'] as const) {
+    it(`callback API recover(cb), amqplib ${major}: deliveries in flight at the call end recovered with the answer; the application sees the same as without hoptrace`, async () => {
+      const lib = major === '2.x' ? callbackApi : callbackApiV0;
+      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
+        lib.connect(brokerEndpoint('rabbitmq').url, (err: unknown, c: callbackApi.Connection) =>
+          err ? reject(err) : resolve(c),
+        ),
+      );
+      try {
+        async function run(traced: boolean): Promise<{ order: string[]; queue: string }> {
+          const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
+            connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
+          );
+          const channel = traced ? traceChannel(raw) : raw;
+          const queue = `amqpdiff-inflight-${randomUUID()}`;
+          await new Promise((resolve, reject) =>
+            channel.assertQueue(queue, { exclusive: true }, (err, ok) => (err ? reject(err) : resolve(ok))),
+          );
+          for (const id of ['a', 'b', 'c']) channel.sendToQueue(queue, Buffer.from(id), { messageId: id });
+          // All three queued before the consumer starts: the broker sends them at once.
+          while ((await depthOf(channel, queue)) < 3) await sleep(20);
+          const order: string[] = [];
+          channel.consume(queue, (m) => {
+            if (!m) return;
+            order.push(`${m.fields.redelivered ? 'redelivered' : 'delivered'} ${m.properties.messageId}`);
+            // Called on the first delivery: the broker sent the other two before reading it.
+            if (m.fields.deliveryTag === 1) channel.recover((err) => order.push(`recover ${String(err)}`));
+            if (m.fields.redelivered) channel.ack(m);
+          });
+          await until(
+            () => order.filter((o) => o.startsWith('redelivered')).length === 3,
+            'three redeliveries',
+          );
+          if (traced) {
+            // Before the close: every first delivery ended with the broker's answer.
+            const first = spansNamed(spans(), `process ${queue}`).filter(
+              (s) => s.attributes['hoptrace.rabbitmq.redelivered'] === undefined,
+            );
+            expect(first.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual([
+              'recovered',
+              'recovered',
+              'recovered',
+            ]);
+            for (const span of first) expect(span.status.code).toBe(SpanStatusCode.UNSET);
+          }
+          await new Promise<void>((resolve) => channel.close(() => resolve()));
+          return { order, queue };
+        }
+        const withoutHoptrace = await run(false);
+        expect(withoutHoptrace.order).toEqual([
+          'delivered a',
+          'delivered b',
+          'delivered c',
+          'recover null',
+          'redelivered a',
+          'redelivered b',
+          'redelivered c',
+        ]);
+        const { order, queue } = await run(true);
+        expect(order).toEqual(withoutHoptrace.order);
+        const done = spansNamed(spans(), `process ${queue}`);
+        expect(done).toHaveLength(6);
+        const again = done.filter((s) => s.attributes['hoptrace.rabbitmq.redelivered'] === true);
+        expect(again.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual(['ack', 'ack', 'ack']);
+      } finally {
+        await new Promise<void>((resolve) => connection.close(() => resolve()));
+      }
+    });
+  }
 
   it('settleSpans: the ack span and its duration metric enclose the real call (the process span ends inside it)', async () => {
     const meters = testMeters();
