@@ -488,5 +488,65 @@ describe('differential: the application sees the same with and without hoptrace'
       );
       expect(traced).toEqual(raw);
     });
+
+    it(`${label}: 64 MB of publishes (return values; drain if amqplib says false), a double ack (406), a consumer that throws`, async () => {
+      const { raw, traced } = await runBoth(
+        combo,
+        async (d, connection, name) => {
+          await d.open(connection, false);
+          const queue = name('q');
+          await d.rpc('assertQueue', [queue, { durable: false, autoDelete: false }]);
+          // Publish until amqplib says false (it may not: its muxer buffers), then wait for drain.
+          const big = Buffer.alloc(1024 * 1024, 1);
+          let sent = 0;
+          let full = false;
+          while (!full && sent < 64) {
+            full = d.sync('sendToQueue', queue, big, { messageId: `m${sent}` }) === false;
+            sent++;
+          }
+          d.log.push('back-pressure', full, sent);
+          if (full) await until(() => d.log.entries.some((e) => (e as unknown[])[1] === 'drain'), 'drain');
+          else await sleep(500);
+          await d.rpc('purgeQueue', [queue]);
+          // The same tag acked twice: the broker closes the channel (406 unknown delivery tag).
+          d.sync('sendToQueue', queue, Buffer.from('x'), { messageId: 'x' });
+          await depth(queue, 1);
+          const got = await d.rpc('get', [queue, {}], 2);
+          d.sync('ack', got);
+          d.sync('ack', got);
+          await sleep(200);
+          d.sync('sendToQueue', queue, Buffer.from('y'));
+          // A consumer that throws, on a new channel.
+          await d.open(connection, false);
+          d.sync('sendToQueue', queue, Buffer.from('boom'), { messageId: 'boom' });
+          const thrown = new TypeError('handler failed');
+          const onUncaught = (error: unknown) => d.log.push('uncaught', error === thrown, error);
+          process.prependListener('uncaughtException', onUncaught);
+          try {
+            await d.rpc('consume', [
+              queue,
+              (m: { fields: { deliveryTag: number } } | null) => {
+                d.log.push('delivery', m?.fields.deliveryTag);
+                throw thrown;
+              },
+              {},
+            ]);
+            await sleep(300);
+          } finally {
+            process.off('uncaughtException', onUncaught);
+          }
+          d.sync('sendToQueue', queue, Buffer.from('z'));
+          d.listenerView();
+          const sideConnection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
+          const side = await sideConnection.createChannel();
+          await sleep(100);
+          d.log.push('left', await side.checkQueue(queue));
+          await side.deleteQueue(queue);
+          await sideConnection.close();
+        },
+        'faults',
+      );
+      expect(traced).toEqual(raw);
+    });
   }
 });
