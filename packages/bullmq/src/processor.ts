@@ -230,7 +230,17 @@ export function traceProcessor<F extends ProcessorLike>(
         ERROR_PROCESS_TIMEOUT,
         `job not processed within processTimeoutMs (${timeoutMs} ms)`,
       );
-    return contextApi.with(runIn, () => attempt.run(() => asAwaited(processor.call(this, job, ...rest))));
+    // The processor is called straight through the context API, with no frame of hoptrace's but
+    // this function's between them: the stack trace of what it throws before its first `await`
+    // (which BullMQ stores in the job) keeps as many of BullMQ's own frames as it can.
+    let result: unknown;
+    try {
+      result = contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
+    } catch (error) {
+      contextApi.with(runIn, () => attempt.fail(error));
+      throw error;
+    }
+    return contextApi.with(runIn, () => attempt.run(() => asAwaited(result)));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
   Object.defineProperty(wrapped, 'length', { value: processor.length });
