@@ -4,7 +4,7 @@ import {
   type MessageContext,
   readMessageContext,
 } from '@hoptrace/core/adapter';
-import { type Context, type Link, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { type Context, diag, type Link, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 
 /**
  * The part of BullMQ's job options hoptrace reads and writes: BullMQ's own telemetry carrier
@@ -112,7 +112,31 @@ export function withMetadata<O extends object>(opts: O | undefined, metadata: st
   const source = opts as (O & TelemetryCarrierOptions) | undefined;
   if (metadata === undefined || omitsContext(source)) return (opts ?? {}) as O;
   const telemetry = { ...source?.telemetry, metadata };
+  warnIfReplaced(source);
   return { ...source, telemetry } as O;
+}
+
+let replacedReported = false;
+
+/**
+ * Reports through `diag` (once per process) metadata of the caller's that is neither a string nor
+ * `null`: BullMQ declares `opts.telemetry.metadata` a (JSON) string, so such a value is no carrier,
+ * and hoptrace writes the job's context in its place where raw BullMQ would have stored it as given.
+ * Never throws.
+ */
+function warnIfReplaced(source: TelemetryCarrierOptions | undefined): void {
+  if (replacedReported) return;
+  try {
+    const previous: unknown = source?.telemetry?.metadata;
+    if (previous === undefined || previous === null || typeof previous === 'string') return;
+    replacedReported = true;
+    const kind = typeof previous === 'object' ? 'an object' : `a ${typeof previous}`;
+    diag.warn(
+      `hoptrace: a job's opts.telemetry.metadata was ${kind}, not a string (BullMQ's carrier is a JSON string of propagation headers); hoptrace replaced it with the job's trace context. Later replacements are not reported.`,
+    );
+  } catch {
+    // a getter that throws: nothing to report
+  }
 }
 
 /**
