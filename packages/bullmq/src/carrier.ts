@@ -106,11 +106,16 @@ export function withCarrierMap<O extends object>(opts: O | undefined, carrier: R
 
 /**
  * A shallow copy of `opts` whose `telemetry.metadata` is `metadata` (a serialized carrier, e.g. from
- * {@link contextMetadata}); `opts` itself when `metadata` is `undefined` or the options opted out.
+ * {@link contextMetadata}); `opts` itself when `metadata` is `undefined`, the options opted out, or
+ * they are not an object.
  */
 export function withMetadata<O extends object>(opts: O | undefined, metadata: string | undefined): O {
   const source = opts as (O & TelemetryCarrierOptions) | undefined;
   if (metadata === undefined || omitsContext(source)) return (opts ?? {}) as O;
+  // Options that are not an object (a string, a number) are BullMQ's to take or refuse as they are:
+  // spread into a copy, a string became options named '0', '1'... that BullMQ 5 stored instead of
+  // refusing them.
+  if (opts !== undefined && opts !== null && typeof opts !== 'object') return opts;
   const telemetry = { ...source?.telemetry, metadata };
   warnIfReplaced(source);
   return { ...source, telemetry } as O;

@@ -72,7 +72,7 @@ const WORKER_EVENTS = ['active', 'completed', 'failed', 'error', 'progress', 'pa
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
 /** Keys whose values are clock times (milliseconds since the epoch), compared as "set" only. */
-const TIMES = ['timestamp', 'processedOn', 'finishedOn', 'delayUntil', 'delay'];
+const TIMES = ['timestamp', 'processedOn', 'finishedOn', 'delayUntil', 'delay', 'prevMillis', 'next'];
 
 /**
  * A stack trace (or BullMQ's list of them) as compared between the runs. Two differences are known
@@ -152,15 +152,19 @@ async function observe(bullmq: BullMQ, traced: boolean, scenario: (ctx: Ctx) => 
     });
   const norm = (value: unknown): unknown => {
     const json = JSON.stringify(value ?? null, (key, v) =>
-      TIMES.includes(key) && (typeof v === 'number' || typeof v === 'string') && Number(v) > 1e12
+      (TIMES.includes(key) && (typeof v === 'number' || typeof v === 'string') && Number(v) > 1e12) ||
+      key === 'offset'
         ? 'T'
-        : key === 'stack' || key === 'stacktrace'
-          ? stackView(v, name)
-          : v && typeof v === 'object' && !Array.isArray(v)
-            ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (alias(a) < alias(b) ? -1 : 1)))
-            : v,
+        : key === 'opts'
+          ? withoutContext(v)
+          : key === 'stack' || key === 'stacktrace'
+            ? stackView(v, name)
+            : v && typeof v === 'object' && !Array.isArray(v)
+              ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (alias(a) < alias(b) ? -1 : 1)))
+              : v,
     );
-    return JSON.parse(alias(json.split(name).join('<Q>')));
+    // Times inside ids (`repeat:{scheduler}:{millis}`) too.
+    return JSON.parse(alias(json.split(name).join('<Q>')).replace(/\b\d{13}\b/g, 'T'));
   };
   const jobView = (job: unknown): unknown => {
     if (!job || typeof job !== 'object') return job;
@@ -355,6 +359,49 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: raw vs traced, as the application see
           { name: 'bad', data: {}, opts: { jobId: '77' } },
         ]),
       );
+      ctx.note('counts', await ctx.queue.getJobCounts());
+    });
+  });
+
+  it('job schedulers, deduplication modes, and options or arguments BullMQ cannot take', async () => {
+    await differential(bullmq, async (ctx) => {
+      await ctx.attempt('scheduler', () =>
+        ctx.queue.upsertJobScheduler(
+          'sched',
+          { every: 60_000 },
+          { name: 's', data: { s: 1 }, opts: { priority: 2 } },
+        ),
+      );
+      ctx.note('schedulers', await ctx.queue.getJobSchedulers());
+      await ctx.attempt('dedup extend', () =>
+        ctx.queue.add('x', { v: 1 }, {
+          delay: 5_000,
+          deduplication: { id: 'ext', ttl: 5_000, extend: true },
+        } as never),
+      );
+      await ctx.attempt('dedup replace', () =>
+        ctx.queue.add('x', { v: 2 }, {
+          delay: 5_000,
+          deduplication: { id: 'ext', ttl: 5_000, extend: true, replace: true },
+        } as never),
+      );
+      await ctx.attempt('debounce', () => ctx.queue.add('d', {}, { debounce: { id: 'deb' } } as never));
+      await ctx.attempt('debounce again', () => ctx.queue.add('d', {}, { debounce: { id: 'deb' } } as never));
+      await ctx.attempt('add no name', () => ctx.queue.add(undefined as never, {}));
+      // Options BullMQ cannot take: what it does with them (a string's characters read as options
+      // it cannot encode) is what the traced add must do.
+      await ctx.attempt('add string opts', () => ctx.queue.add('x', {}, 'nope' as never));
+      await ctx.attempt('add number opts', () => ctx.queue.add('x', {}, 42 as never));
+      await ctx.attempt('add null opts', () => ctx.queue.add('x', {}, null as never));
+      await ctx.attempt('addBulk string opts', () =>
+        ctx.queue.addBulk([{ name: 'x', data: {}, opts: 'nope' as never }]),
+      );
+      await ctx.attempt('add delay and repeat immediately', () =>
+        ctx.queue.add('x', {}, { repeat: { every: 1000, immediately: true }, delay: 10 } as never),
+      );
+      await ctx.attempt('addBulk not an array', () => ctx.queue.addBulk('nope' as never));
+      await ctx.attempt('addBulk null entry', () => ctx.queue.addBulk([null as never]));
+      await ctx.attempt('removeJobScheduler', () => ctx.queue.removeJobScheduler('sched'));
       ctx.note('counts', await ctx.queue.getJobCounts());
     });
   });
