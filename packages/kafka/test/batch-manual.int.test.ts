@@ -4,7 +4,7 @@ import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { Consumer, ConsumerRunConfig, EachBatchHandler, EachBatchPayload, Kafka } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka } from './helpers.ts';
+import { committedOffsets, createTopics, groupId, newKafka } from './helpers.ts';
 
 /**
  * kafkajs's manual eachBatch paths, each run side by side with the raw client and a traced one in
@@ -38,17 +38,6 @@ interface Scenario {
   end?: (ctx: Ctx) => Promise<void>;
   /** Sort the log and events (concurrent partitions). */
   unordered?: boolean;
-}
-
-async function committed(kafka: Kafka, group: string, topic: string): Promise<string[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-    return (offsets[0]?.partitions ?? []).sort((a, b) => a.partition - b.partition).map((p) => p.offset);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** `value` as JSON with errors named and the run's topic replaced, to compare across runs. */
@@ -121,7 +110,10 @@ async function runOnce(variant: Variant, scenario: Scenario) {
   const open = tracing.current.openSpans().filter((s) => s.name === `process ${topic}`).length;
   return {
     topic,
-    observed: norm({ log: ctx.log, events, committed: await committed(kafka, group, topic), open }, topic),
+    observed: norm(
+      { log: ctx.log, events, committed: await committedOffsets(group, topic, kafka), open },
+      topic,
+    ),
   };
 }
 
@@ -530,7 +522,7 @@ describe('kafkajs manual eachBatch paths: raw vs traced (message and batch modes
         done: (ctx) => ctx.calls >= 1,
         end: async (ctx) => {
           await ctx.consumer.stop();
-          ctx.log.push(['c', await committed(ctx.kafka, ctx.group, ctx.topic)]);
+          ctx.log.push(['c', await committedOffsets(ctx.group, ctx.topic, ctx.kafka)]);
           let again = 0;
           await ctx.consumer.run({
             eachBatch: async (p) => {

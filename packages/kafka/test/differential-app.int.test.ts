@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { traceConsumer, traceKafka, traceProducer } from '@hoptrace/kafka';
-import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
+import { type Deferred, deferred, sleep, until, useTestTracing } from '@hoptrace/test-kit';
 import {
   CompressionTypes,
   type Consumer,
@@ -17,7 +17,7 @@ import {
   type ProducerConfig,
 } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { newKafka } from './helpers.ts';
+import { committedOffsets, newKafka, produceValues } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -327,22 +327,33 @@ describe('kafkajs differential (kjsdiff): producer', () => {
   });
 });
 
-async function committed(group: string, topic: string): Promise<string[]> {
-  const admin = newKafka().admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-    return (offsets[0]?.partitions ?? []).sort((a, b) => a.partition - b.partition).map((p) => p.offset);
-  } finally {
-    await admin.disconnect();
-  }
+/**
+ * A consumer (raw or traced, per `mode`) of a fresh topic holding `n` messages, connected and
+ * subscribed from the beginning, its events recorded; `config` adds to the group and a short wait.
+ */
+async function subscribed(mode: Mode, n: number, config: Partial<ConsumerConfig> = {}) {
+  const topic = await createTopic();
+  await produceValues(topic, n);
+  const group = name('group');
+  const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100, ...config });
+  const events = recordEvents(consumer, topic);
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  return { topic, group, consumer, events };
 }
 
-async function produce(topic: string, n: number): Promise<void> {
-  const producer = newKafka().producer();
-  await producer.connect();
-  await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ value: `v${i}` })) });
-  await producer.disconnect();
+/** Stops `consumer` while its handler waits on `gate`, then opens the gate; `order` records what resolved when. */
+async function stopThenRelease(consumer: Consumer, order: string[], gate: Deferred<void>): Promise<void> {
+  const stopped = consumer.stop().then(
+    () => void order.push('stop resolved'),
+    (e: unknown) => void order.push(`stop rejected ${describeError(e)}`),
+  );
+  await sleep(200);
+  order.push('release');
+  gate.resolve();
+  await stopped;
+  await sleep(200);
+  await consumer.disconnect();
 }
 
 /**
@@ -392,17 +403,9 @@ function throwing<T>(value: T): never {
 describe('kafkajs differential (kjsdiff): consumer', () => {
   it('eachMessage throwing: the same retries, redeliveries, commits and events', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 3);
-      const group = name('group');
-      const consumer = client(mode).consumer({
-        groupId: group,
-        maxWaitTimeInMs: 100,
+      const { topic, group, consumer, events } = await subscribed(mode, 3, {
         retry: { retries: 5, initialRetryTime: 30, maxRetryTime: 60 },
       });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const seen: string[] = [];
       let failures = 0;
       await consumer.run({
@@ -417,7 +420,7 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
       await until(() => seen.includes('2'), 'past the failures');
       await sleep(300);
       await consumer.disconnect();
-      return { seen, log: events.log, committed: await committed(group, topic) };
+      return { seen, log: events.log, committed: await committedOffsets(group, topic) };
     });
     const failed = tracing.current
       .spans()
@@ -427,17 +430,9 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
 
   it('eachMessage throwing a non-retriable error: the crash event carries the thrown object', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 2);
-      const group = name('group');
-      const consumer = client(mode).consumer({
-        groupId: group,
-        maxWaitTimeInMs: 100,
+      const { topic, group, consumer, events } = await subscribed(mode, 2, {
         retry: { retries: 1, initialRetryTime: 30, restartOnFailure: async () => false },
       });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
       const seen: string[] = [];
       await consumer.run({
         eachMessage: async ({ message }) => {
@@ -448,19 +443,13 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
       await until(() => events.log.some((x) => (x as string[])[0] === 'crash'), 'the crash');
       await sleep(300);
       await consumer.disconnect();
-      return { seen, log: events.log, committed: await committed(group, topic) };
+      return { seen, log: events.log, committed: await committedOffsets(group, topic) };
     });
   });
 
   it('eachBatch with eachBatchAutoResolve false, autoCommit false and commitOffsetsIfNecessary', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 4);
-      const group = name('group');
-      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const { topic, group, consumer, events } = await subscribed(mode, 4);
       const calls: unknown[] = [];
       await consumer.run({
         eachBatchAutoResolve: false,
@@ -495,19 +484,14 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
       return {
         calls: JSON.parse(JSON.stringify(calls).replaceAll(topic, 'T')),
         log: events.log,
-        committed: await committed(group, topic),
+        committed: await committedOffsets(group, topic),
       };
     });
   });
 
   it('pause() inside eachMessage and eachBatch, resume later', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 4);
-      const consumer = client(mode).consumer({ groupId: name('group'), maxWaitTimeInMs: 100 });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const { consumer, events } = await subscribed(mode, 4);
       const seen: unknown[] = [];
       await consumer.run({
         eachBatchAutoResolve: false,
@@ -534,40 +518,22 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
 
   it('stop() while eachMessage runs; the handler throws after stop', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 3);
-      const group = name('group');
-      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const { topic, group, consumer, events } = await subscribed(mode, 3);
       const order: string[] = [];
-      let release: () => void = () => {};
-      const gate = new Promise<void>((resolve) => {
-        release = resolve;
-      });
+      const gate = deferred();
       await consumer.run({
         eachMessage: async ({ message }) => {
           order.push(`handle ${message.offset}`);
           if (message.offset === '1') {
-            await gate;
+            await gate.promise;
             order.push('handler throws');
             throwing(new Error('after stop'));
           }
         },
       });
       await until(() => order.includes('handle 1'), 'the second message');
-      const stopped = consumer.stop().then(
-        () => void order.push('stop resolved'),
-        (e: unknown) => void order.push(`stop rejected ${describeError(e)}`),
-      );
-      await sleep(200);
-      order.push('release');
-      release();
-      await stopped;
-      await sleep(200);
-      await consumer.disconnect();
-      return { order, log: events.log, committed: await committed(group, topic) };
+      await stopThenRelease(consumer, order, gate);
+      return { order, log: events.log, committed: await committedOffsets(group, topic) };
     });
     // The delivery the handler failed is not a success.
     const processes = tracing.current.spans().filter((s) => s.name.startsWith('process '));
@@ -578,40 +544,22 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
 
   it('stop() while eachBatch runs; the handler throws after stop', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 3);
-      const group = name('group');
-      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const { topic, group, consumer, events } = await subscribed(mode, 3);
       const order: string[] = [];
-      let release: () => void = () => {};
-      const gate = new Promise<void>((resolve) => {
-        release = resolve;
-      });
+      const gate = deferred();
       await consumer.run({
         eachBatch: async ({ batch, resolveOffset, isRunning }) => {
           const first = batch.messages[0] as { offset: string };
           order.push(`batch ${first.offset}`);
           resolveOffset(first.offset);
-          await gate;
+          await gate.promise;
           order.push(`running ${isRunning()}`);
           throwing(new Error('after stop'));
         },
       });
       await until(() => order.length > 0, 'the batch');
-      const stopped = consumer.stop().then(
-        () => void order.push('stop resolved'),
-        (e: unknown) => void order.push(`stop rejected ${describeError(e)}`),
-      );
-      await sleep(200);
-      order.push('release');
-      release();
-      await stopped;
-      await sleep(200);
-      await consumer.disconnect();
-      return { order, log: events.log, committed: await committed(group, topic) };
+      await stopThenRelease(consumer, order, gate);
+      return { order, log: events.log, committed: await committedOffsets(group, topic) };
     });
     const processes = tracing.current.spans().filter((s) => s.name.startsWith('process '));
     const batches = processes.filter((s) => s.attributes['messaging.batch.message_count'] !== undefined);
@@ -621,13 +569,7 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
 
   it('disconnect() called from inside eachMessage, then the handler throws', async () => {
     await differential(async (mode) => {
-      const topic = await createTopic();
-      await produce(topic, 3);
-      const group = name('group');
-      const consumer = client(mode).consumer({ groupId: group, maxWaitTimeInMs: 100 });
-      const events = recordEvents(consumer, topic);
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      const { topic, group, consumer, events } = await subscribed(mode, 3);
       const order: string[] = [];
       let disconnected: Promise<void> | undefined;
       await consumer.run({
@@ -647,7 +589,7 @@ describe('kafkajs differential (kjsdiff): consumer', () => {
       await until(() => disconnected !== undefined, 'the second message');
       await disconnected;
       await sleep(200);
-      return { order, log: events.log, committed: await committed(group, topic) };
+      return { order, log: events.log, committed: await committedOffsets(group, topic) };
     });
     const failed = tracing.current
       .spans()

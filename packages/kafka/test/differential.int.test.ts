@@ -2,7 +2,7 @@ import { traceKafka } from '@hoptrace/kafka';
 import { sleep, until, useTestTracing } from '@hoptrace/test-kit';
 import type { EachBatchPayload, IHeaders, Kafka, KafkaMessage } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka } from './helpers.ts';
+import { committedOffsets, createTopics, groupId, newKafka, produceValues } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -11,24 +11,6 @@ type Mode = 'raw' | 'traced';
 function client(mode: Mode): Kafka {
   const kafka = newKafka(`diff-${mode}`);
   return mode === 'raw' ? kafka : traceKafka(kafka);
-}
-
-async function committed(kafka: Kafka, group: string, topic: string): Promise<string[]> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-    return (offsets[0]?.partitions ?? []).sort((a, b) => a.partition - b.partition).map((p) => p.offset);
-  } finally {
-    await admin.disconnect();
-  }
-}
-
-async function produce(kafka: Kafka, topic: string, n: number): Promise<void> {
-  const producer = kafka.producer();
-  await producer.connect();
-  await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ value: `v${i}` })) });
-  await producer.disconnect();
 }
 
 /** A consumer of `kafka` in `group`, connected and subscribed to `topics` from the beginning. */
@@ -60,7 +42,7 @@ describe('kafkajs differential: raw vs traced', () => {
     const { raw, traced } = await both(async (mode) => {
       const kafka = client(mode);
       const [topic] = (await createTopics(kafka)) as [string];
-      await produce(newKafka(), topic, 4);
+      await produceValues(topic, 4);
       const group = groupId();
       const consumer = await subscribed(kafka, [topic], group, {
         retry: { initialRetryTime: 50, retries: 3 },
@@ -96,7 +78,7 @@ describe('kafkajs differential: raw vs traced', () => {
       await consumer.disconnect();
       return {
         calls: JSON.parse(JSON.stringify(calls).replaceAll(topic, 'T')),
-        committed: await committed(kafka, group, topic),
+        committed: await committedOffsets(group, topic, kafka),
       };
     });
     expect(traced).toEqual(raw);
@@ -108,7 +90,7 @@ describe('kafkajs differential: raw vs traced', () => {
     const { raw, traced } = await both(async (mode) => {
       const kafka = client(mode);
       const [topic] = (await createTopics(kafka)) as [string];
-      await produce(newKafka(), topic, 5);
+      await produceValues(topic, 5);
       const group = groupId();
       const consumer = await subscribed(kafka, [topic], group);
       const seen: string[] = [];
@@ -129,7 +111,7 @@ describe('kafkajs differential: raw vs traced', () => {
       await until(() => seen.length === 5, 'five');
       await sleep(300);
       await consumer.disconnect();
-      const after = await committed(kafka, group, topic);
+      const after = await committedOffsets(group, topic, kafka);
       const second = kafka.consumer({ groupId: group, maxWaitTimeInMs: 100 });
       await second.connect();
       await second.subscribe({ topics: [topic], fromBeginning: true });
@@ -147,7 +129,7 @@ describe('kafkajs differential: raw vs traced', () => {
     const { raw, traced } = await both(async (mode) => {
       const kafka = client(mode);
       const [topic] = (await createTopics(kafka)) as [string];
-      await produce(newKafka(), topic, 4);
+      await produceValues(topic, 4);
       const consumer = await subscribed(kafka, [topic]);
       const seen: string[] = [];
       await consumer.run({
@@ -161,7 +143,7 @@ describe('kafkajs differential: raw vs traced', () => {
       });
       await until(() => seen.length === 4, 'four');
       await consumer.stop();
-      await produce(newKafka(), topic, 4);
+      await produceValues(topic, 4);
       // eachBatch now, seeking back once mid-batch.
       const log: unknown[] = [];
       let seeks = 0;
@@ -197,15 +179,15 @@ describe('kafkajs differential: raw vs traced', () => {
     const { raw, traced } = await both(async (mode) => {
       const kafka = client(mode);
       const [topic] = (await createTopics(kafka)) as [string];
-      await produce(newKafka(), topic, 3);
+      await produceValues(topic, 3);
       const group = groupId();
       const consumer = await subscribed(kafka, [topic], group);
       const first: string[] = [];
       await consumer.run({ eachMessage: async ({ message }) => void first.push(message.offset) });
       await until(() => first.length === 3, 'three');
       await consumer.stop();
-      const c1 = await committed(kafka, group, topic);
-      await produce(newKafka(), topic, 2);
+      const c1 = await committedOffsets(group, topic, kafka);
+      await produceValues(topic, 2);
       const second: string[] = [];
       await consumer.run({
         eachBatch: async ({ batch }) => {
@@ -216,7 +198,7 @@ describe('kafkajs differential: raw vs traced', () => {
       await consumer.stop();
       await consumer.stop();
       await consumer.disconnect();
-      return { first, c1, second, c2: await committed(kafka, group, topic) };
+      return { first, c1, second, c2: await committedOffsets(group, topic, kafka) };
     });
     expect(traced).toEqual(raw);
   });
@@ -234,7 +216,7 @@ describe('kafkajs differential: raw vs traced', () => {
       const { raw, traced } = await both(async (m) => {
         const kafka = client(m);
         const [topic] = (await createTopics(kafka)) as [string];
-        await produce(newKafka(), topic, 1);
+        await produceValues(topic, 1);
         const consumer = await subscribed(kafka, [topic], groupId(), { retry: { retries: 0 } });
         const calls: string[] = [];
         const handler = () => {
@@ -378,7 +360,7 @@ describe('kafkajs differential: raw vs traced', () => {
       await until(() => got.length === 1, 'one');
       await sleep(300);
       await consumer.disconnect();
-      return { active, late, got, offsets: await committed(kafka, group, topic) };
+      return { active, late, got, offsets: await committedOffsets(group, topic, kafka) };
     });
     expect(traced).toEqual(raw);
     const outcomes = tracing.current

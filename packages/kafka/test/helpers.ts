@@ -49,6 +49,30 @@ export function groupId(): string {
   return `hoptrace-kafka-${randomUUID()}`;
 }
 
+/** The offsets `group` committed on `topic`, by partition (read with an admin of `kafka`, a raw client by default). */
+export async function committedOffsets(
+  group: string,
+  topic: string,
+  kafka: Kafka = newKafka(),
+): Promise<string[]> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return (offsets[0]?.partitions ?? []).sort((a, b) => a.partition - b.partition).map((p) => p.offset);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Sends `n` messages (`v0`, `v1`, ...) to `topic` with a producer of `kafka` (a raw client by default). */
+export async function produceValues(topic: string, n: number, kafka: Kafka = newKafka()): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, messages: Array.from({ length: n }, (_, i) => ({ value: `v${i}` })) });
+  await producer.disconnect();
+}
+
 /** What a fake producer saw and what it answers. */
 export interface FakeProducer {
   producer: Producer;
