@@ -17,9 +17,8 @@ import { propagation, SpanStatusCode, type TextMapPropagator } from '@openteleme
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ChannelModel, ConsumeMessage, GetMessage } from 'amqplib';
 import amqplib from 'amqplib';
-import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
-import { connect } from './helpers.ts';
+import { callbackChannel, callbackConnect, connect } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -1114,13 +1113,9 @@ describe('a get still waiting when its channel closes: receive ends channel_clos
 
   it('callback API (amqplib 2.x), client close: the callback gets what it gets without hoptrace; the span ends connection_closed', async () => {
     async function run(traced: boolean): Promise<string[]> {
-      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-        callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
-      );
+      const connection = await callbackConnect();
       connection.on('error', () => undefined);
-      const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-      );
+      const raw = await callbackChannel(connection);
       const channel = traced ? traceChannel(raw) : raw;
       channel.on('error', () => undefined);
       const closed = deferred();

@@ -7,6 +7,7 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import amqplib, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import callbackApi from 'amqplib/callback_api';
 import { afterEach, beforeEach } from 'vitest';
 
 /** A raw amqplib 2.x connection to the harness broker, named so fault tests can find it. */
@@ -14,6 +15,24 @@ export function connect(connectionName?: string): Promise<amqplib.ChannelModel> 
   return amqplib.connect(
     brokerEndpoint('rabbitmq').url,
     connectionName ? { clientProperties: { connection_name: connectionName } } : {},
+  );
+}
+
+/**
+ * A callback-API connection to the harness broker (`lib`: amqplib 2.x's `callback_api` by default;
+ * 0.10's has the same shape), as a promise.
+ */
+export function callbackConnect(
+  lib: typeof callbackApi = callbackApi,
+  url: string = brokerEndpoint('rabbitmq').url,
+): Promise<callbackApi.Connection> {
+  return new Promise((resolve, reject) => lib.connect(url, (err, c) => (err ? reject(err) : resolve(c))));
+}
+
+/** A channel of a callback-API connection (traced or not), as a promise. */
+export function callbackChannel(connection: callbackApi.Connection): Promise<callbackApi.Channel> {
+  return new Promise((resolve, reject) =>
+    connection.createChannel((err, channel) => (err ? reject(err) : resolve(channel))),
   );
 }
 

@@ -26,7 +26,16 @@ import callbackApi from 'amqplib/callback_api';
 import amqplibV0 from 'amqplib-v0';
 import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
-import { attr, collectDeliveries, connect, testMeters, traceparentOf, useConnection } from './helpers.ts';
+import {
+  attr,
+  callbackChannel,
+  callbackConnect,
+  collectDeliveries,
+  connect,
+  testMeters,
+  traceparentOf,
+  useConnection,
+} from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -457,12 +466,8 @@ describe('a get the broker closes the channel on (404: no such queue), amqplib 2
 
   function callbackGet(lib: typeof callbackApi): Get {
     return async (traced, queue) => {
-      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-        lib.connect(url, (err, c) => (err ? reject(err) : resolve(c))),
-      );
-      const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-      );
+      const connection = await callbackConnect(lib, url);
+      const raw = await callbackChannel(connection);
       const channel = traced ? traceChannel(raw) : raw;
       channel.on('error', () => undefined);
       const closed = deferred();
@@ -511,14 +516,10 @@ describe('a get the broker closes the channel on (404: no such queue), amqplib 2
 
 describe('callback API (amqplib/callback_api)', () => {
   it('publish (confirm, with callback) + consume + ack on callback-API channels', async () => {
-    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
-    );
+    const conn = await callbackConnect();
     try {
       const traced = traceConnection(conn);
-      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        traced.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-      );
+      const channel = await callbackChannel(traced);
       const confirm = await new Promise<callbackApi.ConfirmChannel>((resolve, reject) =>
         traced.createConfirmChannel((err, ch) => (err ? reject(err) : resolve(ch))),
       );
@@ -565,16 +566,9 @@ describe('callback API (amqplib/callback_api)', () => {
   });
 
   it('get(queue, cb): amqplib takes the function as options and never calls it; the receive span still ends', async () => {
-    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
-    );
+    const conn = await callbackConnect();
     try {
-      const open = (traced: boolean) =>
-        new Promise<callbackApi.Channel>((resolve, reject) =>
-          (traced ? traceConnection(conn) : conn).createChannel((err, ch) =>
-            err ? reject(err) : resolve(ch),
-          ),
-        );
+      const open = (traced: boolean) => callbackChannel(traced ? traceConnection(conn) : conn);
       const queue = `q-${randomUUID()}`;
       const admin = await open(false);
       await new Promise<void>((resolve, reject) =>
@@ -603,13 +597,9 @@ describe('callback API (amqplib/callback_api)', () => {
   });
 
   it('methods that return the channel for chaining return the traced channel: a chained ack ends its span', async () => {
-    const conn = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
-    );
+    const conn = await callbackConnect();
     try {
-      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        traceConnection(conn).createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-      );
+      const channel = await callbackChannel(traceConnection(conn));
       const queue = `q-${randomUUID()}`;
       await new Promise<void>((resolve, reject) =>
         channel.assertQueue(queue, { exclusive: true }, (err) => (err ? reject(err) : resolve())),

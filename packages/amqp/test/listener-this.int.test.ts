@@ -4,7 +4,7 @@ import { brokerEndpoint, onlySpan, useTestTracing } from '@hoptrace/test-kit';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, traceparentOf } from './helpers.ts';
+import { callbackChannel, callbackConnect, connect, traceparentOf } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -139,18 +139,10 @@ describe('listeners added to a traced amqplib connection or channel get it as `t
 
   it('the callback API: this in a return listener is the traced channel, and this.sendToQueue is traced', async () => {
     const url = brokerEndpoint('rabbitmq').url;
-    const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(url, (error: unknown, c: callbackApi.Connection) =>
-        error ? reject(error) : resolve(c),
-      ),
-    );
+    const connection = await callbackConnect(callbackApi, url);
     try {
       const traced = traceConnection(connection);
-      const channel = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        traced.createChannel((error: unknown, c: callbackApi.Channel) =>
-          error ? reject(error) : resolve(c),
-        ),
-      );
+      const channel = await callbackChannel(traced);
       const queue = `thisfix-cb-${randomUUID()}`;
       await new Promise((resolve, reject) =>
         channel.assertQueue(queue, { exclusive: true }, (error: unknown, ok: unknown) =>

@@ -1,15 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
 import { ERROR_SHUTDOWN, endOpenSpans, endOpenSpansOnShutdown } from '@hoptrace/core';
-import {
-  brokerEndpoint,
-  deferred,
-  onlySpan,
-  sleep,
-  spansNamed,
-  until,
-  useTestTracing,
-} from '@hoptrace/test-kit';
+import { deferred, onlySpan, sleep, spansNamed, until, useTestTracing } from '@hoptrace/test-kit';
 import { SpanStatusCode } from '@opentelemetry/api';
 import {
   BasicTracerProvider,
@@ -18,9 +10,8 @@ import {
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
 import type { ConsumeMessage, Message } from 'amqplib';
-import callbackApi from 'amqplib/callback_api';
 import { describe, expect, it } from 'vitest';
-import { attr, connect, useConnection } from './helpers.ts';
+import { attr, callbackChannel, callbackConnect, connect, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -125,13 +116,9 @@ describe('endOpenSpans (process shutdown) on amqplib', () => {
     expectShutdown(spans(), `receive ${queue}`);
 
     // The callback API keeps the get until amqplib calls back.
-    const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(brokerEndpoint('rabbitmq').url, (error, c) => (error ? reject(error) : resolve(c))),
-    );
+    const connection = await callbackConnect();
     try {
-      const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
-        connection.createChannel((error, c) => (error ? reject(error) : resolve(c))),
-      );
+      const raw = await callbackChannel(connection);
       const cbChannel = traceChannel(raw);
       const cbQueue = `shutrev-cb-${randomUUID()}`;
       await new Promise((resolve, reject) =>

@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { type AmqpTracingOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
 import { METRIC_HOPTRACE_TIME_IN_QUEUE } from '@hoptrace/core';
 import {
-  brokerEndpoint,
   deferred,
   onlySpan,
   parentSpanId,
@@ -18,7 +17,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
-import { connect, testMeters, useConnection } from './helpers.ts';
+import { callbackChannel, callbackConnect, connect, testMeters, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -374,14 +373,10 @@ describe('recover and settle timing (12.13)', () => {
   }
 
   it('callback API recover(cb): answered, the open deliveries end recovered; answered by the close (404 of the request before it), they end channel_closed; the callback as without hoptrace', async () => {
-    const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-      callbackApi.connect(brokerEndpoint('rabbitmq').url, (err, c) => (err ? reject(err) : resolve(c))),
-    );
+    const connection = await callbackConnect();
     try {
       async function run(traced: boolean, failing: boolean): Promise<{ outcome: string; queue: string }> {
-        const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
-          connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-        );
+        const raw = await callbackChannel(connection);
         const channel = traced ? traceChannel(raw) : raw;
         channel.on('error', () => undefined);
         const queue = `amqpedge-recover-cb-${randomUUID()}`;
@@ -438,16 +433,10 @@ describe('recover and settle timing (12.13)', () => {
   for (const major of ['2.x', '0.10'] as const) {
     it(`callback API recover(cb), amqplib ${major}: deliveries in flight at the call end recovered with the answer; the application sees the same as without hoptrace`, async () => {
       const lib = major === '2.x' ? callbackApi : callbackApiV0;
-      const connection = await new Promise<callbackApi.Connection>((resolve, reject) =>
-        lib.connect(brokerEndpoint('rabbitmq').url, (err: unknown, c: callbackApi.Connection) =>
-          err ? reject(err) : resolve(c),
-        ),
-      );
+      const connection = await callbackConnect(lib);
       try {
         async function run(traced: boolean): Promise<{ order: string[]; queue: string }> {
-          const raw = await new Promise<callbackApi.Channel>((resolve, reject) =>
-            connection.createChannel((err, ch) => (err ? reject(err) : resolve(ch))),
-          );
+          const raw = await callbackChannel(connection);
           const channel = traced ? traceChannel(raw) : raw;
           const queue = `amqpdiff-inflight-${randomUUID()}`;
           await new Promise((resolve, reject) =>

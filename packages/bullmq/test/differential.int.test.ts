@@ -1,7 +1,14 @@
 import { brokerEndpoint, sleep, until, useTestTracing } from '@hoptrace/test-kit';
 import { describe, expect, it } from 'vitest';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
-import { BULLMQ_VERSIONS, type BullMQ, uniqueQueueName } from './helpers.ts';
+import {
+  type AnyJob,
+  BULLMQ_VERSIONS,
+  type BullMQ,
+  makeQueue,
+  makeWorker,
+  uniqueQueueName,
+} from './helpers.ts';
 
 // A differential harness: every scenario runs twice on real Redis, once with the raw BullMQ objects
 // and once with hoptrace's wrappers (traceQueue, traceFlowProducer, traceProcessor), and what the
@@ -13,19 +20,7 @@ import { BULLMQ_VERSIONS, type BullMQ, uniqueQueueName } from './helpers.ts';
 
 const tracing = useTestTracing();
 
-type Job = InstanceType<BullMQ['Job']>;
-const makeQueue = (bullmq: BullMQ, name: string) =>
-  new bullmq.Queue(name, { connection: brokerEndpoint('redis') });
-const makeWorker = (
-  bullmq: BullMQ,
-  name: string,
-  fn: (job: Job, token?: string) => unknown,
-  opts: object = {},
-) =>
-  new bullmq.Worker(name, fn as (job: Job) => Promise<unknown>, {
-    connection: brokerEndpoint('redis'),
-    ...opts,
-  });
+type Job = AnyJob;
 const makeFlow = (bullmq: BullMQ) => new bullmq.FlowProducer({ connection: brokerEndpoint('redis') });
 type AnyQueue = ReturnType<typeof makeQueue>;
 type AnyWorker = ReturnType<typeof makeWorker>;

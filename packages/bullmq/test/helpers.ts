@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { brokerEndpoint } from '@hoptrace/test-kit';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as bullmqNewest from 'bullmq';
 import * as bullmqOldest from 'bullmq-v5';
@@ -11,6 +12,49 @@ export const BULLMQ_VERSIONS: ReadonlyArray<readonly [string, BullMQ]> = [
   ['newest (6.x)', bullmqNewest],
   ['oldest (5.34.0)', bullmqOldest as unknown as BullMQ],
 ];
+
+/** A job of either BullMQ version tested. */
+export type AnyJob = InstanceType<BullMQ['Job']>;
+
+/** A Queue of `bullmq` (either version) on the test Redis. */
+export const makeQueue = (bullmq: BullMQ, name: string) =>
+  new bullmq.Queue(name, { connection: brokerEndpoint('redis') });
+
+/** A Worker of `bullmq` (either version) on the test Redis; `fn` null: jobs are taken manually. */
+export const makeWorker = (
+  bullmq: BullMQ,
+  name: string,
+  fn: ((job: AnyJob, token?: string) => unknown) | null,
+  opts: object = {},
+) =>
+  new bullmq.Worker(name, fn as ((job: AnyJob) => Promise<unknown>) | null, {
+    connection: brokerEndpoint('redis'),
+    ...opts,
+  });
+
+/**
+ * A stand-in for a Queue that records what `add` and `addBulk` were given (`add` returns job `7`,
+ * `addBulk` ids from 1), with connection options `server.*` can be read from.
+ */
+export function fakeQueue() {
+  const calls: unknown[][] = [];
+  return {
+    calls,
+    queue: {
+      name: 'orders',
+      opts: { connection: { host: 'redis.internal', port: 6380 } },
+      extra: 42,
+      async add(...args: unknown[]) {
+        calls.push(args);
+        return { id: '7', name: args[0] };
+      },
+      async addBulk(jobs: unknown[]) {
+        calls.push([jobs]);
+        return jobs.map((_, i) => ({ id: String(i + 1) }));
+      },
+    },
+  };
+}
 
 /** A queue name no other test (or concurrent run) uses. */
 export function uniqueQueueName(prefix: string): string {

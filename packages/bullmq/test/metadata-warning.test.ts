@@ -2,6 +2,7 @@ import { useTestTracing } from '@hoptrace/test-kit';
 import { diag } from '@opentelemetry/api';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { traceFlowProducer, traceQueue } from '../src/index.ts';
+import { fakeQueue } from './helpers.ts';
 
 // A caller's `opts.telemetry.metadata` that is not a string is not a carrier BullMQ defines (its type
 // is a JSON string): hoptrace writes the job's context in its place, as BullMQ's own telemetry does.
@@ -9,24 +10,6 @@ import { traceFlowProducer, traceQueue } from '../src/index.ts';
 // process, not once per job). Its own file: the once-per-process state starts fresh here.
 
 useTestTracing();
-
-function fakeQueue() {
-  const calls: unknown[][] = [];
-  return {
-    calls,
-    queue: {
-      name: 'orders',
-      async add(...args: unknown[]) {
-        calls.push(args);
-        return { id: String(calls.length) };
-      },
-      async addBulk(jobs: unknown[]) {
-        calls.push([jobs]);
-        return jobs.map((_, i) => ({ id: String(i + 1) }));
-      },
-    },
-  };
-}
 
 const metadataOf = (opts: unknown) =>
   (opts as { telemetry?: { metadata?: unknown } } | undefined)?.telemetry?.metadata;

@@ -3,7 +3,14 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
-import { BULLMQ_VERSIONS, type BullMQ, uniqueQueueName } from './helpers.ts';
+import {
+  type AnyJob,
+  BULLMQ_VERSIONS,
+  type BullMQ,
+  makeQueue,
+  makeWorker,
+  uniqueQueueName,
+} from './helpers.ts';
 
 // BullMQ's less common processor paths, each run twice on real Redis: with the raw BullMQ objects
 // and with hoptrace's. Job states, attempt counts, return values, failure reasons, stack traces and
@@ -11,15 +18,7 @@ import { BULLMQ_VERSIONS, type BullMQ, uniqueQueueName } from './helpers.ts';
 
 const tracing = useTestTracing();
 
-type Job = InstanceType<BullMQ['Job']>;
-const makeQueue = (bullmq: BullMQ, name: string) =>
-  new bullmq.Queue(name, { connection: brokerEndpoint('redis') });
-const makeWorker = (
-  bullmq: BullMQ,
-  name: string,
-  fn: ((job: Job) => Promise<unknown>) | null,
-  opts: object,
-) => new bullmq.Worker(name, fn, { connection: brokerEndpoint('redis'), ...opts });
+type Job = AnyJob;
 type AnyQueue = ReturnType<typeof makeQueue>;
 type AnyWorker = ReturnType<typeof makeWorker>;
 

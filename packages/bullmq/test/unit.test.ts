@@ -16,31 +16,12 @@ import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } f
 import { jobPrefix } from '../src/job-prefix.ts';
 import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
+import { fakeQueue } from './helpers.ts';
 
 const tracing = useTestTracing();
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
-
-function fakeQueue() {
-  const calls: unknown[][] = [];
-  return {
-    calls,
-    queue: {
-      name: 'orders',
-      opts: { connection: { host: 'redis.internal', port: 6380 } },
-      extra: 42,
-      async add(...args: unknown[]) {
-        calls.push(args);
-        return { id: '7', name: args[0] };
-      },
-      async addBulk(jobs: unknown[]) {
-        calls.push([jobs]);
-        return jobs.map((_, i) => ({ id: String(i + 1) }));
-      },
-    },
-  };
-}
 
 describe('carrier', () => {
   it('writes a JSON W3C map into a copy of the options and never mutates the caller', () => {
