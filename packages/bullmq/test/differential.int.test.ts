@@ -2,9 +2,11 @@ import { brokerEndpoint, sleep, until, useTestTracing } from '@hoptrace/test-kit
 import { describe, expect, it } from 'vitest';
 import { traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
 import {
-  type AnyJob,
+  type AnyQueue,
+  type AnyWorker,
   BULLMQ_VERSIONS,
   type BullMQ,
+  type AnyJob as Job,
   makeQueue,
   makeWorker,
   uniqueQueueName,
@@ -20,10 +22,7 @@ import {
 
 const tracing = useTestTracing();
 
-type Job = AnyJob;
 const makeFlow = (bullmq: BullMQ) => new bullmq.FlowProducer({ connection: brokerEndpoint('redis') });
-type AnyQueue = ReturnType<typeof makeQueue>;
-type AnyWorker = ReturnType<typeof makeWorker>;
 type AnyFlow = ReturnType<typeof makeFlow>;
 
 interface Ctx {

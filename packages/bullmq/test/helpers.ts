@@ -32,6 +32,11 @@ export const makeWorker = (
     ...opts,
   });
 
+/** A Queue of either version, as {@link makeQueue} makes it. */
+export type AnyQueue = ReturnType<typeof makeQueue>;
+/** A Worker of either version, as {@link makeWorker} makes it. */
+export type AnyWorker = ReturnType<typeof makeWorker>;
+
 /**
  * A stand-in for a Queue that records what `add` and `addBulk` were given (`add` returns job `7`,
  * `addBulk` ids from 1), with connection options `server.*` can be read from.

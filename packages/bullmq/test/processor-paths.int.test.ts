@@ -4,9 +4,11 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { traceProcessor, traceQueue } from '../src/index.ts';
 import {
-  type AnyJob,
+  type AnyQueue,
+  type AnyWorker,
   BULLMQ_VERSIONS,
   type BullMQ,
+  type AnyJob as Job,
   makeQueue,
   makeWorker,
   uniqueQueueName,
@@ -17,10 +19,6 @@ import {
 // events (worker and QueueEvents) must be the same; the traced run's spans are checked on top.
 
 const tracing = useTestTracing();
-
-type Job = AnyJob;
-type AnyQueue = ReturnType<typeof makeQueue>;
-type AnyWorker = ReturnType<typeof makeWorker>;
 
 /** What the application and Redis observe of one run of a scenario. */
 interface Observed {
