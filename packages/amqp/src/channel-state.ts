@@ -1,6 +1,8 @@
 import {
   type MetricAttributeCache,
   type MetricOperation,
+  type MetricServer,
+  metricServerOf,
   type Operation,
   type OperationMetric,
   OperationTemplates,
@@ -84,6 +86,8 @@ export class ChannelState {
   /** `allUpTo` settles of a tag greater than {@link lastDeliveryTag} when made (see {@link UnprovenSettles}). */
   readonly unproven = new UnprovenSettles();
   readonly metrics: MetricAttributeCache;
+  /** The channel's `server.address` / `server.port` (its spans'), for its metrics. */
+  readonly #server: MetricServer;
   readonly #templates: OperationTemplates<AmqpOperation>;
 
   constructor(raw: RawChannel, opts: ResolvedOptions) {
@@ -100,6 +104,7 @@ export class ChannelState {
     );
     this.deliveries = new DeliveryTracker(opts.settleTimeoutMs, opts.maxOpenDeliveries);
     this.metrics = opts.instr.metricAttributes;
+    this.#server = metricServerOf(server);
     // Prepended, and doing its work a microtask later: amqplib's own `close` listener (added first)
     // calls the pending confirm callbacks, and a callback that throws there (`if (err) throw err`,
     // reported through amqplib's `handler-error`) stops that emit before any later listener runs.
@@ -260,6 +265,8 @@ export class ChannelState {
       operationName,
       nameDestination,
       count,
+      undefined,
+      this.#server,
     );
   }
 }

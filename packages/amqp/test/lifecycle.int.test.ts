@@ -28,6 +28,7 @@ import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
 import {
   attr,
+  brokerPort,
   callbackChannel,
   callbackConnect,
   collectDeliveries,
@@ -337,6 +338,8 @@ describe('span lifecycle', () => {
             'messaging.operation.name': 'send',
             'messaging.operation.type': 'send',
             'messaging.destination.name': queue,
+            'server.address': expect.any(String),
+            'server.port': brokerPort(),
           },
           value: 2,
         },

@@ -17,7 +17,7 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
-import { callbackChannel, callbackConnect, connect, testMeters, useConnection } from './helpers.ts';
+import { brokerPort, callbackChannel, callbackConnect, connect, testMeters, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -549,6 +549,8 @@ describe('time in queue from the AMQP timestamp property (12.17)', () => {
         'messaging.system.name': 'rabbitmq',
         'messaging.operation.name': 'process',
         'messaging.destination.name': queue,
+        'server.address': expect.any(String),
+        'server.port': brokerPort(),
       });
       const value = metric?.points[0]?.value as { count: number; min: number; max: number };
       expect(value.count).toBe(2);

@@ -11,6 +11,8 @@ import {
   lineageAttributes,
   lineageLinks,
   type MessageContext,
+  type MetricServer,
+  metricServerOf,
   OperationTemplates,
   operationMetric,
   registerWrapper,
@@ -135,17 +137,27 @@ export function traceProcessor<F extends ProcessorLike>(
     noAttributes,
     instr.legacyAttributes,
   );
-  // Per worker calling the processor: its Redis connection gives `server.address` / `server.port`.
-  const workerTemplates = new WeakMap<object, OperationTemplates<BullmqOperation>>();
-  const templatesOf = (self: unknown): OperationTemplates<BullmqOperation> => {
-    if (self === null || typeof self !== 'object') return templates;
-    let found = workerTemplates.get(self);
+  // Per worker calling the processor: its Redis connection gives `server.address` / `server.port`
+  // (on its spans and its metrics).
+  const unknownWorker: WorkerScope = { templates, server: undefined };
+  const workerScopes = new WeakMap<object, WorkerScope>();
+  const scopeOf = (self: unknown): WorkerScope => {
+    if (self === null || typeof self !== 'object') return unknownWorker;
+    let found = workerScopes.get(self);
     if (!found) {
       const server = workerServer(self);
       found = server
-        ? new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes)
-        : templates;
-      workerTemplates.set(self, found);
+        ? {
+            templates: new OperationTemplates(
+              instr.system,
+              BULLMQ_OPERATIONS,
+              () => server,
+              instr.legacyAttributes,
+            ),
+            server: metricServerOf(server),
+          }
+        : unknownWorker;
+      workerScopes.set(self, found);
     }
     return found;
   };
@@ -166,7 +178,8 @@ export function traceProcessor<F extends ProcessorLike>(
     const carrier = parseCarrier(job.opts);
     const creation = carrierContext(carrier);
     const lineage = carrier ? readFailureLineage(carrier) : undefined;
-    const template = templatesOf(this).of('process').get(queue);
+    const worker = scopeOf(this);
+    const template = worker.templates.of('process').get(queue);
     const { span, context } =
       schedulerId === undefined || jobId === undefined
         ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage, job, jobId))
@@ -177,7 +190,16 @@ export function traceProcessor<F extends ProcessorLike>(
             ROOT_CONTEXT,
             creationLink(creation),
           );
-    const metric = operationMetric(metricsOn, metrics, 'process', 'process', queue, 1);
+    const metric = operationMetric(
+      metricsOn,
+      metrics,
+      'process',
+      'process',
+      queue,
+      1,
+      undefined,
+      worker.server,
+    );
     const recording = span?.isRecording() === true;
     if (firstStart(job, attemptsMade) && (metric || recording)) {
       const waitedMs = timeInQueueMs(job);
@@ -248,6 +270,12 @@ export function traceProcessor<F extends ProcessorLike>(
 }
 
 const noAttributes = (): Attributes => ({});
+
+/** What a processor keeps per BullMQ worker calling it: its span templates and its server. */
+interface WorkerScope {
+  readonly templates: OperationTemplates<BullmqOperation>;
+  readonly server: MetricServer | undefined;
+}
 
 /**
  * `server.address` / `server.port` of the BullMQ `Worker` a processor is called by (its

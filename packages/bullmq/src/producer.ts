@@ -3,6 +3,8 @@ import {
   createInstrumentation,
   type Instrumentation,
   type MetricAttributeCache,
+  type MetricServer,
+  metricServerOf,
   type OperationMetric,
   OperationTemplates,
   operationMetric,
@@ -29,6 +31,8 @@ export interface ProducerState {
   readonly instr: Instrumentation;
   readonly templates: OperationTemplates<BullmqOperation>;
   readonly metrics: MetricAttributeCache;
+  /** `server.address` / `server.port` of the client's connection (its spans'), for its metrics. */
+  readonly server: MetricServer;
   readonly createSpans: boolean;
 }
 
@@ -47,6 +51,7 @@ export function producerState(
     instr,
     templates: new OperationTemplates(instr.system, BULLMQ_OPERATIONS, () => server, instr.legacyAttributes),
     metrics: instr.metricAttributes,
+    server: metricServerOf(server),
     createSpans: options.createSpans ?? false,
   };
 }
@@ -64,6 +69,8 @@ export function sendMetric(
     'send',
     destination,
     count,
+    undefined,
+    state.server,
   );
 }
 

@@ -95,7 +95,9 @@ export type { Listener, ListenerOptions, Receiver } from './listener-receiver.ts
 export {
   DEFAULT_METRIC_ATTRIBUTE_SETS,
   MetricAttributeCache,
+  type MetricServer,
   metricAttributesOf,
+  metricServerOf,
   type OperationMetric,
   operationMetric,
 } from './metric-attributes.ts';

@@ -1,5 +1,5 @@
 import type { Instrumentation } from './instrumentation.ts';
-import { type MetricAttributeCache, operationMetric } from './metric-attributes.ts';
+import { type MetricAttributeCache, type MetricServer, operationMetric } from './metric-attributes.ts';
 import { Operation } from './operation.ts';
 import { MESSAGING_SPAN_OPERATIONS, type OperationTemplates, type SpanOperation } from './span-templates.ts';
 import { startClientSpan } from './spans.ts';
@@ -107,7 +107,7 @@ export function runTransactionalSend<T>(
  * holds (one of `open`, the producer's open transactions), and returns what to call once the commit
  * or abort settled: it ends the span (with the error when `failed`) and the held sends with the
  * outcome, `unknown` when the call failed (the transaction's fate is then unknown to us), and
- * forgets the transaction. Call it exactly once.
+ * forgets the transaction. Call it exactly once. `server` gives the metric `server.*` (see `MetricServer`).
  */
 export function startTransactionEnd(
   instr: Instrumentation,
@@ -116,6 +116,7 @@ export function startTransactionEnd(
   how: 'commit' | 'abort',
   pending: PendingSends,
   open: Set<PendingSends>,
+  server?: MetricServer,
 ): (failed: boolean, error?: unknown) => void {
   const span = startClientSpan(instr, templates.of(how).get(undefined));
   const operation = new Operation(
@@ -128,6 +129,8 @@ export function startTransactionEnd(
       how === 'commit' ? 'commit_transaction' : 'abort_transaction',
       undefined,
       0,
+      undefined,
+      server,
     ),
   );
   return (failed, error) => {

@@ -8,8 +8,31 @@ import {
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM_NAME,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
   ERROR_TYPE_OTHER,
 } from './semconv.ts';
+
+/**
+ * The broker a wrapper talks to, as its spans' `server.address` / `server.port` say: read each time
+ * a metric's attributes are looked up, so a wrapper that learns its server later (kafkajs's first
+ * request, @platformatic/kafka's first connection) passes the object it keeps them in, allocating
+ * nothing per message.
+ */
+export interface MetricServer {
+  readonly serverAddress: string | undefined;
+  readonly serverPort: number | undefined;
+}
+
+/** The {@link MetricServer} of a wrapper's static span attributes (their `server.*`), built once per wrapper. */
+export function metricServerOf(attributes: Attributes): MetricServer {
+  const address = attributes[ATTR_SERVER_ADDRESS];
+  const port = attributes[ATTR_SERVER_PORT];
+  return {
+    serverAddress: typeof address === 'string' ? address : undefined,
+    serverPort: typeof port === 'number' ? port : undefined,
+  };
+}
 
 /** Default number of distinct attribute sets one cache keeps (and so, metric series it feeds). */
 export const DEFAULT_METRIC_ATTRIBUTE_SETS = 256;
@@ -47,27 +70,32 @@ export class MetricAttributeCache {
    * consumer group when known. `operationType` becomes `messaging.operation.type`, which the
    * conventions give `messaging.client.operation.duration` (send, receive, settle; a set of these
    * also feeds the sent/consumed counter of the same operation); `process` sets, which feed
-   * `messaging.process.duration`, leave it out.
+   * `messaging.process.duration`, leave it out. `server` gives `server.address` and `server.port`
+   * (the conventions give them to every messaging metric), as far as the wrapper knows them.
    */
   get(
     operationName: string,
     destination: string | undefined,
     group?: string,
     operationType?: MetricOperation,
+    server?: MetricServer,
   ): Attributes {
     // Cut like the span's messaging.destination.name (BullMQ takes queue names of any length).
     if (destination !== undefined) destination = capValue(destination, MAX_DESTINATION_LENGTH);
     const type = operationType === 'process' ? undefined : operationType;
-    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}`;
+    const address = server?.serverAddress;
+    const port = server?.serverPort;
+    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}\u0000${address ?? ''}\u0000${port ?? ''}`;
     const cached = this.#sets.get(key);
     if (cached) return cached;
-    // Sets without a destination are few (operations x groups, from code and config, not traffic):
-    // they are kept even past the cap, which is what overflowing destinations collapse into.
+    // Sets without a destination are few (operations x groups x servers, from code, config and the
+    // brokers of one cluster, not traffic): they are kept even past the cap, which is what
+    // overflowing destinations collapse into.
     if (destination !== undefined && this.#sets.size >= this.#capacity) {
       this.#overflow();
-      return this.get(operationName, undefined, group, type);
+      return this.get(operationName, undefined, group, type, server);
     }
-    const attributes = this.#build(operationName, destination, group, type);
+    const attributes = this.#build(operationName, destination, group, type, address, port);
     this.#sets.set(key, attributes);
     this.#keys.set(attributes, key);
     return attributes;
@@ -92,6 +120,8 @@ export class MetricAttributeCache {
     destination: string | undefined,
     group: string | undefined,
     type: MetricOperation | undefined,
+    address: string | undefined,
+    port: number | undefined,
   ): Attributes {
     const attributes: Attributes = {
       [ATTR_MESSAGING_SYSTEM_NAME]: this.#system,
@@ -100,6 +130,8 @@ export class MetricAttributeCache {
     if (type !== undefined) attributes[ATTR_MESSAGING_OPERATION_TYPE] = type;
     if (destination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
     if (group !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
+    if (address !== undefined) attributes[ATTR_SERVER_ADDRESS] = address;
+    if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
     return attributes;
   }
 
@@ -160,6 +192,7 @@ export interface OperationMetric {
  * metrics, so nothing is built then.
  *
  * @param metricsOn - whether the wrapper has metrics (`instr.metrics !== undefined`).
+ * @param server - the wrapper's broker (see {@link MetricServer}), when it knows one.
  */
 export function operationMetric(
   metricsOn: boolean,
@@ -169,12 +202,13 @@ export function operationMetric(
   destination: string | undefined,
   count: number,
   group?: string,
+  server?: MetricServer,
 ): OperationMetric | undefined {
   if (!metricsOn) return undefined;
   return {
     operation,
     cache,
-    attributes: cache.get(operationName, destination, group, operation),
+    attributes: cache.get(operationName, destination, group, operation, server),
     count,
   };
 }

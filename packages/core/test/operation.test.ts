@@ -318,6 +318,30 @@ describe('metrics', () => {
     expect(cache.withError(a, 'E1')['error.type']).toBe('_OTHER');
     expect(cache.size).toBeLessThanOrEqual(4);
   });
+
+  it('server.address / server.port: part of the set and its key, read from the object the wrapper keeps them in', () => {
+    const cache = new MetricAttributeCache('kafka', 3);
+    const server: { serverAddress: string | undefined; serverPort: number | undefined } = {
+      serverAddress: undefined,
+      serverPort: undefined,
+    };
+    const unknown = cache.get('send', 'orders', undefined, 'send', server);
+    expect(unknown['server.address']).toBeUndefined();
+    server.serverAddress = 'broker-1';
+    server.serverPort = 9092;
+    const known = cache.get('send', 'orders', undefined, 'send', server);
+    expect(known).toMatchObject({ 'server.address': 'broker-1', 'server.port': 9092 });
+    expect(cache.get('send', 'orders', undefined, 'send', server)).toBe(known);
+    const other = cache.get('send', 'orders', undefined, 'send', {
+      serverAddress: 'broker-2',
+      serverPort: 9092,
+    });
+    expect(other['server.address']).toBe('broker-2');
+    // Past the cap a new destination collapses, keeping its server.
+    const overflow = cache.get('send', 'payments', undefined, 'send', server);
+    expect(overflow['messaging.destination.name']).toBeUndefined();
+    expect(overflow['server.address']).toBe('broker-1');
+  });
 });
 
 describe('expireAfter', () => {

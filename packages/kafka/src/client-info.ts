@@ -4,6 +4,7 @@ import {
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
   type ClientAttributes,
+  type MetricServer,
   setSpanAttributes,
 } from '@hoptrace/core/adapter';
 import type { Attributes, Span } from '@opentelemetry/api';
@@ -24,7 +25,7 @@ export const MAX_SPANS_AWAITING_CLIENT_INFO = 64;
  * instrumentation events. `version` changes whenever something new is learned, so span templates
  * built from {@link ClientInfo.attributes} know when to rebuild.
  */
-export class ClientInfo implements ClientAttributes {
+export class ClientInfo implements ClientAttributes, MetricServer {
   clientId: string | undefined;
   serverAddress: string | undefined;
   serverPort: number | undefined;

@@ -51,6 +51,7 @@ export function processMetric(
     topic,
     count,
     info.groupId,
+    info,
   );
 }
 
@@ -73,5 +74,8 @@ export function recordTimeInQueue(
     return;
   const waited = timeInQueueSeconds(Number(timestamp));
   if (waited !== undefined)
-    metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
+    metrics.timeInQueue.record(
+      waited,
+      state.metrics.get('process', topic, state.info.groupId, 'process', state.info),
+    );
 }

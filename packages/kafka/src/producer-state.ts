@@ -37,5 +37,7 @@ export function producerMetric(
     operationName,
     destination,
     count,
+    undefined,
+    state.info,
   );
 }

@@ -26,6 +26,7 @@ export function wrapTransaction(transaction: Transaction, state: ProducerState):
       how,
       pending,
       state.transactions,
+      state.info,
     );
     let done: Promise<void>;
     try {

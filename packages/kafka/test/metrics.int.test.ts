@@ -2,9 +2,9 @@ import { traceKafka } from '@hoptrace/kafka';
 import { collectMetrics, TestMetricReader, until, useTestTracing } from '@hoptrace/test-kit';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { describe, expect, it } from 'vitest';
-import { createTopics, groupId, newKafka, useKafkaClients } from './helpers.ts';
+import { createTopics, groupId, newKafka, seedBrokerAttributes, useKafkaClients } from './helpers.ts';
 
-useTestTracing();
+const tracing = useTestTracing();
 const clients = useKafkaClients();
 
 /** `name:type` of each point of `points` (its messaging.operation.name and .type), sorted. */
@@ -49,6 +49,44 @@ describe('metrics on a real broker', () => {
       expect(nameAndType(metrics.get('messaging.process.duration'))).toEqual(['process:undefined']);
       expect(metrics.get('messaging.client.sent.messages')?.map((p) => p.value)).toEqual([4]);
       expect(metrics.get('messaging.client.consumed.messages')?.map((p) => p.value)).toEqual([3]);
+    } finally {
+      await meterProvider.shutdown();
+    }
+  });
+
+  it('every point of the four messaging metrics carries server.address and server.port, as the spans do', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    try {
+      const kafka = traceKafka(newKafka('metrics-server'), { meterProvider });
+      const [topic] = (await createTopics(kafka)) as [string];
+      const producer = await clients.producer(kafka.producer());
+      await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] });
+      let seen = 0;
+      const consumer = await clients.consumer(kafka.consumer({ groupId: groupId() }), [topic]);
+      await consumer.run({
+        eachMessage: async () => {
+          seen++;
+        },
+      });
+      await until(() => seen === 2);
+      const server = seedBrokerAttributes();
+      const spans = tracing.current.spans().filter((s) => s.name.endsWith(topic));
+      expect(spans.length).toBeGreaterThan(0);
+      for (const span of spans) expect(span.attributes).toMatchObject(server);
+
+      const metrics = await collectMetrics(reader);
+      for (const name of [
+        'messaging.client.operation.duration',
+        'messaging.process.duration',
+        'messaging.client.sent.messages',
+        'messaging.client.consumed.messages',
+        'hoptrace.messaging.time_in_queue',
+      ]) {
+        const points = metrics.get(name) ?? [];
+        expect(points.length, name).toBeGreaterThan(0);
+        for (const point of points) expect(point.attributes, name).toMatchObject(server);
+      }
     } finally {
       await meterProvider.shutdown();
     }

@@ -3,6 +3,7 @@ import {
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_SERVER_ADDRESS,
   ATTR_SERVER_PORT,
+  type MetricServer,
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import { firstBootstrapBroker } from './client-options.ts';
@@ -29,7 +30,7 @@ function text(read: () => unknown): string | undefined {
  * and `groupId`, and the first broker it connects to, its first bootstrap broker until then).
  * `version` changes whenever something is learned, so span templates know when to rebuild.
  */
-export class ClientInfo {
+export class ClientInfo implements MetricServer {
   readonly #clientId: string | undefined;
   readonly #groupId: string | undefined;
   #address: string | undefined;
@@ -65,6 +66,16 @@ export class ClientInfo {
   /** Bumped each time something new is learned. */
   get version(): number {
     return this.#version;
+  }
+
+  /** `server.address` as the spans carry it, when known (read by the metrics, see `MetricServer`). */
+  get serverAddress(): string | undefined {
+    return this.#address;
+  }
+
+  /** `server.port` as the spans carry it (only with an address). */
+  get serverPort(): number | undefined {
+    return this.#address === undefined ? undefined : this.#port;
   }
 
   /** The consumer group, when known. */

@@ -80,7 +80,10 @@ function recordTimeInQueue(state: ConsumerState, topic: string | undefined, mess
   if (!state.firstDeliveries.isFirst(topic ?? '', message.partition, message.offset)) return;
   const waited = timeInQueueSeconds(Number(timestamp));
   if (waited !== undefined)
-    metrics.timeInQueue.record(waited, state.metrics.get('process', topic, state.info.groupId));
+    metrics.timeInQueue.record(
+      waited,
+      state.metrics.get('process', topic, state.info.groupId, 'process', state.info),
+    );
 }
 
 /**
@@ -115,7 +118,7 @@ export function startMessage(
   const metric =
     instr.metrics === undefined
       ? undefined
-      : operationMetric(true, state.metrics, 'process', 'process', topic, 1, state.info.groupId);
+      : operationMetric(true, state.metrics, 'process', 'process', topic, 1, state.info.groupId, state.info);
   const operation = new Operation(instr, span, metric);
   // Nothing to end later (an unsampled message, or a span that does not record, and no metrics):
   // the entry only keeps the message's context for the helpers; it is not held open, swept or timed.
@@ -249,6 +252,7 @@ export function withBatchContext<T>(messages: readonly object[], fn: () => T): T
           topic,
           messages.length,
           state.info.groupId,
+          state.info,
         )
       : undefined;
   const operation = new Operation(instr, span, metric);

@@ -185,7 +185,16 @@ function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolea
       )
     : undefined;
   const recording = span?.isRecording() === true;
-  const metric = operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, 1);
+  const metric = operationMetric(
+    instr.metrics !== undefined,
+    state.metrics,
+    'send',
+    'send',
+    destination,
+    1,
+    undefined,
+    state.info,
+  );
   // With nothing to end (no recording span, no metrics), only the headers are copied.
   const operation = recording || metric ? new Operation(instr, span, metric) : undefined;
   try {

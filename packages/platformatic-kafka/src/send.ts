@@ -157,7 +157,16 @@ export function tracedSend(
   const operation = new Operation(
     instr,
     creates ? [span, ...creates] : span,
-    operationMetric(instr.metrics !== undefined, state.metrics, 'send', 'send', destination, total),
+    operationMetric(
+      instr.metrics !== undefined,
+      state.metrics,
+      'send',
+      'send',
+      destination,
+      total,
+      undefined,
+      state.info,
+    ),
     // In a transaction the spans wait for its outcome, but the send's duration is the send's.
     pending !== undefined,
   );

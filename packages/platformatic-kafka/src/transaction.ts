@@ -39,7 +39,15 @@ export function wrapTransaction(state: ProducerState, transaction: unknown): unk
     whenSettled(
       call,
       args,
-      startTransactionEnd(state.instr, state.templates, state.metrics, how, pending, state.transactions),
+      startTransactionEnd(
+        state.instr,
+        state.templates,
+        state.metrics,
+        how,
+        pending,
+        state.transactions,
+        state.info,
+      ),
     );
   return interceptMethods(transaction as TransactionLike, {
     send: (raw, args) => tracedSend(state, raw.send.bind(raw), args, pending),
@@ -90,7 +98,16 @@ function tracedAddOffset(
   const operation = new Operation(
     instr,
     span,
-    operationMetric(instr.metrics !== undefined, state.metrics, 'settle', 'send_offsets', topic, 0),
+    operationMetric(
+      instr.metrics !== undefined,
+      state.metrics,
+      'settle',
+      'send_offsets',
+      topic,
+      0,
+      undefined,
+      state.info,
+    ),
     // The span waits for the transaction's outcome; the duration is the call's.
     true,
   );

@@ -947,6 +947,8 @@ describe('producer streams (asStream) against a real broker', () => {
           [ATTR_MESSAGING_OPERATION_NAME]: 'send',
           [ATTR_MESSAGING_OPERATION_TYPE]: 'send',
           [ATTR_MESSAGING_DESTINATION_NAME]: topic,
+          'server.address': brokerHost,
+          'server.port': Number(brokerPort),
         },
         value: 2,
       },
