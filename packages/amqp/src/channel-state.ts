@@ -17,7 +17,7 @@ import { SpanKind } from '@opentelemetry/api';
 import { ERROR_CHANNEL_CLOSED, ERROR_CONNECTION_CLOSED } from './attributes.ts';
 import { ConfirmTracker } from './confirms.ts';
 import { DeliveryTracker } from './deliveries.ts';
-import { defaultSpanDestination } from './destination.ts';
+import { DIRECT_REPLY_TO, defaultSpanDestination } from './destination.ts';
 import { connectionClosing, serverAttributes } from './internals.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { AmqpMessage, AnyFunction, TraceableChannel } from './types.ts';
@@ -251,22 +251,29 @@ export class ChannelState {
     }
   }
 
-  /** The metric of an operation on a low-cardinality destination, or undefined without metrics. */
+  /**
+   * The metric of an operation on a low-cardinality destination, or undefined without metrics.
+   * Direct reply-to's `amq.rabbitmq.reply-to` (the span-name form of every reply address, and the
+   * pseudo-queue a requester consumes from) is a template, not a destination's name: the metric
+   * carries it as `messaging.destination.template`, as the spans do, and no name.
+   */
   metric(
     operation: MetricOperation,
     operationName: string,
     nameDestination: string | undefined,
     count = 1,
   ): OperationMetric | undefined {
+    const templated = nameDestination === DIRECT_REPLY_TO;
     return operationMetric(
       this.opts.instr.metrics !== undefined,
       this.metrics,
       operation,
       operationName,
-      nameDestination,
+      templated ? undefined : nameDestination,
       count,
       undefined,
       this.#server,
+      templated ? DIRECT_REPLY_TO : undefined,
     );
   }
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
-import { spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import { deferred, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
 import { describe, expect, it } from 'vitest';
-import { brokerPort, testMeters, useConnection } from './helpers.ts';
+import { brokerPort, connect, testMeters, useConnection } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -43,6 +43,59 @@ describe('metric attributes on a real broker (metrics2)', () => {
         for (const point of points) expect(point.attributes, name).toMatchObject(server);
       }
     } finally {
+      await meters.meterProvider.shutdown();
+    }
+  });
+
+  it('direct reply-to: metrics put amq.rabbitmq.reply-to in messaging.destination.template, not in the name', async () => {
+    const meters = testMeters();
+    const options = { meterProvider: meters.meterProvider };
+    const requester = await connect();
+    try {
+      const server = traceChannel(await amqp.connection.createChannel(), options);
+      const requests = `metrics2-rpc-${randomUUID()}`;
+      await server.assertQueue(requests, { exclusive: true });
+      await server.consume(requests, (m) => {
+        if (!m) return;
+        server.sendToQueue(String(m.properties.replyTo), Buffer.from('pong'));
+        server.ack(m);
+      });
+      const channel = traceChannel(await requester.createChannel(), options);
+      const got = deferred();
+      await channel.consume('amq.rabbitmq.reply-to', (m) => m && got.resolve(), { noAck: true });
+      channel.sendToQueue(requests, Buffer.from('ping'), { replyTo: 'amq.rabbitmq.reply-to' });
+      await got.promise;
+      const done = await waitForSpans(
+        spans,
+        (s) => spansNamed(s, 'process amq.rabbitmq.reply-to').length === 1,
+      );
+      // The spans: the template as messaging.destination.template, the full address as the name.
+      const replySend = spansNamed(done, 'send amq.rabbitmq.reply-to')[0];
+      expect(replySend?.attributes['messaging.destination.template']).toBe('amq.rabbitmq.reply-to');
+      expect(String(replySend?.attributes['messaging.destination.name'])).toMatch(
+        /^amq\.rabbitmq\.reply-to\./,
+      );
+
+      const metrics = await meters.collect();
+      const replyPoints = (name: string) =>
+        (metrics.get(name)?.points ?? []).filter(
+          (p) =>
+            p.attributes['messaging.destination.template'] !== undefined ||
+            String(p.attributes['messaging.destination.name'] ?? '').startsWith('amq.rabbitmq.reply-to'),
+        );
+      for (const name of [
+        'messaging.client.sent.messages',
+        'messaging.client.operation.duration',
+        'messaging.process.duration',
+        'messaging.client.consumed.messages',
+      ]) {
+        const points = replyPoints(name);
+        expect(points.length, name).toBe(1);
+        expect(points[0]?.attributes['messaging.destination.template'], name).toBe('amq.rabbitmq.reply-to');
+        expect(points[0]?.attributes['messaging.destination.name'], name).toBeUndefined();
+      }
+    } finally {
+      await requester.close();
       await meters.meterProvider.shutdown();
     }
   });

@@ -108,14 +108,16 @@ describe('low cardinality: server-named queues and direct reply-to (12.5)', () =
 
       const metrics = await meters.collect();
       const sent = metrics.get('messaging.client.sent.messages')?.points ?? [];
-      const destinations = sent.map((p) => p.attributes['messaging.destination.name']);
-      expect(destinations.filter((d) => d === 'amq.rabbitmq.reply-to')).toHaveLength(1);
-      expect(
-        sent.find((p) => p.attributes['messaging.destination.name'] === 'amq.rabbitmq.reply-to')?.value,
-      ).toBe(2);
+      // Direct reply-to is a template (messaging.destination.template), with no name on the metrics.
+      const replyTo = (p: { attributes: Record<string, unknown> }) =>
+        p.attributes['messaging.destination.template'] === 'amq.rabbitmq.reply-to';
+      expect(sent.filter(replyTo)).toHaveLength(1);
+      expect(sent.find(replyTo)?.value).toBe(2);
+      expect(sent.find(replyTo)?.attributes['messaging.destination.name']).toBeUndefined();
       const processed = metrics.get('messaging.process.duration')?.points ?? [];
+      expect(processed.filter(replyTo)).toHaveLength(1);
+      expect(processed.find(replyTo)?.attributes['messaging.destination.name']).toBeUndefined();
       const processDestinations = processed.map((p) => String(p.attributes['messaging.destination.name']));
-      expect(processDestinations.filter((d) => d === 'amq.rabbitmq.reply-to')).toHaveLength(1);
       expect(processDestinations.filter((d) => d === fanout)).toHaveLength(1);
       expect(processDestinations.some((d) => d.includes('amq.gen-') || d.includes('reply-to.'))).toBe(false);
     } finally {

@@ -5,6 +5,7 @@ import {
   ATTR_ERROR_TYPE,
   ATTR_MESSAGING_CONSUMER_GROUP_NAME,
   ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_DESTINATION_TEMPLATE,
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM_NAME,
@@ -72,6 +73,9 @@ export class MetricAttributeCache {
    * also feeds the sent/consumed counter of the same operation); `process` sets, which feed
    * `messaging.process.duration`, leave it out. `server` gives `server.address` and `server.port`
    * (the conventions give them to every messaging metric), as far as the wrapper knows them.
+   * `template` is `messaging.destination.template`, for a destination the conventions name by a
+   * template (e.g. RabbitMQ's direct reply-to): pass it instead of `destination`, whose high
+   * cardinality name the metrics leave out.
    */
   get(
     operationName: string,
@@ -79,13 +83,14 @@ export class MetricAttributeCache {
     group?: string,
     operationType?: MetricOperation,
     server?: MetricServer,
+    template?: string,
   ): Attributes {
     // Cut like the span's messaging.destination.name (BullMQ takes queue names of any length).
     if (destination !== undefined) destination = capValue(destination, MAX_DESTINATION_LENGTH);
     const type = operationType === 'process' ? undefined : operationType;
     const address = server?.serverAddress;
     const port = server?.serverPort;
-    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}\u0000${address ?? ''}\u0000${port ?? ''}`;
+    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}\u0000${address ?? ''}\u0000${port ?? ''}\u0000${template ?? ''}`;
     const cached = this.#sets.get(key);
     if (cached) return cached;
     // Sets without a destination are few (operations x groups x servers, from code, config and the
@@ -93,9 +98,9 @@ export class MetricAttributeCache {
     // overflowing destinations collapse into.
     if (destination !== undefined && this.#sets.size >= this.#capacity) {
       this.#overflow();
-      return this.get(operationName, undefined, group, type, server);
+      return this.get(operationName, undefined, group, type, server, template);
     }
-    const attributes = this.#build(operationName, destination, group, type, address, port);
+    const attributes = this.#build(operationName, destination, group, type, address, port, template);
     this.#sets.set(key, attributes);
     this.#keys.set(attributes, key);
     return attributes;
@@ -122,6 +127,7 @@ export class MetricAttributeCache {
     type: MetricOperation | undefined,
     address: string | undefined,
     port: number | undefined,
+    template: string | undefined,
   ): Attributes {
     const attributes: Attributes = {
       [ATTR_MESSAGING_SYSTEM_NAME]: this.#system,
@@ -129,6 +135,8 @@ export class MetricAttributeCache {
     };
     if (type !== undefined) attributes[ATTR_MESSAGING_OPERATION_TYPE] = type;
     if (destination !== undefined) attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
+    if (template !== undefined)
+      attributes[ATTR_MESSAGING_DESTINATION_TEMPLATE] = capValue(template, MAX_DESTINATION_LENGTH);
     if (group !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
     if (address !== undefined) attributes[ATTR_SERVER_ADDRESS] = address;
     if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
@@ -193,6 +201,8 @@ export interface OperationMetric {
  *
  * @param metricsOn - whether the wrapper has metrics (`instr.metrics !== undefined`).
  * @param server - the wrapper's broker (see {@link MetricServer}), when it knows one.
+ * @param template - `messaging.destination.template`, for a templated destination (see
+ * {@link MetricAttributeCache.get}).
  */
 export function operationMetric(
   metricsOn: boolean,
@@ -203,12 +213,13 @@ export function operationMetric(
   count: number,
   group?: string,
   server?: MetricServer,
+  template?: string,
 ): OperationMetric | undefined {
   if (!metricsOn) return undefined;
   return {
     operation,
     cache,
-    attributes: cache.get(operationName, destination, group, operation, server),
+    attributes: cache.get(operationName, destination, group, operation, server, template),
     count,
   };
 }
