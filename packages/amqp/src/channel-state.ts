@@ -83,6 +83,12 @@ export class ChannelState {
    * than the tag can be misread, so the memory empties whenever no delivery is open.
    */
   readonly #settledAlone = new Set<number>();
+  /**
+   * The queue of each message got with acks through the traced channel, by delivery tag, kept only
+   * with `settleSpans` until its settle (the latest {@link SETTLED_ALONE_MEMORY}), so its settle span
+   * and metric name the queue as its receive does (a got message has no open delivery to ask).
+   */
+  readonly #gotQueues = new Map<number, string>();
   /** `allUpTo` settles of a tag greater than {@link lastDeliveryTag} when made (see {@link UnprovenSettles}). */
   readonly unproven = new UnprovenSettles();
   readonly metrics: MetricAttributeCache;
@@ -146,6 +152,7 @@ export class ChannelState {
     const { type, closed } = this.#closedBy();
     this.confirms?.closeAll(type, closed);
     this.unproven.clear();
+    this.#gotQueues.clear();
     this.deliveries.abortAll(type, `${closed} before the message was settled`);
     for (const receive of this.receives) {
       receive.noteFailureType(type, `${closed} before amqplib answered the get`);
@@ -203,6 +210,30 @@ export class ChannelState {
     }
     memory.add(tag);
     if (memory.size > SETTLED_ALONE_MEMORY) memory.delete(memory.values().next().value as number);
+  }
+
+  /** Notes the queue of a message got with acks, for its settle (see {@link #gotQueues}). */
+  gotFrom(tag: number, queue: string): void {
+    if (!this.opts.settleSpans) return;
+    const memory = this.#gotQueues;
+    memory.set(tag, queue);
+    if (memory.size > SETTLED_ALONE_MEMORY) memory.delete(memory.keys().next().value as number);
+  }
+
+  /**
+   * The queue of the got message a settle names (see {@link #gotQueues}), forgetting every got
+   * message it settles: `tag` alone, or with `multiple` every tag up to it (all with no tag).
+   */
+  takeGotQueue(tag: number | undefined, multiple: boolean): string | undefined {
+    const memory = this.#gotQueues;
+    if (memory.size === 0) return undefined;
+    const queue = tag === undefined ? undefined : memory.get(tag);
+    if (!multiple) {
+      if (tag !== undefined) memory.delete(tag);
+      return queue;
+    }
+    for (const got of memory.keys()) if (tag === undefined || got <= tag) memory.delete(got);
+    return queue;
   }
 
   /** Whether `tag` was settled alone or delivered without ack (see {@link #settledAlone}). */

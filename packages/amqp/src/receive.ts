@@ -49,6 +49,7 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
     state.delivered(tag);
     // Got settled: an `allUpTo` settle naming it later settles nothing.
     if (noAck && typeof tag === 'number') state.settledAlone(tag);
+    else if (typeof tag === 'number') state.gotFrom(tag, queue);
     operation.setCount(1);
     if (span?.isRecording()) describeMessage(state, span, queue, message as AmqpMessage);
   };

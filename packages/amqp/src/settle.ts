@@ -99,7 +99,9 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   const settled = call.settlesNone ? [] : state.deliveries.peek(call.tag, call.multiple);
   const message = args[0] as AmqpMessage | undefined;
   const fields = message?.fields;
-  const queue = settled[0]?.queue;
+  // A got message has no open delivery: its queue is the one its get named.
+  const gotQueue = call.settlesNone ? undefined : state.takeGotQueue(call.tag, call.multiple);
+  const queue = settled[0]?.queue ?? gotQueue;
   const nameDestination =
     queue === undefined
       ? undefined

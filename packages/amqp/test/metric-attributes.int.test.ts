@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
 import { deferred, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
+import type { Message } from 'amqplib';
 import { describe, expect, it } from 'vitest';
 import { brokerPort, connect, testMeters, useConnection } from './helpers.ts';
 
@@ -96,6 +97,44 @@ describe('metric attributes on a real broker (metrics2)', () => {
       }
     } finally {
       await requester.close();
+      await meters.meterProvider.shutdown();
+    }
+  });
+
+  it("a settle of a message got with get() names its queue, as its receive and a consumed message's settle do", async () => {
+    const meters = testMeters();
+    try {
+      const channel = traceChannel(await amqp.connection.createChannel(), {
+        meterProvider: meters.meterProvider,
+        settleSpans: true,
+      });
+      const queue = `metrics2-get-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      channel.sendToQueue(queue, Buffer.from('a'));
+      channel.sendToQueue(queue, Buffer.from('b'));
+      channel.sendToQueue(queue, Buffer.from('c'));
+      const got: Message[] = [];
+      while (got.length < 3) {
+        const message = await channel.get(queue);
+        if (message) got.push(message);
+      }
+      channel.nack(got[0] as Message, false, false);
+      channel.ack(got[1] as Message);
+      channel.reject(got[2] as Message, false);
+      await channel.close();
+      const settles = spans().filter((s) =>
+        ['ack', 'nack', 'reject'].includes(String(s.attributes['messaging.operation.name'])),
+      );
+      expect(settles.map((s) => s.name).sort()).toEqual([`ack ${queue}`, `nack ${queue}`, `reject ${queue}`]);
+      const durations = (await meters.collect()).get('messaging.client.operation.duration')?.points ?? [];
+      const destinationOf = Object.fromEntries(
+        durations.map((p) => [
+          p.attributes['messaging.operation.name'],
+          p.attributes['messaging.destination.name'],
+        ]),
+      );
+      expect(destinationOf).toEqual({ send: queue, receive: queue, nack: queue, ack: queue, reject: queue });
+    } finally {
       await meters.meterProvider.shutdown();
     }
   });

@@ -71,17 +71,27 @@ describe('README span names (12.18)', () => {
       await channel.assertQueue(pulled, { exclusive: true });
       channel.sendToQueue(pulled, Buffer.from('5'));
       channel.sendToQueue(pulled, Buffer.from('6'));
-      const pull = traceChannel(await connection.createChannel(), { settleSpans: true });
+      channel.sendToQueue(pulled, Buffer.from('7'));
+      const pull = traceChannel(await connection.createChannel(), {
+        settleSpans: true,
+        maxOpenDeliveries: 1,
+      });
       let got: GetMessage | false = false;
       while (got === false) got = await pull.get(pulled); // receive {queue}
-      pull.ack(got); // a got message is not tracked: ack
-      got = false;
-      while (got === false) got = await pull.get(pulled);
-      pull.reject(got, false); // reject
+      pull.ack(got); // a got message's settle names its queue too: ack {queue}
+      pull.ackAll(); // nothing open: ack
       await pull.get(direct); // receive (server-named)
+      // Two deliveries on a channel that keeps one open: the first is pushed out, its settle names none.
+      const pushed: ConsumeMessage[] = [];
+      await pull.consume(pulled, (m) => m && pushed.push(m));
+      await until(() => pushed.length === 2, 'two deliveries on the pull channel');
+      pull.reject(pushed[0] as ConsumeMessage, false); // reject
       const done = await waitForSpans(
         tracing.current.spans,
-        (s) => spansNamed(s, `reject ${exchange}`).length === 1 && s.some((x) => x.name === 'process'),
+        (s) =>
+          spansNamed(s, `reject ${exchange}`).length === 1 &&
+          s.some((x) => x.name === 'process') &&
+          s.some((x) => x.name === 'reject'),
       );
       const emitted = new Set(done.map((s) => s.name));
       for (const name of emitted) {
