@@ -27,7 +27,8 @@ export interface Instrumentation {
   readonly metrics: MessagingMetrics | undefined;
   /**
    * The bounded metric attribute sets, shared by every wrapper recording on the same meter (same
-   * MeterProvider and adapter), so the cap on metric series holds across all of them.
+   * MeterProvider and adapter), so the cap on metric series holds across all of them. With
+   * `legacyAttributes`, the view of those sets that adds the older names (same bound).
    */
   readonly metricAttributes: MetricAttributeCache;
   readonly legacyAttributes: boolean;
@@ -95,12 +96,13 @@ export function createInstrumentation(
   }
   const tracer = (o.tracerProvider ?? trace.getTracerProvider()).getTracer(scope.name, scope.version);
   const meter = (o.meterProvider ?? metrics.getMeterProvider()).getMeter(scope.name, scope.version);
+  const legacyAttributes = o.legacyAttributes ?? false;
   return {
     system: scope.system,
     tracer,
     metrics: createMessagingMetrics(meter),
-    metricAttributes: metricAttributesOf(meter, scope.system),
-    legacyAttributes: o.legacyAttributes ?? false,
+    metricAttributes: metricAttributesOf(meter, scope.system, legacyAttributes),
+    legacyAttributes,
     captureBodySize: o.captureBodySize ?? false,
     relation: o.relation ?? 'parent',
     parentLink: o.parentLink ?? false,

@@ -1,5 +1,5 @@
 import { type Attributes, diag, type Meter } from '@opentelemetry/api';
-import { capValue, MAX_DESTINATION_LENGTH } from './attributes.ts';
+import { capValue, MAX_DESTINATION_LENGTH, withLegacyNames } from './attributes.ts';
 import type { MetricOperation } from './metrics.ts';
 import {
   ATTR_ERROR_TYPE,
@@ -38,32 +38,62 @@ export function metricServerOf(attributes: Attributes): MetricServer {
 /** Default number of distinct attribute sets one cache keeps (and so, metric series it feeds). */
 export const DEFAULT_METRIC_ATTRIBUTE_SETS = 256;
 
+/** The sets a cache and its {@link MetricAttributeCache.withLegacy} sibling share (one bound for both). */
+interface SetStore {
+  readonly sets: Map<string, Attributes>;
+  /** The key of each set `get` built, so `withError` keys its variants by it. */
+  readonly keys: WeakMap<Attributes, string>;
+  warned: boolean;
+  /** The two views over the store: without and with the older attribute names. */
+  readonly views: [MetricAttributeCache | undefined, MetricAttributeCache | undefined];
+}
+
 /**
  * The attribute sets of one adapter's metrics, built once and shared (callers never mutate them).
  * Bounded: once `capacity` distinct sets exist, a new destination is recorded without
  * `messaging.destination.name` and a new error type as `_OTHER`, so traffic with ever new names
- * can neither grow memory nor multiply metric series.
+ * can neither grow memory nor multiply metric series. A cache built with `legacy` (a wrapper's
+ * `legacyAttributes`) adds the older names (see `withLegacyNames`: `messaging.system`,
+ * `messaging.operation`, `messaging.kafka.consumer.group`) to every set, as the spans get them.
  */
 export class MetricAttributeCache {
   readonly #system: string;
   readonly #capacity: number;
-  readonly #sets = new Map<string, Attributes>();
-  /** The key of each set {@link get} built, so {@link withError} keys its variants by it. */
-  readonly #keys = new WeakMap<Attributes, string>();
-  #warned = false;
+  readonly #legacy: boolean;
+  #store: SetStore;
 
   /**
    * @param system - `messaging.system.name`.
    * @param capacity - most distinct sets kept.
+   * @param legacy - also add the older attribute names.
    */
-  constructor(system: string, capacity = DEFAULT_METRIC_ATTRIBUTE_SETS) {
+  constructor(system: string, capacity = DEFAULT_METRIC_ATTRIBUTE_SETS, legacy = false) {
     this.#system = system;
     this.#capacity = capacity;
+    this.#legacy = legacy;
+    this.#store = { sets: new Map(), keys: new WeakMap(), warned: false, views: [undefined, undefined] };
+    this.#store.views[legacy ? 1 : 0] = this;
   }
 
-  /** How many sets are cached (for tests and diagnostics). */
+  /**
+   * This cache when its `legacy` is `legacy`, else its sibling with the other setting, sharing its
+   * sets and its bound (the set's key says which, so the two never hand out each other's sets).
+   */
+  withLegacy(legacy: boolean): MetricAttributeCache {
+    const store = this.#store;
+    const index = legacy ? 1 : 0;
+    let view = store.views[index];
+    if (!view) {
+      view = new MetricAttributeCache(this.#system, this.#capacity, legacy);
+      view.#store = store;
+      store.views[index] = view;
+    }
+    return view;
+  }
+
+  /** How many sets are cached, with and without the older names (for tests and diagnostics). */
   get size(): number {
-    return this.#sets.size;
+    return this.#store.sets.size;
   }
 
   /**
@@ -90,33 +120,33 @@ export class MetricAttributeCache {
     const type = operationType === 'process' ? undefined : operationType;
     const address = server?.serverAddress;
     const port = server?.serverPort;
-    const key = `${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}\u0000${address ?? ''}\u0000${port ?? ''}\u0000${template ?? ''}`;
-    const cached = this.#sets.get(key);
+    const key = `${this.#legacy ? 'L' : 'N'}\u0000${operationName}\u0000${destination ?? ''}\u0000${group ?? ''}\u0000${type ?? ''}\u0000${address ?? ''}\u0000${port ?? ''}\u0000${template ?? ''}`;
+    const cached = this.#store.sets.get(key);
     if (cached) return cached;
     // Sets without a destination are few (operations x groups x servers, from code, config and the
     // brokers of one cluster, not traffic): they are kept even past the cap, which is what
     // overflowing destinations collapse into.
-    if (destination !== undefined && this.#sets.size >= this.#capacity) {
+    if (destination !== undefined && this.#store.sets.size >= this.#capacity) {
       this.#overflow();
       return this.get(operationName, undefined, group, type, server, template);
     }
     const attributes = this.#build(operationName, destination, group, type, address, port, template);
-    this.#sets.set(key, attributes);
-    this.#keys.set(attributes, key);
+    this.#store.sets.set(key, attributes);
+    this.#store.keys.set(attributes, key);
     return attributes;
   }
 
   /** `base` (from {@link get}) plus `error.type`; shared like `base`. */
   withError(base: Attributes, errorType: string): Attributes {
-    const key = `${this.#keys.get(base) ?? keyOfValues(base)}\u0000${errorType}`;
-    const cached = this.#sets.get(key);
+    const key = `${this.#store.keys.get(base) ?? keyOfValues(base)}\u0000${errorType}`;
+    const cached = this.#store.sets.get(key);
     if (cached) return cached;
-    if (this.#sets.size >= this.#capacity) {
+    if (this.#store.sets.size >= this.#capacity) {
       this.#overflow();
       return { ...base, [ATTR_ERROR_TYPE]: ERROR_TYPE_OTHER };
     }
     const attributes = { ...base, [ATTR_ERROR_TYPE]: errorType };
-    this.#sets.set(key, attributes);
+    this.#store.sets.set(key, attributes);
     return attributes;
   }
 
@@ -140,12 +170,12 @@ export class MetricAttributeCache {
     if (group !== undefined) attributes[ATTR_MESSAGING_CONSUMER_GROUP_NAME] = group;
     if (address !== undefined) attributes[ATTR_SERVER_ADDRESS] = address;
     if (port !== undefined) attributes[ATTR_SERVER_PORT] = port;
-    return attributes;
+    return this.#legacy ? withLegacyNames(attributes) : attributes;
   }
 
   #overflow(): void {
-    if (this.#warned) return;
-    this.#warned = true;
+    if (this.#store.warned) return;
+    this.#store.warned = true;
     diag.warn(
       `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
     );
@@ -169,8 +199,10 @@ const byMeter = new WeakMap<Meter, Map<string, MetricAttributeCache>>();
  * consumers, channels, connections, queues, processors) come and go.
  *
  * @param system - `messaging.system.name`.
+ * @param legacy - the wrapper's `legacyAttributes`: the view that adds the older names (same sets
+ * and bound, see {@link MetricAttributeCache.withLegacy}).
  */
-export function metricAttributesOf(meter: Meter, system: string): MetricAttributeCache {
+export function metricAttributesOf(meter: Meter, system: string, legacy = false): MetricAttributeCache {
   let bySystem = byMeter.get(meter);
   if (!bySystem) {
     bySystem = new Map();
@@ -181,7 +213,7 @@ export function metricAttributesOf(meter: Meter, system: string): MetricAttribut
     cache = new MetricAttributeCache(system);
     bySystem.set(system, cache);
   }
-  return cache;
+  return cache.withLegacy(legacy);
 }
 
 /** What an `Operation` records when it ends: which metric, its cached attributes, the message count. */

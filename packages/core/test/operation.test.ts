@@ -342,6 +342,37 @@ describe('metrics', () => {
     expect(overflow['messaging.destination.name']).toBeUndefined();
     expect(overflow['server.address']).toBe('broker-1');
   });
+
+  it('legacyAttributes: its view adds the older names, keyed apart from the plain sets, under one shared bound', () => {
+    const plain = new MetricAttributeCache('kafka', 4);
+    const legacy = plain.withLegacy(true);
+    expect(legacy.withLegacy(false)).toBe(plain);
+    expect(plain.withLegacy(true)).toBe(legacy);
+    const a = plain.get('send', 'orders', undefined, 'send');
+    const b = legacy.get('send', 'orders', undefined, 'send');
+    expect(a).not.toBe(b);
+    expect(a['messaging.system']).toBeUndefined();
+    expect(b).toMatchObject({
+      'messaging.system.name': 'kafka',
+      'messaging.system': 'kafka',
+      'messaging.operation.type': 'send',
+      'messaging.operation': 'publish',
+    });
+    expect(legacy.get('process', 'orders', 'g1')).toMatchObject({ 'messaging.kafka.consumer.group': 'g1' });
+    expect(legacy.withError(b, 'E')).toMatchObject({ 'messaging.system': 'kafka', 'error.type': 'E' });
+    expect(plain.size).toBe(4);
+    expect(legacy.get('send', 'payments')['messaging.destination.name']).toBeUndefined();
+    expect(plain.get('send', 'payments')['messaging.destination.name']).toBeUndefined();
+  });
+
+  it('wrappers on one MeterProvider with and without legacyAttributes share one bound', () => {
+    const meterProvider = new MeterProvider();
+    const plain = createInstrumentation(SCOPE, { meterProvider });
+    const legacy = createInstrumentation(SCOPE, { meterProvider, legacyAttributes: true });
+    expect(legacy.metricAttributes).toBe(plain.metricAttributes.withLegacy(true));
+    expect(legacy.metricAttributes.get('send', 'x')['messaging.system']).toBe('kafka');
+    expect(plain.metricAttributes.get('send', 'x')['messaging.system']).toBeUndefined();
+  });
 });
 
 describe('expireAfter', () => {

@@ -91,4 +91,53 @@ describe('metrics on a real broker', () => {
       await meterProvider.shutdown();
     }
   });
+
+  it('legacyAttributes: the metrics carry the older names too (messaging.system, messaging.operation, messaging.kafka.consumer.group); a wrapper without it on the same MeterProvider does not', async () => {
+    const reader = new TestMetricReader();
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    try {
+      const legacy = traceKafka(newKafka('metrics-legacy'), { meterProvider, legacyAttributes: true });
+      const plain = traceKafka(newKafka('metrics-plain'), { meterProvider });
+      const [legacyTopic, plainTopic] = (await createTopics(legacy, 2)) as [string, string];
+      const group = groupId();
+      await (await clients.producer(legacy.producer())).send({
+        topic: legacyTopic,
+        messages: [{ value: 'a' }],
+      });
+      await (await clients.producer(plain.producer())).send({
+        topic: plainTopic,
+        messages: [{ value: 'b' }],
+      });
+      let seen = 0;
+      const consumer = await clients.consumer(legacy.consumer({ groupId: group }), [legacyTopic]);
+      await consumer.run({
+        eachMessage: async () => {
+          seen++;
+        },
+      });
+      await until(() => seen === 1);
+      const metrics = await collectMetrics(reader);
+      const sent = metrics.get('messaging.client.sent.messages') ?? [];
+      const legacySent = sent.find((p) => p.attributes['messaging.destination.name'] === legacyTopic);
+      expect(legacySent?.attributes).toMatchObject({
+        'messaging.system.name': 'kafka',
+        'messaging.system': 'kafka',
+        'messaging.operation.type': 'send',
+        'messaging.operation': 'publish',
+      });
+      const plainSent = sent.find((p) => p.attributes['messaging.destination.name'] === plainTopic);
+      expect(plainSent?.attributes['messaging.system.name']).toBe('kafka');
+      expect(plainSent?.attributes['messaging.system']).toBeUndefined();
+      expect(plainSent?.attributes['messaging.operation']).toBeUndefined();
+      const processed = metrics.get('messaging.process.duration') ?? [];
+      expect(processed).toHaveLength(1);
+      expect(processed[0]?.attributes).toMatchObject({
+        'messaging.system': 'kafka',
+        'messaging.consumer.group.name': group,
+        'messaging.kafka.consumer.group': group,
+      });
+    } finally {
+      await meterProvider.shutdown();
+    }
+  });
 });
