@@ -17,7 +17,14 @@ import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import callbackApi from 'amqplib/callback_api';
 import callbackApiV0 from 'amqplib-v0/callback_api';
 import { describe, expect, it } from 'vitest';
-import { brokerPort, callbackChannel, callbackConnect, connect, testMeters, useConnection } from './helpers.ts';
+import {
+  brokerPort,
+  callbackChannel,
+  callbackConnect,
+  connect,
+  testMeters,
+  useConnection,
+} from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
