@@ -115,16 +115,28 @@ function withoutEmptyFields(headers: IHeaders | undefined, fields: readonly unkn
 }
 
 /**
+ * Stands for the value of a message kafkajs refuses for having none (`value` undefined: "Invalid
+ * message without value"): nothing is written, so its spans say neither tombstone nor body size.
+ */
+const REFUSED_VALUE: unknown = Object.freeze({});
+
+/**
  * The key and value kafkajs writes for `message`, for its attributes: kafkajs encodes a spread of the
  * message, so a key or value the message does not own as an enumerable field (a class's getter) goes
- * out as null, whatever kafkajs read through it before (the value then makes a tombstone).
+ * out as null, whatever kafkajs read through it before (the value then makes a tombstone). A message
+ * whose `value` reads undefined is refused before anything is written ({@link REFUSED_VALUE}).
  */
 function written(message: Message | undefined): { key: unknown; value: unknown } | undefined {
   if (!message || typeof message !== 'object') return undefined;
   try {
     return {
       key: Object.prototype.propertyIsEnumerable.call(message, 'key') ? message.key : null,
-      value: Object.prototype.propertyIsEnumerable.call(message, 'value') ? message.value : null,
+      value:
+        message.value === undefined
+          ? REFUSED_VALUE
+          : Object.prototype.propertyIsEnumerable.call(message, 'value')
+            ? message.value
+            : null,
     };
   } catch {
     return undefined; // an own getter that throws: kafkajs meets it too

@@ -155,6 +155,38 @@ describe('traced kafkajs against a real broker', () => {
     }
   });
 
+  it('marks no tombstone on the spans of a message kafkajs refuses for having no value', async () => {
+    const kafka = newKafka();
+    const [topic] = (await createTopics(kafka)) as [string];
+    const producer = await clients.producer(
+      traceProducer(kafka.producer(), { createSpans: true, captureKeys: true }),
+    );
+    const refused = async (send: () => Promise<unknown>) =>
+      send().then(
+        () => 'sent',
+        (error: Error) => error.message,
+      );
+    const single = await refused(() =>
+      producer.send({ topic, messages: [{ key: 'diffb-k', value: undefined as never }] }),
+    );
+    const multi = await refused(() =>
+      producer.send({ topic, messages: [{ value: 'diffb-v' }, { key: 'diffb-k2' } as never] }),
+    );
+    expect(single).toMatch(/Invalid message without value/);
+    expect(multi).toMatch(/Invalid message without value/);
+    // Nothing was written: no span claims a tombstone (a null value) went out.
+    const send = spansNamed(spans(), `send ${topic}`).find((s) => s.attributes[ATTR_KAFKA_MESSAGE_KEY]);
+    expect(send?.attributes[ATTR_KAFKA_MESSAGE_KEY]).toBe('diffb-k');
+    expect(send?.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBeUndefined();
+    const creates = spansNamed(spans(), `create ${topic}`);
+    expect(creates.map((c) => c.attributes[ATTR_KAFKA_MESSAGE_KEY]).sort()).toEqual(
+      ['diffb-k2', undefined].sort(),
+    );
+    for (const create of creates) expect(create.attributes[ATTR_KAFKA_MESSAGE_TOMBSTONE]).toBeUndefined();
+    for (const span of spansNamed(spans(), `send ${topic}`))
+      expect(span.status.code).toBe(SpanStatusCode.ERROR);
+  });
+
   it('computes each create span offset from the reply per partition, and leaves unknown ones out', async () => {
     const kafka = newKafka();
     const [topic] = (await createTopics(kafka, 1, 2)) as [string];
