@@ -382,7 +382,8 @@ function traceCallers(
 
     index = 0;
     const copyCreates = creates;
-    const fields = propagatorFields();
+    // The propagator's fields, read once per call and only when a message has headers of its own.
+    let fields: readonly unknown[] | undefined;
     traced = groups.map((group) =>
       copyWith(group, GROUP_FIELDS, {
         messages: group.messages.map((message): Message => {
@@ -399,7 +400,12 @@ function traceCallers(
           const written = writtenHeaders(message);
           // kafkajs fails the call on this message: it gets it as written, and raises its own TypeError.
           if (rejectedByEncoder(written)) return message;
-          const headers = sendHeaders(withoutEmptyFields(written, fields), context, caller, injected);
+          const headers = sendHeaders(
+            written ? withoutEmptyFields(written, (fields ??= propagatorFields())) : written,
+            context,
+            caller,
+            injected,
+          );
           return headers === written ? message : copyMessage(message, headers as IHeaders);
         }),
       }),
