@@ -400,8 +400,9 @@ function traceCallers(
           const written = writtenHeaders(message);
           // kafkajs fails the call on this message: it gets it as written, and raises its own TypeError.
           if (rejectedByEncoder(written)) return message;
+          if (written && fields === undefined) fields = propagatorFields();
           const headers = sendHeaders(
-            written ? withoutEmptyFields(written, (fields ??= propagatorFields())) : written,
+            written && fields ? withoutEmptyFields(written, fields) : written,
             context,
             caller,
             injected,
