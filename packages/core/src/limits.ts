@@ -47,7 +47,7 @@ export function isListHeader(name: string): boolean {
 export function acceptHeaderText(name: string, text: string): boolean {
   if (name === BAGGAGE) {
     if (text.length > MAX_BAGGAGE_BYTES) return false;
-    if (listMembers(text, MAX_BAGGAGE_MEMBERS) > MAX_BAGGAGE_MEMBERS) return false;
+    if (!membersWithin(text, MAX_BAGGAGE_MEMBERS)) return false;
     return utf8Length(text) <= MAX_BAGGAGE_BYTES;
   }
   if (name === TRACESTATE) return acceptTraceState(text);
@@ -60,28 +60,32 @@ export function acceptHeaderText(name: string, text: string): boolean {
  * allowed by W3C Trace Context and are not members: they do not count.
  */
 export function acceptTraceState(text: string): boolean {
-  return (
-    text.length <= MAX_TRACESTATE_LENGTH &&
-    listMembers(text, MAX_TRACESTATE_MEMBERS) <= MAX_TRACESTATE_MEMBERS
-  );
+  return text.length <= MAX_TRACESTATE_LENGTH && membersWithin(text, MAX_TRACESTATE_MEMBERS);
 }
 
 /**
- * The non-blank list members of `text`: empty and whitespace-only members (`a=1,,b=2`, a trailing
- * comma, what joining repeated headers gives) do not count. Stops once `max` is passed; the caller
- * checks the length first, so the scan is bounded.
+ * Whether `text` has at most `max` non-blank list members: empty and whitespace-only members
+ * (`a=1,,b=2`, a trailing comma, what joining repeated headers gives) do not count. A list with
+ * fewer than `max` separators is within whatever its blanks: it costs a separator count (every
+ * received message's headers are checked), and only one with more is walked to tell blanks apart,
+ * stopping once `max` is passed (the caller checks the length first, so the walk is bounded).
  */
-function listMembers(text: string, max: number): number {
+function membersWithin(text: string, max: number): boolean {
+  let separators = 0;
+  for (let i = text.indexOf(','); i !== -1; i = text.indexOf(',', i + 1)) {
+    if (++separators >= max) break;
+  }
+  if (separators < max) return true;
   let members = 0;
   let blank = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c === 0x2c /* , */) {
-      if (!blank && ++members > max) return members;
+      if (!blank && ++members > max) return false;
       blank = true;
     } else if (c !== 0x20 && c !== 0x09) blank = false;
   }
-  return blank ? members : members + 1;
+  return (blank ? members : members + 1) <= max;
 }
 
 /** The UTF-8 length of `text` (lone surrogates count as the 3-byte replacement character). */

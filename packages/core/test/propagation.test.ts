@@ -1,5 +1,7 @@
 import { extractContext, injectContext, withContextHeaders } from '@hoptrace/core';
 import {
+  acceptHeaderText,
+  acceptTraceState,
   callerSpanContext,
   headerGetter,
   readMessageContext,
@@ -441,6 +443,34 @@ describe('hostile sizes are refused before parsing', () => {
     // 65 members are over the limit whatever the blanks.
     expect(size({ baggage: `${members.join(',')},k64=v64` })).toBeUndefined();
     expect(size({ baggage: `${members.join(',')},,k64=v64,` })).toBeUndefined();
+  });
+
+  it('counts list members without walking a tracestate or baggage within its separator limit character by character', () => {
+    // Every received message's tracestate and baggage is checked: one with no more separators than
+    // the member limit allows is within it whatever its blanks, and costs a separator count (as
+    // before blank members were told apart), not a walk over each of its up to 8192 characters.
+    const tracestate = Array.from({ length: 32 }, (_, i) => `v${i}=${'x'.repeat(10)}`).join(',');
+    const baggage = Array.from({ length: 64 }, (_, i) => `k${i}=${'y'.repeat(100)}`).join(',');
+    const charCodeAt = String.prototype.charCodeAt;
+    let reads = 0;
+    String.prototype.charCodeAt = function (this: string, index: number): number {
+      reads++;
+      return charCodeAt.call(this, index);
+    };
+    let accepted: boolean[];
+    let tracestateReads: number;
+    try {
+      accepted = [acceptTraceState(tracestate)];
+      tracestateReads = reads;
+      reads = 0;
+      accepted.push(acceptHeaderText('baggage', baggage));
+    } finally {
+      String.prototype.charCodeAt = charCodeAt;
+    }
+    expect(accepted).toEqual([true, true]);
+    expect(tracestateReads).toBe(0);
+    // The UTF-8 length of a baggage reads each character once; counting its members adds none.
+    expect(reads).toBeLessThanOrEqual(baggage.length);
   });
 
   it('reads a tracestate or baggage given more than once joined, as OpenTelemetry does, its limits applied to the whole', () => {
