@@ -46,7 +46,8 @@ export function isHeaderMap(headers: unknown): headers is HeaderMap {
 /**
  * A plain view of a {@link HeaderMap} keyed by name, for the readers of header objects: names decoded
  * (see {@link headerName}; the first key spelling a name wins, except that the values of a
- * `tracestate` or `baggage` spelled by several keys are all kept, as an array), values as they are (decoded,
+ * `tracestate` or `baggage` spelled by several keys are all kept, as one array with the entries of
+ * an array value among them), values as they are (decoded,
  * size-checked and refused later, by the same reads an object carrier gets). No prototype, so a
  * header named `__proto__` is one more name. `undefined` for an empty map or one whose iteration
  * throws (a hostile subclass): no headers. Never throws; never touches the caller's map.
@@ -69,11 +70,17 @@ export function mapHeaderView(
       else if (isListHeader(name)) {
         // A list header given more than once (Kafka allows it; @platformatic/kafka keeps each under
         // its own Buffer key): all of its values, in order, for the getter to join.
+        // An array value brings its entries, as one under a single key is read.
         repeated ??= Object.create(null) as Record<string, unknown[]>;
-        const values = repeated[name] ?? [view[name]];
-        values.push(value);
-        repeated[name] = values;
-        view[name] = values;
+        const bound = headerLimit(name);
+        let values = repeated[name];
+        if (values === undefined) {
+          values = [];
+          addEntries(values, view[name], bound);
+          repeated[name] = values;
+          view[name] = values;
+        }
+        addEntries(values, value, bound);
       }
     };
     // forEach, not for...of: no iterator and no entry array per header
@@ -89,6 +96,19 @@ export function mapHeaderView(
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Adds a list header's `value` to `values`, an array's entries one by one (not nested, which no
+ * reader reads), up to one entry past `bound`: enough for the list to be refused whole as over its
+ * limit (see {@link limitedListText}), without copying a huge array.
+ */
+function addEntries(values: unknown[], value: unknown, bound: number): void {
+  if (!Array.isArray(value)) {
+    if (values.length <= bound) values.push(value);
+    return;
+  }
+  for (let i = 0; i < value.length && values.length <= bound; i++) values.push(value[i]);
 }
 
 /**

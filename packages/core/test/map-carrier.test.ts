@@ -66,6 +66,33 @@ describe('extractContext over a Map of headers', () => {
     expect(trace.getSpanContext(extractContext(map, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
   });
 
+  it('a tracestate or baggage under several keys, one of whose values is an array, is read with every value joined', () => {
+    // A value may be an array (as an object carrier's may: an AMQP array field, kafkajs's repeated
+    // headers): under a second key spelling the same list header, its entries join the others.
+    const map = new Map<unknown, unknown>([
+      ['traceparent', TRACEPARENT],
+      ['tracestate', ['a=1', b('b=2')]],
+      [b('tracestate'), 'c=3'],
+      ['baggage', 'k1=v1'],
+      [b('baggage'), [b('k2=v2'), 'k3=v3']],
+    ]);
+    const ctx = extractContext(map, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)?.traceState?.serialize()).toBe('a=1,b=2,c=3');
+    expect(
+      propagation
+        .getBaggage(ctx)
+        ?.getAllEntries()
+        .map(([key]) => key),
+    ).toEqual(['k1', 'k2', 'k3']);
+    // The limits hold for all of them: 33 members over the keys are refused whole.
+    const many = new Map<unknown, unknown>([
+      ['traceparent', TRACEPARENT],
+      ['tracestate', Array.from({ length: 17 }, (_, i) => `k${i}=v`)],
+      [b('tracestate'), Array.from({ length: 16 }, (_, i) => `j${i}=v`)],
+    ]);
+    expect(trace.getSpanContext(extractContext(many, ROOT_CONTEXT))?.traceState).toBeUndefined();
+  });
+
   it('reads a Map made in another realm (a vm context), which is no `instanceof Map` here', () => {
     const foreign = runInNewContext('new Map([["traceparent", tp], ["x-app", "1"]])', { tp: TRACEPARENT });
     expect(foreign instanceof Map).toBe(false);
