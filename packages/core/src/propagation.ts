@@ -73,10 +73,17 @@ export function extractContext(
   assertContext('extractContext', base, 'base');
   const context = extractContextUnchecked(headers, base);
   if (context === base) return context;
-  const spanContext = trace.getSpanContext(context);
-  if (!spanContext) return context;
-  const known = withKnownTraceFlags(spanContext);
-  return known === spanContext ? context : trace.setSpanContext(context, known);
+  // Only a span context the headers gave has its flags cleared: the base's own span (headers with
+  // baggage alone) stays as it is, even one of another tool's whose spanContext() throws.
+  const span = trace.getSpan(context);
+  if (span === undefined || span === trace.getSpan(base)) return context;
+  try {
+    const spanContext = span.spanContext();
+    const known = withKnownTraceFlags(spanContext);
+    return known === spanContext ? context : trace.setSpanContext(context, known);
+  } catch {
+    return context; // a propagator's own span whose spanContext() throws: as it gave it
+  }
 }
 
 /**

@@ -22,6 +22,7 @@ import {
   defaultTextMapGetter,
   propagation,
   ROOT_CONTEXT,
+  type Span,
   type TextMapPropagator,
   trace,
 } from '@opentelemetry/api';
@@ -167,6 +168,25 @@ describe('extractContext over every header shape (W3C)', () => {
     // Known flags only: the extracted context is OpenTelemetry's own.
     const plain = readMessageContext({ traceparent: TRACEPARENT });
     expect(plain.spanContext).toBe(trace.getSpanContext(plain.context));
+  });
+
+  it('leaves the span of the base alone when the headers carry no trace context (only baggage)', () => {
+    // The flags are cleared on a span context the headers gave, never on the base's own span: a
+    // foreign span whose spanContext() throws must not make headers throw, and a live span with
+    // flags of its own must not be swapped for a non-recording copy.
+    const broken = {
+      spanContext: () => {
+        throw new Error('broken span');
+      },
+      isRecording: () => false,
+    } as unknown as Span;
+    const own = trace.wrapSpanContext({ traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: 0x81 });
+    for (const span of [broken, own]) {
+      const base = trace.setSpan(ROOT_CONTEXT, span);
+      const extracted = extractContext({ baggage: 'k=v' }, base);
+      expect(trace.getSpan(extracted)).toBe(span);
+      expect(propagation.getBaggage(extracted)?.getEntry('k')?.value).toBe('v');
+    }
   });
 
   it('never throws when the propagator itself throws', () => {
