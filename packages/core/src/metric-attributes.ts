@@ -51,8 +51,9 @@ interface SetStore {
 /**
  * The attribute sets of one adapter's metrics, built once and shared (callers never mutate them).
  * Bounded: once `capacity` distinct sets exist, a new destination is recorded without
- * `messaging.destination.name` and a new error type as `_OTHER`, so traffic with ever new names
- * can neither grow memory nor multiply metric series. A cache built with `legacy` (a wrapper's
+ * `messaging.destination.name` and a new error type as `_OTHER` (and once twice that exist, a new
+ * server without `server.address` / `server.port`), so traffic with ever new names, or a broker
+ * at ever new addresses, can neither grow memory nor multiply metric series without bound. A cache built with `legacy` (a wrapper's
  * `legacyAttributes`) adds the older names (see `withLegacyNames`: `messaging.system`,
  * `messaging.operation`, `messaging.kafka.consumer.group`) to every set, as the spans get them.
  */
@@ -125,10 +126,18 @@ export class MetricAttributeCache {
     if (cached) return cached;
     // Sets without a destination are few (operations x groups x servers, from code, config and the
     // brokers of one cluster, not traffic): they are kept even past the cap, which is what
-    // overflowing destinations collapse into.
-    if (destination !== undefined && this.#store.sets.size >= this.#capacity) {
-      this.#overflow();
-      return this.get(operationName, undefined, group, type, server, template);
+    // overflowing destinations collapse into. Servers may still be ever new over a process's life
+    // (a broker reached at the socket's peer address, back at a new one after each restart): past
+    // twice the cap, a new server's sets leave `server.*` out, so only the sets from code remain.
+    if (this.#store.sets.size >= this.#capacity) {
+      if (destination !== undefined) {
+        this.#overflow();
+        return this.get(operationName, undefined, group, type, server, template);
+      }
+      if ((address !== undefined || port !== undefined) && this.#store.sets.size >= 2 * this.#capacity) {
+        this.#overflow();
+        return this.get(operationName, undefined, group, type, undefined, template);
+      }
     }
     const attributes = this.#build(operationName, destination, group, type, address, port, template);
     this.#store.sets.set(key, attributes);
@@ -177,7 +186,7 @@ export class MetricAttributeCache {
     if (this.#store.warned) return;
     this.#store.warned = true;
     diag.warn(
-      `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER`,
+      `hoptrace: more than ${this.#capacity} distinct ${this.#system} metric attribute sets; new destinations are recorded without a name and new error types as _OTHER (past twice that, new servers without server.address and server.port)`,
     );
   }
 }

@@ -6,7 +6,7 @@ import {
   operationMetric,
 } from '@hoptrace/core/adapter';
 import { collectMetrics, TestMetricReader, useTestTracing } from '@hoptrace/test-kit';
-import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { type Attributes, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   InMemoryMetricExporter,
@@ -341,6 +341,29 @@ describe('metrics', () => {
     const overflow = cache.get('send', 'payments', undefined, 'send', server);
     expect(overflow['messaging.destination.name']).toBeUndefined();
     expect(overflow['server.address']).toBe('broker-1');
+  });
+
+  it('bounds the sets of ever new servers too (a broker reached at a new address after each restart)', () => {
+    // amqplib's server.address is the socket's peer address: a broker whose pods come back at new
+    // addresses hands a long-lived process new servers for as long as it runs.
+    const cache = new MetricAttributeCache('rabbitmq', 3);
+    let last: Attributes = {};
+    for (let i = 0; i < 200; i++) {
+      const server = { serverAddress: `10.0.${i >> 8}.${i & 255}`, serverPort: 5672 };
+      for (const [operation, type] of [
+        ['send', 'send'],
+        ['ack', 'settle'],
+        ['process', 'process'],
+      ] as const) {
+        cache.get(operation, 'orders', undefined, type, server);
+        last = cache.get(operation, undefined, undefined, type, server);
+      }
+    }
+    // Past twice the cap, a new server's sets are recorded without server.*: only the sets of
+    // operations (from code) remain, so the cache stays bounded.
+    expect(cache.size).toBeLessThanOrEqual(2 * 3 + 3);
+    expect(last['server.address']).toBeUndefined();
+    expect(last['messaging.operation.name']).toBe('process');
   });
 
   it('legacyAttributes: its view adds the older names, keyed apart from the plain sets, under one shared bound', () => {
