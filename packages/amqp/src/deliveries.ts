@@ -38,8 +38,9 @@ export class Delivery {
 
 /**
  * The trackers holding at least one open delivery, process-wide: what {@link findOpenDelivery}
- * searches. A tracker joins when its first delivery opens and leaves when its last one ends, so a
- * channel dropped without a close is never held here.
+ * searches. A tracker joins when its first delivery opens and leaves when its last one ends (settled,
+ * timed out, pushed out by the bound, or ended by its channel's close), so it holds no channel
+ * longer than that channel's open deliveries keep its spans open.
  */
 const withOpenDeliveries = new Set<DeliveryTracker>();
 

@@ -101,6 +101,7 @@ export function tracedGet(state: ChannelState, args: unknown[]): unknown {
 function noteCloseOf<T>(state: ChannelState, operation: Operation, result: T): T {
   if (result instanceof Promise)
     result.then(undefined, (error: unknown) => {
+      // closeAnswer never throws: nothing here may become an unhandled rejection.
       const closed = closeAnswer(error);
       if (closed !== undefined) state.noteClosed(operation, closed);
     });
@@ -128,6 +129,14 @@ interface CloseReply {
  * itself (its callback API never calls back). Either way the channel is gone, as for any close.
  */
 function closeAnswer(error: unknown): string | undefined {
+  try {
+    return closeAnswerOf(error);
+  } catch {
+    return undefined; // a value whose reads throw (a layer wrapping amqplib) is no close hoptrace knows
+  }
+}
+
+function closeAnswerOf(error: unknown): string | undefined {
   if (error === null || typeof error !== 'object') return undefined;
   const reply = error as CloseReply;
   if (error instanceof Error) {
