@@ -37,10 +37,12 @@ export class Delivery {
 }
 
 /**
- * The trackers holding at least one open delivery, process-wide: what {@link findOpenDelivery}
- * searches. A tracker joins when its first delivery opens and leaves when its last one ends (settled,
- * timed out, pushed out by the bound, or ended by its channel's close), so it holds no channel
- * longer than that channel's open deliveries keep its spans open.
+ * The trackers that have had an open delivery since their channel last closed, process-wide: what
+ * {@link findOpenDelivery} searches. A tracker joins with its first delivery and leaves when its
+ * channel closes (or a reused tag ends what it held), not each time it runs empty: a channel with
+ * prefetch 1 would otherwise join and leave with every message, and a `Set` going 0 -> 1 -> 0
+ * rebuilds its table on many of those steps. A tracker holds no channel, only its open deliveries;
+ * one left here empty costs an empty map, until its channel's close (which hoptrace always sees).
  */
 const withOpenDeliveries = new Set<DeliveryTracker>();
 
@@ -78,6 +80,8 @@ export class DeliveryTracker {
   #queue: Delivery[] = [];
   #head = 0;
   #lastTag = Number.NEGATIVE_INFINITY;
+  /** Whether {@link withOpenDeliveries} holds it. */
+  #listed = false;
   readonly #timeoutMs: number | undefined;
   readonly #maxOpen: number;
 
@@ -214,11 +218,14 @@ export class DeliveryTracker {
   }
 
   #drain(): Delivery[] {
+    if (this.#listed) {
+      withOpenDeliveries.delete(this);
+      this.#listed = false;
+    }
     if (this.#byTag.size === 0) return [];
     const open = this.peek(undefined, true);
     for (const delivery of open) delivery.tracked = false;
     this.#byTag.clear();
-    withOpenDeliveries.delete(this);
     this.#queue = [];
     this.#head = 0;
     return open;
@@ -226,7 +233,10 @@ export class DeliveryTracker {
 
   /** Puts a delivery in the map (the caller queues it). */
   #open(delivery: Delivery): void {
-    if (this.#byTag.size === 0) withOpenDeliveries.add(this);
+    if (!this.#listed) {
+      withOpenDeliveries.add(this);
+      this.#listed = true;
+    }
     delivery.tracked = true;
     this.#byTag.set(delivery.tag, delivery);
   }
@@ -236,7 +246,6 @@ export class DeliveryTracker {
     if (!delivery.tracked) return;
     delivery.tracked = false;
     this.#byTag.delete(delivery.tag);
-    if (this.#byTag.size === 0) withOpenDeliveries.delete(this);
   }
 
   /** The oldest still tracked delivery, removed from the queue (left-overs before it are dropped). */

@@ -9,7 +9,7 @@ import { classifyError, type ResolvedFailure, recordFailure } from './errors.ts'
 import type { Instrumentation } from './instrumentation.ts';
 import type { OperationMetric } from './metric-attributes.ts';
 import { ATTR_HOPTRACE_CONTROL_FLOW_REASON, EVENT_HOPTRACE_CONTROL_FLOW } from './names.ts';
-import { ERROR_SHUTDOWN, type OpenOperation, trackOpen, untrackOpen } from './open-spans.ts';
+import { ERROR_SHUTDOWN, type OpenEntry, type OpenOperation, trackOpen, untrackOpen } from './open-spans.ts';
 import { isThenable } from './wrap.ts';
 
 /**
@@ -32,8 +32,8 @@ export class Operation implements OpenOperation {
   #failure: ResolvedFailure | undefined;
   #controlFlow: string | undefined;
   #deadline: ReturnType<typeof setTimeout> | undefined;
-  /** Whether the process-wide registry holds it (a recording span; see `endOpenSpans`). */
-  #tracked = false;
+  /** Its entry in the process-wide registry (a recording span; see `endOpenSpans`), if tracked. */
+  #openEntry: OpenEntry | undefined;
 
   /**
    * @param spans - the spans this operation ends (one, several, or none).
@@ -53,7 +53,7 @@ export class Operation implements OpenOperation {
     this.#metric = instr.metrics ? metric : undefined;
     this.#metricAtOutcome = metricAtOutcome;
     this.#startMs = this.#metric ? performance.now() : 0;
-    if (this.#records()) this.#tracked = trackOpen(this);
+    this.#openEntry = this.#records() ? trackOpen(this) : undefined;
   }
 
   /** Whether the operation has ended. */
@@ -158,7 +158,7 @@ export class Operation implements OpenOperation {
   end(endTime?: TimeInput): boolean {
     if (this.#ended) return false;
     this.#ended = true;
-    if (this.#tracked) untrackOpen(this);
+    if (this.#openEntry !== undefined) untrackOpen(this.#openEntry);
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
     this.#forEachSpan((span) => span.end(endTime));
     this.#recordMetric();

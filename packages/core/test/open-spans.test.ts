@@ -45,6 +45,30 @@ describe('endOpenSpans', () => {
     expect(tracing.current.openSpans()).toHaveLength(0);
   });
 
+  it('forgets operations that end in any order (head, middle, tail) and ends the rest in the order they opened', () => {
+    const instr = createInstrumentation(SCOPE, {});
+    const tracer = trace.getTracer('test');
+    const ops = ['a', 'b', 'c', 'd'].map((name) => new Operation(instr, tracer.startSpan(name)));
+    ops[1]?.end();
+    ops[0]?.end();
+    ops[3]?.end();
+    ops[3]?.end();
+    const e = new Operation(instr, tracer.startSpan('e'));
+    const f = new Operation(instr, tracer.startSpan('f'));
+    f.end();
+
+    expect(endOpenSpans()).toBe(2);
+    e.end();
+    expect(endOpenSpans()).toBe(0);
+    const names = tracing.current.spans().map((s) => s.name);
+    expect(names).toEqual(['b', 'a', 'd', 'f', 'c', 'e']);
+    const shutdown = tracing.current.spans().filter((s) => s.attributes['error.type'] === ERROR_SHUTDOWN);
+    expect(shutdown.map((s) => s.name)).toEqual(['c', 'e']);
+    // Tracking still works after a shutdown emptied the registry.
+    new Operation(instr, tracer.startSpan('g'));
+    expect(endOpenSpans()).toBe(1);
+  });
+
   it('tracks nothing for a span that does not record or no span, and records the metric of what it ends', async () => {
     const reader = new TestMetricReader();
     const instr = createInstrumentation(SCOPE, { meterProvider: new MeterProvider({ readers: [reader] }) });
