@@ -1,5 +1,5 @@
 import { type ErrorClassifier, failureHeaders } from '@hoptrace/core';
-import { assertContext } from '@hoptrace/core/adapter';
+import { assertContext, injectContextUnchecked } from '@hoptrace/core/adapter';
 import {
   type Context,
   context as contextApi,
@@ -8,12 +8,19 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { attemptCount } from './attempt-count.ts';
-import { parseCarrier, withCarrierMap } from './carrier.ts';
+import { carrierContext, parseCarrier, withCarrierMap } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
+import { type RunJobLike, scheduledRun } from './scheduled-run.ts';
 
 /** The members of a failed job {@link deadLetterJobOptions} reads (a BullMQ `Job`, any version). */
 export interface FailedJobLike {
+  readonly id?: string | undefined;
   readonly queueName?: string | undefined;
+  /** Set on a run of a job scheduler (or a legacy repeatable job): its own trace is the copy's. */
+  readonly repeatJobKey?: string | undefined;
+  readonly queueQualifiedName?: string | undefined;
+  readonly prefix?: string | undefined;
+  readonly timestamp?: number | undefined;
   readonly attemptsMade?: number | undefined;
   readonly opts?: JobOptionsShape | undefined;
 }
@@ -54,7 +61,8 @@ export function rememberFailedAttempt(job: object, spanContext: SpanContext): vo
 
 /**
  * Job options for the dead-letter (or retry) copy of a job that failed for good: its creation
- * context is kept (so the dead-letter consumer continues the original trace) and core's lineage
+ * context is kept (so the dead-letter consumer continues the original trace; for a run of a job
+ * scheduler, the run's own trace, as its attempts) and core's lineage
  * fields are added to the same carrier (`opts.telemetry.metadata`, a JSON map of plain strings):
  * `hoptrace-original-destination` (the failed job's queue), `hoptrace-error-type`,
  * `hoptrace-error-message` (capped), `hoptrace-error-retryable`, `hoptrace-attempts` and the failed
@@ -76,10 +84,14 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
 ): O {
   if (options.context !== undefined)
     assertContext('deadLetterJobOptions', options.context, 'options.context');
-  const carrier: Record<string, unknown> = {};
   const original = job && typeof job === 'object' ? parseCarrier(job.opts) : undefined;
+  // A scheduled run's attempts ran in the run's own trace: its copy continues that one, not the
+  // scheduler's (where the copies of every run would pile up).
+  const run = job && typeof job === 'object' ? scheduledRunCarrier(job, original) : undefined;
+  const carrier: Record<string, unknown> = run ?? {};
   // The creation context (and baggage) travel on; an earlier failure's lineage and flow keys do not.
-  if (original) for (const key in original) if (!key.startsWith('hoptrace-')) carrier[key] = original[key];
+  if (original && !run)
+    for (const key in original) if (!key.startsWith('hoptrace-')) carrier[key] = original[key];
   const known = job && typeof job === 'object' ? failedAttempts.get(job) : undefined;
   const failedContext =
     options.context ?? (known ? trace.setSpanContext(ROOT_CONTEXT, known) : contextApi.active());
@@ -95,4 +107,25 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
   // The copy carries this carrier, not a context the caller's options held.
   if (opts.telemetry) opts.telemetry = { ...opts.telemetry, metadata: undefined, omitContext: undefined };
   return withCarrierMap(opts, carrier);
+}
+
+/**
+ * The carrier of the run `job` is, when it is a run of a job scheduler (or a legacy repeatable job):
+ * the run's context (the parent of its attempts, derived as the processor derives it) with the
+ * scheduler's baggage, injected through the registered propagator. `undefined` for any other job, or
+ * one whose members cannot be read. Never throws.
+ */
+function scheduledRunCarrier(
+  job: FailedJobLike,
+  original: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  try {
+    const { repeatJobKey, id, queueName } = job;
+    if (typeof repeatJobKey !== 'string' || typeof id !== 'string') return undefined;
+    const queue = typeof queueName === 'string' ? queueName : undefined;
+    const run = scheduledRun(job as RunJobLike, queue, id, carrierContext(original));
+    return injectContextUnchecked(run.context);
+  } catch {
+    return undefined;
+  }
 }

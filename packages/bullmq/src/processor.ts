@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { type FailureLineage, readFailureLineage } from '@hoptrace/core';
 import {
   ATTR_MESSAGING_MESSAGE_ID,
@@ -23,15 +22,7 @@ import {
   timeInQueueSeconds,
   withFailureLineage,
 } from '@hoptrace/core/adapter';
-import {
-  type Attributes,
-  context as contextApi,
-  type Link,
-  ROOT_CONTEXT,
-  type SpanContext,
-  TraceFlags,
-  trace,
-} from '@opentelemetry/api';
+import { type Attributes, context as contextApi, type Link, ROOT_CONTEXT } from '@opentelemetry/api';
 import { Attempt } from './attempt.ts';
 import { attemptCount } from './attempt-count.ts';
 import {
@@ -49,6 +40,7 @@ import type { JobOptionsShape } from './job-attributes.ts';
 import { jobPrefix } from './job-prefix.ts';
 import { BULLMQ_OPERATIONS, type BullmqOperation } from './operations.ts';
 import { assertProcessorOptions, type ProcessorTracingOptions } from './options.ts';
+import { scheduledRun } from './scheduled-run.ts';
 import { BULLMQ_SCOPE } from './scope.ts';
 import { serverAttributes } from './server.ts';
 import { workerWatch } from './worker-watch.ts';
@@ -360,47 +352,4 @@ function timeInQueueMs(job: JobLike): number | undefined {
   const madeDueEarly = due > now && job.timestamp <= now + TIME_IN_QUEUE_MAX_SKEW_MS;
   const waited = timeInQueueSeconds(madeDueEarly ? now : due, now);
   return waited === undefined ? undefined : Math.round(waited * 1000);
-}
-
-/**
- * The creation context of one run of a scheduled job: a new trace per run, whose trace id and root
- * span id are derived from what every attempt of the run reads alike (in any worker process) and
- * another run does not share, so its attempts are siblings in the same trace under one virtual root
- * (never exported). BullMQ gives runs of the same schedule the same job id
- * (`repeat:{scheduler}:{millis}`, the millis aligned to a cron pattern or an `every` slot) in every
- * deployment: under another key prefix, in another Redis, or from another upsert of the scheduler.
- * The job's key prefix, its creation time (`timestamp`, kept by every retry, stall and re-run) and
- * the scheduling context (a new span per upsert) tell those apart. The scheduler's sampling decision
- * and baggage carry over; the scheduling context itself becomes a link.
- */
-function scheduledRun(
-  job: JobLike,
-  queue: string | undefined,
-  jobId: string,
-  creation: MessageContext,
-): MessageContext {
-  const scheduling = creation.spanContext;
-  const timestamp = typeof job.timestamp === 'number' ? String(job.timestamp) : '';
-  const digest = createHash('sha256')
-    .update(
-      [
-        'hoptrace-run',
-        queue ?? '',
-        jobId,
-        jobPrefix(job) ?? '',
-        timestamp,
-        scheduling ? `${scheduling.traceId}-${scheduling.spanId}` : '',
-      ].join('\u0000'),
-    )
-    .digest('hex');
-  const run: SpanContext = {
-    traceId: digest.slice(0, 32),
-    spanId: digest.slice(32, 48),
-    // Sampled when the scheduling context is unknown.
-    traceFlags: creation.spanContext
-      ? creation.spanContext.traceFlags & TraceFlags.SAMPLED
-      : TraceFlags.SAMPLED,
-    isRemote: true,
-  };
-  return { context: trace.setSpanContext(trace.deleteSpan(creation.context), run), spanContext: run };
 }
