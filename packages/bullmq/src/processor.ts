@@ -43,7 +43,7 @@ import { assertProcessorOptions, type ProcessorTracingOptions } from './options.
 import { scheduledRun } from './scheduled-run.ts';
 import { BULLMQ_SCOPE } from './scope.ts';
 import { serverAttributes } from './server.ts';
-import { workerWatch } from './worker-watch.ts';
+import { type UnprocessedFailure, workerWatch } from './worker-watch.ts';
 
 /**
  * The members of a job hoptrace reads: a BullMQ `Job` in a worker, or the serialized job a sandboxed
@@ -160,101 +160,125 @@ export function traceProcessor<F extends ProcessorLike>(
   const timeoutMs = options.processTimeoutMs;
   const maxStarted = options.maxStartedAttempts;
 
-  const wrapped = function (this: unknown, job: JobLike, ...rest: unknown[]): unknown {
-    if (!job || typeof job !== 'object') return processor.call(this, job, ...rest);
-    const queue = fixedQueue ?? (typeof job.queueName === 'string' ? job.queueName : undefined);
-    // BullMQ's parseInt of the job hash's `atm`: NaN, negative or past 2^53 when written by hand.
-    const attemptsMade = attemptCount(job.attemptsMade ?? 0);
-    const schedulerId = typeof job.repeatJobKey === 'string' ? job.repeatJobKey : undefined;
-    const jobId = typeof job.id === 'string' ? job.id : undefined;
-    const carrier = parseCarrier(job.opts);
-    const creation = carrierContext(carrier);
-    const lineage = carrier ? readFailureLineage(carrier) : undefined;
-    const worker = scopeOf(this);
-    const template = worker.templates.of('process').get(queue);
-    const { span, context } =
-      schedulerId === undefined || jobId === undefined
-        ? startConsumerSpan(instr, template, creation, ROOT_CONTEXT, extraLinks(carrier, lineage, job, jobId))
-        : startConsumerSpan(
-            scheduled,
-            template,
-            scheduledRun(job, queue, jobId, creation),
-            ROOT_CONTEXT,
-            creationLink(creation),
-          );
-    const metric = operationMetric(
-      metricsOn,
-      metrics,
-      'process',
-      'process',
-      queue,
-      1,
-      undefined,
-      worker.server,
-    );
-    const recording = span?.isRecording() === true;
-    if (firstStart(job, attemptsMade) && (metric || recording)) {
-      const waitedMs = timeInQueueMs(job);
-      if (waitedMs !== undefined) {
-        if (metric) instr.metrics?.timeInQueue.record(waitedMs / 1000, metric.attributes);
-        if (recording) span?.setAttribute(ATTR_BULLMQ_TIME_IN_QUEUE, waitedMs);
-      }
-    }
-    const configured = job.opts?.attempts;
-    const maxAttempts = typeof configured === 'number' && configured > 0 ? configured : 1;
-    if (recording && span) {
-      const attributes: Attributes = {};
-      if (attemptsMade !== undefined) attributes[ATTR_BULLMQ_JOB_ATTEMPT] = attemptsMade + 1;
-      if (jobId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(jobId);
-      if (typeof job.name === 'string') attributes[ATTR_BULLMQ_JOB_NAME] = capValue(job.name);
-      // BullMQ stores `attempts: 0` for a job added without attempts: only a configured count is one.
-      const attempts = attemptCount(configured);
-      if (attempts !== undefined && attempts > 0) attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = attempts;
-      if (schedulerId !== undefined) attributes[ATTR_BULLMQ_SCHEDULER_ID] = capValue(schedulerId);
-      if (typeof job.parentKey === 'string') attributes[ATTR_BULLMQ_FLOW_PARENT] = capValue(job.parentKey);
-      if (lineage) Object.assign(attributes, lineageAttributes(lineage));
-      setSpanAttributes(span, attributes, instr.legacyAttributes);
-      if (onProcess) runHook('onProcess', onProcess, span, job);
-    }
-    const runIn = withFailureLineage(context, lineage);
-    // Nothing to end or record (unsampled fast path, or a span that does not record, and no
-    // metrics): the processor runs straight in the job's context, the trace id still flowing to what
-    // it sends. A non-recording span is ended at once (a no-op for the SDK's).
-    if (!recording && !metric) {
-      span?.end();
-      return contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
-    }
-    const watch = workerWatch(this);
-    const attempt = new Attempt(
-      instr,
-      span,
-      metric,
-      job,
-      jobId,
-      attemptsMade !== undefined && attemptsMade + 1 >= maxAttempts,
-      watch ? this : undefined,
-      maxStarted,
-    );
-    // A sandboxed child (no worker here) that exits mid-attempt still ends the attempt's span.
-    if (watch) watch.track(attempt);
-    else childExitWatch()?.track(attempt);
-    if (timeoutMs !== undefined)
-      attempt.expireAfter(
-        timeoutMs,
-        ERROR_PROCESS_TIMEOUT,
-        `job not processed within processTimeoutMs (${timeoutMs} ms)`,
+  // The traced call of `fn`: the processor, or (for a job BullMQ failed without calling the
+  // processor) a stand-in throwing BullMQ's failure.
+  const traced = (fn: ProcessorLike, unprocessed = false) =>
+    function (this: unknown, job: JobLike, ...rest: unknown[]): unknown {
+      if (!job || typeof job !== 'object') return fn.call(this, job, ...rest);
+      const queue = fixedQueue ?? (typeof job.queueName === 'string' ? job.queueName : undefined);
+      // BullMQ's parseInt of the job hash's `atm`: NaN, negative or past 2^53 when written by hand.
+      // A job BullMQ failed without the processor is read after its failure counted one more attempt.
+      const attemptsMade = attemptCount(unprocessed ? (job.attemptsMade ?? 1) - 1 : (job.attemptsMade ?? 0));
+      const schedulerId = typeof job.repeatJobKey === 'string' ? job.repeatJobKey : undefined;
+      const jobId = typeof job.id === 'string' ? job.id : undefined;
+      const carrier = parseCarrier(job.opts);
+      const creation = carrierContext(carrier);
+      const lineage = carrier ? readFailureLineage(carrier) : undefined;
+      const worker = scopeOf(this);
+      const template = worker.templates.of('process').get(queue);
+      const { span, context } =
+        schedulerId === undefined || jobId === undefined
+          ? startConsumerSpan(
+              instr,
+              template,
+              creation,
+              ROOT_CONTEXT,
+              extraLinks(carrier, lineage, job, jobId),
+            )
+          : startConsumerSpan(
+              scheduled,
+              template,
+              scheduledRun(job, queue, jobId, creation),
+              ROOT_CONTEXT,
+              creationLink(creation),
+            );
+      const metric = operationMetric(
+        metricsOn,
+        metrics,
+        'process',
+        'process',
+        queue,
+        1,
+        undefined,
+        worker.server,
       );
-    // The processor is called straight through the context API, with no frame of hoptrace's but
-    // this function's between them: the stack trace of what it throws before its first `await`
-    // (which BullMQ stores in the job) keeps as many of BullMQ's own frames as it can.
-    let result: unknown;
+      const recording = span?.isRecording() === true;
+      if (firstStart(job, attemptsMade) && (metric || recording)) {
+        const waitedMs = timeInQueueMs(job);
+        if (waitedMs !== undefined) {
+          if (metric) instr.metrics?.timeInQueue.record(waitedMs / 1000, metric.attributes);
+          if (recording) span?.setAttribute(ATTR_BULLMQ_TIME_IN_QUEUE, waitedMs);
+        }
+      }
+      const configured = job.opts?.attempts;
+      const maxAttempts = typeof configured === 'number' && configured > 0 ? configured : 1;
+      if (recording && span) {
+        const attributes: Attributes = {};
+        if (attemptsMade !== undefined) attributes[ATTR_BULLMQ_JOB_ATTEMPT] = attemptsMade + 1;
+        if (jobId !== undefined) attributes[ATTR_MESSAGING_MESSAGE_ID] = capValue(jobId);
+        if (typeof job.name === 'string') attributes[ATTR_BULLMQ_JOB_NAME] = capValue(job.name);
+        // BullMQ stores `attempts: 0` for a job added without attempts: only a configured count is one.
+        const attempts = attemptCount(configured);
+        if (attempts !== undefined && attempts > 0) attributes[ATTR_BULLMQ_JOB_ATTEMPTS] = attempts;
+        if (schedulerId !== undefined) attributes[ATTR_BULLMQ_SCHEDULER_ID] = capValue(schedulerId);
+        if (typeof job.parentKey === 'string') attributes[ATTR_BULLMQ_FLOW_PARENT] = capValue(job.parentKey);
+        if (lineage) Object.assign(attributes, lineageAttributes(lineage));
+        setSpanAttributes(span, attributes, instr.legacyAttributes);
+        if (onProcess) runHook('onProcess', onProcess, span, job);
+      }
+      const runIn = withFailureLineage(context, lineage);
+      // Nothing to end or record (unsampled fast path, or a span that does not record, and no
+      // metrics): the processor runs straight in the job's context, the trace id still flowing to what
+      // it sends. A non-recording span is ended at once (a no-op for the SDK's).
+      if (!recording && !metric) {
+        span?.end();
+        return contextApi.with(runIn, fn, this, job, ...rest);
+      }
+      const watch = workerWatch(this);
+      watch?.onUnprocessedFailure(failUnprocessed);
+      const attempt = new Attempt(
+        instr,
+        span,
+        metric,
+        job,
+        jobId,
+        attemptsMade !== undefined && attemptsMade + 1 >= maxAttempts,
+        watch ? this : undefined,
+        maxStarted,
+      );
+      // A sandboxed child (no worker here) that exits mid-attempt still ends the attempt's span.
+      if (watch) watch.track(attempt);
+      else childExitWatch()?.track(attempt);
+      if (timeoutMs !== undefined)
+        attempt.expireAfter(
+          timeoutMs,
+          ERROR_PROCESS_TIMEOUT,
+          `job not processed within processTimeoutMs (${timeoutMs} ms)`,
+        );
+      // The processor is called straight through the context API, with no frame of hoptrace's but
+      // this function's between them: the stack trace of what it throws before its first `await`
+      // (which BullMQ stores in the job) keeps as many of BullMQ's own frames as it can.
+      let result: unknown;
+      try {
+        result = contextApi.with(runIn, fn, this, job, ...rest);
+      } catch (error) {
+        contextApi.with(runIn, () => attempt.fail(error));
+        throw error;
+      }
+      return contextApi.with(runIn, () => attempt.run(() => asAwaited(result)));
+    };
+  const wrapped = traced(processor);
+  // A job BullMQ 6 moved to active and failed without calling the processor (a flow parent whose
+  // `failParentOnFailure` child failed, a job started past `maxStartedAttempts`) gets its attempt's
+  // span too, failed with BullMQ's error, as if the processor had thrown it.
+  const failUnprocessed: UnprocessedFailure = (worker, job, error) => {
     try {
-      result = contextApi.with(runIn, processor as ProcessorLike, this, job, ...rest);
-    } catch (error) {
-      contextApi.with(runIn, () => attempt.fail(error));
-      throw error;
+      traced(() => {
+        throw error;
+      }, true).call(worker, job as JobLike);
+    } catch {
+      // BullMQ's own failure, already handled by BullMQ
     }
-    return contextApi.with(runIn, () => attempt.run(() => asAwaited(result)));
   };
   // BullMQ passes an AbortSignal only to processors that declare a third parameter: keep the arity.
   Object.defineProperty(wrapped, 'length', { value: processor.length });

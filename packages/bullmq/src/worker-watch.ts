@@ -12,9 +12,29 @@ const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
  */
 const LOCK_NOT_RENEWED = 'could not renew lock for job ';
 
+/**
+ * The reason BullMQ 6 fails a job started more often than the worker's `maxStartedAttempts` allows:
+ * it fails it with an `UnrecoverableError` of this message without calling the processor.
+ */
+const STARTED_TOO_OFTEN = 'job started more than allowable limit';
+
+/**
+ * What a traced processor does with a job BullMQ failed without calling it (see
+ * {@link WorkerWatch.onUnprocessedFailure}).
+ */
+export type UnprocessedFailure = (worker: object, job: object, error: unknown) => void;
+
 /** The part of a BullMQ `Worker` the watch uses: its event emitter. */
 interface WorkerEvents {
   on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+  prependListener?(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** Adds `listener` before the others where the emitter can (a Node `EventEmitter`), else after them. */
+function prepend(worker: WorkerEvents, event: string, listener: (...args: never[]) => void): void {
+  const add = listener as (...args: unknown[]) => void;
+  if (typeof worker.prependListener === 'function') worker.prependListener(event, add);
+  else worker.on(event, add);
 }
 
 /**
@@ -35,6 +55,7 @@ class WorkerWatch implements AttemptOwner {
   readonly #open = new Map<string, Attempt>();
   /** Open attempts whose job, moved by their processor, was handed to this worker again. */
   readonly #displaced = new Set<Attempt>();
+  #unprocessed: UnprocessedFailure | undefined;
 
   constructor(worker: WorkerEvents) {
     worker.on('lockRenewalFailed', (ids: unknown) => {
@@ -47,11 +68,18 @@ class WorkerWatch implements AttemptOwner {
     // BullMQ 5.x's stall check fails a job stalled more than `maxStalledCount` allows and tells only
     // `failed` (with this message), not `stalled`. Other failures are the processor's own: their
     // attempt has ended already, and a re-run of the job must not be touched.
-    worker.on('failed', (job: unknown, error: unknown) => {
+    // BullMQ 6 also fails a job it moved to active without calling the processor: a flow parent
+    // whose `failParentOnFailure` child failed, a job started past `maxStartedAttempts`. Without
+    // hoptrace's help that attempt would have no span, and the job's failure no trace.
+    // Ahead of the application's listeners, so the attempt span of a job BullMQ failed without the
+    // processor exists when they run (a `deadLetterJobOptions` there links to it).
+    prepend(worker, 'failed', (job: unknown, error: unknown) => {
       if (job === null || typeof job !== 'object' || error === null || typeof error !== 'object') return;
       try {
         if ((error as { message?: unknown }).message === STALLED_TOO_OFTEN)
           this.#abandon((job as { id?: unknown }).id, ERROR_STALLED, STALLED_TOO_OFTEN);
+        else if (this.#unprocessed && failedUnprocessed(worker, job, error))
+          this.#unprocessed(worker, job, error);
       } catch {
         // the processor's own error with a throwing getter: not BullMQ's stall failure
       }
@@ -60,6 +88,14 @@ class WorkerWatch implements AttemptOwner {
       for (const attempt of [...this.#open.values(), ...this.#displaced])
         attempt.abandon(ERROR_WORKER_CLOSED, 'worker closed while the job was processed');
     });
+  }
+
+  /**
+   * Has `handler` (the first one given) told of every job BullMQ fails without calling the
+   * processor, from now on.
+   */
+  onUnprocessedFailure(handler: UnprocessedFailure): void {
+    this.#unprocessed ??= handler;
   }
 
   /**
@@ -104,6 +140,24 @@ class WorkerWatch implements AttemptOwner {
     const attempt = this.#open.get(id);
     if (attempt && !attempt.movedByProcessor()) attempt.abandon(type, message);
   }
+}
+
+/**
+ * Whether BullMQ failed `job` without calling the processor, as BullMQ 6 decides it before the
+ * call: the job carries a deferred failure (`failParentOnFailure`), or it was started more times than
+ * the worker's `maxStartedAttempts` allows; either way with an `UnrecoverableError` of that reason.
+ * May throw (hostile getters; the caller guards).
+ */
+function failedUnprocessed(worker: object, job: object, error: object): boolean {
+  if ((error as { name?: unknown }).name !== 'UnrecoverableError') return false;
+  const message = (error as { message?: unknown }).message;
+  if (typeof message !== 'string') return false;
+  const deferred = (job as { deferredFailure?: unknown }).deferredFailure;
+  if (typeof deferred === 'string' && deferred !== '') return message === deferred;
+  if (message !== STARTED_TOO_OFTEN) return false;
+  const max = (worker as { opts?: { maxStartedAttempts?: unknown } }).opts?.maxStartedAttempts;
+  const started = (job as { attemptsStarted?: unknown }).attemptsStarted;
+  return typeof max === 'number' && max > 0 && typeof started === 'number' && max < started;
 }
 
 const watches = new WeakMap<object, WorkerWatch>();
