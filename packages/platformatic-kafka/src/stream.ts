@@ -255,6 +255,11 @@ function startSweep(state: ConsumerState): ReturnType<typeof setInterval> {
   return timer;
 }
 
+/** `%AsyncIteratorPrototype%`, which every async generator object (a Readable's iterator) inherits from. */
+const AsyncIteratorPrototype: object = Object.getPrototypeOf(
+  Object.getPrototypeOf(async function* () {}).prototype,
+);
+
 /** The stream's iterator, ending each message's span when the next is asked for or the loop ends. */
 function tracedIterator(
   state: ConsumerState,
@@ -285,7 +290,11 @@ function tracedIterator(
     }
     return result;
   };
-  const traced: AsyncIterableIterator<unknown> = {
+  // Inherits `[Symbol.asyncIterator]` (returns itself) and, where the runtime has it,
+  // `[Symbol.asyncDispose]` (calls `return()`), as the stream's own async-generator iterator does:
+  // `await using iterator = stream.iterator()` works on the traced stream as on the raw one.
+  const traced: AsyncIterableIterator<unknown> = Object.create(AsyncIteratorPrototype);
+  Object.assign(traced, {
     next: (...args: [] | [unknown]) => {
       release();
       return iterator.next(...args).then(received);
@@ -298,9 +307,6 @@ function tracedIterator(
       release();
       return iterator.throw ? iterator.throw(error) : Promise.reject(error);
     },
-    [Symbol.asyncIterator]() {
-      return traced;
-    },
-  };
+  });
   return traced;
 }

@@ -500,6 +500,30 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
     checkProcessSpans(topic, 3);
   });
 
+  it.each(['Symbol.asyncIterator', 'iterator()'] as const)(
+    'the %s iterator is async-disposable (`await using`) as the raw one is: disposing it ends the held span and destroys the stream',
+    async (how) => {
+      const { raw, traced, topic } = await both(async (mode) => {
+        const [topic] = (await createTopics()) as [string];
+        await send(topic, ['m0', 'm1']);
+        const consumer = consumerFor(mode);
+        const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+        const iterator = how === 'iterator()' ? stream.iterator() : stream[Symbol.asyncIterator]();
+        const seen: unknown[] = [text((await iterator.next()).value)];
+        // What `await using iterator = ...` calls when its block ends.
+        const dispose = (iterator as unknown as Record<symbol, unknown>)[Symbol.asyncDispose];
+        seen.push(typeof dispose);
+        if (typeof dispose === 'function') seen.push(await outcome(dispose.call(iterator)));
+        await sleep(100);
+        seen.push({ destroyed: stream.destroyed, closed: stream.closed });
+        return { topic, seen };
+      });
+      expect(raw).toEqual(['m0', 'function', 'ok:', { destroyed: true, closed: true }]);
+      expect(traced).toEqual(raw);
+      checkProcessSpans(topic, 1);
+    },
+  );
+
   it('a second member joins mid-stream while a message is held: nothing lost, every span ended once', async () => {
     const [topic] = (await createTopics(1, 2)) as [string];
     const values = Array.from({ length: 8 }, (_, i) => `m${i}`);
