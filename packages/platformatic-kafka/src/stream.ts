@@ -60,7 +60,7 @@ const READING_METHODS = ['toArray', 'take', 'drop', 'asIndexedPairs', 'compose',
  * - async iteration (`for await`, `stream.iterator()`): when the next message is asked for, or the
  *   loop ends (`break`, `return`, a throw in the loop body);
  * - `stream.read()`: when `read()` is called again (also when it then returns `null`);
- * - `data` listeners: when the listener returns, or the promise it returns settles (the listener
+ * - `data` listeners: when the listener returns, or the (native) promise it returns settles (the listener
  *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
  *   and the process exactly as before);
  * - Readable helpers with a per-message function (`forEach`, `map`, `filter`, `flatMap`, `reduce`,
@@ -117,7 +117,14 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
         own(state, message);
         return listener.apply(self, args);
       }
-      return runFor(startMessage(state, message as ReceivedMessage, open), listener, self, args, inContext);
+      return runFor(
+        startMessage(state, message as ReceivedMessage, open),
+        listener,
+        self,
+        args,
+        inContext,
+        false,
+      );
     };
   };
 
@@ -190,6 +197,11 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
  * its span active when `inContext`, holding the span until the call returns or its promise settles.
  * What it throws or rejects with is recorded and goes on unchanged: the caller gets the chain on the
  * promise, which settles as that promise does.
+ *
+ * @param anyThenable - observe any thenable `fn` returns (a helper awaits it anyway); else only a
+ * native promise is (an emitter leaves what a listener returns alone unless it captures rejections,
+ * and calling `then` on another thenable may start its work, e.g. a lazy query builder's, or turn its
+ * rejection into an unhandled one): another thenable is handed on untouched and the span ends now.
  */
 function runFor(
   entry: MessageEntry,
@@ -197,6 +209,7 @@ function runFor(
   self: unknown,
   args: unknown[],
   inContext: boolean,
+  anyThenable: boolean,
 ): unknown {
   entry.pending++;
   let result: unknown;
@@ -207,7 +220,7 @@ function runFor(
     settle(entry);
     throw error;
   }
-  if (!isThenable(result)) {
+  if (anyThenable ? !isThenable(result) : !(result instanceof Promise)) {
     settle(entry);
     return result;
   }
@@ -233,7 +246,7 @@ function runFor(
 function tracedCallback(fn: Listener, at: number): Listener {
   return function tracedHelperCallback(this: unknown, ...args: unknown[]): unknown {
     const entry = entryOf(args[at]);
-    return entry ? runFor(entry, fn, this, args, true) : fn.apply(this, args);
+    return entry ? runFor(entry, fn, this, args, true, true) : fn.apply(this, args);
   };
 }
 

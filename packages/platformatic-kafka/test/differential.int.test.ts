@@ -251,6 +251,53 @@ describe('an async data listener that rejects', () => {
   );
 });
 
+describe('a data listener that returns a thenable which is not a promise', () => {
+  it.each([true, false])(
+    'captureRejections %j: the thenable is run only when the emitter runs it, and what is unhandled is the same',
+    async (capture) => {
+      const { raw, traced } = await both(async (mode) => {
+        const [topic] = (await createTopics()) as [string];
+        await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
+        const consumer = consumerFor(mode);
+        const before = EventEmitter.captureRejections;
+        EventEmitter.captureRejections = capture;
+        let stream: Awaited<ReturnType<Consumer['consume']>>;
+        try {
+          stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+        } finally {
+          EventEmitter.captureRejections = before;
+        }
+        const failure = new Error('query failed');
+        const events: unknown[] = [];
+        const onUnhandled = (reason: unknown) => events.push(`unhandled:${reason === failure}`);
+        process.on('unhandledRejection', onUnhandled);
+        try {
+          stream.on('error', (e) => events.push(`error:${e === failure}`));
+          // A lazy query-builder-like thenable: it does its work (and fails) only once `then` is called.
+          stream.on('data', () => {
+            events.push('data');
+            return {
+              then(_resolve: unknown, reject: (reason: unknown) => void) {
+                events.push('ran');
+                reject(failure);
+              },
+            };
+          });
+          await until(() => events.includes('data'), 'the message');
+          await sleep(300);
+        } finally {
+          process.off('unhandledRejection', onUnhandled);
+        }
+        await stream.close().catch(() => undefined);
+        return events;
+      });
+      expect(raw).toEqual(capture ? ['data', 'ran', 'error:true'] : ['data']);
+      expect(traced).toEqual(raw);
+      expect(tracing.current.spans().filter((s) => s.name.startsWith('process '))).toHaveLength(1);
+    },
+  );
+});
+
 describe('data listeners as the stream lists them', () => {
   it('listeners() and listenerCount(event, listener) name the listener the application added', async () => {
     const { raw, traced } = await both(async (mode) => {
