@@ -91,6 +91,11 @@ export class ChannelState {
   readonly #gotQueues = new Map<number, string>();
   /** `allUpTo` settles of a tag greater than {@link lastDeliveryTag} when made (see {@link UnprovenSettles}). */
   readonly unproven = new UnprovenSettles();
+  /**
+   * Promise-API recovers awaiting the broker's answer, oldest first, each as a test of whether it
+   * still awaits it (see {@link awaitRecover}).
+   */
+  readonly #recovers: Array<() => boolean> = [];
   readonly metrics: MetricAttributeCache;
   /** The channel's `server.address` / `server.port` (its spans'), for its metrics. */
   readonly #server: MetricServer;
@@ -129,8 +134,10 @@ export class ChannelState {
         // Every message delivered on the channel, to a traced consumer or not (amqplib emits each
         // before handing it to its consumer): the greatest tag an `allUpTo` settle can name (see
         // lastDeliveryTag).
-        delivery: (message: never) =>
-          this.delivered((message as AmqpMessage | undefined)?.fields?.deliveryTag),
+        delivery: (message: never) => {
+          if (this.#recovers.length > 0) this.recoversAnswered();
+          this.delivered((message as AmqpMessage | undefined)?.fields?.deliveryTag);
+        },
         // Prepended too, so a confirm callback that throws in amqplib's own listener cannot stop them.
         ...(confirms
           ? {
@@ -152,6 +159,7 @@ export class ChannelState {
     const { type, closed } = this.#closedBy();
     this.confirms?.closeAll(type, closed);
     this.unproven.clear();
+    this.#recovers.length = 0;
     this.#gotQueues.clear();
     this.deliveries.abortAll(type, `${closed} before the message was settled`);
     for (const receive of this.receives) {
@@ -190,6 +198,40 @@ export class ChannelState {
   noteClosed(operation: Operation, how: string): void {
     const { type, closed } = this.#closedBy();
     operation.noteFailureType(type, `${closed} ${how}`);
+  }
+
+  /**
+   * Notes a promise-API `recover()` whose answer amqplib has not read yet, by a test of whether it
+   * still awaits it. The deliveries that arrive after the call and before the answer were sent
+   * before the broker read the request, which requeued them too: they end as recovered with the
+   * answer. A promise reaction runs only once amqplib has handed over every delivery read with the
+   * answer, redeliveries included, so the answer is told by the next delivery
+   * ({@link recoversAnswered}), or by the promise when none came.
+   */
+  awaitRecover(waiting: () => boolean): void {
+    this.#recovers.push(waiting);
+  }
+
+  /** Forgets a recover {@link awaitRecover} noted (its promise rejected: nothing was recovered). */
+  forgetRecover(waiting: () => boolean): void {
+    const at = this.#recovers.indexOf(waiting);
+    if (at !== -1) this.#recovers.splice(at, 1);
+  }
+
+  /**
+   * Ends, as recovered, the open deliveries that arrived before the answer of the recovers answered
+   * by now (the broker answers a channel's requests in order), except those an unproven `allUpTo`
+   * settle may have settled (see `UnprovenSettles`). Called before a delivery is handed to its
+   * consumer, and when a recover's promise fulfils.
+   */
+  recoversAnswered(): void {
+    const recovers = this.#recovers;
+    let answered = false;
+    while (recovers.length > 0 && !(recovers[0] as () => boolean)()) {
+      recovers.shift();
+      answered = true;
+    }
+    if (answered) DeliveryTracker.endRecovered(this.deliveries.takeRecovered(this.unproven.greatestTag));
   }
 
   /** Notes the delivery tag of a message delivered on the channel (see {@link lastDeliveryTag}). */

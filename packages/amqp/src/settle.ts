@@ -12,6 +12,7 @@ import { ATTR_HOPTRACE_RABBITMQ_REQUEUE } from './attributes.ts';
 import type { ChannelState } from './channel-state.ts';
 import { type Delivery, DeliveryTracker, type Settlement } from './deliveries.ts';
 import { consumerDestination, destinationOverride } from './destination.ts';
+import { queuedRpcs, rpcAwaiting } from './internals.ts';
 import type { AmqpMessage } from './types.ts';
 
 /** What a settle method was called with, decoded from amqplib's positional arguments. */
@@ -167,6 +168,9 @@ function afterSettle(state: ChannelState, call: SettleCall): void {
  * behind another) redelivered nothing, and they end as the close ends open deliveries. A callback
  * API callback's arrival also ends, as `recovered`, the deliveries that arrived since the call: the
  * broker sent them before it read the request (it answers before it redelivers), and requeued them.
+ * The promise API's answer is read the same way: those deliveries end before the first delivery
+ * amqplib reads after the answer, or when the promise fulfils if none came (its reaction runs after
+ * amqplib handed over every delivery read with the answer, so it cannot tell them apart alone).
  * Without a callback, the callback API's request is on its way once the call returns: they end then.
  * Deliveries an unproven `allUpTo` settle may have settled stay open: the broker read that settle
  * first, so they were settled (not redelivered) unless it closes the channel; the next delivery or
@@ -193,18 +197,24 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
       return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
     };
   }
+  const queuedBefore = queuedRpcs(state.raw);
   const result = state.call('recover', recoverArgs);
   taken = state.deliveries.takeRecovered(state.unproven.greatestTag);
   if (isThenable(result)) {
     // The promise API (which ignores a callback): the caller gets a promise of the same outcome.
     const pending = result instanceof Promise ? result : Promise.resolve(result);
     const deliveries = taken;
+    // Deliveries in flight at the call end with the answer (see ChannelState.awaitRecover).
+    const waiting = rpcAwaiting(state.raw, queuedBefore);
+    if (waiting) state.awaitRecover(waiting);
     return pending.then(
       (value: unknown) => {
         finishRecover(state, deliveries, undefined);
+        if (waiting) state.recoversAnswered();
         return value;
       },
       (error: unknown) => {
+        if (waiting) state.forgetRecover(waiting);
         finishRecover(state, deliveries, error ?? new Error('recover failed'));
         throw error;
       },
