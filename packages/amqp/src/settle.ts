@@ -171,32 +171,31 @@ function afterSettle(state: ChannelState, call: SettleCall): void {
  * The promise API's answer is read the same way: those deliveries end before the first delivery
  * amqplib reads after the answer, or when the promise fulfils if none came (its reaction runs after
  * amqplib handed over every delivery read with the answer, so it cannot tell them apart alone).
- * Without a callback, the callback API's request is on its way once the call returns: they end then.
+ * The callback API is given a callback of hoptrace's even when the caller passes none (amqplib calls
+ * an empty one of its own then), so its answer is read the same way.
  * Deliveries an unproven `allUpTo` settle may have settled stay open: the broker read that settle
  * first, so they were settled (not redelivered) unless it closes the channel; the next delivery or
  * the close ends them (see `UnprovenSettles`).
  */
 export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
-  const callback = args[0];
+  const callback = typeof args[0] === 'function' ? (args[0] as (...a: unknown[]) => unknown) : undefined;
   let taken: Delivery[] | undefined;
   let answer: { error: unknown } | undefined;
-  let recoverArgs = args;
-  if (typeof callback === 'function') {
-    recoverArgs = args.slice();
-    recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
-      const first = answer === undefined;
-      answer ??= { error: cbArgs[0] };
-      if (taken && first) {
-        // amqplib calls back as it reads the broker's answer, after every delivery before it on the
-        // wire: those still open arrived after the call, sent before the broker read the request,
-        // which requeued them too (it redelivers only after answering).
-        if (succeeded(answer.error))
-          taken.push(...state.deliveries.takeRecovered(state.unproven.greatestTag));
-        finishRecover(state, taken, answer.error);
-      }
-      return (callback as (...a: unknown[]) => unknown).apply(this, cbArgs);
-    };
-  }
+  // A callback of hoptrace's own even when the caller gave none: the callback API then calls an
+  // empty one of amqplib's (the outcome is dropped either way), and the promise API ignores it.
+  const recoverArgs = args.slice();
+  recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
+    const first = answer === undefined;
+    answer ??= { error: cbArgs[0] };
+    if (taken && first) {
+      // amqplib calls back as it reads the broker's answer, after every delivery before it on the
+      // wire: those still open arrived after the call, sent before the broker read the request,
+      // which requeued them too (it redelivers only after answering).
+      if (succeeded(answer.error)) taken.push(...state.deliveries.takeRecovered(state.unproven.greatestTag));
+      finishRecover(state, taken, answer.error);
+    }
+    return callback?.apply(this, cbArgs);
+  };
   const queuedBefore = queuedRpcs(state.raw);
   const result = state.call('recover', recoverArgs);
   taken = state.deliveries.takeRecovered(state.unproven.greatestTag);
@@ -220,8 +219,7 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
       },
     );
   }
-  if (typeof callback !== 'function') DeliveryTracker.endRecovered(taken);
-  else if (answer) finishRecover(state, taken, answer.error);
+  if (answer) finishRecover(state, taken, answer.error);
   return result;
 }
 
