@@ -43,6 +43,12 @@ interface SetStore {
   readonly sets: Map<string, Attributes>;
   /** The key of each set `get` built, so `withError` keys its variants by it. */
   readonly keys: WeakMap<Attributes, string>;
+  /**
+   * The `_OTHER` variant of each base set `withError` gave one past the bound, by the base itself:
+   * built once per base, so a failure past the bound allocates nothing, and held no longer than the
+   * base.
+   */
+  readonly others: WeakMap<Attributes, Attributes>;
   warned: boolean;
   /** The two views over the store: without and with the older attribute names. */
   readonly views: [MetricAttributeCache | undefined, MetricAttributeCache | undefined];
@@ -72,7 +78,13 @@ export class MetricAttributeCache {
     this.#system = system;
     this.#capacity = capacity;
     this.#legacy = legacy;
-    this.#store = { sets: new Map(), keys: new WeakMap(), warned: false, views: [undefined, undefined] };
+    this.#store = {
+      sets: new Map(),
+      keys: new WeakMap(),
+      others: new WeakMap(),
+      warned: false,
+      views: [undefined, undefined],
+    };
     this.#store.views[legacy ? 1 : 0] = this;
   }
 
@@ -152,7 +164,13 @@ export class MetricAttributeCache {
     if (cached) return cached;
     if (this.#store.sets.size >= this.#capacity) {
       this.#overflow();
-      return { ...base, [ATTR_ERROR_TYPE]: ERROR_TYPE_OTHER };
+      const { others } = this.#store;
+      let other = others.get(base);
+      if (other === undefined) {
+        other = { ...base, [ATTR_ERROR_TYPE]: ERROR_TYPE_OTHER };
+        others.set(base, other);
+      }
+      return other;
     }
     const attributes = { ...base, [ATTR_ERROR_TYPE]: errorType };
     this.#store.sets.set(key, attributes);

@@ -315,7 +315,13 @@ describe('metrics', () => {
     const overflow = cache.get('process', 'd');
     expect(overflow['messaging.destination.name']).toBeUndefined();
     for (let i = 0; i < 100; i++) cache.get('process', `dest-${i}`);
-    expect(cache.withError(a, 'E1')['error.type']).toBe('_OTHER');
+    const other = cache.withError(a, 'E1');
+    expect(other['error.type']).toBe('_OTHER');
+    expect(other['messaging.destination.name']).toBe('a');
+    // Built once per base set: further failures past the bound reuse it, whatever their type.
+    expect(cache.withError(a, 'E2')).toBe(other);
+    expect(cache.withError(overflow, 'E1')).not.toBe(other);
+    expect(cache.withError(overflow, 'E3')).toBe(cache.withError(overflow, 'E1'));
     expect(cache.size).toBeLessThanOrEqual(4);
   });
 
