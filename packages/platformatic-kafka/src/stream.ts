@@ -58,7 +58,8 @@ const READING_METHODS = ['toArray', 'take', 'drop', 'asIndexedPairs', 'compose',
  * mode), ending when the application is done with it:
  *
  * - async iteration (`for await`, `stream.iterator()`): when the next message is asked for, or the
- *   loop ends (`break`, `return`, a throw in the loop body);
+ *   loop ends (`break`, `return`, a throw in the loop body); a message a `next()` still pending at
+ *   the iterator's `return()`/`throw()` hands out afterwards: as it is handed out;
  * - `stream.read()`: when `read()` is called again (also when it then returns `null`);
  * - `data` listeners: when the listener returns, or the (native) promise it returns settles (the listener
  *   runs with the span active; what it throws or rejects with is recorded and reaches the stream
@@ -283,6 +284,11 @@ function tracedIterator(
   // The messages handed out since the last call: usually one, more when `next()` calls overlap
   // (each is done once a later message is asked for).
   let current: MessageEntry | MessageEntry[] | undefined;
+  // `return()` or `throw()` was called: the consumer of the iterator is done. A `next()` still pending
+  // then (the async generator queues the `return()` behind it) may yet resolve with a message; that
+  // message is handed over, but nothing will ask for another one, so its span ends as it is handed out
+  // (rather than waiting for the stream to close or `maxProcessingMs`).
+  let finished = false;
   const release = () => {
     const done = current;
     current = undefined;
@@ -296,7 +302,9 @@ function tracedIterator(
     if (!result.done && message && typeof message === 'object') {
       if (perMessage) {
         const entry = startMessage(state, message as ReceivedMessage, open);
-        if (current === undefined) current = entry;
+        if (finished) {
+          if (entry.pending === 0) endEntry(entry);
+        } else if (current === undefined) current = entry;
         else if (Array.isArray(current)) current.push(entry);
         else current = [current, entry];
       } else own(state, message);
@@ -313,10 +321,12 @@ function tracedIterator(
       return iterator.next(...args).then(received);
     },
     return: (value?: unknown) => {
+      finished = true;
       release();
       return iterator.return ? iterator.return(value) : Promise.resolve({ done: true, value });
     },
     throw: (error?: unknown) => {
+      finished = true;
       release();
       return iterator.throw ? iterator.throw(error) : Promise.reject(error);
     },
