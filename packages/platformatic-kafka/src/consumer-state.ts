@@ -19,9 +19,16 @@ export interface MessageEntry {
 
 /** Everything a traced consumer shares across its streams. */
 export interface ConsumerState extends ClientState {
-  /** Each traced stream's open entries (emptied when the stream or the consumer closes). */
-  readonly streams: Set<Set<MessageEntry>>;
-  /** The `maxProcessingMs` sweep, running while a stream is open. */
+  /**
+   * Each traced stream's open entries (emptied when the stream or the consumer closes), with whether
+   * the stream is over (closed or destroyed, or unable to tell when it closes). A stream leaves the
+   * map, and so the sweep, when it closes, not when the consumer does: @platformatic/kafka's
+   * `close()` leaves a stream open when the consumer is not an active group member (it then skips
+   * leaving the group, which is what closes the streams), and what that stream hands out later is
+   * still swept.
+   */
+  readonly streams: Map<Set<MessageEntry>, () => boolean>;
+  /** The `maxProcessingMs` sweep, running while a stream is in {@link streams}. */
   sweep: ReturnType<typeof setInterval> | undefined;
   /**
    * The greatest offset per topic and partition whose time in queue was recorded (filled only with

@@ -4,7 +4,7 @@ import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
 import type { PlatformaticConsumerOptions } from './options.ts';
 import { whenSettled } from './settled.ts';
-import { traceStream } from './stream.ts';
+import { dropStream, traceStream } from './stream.ts';
 
 type Callback = (error: unknown, value?: unknown) => unknown;
 type Method = (...args: unknown[]) => unknown;
@@ -43,15 +43,18 @@ export function traceConsumer<C extends TraceableConsumer>(
   }
   const state: ConsumerState = {
     ...clientState(consumer, options, true),
-    streams: new Set(),
+    streams: new Map(),
     sweep: undefined,
     firstDeliveries: new FirstDeliveries(),
   };
+  // Ends what every stream holds. A stream the library left open (its close() skips leaving the
+  // group, and so closing the streams, when the consumer is not an active member) stays swept until
+  // it closes itself (its `close` event drops it, see traceStream).
   const closeAll = () => {
-    for (const open of state.streams) endAll(open);
-    state.streams.clear();
-    if (state.sweep) clearInterval(state.sweep);
-    state.sweep = undefined;
+    for (const [open, over] of state.streams) {
+      endAll(open);
+      if (over()) dropStream(state, open);
+    }
   };
   const traced = (stream: unknown) =>
     stream && typeof stream === 'object' ? traceStream(state, stream) : stream;

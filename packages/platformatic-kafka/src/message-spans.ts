@@ -151,7 +151,7 @@ export function endAll(open: Set<MessageEntry>): void {
 /** Ends, with `hoptrace.process.timed_out`, every span open for longer than `maxProcessingMs`. */
 export function sweepTimedOut(state: ConsumerState): void {
   const limit = performance.now() - state.settings.maxProcessingMs;
-  for (const open of state.streams) {
+  for (const open of state.streams.keys()) {
     for (const entry of open) {
       if (entry.startedAt > limit) continue;
       entry.operation.setAttribute(ATTR_HOPTRACE_PROCESS_TIMED_OUT, true);

@@ -26,6 +26,8 @@ interface StreamLike {
   iterator(...args: unknown[]): AnyIterator;
   close(...args: unknown[]): unknown;
   read(...args: unknown[]): unknown;
+  readonly closed?: unknown;
+  readonly destroyed?: unknown;
 }
 
 /**
@@ -79,17 +81,15 @@ const READING_METHODS = ['toArray', 'take', 'drop', 'asIndexedPairs', 'compose',
 export function traceStream<S extends object>(state: ConsumerState, stream: S): S {
   const raw = stream as unknown as StreamLike;
   const open = new Set<MessageEntry>();
-  state.streams.add(open);
+  // Over once closed or destroyed; a stream that is not an emitter (no `close` event to drop it)
+  // counts as over when its consumer closes.
+  state.streams.set(open, () => mine === undefined || raw.closed === true || raw.destroyed === true);
   const perMessage = state.settings.batchSpans === 'message';
   // Only `message` mode holds spans open between calls: only it needs the `maxProcessingMs` sweep.
   if (perMessage) state.sweep ??= startSweep(state);
   const closed = () => {
     endAll(open);
-    state.streams.delete(open);
-    if (state.streams.size === 0 && state.sweep) {
-      clearInterval(state.sweep);
-      state.sweep = undefined;
-    }
+    dropStream(state, open);
   };
   // Kept through the application's `removeAllListeners()`, and not listed (see the interceptors below).
   let mine: OwnListeners | undefined;
@@ -259,6 +259,15 @@ function settle(entry: MessageEntry): void {
   queueMicrotask(() => {
     if (entry.pending === 0) endEntry(entry);
   });
+}
+
+/** Forgets a stream that closed: it leaves the sweep, which stops with the last one. */
+export function dropStream(state: ConsumerState, open: Set<MessageEntry>): void {
+  state.streams.delete(open);
+  if (state.streams.size === 0 && state.sweep) {
+    clearInterval(state.sweep);
+    state.sweep = undefined;
+  }
 }
 
 /** The `maxProcessingMs` sweep (unref'd: it never keeps the process alive). */
