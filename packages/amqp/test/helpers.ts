@@ -120,3 +120,28 @@ export async function collectDeliveries(
   });
   return { got, arrived: (n) => until(() => got.length >= n, `${n} deliveries`) };
 }
+
+/**
+ * The process spans of `queue` among `spans`: its first deliveries (`redelivered` false) or its
+ * redeliveries (`hoptrace.rabbitmq.redelivered=true`), in the order they ended.
+ */
+export function deliverySpans(
+  spans: readonly ReadableSpan[],
+  queue: string,
+  redelivered: boolean,
+): ReadableSpan[] {
+  return spans.filter(
+    (s) =>
+      s.name === `process ${queue}` &&
+      (s.attributes['hoptrace.rabbitmq.redelivered'] === true) === redelivered,
+  );
+}
+
+/** `hoptrace.rabbitmq.settlement` of each of {@link deliverySpans}. */
+export function settlementsOf(
+  spans: readonly ReadableSpan[],
+  queue: string,
+  redelivered: boolean,
+): unknown[] {
+  return deliverySpans(spans, queue, redelivered).map((s) => s.attributes['hoptrace.rabbitmq.settlement']);
+}

@@ -5,6 +5,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import amqplib from 'amqplib';
 import amqplibV0 from 'amqplib-v0';
 import { describe, expect, it } from 'vitest';
+import { deliverySpans, settlementsOf } from './helpers.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
@@ -56,23 +57,10 @@ describe('promise API recover() with deliveries in flight', () => {
           await recovered;
           if (traced) {
             // Before the close: every first delivery ended with the broker's answer.
-            const first = spansNamed(spans(), `process ${queue}`).filter(
-              (s) => s.attributes['hoptrace.rabbitmq.redelivered'] === undefined,
-            );
-            expect(first.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual([
-              'recovered',
-              'recovered',
-              'recovered',
-            ]);
-            for (const span of first) expect(span.status.code).toBe(SpanStatusCode.UNSET);
-            const again = spansNamed(spans(), `process ${queue}`).filter(
-              (s) => s.attributes['hoptrace.rabbitmq.redelivered'] === true,
-            );
-            expect(again.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual([
-              'ack',
-              'ack',
-              'ack',
-            ]);
+            expect(settlementsOf(spans(), queue, false)).toEqual(['recovered', 'recovered', 'recovered']);
+            for (const span of deliverySpans(spans(), queue, false))
+              expect(span.status.code).toBe(SpanStatusCode.UNSET);
+            expect(settlementsOf(spans(), queue, true)).toEqual(['ack', 'ack', 'ack']);
           }
           await channel.close();
           return { order, queue };

@@ -22,6 +22,8 @@ import {
   callbackChannel,
   callbackConnect,
   connect,
+  deliverySpans,
+  settlementsOf,
   testMeters,
   useConnection,
 } from './helpers.ts';
@@ -476,15 +478,9 @@ describe('recover and settle timing (12.13)', () => {
           );
           if (traced) {
             // Before the close: every first delivery ended with the broker's answer.
-            const first = spansNamed(spans(), `process ${queue}`).filter(
-              (s) => s.attributes['hoptrace.rabbitmq.redelivered'] === undefined,
-            );
-            expect(first.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual([
-              'recovered',
-              'recovered',
-              'recovered',
-            ]);
-            for (const span of first) expect(span.status.code).toBe(SpanStatusCode.UNSET);
+            expect(settlementsOf(spans(), queue, false)).toEqual(['recovered', 'recovered', 'recovered']);
+            for (const span of deliverySpans(spans(), queue, false))
+              expect(span.status.code).toBe(SpanStatusCode.UNSET);
           }
           await new Promise<void>((resolve) => channel.close(() => resolve()));
           return { order, queue };
@@ -503,8 +499,7 @@ describe('recover and settle timing (12.13)', () => {
         expect(order).toEqual(withoutHoptrace.order);
         const done = spansNamed(spans(), `process ${queue}`);
         expect(done).toHaveLength(6);
-        const again = done.filter((s) => s.attributes['hoptrace.rabbitmq.redelivered'] === true);
-        expect(again.map((s) => s.attributes['hoptrace.rabbitmq.settlement'])).toEqual(['ack', 'ack', 'ack']);
+        expect(settlementsOf(done, queue, true)).toEqual(['ack', 'ack', 'ack']);
       } finally {
         await new Promise<void>((resolve) => connection.close(() => resolve()));
       }
