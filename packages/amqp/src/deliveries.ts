@@ -49,7 +49,8 @@ const withOpenDeliveries = new Set<DeliveryTracker>();
 /**
  * The open delivery of `message` (a message a traced consumer was handed, or a copy sharing its
  * `fields`), in whichever traced channel holds it; undefined once settled or ended, or for a message
- * hoptrace does not track. Costs a look-up per channel with open deliveries, and nothing per message.
+ * hoptrace does not track. Costs a look-up per traced channel that has had a delivery since it last
+ * closed (see {@link withOpenDeliveries}), and nothing per message.
  */
 export function findOpenDelivery(message: { fields?: unknown }): Delivery | undefined {
   const { fields } = message;
