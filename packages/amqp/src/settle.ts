@@ -181,21 +181,26 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
   const callback = typeof args[0] === 'function' ? (args[0] as (...a: unknown[]) => unknown) : undefined;
   let taken: Delivery[] | undefined;
   let answer: { error: unknown } | undefined;
-  // A callback of hoptrace's own even when the caller gave none: the callback API then calls an
-  // empty one of amqplib's (the outcome is dropped either way), and the promise API ignores it.
-  const recoverArgs = args.slice();
-  recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
-    const first = answer === undefined;
-    answer ??= { error: cbArgs[0] };
-    if (taken && first) {
-      // amqplib calls back as it reads the broker's answer, after every delivery before it on the
-      // wire: those still open arrived after the call, sent before the broker read the request,
-      // which requeued them too (it redelivers only after answering).
-      if (succeeded(answer.error)) taken.push(...state.deliveries.takeRecovered(state.unproven.greatestTag));
-      finishRecover(state, taken, answer.error);
-    }
-    return callback?.apply(this, cbArgs);
-  };
+  // A callback of hoptrace's own even when the caller gave none (amqplib reads any falsy value as
+  // none and calls an empty one of its own: the outcome is dropped either way); the promise API
+  // ignores it. A truthy value that is not a function is left for amqplib to fail on, as without
+  // hoptrace: the answer is then not read, and the open deliveries end at the call.
+  const hooked = callback !== undefined || !args[0];
+  const recoverArgs = hooked ? args.slice() : args;
+  if (hooked)
+    recoverArgs[0] = function answered(this: unknown, ...cbArgs: unknown[]): unknown {
+      const first = answer === undefined;
+      answer ??= { error: cbArgs[0] };
+      if (taken && first) {
+        // amqplib calls back as it reads the broker's answer, after every delivery before it on the
+        // wire: those still open arrived after the call, sent before the broker read the request,
+        // which requeued them too (it redelivers only after answering).
+        if (succeeded(answer.error))
+          taken.push(...state.deliveries.takeRecovered(state.unproven.greatestTag));
+        finishRecover(state, taken, answer.error);
+      }
+      return callback?.apply(this, cbArgs);
+    };
   const queuedBefore = queuedRpcs(state.raw);
   const result = state.call('recover', recoverArgs);
   taken = state.deliveries.takeRecovered(state.unproven.greatestTag);
@@ -219,7 +224,8 @@ export function tracedRecover(state: ChannelState, args: unknown[]): unknown {
       },
     );
   }
-  if (answer) finishRecover(state, taken, answer.error);
+  if (!hooked) DeliveryTracker.endRecovered(taken);
+  else if (answer) finishRecover(state, taken, answer.error);
   return result;
 }
 
