@@ -188,7 +188,9 @@ export function traceProcessor<F extends ProcessorLike>(
           : startConsumerSpan(
               scheduled,
               template,
-              scheduledRun(job, queue, jobId, creation),
+              // The job's own queue name where it has one (as `deadLetterJobOptions` reads it),
+              // whatever the `queueName` option calls it in spans.
+              scheduledRun(job, typeof job.queueName === 'string' ? job.queueName : queue, jobId, creation),
               ROOT_CONTEXT,
               creationLink(creation),
             );

@@ -272,55 +272,65 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (labe
     expect(trace.getActiveSpan()).toBeUndefined();
   });
 
-  it("a scheduled run's dead letter continues the run's own trace (as its attempts do), not the scheduler's, and links to the failed attempt", async () => {
-    const main = queue('dl-sched');
-    const dlq = queue('dl-sched-dead');
-    const dead = deferred();
-    const worker = new Worker(
-      main.name,
-      traceProcessor(async () => {
-        throw new CardDeclined('card expired');
-      }),
-      { connection: connection() },
-    );
-    workers.push(worker);
-    worker.on('failed', (job, error) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1))
-        void dlq.traced.add(job.name, job.data, deadLetterJobOptions(job, error)).then(() => dead.resolve());
-    });
-    workers.push(
-      new Worker(
-        dlq.name,
-        traceProcessor(async () => 'handled'),
+  // `queueName`: the processor's option naming the queue in its spans (a sandboxed processor's);
+  // the run's trace is the job's own whatever it says.
+  for (const queueName of [undefined, 'billing']) {
+    it(`a scheduled run's dead letter continues the run's own trace (as its attempts do), not the scheduler's, and links to the failed attempt${queueName ? ' (processor queueName option)' : ''}`, async () => {
+      const main = queue('dl-sched');
+      const dlq = queue('dl-sched-dead');
+      const dead = deferred();
+      const worker = new Worker(
+        main.name,
+        traceProcessor(
+          async () => {
+            throw new CardDeclined('card expired');
+          },
+          queueName ? { queueName } : {},
+        ),
         { connection: connection() },
-      ),
-    );
-    await main.traced.upsertJobScheduler(
-      'nightly',
-      { every: 60_000 },
-      { name: 'charge', data: { order: 7 } },
-    );
-    await dead.promise;
-    await main.raw.removeJobScheduler('nightly');
-    const spans = await waitForSpans(
-      tracing.current.spans,
-      (s) => spansNamed(s, `process ${dlq.name}`).length === 1,
-    );
-    const schedule = onlySpan(spans, `schedule ${main.name}`);
-    const failed = onlySpan(spans, `process ${main.name}`);
-    const deadProcess = onlySpan(spans, `process ${dlq.name}`);
-    // The run is its own trace, linked to the scheduling context (not a child of it).
-    expect(failed.spanContext().traceId).not.toBe(schedule.spanContext().traceId);
-    // Its dead letter is handled in that run's trace, as a sibling of its attempts under the run's
-    // root, and links to the failed attempt: not under the scheduler's span, where the dead letters
-    // of every run of the schedule would pile up in one trace.
-    expect(deadProcess.spanContext().traceId).toBe(failed.spanContext().traceId);
-    expect(parentSpanId(deadProcess)).toBe(parentSpanId(failed));
-    expect(deadProcess.links.map((l) => l.context.spanId)).toEqual([failed.spanContext().spanId]);
-    expect(deadProcess.attributes).toMatchObject({
-      'hoptrace.failure.destination': main.name,
-      'hoptrace.failure.error.type': 'CardDeclined',
-      'hoptrace.failure.attempts': 1,
+      );
+      workers.push(worker);
+      worker.on('failed', (job, error) => {
+        if (job && job.attemptsMade >= (job.opts.attempts ?? 1))
+          void dlq.traced
+            .add(job.name, job.data, deadLetterJobOptions(job, error))
+            .then(() => dead.resolve());
+      });
+      workers.push(
+        new Worker(
+          dlq.name,
+          traceProcessor(async () => 'handled'),
+          { connection: connection() },
+        ),
+      );
+      await main.traced.upsertJobScheduler(
+        'nightly',
+        { every: 60_000 },
+        { name: 'charge', data: { order: 7 } },
+      );
+      await dead.promise;
+      await main.raw.removeJobScheduler('nightly');
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${dlq.name}`).length === 1,
+      );
+      const schedule = onlySpan(spans, `schedule ${main.name}`);
+      const failed = onlySpan(spans, `process ${queueName ?? main.name}`);
+      const deadProcess = onlySpan(spans, `process ${dlq.name}`);
+      // The run is its own trace, linked to the scheduling context (not a child of it).
+      expect(failed.spanContext().traceId).not.toBe(schedule.spanContext().traceId);
+      // Its dead letter is handled in that run's trace, as a sibling of its attempts under the run's
+      // root, and links to the failed attempt: not under the scheduler's span, where the dead letters
+      // of every run of the schedule would pile up in one trace.
+      expect(deadProcess.spanContext().traceId).toBe(failed.spanContext().traceId);
+      expect(parentSpanId(deadProcess)).toBe(parentSpanId(failed));
+      expect(deadProcess.links.map((l) => l.context.spanId)).toEqual([failed.spanContext().spanId]);
+      expect(deadProcess.attributes).toMatchObject({
+        // The failed job's own queue.
+        'hoptrace.failure.destination': main.name,
+        'hoptrace.failure.error.type': 'CardDeclined',
+        'hoptrace.failure.attempts': 1,
+      });
     });
-  });
+  }
 });
