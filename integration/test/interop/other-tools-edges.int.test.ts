@@ -23,7 +23,7 @@ import {
   type ReadableSpan,
   SimpleSpanProcessor,
 } from '@opentelemetry/sdk-trace-base';
-import { Producer } from '@platformatic/kafka';
+import { Producer, stringSerializers } from '@platformatic/kafka';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Producer as KafkajsProducer } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -1030,3 +1030,100 @@ describe.each<'b3' | 'b3multi'>(['b3', 'b3multi'])(
     });
   },
 );
+
+describe('headers another tool writes in another case: B3 multi as Java OpenTelemetry spells it', () => {
+  usePropagator(() => makePropagator('b3multi'));
+  // Java OpenTelemetry's B3 propagator (otel.propagators=b3multi) and Zipkin's Brave write these names
+  // into Kafka and AMQP headers as they are; the JavaScript propagators ask for them in lower case.
+  const javaB3 = () => ({
+    traceId: newTraceId(),
+    spanId: randomUUID().replaceAll('-', '').slice(0, 16),
+  });
+  const headersOf = (ids: { traceId: string; spanId: string }) => ({
+    'X-B3-TraceId': ids.traceId,
+    'X-B3-SpanId': ids.spanId,
+    'X-B3-Sampled': '1',
+  });
+  /** Our one process span continues the message's B3 context, as the incumbent's does. */
+  const expectContinued = async (ids: { traceId: string; spanId: string }) => {
+    await until(() => spans().some((s) => s.kind === SpanKind.CONSUMER), 'our process span');
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    expect(process.spanContext().traceId).toBe(ids.traceId);
+    expect(parentSpanId(process)).toBe(ids.spanId);
+  };
+
+  it('kafkajs: our consumer continues it, as @opentelemetry/instrumentation-kafkajs does', async () => {
+    const topic = await newTopic('interop2-case');
+    const ids = javaB3();
+    const raw = await our.kafkajsProducer(cleanup, kafka());
+    await raw.send({ topic, messages: [{ value: 'from-java', headers: headersOf(ids) }] });
+    const theirs = await peer('kafka', 'consume', topic, 1, { PEER_PROPAGATOR: 'b3multi' });
+    expect(theirs.spans.find((s) => s.kind === SpanKind.CONSUMER)).toMatchObject({
+      traceId: ids.traceId,
+      parentSpanId: ids.spanId,
+    });
+    const consumer = await our.kafkajsConsumer(cleanup, traceKafka(kafka()), [topic]);
+    await consumer.run({ eachMessage: async () => undefined });
+    await expectContinued(ids);
+  });
+
+  it('kafkajs: our consumer forwards the consumed headers: the relay carries our send span, each B3 field once', async () => {
+    const topic = await newTopic('interop2-case');
+    const relay = await newTopic('interop2-case-relay');
+    const ids = javaB3();
+    const raw = await our.kafkajsProducer(cleanup, kafka());
+    await raw.send({ topic, messages: [{ value: 'from-java', headers: { ...headersOf(ids), app: 'a' } }] });
+    const client = traceKafka(kafka());
+    const producer = await our.kafkajsProducer(cleanup, client);
+    const consumer = await our.kafkajsConsumer(cleanup, client, [topic]);
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        await producer.send({
+          topic: relay,
+          messages: [{ value: 'relayed', headers: message.headers ?? {} }],
+        });
+      },
+    });
+    await expectContinued(ids);
+    await until(() => spans().some((s) => s.kind === SpanKind.PRODUCER), 'the relay');
+    const send = spans().find((s) => s.kind === SpanKind.PRODUCER)!;
+    const [wire] = await rawKafka(relay, 1);
+    expect(wire).toEqual({
+      app: 'a',
+      'x-b3-traceid': ids.traceId,
+      'x-b3-spanid': send.spanContext().spanId,
+      'x-b3-sampled': '1',
+    });
+  });
+
+  it('@platformatic/kafka: our consumer continues it', async () => {
+    const topic = await newTopic('interop2-case');
+    const ids = javaB3();
+    const raw = new Producer({
+      clientId: 'interop2-case',
+      bootstrapBrokers: brokerEndpoint('kafka').brokers,
+      serializers: stringSerializers,
+    });
+    cleanup.push(() => raw.close());
+    await raw.send({
+      messages: [{ topic, value: 'from-java', headers: new Map(Object.entries(headersOf(ids))) }],
+    });
+    for await (const message of await our.platformaticStream(cleanup, topic)) {
+      await withMessageContext(message, async () => undefined);
+      break;
+    }
+    await expectContinued(ids);
+  });
+
+  it('amqplib: our consumer continues it', async () => {
+    const queue = `interop2-case-${randomUUID()}`;
+    const ids = javaB3();
+    const { ch, connection } = await our.amqpChannel(cleanup, [queue]);
+    const raw = await connection.createChannel();
+    raw.sendToQueue(queue, Buffer.from('from-java'), { headers: headersOf(ids) });
+    await ch.consume(queue, (message) => {
+      if (message) ch.ack(message);
+    });
+    await expectContinued(ids);
+  });
+});

@@ -28,6 +28,7 @@ export {
   headerText,
   limitedText,
   mapHeaderView,
+  receivedHeaderGetter,
   recordSetter,
 } from './carrier.ts';
 export { type ClientAttributes, clientTemplates } from './client-templates.ts';

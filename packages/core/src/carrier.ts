@@ -248,6 +248,7 @@ function decodeUtf8(bytes: Uint8Array): string {
  * members, any other field 512) are refused before decoding or parsing, as if absent. A `tracestate`
  * or `baggage` given more than once (an array) is read joined (see {@link limitedListText}), its
  * limits applied to the whole; any other field's array by its first textual entry. Never throws.
+ * What a send reads of its caller's own headers (see {@link receivedHeaderGetter} for received ones).
  */
 export const headerGetter: TextMapGetter<HeaderCarrier> = {
   keys(carrier) {
@@ -261,18 +262,55 @@ export const headerGetter: TextMapGetter<HeaderCarrier> = {
   get(carrier, key) {
     if (!carrier) return undefined;
     try {
-      const value: unknown = carrier[key];
-      if (value === undefined || value === null) return undefined;
-      const text =
-        Array.isArray(value) && isListHeader(key)
-          ? limitedListText(value, headerLimit(key))
-          : limitedText(value, headerLimit(key));
-      return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
+      return guardedText(key, carrier[key]);
     } catch {
       return undefined; // a throwing getter on someone's header object, or a hostile Proxy value
     }
   },
 };
+
+/**
+ * {@link headerGetter} for the headers of a received message: a field absent under the name the
+ * propagator asks for (or `null` there) is read under another spelling of it, the first own one in
+ * the headers' order (`X-B3-TraceId`, as Java OpenTelemetry's and Zipkin's B3 multi-header
+ * propagators write it; a `Traceparent` copied from HTTP headers). The exact name always wins, so a
+ * stale `Traceparent` beside a `traceparent` is ignored. A lookup that finds the exact name costs
+ * what {@link headerGetter}'s does; a miss walks the header names once, comparing only those of the
+ * asked name's length. Same limits; never throws.
+ */
+export const receivedHeaderGetter: TextMapGetter<HeaderCarrier> = {
+  keys: headerGetter.keys,
+  get(carrier, key) {
+    if (!carrier) return undefined;
+    try {
+      const value: unknown = carrier[key];
+      return guardedText(key, value === undefined || value === null ? otherCaseValue(carrier, key) : value);
+    } catch {
+      return undefined; // a throwing getter on someone's header object, or a hostile Proxy value
+    }
+  },
+};
+
+/** The value of the first own header whose name is `key` in another case; `undefined` if none. */
+function otherCaseValue(carrier: Readonly<Record<string, unknown>>, key: string): unknown {
+  let lower: string | undefined;
+  for (const name in carrier) {
+    if (name.length !== key.length || name === key) continue;
+    lower ??= key.toLowerCase();
+    if (name.toLowerCase() === lower && Object.hasOwn(carrier, name)) return carrier[name];
+  }
+  return undefined;
+}
+
+/** A header value as text for the field `key`, within its W3C limits; `undefined` otherwise. */
+function guardedText(key: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const text =
+    Array.isArray(value) && isListHeader(key)
+      ? limitedListText(value, headerLimit(key))
+      : limitedText(value, headerLimit(key));
+  return text !== undefined && acceptHeaderText(key, text) ? text : undefined;
+}
 
 /**
  * A setter that writes string values into a plain object owned by hoptrace. A propagator that hands

@@ -7,6 +7,7 @@ import {
   propagation,
   ROOT_CONTEXT,
   type SpanContext,
+  type TextMapGetter,
   trace,
 } from '@opentelemetry/api';
 import {
@@ -16,6 +17,7 @@ import {
   headerName,
   isHeaderMap,
   mapHeaderView,
+  receivedHeaderGetter,
   recordSetter,
 } from './carrier.ts';
 import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
@@ -89,13 +91,21 @@ export function extractContext(
 /**
  * {@link extractContext} without the argument check, for adapters, whose base is always a context
  * they chose (no cost per message). Never throws.
+ *
+ * @param getter - how header values are read: {@link receivedHeaderGetter} (a field absent under its
+ * own name is read under another case) by default; {@link headerGetter} (exact names) for the
+ * caller's headers of a send.
  */
-export function extractContextUnchecked(headers: HeaderCarrier | HeaderMap, base: Context): Context {
+export function extractContextUnchecked(
+  headers: HeaderCarrier | HeaderMap,
+  base: Context,
+  getter: TextMapGetter<HeaderCarrier> = receivedHeaderGetter,
+): Context {
   if (!headers) return base;
   const carrier = isHeaderMap(headers) ? mapHeaderView(headers) : headers;
   if (!carrier) return base;
   try {
-    const extracted: unknown = propagation.extract(base, carrier, headerGetter);
+    const extracted: unknown = propagation.extract(base, carrier, getter);
     // A custom propagator may hand back something that is not a context (e.g. `undefined`).
     return isContext(extracted) ? extracted : base;
   } catch (error) {
@@ -172,7 +182,8 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
   if (!headers) return undefined;
   try {
     for (const _ in headers) {
-      const spanContext = trace.getSpanContext(extractContextUnchecked(headers, ROOT_CONTEXT));
+      // Exact names only: a field the caller spelled in another case is stale (see `sendHeaders`).
+      const spanContext = trace.getSpanContext(extractContextUnchecked(headers, ROOT_CONTEXT, headerGetter));
       return spanContext && isSpanContextValid(spanContext)
         ? withHeaderTraceState(spanContext, headers)
         : undefined;

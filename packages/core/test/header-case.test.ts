@@ -1,5 +1,10 @@
 import { extractContext, withContextHeaders } from '@hoptrace/core';
-import { callerSpanContext, fieldCaseVariants, sendHeaders } from '@hoptrace/core/adapter';
+import {
+  callerSpanContext,
+  fieldCaseVariants,
+  readMessageContext,
+  sendHeaders,
+} from '@hoptrace/core/adapter';
 import { installTestTracing, type TestTracing } from '@hoptrace/test-kit';
 import { propagation, ROOT_CONTEXT, type TextMapPropagator, trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -149,5 +154,59 @@ describe('fieldCaseVariants: edge cases', () => {
     // Lower-case names are never listed (the path every all-lower-case header map takes): a
     // lower-case twin of a mixed-case field travels on.
     expect(fieldCaseVariants({ 'x-trace': 'stale' })).toBeUndefined();
+  });
+});
+
+describe('received headers naming a propagation field in another case (another tool wrote it so)', () => {
+  let tracing: TestTracing | undefined;
+  afterEach(() => {
+    tracing?.uninstall();
+    tracing = undefined;
+  });
+  const B3_TRACE = '5'.repeat(32);
+  const B3_SPAN = '6'.repeat(16);
+
+  it('B3 multi-header as Java OpenTelemetry writes it (X-B3-TraceId, X-B3-SpanId, X-B3-Sampled): continued', () => {
+    tracing = installTestTracing({ propagator: 'b3multi' });
+    for (const sampled of ['1', '0']) {
+      const headers = { 'X-B3-TraceId': B3_TRACE, 'X-B3-SpanId': B3_SPAN, 'X-B3-Sampled': sampled };
+      const expected = { traceId: B3_TRACE, spanId: B3_SPAN, traceFlags: Number(sampled), isRemote: true };
+      expect(trace.getSpanContext(extractContext(headers, ROOT_CONTEXT))).toEqual(expected);
+      expect(readMessageContext(headers).spanContext).toEqual(expected);
+      // a send given these headers still takes them for stale fields: its copy carries its own
+      expect(callerSpanContext(headers)).toBeUndefined();
+    }
+  });
+
+  it('W3C Traceparent, Tracestate and Baggage alone: continued, with the tracestate and baggage', () => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+    const headers = { Traceparent: FRESH, TRACESTATE: 'app=1', Baggage: 'tenant=acme', other: 'x' };
+    for (const ctx of [extractContext(headers, ROOT_CONTEXT), readMessageContext(headers).context]) {
+      expect(trace.getSpanContext(ctx)).toMatchObject({ traceId: FRESH_TRACE, spanId: '00f067aa0ba902b7' });
+      expect(trace.getSpanContext(ctx)?.traceState?.get('app')).toBe('1');
+      expect(propagation.getBaggage(ctx)?.getEntry('tenant')?.value).toBe('acme');
+    }
+  });
+
+  it('the exact name wins over another spelling, present or not first; an exact null is absent; limits apply', () => {
+    tracing = installTestTracing({ propagator: 'w3c' });
+    for (const headers of [
+      { Traceparent: STALE, traceparent: FRESH },
+      { traceparent: FRESH, Traceparent: STALE },
+      { traceparent: null, Traceparent: FRESH },
+    ]) {
+      expect(readMessageContext(headers).spanContext?.traceId).toBe(FRESH_TRACE);
+    }
+    // of two other spellings, the first in the headers' order
+    expect(readMessageContext({ TraceParent: FRESH, TRACEPARENT: STALE }).spanContext?.traceId).toBe(
+      FRESH_TRACE,
+    );
+    // an over-long value under another spelling is refused as under its own name
+    const ctx = extractContext({ Traceparent: FRESH, Baggage: `k=${'v'.repeat(9000)}` }, ROOT_CONTEXT);
+    expect(trace.getSpanContext(ctx)?.traceId).toBe(FRESH_TRACE);
+    expect(propagation.getBaggage(ctx)).toBeUndefined();
+    // an inherited name is not the message's
+    const inherited = Object.create({ Traceparent: FRESH }) as Record<string, unknown>;
+    expect(readMessageContext(inherited).spanContext).toBeUndefined();
   });
 });

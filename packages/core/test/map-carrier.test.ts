@@ -52,10 +52,27 @@ describe('extractContext over a Map of headers', () => {
     expect(propagation.getBaggage(ctx)?.getEntry('tenant.id')?.value).toBe('acme');
   });
 
-  it('an empty Map, a Map without a context, or one whose name is spelled in another case: the base', () => {
-    for (const map of [new Map(), new Map([['x-app', '1']]), new Map([['Traceparent', TRACEPARENT]])]) {
+  it('an empty Map or a Map without a context: the base', () => {
+    for (const map of [new Map(), new Map([['x-app', '1']])]) {
       expect(extractContext(map, ROOT_CONTEXT)).toBe(ROOT_CONTEXT);
     }
+  });
+
+  it('a name spelled in another case (string or Buffer key) is read when its own spelling is absent', () => {
+    for (const map of [
+      new Map([['Traceparent', TRACEPARENT]]),
+      new Map([[b('TraceParent'), b(TRACEPARENT)]]),
+    ]) {
+      expect(trace.getSpanContext(extractContext(map, ROOT_CONTEXT))).toMatchObject({
+        traceId: TRACE_ID,
+        spanId: SPAN_ID,
+      });
+    }
+    const both = new Map([
+      [b('Traceparent'), b(OTHER_TRACEPARENT)],
+      [b('traceparent'), b(TRACEPARENT)],
+    ]);
+    expect(trace.getSpanContext(extractContext(both, ROOT_CONTEXT))?.traceId).toBe(TRACE_ID);
   });
 
   it('the first entry of a name wins (a string key and a Buffer key spelling the same name)', () => {

@@ -86,7 +86,10 @@ describe('extractContext over every header shape (W3C)', () => {
     ['version ff', { traceparent: `ff-${TRACE_ID}-${SPAN_ID}-01` }],
     ['uppercase hex', { traceparent: TRACEPARENT.toUpperCase() }],
     ['non-UTF-8 bytes', { traceparent: Buffer.from([0xff, 0xfe, 0x00, 0x80]) }],
-    ['a differently cased header name', { TraceParent: TRACEPARENT }],
+    [
+      'a differently cased header name beside an invalid exact one',
+      { traceparent: 'junk', TraceParent: TRACEPARENT },
+    ],
   ])('leaves the base context as it was for %s', (_label, headers) => {
     const base = context.active();
     expect(extractContext(headers as never, base)).toBe(base);
