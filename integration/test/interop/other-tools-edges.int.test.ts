@@ -413,9 +413,24 @@ function expectRelayed(process: ReadableSpan, theirs: PeerSpan, ours: ReadableSp
   expect(consumed.seen[0]?.baggage).toEqual({ 'tenant.id': 'acme' });
 }
 
-type Ours = 'b3' | 'b3multi' | 'w3c+b3' | 'b3+w3c';
+/**
+ * The headers their consumer got from our relay name our send span `ours` in every format `kind`
+ * writes (a BullMQ job's in its telemetry metadata), whichever of them their propagator reads.
+ */
+function expectOurFormats(kind: Ours, consumed: PeerRun, ours: ReadableSpan): void {
+  const seen = consumed.seen[0]?.headers ?? {};
+  const wire: Record<string, unknown> =
+    typeof seen.metadata === 'string' ? JSON.parse(seen.metadata) : (seen as Record<string, unknown>);
+  const { traceId, spanId } = ours.spanContext();
+  if (kind.includes('w3c')) expect(wire.traceparent).toBe(`00-${traceId}-${spanId}-01`);
+  if (kind === 'b3') expect(wire.b3).toBe(`${traceId}-${spanId}-1`);
+  else if (kind.includes('b3'))
+    expect(wire).toMatchObject({ 'x-b3-traceid': traceId, 'x-b3-spanid': spanId });
+}
+
+type Ours = 'w3c' | 'b3' | 'b3multi' | 'w3c+b3' | 'b3+w3c';
 function ourPropagator(kind: Ours) {
-  if (kind === 'b3' || kind === 'b3multi') return makePropagator(kind);
+  if (kind === 'w3c' || kind === 'b3' || kind === 'b3multi') return makePropagator(kind);
   const b3 = new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER });
   const w3c = new W3CTraceContextPropagator();
   return new CompositePropagator({
@@ -428,6 +443,10 @@ describe.each<[Ours, string]>([
   ['b3multi', 'b3multi'],
   ['w3c+b3', 'w3c'],
   ['b3+w3c', 'w3c'],
+  // One side writes both formats, the other reads only one of them.
+  ['w3c+b3', 'b3multi'],
+  ['b3multi', 'w3c+b3'],
+  ['w3c', 'w3c+b3'],
 ])('every client: we register %s, the peer %s', (ours, theirs) => {
   usePropagator(() => ourPropagator(ours));
   const options = { PEER_PROPAGATOR: theirs, PEER_INCOMING: JSON.stringify({ baggage: 'tenant.id=acme' }) };
@@ -463,7 +482,9 @@ describe.each<[Ours, string]>([
     });
     await until(() => spans().some((s) => s.name === `send ${relay}`), 'the relay');
     const { process, send } = ourTopicSpans(topic, relay);
-    expectRelayed(process, theirSend, send, await peerConsume('kafka', relay));
+    const consumed = await peerConsume('kafka', relay);
+    expectRelayed(process, theirSend, send, consumed);
+    expectOurFormats(ours, consumed, send);
   });
 
   it('amqplib: their publish -> our consumer continues it; our relay -> their consumer continues ours', async () => {
@@ -477,7 +498,9 @@ describe.each<[Ours, string]>([
       ch.ack(message);
     });
     const { process, send } = await ourSpans('the relay');
-    expectRelayed(process, theirSend, send, await peerConsume('amqp', relay));
+    const consumed = await peerConsume('amqp', relay);
+    expectRelayed(process, theirSend, send, consumed);
+    expectOurFormats(ours, consumed, send);
   });
 
   it('@platformatic/kafka: their send -> our consumer continues it; our relay -> their consumer continues ours', async () => {
@@ -493,7 +516,9 @@ describe.each<[Ours, string]>([
       break;
     }
     const { process, send } = ourTopicSpans(topic, relay);
-    expectRelayed(process, theirSend, send, await peerConsume('platformatic', relay));
+    const consumed = await peerConsume('platformatic', relay);
+    expectRelayed(process, theirSend, send, consumed);
+    expectOurFormats(ours, consumed, send);
   });
 
   it('BullMQ: their add -> our worker continues it; our add -> their worker continues ours', async () => {
@@ -502,7 +527,9 @@ describe.each<[Ours, string]>([
     const theirAdd = await peerSend('bullmq', name);
     our.bullmqRelay(cleanup, name, next, { baggageAttributes: ['tenant.id'] });
     const { process, send: add } = await ourSpans('the job');
-    expectRelayed(process, theirAdd, add, await peerConsume('bullmq', next));
+    const consumed = await peerConsume('bullmq', next);
+    expectRelayed(process, theirAdd, add, consumed);
+    expectOurFormats(ours, consumed, add);
   });
 });
 
