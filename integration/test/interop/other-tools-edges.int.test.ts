@@ -1154,3 +1154,88 @@ describe('headers another tool writes in another case: B3 multi as Java OpenTele
     await expectContinued(ids);
   });
 });
+
+describe("their baggage -> our handler, with baggageAttributes' allow-list", () => {
+  // Their caller's baggage, as their W3C baggage propagator writes it: a listed key, a key nobody
+  // listed, a percent-encoded value and one over the 256-character attribute cap.
+  const LONG = 'v'.repeat(300);
+  const options = {
+    PEER_INCOMING: JSON.stringify({
+      baggage: `tenant.id=acme,secret=s3,note=caf%C3%A9%20%E2%98%95,long=${LONG}`,
+    }),
+  };
+  const baggageAttributes = { 'tenant.id': 'app.tenant', note: 'app.note', long: 'app.long' };
+  const BAGGAGE = { 'tenant.id': 'acme', secret: 's3', note: 'café ☕', long: LONG };
+  const bagOf = () =>
+    Object.fromEntries(
+      (propagation.getBaggage(context.active())?.getAllEntries() ?? []).map(([k, v]) => [k, v.value]),
+    );
+
+  /** Our process span continues their send; the handler saw all of it; only listed keys are attributes. */
+  async function expectBaggage(seen: Record<string, string>[], run: PeerRun): Promise<void> {
+    await until(() => seen.length === 1 && spans().some((s) => s.kind === SpanKind.CONSUMER), 'the message');
+    const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
+    const theirs = run.spans.find((s) => s.kind === SpanKind.PRODUCER)!;
+    expect(process.spanContext().traceId).toBe(theirs.traceId);
+    expect(parentSpanId(process)).toBe(theirs.spanId);
+    expect(seen[0]).toEqual(BAGGAGE);
+    const fromBaggage = Object.entries(process.attributes).filter(
+      ([key, value]) => key.startsWith('app.') || Object.values(BAGGAGE).includes(String(value)),
+    );
+    expect(Object.fromEntries(fromBaggage)).toEqual({ 'app.tenant': 'acme', 'app.note': 'café ☕' });
+  }
+
+  it('kafkajs', async () => {
+    const topic = await newTopic('interop2-baggage');
+    const run = await peer('kafka', 'produce', topic, 1, options);
+    const consumer = await our.kafkajsConsumer(cleanup, traceKafka(kafka(), { baggageAttributes }), [topic]);
+    const seen: Record<string, string>[] = [];
+    await consumer.run({
+      eachMessage: async () => {
+        seen.push(bagOf());
+      },
+    });
+    await expectBaggage(seen, run);
+  });
+
+  it('@platformatic/kafka', async () => {
+    const topic = await newTopic('interop2-baggage');
+    const run = await peer('platformatic', 'produce', topic, 1, options);
+    const seen: Record<string, string>[] = [];
+    for await (const message of await our.platformaticStream(cleanup, topic, { baggageAttributes })) {
+      await withMessageContext(message, async () => {
+        seen.push(bagOf());
+      });
+      break;
+    }
+    await expectBaggage(seen, run);
+  });
+
+  it('amqplib', async () => {
+    const queue = `interop2-baggage-${randomUUID()}`;
+    const { ch } = await our.amqpChannel(cleanup, [queue], { baggageAttributes });
+    const run = await peer('amqp', 'produce', queue, 1, options);
+    const seen: Record<string, string>[] = [];
+    await ch.consume(queue, (message) => {
+      seen.push(bagOf());
+      if (message) ch.ack(message);
+    });
+    await expectBaggage(seen, run);
+  });
+
+  it('BullMQ', async () => {
+    const name = `interop2-baggage-${randomUUID()}`;
+    const run = await peer('bullmq', 'produce', name, 1, options);
+    our.dropAfter(cleanup, new Queue(name, { connection: brokerEndpoint('redis') }));
+    const seen: Record<string, string>[] = [];
+    our.bullmqWorker(
+      cleanup,
+      name,
+      async () => {
+        seen.push(bagOf());
+      },
+      { baggageAttributes },
+    );
+    await expectBaggage(seen, run);
+  });
+});
