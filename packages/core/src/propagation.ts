@@ -7,7 +7,6 @@ import {
   propagation,
   ROOT_CONTEXT,
   type SpanContext,
-  type TextMapGetter,
   trace,
 } from '@opentelemetry/api';
 import {
@@ -20,7 +19,7 @@ import {
   receivedHeaderGetter,
   recordSetter,
 } from './carrier.ts';
-import { dropFieldCaseVariants, propagatorFields } from './field-case.ts';
+import { dropFieldCaseVariants, fieldCaseVariants, propagatorFields } from './field-case.ts';
 import { relayHop, restartedFrom } from './hops.ts';
 import { withKnownTraceFlags } from './trace-flags.ts';
 import { assertContext } from './validate.ts';
@@ -92,22 +91,34 @@ export function extractContext(
  * {@link extractContext} without the argument check, for adapters, whose base is always a context
  * they chose (no cost per message). Never throws.
  *
- * @param getter - how header values are read: {@link receivedHeaderGetter} (a field absent under its
- * own name is read under another case) by default; {@link headerGetter} (exact names) for the
- * caller's headers of a send.
+ * Header names are matched exactly first. Only headers that gave no trace context that way are read
+ * again, when one of their names spells a propagation field in another case, with
+ * {@link receivedHeaderGetter} (a field absent under its own name is read under another spelling, as
+ * Java OpenTelemetry's B3 propagator writes `X-B3-TraceId`). A message carrying its context under the
+ * names the propagator asks for (nearly all) costs one extraction, as before; one without any
+ * context, one more walk over its header names.
+ *
+ * @param exactNames - match exact names only (the caller's own headers of a send).
  */
 export function extractContextUnchecked(
   headers: HeaderCarrier | HeaderMap,
   base: Context,
-  getter: TextMapGetter<HeaderCarrier> = receivedHeaderGetter,
+  exactNames = false,
 ): Context {
   if (!headers) return base;
   const carrier = isHeaderMap(headers) ? mapHeaderView(headers) : headers;
   if (!carrier) return base;
   try {
-    const extracted: unknown = propagation.extract(base, carrier, getter);
+    const extracted: unknown = propagation.extract(base, carrier, headerGetter);
     // A custom propagator may hand back something that is not a context (e.g. `undefined`).
-    return isContext(extracted) ? extracted : base;
+    const context = isContext(extracted) ? extracted : base;
+    if (exactNames) return context;
+    const baseSpan = trace.getSpan(base);
+    // No trace context under the exact names: read again only when a header spells a field in
+    // another case (one walk over the names; none for a message with its context as asked).
+    if (trace.getSpan(context) !== baseSpan || fieldCaseVariants(carrier) === undefined) return context;
+    const again: unknown = propagation.extract(base, carrier, receivedHeaderGetter);
+    return isContext(again) && trace.getSpan(again) !== baseSpan ? again : context;
   } catch (error) {
     diag.debug('hoptrace: propagator failed to extract; keeping the base context', error);
     return base;
@@ -183,7 +194,7 @@ export function callerSpanContext(headers: HeaderCarrier): SpanContext | undefin
   try {
     for (const _ in headers) {
       // Exact names only: a field the caller spelled in another case is stale (see `sendHeaders`).
-      const spanContext = trace.getSpanContext(extractContextUnchecked(headers, ROOT_CONTEXT, headerGetter));
+      const spanContext = trace.getSpanContext(extractContextUnchecked(headers, ROOT_CONTEXT, true));
       return spanContext && isSpanContextValid(spanContext)
         ? withHeaderTraceState(spanContext, headers)
         : undefined;
