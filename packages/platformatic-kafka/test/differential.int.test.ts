@@ -210,22 +210,29 @@ describe('@platformatic/kafka differential: raw vs traced', () => {
   });
 });
 
+/**
+ * A stream of a new topic holding one message, consumed from the start by `mode`'s consumer, made
+ * while `EventEmitter.captureRejections` is `capture` (a stream reads it when it is made).
+ */
+async function oneMessageStream(mode: Mode, capture: boolean) {
+  const [topic] = (await createTopics()) as [string];
+  await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
+  const consumer = consumerFor(mode);
+  const before = EventEmitter.captureRejections;
+  EventEmitter.captureRejections = capture;
+  try {
+    return await consumer.consume({ topics: [topic], mode: 'earliest' });
+  } finally {
+    EventEmitter.captureRejections = before;
+  }
+}
+
 describe('an async data listener that rejects', () => {
   it.each([true, false])(
     'captureRejections %j: the stream gets the error as without hoptrace, and what is unhandled is the same',
     async (capture) => {
       const { raw, traced } = await both(async (mode) => {
-        const [topic] = (await createTopics()) as [string];
-        await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
-        const consumer = consumerFor(mode);
-        const before = EventEmitter.captureRejections;
-        EventEmitter.captureRejections = capture;
-        let stream: Awaited<ReturnType<Consumer['consume']>>;
-        try {
-          stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
-        } finally {
-          EventEmitter.captureRejections = before;
-        }
+        const stream = await oneMessageStream(mode, capture);
         const failure = new Error('listener rejected');
         const errors: unknown[] = [];
         const unhandled: unknown[] = [];
@@ -256,17 +263,7 @@ describe('a data listener that returns a thenable which is not a promise', () =>
     'captureRejections %j: the thenable is run only when the emitter runs it, and what is unhandled is the same',
     async (capture) => {
       const { raw, traced } = await both(async (mode) => {
-        const [topic] = (await createTopics()) as [string];
-        await producerFor('raw').send({ messages: [{ topic, value: Buffer.from('m') }] });
-        const consumer = consumerFor(mode);
-        const before = EventEmitter.captureRejections;
-        EventEmitter.captureRejections = capture;
-        let stream: Awaited<ReturnType<Consumer['consume']>>;
-        try {
-          stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
-        } finally {
-          EventEmitter.captureRejections = before;
-        }
+        const stream = await oneMessageStream(mode, capture);
         const failure = new Error('query failed');
         const events: unknown[] = [];
         const onUnhandled = (reason: unknown) => events.push(`unhandled:${reason === failure}`);
