@@ -28,14 +28,26 @@ export function seedBrokerAttributes(): { 'server.address': string; 'server.port
   return { 'server.address': host, 'server.port': Number(port) };
 }
 
-/** Creates `count` uniquely named topics with `partitions` partitions each. */
-export async function createTopics(kafka: Kafka, count = 1, partitions = 1): Promise<string[]> {
+/**
+ * Creates `count` uniquely named topics with `partitions` partitions each (and the topic
+ * `configEntries` given, e.g. `max.message.bytes`).
+ */
+export async function createTopics(
+  kafka: Kafka,
+  count = 1,
+  partitions = 1,
+  configEntries?: { name: string; value: string }[],
+): Promise<string[]> {
   const topics = Array.from({ length: count }, () => `hoptrace-kafka-${randomUUID()}`);
   const admin = kafka.admin();
   await admin.connect();
   try {
     await admin.createTopics({
-      topics: topics.map((topic) => ({ topic, numPartitions: partitions })),
+      topics: topics.map((topic) => ({
+        topic,
+        numPartitions: partitions,
+        ...(configEntries ? { configEntries } : {}),
+      })),
       waitForLeaders: true,
     });
   } finally {

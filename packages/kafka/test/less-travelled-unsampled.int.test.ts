@@ -9,7 +9,7 @@ import { collectMetrics, sleep, TestMetricReader, until, useTestTracing } from '
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import type { Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { committedOffsets, newKafka, produceValues } from './helpers.ts';
+import { committedOffsets, createTopics, newKafka, produceValues } from './helpers.ts';
 
 const tracing = useTestTracing({ sampled: false });
 
@@ -19,16 +19,9 @@ afterEach(() => {
 
 const name = (what: string) => `kjsmisc-${what}-${randomUUID()}`;
 
+/** One new topic (see `createTopics`). */
 async function createTopic(): Promise<string> {
-  const topic = name('topic');
-  const admin = newKafka().admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
-  } finally {
-    await admin.disconnect();
-  }
-  return topic;
+  return (await createTopics(newKafka()))[0] as string;
 }
 
 describe('kjsmisc unsampled, metrics on', () => {

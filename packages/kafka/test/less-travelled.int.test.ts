@@ -10,7 +10,7 @@ import { traceKafka } from '@hoptrace/kafka';
 import { deferred, parentSpanId, sleep, until, useTestTracing } from '@hoptrace/test-kit';
 import { CompressionTypes, type ConsumerConfig, type Kafka } from 'kafkajs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { committedOffsets, newKafka, produceValues } from './helpers.ts';
+import { committedOffsets, createTopics, newKafka, produceValues } from './helpers.ts';
 
 const tracing = useTestTracing();
 
@@ -34,22 +34,12 @@ async function both<T>(workload: (mode: Mode) => Promise<T>): Promise<T> {
   return raw;
 }
 
+/** One new topic (see `createTopics`). */
 async function createTopic(
   partitions = 1,
   configEntries?: { name: string; value: string }[],
 ): Promise<string> {
-  const topic = name('topic');
-  const admin = newKafka().admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: partitions, ...(configEntries ? { configEntries } : {}) }],
-      waitForLeaders: true,
-    });
-  } finally {
-    await admin.disconnect();
-  }
-  return topic;
+  return (await createTopics(newKafka(), 1, partitions, configEntries))[0] as string;
 }
 
 /** Everything on `topic` as a read-committed (or uncommitted) reader sees it, values only, sorted. */
