@@ -159,8 +159,8 @@ const results = await runCases(
     ...hostileCases,
   ],
   quick
-    ? { ops: 20_000, repetitions: 3, warmupOps: 5_000 }
-    : { ops: 200_000, repetitions: 7, warmupOps: 50_000 },
+    ? { ops: 20_000, repetitions: 3, warmupOps: 5_000, allocationOps: 5_000 }
+    : { ops: 200_000, repetitions: 7, warmupOps: 50_000, allocationOps: 20_000 },
 );
 
 // Batch cases did BATCH messages per op: report per message.
@@ -171,6 +171,7 @@ for (const r of results) {
       s.min /= BATCH;
       s.max /= BATCH;
     }
+    r.bytesPerOp /= BATCH;
   }
 }
 
@@ -182,12 +183,21 @@ const ratio = (r: CaseResult): string => {
   const x = r.nsPerOp.median / base.nsPerOp.median;
   return x >= 0.01 ? `${fmt(x, 2)}x` : `1/${Math.round(1 / x).toLocaleString('en-US')}`;
 };
+const bytes = (n: number): string => `${Math.round(n).toLocaleString('en-US')} B`;
+// Allocation: the bytes, and for a case with a baseline what it allocates above it.
+const allocated = (r: CaseResult): string => {
+  const base = r.baseline ? byName.get(r.baseline) : undefined;
+  const above = base ? r.bytesPerOp - base.bytesPerOp : undefined;
+  return above === undefined
+    ? bytes(r.bytesPerOp)
+    : `${bytes(r.bytesPerOp)} (${above < 0 ? '−' : '+'}${bytes(Math.abs(above))})`;
+};
 const rows = results.map(
   (r: CaseResult) =>
     `| ${r.name} | ${duration(r.nsPerOp.median)} | ${duration(r.nsPerOp.min)}–${duration(r.nsPerOp.max)} | ${ratio(r)} | ${fmt(
       r.gcMsPerMillion.median,
       2,
-    )} |`,
+    )} | ${allocated(r)} |`,
 );
 const worst = HOSTILE[0]?.name ?? '';
 const worstBase = byName.get(`hostile ${worst}: baseline propagation.extract (decoding getter)`);
@@ -207,10 +217,13 @@ const worstLine =
 const table = [
   `Machine: ${machine()}. ${quick ? 'Quick run' : 'Full run'}: median of the repetitions (interleaved), min–max beside it; ` +
     'GC is pause time per million operations (per million messages for batch rows). Hostile baselines run a few ' +
-    'operations per repetition (the slow one: one).',
+    'operations per repetition (the slow one: one). A repetition ends when the microtasks its calls queued have ' +
+    "run. Heap is the bytes allocated per operation (per message for batch rows), collected or not, from V8's " +
+    'sampling heap profiler over a separate pass after the timed ones (in brackets: above the baseline); it does ' +
+    "not move with the machine's load.",
   '',
-  '| case | time/op (median) | min–max | vs baseline (ratio, or + time above it) | GC ms / 1M ops |',
-  '|---|---:|---:|---:|---:|',
+  '| case | time/op (median) | min–max | vs baseline (ratio, or + time above it) | GC ms / 1M ops | heap allocated / op |',
+  '|---|---:|---:|---:|---:|---:|',
   ...rows,
   '',
   worstLine,

@@ -1,3 +1,4 @@
+import { Session } from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
 
 /** One benchmark case: a function called `ops` times per repetition. */
@@ -26,6 +27,12 @@ export interface CaseResult {
   nsPerOp: Stat;
   /** GC pause time per million operations, in ms. */
   gcMsPerMillion: Stat;
+  /**
+   * Heap bytes allocated per operation (what V8's sampling heap profiler saw allocated, collected
+   * or not, during a separate pass after the timed repetitions). Unlike time, it does not move
+   * with the machine's load.
+   */
+  bytesPerOp: number;
 }
 
 export function stat(values: number[]): Stat {
@@ -42,15 +49,61 @@ const observer = new PerformanceObserver((list) => {
 });
 observer.observe({ entryTypes: ['gc'] });
 
+/** Until every microtask queued so far (and those they queue) has run: an async case's tail is its cost too. */
+const drained = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/** One sampled heap-profile node, as the inspector reports it. */
+interface ProfileNode {
+  selfSize: number;
+  children: ProfileNode[];
+}
+
+const totalSize = (node: ProfileNode): number =>
+  node.children.reduce((sum, child) => sum + totalSize(child), node.selfSize);
+
+/**
+ * Heap bytes each case allocates per operation: `ops` calls (fewer for a case with fewer ops per
+ * repetition) under V8's sampling heap profiler (one sample per 64 bytes on average, objects a GC
+ * already collected included). Cases are warm: this runs after the timed repetitions.
+ */
+async function allocations(cases: Case[], ops: number): Promise<number[]> {
+  const session = new Session();
+  session.connect();
+  const bytes: number[] = [];
+  let sink: unknown;
+  try {
+    for (const c of cases) {
+      const n = Math.min(c.ops ?? ops, ops);
+      await drained();
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 64,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      for (let k = 0; k < n; k++) sink = c.fn();
+      await drained();
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      bytes.push(totalSize(profile.head as unknown as ProfileNode) / n);
+    }
+  } finally {
+    session.disconnect();
+  }
+  if (sink === Symbol.for('never')) console.log(sink);
+  return bytes;
+}
+
 /**
  * Runs every case interleaved (case A rep 1, case B rep 1, ..., then rep 2) so that drift on a noisy
- * machine hits all cases alike; returns ns/op and GC time per case as median and min-max.
+ * machine hits all cases alike; returns ns/op and GC time per case as median and min-max, then the
+ * heap bytes each allocates per operation (a separate pass, so the profiler never slows a timed one).
+ * A repetition's time includes the microtasks its calls queued (the tail of an async case).
  */
 export async function runCases(
   cases: Case[],
-  options: { ops: number; repetitions: number; warmupOps: number },
+  options: { ops: number; repetitions: number; warmupOps: number; allocationOps: number },
 ): Promise<CaseResult[]> {
   for (const c of cases) for (let i = 0; i < (c.warmupOps ?? options.warmupOps); i++) c.fn();
+  await drained();
   const ns: number[][] = cases.map(() => []);
   const gc: number[][] = cases.map(() => []);
   let sink: unknown;
@@ -62,6 +115,7 @@ export async function runCases(
       const gcBefore = gcMs;
       const start = process.hrtime.bigint();
       for (let k = 0; k < ops; k++) sink = c.fn();
+      await drained();
       const elapsed = Number(process.hrtime.bigint() - start);
       await new Promise((r) => setTimeout(r, 20)); // let the GC observer report this run's pauses
       ns[i]?.push(elapsed / ops);
@@ -69,10 +123,12 @@ export async function runCases(
     }
   }
   if (sink === Symbol.for('never')) console.log(sink);
+  const bytes = await allocations(cases, options.allocationOps);
   return cases.map((c, i) => ({
     name: c.name,
     ...(c.baseline ? { baseline: c.baseline } : {}),
     nsPerOp: stat(ns[i] ?? []),
     gcMsPerMillion: stat(gc[i] ?? []),
+    bytesPerOp: bytes[i] ?? Number.NaN,
   }));
 }
