@@ -49,6 +49,8 @@ const toBuffers = (headers: Record<string, string>): Record<string, Buffer> =>
 const bufferHeaders = toBuffers(stringHeaders);
 const ctx = extractContext(stringHeaders, ROOT_CONTEXT);
 
+const noop = (): void => undefined;
+
 const BATCH = 100;
 const held: Array<ContextSnapshot | undefined> = new Array(BATCH);
 
@@ -144,6 +146,11 @@ const results = await runCases(
       name: 'extractContext, Buffer headers',
       baseline: 'baseline: propagation.extract, string headers (plain getter)',
       fn: () => extractContext(bufferHeaders, ROOT_CONTEXT),
+    },
+    {
+      // What running a handler in a message's context costs any tracer: the context manager's switch.
+      name: 'baseline: context.with (AsyncLocalStorage context manager)',
+      fn: () => context.with(ctx, noop),
     },
     {
       name: 'captureSnapshot + restoreSnapshot',
