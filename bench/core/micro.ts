@@ -1,6 +1,7 @@
 // Micro-benchmarks for @hoptrace/core's per-message work, each beside its baseline in the same run:
 // inject, extract from string and Buffer headers, snapshot capture/restore, the kafkajs consumer
-// wrapper's own work per message under each sampler (consumer-path.ts), an amqplib publish, delivery
+// wrapper's own work per message under each sampler (consumer-path.ts), a kafkajs send of one message
+// through a traced producer (producer-path.ts), an amqplib publish, delivery
 // and ack through a traced channel on a stand-in (amqp-path.ts), and the hostile cases of
 // issue 12.3 (1 MB baggage, tracestate and traceparent headers, refused by hoptrace before any
 // parser sees them, beside OpenTelemetry's propagator parsing them). Run: `./dev bench core` (add
@@ -29,6 +30,7 @@ import { writeReadmeSection } from '../lib/readme.ts';
 import { duration, fmt, machine, today, writeResults } from '../lib/report.ts';
 import { amqpPathCases } from './amqp-path.ts';
 import { consumerPathCases } from './consumer-path.ts';
+import { producerPathCases } from './producer-path.ts';
 
 context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 propagation.setGlobalPropagator(
@@ -120,7 +122,7 @@ const hostileCases: Case[] = HOSTILE.flatMap(({ name, headers, baselineOps }): C
 
 const quick = process.argv.includes('--quick');
 // The wrapper rows are compared with the handler alone by difference: a ratio to a no-op means nothing.
-const pathCases = [...consumerPathCases(), ...amqpPathCases()];
+const pathCases = [...producerPathCases(), ...consumerPathCases(), ...amqpPathCases()];
 const byDifference = new Set(pathCases.map((c) => c.name));
 const results = await runCases(
   [
