@@ -421,8 +421,14 @@ function traceCallers(
   // id and server it tells, as it comes while they are open (this call's own requests). Once known,
   // nothing to do.
   state.info.completeWhenLearned(started);
-  // Unsampled fast path without metrics: no span started and nothing to record, so nothing to settle.
-  if (started.length === 0 && !instr.metrics) return traced ? invoke(traced) : invokeRaw();
+  const recording = started.some((span) => span.isRecording());
+  // Nothing records and no metrics (the unsampled fast path, or a sampler that drops the send): no
+  // operation and no promise chain to settle; a span that does not record is ended at once (a no-op
+  // for the SDK's). In a transaction its outcome is still awaited, as for a recording one.
+  if (!recording && !instr.metrics && !transaction) {
+    for (const span of started) span.end();
+    return traced ? invoke(traced) : invokeRaw();
+  }
   const call = traced ? () => invoke(traced) : invokeRaw;
 
   const spans: Span | Span[] | undefined =
@@ -433,7 +439,6 @@ function traceCallers(
     producerMetric(state, 'send', destination, total),
     transaction !== undefined,
   );
-  const recording = started.some((span) => span.isRecording());
   const positions =
     recording && traced && (creates || !multi)
       ? (reply: RecordMetadata[]) => recordPositions(state, groups, reply, creates, sendSpan)
