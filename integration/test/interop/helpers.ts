@@ -2,10 +2,16 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { brokerEndpoint } from '@hoptrace/test-kit';
-import type { SpanKind } from '@opentelemetry/api';
+import { brokerEndpoint, makePropagator, type TestTracing } from '@hoptrace/test-kit';
+import { propagation, type SpanKind, type TextMapPropagator, trace } from '@opentelemetry/api';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { Kafka, logLevel } from 'kafkajs';
-import { afterEach } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 /** What to undo after the test, last first (see `useCleanup`). */
 export type Cleanup = Array<() => Promise<unknown>>;
@@ -18,6 +24,54 @@ export function useCleanup(): Cleanup {
   });
   return cleanup;
 }
+
+/**
+ * Swaps in a ParentBased(AlwaysOn) tracer provider (the SDK default), exporting to `tracing`'s
+ * exporter, for the tests of a describe (then `tracing`'s own provider again).
+ */
+export function useParentBasedSampler(tracing: { readonly current: TestTracing }): void {
+  beforeAll(() => {
+    trace.disable();
+    trace.setGlobalTracerProvider(
+      new BasicTracerProvider({
+        sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
+        spanProcessors: [new SimpleSpanProcessor(tracing.current.exporter)],
+      }),
+    );
+  });
+  afterAll(() => {
+    trace.disable();
+    trace.setGlobalTracerProvider(tracing.current.provider);
+  });
+}
+
+/** Registers the propagator `make` returns for the tests of a describe (then W3C again). */
+export function usePropagator(make: () => TextMapPropagator): void {
+  beforeAll(() => {
+    propagation.disable();
+    propagation.setGlobalPropagator(make());
+  });
+  afterAll(() => {
+    propagation.disable();
+    propagation.setGlobalPropagator(makePropagator('w3c'));
+  });
+}
+
+/** The trace id, span id and flags of a W3C traceparent. */
+export const ids = (header: string | undefined) => {
+  const [, traceId, spanId, flags] = (header ?? '').split('-');
+  return { traceId, spanId, flags };
+};
+
+/** A new random trace id. */
+export const newTraceId = () => randomUUID().replaceAll('-', '');
+
+/** The headers of a sampled message from their upstream (`PEER_INCOMING`), with `tracestate` and `baggage`. */
+export const incomingWith = (tracestate: string, baggage?: string) => ({
+  traceparent: `00-${newTraceId()}-1111111111111111-01`,
+  tracestate,
+  ...(baggage === undefined ? {} : { baggage }),
+});
 
 /** A kafkajs client (untraced) for the shared test broker. */
 export function kafkajsClient(clientId: string): Kafka {

@@ -10,32 +10,30 @@ import {
   ROOT_CONTEXT,
   type SpanContext,
   SpanKind,
-  type TextMapPropagator,
   TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
-import {
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  ParentBasedSampler,
-  type ReadableSpan,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Producer, stringSerializers } from '@platformatic/kafka';
 import { FlowProducer, Queue } from 'bullmq';
 import type { Producer as KafkajsProducer } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  ids,
+  incomingWith,
   kafkajsClient,
   newTopic,
+  newTraceId,
   type PeerBroker,
   type PeerRun,
   type PeerSeen,
   type PeerSpan,
   runPeer,
   useCleanup,
+  useParentBasedSampler,
+  usePropagator,
 } from './helpers.ts';
 import * as our from './our-clients.ts';
 
@@ -51,7 +49,6 @@ const peer = (...args: Parameters<typeof runPeer> extends [unknown, ...infer R] 
 /** Reads `count` messages' headers as text with a raw kafkajs consumer. */
 const rawKafka = (topic: string, count: number) => our.rawKafkaHeaders(cleanup, topic, count);
 
-const newTraceId = () => randomUUID().replaceAll('-', '');
 /** A remote context (our own upstream caller) with the given flags, tracestate and baggage. */
 function upstream(flags: '00' | '01', traceState?: string, baggage?: string): Context {
   const headers: Record<string, string> = {
@@ -76,41 +73,7 @@ function upstream(flags: '00' | '01', traceState?: string, baggage?: string): Co
   return ctx;
 }
 
-/** The headers of a sampled message from their upstream (`PEER_INCOMING`), with `tracestate` and `baggage`. */
-const incomingWith = (tracestate: string, baggage?: string) => ({
-  traceparent: `00-${newTraceId()}-1111111111111111-01`,
-  tracestate,
-  ...(baggage === undefined ? {} : { baggage }),
-});
-
-/** Swaps in a ParentBased(AlwaysOn) tracer provider (the SDK default) for the tests of a describe. */
-function useParentBased(): void {
-  beforeAll(() => {
-    trace.disable();
-    trace.setGlobalTracerProvider(
-      new BasicTracerProvider({
-        sampler: new ParentBasedSampler({ root: new AlwaysOnSampler() }),
-        spanProcessors: [new SimpleSpanProcessor(tracing.current.exporter)],
-      }),
-    );
-  });
-  afterAll(() => {
-    trace.disable();
-    trace.setGlobalTracerProvider(tracing.current.provider);
-  });
-}
-
-/** Registers the propagator `make` returns for the tests of a describe (then W3C again). */
-function usePropagator(make: () => TextMapPropagator): void {
-  beforeAll(() => {
-    propagation.disable();
-    propagation.setGlobalPropagator(make());
-  });
-  afterAll(() => {
-    propagation.disable();
-    propagation.setGlobalPropagator(makePropagator('w3c'));
-  });
-}
+const useParentBased = () => useParentBasedSampler(tracing);
 
 const kafka = () => kafkajsClient('interop-edges');
 /** Our kafkajs relay of one message to `topic`. */
@@ -119,12 +82,6 @@ const relayTo = (producer: KafkajsProducer, topic: string) =>
 const active = (): SpanContext | undefined => trace.getSpanContext(context.active());
 const tp = (sc: { traceId: string; spanId: string }, flags: string) =>
   `00-${sc.traceId}-${sc.spanId}-${flags}`;
-
-/** The trace id, span id and flags of a W3C traceparent. */
-const ids = (header: string | undefined) => {
-  const [, traceId, spanId, flags] = (header ?? '').split('-');
-  return { traceId, spanId, flags };
-};
 
 /** The span ids of the producer spans of a peer run. */
 const theirSendIds = (run: PeerRun) =>

@@ -10,7 +10,7 @@ import {
   stringDeserializers,
   stringSerializers,
 } from '@platformatic/kafka';
-import amqplib, { type Channel, type ChannelModel } from 'amqplib';
+import amqplib, { type Channel, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import { type Cleanup, kafkajsClient } from './helpers.ts';
@@ -108,15 +108,34 @@ export function platformaticStream(
   return platformaticStreamOf(cleanup, consumer, topic, options);
 }
 
-/** A traced amqplib channel (and its connection) on which the non-durable `queues` exist for the test. */
+/**
+ * A traced amqplib channel (a confirm channel with `confirm`) and its connection, on which the
+ * non-durable `queues` exist for the test.
+ */
 export async function amqpChannel(
   cleanup: Cleanup,
   queues: string[],
   options?: AmqpTracingOptions,
+  how?: { confirm?: false },
+): Promise<{ ch: Channel; connection: ChannelModel }>;
+export async function amqpChannel(
+  cleanup: Cleanup,
+  queues: string[],
+  options: AmqpTracingOptions | undefined,
+  how: { confirm: true },
+): Promise<{ ch: ConfirmChannel; connection: ChannelModel }>;
+export async function amqpChannel(
+  cleanup: Cleanup,
+  queues: string[],
+  options?: AmqpTracingOptions,
+  { confirm = false }: { confirm?: boolean } = {},
 ): Promise<{ ch: Channel; connection: ChannelModel }> {
   const connection = await amqplib.connect(brokerEndpoint('rabbitmq').url);
   cleanup.push(() => connection.close());
-  const ch = traceChannel(await connection.createChannel(), options);
+  const ch = traceChannel(
+    confirm ? await connection.createConfirmChannel() : await connection.createChannel(),
+    options,
+  );
   for (const queue of queues) {
     await ch.assertQueue(queue, { durable: false });
     cleanup.push(() => ch.deleteQueue(queue));
