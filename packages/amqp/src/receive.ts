@@ -1,5 +1,6 @@
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
+  capValue,
   isThenable,
   MAX_ERROR_MESSAGE_LENGTH,
   Operation,
@@ -147,12 +148,12 @@ function closeAnswerOf(error: unknown): string | undefined {
       typeof reply.classId === 'number' &&
       typeof reply.methodId === 'number'
     )
-      return `by the broker: ${error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH)}`;
+      return `by the broker: ${capValue(error.message, MAX_ERROR_MESSAGE_LENGTH)}`;
     return undefined;
   }
   const fields = reply.fields;
   if (typeof fields?.replyCode !== 'number' || typeof fields.replyText !== 'string') return undefined;
-  return `by the broker: ${fields.replyCode} ${fields.replyText.slice(0, MAX_ERROR_MESSAGE_LENGTH)}`;
+  return `by the broker: ${fields.replyCode} ${capValue(fields.replyText, MAX_ERROR_MESSAGE_LENGTH)}`;
 }
 
 function describeMessage(state: ChannelState, span: LinkableSpan, queue: string, message: AmqpMessage): void {

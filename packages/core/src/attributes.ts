@@ -16,9 +16,18 @@ export const MAX_ATTRIBUTE_VALUE_LENGTH = 256;
  */
 export const MAX_DESTINATION_LENGTH = 1024;
 
-/** `value` cut to {@link MAX_ATTRIBUTE_VALUE_LENGTH} characters. */
+/**
+ * `value` cut to {@link MAX_ATTRIBUTE_VALUE_LENGTH} (or `max`) UTF-16 code units. A cut that would
+ * split a surrogate pair (an emoji, any character past U+FFFF) ends before the pair instead, so a
+ * capped value stays well-formed text: half a pair is no character, and exporters encode it as
+ * U+FFFD or invalid UTF-8. Text that is ill-formed already is cut as it is.
+ */
 export function capValue(value: string, max = MAX_ATTRIBUTE_VALUE_LENGTH): string {
-  return value.length <= max ? value : value.slice(0, max);
+  if (value.length <= max) return value;
+  const last = value.charCodeAt(max - 1);
+  const next = value.charCodeAt(max);
+  const splitsPair = last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff;
+  return value.slice(0, splitsPair ? max - 1 : max);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { type Attributes, type AttributeValue, diag, type Span, SpanStatusCode } from '@opentelemetry/api';
+import { capValue } from './attributes.ts';
 import { ATTR_HOPTRACE_ERROR_RETRYABLE } from './names.ts';
 import { ATTR_ERROR_TYPE, ERROR_TYPE_OTHER } from './semconv.ts';
 
@@ -55,8 +56,9 @@ function read(value: object, key: string): unknown {
   }
 }
 
+/** `text` within `max` code units, never cut inside a surrogate pair (see {@link capValue}). */
 function cut(text: string, max: number): string {
-  return text.length <= max ? text : text.slice(0, max);
+  return capValue(text, max);
 }
 
 /**
