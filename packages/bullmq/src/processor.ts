@@ -94,6 +94,10 @@ export type ProcessorLike = (job: any, ...rest: any[]) => unknown;
  *   `failedReason`) are exactly as without hoptrace. A failed attempt also says whether it was the
  *   last (`hoptrace.attempt.final`) and whether BullMQ retries it (`hoptrace.error.retryable`, unless
  *   the classifier said).
+ * - In a worker, the span ends once BullMQ recorded the job's outcome (its `completed` or `failed`
+ *   event), so a job BullMQ fails after the processor returned (pending dependencies) has status
+ *   ERROR, and BullMQ's own retry verdict (a backoff strategy's -1) sets `hoptrace.attempt.final`;
+ *   a job whose lock is gone by then ends `lock_lost`, at the latest after the worker's `lockDuration`.
  * - An attempt BullMQ gives up on (lock lost, stalled, worker force-closed, or `processTimeoutMs`)
  *   ends with status ERROR even if the processor never returns.
  * - A dead-letter copy made with `deadLetterJobOptions` continues the original trace and links
@@ -249,7 +253,8 @@ export function traceProcessor<F extends ProcessorLike>(
         maxStarted,
       );
       // A sandboxed child (no worker here) that exits mid-attempt still ends the attempt's span.
-      if (watch) watch.track(attempt);
+      // The attempt of a job BullMQ failed without the processor ends at once (BullMQ's verdict is in).
+      if (watch) watch.track(attempt, !unprocessed);
       else childExitWatch()?.track(attempt);
       if (timeoutMs !== undefined)
         attempt.expireAfter(
@@ -264,7 +269,7 @@ export function traceProcessor<F extends ProcessorLike>(
       try {
         result = contextApi.with(runIn, fn, this, job, ...rest);
       } catch (error) {
-        contextApi.with(runIn, () => attempt.fail(error));
+        contextApi.with(runIn, () => attempt.threw(error));
         throw error;
       }
       return contextApi.with(runIn, () => attempt.run(() => asAwaited(result)));

@@ -13,6 +13,21 @@ const STALLED_TOO_OFTEN = 'job stalled more than allowable limit';
 const LOCK_NOT_RENEWED = 'could not renew lock for job ';
 
 /**
+ * How BullMQ (5.x and 6.x) words the error of a move it could not make because the job's lock is
+ * gone or another worker's (followed by the job id, `. ` and the command): emitted as the worker's
+ * `error`, with no `completed` or `failed` after it, when it cannot record an attempt's outcome.
+ */
+const LOCK_GONE = ['Missing lock for job ', 'Lock mismatch for job '];
+
+/**
+ * How BullMQ words the error of a move it could not make because the job no longer exists (removed
+ * while its processor ran, e.g. by `obliterate`): the attempt is over as its processor left it.
+ */
+const JOB_GONE = 'Missing key for job ';
+/** BullMQ's default `lockDuration` (5.x and 6.x), in milliseconds. */
+const DEFAULT_LOCK_DURATION_MS = 30_000;
+
+/**
  * The reason BullMQ 6 fails a job started more often than the worker's `maxStartedAttempts` allows:
  * it fails it with an `UnrecoverableError` of this message without calling the processor.
  */
@@ -56,8 +71,16 @@ class WorkerWatch implements AttemptOwner {
   /** Open attempts whose job, moved by their processor, was handed to this worker again. */
   readonly #displaced = new Set<Attempt>();
   #unprocessed: UnprocessedFailure | undefined;
+  /** How long an attempt whose processor returned waits for BullMQ's verdict: the worker's lock duration. */
+  readonly #verdictWaitMs: number;
 
   constructor(worker: WorkerEvents) {
+    this.#verdictWaitMs = lockDurationOf(worker);
+    // BullMQ's verdict on a job whose processor returned (ahead of the application's listeners, so
+    // the attempt's span has ended, with that outcome, when they run).
+    prepend(worker, 'completed', (job: unknown) => {
+      if (job !== null && typeof job === 'object') this.#awaiting(job)?.completedByBullmq();
+    });
     worker.on('lockRenewalFailed', (ids: unknown) => {
       if (Array.isArray(ids)) for (const id of ids) this.#abandon(id, ERROR_LOCK_LOST, 'job lock lost');
     });
@@ -74,7 +97,13 @@ class WorkerWatch implements AttemptOwner {
     // Ahead of the application's listeners, so the attempt span of a job BullMQ failed without the
     // processor exists when they run (a `deadLetterJobOptions` there links to it).
     prepend(worker, 'failed', (job: unknown, error: unknown) => {
-      if (job === null || typeof job !== 'object' || error === null || typeof error !== 'object') return;
+      if (job === null || typeof job !== 'object') return;
+      const awaiting = this.#awaiting(job);
+      if (awaiting) {
+        awaiting.failedByBullmq(error);
+        return;
+      }
+      if (error === null || typeof error !== 'object') return;
       try {
         if ((error as { message?: unknown }).message === STALLED_TOO_OFTEN)
           this.#abandon((job as { id?: unknown }).id, ERROR_STALLED, STALLED_TOO_OFTEN);
@@ -102,9 +131,10 @@ class WorkerWatch implements AttemptOwner {
    * Tracks `attempt` until it ends. An older open attempt of the same job was given up by BullMQ,
    * unless its processor moved the job itself: that one stays open until its processor returns.
    */
-  track(attempt: Attempt): void {
+  track(attempt: Attempt, awaitVerdict = false): void {
     const id = attempt.jobId;
     if (id === undefined) return;
+    if (awaitVerdict) attempt.awaitVerdict(this.#verdictWaitMs);
     const older = this.#open.get(id);
     if (older?.movedByProcessor()) this.#displaced.add(older);
     else older?.abandon(ERROR_STALLED, 'job handed to the worker again');
@@ -118,6 +148,19 @@ class WorkerWatch implements AttemptOwner {
     this.#displaced.delete(attempt);
   }
 
+  /** The open attempt waiting for BullMQ's verdict on `job` (that very job object), if any. */
+  #awaiting(job: object): Attempt | undefined {
+    let id: unknown;
+    try {
+      id = (job as { id?: unknown }).id;
+    } catch {
+      return undefined;
+    }
+    if (typeof id !== 'string') return undefined;
+    const attempt = this.#open.get(id);
+    return attempt?.awaits(job) ? attempt : undefined;
+  }
+
   /**
    * Ends the open attempt of the job whose lock BullMQ could not renew (the `error` event it emits
    * for it, on 5.x the only one naming the job): BullMQ gives up on it, as on 6.x's
@@ -127,11 +170,30 @@ class WorkerWatch implements AttemptOwner {
     if (!(error instanceof Error)) return;
     try {
       const message = error.message;
-      if (typeof message === 'string' && message.startsWith(LOCK_NOT_RENEWED))
+      if (typeof message !== 'string') return;
+      if (message.startsWith(LOCK_NOT_RENEWED))
         this.#abandon(message.slice(LOCK_NOT_RENEWED.length), ERROR_LOCK_LOST, 'job lock lost');
+      else this.#lockGone(message);
     } catch {
       // an error with a throwing message getter: not BullMQ's
     }
+  }
+
+  /**
+   * Ends the attempt waiting for BullMQ's verdict on the job BullMQ could not move: as `lock_lost`
+   * for want of its lock (BullMQ records no outcome of it; the job stalls and runs again), as its
+   * processor left it when the job no longer exists.
+   */
+  #lockGone(message: string): void {
+    const gone = message.startsWith(JOB_GONE);
+    const prefix = gone ? JOB_GONE : LOCK_GONE.find((p) => message.startsWith(p));
+    if (prefix === undefined) return;
+    const rest = message.slice(prefix.length);
+    const attempt = this.#open.get(rest.slice(0, rest.lastIndexOf('. ')));
+    if (!attempt?.awaitsVerdict()) return;
+    if (gone) attempt.end();
+    else
+      attempt.abandon(ERROR_LOCK_LOST, 'BullMQ could not record the outcome of the job: its lock was gone');
   }
 
   /** Ends the open attempt of job `id`, unless its processor moved the job itself. */
@@ -158,6 +220,12 @@ function failedUnprocessed(worker: object, job: object, error: object): boolean 
   const max = (worker as { opts?: { maxStartedAttempts?: unknown } }).opts?.maxStartedAttempts;
   const started = (job as { attemptsStarted?: unknown }).attemptsStarted;
   return typeof max === 'number' && max > 0 && typeof started === 'number' && max < started;
+}
+
+/** The worker's `lockDuration` (a positive number of milliseconds), else BullMQ's default. May throw. */
+function lockDurationOf(worker: object): number {
+  const value = (worker as { opts?: { lockDuration?: unknown } }).opts?.lockDuration;
+  return typeof value === 'number' && value > 0 && Number.isFinite(value) ? value : DEFAULT_LOCK_DURATION_MS;
 }
 
 const watches = new WeakMap<object, WorkerWatch>();

@@ -1,4 +1,4 @@
-import { EventEmitter } from 'node:events';
+import { EventEmitter, errorMonitor } from 'node:events';
 import { useTestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { describe, expect, it, vi } from 'vitest';
@@ -408,6 +408,100 @@ describe('attempts BullMQ gives up on (worker events)', () => {
     });
     worker.emit('lockRenewalFailed', ['7']);
     expect(tracing.current.spans().map((s) => s.attributes['error.type'])).toEqual(['lock_lost']);
+  });
+});
+
+describe("BullMQ's verdict once the processor returned (worker events)", () => {
+  /** A stand-in for a BullMQ Worker with this lock duration: the processor is called as its method. */
+  function fakeWorker(lockDuration?: number) {
+    const emitter = new EventEmitter();
+    return Object.assign(emitter, { isRunning: () => true, opts: { lockDuration } });
+  }
+  const statuses = () =>
+    tracing.current
+      .spans()
+      .map((s) => [s.status.code, s.attributes['error.type'], s.attributes['hoptrace.attempt.final']]);
+
+  it('the span waits for completed or failed for that very job object, and ends once', async () => {
+    const worker = fakeWorker();
+    const wrapped = traceProcessor(async (job: { fail?: boolean; id?: string }) => {
+      if (job.fail) throw new Error('boom');
+      return 'ok';
+    });
+    const done = { id: '7', queueName: 'q', attemptsMade: 0 };
+    const failed = { id: '8', queueName: 'q', attemptsMade: 0, opts: { attempts: 3 }, fail: true };
+    await wrapped.call(worker, done);
+    await wrapped.call(worker, failed).catch(() => undefined);
+    expect(tracing.current.spans()).toHaveLength(0);
+    // Another object of the same job (a stall check's) is not this attempt's verdict.
+    worker.emit('completed', { ...done }, 'ok', 'active');
+    worker.emit('failed', { ...failed }, new Error('x'), 'active');
+    expect(tracing.current.spans()).toHaveLength(0);
+    worker.emit('completed', done, 'ok', 'active');
+    // BullMQ finished the job (a backoff strategy said -1): final although attempts remain.
+    Object.assign(failed, { finishedOn: Date.now() });
+    worker.emit('failed', failed, new Error('boom'), 'active');
+    worker.emit('completed', done, 'ok', 'active');
+    worker.emit('closed');
+    expect(statuses()).toEqual([
+      [0, undefined, undefined],
+      [2, 'Error', true],
+    ]);
+  });
+
+  it('BullMQ saying nothing ends the span as lock_lost after the worker lockDuration', async () => {
+    vi.useFakeTimers();
+    try {
+      const worker = fakeWorker(500);
+      const wrapped = traceProcessor(async (_job: unknown) => 'ok');
+      await wrapped.call(worker, { id: '7', queueName: 'q', attemptsMade: 0 });
+      vi.advanceTimersByTime(499);
+      expect(tracing.current.spans()).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      expect(statuses()).toEqual([[2, 'lock_lost', undefined]]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a control-flow signal, a value BullMQ cannot read, a job moved by its processor, or no worker: ended at once', async () => {
+    const worker = fakeWorker();
+    const delayed = Object.assign(new Error('later'), { name: 'DelayedError' });
+    await traceProcessor(async (_job: unknown) => {
+      throw delayed;
+    })
+      .call(worker, { id: '1', queueName: 'q', attemptsMade: 0 })
+      .catch(() => undefined);
+    await traceProcessor(async (_job: unknown) => {
+      throw null;
+    })
+      .call(worker, { id: '2', queueName: 'q', attemptsMade: 0 })
+      .catch(() => undefined);
+    const moved = { id: '3', queueName: 'q', attemptsMade: 0 };
+    await traceProcessor(async (_job: unknown) => {
+      moved.attemptsMade = 1;
+      return 'ok';
+    }).call(worker, moved);
+    await traceProcessor(async (_job: unknown) => 'ok')({ id: '4', queueName: 'q', attemptsMade: 0 });
+    expect(tracing.current.spans()).toHaveLength(4);
+  });
+
+  it("BullMQ's error naming a waiting job: lock gone ends it lock_lost, job gone as its processor left it", async () => {
+    const worker = fakeWorker();
+    const wrapped = traceProcessor(async (_job: unknown) => 'ok');
+    const running = traceProcessor(async (_job: unknown) => new Promise<never>(() => undefined));
+    await wrapped.call(worker, { id: 'a. b', queueName: 'q', attemptsMade: 0 });
+    await wrapped.call(worker, { id: '8', queueName: 'q', attemptsMade: 0 });
+    void running.call(worker, { id: '9', queueName: 'q', attemptsMade: 0 });
+    worker.emit(errorMonitor, new Error('Missing lock for job a. b. moveToFinished'));
+    worker.emit(errorMonitor, new Error('Missing key for job 8. moveToFinished'));
+    // Still processing: not an attempt BullMQ failed to record.
+    worker.emit(errorMonitor, new Error('Lock mismatch for job 9. Cmd moveToFinished from active'));
+    expect(statuses()).toEqual([
+      [2, 'lock_lost', undefined],
+      [0, undefined, undefined],
+    ]);
+    worker.emit('closed');
   });
 });
 

@@ -66,6 +66,11 @@ export class Operation implements OpenOperation {
     return this.#failure;
   }
 
+  /** The broker's control-flow signal noted instead of a failure (see {@link noteFailure}), if any. */
+  get controlFlow(): string | undefined {
+    return this.#controlFlow;
+  }
+
   /** The span context of the operation's first recording span (for links to it), if any. */
   spanContext(): SpanContext | undefined {
     let found: SpanContext | undefined;
@@ -193,7 +198,7 @@ export class Operation implements OpenOperation {
       result = fn();
     } catch (error) {
       this.noteFailure(error);
-      this.#outcome(endOnOutcome);
+      this.outcome(endOnOutcome);
       throw error;
     }
     if (isThenable(result)) {
@@ -203,18 +208,18 @@ export class Operation implements OpenOperation {
       return (pending as PromiseLike<Awaited<T>>).then(
         (value) => {
           if (onValue) this.#observe(onValue, value);
-          this.#outcome(endOnOutcome);
+          this.outcome(endOnOutcome);
           return value;
         },
         (error: unknown) => {
           this.noteFailure(error);
-          this.#outcome(endOnOutcome);
+          this.outcome(endOnOutcome);
           throw error;
         },
       ) as T;
     }
     if (onValue) this.#observe(onValue, result as Awaited<T>);
-    this.#outcome(endOnOutcome);
+    this.outcome(endOnOutcome);
     return result;
   }
 
@@ -225,10 +230,16 @@ export class Operation implements OpenOperation {
    */
   settleOpen(failed: boolean, error?: unknown): void {
     if (failed) this.noteFailure(error);
-    this.#outcome(false);
+    this.outcome(false);
   }
 
-  #outcome(end: boolean): void {
+  /**
+   * {@link run} (or {@link settleOpen}) has the traced call's outcome: ends the operation, or with
+   * `end` false records the metric when it is taken at the outcome. A subclass may hold the end for
+   * what decides the outcome after the call returned (e.g. the broker recording it); it must then end
+   * the operation itself, on every path.
+   */
+  protected outcome(end: boolean): void {
     if (end) this.end();
     else if (this.#metricAtOutcome) this.#recordMetric();
   }
