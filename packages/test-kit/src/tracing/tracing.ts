@@ -2,6 +2,8 @@ import { context, propagation, type Span, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
+import { JaegerPropagator } from '@opentelemetry/propagator-jaeger';
+import { OTTracePropagator } from '@opentelemetry/propagator-ot-trace';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -13,8 +15,13 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import { watchSpanMisuse } from './span-misuse.ts';
 
-/** Which propagator the test registers globally. */
-export type TestPropagator = 'w3c' | 'b3' | 'b3multi';
+/**
+ * Which propagator the test registers globally. `jaeger` (`uber-trace-id`, baggage as one
+ * `uberctx-<key>` header per entry) and `ot` (`ot-tracer-*`, baggage as `ot-baggage-<key>`) alone,
+ * or after W3C trace context and baggage (`w3c+jaeger`, `w3c+ot`): formats whose baggage header
+ * names are not fixed (their `fields()` lists the trace headers only).
+ */
+export type TestPropagator = 'w3c' | 'b3' | 'b3multi' | 'jaeger' | 'ot' | 'w3c+jaeger' | 'w3c+ot';
 
 /**
  * Tracks spans that started and have not ended. A span left open at the end of a test is a leak:
@@ -98,13 +105,18 @@ export function installTestTracing(
   };
 }
 
-/** A propagator of the given kind: W3C trace context + baggage, or B3 single/multi + W3C baggage. */
+/**
+ * A propagator of the given kind: W3C trace context + baggage, B3 single/multi + W3C baggage, or
+ * Jaeger / OT trace alone or after W3C (see {@link TestPropagator}).
+ */
 export function makePropagator(kind: TestPropagator) {
-  if (kind === 'w3c') {
-    return new CompositePropagator({
-      propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()],
-    });
-  }
+  const w3c = () => [new W3CTraceContextPropagator(), new W3CBaggagePropagator()];
+  if (kind === 'w3c') return new CompositePropagator({ propagators: w3c() });
+  if (kind === 'jaeger') return new JaegerPropagator();
+  if (kind === 'ot') return new OTTracePropagator();
+  if (kind === 'w3c+jaeger')
+    return new CompositePropagator({ propagators: [...w3c(), new JaegerPropagator()] });
+  if (kind === 'w3c+ot') return new CompositePropagator({ propagators: [...w3c(), new OTTracePropagator()] });
   const b3 = new B3Propagator({
     injectEncoding: kind === 'b3' ? B3InjectEncoding.SINGLE_HEADER : B3InjectEncoding.MULTI_HEADER,
   });
