@@ -4,6 +4,7 @@ import {
   context as contextApi,
   createContextKey,
   type Link,
+  propagation,
   ROOT_CONTEXT,
   type SpanContext,
   trace,
@@ -102,11 +103,11 @@ export function failureHeaders(input: FailureInput): Record<string, string> {
   if (typeof input.attempts === 'number' && Number.isSafeInteger(input.attempts) && input.attempts >= 0) {
     out[FAILURE_HEADERS.attempts] = String(input.attempts);
   }
-  const failed = injectContextUnchecked(context);
-  for (const field in failed) {
-    if (field === 'baggage') continue; // business context already travels in the message's own baggage
-    out[HEADER_FAILED_CONTEXT_PREFIX + field] = failed[field] as string;
-  }
+  // The trace fields only: business context already travels in the message's own baggage. Injected
+  // without the baggage, as a propagator may write it under any names (`uberctx-<key>`,
+  // `ot-baggage-<key>`: one header per entry, which `fields()` does not list).
+  const failed = injectContextUnchecked(propagation.deleteBaggage(context));
+  for (const field in failed) out[HEADER_FAILED_CONTEXT_PREFIX + field] = failed[field] as string;
   return out;
 }
 

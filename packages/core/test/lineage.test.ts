@@ -1,7 +1,7 @@
 import { FAILURE_HEADERS, failureHeaders, readFailureLineage } from '@hoptrace/core';
 import { lineageAttributes, lineageLinks } from '@hoptrace/core/adapter';
 import { installTestTracing, type TestPropagator, type TestTracing } from '@hoptrace/test-kit';
-import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { context, propagation, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const failed = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: 1, isRemote: true };
@@ -198,3 +198,31 @@ describe('failureHeaders: an input that is not an object', () => {
     }
   });
 });
+
+describe.each<TestPropagator>(['jaeger', 'ot', 'w3c+jaeger', 'w3c+ot'])(
+  'failure lineage headers under %s (baggage one header per entry)',
+  (propagator) => {
+    let tracing: TestTracing;
+    beforeAll(() => {
+      tracing = installTestTracing({ propagator });
+    });
+    afterAll(() => tracing.uninstall());
+
+    it('carry the failed attempt context but not its baggage, whatever the baggage headers are named', () => {
+      // OT trace headers carry 64 bits of the trace id: one whose upper half is zero survives them.
+      const failedContext = propagation.setBaggage(
+        trace.setSpanContext(ROOT_CONTEXT, { ...failed, traceId: `${'0'.repeat(16)}${'a'.repeat(16)}` }),
+        propagation.createBaggage({ 'tenant.id': { value: 'acme' }, user: { value: 'alice' } }),
+      );
+      const headers = failureHeaders({ error: new Error('x'), destination: 'q', context: failedContext });
+      const failedFields = Object.keys(headers).filter((k) => k.startsWith('hoptrace-failed-'));
+      expect(failedFields.length).toBeGreaterThan(0);
+      // Only the trace fields: the message's own baggage already travels, as with W3C's `baggage`.
+      expect(failedFields.filter((k) => /baggage|uberctx|acme|alice/.test(k + headers[k]))).toEqual([]);
+      expect(readFailureLineage(headers)?.failed).toMatchObject({
+        traceId: `${'0'.repeat(16)}${'a'.repeat(16)}`,
+        spanId: 'b'.repeat(16),
+      });
+    });
+  },
+);
