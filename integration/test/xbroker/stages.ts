@@ -5,6 +5,7 @@ import { type ConsumerTracingOptions, createLogFields, type LogFields } from '@h
 import { traceKafka } from '@hoptrace/kafka';
 import * as plt from '@hoptrace/platformatic-kafka';
 import { brokerEndpoint } from '@hoptrace/test-kit';
+import { context } from '@opentelemetry/api';
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import amqplib from 'amqplib';
 import { Queue, Worker } from 'bullmq';
@@ -16,6 +17,8 @@ export interface Received {
   /** The headers as the client handed them out (kafka: Buffers/strings; amqp: values; bullmq: the carrier map). */
   headers: Record<string, unknown>;
   log: LogFields;
+  /** What the client handed the handler: kafkajs's payload, @platformatic/kafka's message, amqplib's message, BullMQ's job. */
+  raw: unknown;
 }
 
 export type Handler = (m: Received) => Promise<void>;
@@ -32,7 +35,7 @@ export interface Stage {
 /** Text of a header value a client handed out. */
 export function text(value: unknown): string | undefined {
   if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('latin1');
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
   if (Array.isArray(value)) return text(value[0]);
   if (value === undefined || value === null) return undefined;
   return String(value);
@@ -80,11 +83,13 @@ export async function kafkajsStage(
     },
   };
   await consumer.run({
-    eachMessage: async ({ message }) => {
+    eachMessage: async (payload) => {
+      const { message } = payload;
       await stage.handler({
         body: message.value?.toString() ?? '',
         headers: (message.headers ?? {}) as Record<string, unknown>,
         log: fields(),
+        raw: payload,
       });
     },
   });
@@ -134,7 +139,9 @@ export async function platformaticStage(
   stream.on('data', (message) => {
     const headers: Record<string, unknown> = {};
     for (const [k, v] of message.headers) headers[String(k)] = v;
-    void stage.handler({ body: String(message.value), headers, log: fields() }).catch(() => undefined);
+    void stage
+      .handler({ body: String(message.value), headers, log: fields(), raw: message })
+      .catch(() => undefined);
   });
   return stage;
 }
@@ -167,6 +174,7 @@ export async function amqpStage(
         body: msg.content.toString(),
         headers: (msg.properties.headers ?? {}) as Record<string, unknown>,
         log: fields(),
+        raw: msg,
       });
     } finally {
       channel.ack(msg);
@@ -203,10 +211,54 @@ export async function bullmqStage(
         body: (job.data as { body: string }).body,
         headers: metadata ? JSON.parse(metadata) : {},
         log: fields(),
+        raw: job,
       });
     }, options),
     { connection },
   );
   await worker.waitUntilReady();
   return stage;
+}
+
+/** One stage's receipt of a message in {@link runChain}. */
+export interface Hop {
+  stage: string;
+  received: Received;
+}
+
+/**
+ * Runs one message through `stages` in order: the test sends to the first; each handler sends to the
+ * next (fresh, forwarding the consumed headers as-is, or sending the headers `forward` makes of what
+ * it received); resolves with every hop seen.
+ */
+export function runChain(
+  stages: Stage[],
+  first: { body: string; headers?: Record<string, string> },
+  forward: boolean | ((received: Received, stage: Stage) => Record<string, string> | undefined),
+  ctx = context.active(),
+): Promise<Hop[]> {
+  const hops: Hop[] = [];
+  return new Promise<Hop[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timeout after ${hops.map((h) => h.stage)}`)), 30_000);
+    stages.forEach((stage, i) => {
+      stage.handler = async (received) => {
+        if (received.body !== first.body) return;
+        hops.push({ stage: stage.name, received });
+        const next = stages[i + 1];
+        if (!next) {
+          clearTimeout(timer);
+          resolve(hops);
+          return;
+        }
+        const headers =
+          typeof forward === 'function'
+            ? forward(received, stage)
+            : forward
+              ? stringHeaders(received.headers)
+              : undefined;
+        await next.send(first.body, headers).catch(reject);
+      };
+    });
+    (context.with(ctx, () => stages[0]?.send(first.body, first.headers)) ?? Promise.resolve()).catch(reject);
+  });
 }

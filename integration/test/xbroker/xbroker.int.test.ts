@@ -11,15 +11,7 @@ import {
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { B3InjectEncoding, B3Propagator } from '@opentelemetry/propagator-b3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  amqpStage,
-  bullmqStage,
-  kafkajsStage,
-  platformaticStage,
-  type Received,
-  type Stage,
-  stringHeaders,
-} from './stages.ts';
+import { amqpStage, bullmqStage, kafkajsStage, platformaticStage, runChain, type Stage } from './stages.ts';
 
 /** A custom propagator with mixed-case field names (`nonString`: also writes a number). */
 function customPropagator(nonString = false): TextMapPropagator {
@@ -75,41 +67,6 @@ let tracing: TestTracing;
 function usePropagator(make: () => TextMapPropagator) {
   propagation.disable();
   propagation.setGlobalPropagator(make());
-}
-
-interface Hop {
-  stage: string;
-  received: Received;
-}
-
-/**
- * Runs one message through `stages` in order: the test sends to the first; each handler sends to the
- * next (fresh, or forwarding the consumed headers as-is); resolves with every hop seen.
- */
-function runChain(
-  stages: Stage[],
-  first: { body: string; headers?: Record<string, string> },
-  forward: boolean,
-  ctx = context.active(),
-): Promise<Hop[]> {
-  const hops: Hop[] = [];
-  return new Promise<Hop[]>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timeout after ${hops.map((h) => h.stage)}`)), 30_000);
-    stages.forEach((stage, i) => {
-      stage.handler = async (received) => {
-        if (received.body !== first.body) return;
-        hops.push({ stage: stage.name, received });
-        const next = stages[i + 1];
-        if (!next) {
-          clearTimeout(timer);
-          resolve(hops);
-          return;
-        }
-        await next.send(first.body, forward ? stringHeaders(received.headers) : undefined).catch(reject);
-      };
-    });
-    (context.with(ctx, () => stages[0]?.send(first.body, first.headers)) ?? Promise.resolve()).catch(reject);
-  });
 }
 
 let stages: Record<string, Stage>;

@@ -24,5 +24,6 @@ export {
   makePropagator,
   type TestPropagator,
   type TestTracing,
+  type TestTracingOptions,
 } from './tracing/tracing.ts';
 export { useTestTracing } from './tracing/vitest.ts';

@@ -9,6 +9,7 @@ import {
   AlwaysOnSampler,
   BasicTracerProvider,
   InMemorySpanExporter,
+  ParentBasedSampler,
   type ReadableSpan,
   SimpleSpanProcessor,
   type SpanProcessor,
@@ -59,22 +60,30 @@ export interface TestTracing {
   uninstall(): Promise<void>;
 }
 
+/** Options of {@link installTestTracing}. */
+export interface TestTracingOptions {
+  propagator?: TestPropagator;
+  /** `false`: nothing is sampled (AlwaysOff); sampled otherwise (AlwaysOn). */
+  sampled?: boolean;
+  /** Sample as the parent was (`ParentBased`, the SDK's default), roots as `sampled` says. */
+  parentBased?: boolean;
+}
+
 /**
  * Registers, globally, an AsyncLocalStorage context manager, the chosen propagator and a tracer
  * provider that keeps finished spans in memory and tracks open ones. Replaces whatever a previous
  * call registered.
  */
-export function installTestTracing(
-  options: { propagator?: TestPropagator; sampled?: boolean } = {},
-): TestTracing {
+export function installTestTracing(options: TestTracingOptions = {}): TestTracing {
   trace.disable();
   context.disable();
   propagation.disable();
   watchSpanMisuse();
   const exporter = new InMemorySpanExporter();
+  const rootSampler = options.sampled === false ? new AlwaysOffSampler() : new AlwaysOnSampler();
   const tracker = new OpenSpanTracker();
   const provider = new BasicTracerProvider({
-    sampler: options.sampled === false ? new AlwaysOffSampler() : new AlwaysOnSampler(),
+    sampler: options.parentBased ? new ParentBasedSampler({ root: rootSampler }) : rootSampler,
     spanProcessors: [tracker, new SimpleSpanProcessor(exporter)],
   });
   const contextManager = new AsyncLocalStorageContextManager().enable();
