@@ -99,8 +99,15 @@ export function producerHeaderEncodings(client: object): HeaderEncodings {
   return encodings;
 }
 
+/**
+ * A header name or value as the serializers take it: as Buffers, its UTF-8 bytes, as the string
+ * serializers, kafkajs and every reader (hoptrace's `headerText` included) encode and decode header
+ * text. Not Latin-1: W3C and B3 fields are ASCII, but a propagator may write other text (OT trace's
+ * `ot-baggage-<key>` values take any character up to U+00FF as they are; Jaeger's `uberctx-<key>`
+ * names carry the baggage key), which Latin-1 bytes turned into U+FFFD on the way.
+ */
 function encode(text: string, encoding: HeaderEncoding): string | Buffer {
-  return encoding === 'buffer' ? Buffer.from(text, 'latin1') : text;
+  return encoding === 'buffer' ? Buffer.from(text, 'utf8') : text;
 }
 
 /**
