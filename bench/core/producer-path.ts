@@ -39,8 +39,12 @@ function path(tracerProvider: TracerProvider | undefined): () => Promise<unknown
   const producer = tracerProvider ? traceProducer(raw, { tracerProvider }) : raw;
   let i = 0;
   // The floor carries the header a tracer would write; hoptrace writes its own.
-  const headers = tracerProvider ? () => undefined : () => ({ traceparent: floorTraceparent(i++) });
-  return () => producer.send({ topic: TOPIC, messages: [{ value: VALUE, headers: headers() }] });
+  if (tracerProvider) return () => producer.send({ topic: TOPIC, messages: [{ value: VALUE }] });
+  return () =>
+    producer.send({
+      topic: TOPIC,
+      messages: [{ value: VALUE, headers: { traceparent: floorTraceparent(i++) } }],
+    });
 }
 
 /** The cases: the header floor on the stand-in, and a traced producer under each sampler. */
