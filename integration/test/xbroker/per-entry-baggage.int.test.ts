@@ -85,11 +85,17 @@ function remoteParent(flags: TraceFlags): Context {
 }
 
 /** Runs a message through `order` from a `root` span (sampled) and returns the hops and the root. */
-async function chainFromRoot(order: Stage[], forward: Parameters<typeof runChain>[2], name: string) {
+async function chainFromRoot(
+  order: Stage[],
+  forward: Parameters<typeof runChain>[2],
+  name: string,
+  headers?: Record<string, string>,
+) {
   const parent = remoteParent(TraceFlags.SAMPLED);
   const root = trace.getTracer('xb').startSpan('root', {}, parent);
   const ctx = trace.setSpan(parent, root);
-  const hops = await runChain(order, { body: `${name}-${Math.random()}` }, forward, ctx).finally(() =>
+  const body = `${name}-${Math.random()}`;
+  const hops = await runChain(order, { body, ...(headers ? { headers } : {}) }, forward, ctx).finally(() =>
     root.end(),
   );
   return { hops, root, traceId: root.spanContext().traceId };
@@ -198,6 +204,36 @@ describe.each(KINDS)('with the %s propagator and an unsampled parent', (kind) =>
     },
   );
 });
+
+describe.each(['jaeger', 'ot'] as const)(
+  'with the %s propagator and 2,000 entry headers on one message',
+  (kind) => {
+    // Before hoptrace listed at most 64 header names to the propagator, it added every entry, copying
+    // the baggage so far at each (10,000 held the event loop for seconds per read, on the send and
+    // the receive side); and @platformatic/kafka's consumer read only the first 64 headers, so the
+    // trace fields written after the caller's own were not seen.
+    const prefix = kind === 'ot' ? 'ot-baggage-' : 'uberctx-';
+    it.each(['kafkajs', 'platformatic', 'amqp'] as const)(
+      '%s: the message arrives in its trace, its headers as sent',
+      async (name) => {
+        usePropagator(kind);
+        const headers: Record<string, string> = {};
+        for (let i = 0; i < 2000; i++) headers[`${prefix}h${i}`] = `v${i}`;
+        const { hops, root, traceId } = await chainFromRoot(
+          [stages[name]],
+          false,
+          `${kind}-many-${name}`,
+          headers,
+        );
+        expect(hops.map((h) => [h.stage, h.received.log.trace_id])).toEqual([[name, traceId]]);
+        const received = Object.keys(hops[0]?.received.headers ?? {}).filter((n) => n.startsWith(prefix));
+        expect(received.length).toBeGreaterThanOrEqual(2000);
+        await expectOneTrace(traceId, root.spanContext().spanId, 1);
+      },
+      60_000,
+    );
+  },
+);
 
 /** The headers of the dead-letter copy of what a stage received, made by that adapter's helper. */
 function deadLetterCopy(received: Received, stage: Stage): Record<string, string> {

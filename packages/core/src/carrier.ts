@@ -1,5 +1,5 @@
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
-import { acceptHeaderText, headerLimit, isListHeader } from './limits.ts';
+import { acceptHeaderText, headerLimit, isListHeader, MAX_HEADER_NAMES_LISTED } from './limits.ts';
 
 /**
  * Any header object a broker client hands us. Values may be strings, Buffers, Uint8Arrays, arrays of
@@ -50,15 +50,11 @@ export function isHeaderMap(headers: unknown): headers is HeaderMap {
  * an array value among them), values as they are (decoded,
  * size-checked and refused later, by the same reads an object carrier gets). No prototype, so a
  * header named `__proto__` is one more name. `undefined` for an empty map or one whose iteration
- * throws (a hostile subclass): no headers. Never throws; never touches the caller's map.
- *
- * @param limit - most entries read (the adapters read a received message's map up to a bound, so
- * a message with more headers costs no more than the bound); the whole map by default.
+ * throws (a hostile subclass): no headers. Every entry is read (work linear in the headers the
+ * client already decoded); what a per-entry baggage propagator reads of them is bounded by
+ * {@link headerGetter}'s `keys`. Never throws; never touches the caller's map.
  */
-export function mapHeaderView(
-  headers: HeaderMap,
-  limit = Number.POSITIVE_INFINITY,
-): Record<string, unknown> | undefined {
+export function mapHeaderView(headers: HeaderMap): Record<string, unknown> | undefined {
   try {
     if (headers.size === 0) return undefined;
     const view: Record<string, unknown> = Object.create(null);
@@ -83,15 +79,7 @@ export function mapHeaderView(
         addEntries(values, value, bound);
       }
     };
-    // forEach, not for...of: no iterator and no entry array per header
-    if (headers.size <= limit) headers.forEach(add);
-    else {
-      let n = 0;
-      for (const [key, value] of headers) {
-        if (n++ >= limit) break;
-        add(value, key);
-      }
-    }
+    headers.forEach(add); // forEach, not for...of: no iterator and no entry array per header
     return view;
   } catch {
     return undefined;
@@ -247,14 +235,18 @@ function decodeUtf8(bytes: Uint8Array): string {
  * Values over the W3C limits (baggage 8192 bytes / 64 members, tracestate 512 characters / 32
  * members, any other field 512) are refused before decoding or parsing, as if absent. A `tracestate`
  * or `baggage` given more than once (an array) is read joined (see {@link limitedListText}), its
- * limits applied to the whole; any other field's array by its first textual entry. Never throws.
+ * limits applied to the whole; any other field's array by its first textual entry. `keys` lists at
+ * most the first {@link MAX_HEADER_NAMES_LISTED} own names, so a propagator that walks them (per-entry
+ * baggage) reads a bounded number of entries. Never throws.
  * What a send reads of its caller's own headers (see {@link receivedHeaderGetter} for received ones).
  */
 export const headerGetter: TextMapGetter<HeaderCarrier> = {
   keys(carrier) {
     if (!carrier) return [];
     try {
-      return Object.keys(carrier);
+      const names = Object.keys(carrier);
+      if (names.length > MAX_HEADER_NAMES_LISTED) names.length = MAX_HEADER_NAMES_LISTED;
+      return names;
     } catch {
       return [];
     }

@@ -19,6 +19,14 @@ export const MAX_BAGGAGE_BYTES = 8192;
  * are shorter still). Generous on purpose: future traceparent versions may append fields.
  */
 export const MAX_PROPAGATION_HEADER_LENGTH = 512;
+/**
+ * Most header names hoptrace lists of one message to a propagator (the first in the headers'
+ * order; fields asked for by name are read wherever they are). Propagators that carry baggage one header per entry
+ * (Jaeger's `uberctx-*`, OT's `ot-baggage-*`) walk the listed names and add the entries one at a time,
+ * each addition copying the baggage so far: 10,000 such headers held the event loop for seconds.
+ * The same count as the W3C baggage member limit.
+ */
+export const MAX_HEADER_NAMES_LISTED = 64;
 
 const BAGGAGE = 'baggage';
 const TRACESTATE = 'tracestate';

@@ -788,3 +788,58 @@ describe.each<TestPropagator>(['w3c', 'b3', 'b3multi'])('round trips under the %
 function extractTraceState(serialized: string) {
   return createTraceState(serialized);
 }
+
+describe.each<TestPropagator>(['jaeger', 'ot', 'w3c+jaeger'])(
+  'baggage one header per entry (%s): a hostile count of entries is read up to a bound',
+  (kind) => {
+    let tracing: TestTracing;
+    beforeAll(() => {
+      tracing = installTestTracing({ propagator: kind });
+    });
+    afterAll(() => tracing.uninstall());
+
+    /** The headers the registered propagator writes for a sampled context with one baggage entry. */
+    function tracedHeaders(): Record<string, string> {
+      const ctx = propagation.setBaggage(
+        trace.setSpanContext(ROOT_CONTEXT, {
+          traceId: `${'0'.repeat(16)}${'a'.repeat(16)}`,
+          spanId: 'b'.repeat(16),
+          traceFlags: 1,
+          isRemote: true,
+        }),
+        propagation.createBaggage({ first: { value: 'kept' } }),
+      );
+      return injectContext(ctx);
+    }
+    const prefix = kind.endsWith('ot') ? 'ot-baggage-' : 'uberctx-';
+
+    it('10,000 entry headers after the trace headers: the trace is read and at most 64 headers are listed', () => {
+      const headers = tracedHeaders();
+      const own = Object.keys(headers).length;
+      for (let i = 0; i < 10_000; i++) headers[`${prefix}k${i}`] = `v${i}`;
+      // Before the bound, the propagators added all 10,000 entries one copy of the baggage at a time:
+      // seconds of event-loop time for one message.
+      for (const read of [(h: typeof headers) => extractContext(h, ROOT_CONTEXT), readMessageContext]) {
+        const result = read(headers);
+        const ctx = 'context' in result ? (result.context as Context) : (result as Context);
+        expect(trace.getSpanContext(ctx)?.traceId).toBe(`${'0'.repeat(16)}${'a'.repeat(16)}`);
+        const entries = propagation.getBaggage(ctx)?.getAllEntries() ?? [];
+        // The propagator's own headers come first; the rest of the 64 names listed are entries.
+        expect(entries.length).toBe(64 - own + 1);
+        expect(propagation.getBaggage(ctx)?.getEntry('first')?.value).toBe('kept');
+        expect(propagation.getBaggage(ctx)?.getEntry('k0')?.value).toBe('v0');
+        expect(propagation.getBaggage(ctx)?.getEntry(`k${64 - own}`)).toBeUndefined();
+      }
+    });
+
+    it('a message with a few entry headers among others keeps every entry', () => {
+      const headers: Record<string, string> = { 'app-1': 'x', 'app-2': 'y', ...tracedHeaders() };
+      headers[`${prefix}tenant`] = 'acme';
+      const ctx = extractContext(headers, ROOT_CONTEXT);
+      const entries = Object.fromEntries(
+        (propagation.getBaggage(ctx)?.getAllEntries() ?? []).map(([k, e]) => [k, e.value]),
+      );
+      expect(entries).toEqual({ first: 'kept', tenant: 'acme' });
+    });
+  },
+);

@@ -5,8 +5,6 @@ import { clientOptions } from './client-options.ts';
 /** Header maps @platformatic/kafka takes on send (`Map` or record) and hands out on receive (`Map`). */
 export type HeaderInput = ReadonlyMap<unknown, unknown> | Readonly<Record<string, unknown>>;
 
-/** Most headers read from one message (a message with more is read up to this many). */
-const MAX_HEADERS_READ = 64;
 /**
  * A plain view of a message's headers keyed by text, for core's propagation and lineage readers:
  * a record's own enumerable string-keyed entries (what the client sends, through `Object.entries`:
@@ -14,14 +12,12 @@ const MAX_HEADERS_READ = 64;
  * context), a `Map` through core's `mapHeaderView` (string keys as they are, Buffer keys
  * decoded, other or over-long keys skipped; values as they are: core decodes strings and Buffers and
  * refuses oversized ones). `undefined` for no headers or a record whose getters throw. Never throws;
- * never touches the caller's map.
- *
- * @param limit - most entries read: received messages are read up to {@link MAX_HEADERS_READ}; an
- * outgoing message's own map is read whole, so a context the caller put anywhere in it is kept.
+ * never touches the caller's map. Every entry is read, received or outgoing, so a context anywhere
+ * in the headers is found.
  */
-export function headerView(headers: unknown, limit = MAX_HEADERS_READ): Record<string, unknown> | undefined {
+export function headerView(headers: unknown): Record<string, unknown> | undefined {
   if (!headers || typeof headers !== 'object') return undefined;
-  if (headers instanceof Map) return mapHeaderView(headers, limit);
+  if (headers instanceof Map) return mapHeaderView(headers);
   try {
     const view: Record<string, unknown> = Object.create(null);
     for (const name of Object.keys(headers)) view[name] = (headers as Record<string, unknown>)[name];

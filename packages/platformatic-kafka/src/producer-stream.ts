@@ -168,7 +168,7 @@ function startStreamSend(state: ProducerState, args: unknown[], withSpan: boolea
   let view: Record<string, unknown> | undefined;
   let topic: unknown;
   try {
-    view = headerView(outgoing.headers, Number.POSITIVE_INFINITY);
+    view = headerView(outgoing.headers);
     topic = outgoing.topic;
   } catch {
     return undefined;

@@ -100,7 +100,7 @@ export function tracedSend(
       const message = messages[i] as OutgoingMessage;
       if (message.topic !== destination) destination = undefined;
       // The caller's own map: read whole (its context may sit past any cap meant for wire data).
-      const view = headerView(message.headers, Number.POSITIVE_INFINITY);
+      const view = headerView(message.headers);
       views[i] = view;
       const caller = view ? callerSpanContext(view) : undefined;
       if (caller) {
