@@ -43,13 +43,57 @@ export type UnprocessedFailure = (worker: object, job: object, error: unknown) =
 interface WorkerEvents {
   on(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
   prependListener?(event: string | symbol, listener: (...args: unknown[]) => void): unknown;
+  rawListeners?(event: string | symbol): unknown;
 }
 
-/** Adds `listener` before the others where the emitter can (a Node `EventEmitter`), else after them. */
-function prepend(worker: WorkerEvents, event: string, listener: (...args: never[]) => void): void {
-  const add = listener as (...args: unknown[]) => void;
-  if (typeof worker.prependListener === 'function') worker.prependListener(event, add);
-  else worker.on(event, add);
+/** One listener the watch adds to the worker. */
+interface WatchListener {
+  readonly event: string | symbol;
+  readonly listener: (...args: unknown[]) => void;
+  /** Added before the application's listeners (where the emitter can), else after them. */
+  readonly first: boolean;
+}
+
+/** Adds `entry`'s listener, before the others where asked and the emitter can (a Node `EventEmitter`). */
+function addListener(worker: WorkerEvents, entry: WatchListener): void {
+  if (entry.first && typeof worker.prependListener === 'function')
+    worker.prependListener(entry.event, entry.listener);
+  else worker.on(entry.event, entry.listener);
+}
+
+/**
+ * Adds the watch's `listeners` to `worker`, and adds back, after the call that removed them, those
+ * the application's `removeAllListeners()` (or `removeAllListeners(event)`) takes away: without them
+ * an attempt whose job BullMQ completed would end `lock_lost` and one running at a forced close would
+ * not end. Node tells of each removal through `removeListener` (the watch's own listener of it goes
+ * last in a `removeAllListeners()`, and the emitter's map is reset after it, hence a microtask).
+ */
+function listen(worker: WorkerEvents, listeners: readonly WatchListener[]): void {
+  const ours = new Set<unknown>(listeners.map((l) => l.listener));
+  let pending = false;
+  const restore = (): void => {
+    pending = false;
+    try {
+      for (const entry of all) {
+        const present = worker.rawListeners?.(entry.event);
+        if (Array.isArray(present) && !present.includes(entry.listener)) addListener(worker, entry);
+      }
+    } catch {
+      // an emitter without Node's listener API: nothing to restore
+    }
+  };
+  const removed: WatchListener = {
+    event: 'removeListener',
+    listener: (_event: unknown, listener: unknown) => {
+      if (pending || !ours.has(listener)) return;
+      pending = true;
+      queueMicrotask(restore);
+    },
+    first: false,
+  };
+  ours.add(removed.listener);
+  const all = [...listeners, removed];
+  for (const entry of all) addListener(worker, entry);
 }
 
 /**
@@ -76,18 +120,26 @@ class WorkerWatch implements AttemptOwner {
 
   constructor(worker: WorkerEvents) {
     this.#verdictWaitMs = lockDurationOf(worker);
+    const listeners: WatchListener[] = [];
+    const on = (event: string | symbol, listener: (...args: never[]) => void, first = false): void => {
+      listeners.push({ event, listener: listener as (...args: unknown[]) => void, first });
+    };
     // BullMQ's verdict on a job whose processor returned (ahead of the application's listeners, so
     // the attempt's span has ended, with that outcome, when they run).
-    prepend(worker, 'completed', (job: unknown) => {
-      if (job !== null && typeof job === 'object') this.#awaiting(job)?.completedByBullmq();
-    });
-    worker.on('lockRenewalFailed', (ids: unknown) => {
+    on(
+      'completed',
+      (job: unknown) => {
+        if (job !== null && typeof job === 'object') this.#awaiting(job)?.completedByBullmq();
+      },
+      true,
+    );
+    on('lockRenewalFailed', (ids: unknown) => {
       if (Array.isArray(ids)) for (const id of ids) this.#abandon(id, ERROR_LOCK_LOST, 'job lock lost');
     });
     // `errorMonitor` sees every `error` event before (and without changing) the application's own
     // `error` listeners: a worker with none still throws as without hoptrace.
-    worker.on(errorMonitor, (error: unknown) => this.#lockNotRenewed(error));
-    worker.on('stalled', (id: unknown) => this.#abandon(id, ERROR_STALLED, 'job stalled'));
+    on(errorMonitor, (error: unknown) => this.#lockNotRenewed(error));
+    on('stalled', (id: unknown) => this.#abandon(id, ERROR_STALLED, 'job stalled'));
     // BullMQ 5.x's stall check fails a job stalled more than `maxStalledCount` allows and tells only
     // `failed` (with this message), not `stalled`. Other failures are the processor's own: their
     // attempt has ended already, and a re-run of the job must not be touched.
@@ -96,27 +148,32 @@ class WorkerWatch implements AttemptOwner {
     // hoptrace's help that attempt would have no span, and the job's failure no trace.
     // Ahead of the application's listeners, so the attempt span of a job BullMQ failed without the
     // processor exists when they run (a `deadLetterJobOptions` there links to it).
-    prepend(worker, 'failed', (job: unknown, error: unknown) => {
-      if (job === null || typeof job !== 'object') return;
-      const awaiting = this.#awaiting(job);
-      if (awaiting) {
-        awaiting.failedByBullmq(error);
-        return;
-      }
-      if (error === null || typeof error !== 'object') return;
-      try {
-        if ((error as { message?: unknown }).message === STALLED_TOO_OFTEN)
-          this.#abandon((job as { id?: unknown }).id, ERROR_STALLED, STALLED_TOO_OFTEN);
-        else if (this.#unprocessed && failedUnprocessed(worker, job, error))
-          this.#unprocessed(worker, job, error);
-      } catch {
-        // the processor's own error with a throwing getter: not BullMQ's stall failure
-      }
-    });
-    worker.on('closed', () => {
+    on(
+      'failed',
+      (job: unknown, error: unknown) => {
+        if (job === null || typeof job !== 'object') return;
+        const awaiting = this.#awaiting(job);
+        if (awaiting) {
+          awaiting.failedByBullmq(error);
+          return;
+        }
+        if (error === null || typeof error !== 'object') return;
+        try {
+          if ((error as { message?: unknown }).message === STALLED_TOO_OFTEN)
+            this.#abandon((job as { id?: unknown }).id, ERROR_STALLED, STALLED_TOO_OFTEN);
+          else if (this.#unprocessed && failedUnprocessed(worker, job, error))
+            this.#unprocessed(worker, job, error);
+        } catch {
+          // the processor's own error with a throwing getter: not BullMQ's stall failure
+        }
+      },
+      true,
+    );
+    on('closed', () => {
       for (const attempt of [...this.#open.values(), ...this.#displaced])
         attempt.abandon(ERROR_WORKER_CLOSED, 'worker closed while the job was processed');
     });
+    listen(worker, listeners);
   }
 
   /**

@@ -20,6 +20,11 @@ const tracing = useTestTracing({ leakGraceMs: 5000 });
 const FOREIGN_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const FOREIGN_SPAN = '00f067aa0ba902b7';
 
+/** The part of a worker (any BullMQ version) the listener-removal test calls. */
+interface Unlistenable {
+  removeAllListeners(event?: string): unknown;
+}
+
 /** Removes a job's lock behind BullMQ's back, as an operator or a Redis failover would. */
 async function removeLock(queue: string, jobId: string | undefined): Promise<void> {
   const client = new Redis(brokerEndpoint('redis'));
@@ -316,6 +321,65 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
       'worker_closed',
     ]);
   });
+
+  it.each([
+    ['removeAllListeners()', (w: Unlistenable) => w.removeAllListeners()],
+    [
+      "removeAllListeners('completed') and ('closed')",
+      (w: Unlistenable) => {
+        w.removeAllListeners('completed');
+        w.removeAllListeners('closed');
+      },
+    ],
+  ] as const)(
+    'the application calls %s on the worker: attempts still end with what BullMQ did',
+    async (_how, removeAll) => {
+      const name = uniqueQueueName('unlisten');
+      const raw = new Queue(name, { connection: connection() });
+      queues.push(raw);
+      const queue = traceQueue(raw);
+      const held = deferred();
+      const release = deferred();
+      const worker = new Worker(
+        name,
+        traceProcessor(async (job) => {
+          if (job.name === 'held') {
+            held.resolve();
+            await release.promise;
+          }
+          return job.name;
+        }),
+        { connection: connection(), concurrency: 2 },
+      );
+      workers.push(worker);
+      const first = deferred();
+      worker.on('completed', () => first.resolve());
+      await queue.add('first', {});
+      await first.promise; // the traced processor has met the worker
+      removeAll(worker);
+      // A job completed after the removal: its span has ended, UNSET, when the application hears of it.
+      const second = deferred<number>();
+      worker.on('completed', () => second.resolve(tracing.current.openSpans().length));
+      await queue.add('second', {});
+      expect(await second.promise).toBe(0);
+      // A job still running when the worker is force-closed after a removal: its span ends worker_closed.
+      await queue.add('held', {});
+      await held.promise;
+      removeAll(worker);
+      workers.splice(workers.indexOf(worker), 1);
+      await worker.close(true);
+      expect(tracing.current.openSpans()).toHaveLength(0);
+      release.resolve();
+      const spans = spansNamed(tracing.current.spans(), `process ${name}`);
+      expect(
+        spans.map((s) => [s.attributes['messaging.message.id'] && s.status.code, s.attributes['error.type']]),
+      ).toEqual([
+        [SpanStatusCode.UNSET, undefined],
+        [SpanStatusCode.UNSET, undefined],
+        [SpanStatusCode.ERROR, 'worker_closed'],
+      ]);
+    },
+  );
 
   it('worker close() with jobs in flight: every process span ends', async () => {
     const name = uniqueQueueName('close');
