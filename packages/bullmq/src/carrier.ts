@@ -28,6 +28,14 @@ export interface TelemetryCarrierOptions {
 export const MAX_METADATA_LENGTH = 16_384;
 
 /**
+ * Deepest nesting of objects and arrays read in metadata: hoptrace's own carrier nests 3 deep (a
+ * flow parent's child list), other tools' maps are flat. Deeper metadata is never parsed, as
+ * oversized metadata is not: within 16 KB, a value nested a few thousand levels deep parses, but
+ * serializing it again (a relayed job's options, a dead-letter copy) overflows the stack.
+ */
+export const MAX_METADATA_DEPTH = 16;
+
+/**
  * The carrier key under which a flow's parent node lists its direct children's creation contexts
  * (an array of propagation header maps, written and read through the registered propagator, so B3
  * works as well as W3C), for the parent's processing to link to them. Propagators ignore unknown
@@ -58,7 +66,8 @@ export function omitsContext(opts: TelemetryCarrierOptions | undefined): boolean
 
 /**
  * The carrier map a job holds in `opts.telemetry.metadata` (or the compact `tm`), parsed; `undefined`
- * for missing, oversized, malformed or non-object metadata. Never throws.
+ * for missing, oversized, malformed or non-object metadata, or metadata nested deeper than
+ * {@link MAX_METADATA_DEPTH}. Never throws.
  */
 export function parseCarrier(opts: TelemetryCarrierOptions | undefined): Record<string, unknown> | undefined {
   if (!opts || typeof opts !== 'object') return undefined;
@@ -73,7 +82,8 @@ export function parseCarrier(opts: TelemetryCarrierOptions | undefined): Record<
     typeof metadata !== 'string' ||
     metadata.length === 0 ||
     metadata.length > MAX_METADATA_LENGTH ||
-    metadata.charCodeAt(0) !== 123 /* { */
+    metadata.charCodeAt(0) !== 123 /* { */ ||
+    !nestedWithin(metadata, MAX_METADATA_DEPTH)
   ) {
     return undefined;
   }
@@ -85,6 +95,28 @@ export function parseCarrier(opts: TelemetryCarrierOptions | undefined): Record<
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return undefined;
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Whether JSON `text` nests objects and arrays at most `max` deep (brackets inside strings do not
+ * count). One pass over the text, which is within {@link MAX_METADATA_LENGTH}; malformed text is left
+ * for the parser to refuse.
+ */
+function nestedWithin(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* backslash */)
+        i++; // the escaped character is never a closing quote
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22 /* " */) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (++depth > max) return false;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+  }
+  return true;
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   CHILDREN_CARRIER_KEY,
   CHILDREN_OF_CARRIER_KEY,
   childLinks,
+  MAX_METADATA_DEPTH,
   MAX_METADATA_LENGTH,
   parseCarrier,
   readCarrier,
@@ -22,6 +23,24 @@ const tracing = useTestTracing();
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
+
+describe('metadata nesting bound', () => {
+  const tp = `00-${TRACE}-${SPAN}-01`;
+  const nested = (depth: number) =>
+    `{"traceparent":"${tp}","x":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+
+  it(`reads metadata nested ${MAX_METADATA_DEPTH} deep and refuses deeper, as malformed`, () => {
+    expect(parseCarrier({ telemetry: { metadata: nested(MAX_METADATA_DEPTH) } })?.traceparent).toBe(tp);
+    expect(parseCarrier({ telemetry: { metadata: nested(MAX_METADATA_DEPTH + 1) } })).toBeUndefined();
+    // 7000 deep fits in 16 KB: parsed, it made every later JSON.stringify of it throw.
+    expect(parseCarrier({ telemetry: { metadata: nested(7000) } })).toBeUndefined();
+  });
+
+  it('brackets and escaped quotes inside strings do not count', () => {
+    const metadata = JSON.stringify({ traceparent: tp, note: `\\"${'['.repeat(100)}"{{{` });
+    expect(parseCarrier({ telemetry: { metadata } })?.traceparent).toBe(tp);
+  });
+});
 
 describe('carrier', () => {
   it('writes a JSON W3C map into a copy of the options and never mutates the caller', () => {
