@@ -67,8 +67,10 @@ function addListener(worker: WorkerEvents, entry: WatchListener): void {
  * an attempt whose job BullMQ completed would end `lock_lost` and one running at a forced close would
  * not end. Node tells of each removal through `removeListener` (the watch's own listener of it goes
  * last in a `removeAllListeners()`, and the emitter's map is reset after it, hence a microtask).
+ * Node tells nothing when that `removeListener` listener itself goes (`removeAllListeners('removeListener')`):
+ * the returned check, run as each attempt starts, adds everything missing back then. Never throws.
  */
-function listen(worker: WorkerEvents, listeners: readonly WatchListener[]): void {
+function listen(worker: WorkerEvents, listeners: readonly WatchListener[]): () => void {
   const ours = new Set<unknown>(listeners.map((l) => l.listener));
   let pending = false;
   const restore = (): void => {
@@ -94,6 +96,15 @@ function listen(worker: WorkerEvents, listeners: readonly WatchListener[]): void
   ours.add(removed.listener);
   const all = [...listeners, removed];
   for (const entry of all) addListener(worker, entry);
+  return () => {
+    if (pending) return;
+    try {
+      const present = worker.rawListeners?.('removeListener');
+      if (Array.isArray(present) && !present.includes(removed.listener)) restore();
+    } catch {
+      // an emitter without Node's listener API
+    }
+  };
 }
 
 /**
@@ -117,6 +128,8 @@ class WorkerWatch implements AttemptOwner {
   #unprocessed: UnprocessedFailure | undefined;
   /** How long an attempt whose processor returned waits for BullMQ's verdict: the worker's lock duration. */
   readonly #verdictWaitMs: number;
+  /** Adds back the watch's listeners if the application removed them unnoticed (see {@link listen}). */
+  readonly #relisten: () => void;
 
   constructor(worker: WorkerEvents) {
     this.#verdictWaitMs = lockDurationOf(worker);
@@ -173,7 +186,7 @@ class WorkerWatch implements AttemptOwner {
       for (const attempt of [...this.#open.values(), ...this.#displaced])
         attempt.abandon(ERROR_WORKER_CLOSED, 'worker closed while the job was processed');
     });
-    listen(worker, listeners);
+    this.#relisten = listen(worker, listeners);
   }
 
   /**
@@ -189,6 +202,7 @@ class WorkerWatch implements AttemptOwner {
    * unless its processor moved the job itself: that one stays open until its processor returns.
    */
   track(attempt: Attempt, awaitVerdict = false): void {
+    this.#relisten();
     const id = attempt.jobId;
     if (id === undefined) return;
     if (awaitVerdict) attempt.awaitVerdict(this.#verdictWaitMs);

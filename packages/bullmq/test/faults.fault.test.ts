@@ -381,6 +381,38 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: faults and bad input on real Redis', 
     },
   );
 
+  it("the application calls removeAllListeners('removeListener'), then removeAllListeners(): a job started afterwards still ends with what BullMQ did", async () => {
+    const name = uniqueQueueName('unlisten-rl');
+    const raw = new Queue(name, { connection: connection() });
+    queues.push(raw);
+    const queue = traceQueue(raw);
+    const worker = new Worker(
+      name,
+      traceProcessor(async (job) => job.name),
+      {
+        connection: connection(),
+        lockDuration: 60_000,
+      },
+    );
+    workers.push(worker);
+    const first = deferred();
+    worker.on('completed', () => first.resolve());
+    await queue.add('first', {});
+    await first.promise; // the traced processor has met the worker
+    const w = worker as unknown as Unlistenable;
+    w.removeAllListeners('removeListener'); // Node tells no one of this removal
+    w.removeAllListeners();
+    const second = deferred<number>();
+    worker.on('completed', () => second.resolve(tracing.current.openSpans().length));
+    await queue.add('second', {});
+    expect(await second.promise).toBe(0);
+    const spans = spansNamed(tracing.current.spans(), `process ${name}`);
+    expect(spans.map((s) => [s.status.code, s.attributes['error.type']])).toEqual([
+      [SpanStatusCode.UNSET, undefined],
+      [SpanStatusCode.UNSET, undefined],
+    ]);
+  });
+
   it('worker close() with jobs in flight: every process span ends', async () => {
     const name = uniqueQueueName('close');
     const raw = new Queue(name, { connection: connection() });
