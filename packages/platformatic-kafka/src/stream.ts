@@ -196,8 +196,9 @@ export function traceStream<S extends object>(state: ConsumerState, stream: S): 
 /**
  * Calls `fn` (a `data` listener, a helper's per-message function) for the message of `entry`, with
  * its span active when `inContext`, holding the span until the call returns or its promise settles.
- * What it throws or rejects with is recorded and goes on unchanged: the caller gets the chain on the
- * promise, which settles as that promise does.
+ * What it throws or rejects with is recorded and goes on unchanged: a helper gets the promise its own
+ * `await` would make (no added step), a `data` listener's emitter the chain on the promise, which
+ * settles as that promise does.
  *
  * @param anyThenable - observe any thenable `fn` returns (a helper awaits it anyway); else only a
  * native promise is (an emitter leaves what a listener returns alone unless it captures rejections,
@@ -224,6 +225,23 @@ function runFor(
   if (anyThenable ? !isThenable(result) : !(result instanceof Promise)) {
     settle(entry);
     return result;
+  }
+  if (anyThenable) {
+    // A helper awaits what its function returns: it gets the promise its `await` would make of it
+    // (the function's own native promise as is, else one following the thenable), and the span ends
+    // in a reaction added before the helper's. No promise step is added, so the helper settles, and
+    // destroys the stream when it stops early (a throw in `forEach`), at the microtask it would
+    // without hoptrace, and a `close()` racing that destroy ends as it would (a chain here put the
+    // destroy a step later, so a `close()` that resolves raw could fail `AbortError` traced).
+    const settling = Promise.resolve(result);
+    settling.then(
+      () => settle(entry),
+      (error: unknown) => {
+        entry.operation.noteFailure(error);
+        settle(entry);
+      },
+    );
+    return settling;
   }
   // For a `data` listener the emitter gets the chain: a rejection stays unhandled exactly as before,
   // or, when the stream captures rejections (`captureRejections`), is handled there, once.
@@ -278,6 +296,9 @@ function startSweep(state: ConsumerState): ReturnType<typeof setInterval> {
   return timer;
 }
 
+/** The caller of `next()` gets its rejection; the side reaction that starts spans ignores it. */
+function noRejection(): void {}
+
 /** `%AsyncIteratorPrototype%`, which every async generator object (a Readable's iterator) inherits from. */
 const AsyncIteratorPrototype: object = Object.getPrototypeOf(
   Object.getPrototypeOf(async function* () {}).prototype,
@@ -327,7 +348,16 @@ function tracedIterator(
   Object.assign(traced, {
     next: (...args: [] | [unknown]) => {
       release();
-      return iterator.next(...args).then(received);
+      // The caller gets the iterator's own promise (a native one as is), so it settles, and whoever
+      // awaits it resumes, at the microtask it would without hoptrace: `forEach` and the other helpers
+      // pull through this iterator, and when they stop early they destroy the stream, which a
+      // `close()` called around then races (a chained promise here moved that destroy a microtask
+      // later). The message's span starts in a reaction added first, so before the caller sees it.
+      // That reaction handles a rejection too: a `next()` promise the application drops no longer
+      // reports an unhandled rejection (an awaited one, as in `for await` or a helper, is unchanged).
+      const pending = Promise.resolve(iterator.next(...args));
+      pending.then(received, noRejection);
+      return pending;
     },
     return: (value?: unknown) => {
       finished = true;
