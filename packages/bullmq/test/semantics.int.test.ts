@@ -234,9 +234,13 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     } finally {
       await flow.close();
     }
+    // The parent's attempt ends when BullMQ records its completion, which can come after the relayed
+    // job ran: wait for both.
     const spans = await waitForSpans(
       tracing.current.spans,
-      (s) => spansNamed(s, `process ${nextName}`).length === 1,
+      (s) =>
+        spansNamed(s, `process ${nextName}`).length === 1 &&
+        spansNamed(s, `process ${parentName}`).length === 1,
     );
     const parentProcess = onlySpan(spans, `process ${parentName}`);
     expect(parentProcess.links).toHaveLength(2);
