@@ -125,9 +125,13 @@ describe('BullMQ 6 with its own telemetry (bullmq-otel) on the same Queue and Wo
       await flow.close();
       await theirFlow.close();
     }
+    // The parent's attempt ends when BullMQ records its completion, which can come after the relayed
+    // jobs ran: wait for it too.
     const spans = await waitForSpans(
       tracing.current.spans,
-      (s) => spansNamed(s, `process ${nextName}`).length === 2,
+      (s) =>
+        spansNamed(s, `process ${nextName}`).length === 2 &&
+        spansNamed(s, `process ${parentName}`).length === 1,
     );
     expect(relayedMetadata).toContain('hoptrace-children');
     expect(onlySpan(spans, `process ${parentName}`).links).toHaveLength(2);

@@ -288,9 +288,13 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: graph and control flow on real Redis'
     } finally {
       await flow.close();
     }
+    // The parent's attempt ends when BullMQ records its completion, which can come after the copies
+    // ran: wait for it too.
     const spans = await waitForSpans(
       tracing.current.spans,
-      (s) => spansNamed(s, `process ${nextName}`).length === 2,
+      (s) =>
+        spansNamed(s, `process ${nextName}`).length === 2 &&
+        spansNamed(s, `process ${parentName}`).length === 1,
     );
     expect(relayedMetadata).toContain('hoptrace-children');
     const parentProcess = onlySpan(spans, `process ${parentName}`);
