@@ -933,7 +933,13 @@ describe('amqplib and BullMQ: their tracestate and baggage through our hop budge
       ch.sendToQueue(relay, Buffer.from('relayed'));
       ch.ack(m);
     });
-    await until(() => spans().some((s) => s.kind === SpanKind.PRODUCER), 'the relay');
+    // The process span can end after the relay's send span (BullMQ ends it when it records the completion).
+    await until(
+      () =>
+        spans().some((s) => s.kind === SpanKind.PRODUCER) &&
+        spans().some((s) => s.kind === SpanKind.CONSUMER),
+      'the relay and the process span',
+    );
     const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
     expect(process.attributes['tenant.id']).toBe('acme');
     expect(process.attributes.secret).toBeUndefined();
@@ -946,7 +952,13 @@ describe('amqplib and BullMQ: their tracestate and baggage through our hop budge
     const ctx = incoming();
     await peer('bullmq', 'produce', name, 1, { PEER_INCOMING: JSON.stringify(ctx) });
     our.bullmqRelay(cleanup, name, next, options);
-    await until(() => spans().some((s) => s.kind === SpanKind.PRODUCER), 'the relay');
+    // The process span can end after the relay's send span (BullMQ ends it when it records the completion).
+    await until(
+      () =>
+        spans().some((s) => s.kind === SpanKind.PRODUCER) &&
+        spans().some((s) => s.kind === SpanKind.CONSUMER),
+      'the relay and the process span',
+    );
     const process = spans().find((s) => s.kind === SpanKind.CONSUMER)!;
     expect(process.attributes['tenant.id']).toBe('acme');
     expectPeerReadBoth(await peer('bullmq', 'consume', next, 1), ctx, 'hoptrace=1,vendor=abc');
