@@ -458,10 +458,14 @@ describe('differential: the application sees the same with and without hoptrace'
           d.channel?.off?.('ack', events.ack as Fn);
           d.channel?.off?.('nack', events.nack as Fn);
           quiet = [];
+          // One queue only: RabbitMQ confirms a queue's publishes in order. A nack from another queue
+          // can come before the acks of earlier publishes, and amqplib 0.10 then keeps a confirmed slot
+          // at the head of its window for good, which makes the 404 below call no callback and leave
+          // waitForConfirms unsettled: the runs with and without hoptrace got that or not by timing
+          // (a CI run failed on it). Nacks are compared one at a time above.
           for (const n of [1, 2, 3, 4, 5])
             d.sync('sendToQueue', queue, Buffer.from(`p${n}`), {}, confirmed(`p${n}`));
           d.sync('sendToQueue', queue, Buffer.from('p6'), {});
-          d.sync('sendToQueue', full, Buffer.from('p7'), {}, confirmed('p7'));
           await d.rpc('waitForConfirms', [], 0);
           d.log.push('pipelined confirms', quiet.sort());
           quiet = undefined;
