@@ -1,4 +1,9 @@
-import { type ErrorClassifier, failureHeaders } from '@hoptrace/core';
+import {
+  type ErrorClassifier,
+  FAILURE_HEADERS,
+  failureHeaders,
+  HEADER_FAILED_CONTEXT_PREFIX,
+} from '@hoptrace/core';
 import { assertContext, injectContextUnchecked } from '@hoptrace/core/adapter';
 import {
   type Context,
@@ -8,7 +13,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { attemptCount } from './attempt-count.ts';
-import { carrierContext, parseCarrier, withCarrierMap } from './carrier.ts';
+import { carrierContext, MAX_METADATA_LENGTH, parseCarrier, withCarrierMap } from './carrier.ts';
 import type { JobOptionsShape } from './job-attributes.ts';
 import { type RunJobLike, scheduledRun } from './scheduled-run.ts';
 
@@ -102,7 +107,7 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
     classifyError: options.classifyError,
     context: failedContext,
   });
-  for (const key in lineage) carrier[key] = lineage[key];
+  addLineage(carrier, lineage);
   const opts = { ...options.opts } as O & JobOptionsShape;
   // The copy carries this carrier, not a context the caller's options held.
   if (opts.telemetry) opts.telemetry = { ...opts.telemetry, metadata: undefined, omitContext: undefined };
@@ -127,5 +132,46 @@ function scheduledRunCarrier(
     return injectContextUnchecked(run.context);
   } catch {
     return undefined;
+  }
+}
+
+/** Lineage fields by what they are worth when not all fit: the failed attempt's context first. */
+function lineageRank(key: string): number {
+  if (key.startsWith(HEADER_FAILED_CONTEXT_PREFIX)) return 0;
+  switch (key) {
+    case FAILURE_HEADERS.errorType:
+      return 1;
+    case FAILURE_HEADERS.attempts:
+      return 2;
+    case FAILURE_HEADERS.retryable:
+      return 3;
+    case FAILURE_HEADERS.destination:
+      return 4;
+    default:
+      return 5; // the error message, the longest
+  }
+}
+
+/**
+ * Adds `lineage` to `carrier`, all of it when the serialized carrier stays within
+ * {@link MAX_METADATA_LENGTH} (metadata past it is never read, so the copy would lose its trace with
+ * its lineage); else as many fields as fit, by {@link lineageRank}. The copied creation context and
+ * the other keys the job carried come first: they fitted on the failed job.
+ */
+function addLineage(carrier: Record<string, unknown>, lineage: Record<string, string>): void {
+  const base = JSON.stringify(carrier).length;
+  let length = base;
+  for (const key in lineage) {
+    carrier[key] = lineage[key];
+    length += JSON.stringify(key).length + JSON.stringify(lineage[key]).length + 2; // `,` and `:`
+  }
+  if (length <= MAX_METADATA_LENGTH) return;
+  for (const key in lineage) delete carrier[key];
+  length = base;
+  for (const key of Object.keys(lineage).sort((a, b) => lineageRank(a) - lineageRank(b))) {
+    const added = JSON.stringify(key).length + JSON.stringify(lineage[key]).length + 2;
+    if (length + added > MAX_METADATA_LENGTH) continue;
+    carrier[key] = lineage[key];
+    length += added;
   }
 }

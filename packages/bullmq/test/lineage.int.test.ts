@@ -11,6 +11,7 @@ import {
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_METADATA_LENGTH } from '../src/carrier.ts';
 import { deadLetterJobOptions, traceProcessor, traceQueue } from '../src/index.ts';
 import { BULLMQ_VERSIONS, cleanup, type QueueHandle, uniqueQueueName, type WorkerHandle } from './helpers.ts';
 
@@ -159,6 +160,71 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: failure lineage on real Redis', (labe
       'hoptrace-failed-traceparent': `00-${failed?.spanContext().traceId}-${failed?.spanContext().spanId}-01`,
     });
     expect(job.id).toBeDefined();
+  });
+
+  it("a job whose metadata nearly fills BullMQ's 16 KB carries to its dead-letter copy its context and the lineage that fits (the failed attempt first), not metadata past the limit", async () => {
+    const main = queue('dl-full');
+    const dlq = queue('dl-full-dead');
+    const traceId = 'c3'.repeat(16);
+    const parent = 'd4'.repeat(8);
+    // Another tool's key fills all but 300 characters: the whole lineage (a 256-character message
+    // among it) does not fit beside it; the failed attempt's context, type and counts do.
+    const shell = JSON.stringify({ traceparent: `00-${traceId}-${parent}-01`, 'x-other-tool': '' });
+    const metadata = JSON.stringify({
+      traceparent: `00-${traceId}-${parent}-01`,
+      'x-other-tool': 'z'.repeat(MAX_METADATA_LENGTH - 300 - shell.length),
+    });
+    expect(metadata.length).toBe(MAX_METADATA_LENGTH - 300);
+    const dead = deferred<string>();
+    const worker = new Worker(
+      main.name,
+      traceProcessor(async () => {
+        throw new CardDeclined(`card expired ${'!'.repeat(400)}`);
+      }),
+      { connection: connection() },
+    );
+    workers.push(worker);
+    worker.on('failed', (job, error) => {
+      if (job)
+        void dlq.traced
+          .add(job.name, job.data, deadLetterJobOptions(job, error))
+          .then((added) => dead.resolve(added.id as string));
+    });
+    workers.push(
+      new Worker(
+        dlq.name,
+        traceProcessor(async () => {}),
+        { connection: connection() },
+      ),
+    );
+    await main.raw.add('charge', { order: 8 }, { telemetry: { metadata } } as never);
+    const deadId = await dead.promise;
+    const spans = await waitForSpans(
+      tracing.current.spans,
+      (s) =>
+        spansNamed(s, `process ${dlq.name}`).length === 1 &&
+        spansNamed(s, `process ${main.name}`).length === 1,
+    );
+    const failed = onlySpan(spans, `process ${main.name}`);
+    expect(failed.spanContext().traceId).toBe(traceId);
+    const deadProcess = onlySpan(spans, `process ${dlq.name}`);
+    expect(deadProcess.spanContext().traceId).toBe(traceId);
+    expect(parentSpanId(deadProcess)).toBe(parent);
+    expect(deadProcess.links.map((l) => l.context.spanId)).toEqual([failed.spanContext().spanId]);
+    expect(deadProcess.links[0]?.attributes).toMatchObject({
+      'hoptrace.failure.destination': main.name,
+      'hoptrace.failure.error.type': 'CardDeclined',
+      'hoptrace.failure.attempts': 1,
+    });
+    const raw = await rawCarrier(dlq.name, deadId);
+    expect(JSON.stringify(raw).length).toBeLessThanOrEqual(MAX_METADATA_LENGTH);
+    expect(raw['x-other-tool']).toHaveLength(MAX_METADATA_LENGTH - 300 - shell.length);
+    expect(raw).toMatchObject({
+      traceparent: `00-${traceId}-${parent}-01`,
+      'hoptrace-error-type': 'CardDeclined',
+      'hoptrace-failed-traceparent': `00-${traceId}-${failed.spanContext().spanId}-01`,
+    });
+    expect(raw['hoptrace-error-message']).toBeUndefined();
   });
 
   it('an UnrecoverableError is the final attempt whatever attempts remain; no classifier: error.type is its class', async () => {
