@@ -580,11 +580,20 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     expect(produced.spans).toHaveLength(0);
     const theirs: string[] = [];
     const inHandler: (SpanContext | undefined)[] = [];
-    const nextQueue = our.bullmqRelay(cleanup, name, next, {}, (job) => {
-      theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
-      inHandler.push(active());
-    });
-    await until(() => inHandler.length === 2, 'the jobs');
+    let relays = 0;
+    const nextQueue = our.bullmqRelay(
+      cleanup,
+      name,
+      next,
+      {},
+      (job) => {
+        theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
+        inHandler.push(active());
+      },
+      () => relays++,
+    );
+    // The handler runs before its add: wait for the adds themselves, not only the handlers.
+    await until(() => inHandler.length === 2 && relays === 2, 'the jobs and their relays');
     const jobs = await nextQueue.getJobs(['waiting']);
     expect(jobs).toHaveLength(2);
     const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);
@@ -626,11 +635,20 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     expect(produced.spans).toHaveLength(0);
     const theirs: string[] = [];
     const inHandler: (SpanContext | undefined)[] = [];
-    const nextQueue = our.bullmqRelay(cleanup, name, next, {}, (job) => {
-      theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
-      inHandler.push(active());
-    });
-    await until(() => inHandler.length === 3, 'the jobs');
+    let relays = 0;
+    const nextQueue = our.bullmqRelay(
+      cleanup,
+      name,
+      next,
+      {},
+      (job) => {
+        theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
+        inHandler.push(active());
+      },
+      () => relays++,
+    );
+    // The handler runs before its add: wait for the adds themselves, not only the handlers.
+    await until(() => inHandler.length === 3 && relays === 3, 'the jobs and their relays');
     const jobs = await nextQueue.getJobs(['waiting']);
     expect(jobs).toHaveLength(3);
     const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);

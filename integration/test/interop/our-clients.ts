@@ -165,8 +165,8 @@ export function bullmqWorker(
 
 /**
  * Our relay through BullMQ: a traced worker of queue `from` that adds one job to queue `to` for each of
- * its jobs (after passing the job to `onJob`, in the job's context). Returns the traced queue `to`;
- * both queues are dropped after the test.
+ * its jobs (after passing the job to `onJob`, in the job's context; `onRelayed` once that add is in
+ * Redis). Returns the traced queue `to`; both queues are dropped after the test.
  */
 export function bullmqRelay(
   cleanup: Cleanup,
@@ -174,6 +174,7 @@ export function bullmqRelay(
   to: string,
   options?: ProcessorTracingOptions,
   onJob: (job: Job) => void = () => undefined,
+  onRelayed: () => void = () => undefined,
 ): Queue {
   const connection = brokerEndpoint('redis');
   const next = dropAfter(cleanup, traceQueue(new Queue(to, { connection })));
@@ -184,6 +185,7 @@ export function bullmqRelay(
     async (job) => {
       onJob(job);
       await next.add('next', {});
+      onRelayed();
     },
     options,
   );
