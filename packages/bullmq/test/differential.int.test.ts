@@ -425,7 +425,12 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: raw vs traced, as the application see
           }
           return 'ok';
         });
-        await sleep(3000);
+        // Where each job ends: six fail twice (their second failure final); `throw undefined` leaves
+        // BullMQ unable to read the error's message: one worker 'error', the job left active.
+        await ctx.waitFor('failed', 12);
+        await ctx.waitFor('queue:failed', 6);
+        await ctx.waitFor('queue:retries-exhausted', 6);
+        await ctx.waitFor('error');
       },
       { unordered: true },
     );
