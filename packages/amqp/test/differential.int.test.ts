@@ -230,6 +230,10 @@ class Driver {
   }
 }
 
+/** How many channel 'close' events the driver's log holds. */
+const closes = (d: Driver): number =>
+  d.log.entries.filter((e) => (e as unknown[])[0] === 'event' && (e as unknown[])[1] === 'close').length;
+
 /** A scenario run on one connection, raw or traced; returns the log. */
 type Scenario = (driver: Driver, connection: Dyn, name: (what: string) => string) => Promise<void>;
 
@@ -525,7 +529,8 @@ describe('differential: the application sees the same with and without hoptrace'
           const got = await d.rpc('get', [queue, {}], 2);
           d.sync('ack', got);
           d.sync('ack', got);
-          await sleep(200);
+          // The broker's 406 closes the channel: the publish below is made once amqplib says so.
+          await until(() => closes(d) === 1, 'the 406 closing the channel');
           d.sync('sendToQueue', queue, Buffer.from('y'));
           // A consumer that throws, on a new channel.
           await d.open(connection, false);
@@ -545,7 +550,8 @@ describe('differential: the application sees the same with and without hoptrace'
               },
               {},
             ]);
-            await sleep(300);
+            // amqplib closes the channel when a consumer throws; 'close' comes with the broker's close-ok.
+            await until(() => closes(d) === 2, 'the channel closed after the throw');
           } finally {
             process.off('uncaughtException', onUncaught);
           }
