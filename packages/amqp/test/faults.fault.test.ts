@@ -861,7 +861,8 @@ describe('un-acked deliveries are bounded, and multiple settles end exactly what
       await raw.assertQueue(pulled, { autoDelete: true });
       const publisher = await other.createChannel();
       publisher.sendToQueue(pulled, Buffer.from('pulled'));
-      await sleep(200);
+      // The get below must find it: wait until RabbitMQ counts it (another connection published it).
+      while ((await raw.checkQueue(pulled)).messageCount < 1) await sleep(20);
       const traced: ConsumeMessage[] = [];
       await channel.consume(consumed, (m) => {
         if (m) traced.push(m);
