@@ -455,8 +455,14 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
 
   it('queue.drain and queue.obliterate with a job active', async () => {
     const jobs = await differential(bullmq, async (ctx) => {
+      // Each job is held active until the scenario has drained or obliterated the queue around it.
+      const held = new Map<string, () => void>();
+      const release = async (name: string) => {
+        await until(() => held.has(name), `${name} held`, 10_000);
+        held.get(name)?.();
+      };
       ctx.worker(async (job) => {
-        await sleep(300);
+        await new Promise<void>((resolve) => held.set(job.name, resolve));
         return job.name;
       });
       await ctx.queue.add('a', {});
@@ -464,11 +470,14 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
       await ctx.waitFor('active', 1);
       await ctx.queue.drain(true);
       ctx.note(await ctx.queue.getJobCounts());
-      await sleep(500);
+      await release('a');
+      await ctx.waitFor('completed', 1);
       await ctx.queue.add('b', {});
       await ctx.waitFor('active', 2);
       await ctx.queue.obliterate({ force: true });
-      await sleep(500);
+      await release('b');
+      // b's processor returned into the obliterated queue: BullMQ's 'Missing key for job' error.
+      await ctx.waitFor('error');
     });
     expect(outcomes(jobs)).toEqual({ '#1': ['UNSET'], '#2': [], '#3': ['UNSET'] });
   });
