@@ -9,6 +9,7 @@ import {
   type AnyJob as Job,
   makeQueue,
   makeWorker,
+  queueEventsCaughtUp,
   uniqueQueueName,
 } from './helpers.ts';
 
@@ -135,6 +136,7 @@ async function observe(bullmq: BullMQ, traced: boolean, scenario: (ctx: Ctx) => 
   const workerEvents: string[] = [];
   const errors = new Set<string>();
   const ids = new Set<string>();
+  let lastEvent: string | undefined;
   const counts = new Map<string, number>();
   const bump = (e: string) => counts.set(e, (counts.get(e) ?? 0) + 1);
   // BullMQ's generated ids (flows) differ between runs: named by first appearance.
@@ -188,7 +190,8 @@ async function observe(bullmq: BullMQ, traced: boolean, scenario: (ctx: Ctx) => 
     });
   };
   for (const e of QUEUE_EVENTS)
-    events.on(e as 'active', (args: unknown) => {
+    events.on(e as 'active', (args: unknown, id: string) => {
+      lastEvent = id;
       bump(`queue:${e}`);
       // The second argument is the event's stream id (a time): not compared.
       const a = args && typeof args === 'object' ? args : {};
@@ -254,13 +257,17 @@ async function observe(bullmq: BullMQ, traced: boolean, scenario: (ctx: Ctx) => 
   const jobs: unknown[] = [];
   try {
     await scenario(ctx);
-    await sleep(300);
+    // Once closed gracefully, the workers are done with every job they took (their events recorded);
+    // then QueueEvents is waited for until it delivered every event in the stream.
+    for (const w of workers) await w.close();
+    for (const f of flows) await f.close();
     for (const id of ids) {
       const job = (await bullmq.Job.fromId(rawQueue, id)) as Job | undefined;
       const state = job ? await job.getState() : 'gone';
       const logs = await rawQueue.getJobLogs(id);
       jobs.push({ state, logs, job: job ? jobView(job) : null });
     }
+    await queueEventsCaughtUp(rawQueue, QUEUE_EVENTS, () => lastEvent);
   } finally {
     for (const w of workers) await w.close().catch(() => undefined);
     for (const f of flows) await f.close().catch(() => undefined);

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { brokerEndpoint } from '@hoptrace/test-kit';
+import { brokerEndpoint, until } from '@hoptrace/test-kit';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import * as bullmqNewest from 'bullmq';
 import * as bullmqOldest from 'bullmq-v5';
+import { Redis } from 'ioredis';
 
 /** The BullMQ module shape the tests use (the newest's types; the oldest is structurally the same). */
 export type BullMQ = typeof bullmqNewest;
@@ -34,6 +35,23 @@ export const makeWorker = (
 
 /** A Queue of either version, as {@link makeQueue} makes it. */
 export type AnyQueue = ReturnType<typeof makeQueue>;
+
+/**
+ * Resolves once a QueueEvents delivered the last entry of `queue`'s event stream named in `names`,
+ * as recorded by `lastDelivered` (the stream id of the last event its listeners got).
+ */
+export async function queueEventsCaughtUp(
+  queue: AnyQueue,
+  names: readonly string[],
+  lastDelivered: () => string | undefined,
+): Promise<void> {
+  const client = new Redis(brokerEndpoint('redis'));
+  const entries = await client
+    .xrevrange(`${queue.opts.prefix ?? 'bull'}:${queue.name}:events`, '+', '-')
+    .finally(() => client.disconnect());
+  const last = entries.find(([, fields]) => names.includes(fields[fields.indexOf('event') + 1] as string));
+  if (last) await until(() => lastDelivered() === last[0], `QueueEvents to deliver event ${last[0]}`, 10_000);
+}
 /** A Worker of either version, as {@link makeWorker} makes it. */
 export type AnyWorker = ReturnType<typeof makeWorker>;
 

@@ -11,6 +11,7 @@ import {
   type AnyJob as Job,
   makeQueue,
   makeWorker,
+  queueEventsCaughtUp,
   uniqueQueueName,
 } from './helpers.ts';
 
@@ -110,10 +111,13 @@ async function observe(
     if (!ids.has(key)) ids.set(key, `#${ids.size + 1}`);
     return ids.get(key) as string;
   };
+  let lastEvent: string | undefined;
   const counts = new Map<string, number>();
   const bump = (e: string) => counts.set(e, (counts.get(e) ?? 0) + 1);
   for (const e of QUEUE_EVENTS)
-    events.on(e as 'active', (args: { jobId?: string; failedReason?: string; returnvalue?: unknown }) => {
+    events.on(e as 'active', (args: { jobId?: string; failedReason?: string; returnvalue?: unknown }, id) => {
+      // `drained` gives its stream id only, the others their fields then the id.
+      lastEvent = typeof args === 'string' ? args : id;
       bump(`queue:${e}`);
       observed.queueEvents.push(
         [
@@ -164,11 +168,14 @@ async function observe(
   };
   try {
     await scenario(ctx);
-    await sleep(300);
+    // Once closed gracefully, the workers are done with every job they took (their events recorded);
+    // then QueueEvents is waited for until it delivered every event in the stream.
+    for (const w of workers) await w.close();
     for (const [id] of ids) {
       const job = (await bullmq.Job.fromId(rawQueue, id)) as Job | undefined;
       observed.jobs.push({ id: idOf(id), ...describeJob(job, job ? await job.getState() : 'gone') });
     }
+    await queueEventsCaughtUp(rawQueue, QUEUE_EVENTS, () => lastEvent);
   } finally {
     for (const w of workers) await w.close().catch(() => undefined);
     await events.close();
