@@ -573,11 +573,11 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     await expectPeerGetsUnsampled('platformatic', topic, 2, parent);
   });
 
-  it('BullMQ: their unsampled addBulk -> our worker adds on: no span, their trace id (flags 00) goes on', async () => {
-    const name = `edges-${randomUUID()}`;
-    const next = `edges-next-${randomUUID()}`;
-    const produced = await peer('bullmq', 'produce', name, 2, { PEER_SAMPLED: '0' });
-    expect(produced.spans).toHaveLength(0);
+  /**
+   * Our BullMQ relay of `n` unsampled jobs of theirs from queue `name` to `next`: no span, each job's
+   * trace id (flags 00) in the handler and on the job it adds.
+   */
+  async function expectBullmqUnsampledRelay(name: string, next: string, n: number): Promise<void> {
     const theirs: string[] = [];
     const inHandler: (SpanContext | undefined)[] = [];
     let relays = 0;
@@ -593,12 +593,20 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
       () => relays++,
     );
     // The handler runs before its add: wait for the adds themselves, not only the handlers.
-    await until(() => inHandler.length === 2 && relays === 2, 'the jobs and their relays');
+    await until(() => inHandler.length === n && relays === n, 'the jobs and their relays');
     const jobs = await nextQueue.getJobs(['waiting']);
-    expect(jobs).toHaveLength(2);
+    expect(jobs).toHaveLength(n);
     const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);
     expect(new Set(theirs.map((t) => ids(t).traceId)).size).toBe(1);
     expectUnsampledRelays(theirs, inHandler, relayed);
+  }
+
+  it('BullMQ: their unsampled addBulk -> our worker adds on: no span, their trace id (flags 00) goes on', async () => {
+    const name = `edges-${randomUUID()}`;
+    const next = `edges-next-${randomUUID()}`;
+    const produced = await peer('bullmq', 'produce', name, 2, { PEER_SAMPLED: '0' });
+    expect(produced.spans).toHaveLength(0);
+    await expectBullmqUnsampledRelay(name, next, 2);
   });
 
   it("BullMQ: our unsampled addBulk -> their worker: flags 00, our trace id; the peer records only its worker's own spans, as for its own unsampled addBulk", async () => {
@@ -633,27 +641,7 @@ describe('amqplib, @platformatic/kafka, BullMQ: unsampled parents across the oth
     const next = `edges-next-${randomUUID()}`;
     const produced = await peer('bullmq', 'produce', name, 3, { PEER_SAMPLED: '0', PEER_FLOW: '1' });
     expect(produced.spans).toHaveLength(0);
-    const theirs: string[] = [];
-    const inHandler: (SpanContext | undefined)[] = [];
-    let relays = 0;
-    const nextQueue = our.bullmqRelay(
-      cleanup,
-      name,
-      next,
-      {},
-      (job) => {
-        theirs.push(JSON.parse(job.opts.telemetry?.metadata ?? '{}').traceparent);
-        inHandler.push(active());
-      },
-      () => relays++,
-    );
-    // The handler runs before its add: wait for the adds themselves, not only the handlers.
-    await until(() => inHandler.length === 3 && relays === 3, 'the jobs and their relays');
-    const jobs = await nextQueue.getJobs(['waiting']);
-    expect(jobs).toHaveLength(3);
-    const relayed = jobs.map((j) => JSON.parse(j.opts.telemetry?.metadata ?? '{}').traceparent as string);
-    expect(new Set(theirs.map((t) => ids(t).traceId)).size).toBe(1);
-    expectUnsampledRelays(theirs, inHandler, relayed);
+    await expectBullmqUnsampledRelay(name, next, 3);
   });
 
   it("BullMQ: our unsampled flow with createSpans -> their worker: flags 00, our trace id; the peer records only its worker's own spans", async () => {
