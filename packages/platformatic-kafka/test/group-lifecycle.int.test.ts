@@ -153,8 +153,10 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
         } else {
           stream.on('error', (e) => seen.push(`error:${describe(e)}`));
           stream.on('data', (m) => seen.push(text(m as Msg)));
-          await until(() => seen.includes('close'), 'close', 5000);
         }
+        // The stream's destroy closes its connections before 'close': wait for it (either style),
+        // then give anything that would wrongly follow 'close' a moment to show.
+        await until(() => seen.includes('close'), 'close');
         await sleep(100);
         seen.push({ destroyed: stream.destroyed, closed: stream.closed });
         return { topic, seen };
@@ -263,7 +265,8 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
         seen.push(text(m));
         break;
       }
-      await sleep(100);
+      // break destroys the stream; it is closed once its connections are.
+      await until(() => first.closed, 'the first stream closed');
       seen.push({ destroyed: first.destroyed, closed: first.closed });
       const second = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
       for await (const m of second) {
@@ -513,8 +516,11 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
         // What `await using iterator = ...` calls when its block ends.
         const dispose = (iterator as unknown as Record<symbol, unknown>)[Symbol.asyncDispose];
         seen.push(typeof dispose);
-        if (typeof dispose === 'function') seen.push(await outcome(dispose.call(iterator)));
-        await sleep(100);
+        if (typeof dispose === 'function') {
+          seen.push(await outcome(dispose.call(iterator)));
+          // Disposing destroys the stream; it is closed once its connections are.
+          await until(() => stream.closed, 'the stream closed');
+        }
         seen.push({ destroyed: stream.destroyed, closed: stream.closed });
         return { topic, seen };
       });
