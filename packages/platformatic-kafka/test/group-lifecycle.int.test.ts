@@ -397,10 +397,13 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
         await gate;
         seen.push(`done:${text(m as Msg)}`);
       });
-      await until(() => seen.length > 0, 'first message', 5000);
+      await until(() => seen.length > 0, 'first message');
       seen.push(await outcome(stream.close()));
       release();
-      await sleep(200);
+      // Every listener call that started finishes once released.
+      const started = () => seen.filter((s) => typeof s === 'string' && /^m\d$/.test(s)).length;
+      const finished = () => seen.filter((s) => typeof s === 'string' && s.startsWith('done:')).length;
+      await until(() => finished() === started(), 'the listeners to finish');
       return { topic, seen };
     });
     expect(traced).toEqual(raw);
