@@ -320,7 +320,7 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
       latest.on('fetch', () => fetches++);
       const iterator = latest[Symbol.asyncIterator]();
       const next = iterator.next();
-      await until(() => fetches > 2, 'fetches', 5000);
+      await until(() => fetches > 2, 'fetches');
       await send(topic, ['m4']);
       seen.push(`latest:${text((await next).value)}`);
       await iterator.return?.();
@@ -330,7 +330,7 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
       idle.on('fetch', () => idleFetches++);
       const got: unknown[] = [];
       idle.on('data', (m) => got.push(m));
-      await until(() => idleFetches > 5, 'empty fetches', 5000);
+      await until(() => idleFetches > 5, 'empty fetches');
       await idle.close();
       seen.push(`idle:${got.length}`);
       return { topic, seen };
@@ -432,7 +432,7 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
       });
       stream.once('data', onData);
       stream.once('close', onClose);
-      await until(() => seen.length >= 6, 'data', 5000);
+      await until(() => seen.length >= 6, 'data');
       await stream.close();
       return { topic, seen };
     });
@@ -457,7 +457,7 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
         this.off('data', first);
         this.on('data', later as never);
       });
-      await until(() => seen.includes('later:m2'), 'm2', 5000);
+      await until(() => seen.includes('later:m2'), 'm2');
       seen.push(stream.listenerCount('data'), stream.listeners('data').length);
       await stream.close();
       return { topic, seen };
@@ -477,7 +477,7 @@ describe('@platformatic/kafka consumer groups and commits: raw vs traced', () =>
       stream.on('readable', function (this: typeof stream) {
         for (let m = this.read() as Msg | null; m !== null; m = this.read() as Msg | null) seen.push(text(m));
       });
-      await until(() => seen.includes('m2'), 'm2', 5000);
+      await until(() => seen.includes('m2'), 'm2');
       await stream.close();
       return { topic, seen };
     });
