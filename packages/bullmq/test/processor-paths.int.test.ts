@@ -442,9 +442,11 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
 
   it('worker close(true) with jobs in flight: their spans end (worker_closed), none stays open', async () => {
     const jobs = await differential(bullmq, async (ctx) => {
+      let returned = 0;
       const w = ctx.worker(
         async (job) => {
           await sleep(400);
+          returned++;
           return job.name;
         },
         { concurrency: 2 },
@@ -455,7 +457,10 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
       ]);
       await ctx.waitFor('active', 2);
       await w.close(true);
-      await sleep(600);
+      // Both processors return into the closed worker while the run is still observed; then a
+      // moment for anything that return must not cause (a completed event, a span ended again).
+      await until(() => returned === 2, 'both processors to return', 20_000);
+      await sleep(200);
     });
     expect(outcomes(jobs)).toEqual({ '#1': ['ERROR worker_closed'], '#2': ['ERROR worker_closed'] });
   });
