@@ -50,7 +50,7 @@ export async function queueEventsCaughtUp(
     .xrevrange(`${queue.opts.prefix ?? 'bull'}:${queue.name}:events`, '+', '-')
     .finally(() => client.disconnect());
   const last = entries.find(([, fields]) => names.includes(fields[fields.indexOf('event') + 1] as string));
-  if (last) await until(() => lastDelivered() === last[0], `QueueEvents to deliver event ${last[0]}`, 10_000);
+  if (last) await until(() => lastDelivered() === last[0], `QueueEvents to deliver event ${last[0]}`, 20_000);
 }
 /** A Worker of either version, as {@link makeWorker} makes it. */
 export type AnyWorker = ReturnType<typeof makeWorker>;

@@ -163,7 +163,7 @@ async function observe(
       observed.extra.push(value);
     },
     async waitFor(event, count = 1) {
-      await until(() => (counts.get(event) ?? 0) >= count, `${count} ${event}`, 10_000);
+      await until(() => (counts.get(event) ?? 0) >= count, `${count} ${event}`, 20_000);
     },
   };
   try {
@@ -470,7 +470,7 @@ describe.each(BULLMQ_VERSIONS)('BullMQ %s: less common processor paths, raw vs t
       // Each job is held active until the scenario has drained or obliterated the queue around it.
       const held = new Map<string, () => void>();
       const release = async (name: string) => {
-        await until(() => held.has(name), `${name} held`, 10_000);
+        await until(() => held.has(name), `${name} held`, 20_000);
         held.get(name)?.();
       };
       ctx.worker(async (job) => {
