@@ -42,9 +42,14 @@ async function createTopic(
   return (await createTopics(newKafka(), 1, partitions, configEntries))[0] as string;
 }
 
-/** Everything on `topic` as a read-committed (or uncommitted) reader sees it, values only, sorted. */
+/**
+ * Everything on `topic` as a read-committed (or uncommitted) reader sees it, values only, sorted:
+ * at least `expected` messages, and then whatever else the reader finds when it fetches again.
+ */
 async function readAll(topic: string, expected: number, readUncommitted = false): Promise<string[]> {
   const consumer = newKafka().consumer({ groupId: name('reader'), maxWaitTimeInMs: 100, readUncommitted });
+  let fetches = 0;
+  consumer.on(consumer.events.FETCH, () => void fetches++);
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: true });
   const got: string[] = [];
@@ -53,7 +58,11 @@ async function readAll(topic: string, expected: number, readUncommitted = false)
       void got.push(`${partition}:${message.offset}:${message.value?.toString()}`),
   });
   if (expected > 0) await until(() => got.length >= expected, `${expected} messages on ${topic}`);
-  await sleep(expected > 0 ? 300 : 1500);
+  // Two more fetches: kafkajs hands a fetch's messages to eachMessage before it fetches again, so
+  // once the second has returned the reader has seen everything a reader can see on the topic
+  // (with expected 0, it has joined and read it all rather than not read yet).
+  const before = fetches;
+  await until(() => fetches >= before + 2, `the reader of ${topic} to fetch to the end`);
   await consumer.disconnect();
   return got.sort();
 }
