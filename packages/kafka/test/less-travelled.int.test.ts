@@ -581,7 +581,7 @@ describe('kjsmisc consumer paths: raw vs traced', () => {
     });
   });
 
-  it('partitionsConsumedConcurrently 3 with eachBatch: one partition throws once while the others wait; then stop() with all three held', async () => {
+  it('partitionsConsumedConcurrently 3 with eachBatch: one partition throws once while the others wait; then stop() while the other two are held (kafkajs retries the failed one only after they finish)', async () => {
     await both(async (mode) => {
       const topic = await createTopic(3);
       const kafka = kafkaOf(mode);
