@@ -247,7 +247,9 @@ export class ChannelState {
   settledAlone(tag: number): void {
     const memory = this.#settledAlone;
     if (this.deliveries.size === 0) {
-      memory.clear();
+      // Cleared only when it holds something: clearing allocates a fresh table, and with one
+      // delivery open at a time (prefetch 1) the memory is empty at every settle.
+      if (memory.size !== 0) memory.clear();
       return;
     }
     memory.add(tag);
