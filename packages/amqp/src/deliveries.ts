@@ -66,6 +66,8 @@ export function findOpenDelivery(message: { fields?: unknown }): Delivery | unde
 
 /** A compaction happens once the queue holds more than twice the open deliveries plus this. */
 const COMPACT_SLACK = 64;
+/** The key of the entry that keeps a tracker's map from ever being empty (see `DeliveryTracker`). */
+const NO_TAG: unique symbol = Symbol('no delivery');
 
 /**
  * The open `process` operations of one channel. Delivery tags grow with each delivery on a channel,
@@ -76,7 +78,12 @@ const COMPACT_SLACK = 64;
  * Every path that ends a span goes through the delivery's {@link Operation}, which ends it once.
  */
 export class DeliveryTracker {
-  readonly #byTag = new Map<number, Delivery>();
+  /**
+   * Open deliveries by tag, plus one entry under {@link NO_TAG} that is never removed: a map whose
+   * last entry is deleted shrinks (reallocates) its table, and with one delivery open at a time
+   * (prefetch 1) that would happen with every message.
+   */
+  readonly #byTag = new Map<number | typeof NO_TAG, Delivery | undefined>([[NO_TAG, undefined]]);
   /** Deliveries in tag order from `#head`; entries with `tracked === false` are left-overs. */
   #queue: Delivery[] = [];
   #head = 0;
@@ -93,7 +100,7 @@ export class DeliveryTracker {
 
   /** Open deliveries now. */
   get size(): number {
-    return this.#byTag.size;
+    return this.#byTag.size - 1;
   }
 
   /** The open delivery of `tag`, if any. */
@@ -115,7 +122,7 @@ export class DeliveryTracker {
       this.abortAll(ERROR_DELIVERY_TAG_REUSED, 'delivery tag reused before settle');
     }
     this.#lastTag = tag;
-    while (this.#byTag.size >= this.#maxOpen) {
+    while (this.size >= this.#maxOpen) {
       const oldest = this.#shift();
       if (oldest) this.#untrack(oldest);
     }
@@ -223,10 +230,11 @@ export class DeliveryTracker {
       withOpenDeliveries.delete(this);
       this.#listed = false;
     }
-    if (this.#byTag.size === 0) return [];
+    if (this.size === 0) return [];
     const open = this.peek(undefined, true);
     for (const delivery of open) delivery.tracked = false;
     this.#byTag.clear();
+    this.#byTag.set(NO_TAG, undefined);
     this.#queue = [];
     this.#head = 0;
     return open;
@@ -270,7 +278,7 @@ export class DeliveryTracker {
       this.#head = 0;
       return;
     }
-    if (backlog <= 2 * this.#byTag.size + COMPACT_SLACK && this.#head <= backlog + COMPACT_SLACK) return;
+    if (backlog <= 2 * this.size + COMPACT_SLACK && this.#head <= backlog + COMPACT_SLACK) return;
     const kept: Delivery[] = [];
     for (let i = this.#head; i < this.#queue.length; i++) {
       const delivery = this.#queue[i] as Delivery;

@@ -110,4 +110,67 @@ describe('DeliveryTracker (ack(msg, true) cost and the open bound)', () => {
     one.abortAll('channel_closed', 'closed');
     expect(findOpenDelivery(e.message)).toBeUndefined();
   });
+
+  it('agrees with a map by tag through any mix of single and multiple settles, the bound and recovers', () => {
+    // A small deterministic generator (no dependency on Math.random's sequence).
+    let seed = 12345;
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    const tracker = new DeliveryTracker(undefined, 50);
+    const model = new Map<number, Delivery>();
+    let next = 1;
+    let mismatches = 0;
+    for (let step = 0; step < 5_000; step++) {
+      const action = random(10);
+      const tags = [...model.keys()];
+      if (action < 5) {
+        const delivery = new Delivery(new Operation(instr, undefined), 'q', next++);
+        if (model.size >= 50) model.delete(Math.min(...tags)); // the bound pushes the oldest out
+        tracker.track(delivery);
+        model.set(delivery.tag, delivery);
+      } else if (action < 8) {
+        // A single settle of an open tag (in or out of order) or of one that is not open.
+        const tag =
+          tags.length > 0 && random(4) > 0 ? (tags[random(tags.length)] as number) : random(next + 5);
+        tracker.settle(tag, false, 'ack', false);
+        model.delete(tag);
+      } else if (action < 9) {
+        const upTo = random(next + 1);
+        tracker.settle(upTo, true, 'nack', true);
+        for (const tag of tags) if (tag <= upTo) model.delete(tag);
+      } else if (random(10) === 0) {
+        const keepUpTo = random(next + 1);
+        DeliveryTracker.endRecovered(tracker.takeRecovered(keepUpTo));
+        for (const tag of tags) if (tag > keepUpTo) model.delete(tag);
+      }
+      if (tracker.size !== model.size || tracker.backlog > 2 * model.size + 64) mismatches++;
+      for (let tag = Math.max(0, next - 80); tag <= next; tag++)
+        if (tracker.get(tag) !== model.get(tag)) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+    for (const delivery of model.values()) expect(delivery.operation.ended).toBe(false);
+  });
+
+  it('finds deliveries whose tags are not numbers, and a look-up of any value never throws', () => {
+    const tracker = new DeliveryTracker(undefined, 10);
+    const odd = [Number.NaN, undefined, '7'] as unknown as number[];
+    const deliveries = odd.map((tag) => new Delivery(new Operation(instr, undefined), 'q', tag));
+    for (const delivery of deliveries) tracker.track(delivery);
+    expect(tracker.size).toBe(3);
+    expect(tracker.get(Number.NaN)).toBe(deliveries[0]);
+    expect(tracker.get(undefined as unknown as number)).toBe(deliveries[1]);
+    expect(tracker.get('7' as unknown as number)).toBe(deliveries[2]);
+    expect(tracker.get(7)).toBeUndefined();
+    const hostile = {
+      valueOf() {
+        throw new Error('read');
+      },
+    } as unknown as number;
+    expect(tracker.get(hostile)).toBeUndefined();
+    tracker.settle(Number.NaN, false, 'ack', false);
+    expect(deliveries[0]?.operation.ended).toBe(true);
+    expect(tracker.size).toBe(2);
+  });
 });
