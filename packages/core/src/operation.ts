@@ -129,9 +129,15 @@ export class Operation implements OpenOperation {
   /** Sets an attribute on every recording span of the operation (while it is open). */
   setAttribute(key: string, value: string | number | boolean): void {
     if (this.#ended) return;
-    this.#forEachSpan((span) => {
-      if (span.isRecording()) span.setAttribute(key, value);
-    });
+    const spans = this.#spans;
+    if (spans === undefined) return;
+    // One span (the common case) without a closure per call.
+    if (!Array.isArray(spans)) {
+      if ((spans as Span).isRecording()) (spans as Span).setAttribute(key, value);
+      return;
+    }
+    for (const span of spans as readonly (Span | undefined)[])
+      if (span?.isRecording()) span.setAttribute(key, value);
   }
 
   /** Adds an event to every recording span of the operation (while it is open). */
@@ -165,7 +171,11 @@ export class Operation implements OpenOperation {
     this.#ended = true;
     if (this.#openEntry !== undefined) untrackOpen(this.#openEntry);
     if (this.#deadline !== undefined) clearTimeout(this.#deadline);
-    this.#forEachSpan((span) => span.end(endTime));
+    const spans = this.#spans;
+    // One span (the common case) without a closure per call.
+    if (spans !== undefined && !Array.isArray(spans)) (spans as Span).end(endTime);
+    else if (spans !== undefined)
+      for (const span of spans as readonly (Span | undefined)[]) span?.end(endTime);
     this.#recordMetric();
     return true;
   }
