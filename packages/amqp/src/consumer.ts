@@ -99,7 +99,7 @@ function processDelivery(consumer: Consumer, message: AmqpMessage): unknown {
     ),
   );
   if (span && attributes) {
-    Object.assign(attributes, deliveryAttributes(opts, message, queue));
+    deliveryAttributes(opts, message, queue, attributes);
     if (opts.captureConsumerTag && typeof fields.consumerTag === 'string')
       attributes[ATTR_HOPTRACE_RABBITMQ_CONSUMER_TAG] = fields.consumerTag;
     setSpanAttributes(span, attributes, instr.legacyAttributes);

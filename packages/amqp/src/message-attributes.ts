@@ -42,10 +42,18 @@ export function messageAttributes(
 /**
  * Attributes of one delivered message (consume or get): routing key, message and correlation ids,
  * delivery tag, redelivered flag, dead-letter details from `x-death`, body size (opt-in).
+ *
+ * @param attributes - the object to add them to and return (default: a new one), e.g. the span's
+ * other attributes, so a delivery builds one attribute object, not two.
  */
-export function deliveryAttributes(opts: ResolvedOptions, message: AmqpMessage, queue: string): Attributes {
+export function deliveryAttributes(
+  opts: ResolvedOptions,
+  message: AmqpMessage,
+  queue: string,
+  attributes: Attributes = {},
+): Attributes {
   const { fields, properties } = message;
-  const attributes: Attributes = { [ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG]: fields.deliveryTag };
+  attributes[ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG] = fields.deliveryTag;
   messageAttributes(
     attributes,
     opts,
