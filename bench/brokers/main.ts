@@ -200,13 +200,17 @@ async function runComparison(
     for (const s of scenarios) bySuite[s.id] = Object.fromEntries(variants.map((v) => [variantKey(v), []]));
     for (let rep = 0; rep < reps; rep++) {
       // Interleaved, and rotated each repetition so no variant always runs first or last.
+      // A child runs the suite's scenarios one after another, and a scenario's cost moves with what
+      // ran before it in the process (JIT and heap state): their order is rotated each repetition
+      // too, so no scenario is always measured first or after the same others.
+      const order = scenarios.map((_, j) => scenarios[(j + rep) % scenarios.length] as Scenario);
       for (let i = 0; i < variants.length; i++) {
         const variant = variants[(i + rep) % variants.length] as Variant;
         const t = Date.now();
         const task: ChildTask = {
           suite: suite.name,
           variant,
-          scenarios,
+          scenarios: order,
           n: nFor(suite),
           warmup: warmupFor(suite),
           endpoints: resolved.endpoints,
@@ -222,7 +226,9 @@ async function runComparison(
         done++;
         const elapsed = (Date.now() - started) / 1000;
         const eta = (elapsed / done) * (total - done);
-        const line = results
+        // In the suite's order, whatever order the child ran them in.
+        const line = scenarios
+          .flatMap((s) => results.filter((m) => m.scenario === s.id))
           .map(
             (m) =>
               `${fmt((m.n / m.elapsedMs) * 1000, 0)}/s ${fmt(m.cpuMicros / m.n, 1)}µs ${fmt(m.spans / m.n, 2)}sp`,
@@ -243,7 +249,8 @@ async function runComparison(
   const counts = tally(rows);
   const runLine =
     `Command: \`${command(args)}\` (${args.mode} run). Repetitions: ${reps}, interleaved (each repetition runs every variant ` +
-    'once, each in its own child process, in an order rotated by one each repetition). Messages per scenario and ' +
+    "once, each in its own child process, in an order rotated by one each repetition; a child runs the suite's " +
+    'scenarios one after another, in an order also rotated by one each repetition). Messages per scenario and ' +
     `repetition: ${suites.map((s) => `${s.name} ${nFor(s).toLocaleString('en-US')}`).join(', ')}, each scenario after an ` +
     `unmeasured warm-up of ${suites.map((s) => `${warmupFor(s).toLocaleString('en-US')}`).join(' / ')} messages on the same ` +
     `connections. Wall time of the whole run: ${fmt(minutes, 1)} min. @opentelemetry/api loaded by the children: ` +
