@@ -236,12 +236,14 @@ export function traceProcessor<F extends ProcessorLike>(
       // Nothing to end or record (unsampled fast path, or a span that does not record, and no
       // metrics): the processor runs straight in the job's context, the trace id still flowing to what
       // it sends. A non-recording span is ended at once (a no-op for the SDK's).
+      // The worker's watch exists from its first job on, sampled or not: a sampled job BullMQ fails
+      // later without calling the processor gets its span even if every job before it was unsampled.
+      const watch = workerWatch(this);
+      watch?.onUnprocessedFailure(failUnprocessed);
       if (!recording && !metric) {
         span?.end();
         return contextApi.with(runIn, fn, this, job, ...rest);
       }
-      const watch = workerWatch(this);
-      watch?.onUnprocessedFailure(failUnprocessed);
       const attempt = new Attempt(
         instr,
         span,

@@ -2,7 +2,7 @@
 // whose `failParentOnFailure` child failed, and a job started more often than the worker's
 // `maxStartedAttempts` allows. Their attempt gets a failed process span all the same.
 import { deferred, parentSpanId, spansNamed, useTestTracing, waitForSpans } from '@hoptrace/test-kit';
-import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import * as bullmq from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
@@ -150,5 +150,76 @@ describe('BullMQ 6: a job failed without its processor being called still has it
     await failed.promise;
     await new Promise((r) => setTimeout(r, 200));
     expect(spansNamed(tracing.current.spans(), `process ${name}`)).toHaveLength(1);
+  });
+
+  it('a worker whose jobs so far were unsampled (no span built): a sampled flow parent it fails without the processor still has its ERROR span', async () => {
+    const name = uniqueQueueName('unprocessed-after-unsampled');
+    const childName = uniqueQueueName('unprocessed-after-unsampled-child');
+    const raw = makeQueue(bullmq, name);
+    const rawChild = makeQueue(bullmq, childName);
+    queues.push(raw, rawChild);
+    const calls: string[] = [];
+    // `unsampled: 'skip'`: an unsampled job's processor runs without a span, straight in its context.
+    const processor = traceProcessor(
+      async (job: bullmq.Job) => {
+        calls.push(job.name);
+        return 'ok';
+      },
+      { unsampled: 'skip' },
+    );
+    const worker = makeWorker(bullmq, name, processor);
+    workers.push(worker);
+    // The flow's child runs on a worker of its own, so the parent's worker calls its processor only
+    // for the unsampled job.
+    const childWorker = makeWorker(
+      bullmq,
+      childName,
+      traceProcessor(async () => {
+        throw new Error('child broke');
+      }),
+    );
+    workers.push(childWorker);
+    const done = deferred<void>();
+    const parentFailed = deferred<string>();
+    worker.on('completed', (job) => {
+      if (job.name === 'unsampled') done.resolve();
+    });
+    worker.on('failed', (job) => {
+      if (job?.name === 'p') parentFailed.resolve(job.failedReason);
+    });
+    const unsampledParent = trace.setSpanContext(context.active(), {
+      traceId: 'a'.repeat(32),
+      spanId: 'b'.repeat(16),
+      traceFlags: TraceFlags.NONE,
+    });
+    await context.with(unsampledParent, () => traceQueue(raw, { unsampled: 'skip' }).add('unsampled', {}));
+    await done.promise;
+    expect(spansNamed(tracing.current.spans(), `process ${name}`)).toHaveLength(0);
+
+    const rawFlow = new bullmq.FlowProducer({ connection: raw.opts.connection });
+    try {
+      const tree = await traceFlowProducer(rawFlow).add({
+        name: 'p',
+        queueName: name,
+        children: [{ name: 'bad', queueName: childName, opts: { failParentOnFailure: true } }],
+      });
+      const reason = await parentFailed.promise;
+      expect(calls).toEqual(['unsampled']);
+      const spans = await waitForSpans(
+        tracing.current.spans,
+        (s) => spansNamed(s, `process ${name}`).length === 1,
+      );
+      const parent = spansNamed(spans, `process ${name}`)[0];
+      expect(parent?.attributes['messaging.message.id']).toBe(tree.job.id);
+      expect(parent?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(parent?.status.message).toBe(reason);
+      expect(parent?.attributes['error.type']).toBe('UnrecoverableError');
+      const send = spans.find((s) => s.kind === SpanKind.PRODUCER);
+      expect(parent?.spanContext().traceId).toBe(send?.spanContext().traceId);
+      expect(parent && parentSpanId(parent)).toBe(send?.spanContext().spanId);
+      expect(tracing.current.openSpans()).toHaveLength(0);
+    } finally {
+      await rawFlow.close();
+    }
   });
 });
