@@ -141,7 +141,9 @@ export function tracedSettle(state: ChannelState, method: string, args: unknown[
   if (span?.isRecording()) {
     const attributes: Attributes = {};
     if (call.tag !== undefined && !call.multiple) attributes[ATTR_RABBITMQ_MESSAGE_DELIVERY_TAG] = call.tag;
-    else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = settled.length;
+    // The process spans it ends, one link each: a delivery without a recording span (unsampled,
+    // tracked only for its metric) is not counted, so the count does not depend on metrics.
+    else attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = links.length;
     if (call.how !== 'ack') attributes[ATTR_HOPTRACE_RABBITMQ_REQUEUE] = call.requeue;
     setSpanAttributes(span, attributes, legacyAttributes);
   }

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { traceChannel } from '@hoptrace/amqp';
 import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
-import { SpanKind } from '@opentelemetry/api';
+import { context, SpanKind, TraceFlags, trace } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import type { ConsumeMessage } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { collectDeliveries, useConnection } from './helpers.ts';
+import { collectDeliveries, testMeters, useConnection } from './helpers.ts';
 
 /**
  * A settle span of several deliveries is about several messages: each delivery's tag goes on its
@@ -106,5 +106,39 @@ describe('settle spans of several deliveries carry each delivery tag on its link
       { [TAG]: 1, 'messaging.rabbitmq.message.delivery_tag': 1 },
       { [TAG]: 2, 'messaging.rabbitmq.message.delivery_tag': 2 },
     ]);
+  });
+
+  it('messaging.batch.message_count counts the process spans the settle ends (its links), whether or not metrics track the unsampled deliveries between them', async () => {
+    for (const withMetrics of [false, true]) {
+      tracing.current.reset();
+      const meters = withMetrics ? testMeters() : undefined;
+      const channel = traceChannel(await amqp.connection.createChannel(), {
+        settleSpans: true,
+        unsampled: 'skip',
+        ...(meters ? { meterProvider: meters.meterProvider } : {}),
+      });
+      const queue = `hoptrace-links-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      await channel.prefetch(3);
+      const { got, arrived } = await collectDeliveries(channel, queue);
+      const unsampled = trace.setSpanContext(context.active(), {
+        traceId: 'a'.repeat(32),
+        spanId: 'b'.repeat(16),
+        traceFlags: TraceFlags.NONE,
+      });
+      channel.sendToQueue(queue, Buffer.from('1'));
+      context.with(unsampled, () => channel.sendToQueue(queue, Buffer.from('2')));
+      channel.sendToQueue(queue, Buffer.from('3'));
+      await arrived(3);
+      channel.ack(got[2] as ConsumeMessage, true); // the broker settles tags 1, 2 and 3
+      const done = spans();
+      const processes = spansNamed(done, `process ${queue}`);
+      expect(processes.map((p) => p.attributes[TAG])).toEqual([1, 3]);
+      const ack = onlySpan(done, `ack ${queue}`);
+      expect(ack.links.map((l) => l.attributes?.[TAG])).toEqual([1, 3]);
+      expect(ack.links.map((l) => l.context.spanId)).toEqual(processes.map((p) => p.spanContext().spanId));
+      expect(ack.attributes['messaging.batch.message_count']).toBe(2);
+      await channel.close();
+    }
   });
 });
