@@ -9,6 +9,7 @@ import { Queue, Worker } from 'bullmq';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Logger } from 'pino';
 import { type KafkaClientKind, openKafkaHop } from './kafka-clients.ts';
+import { pipelineKafkaLog } from './kafka-log.ts';
 import { type PipelineNames, pipelineNames } from './names.ts';
 
 /** An order as it travels: JSON in every message. */
@@ -104,6 +105,7 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
       clientId: 'order-service',
       brokers: options.endpoints.kafka.brokers,
       logLevel: logLevel.ERROR,
+      logCreator: pipelineKafkaLog,
     }),
     // Order ids are the message keys here and carry no personal data, so the demo opts in to
     // recording them (`kafka.message.key` is off by default).
