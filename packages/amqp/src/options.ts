@@ -2,9 +2,9 @@ import type { ConsumerTracingOptions } from '@hoptrace/core';
 import {
   assertOptionalBoolean,
   assertOptionalFunction,
+  assertOptionalHost,
   assertOptionalInteger,
   assertOptionalNumber,
-  assertOptionalString,
   createInstrumentation,
   type Instrumentation,
   MAX_TIMEOUT_MS,
@@ -107,7 +107,7 @@ export function resolveOptions(options: AmqpTracingOptions | undefined): Resolve
   assertOptionalBoolean('settleSpans', o.settleSpans);
   assertOptionalBoolean('captureRoutingKey', o.captureRoutingKey);
   assertOptionalBoolean('captureConsumerTag', o.captureConsumerTag);
-  assertOptionalString('serverAddress', o.serverAddress);
+  assertOptionalHost('serverAddress', o.serverAddress);
   assertOptionalInteger('serverPort', o.serverPort, 1, 65_535);
   assertOptionalFunction('spanDestination', o.spanDestination);
   return {

@@ -70,6 +70,26 @@ describe('options are validated at wrap time', () => {
     expect(traceChannel(raw, { settleSpans: true })).toBe(traced);
   });
 
+  it.each([
+    ['amqp://user:secret@rabbit-1.internal', '"amqp://***@rabbit-1.internal"'],
+    ['user:secret@rabbit-1.internal', '"***@rabbit-1.internal"'],
+    ['amqps://rabbit-1.internal', '"amqps://rabbit-1.internal"'],
+  ])(
+    'refuses a serverAddress that is a URL or carries credentials (%s), leaving them out of the message',
+    (serverAddress, shown) => {
+      const message = new TypeError(
+        `Expected \`serverAddress\` to be a host name or IP address (no scheme, path or credentials), got ${shown}`,
+      );
+      expect(() => traceChannel(fakeChannel(), { serverAddress })).toThrow(message);
+      expect(() =>
+        traceConnection(
+          { createChannel: () => undefined, createConfirmChannel: () => undefined },
+          { serverAddress },
+        ),
+      ).toThrow(message);
+    },
+  );
+
   it('accepts the longest timeout Node.js timers take', () => {
     expect(() =>
       traceChannel(fakeChannel(), { settleTimeoutMs: 2 ** 31 - 1, serverPort: 65_535 }),

@@ -174,6 +174,7 @@ export {
   assertContext,
   assertOptionalBoolean,
   assertOptionalFunction,
+  assertOptionalHost,
   assertOptionalInteger,
   assertOptionalNumber,
   assertOptionalOneOf,
@@ -181,7 +182,9 @@ export {
   assertOptionsObject,
   describeKind,
   describeValue,
+  isHostName,
   MAX_TIMEOUT_MS,
+  redactCredentials,
 } from './validate.ts';
 export {
   asAwaited,

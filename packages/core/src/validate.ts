@@ -64,6 +64,40 @@ export function assertOptionalString(name: string, value: unknown): void {
   }
 }
 
+/**
+ * Whether `text` can be a host name or IP address as `server.address` records it: no `@` (a URL's
+ * credentials, `user:secret@host`) and no `/` (a scheme, `amqp://host`, or a path).
+ */
+export function isHostName(text: string): boolean {
+  return text.length > 0 && !text.includes('@') && !text.includes('/');
+}
+
+/**
+ * Throws a clear TypeError unless `value` is `undefined` or a host name or IP address (see
+ * {@link isHostName}): a broker URL given where a host is expected would put its scheme, and its
+ * credentials, in `server.address`. The message leaves the credentials out.
+ */
+export function assertOptionalHost(name: string, value: unknown): void {
+  assertOptionalString(name, value);
+  if (typeof value === 'string' && !isHostName(value)) {
+    throw new TypeError(
+      `Expected \`${name}\` to be a host name or IP address (no scheme, path or credentials), got ${describeValue(value)}`,
+    );
+  }
+}
+
+/**
+ * `text` with what precedes its last `@` (after a `scheme://`) shown as `***`: the credentials of a
+ * URL given as an option (`amqp://user:secret@host` shows as `amqp://***@host`) never reach an error
+ * message, and so the logs.
+ */
+export function redactCredentials(text: string): string {
+  const at = text.lastIndexOf('@');
+  if (at === -1) return text;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(text)?.[0] ?? '';
+  return at < scheme.length ? text : `${scheme}***${text.slice(at)}`;
+}
+
 /** Throws a clear TypeError unless `value` is `undefined` or a plain object (the options bag). */
 export function assertOptionsObject(name: string, value: unknown): void {
   if (value !== undefined && (value === null || typeof value !== 'object' || Array.isArray(value))) {
@@ -139,9 +173,9 @@ export function describeKind(value: object): string {
   return `${/^[AEIOU]/.test(className) ? 'an' : 'a'} ${className}`;
 }
 
-/** A short, safe rendering of a received option value for error messages. */
+/** A short, safe rendering of a received option value for error messages (credentials in a string left out). */
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return JSON.stringify(redactCredentials(value));
   if (typeof value === 'object' && value !== null) {
     try {
       return JSON.stringify(value) ?? Object.prototype.toString.call(value);

@@ -5,6 +5,7 @@ import {
   assertOptionalOneOf,
   assertOptionalString,
   describeValue,
+  isHostName,
 } from '@hoptrace/core/adapter';
 
 /** What every Kafka wrapper takes on top of core's {@link TracingOptions}. */
@@ -114,7 +115,10 @@ export function resolveKafkaSettings(options: KafkaConsumerOptions & KafkaProduc
   };
 }
 
-/** Splits `host:port` (IPv6 in brackets allowed); undefined when it does not parse. */
+/**
+ * Splits `host:port` (IPv6 in brackets allowed); undefined when it does not parse, or when the host
+ * is not one (a scheme or credentials: see `isHostName`).
+ */
 export function parseBroker(broker: string): { address: string; port: number } | undefined {
   const colon = broker.lastIndexOf(':');
   if (colon <= 0) return undefined;
@@ -124,5 +128,6 @@ export function parseBroker(broker: string): { address: string; port: number } |
   const port = /^\d{1,5}$/.test(digits) ? Number(digits) : 0;
   if (port <= 0 || port > 65535) return undefined;
   if (address.startsWith('[') && address.endsWith(']')) address = address.slice(1, -1);
-  return address.length > 0 ? { address, port } : undefined;
+  // A URL (`kafka://user:secret@host:9092`) would put its scheme and credentials in server.address.
+  return isHostName(address) ? { address, port } : undefined;
 }

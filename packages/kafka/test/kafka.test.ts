@@ -53,6 +53,19 @@ describe('options', () => {
       );
     },
   );
+  it.each([
+    ['user:secret@kafka-1:9092', '"***@kafka-1:9092"'],
+    ['kafka://user:secret@kafka-1:9092', '"kafka://***@kafka-1:9092"'],
+    ['kafka://kafka-1:9092', '"kafka://kafka-1:9092"'],
+  ])(
+    'refuses a broker with credentials or a scheme (%s), leaving the credentials out of the message',
+    (broker, shown) => {
+      expect(parseBroker(broker)).toBeUndefined();
+      expect(() => traceProducer(fakeProducer().producer, { broker })).toThrow(
+        new TypeError(`Expected \`broker\` to be "host:port", got ${shown}`),
+      );
+    },
+  );
 });
 
 describe('wrapping', () => {

@@ -120,10 +120,14 @@ export function resolveSettings(
   };
 }
 
-/** `host:port` (IPv6 in brackets allowed) as address and port; undefined when it does not parse. */
+/**
+ * `host:port` (IPv6 in brackets allowed) as address and port; undefined when it does not parse, or
+ * when the host is not one (a scheme or credentials: see `isHostName`).
+ */
 export function hostPort(text: string): { address: string; port: number } | undefined {
   const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
-  if (!match?.[1] || port < 1 || port > 65535) return undefined;
+  // A URL (`kafka://user:secret@host:9092`) would put its scheme and credentials in server.address.
+  if (!match?.[1] || port < 1 || port > 65535 || !check.isHostName(match[1])) return undefined;
   return { address: match[1], port };
 }

@@ -29,6 +29,18 @@ describe('options', () => {
     expect(DEFAULT_MAX_PROCESSING_MS).toBe(60_000);
   });
 
+  it.each([
+    ['user:secret@kafka-1:9092', '"***@kafka-1:9092"'],
+    ['kafka://user:secret@kafka-1:9092', '"kafka://***@kafka-1:9092"'],
+  ])(
+    'refuses a broker with credentials or a scheme (%s), leaving the credentials out of the message',
+    (broker, shown) => {
+      const text = `Expected \`broker\` to be "host:port", got ${shown}`;
+      expect(() => traceProducer(fakeProducer().producer, { broker })).toThrow(new TypeError(text));
+      expect(() => traceConsumer(fakeConsumer().consumer, { broker })).toThrow(new TypeError(text));
+    },
+  );
+
   it('refuses what is not the @platformatic/kafka client it expects, naming the parameter and what is missing', () => {
     const { producer } = fakeProducer();
     const { consumer } = fakeConsumer();
