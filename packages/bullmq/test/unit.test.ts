@@ -225,6 +225,28 @@ describe('server attributes', () => {
     expect(serverAttributes({ isCluster: true, options: {} })).toEqual({});
     expect(serverAttributes(undefined)).toEqual({});
   });
+
+  it('reads the host and port of a `url` connection (BullMQ hands it to ioredis), never its credentials', () => {
+    expect(serverAttributes({ url: 'redis://user:secret@redis.internal:6380/2' })).toEqual({
+      'server.address': 'redis.internal',
+      'server.port': 6380,
+    });
+    expect(serverAttributes({ url: 'rediss://:secret@[::1]' })).toEqual({
+      'server.address': '::1',
+      'server.port': 6379,
+    });
+    // ioredis reads a URL without a scheme as redis://; the URL's parts win over the other options
+    expect(serverAttributes({ url: 'redis.internal:6390', host: 'other', port: 1 })).toEqual({
+      'server.address': 'redis.internal',
+      'server.port': 6390,
+    });
+    expect(serverAttributes({ url: 'redis://redis.internal', port: 6391 })).toEqual({
+      'server.address': 'redis.internal',
+      'server.port': 6391,
+    });
+    expect(serverAttributes({ url: '/tmp/redis.sock' })).toEqual({});
+    expect(serverAttributes({ url: 'redis://[bad' })).toEqual({});
+  });
 });
 
 describe('wrappers', () => {
