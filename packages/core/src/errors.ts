@@ -27,7 +27,10 @@ export interface ErrorClassification {
   type?: string | undefined;
   /** Whether retrying could succeed; recorded as `hoptrace.error.retryable`. Default: not recorded. */
   retryable?: boolean | undefined;
-  /** More attributes for the failed span (at most 16; strings cut to 256 characters). */
+  /**
+   * More attributes for the failed span (at most 16; strings cut to 256 characters). `error.type` and
+   * `hoptrace.error.retryable` are left out: `type` and `retryable` set them.
+   */
   attributes?: Attributes | undefined;
 }
 
@@ -176,6 +179,12 @@ export function classifyError(
   return { type: type ?? fallbackType ?? errorTypeOf(error), retryable, attributes };
 }
 
+/**
+ * The keys a classification sets through `type` and `retryable`: its `attributes` may not replace
+ * them (an `error.type` there would escape the cap and differ from the metric's and the lineage's).
+ */
+const OWN_KEYS: ReadonlySet<string> = new Set([ATTR_ERROR_TYPE, ATTR_HOPTRACE_ERROR_RETRYABLE]);
+
 function cappedAttributes(source: unknown): Attributes | undefined {
   if (source === null || typeof source !== 'object') return undefined;
   let out: Attributes | undefined;
@@ -185,7 +194,7 @@ function cappedAttributes(source: unknown): Attributes | undefined {
       if (n >= MAX_CLASSIFIER_ATTRIBUTES) break;
       const value = read(source, key);
       const capped = cappedValue(value);
-      if (capped === undefined || key.length === 0 || key.length > 128) continue;
+      if (capped === undefined || key.length === 0 || key.length > 128 || OWN_KEYS.has(key)) continue;
       out ??= {};
       out[key] = capped;
       n++;

@@ -206,6 +206,25 @@ describe('classification', () => {
     expect(span?.attributes.nested).toBeUndefined();
   });
 
+  it("classifier attributes cannot replace error.type or hoptrace.error.retryable (the span's would then differ from the metric's, past the 128 cap)", () => {
+    const { operation } = spanAndOperation({
+      classifyError: () => ({
+        type: 'STOCK_UNAVAILABLE',
+        attributes: {
+          'error.type': 'x'.repeat(300),
+          'hoptrace.error.retryable': true,
+          'app.reason': 'r',
+        },
+      }),
+    });
+    operation.fail(new Error('no stock'));
+    const span = finished()[0];
+    expect(span?.attributes['error.type']).toBe('STOCK_UNAVAILABLE');
+    expect(span?.attributes['hoptrace.error.retryable']).toBeUndefined();
+    expect(span?.attributes['app.reason']).toBe('r');
+    expect(operation.failure?.attributes).toEqual({ 'app.reason': 'r' });
+  });
+
   it('a classifier that throws changes nothing for the host and falls back to the default type', () => {
     const { operation } = spanAndOperation({
       classifyError: () => {
