@@ -90,7 +90,13 @@ export class SpanTemplates {
     nameDestination: string | undefined,
     destination: string | null | undefined = nameDestination,
   ): SpanTemplate {
-    const cached = this.#templates.get(nameDestination);
+    // Kept under the destination as the span name cuts it: BullMQ takes queue names of any length,
+    // and a long name from traffic must not become a long key.
+    const key =
+      nameDestination !== undefined && nameDestination.length > MAX_DESTINATION_LENGTH
+        ? capValue(nameDestination, MAX_DESTINATION_LENGTH)
+        : nameDestination;
+    const cached = this.#templates.get(key);
     if (cached) return cached;
     const { type, name, kind } = this.#operation;
     let attributes: Attributes = {
@@ -104,11 +110,11 @@ export class SpanTemplates {
       attributes[ATTR_MESSAGING_DESTINATION_NAME] = capValue(destination, MAX_DESTINATION_LENGTH);
     if (this.#legacy) attributes = withLegacyNames(attributes);
     const template: SpanTemplate = {
-      name: nameDestination ? `${name} ${capValue(nameDestination, MAX_DESTINATION_LENGTH)}` : name,
+      name: key ? `${name} ${key}` : name,
       kind: kind ?? OPERATION_SPAN_KIND[type],
       attributes,
     };
-    if (this.#templates.size < this.#capacity) this.#templates.set(nameDestination, template);
+    if (this.#templates.size < this.#capacity) this.#templates.set(key, template);
     return template;
   }
 }

@@ -82,6 +82,19 @@ describe('SpanTemplates', () => {
     for (let i = 0; i < 1000; i++) templates.get(`queue-${i}`);
     expect(templates.size).toBe(2);
   });
+
+  it('keys its cache by the destination as the span name cuts it: a name of any length keeps at most 1,024 characters', () => {
+    const templates = new SpanTemplates('bullmq', { type: 'send', name: 'send' }, {}, false);
+    const prefix = 'q'.repeat(1024);
+    const first = templates.get(`${prefix}${'a'.repeat(100_000)}`);
+    const second = templates.get(`${prefix}${'b'.repeat(100_000)}`);
+    expect(first.name).toBe(`send ${prefix}`);
+    expect(first.attributes['messaging.destination.name']).toBe(prefix);
+    // Both cut to the same span name: one template, kept under the cut name, not two 100 KB keys.
+    expect(second).toBe(first);
+    expect(templates.size).toBe(1);
+    expect(templates.get(prefix)).toBe(first);
+  });
 });
 
 describe('OperationTemplates', () => {
