@@ -319,8 +319,11 @@ export class ChannelState {
     if (!custom) return defaultSpanDestination({ operation, exchange, routingKey, queue });
     const parts = { operation, exchange, routingKey, queue };
     try {
-      const name = custom(parts);
-      return typeof name === 'string' && name !== '' ? name : undefined;
+      const name: unknown = custom(parts);
+      if (typeof name === 'string') return name !== '' ? name : undefined;
+      // `undefined` (or `null`) leaves the destination out; any other value is a hook gone wrong,
+      // treated as one that throws.
+      return name === undefined || name === null ? undefined : defaultSpanDestination(parts);
     } catch {
       return defaultSpanDestination(parts);
     }

@@ -73,7 +73,8 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
   /**
    * Chooses the low-cardinality destination used in span names and metrics (never the
    * `messaging.destination.name` attribute, which always follows the conventions). Return
-   * `undefined` to leave the destination out. Default: see `defaultSpanDestination` (exchange for
+   * `undefined` (or `''`, `null`) to leave the destination out; a hook that throws or returns
+   * another non-string gets the default. Default: see `defaultSpanDestination` (exchange for
    * publishes to a named exchange, else queue; server-named and direct reply-to queues templated).
    * @example { spanDestination: (p) => p.exchange || p.queue }
    */

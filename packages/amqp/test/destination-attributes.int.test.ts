@@ -98,3 +98,41 @@ describe('destination attributes of anonymous destinations (semconv-audit)', () 
     ]);
   });
 });
+
+describe('spanDestination: the destination of span names, chosen by the application', () => {
+  const cases: Array<[string, (queue: string) => unknown, (queue: string) => string | undefined]> = [
+    ['a name it returns', () => 'orders-custom', () => 'orders-custom'],
+    ['undefined: left out', () => undefined, () => undefined],
+    [
+      'a hook that throws: the default',
+      () => {
+        throw new Error('hook broke');
+      },
+      (queue) => queue,
+    ],
+    ['a value that is not a string (a number): the default, as when it throws', () => 42, (queue) => queue],
+    ['null: left out, as undefined', () => null, () => undefined],
+  ];
+  for (const [label, hook, expected] of cases) {
+    it(label, async () => {
+      const channel = traceChannel(await amqp.connection.createChannel(), {
+        spanDestination: hook as () => string | undefined,
+      });
+      const queue = `span-destination-${randomUUID()}`;
+      await channel.assertQueue(queue, { exclusive: true });
+      const got = deferred<ConsumeMessage>();
+      await channel.consume(queue, (m) => m && got.resolve(m));
+      channel.sendToQueue(queue, Buffer.from('x'));
+      channel.ack(await got.promise);
+      const name = expected(queue);
+      const spans = await waitForSpans(tracing.current.spans, (s) => s.length === 2);
+      const send = onlySpan(spans, name === undefined ? 'send' : `send ${name}`);
+      const process = onlySpan(spans, name === undefined ? 'process' : `process ${name}`);
+      expect(parentSpanId(process)).toBe(send.spanContext().spanId);
+      // The attribute follows the conventions whatever the span name says.
+      for (const span of [send, process])
+        expect(span.attributes[ATTR_MESSAGING_DESTINATION_NAME]).toBe(queue);
+      await channel.close();
+    });
+  }
+});
