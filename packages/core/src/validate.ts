@@ -5,6 +5,8 @@
  * @packageDocumentation
  */
 
+import { capValue } from './attributes.ts';
+
 /**
  * The longest delay Node.js timers take (2^31 - 1 ms, about 24.8 days): a longer one fires after 1 ms.
  * The upper bound of every timeout option.
@@ -173,12 +175,33 @@ export function describeKind(value: object): string {
   return `${/^[AEIOU]/.test(className) ? 'an' : 'a'} ${className}`;
 }
 
-/** A short, safe rendering of a received option value for error messages (credentials in a string left out). */
+/**
+ * A short, safe rendering of a received option value for error messages: JSON for strings and
+ * objects, with a URL's credentials shown as `***` (also inside objects), the values of keys naming
+ * a secret (`password`, `token`, `apiKey`...) as `***`, and at most 256 characters (then `…`).
+ */
 export function describeValue(value: unknown): string {
+  const text = describeUncut(value);
+  return text.length > MAX_DESCRIBED_LENGTH ? `${capValue(text, MAX_DESCRIBED_LENGTH)}…` : text;
+}
+
+/** How much of a value a wrap-time TypeError quotes. */
+const MAX_DESCRIBED_LENGTH = 256;
+
+/** Keys whose values a TypeError never quotes (a whole client config passed by mistake). */
+const SECRET_KEY = /pass(word|phrase)?$|secret|token|credential|api[-_]?key|private[-_]?key/i;
+
+/** JSON of an object with secrets left out: `***` for their keys' values and URLs' credentials. */
+function withoutSecrets(key: string, value: unknown): unknown {
+  if (key !== '' && SECRET_KEY.test(key) && value !== undefined && value !== null) return '***';
+  return typeof value === 'string' ? redactCredentials(value) : value;
+}
+
+function describeUncut(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(redactCredentials(value));
   if (typeof value === 'object' && value !== null) {
     try {
-      return JSON.stringify(value) ?? Object.prototype.toString.call(value);
+      return JSON.stringify(value, withoutSecrets) ?? Object.prototype.toString.call(value);
     } catch {
       return Object.prototype.toString.call(value);
     }
