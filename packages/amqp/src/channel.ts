@@ -36,7 +36,7 @@ export function traceChannel<C extends TraceableChannel>(channel: C, options?: A
   // Every method the channel type names: an ioredis client has a publish() (and an on()) too.
   assertClient('channel', channel, 'an amqplib Channel', CHANNEL_METHODS);
   // Options are validated also when the channel was wrapped before (they are then ignored).
-  const resolved = resolveOptions(options);
+  const resolved = resolveOptions(options, 'traceChannel');
   return wrapChannel(channel, resolved);
 }
 

@@ -48,7 +48,7 @@ export function traceConnection<M extends TraceableConnection>(
 ): M {
   assertClient('connection', connection, 'an amqplib connection', ['createChannel']);
   // Options are validated also when the connection was wrapped before (they are then ignored).
-  const resolved = resolveOptions(options);
+  const resolved = resolveOptions(options, 'traceConnection');
   const existing = existingWrapper(connection);
   if (existing) return existing;
   return interceptMethods(

@@ -1,13 +1,16 @@
 import type { ConsumerTracingOptions } from '@hoptrace/core';
 import {
+  assertKnownOptions,
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalHost,
   assertOptionalInteger,
   assertOptionalNumber,
+  CONSUMER_TRACING_OPTION_KEYS,
   createInstrumentation,
   type Instrumentation,
   MAX_TIMEOUT_MS,
+  type OptionKeys,
 } from '@hoptrace/core/adapter';
 import type { SpanNameParts } from './destination.ts';
 import { AMQP_SCOPE } from './scope.ts';
@@ -81,6 +84,19 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
   spanDestination?: (parts: SpanNameParts) => string | undefined;
 }
 
+/** The option names {@link traceChannel} and {@link traceConnection} take (others throw at wrap time). */
+const AMQP_OPTION_KEYS = {
+  ...CONSUMER_TRACING_OPTION_KEYS,
+  settleTimeoutMs: true,
+  maxOpenDeliveries: true,
+  settleSpans: true,
+  captureRoutingKey: true,
+  captureConsumerTag: true,
+  serverAddress: true,
+  serverPort: true,
+  spanDestination: true,
+} as const satisfies OptionKeys<AmqpTracingOptions>;
+
 /** Resolved options: the core instrumentation plus the amqp-specific fields. */
 export interface ResolvedOptions {
   readonly instr: Instrumentation;
@@ -98,8 +114,12 @@ export interface ResolvedOptions {
  * Validates the options once, at wrap time. Throws a TypeError naming the option and the value
  * received.
  */
-export function resolveOptions(options: AmqpTracingOptions | undefined): ResolvedOptions {
+export function resolveOptions(
+  options: AmqpTracingOptions | undefined,
+  api: 'traceChannel' | 'traceConnection',
+): ResolvedOptions {
   const instr = createInstrumentation(AMQP_SCOPE, options);
+  assertKnownOptions(api, options, AMQP_OPTION_KEYS);
   const o = options ?? {};
   assertOptionalInteger('settleTimeoutMs', o.settleTimeoutMs, 1, MAX_TIMEOUT_MS);
   if (o.maxOpenDeliveries !== Number.POSITIVE_INFINITY)

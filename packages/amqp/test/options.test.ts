@@ -90,6 +90,17 @@ describe('options are validated at wrap time', () => {
     },
   );
 
+  it('refuses an option it does not take, naming the one meant', () => {
+    expect(() => traceChannel(fakeChannel(), { settleSpan: true } as never)).toThrow(
+      new TypeError('Unknown option `settleSpan` for traceChannel (did you mean `settleSpans`?)'),
+    );
+    expect(() =>
+      traceConnection({ createChannel: () => undefined, createConfirmChannel: () => undefined }, {
+        captureKeys: true,
+      } as never),
+    ).toThrow(new TypeError('Unknown option `captureKeys` for traceConnection'));
+  });
+
   it('accepts the longest timeout Node.js timers take', () => {
     expect(() =>
       traceChannel(fakeChannel(), { settleTimeoutMs: 2 ** 31 - 1, serverPort: 65_535 }),

@@ -79,7 +79,7 @@ export function traceFlowProducer<P extends FlowProducerLike>(
     );
   }
   // Options are validated also when the flow producer was wrapped before (they are then ignored).
-  const state = producerState(flowProducer, options);
+  const state = producerState(flowProducer, options, 'traceFlowProducer');
   const existing = existingWrapper(flowProducer);
   if (existing) return existing;
   const { instr } = state;

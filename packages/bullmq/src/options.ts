@@ -1,10 +1,14 @@
 import type { ConsumerTracingOptions, TracingOptions } from '@hoptrace/core';
 import {
+  assertKnownOptions,
   assertOptionalBoolean,
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionalString,
+  CONSUMER_TRACING_OPTION_KEYS,
   MAX_TIMEOUT_MS,
+  type OptionKeys,
+  TRACING_OPTION_KEYS,
 } from '@hoptrace/core/adapter';
 import type { Span } from '@opentelemetry/api';
 
@@ -74,13 +78,39 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
 /** A guarded hook run before each attempt, see {@link ProcessorTracingOptions.onProcess}. */
 export type ProcessHook = (span: Span, job: unknown) => void;
 
-/** Validates the BullMQ-specific producer option fields; core validates the shared ones. */
-export function assertProducerOptions(options: QueueTracingOptions | FlowTracingOptions): void {
+/** The option names {@link traceQueue} and {@link traceFlowProducer} take (others throw at wrap time). */
+const PRODUCER_OPTION_KEYS = {
+  ...TRACING_OPTION_KEYS,
+  createSpans: true,
+} as const satisfies OptionKeys<QueueTracingOptions> & OptionKeys<FlowTracingOptions>;
+
+/** The option names {@link traceProcessor} takes (others throw at wrap time). */
+const PROCESSOR_OPTION_KEYS = {
+  ...CONSUMER_TRACING_OPTION_KEYS,
+  queueName: true,
+  onProcess: true,
+  processTimeoutMs: true,
+  maxStartedAttempts: true,
+} as const satisfies OptionKeys<ProcessorTracingOptions>;
+
+/**
+ * Validates the BullMQ-specific producer option fields and refuses unknown ones; core validates the
+ * shared ones.
+ */
+export function assertProducerOptions(
+  options: QueueTracingOptions | FlowTracingOptions,
+  api: 'traceQueue' | 'traceFlowProducer',
+): void {
+  assertKnownOptions(api, options, PRODUCER_OPTION_KEYS);
   assertOptionalBoolean('createSpans', options.createSpans);
 }
 
-/** Validates the BullMQ-specific processor option fields; core validates the shared ones. */
+/**
+ * Validates the BullMQ-specific processor option fields and refuses unknown ones; core validates the
+ * shared ones.
+ */
 export function assertProcessorOptions(options: ProcessorTracingOptions): void {
+  assertKnownOptions('traceProcessor', options, PROCESSOR_OPTION_KEYS);
   assertOptionalString('queueName', options.queueName);
   assertOptionalFunction('onProcess', options.onProcess);
   assertOptionalInteger('processTimeoutMs', options.processTimeoutMs, 1, MAX_TIMEOUT_MS);

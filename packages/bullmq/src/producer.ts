@@ -37,15 +37,16 @@ export interface ProducerState {
 }
 
 /**
- * Validates `options` and resolves a producer wrapper's state; `client` is the Queue or
+ * Validates `options` (`api` names the wrapper in errors) and resolves a producer wrapper's state; `client` is the Queue or
  * FlowProducer, whose `opts.connection` gives `server.address` / `server.port`.
  */
 export function producerState(
   client: { readonly opts?: object | undefined },
   options: QueueTracingOptions | FlowTracingOptions,
+  api: 'traceQueue' | 'traceFlowProducer',
 ): ProducerState {
   const instr = createInstrumentation(BULLMQ_SCOPE, options);
-  assertProducerOptions(options);
+  assertProducerOptions(options, api);
   const server = serverAttributes((client.opts as { connection?: unknown } | undefined)?.connection);
   return {
     instr,

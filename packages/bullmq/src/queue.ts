@@ -66,7 +66,7 @@ export function traceQueue<Q extends QueueLike>(queue: Q, options: QueueTracingO
     throw new TypeError(`Expected \`queue\` to be a BullMQ Queue, got ${describeKind(queue)} without a name`);
   }
   // Options are validated also when the queue was wrapped before (they are then ignored).
-  const state = producerState(queue, options);
+  const state = producerState(queue, options, 'traceQueue');
   const existing = existingWrapper(queue);
   if (existing) return existing;
   const { instr } = state;

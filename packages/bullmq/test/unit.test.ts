@@ -250,6 +250,20 @@ describe('server attributes', () => {
 });
 
 describe('wrappers', () => {
+  it('refuse an option they do not take, naming the one meant', () => {
+    const { queue } = fakeQueue();
+    expect(() => traceQueue(queue, { createSpan: true } as never)).toThrow(
+      new TypeError('Unknown option `createSpan` for traceQueue (did you mean `createSpans`?)'),
+    );
+    expect(() => traceFlowProducer({ async add() {} }, { relation: 'link' } as never)).toThrow(
+      new TypeError('Unknown option `relation` for traceFlowProducer'),
+    );
+    expect(() => traceProcessor(async () => {}, { processTimeout: 5 } as never)).toThrow(
+      new TypeError('Unknown option `processTimeout` for traceProcessor (did you mean `processTimeoutMs`?)'),
+    );
+    expect(() => traceProcessor(async () => {}, { relation: 'link', queueName: 'q' })).not.toThrow();
+  });
+
   it('are idempotent and keep the wrapped object working', async () => {
     const { queue, calls } = fakeQueue();
     const traced = traceQueue(queue);

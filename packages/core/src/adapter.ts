@@ -105,6 +105,12 @@ export {
 } from './metric-attributes.ts';
 export { createMessagingMetrics, MessagingMetrics, type MetricOperation } from './metrics.ts';
 export { Operation } from './operation.ts';
+export {
+  assertKnownOptions,
+  CONSUMER_TRACING_OPTION_KEYS,
+  type OptionKeys,
+  TRACING_OPTION_KEYS,
+} from './option-keys.ts';
 export { type OwnEmitter, type OwnListenerSpec, type OwnListeners, ownListeners } from './own-listeners.ts';
 export {
   callerSpanContext,

@@ -1,6 +1,7 @@
 import {
   asAwaited,
   assertClient,
+  assertKnownOptions,
   clientTemplates,
   copyWith,
   createInstrumentation,
@@ -18,7 +19,12 @@ import { setMessageAttributes } from './attributes.ts';
 import { traceBatch } from './batch.ts';
 import { ClientInfo } from './client-info.ts';
 import { type ConsumerState, processMetric, recordTimeInQueue } from './consumer-state.ts';
-import { type KafkaConsumerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
+import {
+  CONSUMER_OPTION_KEYS,
+  type KafkaConsumerOptions,
+  type KafkaSettings,
+  resolveKafkaSettings,
+} from './options.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 
 /**
@@ -47,6 +53,7 @@ export function traceConsumer<C extends Consumer>(consumer: C, options: KafkaCon
   // Options are validated also when the consumer was wrapped before (wrapConsumer then returns
   // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
+  assertKnownOptions('traceConsumer', options, CONSUMER_OPTION_KEYS);
   const settings = resolveKafkaSettings(options);
   return wrapConsumer(consumer, instr, settings, settings.groupId);
 }

@@ -1,12 +1,13 @@
 import {
   assertClient,
+  assertKnownOptions,
   createInstrumentation,
   existingWrapper,
   interceptMethods,
 } from '@hoptrace/core/adapter';
 import type { ConsumerConfig, Kafka, ProducerConfig } from 'kafkajs';
 import { wrapConsumer } from './consumer.ts';
-import { type KafkaOptions, resolveKafkaSettings } from './options.ts';
+import { KAFKA_OPTION_KEYS, type KafkaOptions, resolveKafkaSettings } from './options.ts';
 import { wrapProducer } from './producer.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 
@@ -23,6 +24,7 @@ export function traceKafka<K extends Kafka>(kafka: K, options: KafkaOptions = {}
   assertClient('kafka', kafka, 'a kafkajs Kafka client', ['producer', 'consumer']);
   // Options are validated also when the client was wrapped before (they are then ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
+  assertKnownOptions('traceKafka', options, KAFKA_OPTION_KEYS);
   const settings = resolveKafkaSettings(options);
   const existing = existingWrapper(kafka);
   if (existing) return existing;

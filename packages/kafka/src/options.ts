@@ -4,8 +4,11 @@ import {
   assertOptionalInteger,
   assertOptionalOneOf,
   assertOptionalString,
+  CONSUMER_TRACING_OPTION_KEYS,
   describeValue,
   isHostName,
+  type OptionKeys,
+  TRACING_OPTION_KEYS,
 } from '@hoptrace/core/adapter';
 
 /** What every Kafka wrapper takes on top of core's {@link TracingOptions}. */
@@ -71,6 +74,36 @@ export interface KafkaConsumerOptions extends ConsumerTracingOptions, KafkaClien
 
 /** Options of {@link traceKafka}: everything producers and consumers take. */
 export interface KafkaOptions extends KafkaProducerOptions, Omit<KafkaConsumerOptions, 'groupId'> {}
+
+const CLIENT_OPTION_KEYS = {
+  captureKeys: true,
+  clientId: true,
+  broker: true,
+} as const satisfies OptionKeys<KafkaClientOptions>;
+
+/** The option names {@link traceProducer} takes (others throw at wrap time). */
+export const PRODUCER_OPTION_KEYS = {
+  ...TRACING_OPTION_KEYS,
+  ...CLIENT_OPTION_KEYS,
+  createSpans: true,
+} as const satisfies OptionKeys<KafkaProducerOptions>;
+
+/** The option names {@link traceConsumer} takes (others throw at wrap time). */
+export const CONSUMER_OPTION_KEYS = {
+  ...CONSUMER_TRACING_OPTION_KEYS,
+  ...CLIENT_OPTION_KEYS,
+  groupId: true,
+  maxBatchLinks: true,
+  batchSpans: true,
+} as const satisfies OptionKeys<KafkaConsumerOptions>;
+
+/** The option names {@link traceKafka} takes (others throw at wrap time). */
+export const KAFKA_OPTION_KEYS = {
+  ...PRODUCER_OPTION_KEYS,
+  ...CONSUMER_TRACING_OPTION_KEYS,
+  maxBatchLinks: true,
+  batchSpans: true,
+} as const satisfies OptionKeys<KafkaOptions>;
 
 /** Default for {@link KafkaConsumerOptions.maxBatchLinks}. */
 export const DEFAULT_MAX_BATCH_LINKS = 128;

@@ -1,5 +1,6 @@
 import {
   assertClient,
+  assertKnownOptions,
   clientTemplates,
   createInstrumentation,
   existingWrapper,
@@ -10,7 +11,12 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Producer, ProducerBatch, ProducerRecord } from 'kafkajs';
 import { ClientInfo } from './client-info.ts';
-import { type KafkaProducerOptions, type KafkaSettings, resolveKafkaSettings } from './options.ts';
+import {
+  type KafkaProducerOptions,
+  type KafkaSettings,
+  PRODUCER_OPTION_KEYS,
+  resolveKafkaSettings,
+} from './options.ts';
 import type { ProducerState } from './producer-state.ts';
 import { KAFKA_SCOPE } from './scope.ts';
 import { tracedSend, tracedSendBatch } from './send.ts';
@@ -45,6 +51,7 @@ export function traceProducer<P extends Producer>(producer: P, options: KafkaPro
   // Options are validated also when the producer was wrapped before (wrapProducer then returns
   // that wrapper, and they are ignored).
   const instr = createInstrumentation(KAFKA_SCOPE, options);
+  assertKnownOptions('traceProducer', options, PRODUCER_OPTION_KEYS);
   return wrapProducer(producer, instr, resolveKafkaSettings(options));
 }
 

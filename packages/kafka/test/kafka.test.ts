@@ -66,6 +66,26 @@ describe('options', () => {
       );
     },
   );
+
+  it('refuses an option it does not take, naming the one meant', () => {
+    expect(() => traceProducer(fakeProducer().producer, { captureKey: true } as never)).toThrow(
+      new TypeError('Unknown option `captureKey` for traceProducer (did you mean `captureKeys`?)'),
+    );
+    expect(() => traceConsumer(fakeConsumer().consumer, { batchSpan: 'batch' } as never)).toThrow(
+      new TypeError('Unknown option `batchSpan` for traceConsumer (did you mean `batchSpans`?)'),
+    );
+    // A producer option is not a consumer's, and traceKafka gets the group from consumer().
+    expect(() => traceConsumer(fakeConsumer().consumer, { createSpans: true } as never)).toThrow(
+      /Unknown option `createSpans` for traceConsumer/,
+    );
+    const kafka = { producer: () => fakeProducer().producer, consumer: () => fakeConsumer().consumer };
+    expect(() => traceKafka(kafka as never, { groupId: 'g' } as never)).toThrow(
+      /Unknown option `groupId` for traceKafka/,
+    );
+    expect(() =>
+      traceKafka(kafka as never, { createSpans: true, batchSpans: 'batch', relation: 'link' }),
+    ).not.toThrow();
+  });
 });
 
 describe('wrapping', () => {

@@ -1,8 +1,14 @@
-import { assertClient, existingWrapper, FirstDeliveries, interceptMethods } from '@hoptrace/core/adapter';
+import {
+  assertClient,
+  assertKnownOptions,
+  existingWrapper,
+  FirstDeliveries,
+  interceptMethods,
+} from '@hoptrace/core/adapter';
 import { clientState, validateOptions } from './client-state.ts';
 import type { ConsumerState } from './consumer-state.ts';
 import { endAll } from './message-spans.ts';
-import type { PlatformaticConsumerOptions } from './options.ts';
+import { CONSUMER_OPTION_KEYS, type PlatformaticConsumerOptions } from './options.ts';
 import { whenSettled } from './settled.ts';
 import { dropStream, traceStream } from './stream.ts';
 
@@ -36,6 +42,7 @@ export function traceConsumer<C extends TraceableConsumer>(
 ): C {
   // commit() too: an amqplib Channel has consume() and close() (and was wrapped, tracing nothing).
   assertClient('consumer', consumer, 'a @platformatic/kafka Consumer', ['consume', 'close', 'commit']);
+  assertKnownOptions('traceConsumer', options, CONSUMER_OPTION_KEYS);
   const existing = existingWrapper(consumer);
   if (existing) {
     validateOptions(options);

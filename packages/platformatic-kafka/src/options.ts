@@ -73,6 +73,29 @@ export const DEFAULT_MAX_BATCH_LINKS = 128;
 /** Default for {@link PlatformaticConsumerOptions.maxProcessingMs}. */
 export const DEFAULT_MAX_PROCESSING_MS = 60_000;
 
+const CLIENT_OPTION_KEYS = {
+  captureKeys: true,
+  clientId: true,
+  broker: true,
+} as const satisfies check.OptionKeys<PlatformaticClientOptions>;
+
+/** The option names {@link traceProducer} takes (others throw at wrap time). */
+export const PRODUCER_OPTION_KEYS = {
+  ...check.TRACING_OPTION_KEYS,
+  ...CLIENT_OPTION_KEYS,
+  createSpans: true,
+} as const satisfies check.OptionKeys<PlatformaticProducerOptions>;
+
+/** The option names {@link traceConsumer} takes (others throw at wrap time). */
+export const CONSUMER_OPTION_KEYS = {
+  ...check.CONSUMER_TRACING_OPTION_KEYS,
+  ...CLIENT_OPTION_KEYS,
+  groupId: true,
+  batchSpans: true,
+  maxBatchLinks: true,
+  maxProcessingMs: true,
+} as const satisfies check.OptionKeys<PlatformaticConsumerOptions>;
+
 /** Settings resolved once at wrap time. */
 export interface Settings {
   readonly captureKeys: boolean;

@@ -1,12 +1,13 @@
 import {
   assertClient,
+  assertKnownOptions,
   existingWrapper,
   interceptMethods,
   settleAllTransactions,
 } from '@hoptrace/core/adapter';
 import { clientState, validateOptions } from './client-state.ts';
 import { producerHeaderEncodings } from './headers.ts';
-import type { PlatformaticProducerOptions } from './options.ts';
+import { type PlatformaticProducerOptions, PRODUCER_OPTION_KEYS } from './options.ts';
 import { traceProducerStream } from './producer-stream.ts';
 import { type ProducerState, type RawSend, tracedSend } from './send.ts';
 import { whenSettled } from './settled.ts';
@@ -49,6 +50,7 @@ export function traceProducer<P extends TraceableProducer>(
   options: PlatformaticProducerOptions = {},
 ): P {
   assertClient('producer', producer, 'a @platformatic/kafka Producer', ['send', 'close']);
+  assertKnownOptions('traceProducer', options, PRODUCER_OPTION_KEYS);
   const existing = existingWrapper(producer);
   if (existing) {
     validateOptions(options);

@@ -41,6 +41,18 @@ describe('options', () => {
     },
   );
 
+  it('refuses an option it does not take, naming the one meant', () => {
+    expect(() => traceProducer(fakeProducer().producer, { createSpan: true } as never)).toThrow(
+      new TypeError('Unknown option `createSpan` for traceProducer (did you mean `createSpans`?)'),
+    );
+    expect(() => traceConsumer(fakeConsumer().consumer, { maxProcessingMS: 5 } as never)).toThrow(
+      new TypeError('Unknown option `maxProcessingMS` for traceConsumer (did you mean `maxProcessingMs`?)'),
+    );
+    expect(() => traceConsumer(fakeConsumer().consumer, { createSpans: true } as never)).toThrow(
+      /Unknown option `createSpans` for traceConsumer/,
+    );
+  });
+
   it('refuses what is not the @platformatic/kafka client it expects, naming the parameter and what is missing', () => {
     const { producer } = fakeProducer();
     const { consumer } = fakeConsumer();
