@@ -89,7 +89,7 @@ export function consumerDestination(exchange: string, routingKey: string, queue:
  * carry ids (`order.1234.created`), so they never appear in a span name:
  * - publish to a named exchange: the exchange (`send orders`);
  * - publish to the default exchange (`sendToQueue`): the queue, `amq.rabbitmq.reply-to` for a direct
- *   reply, nothing for a server-named queue (`send`);
+ *   reply, nothing for a server-named queue (`send`), `amq.default` for an empty routing key;
  * - consume, get and settle: the queue unless it is server-named, then the exchange, else nothing.
  */
 export function defaultSpanDestination(parts: SpanNameParts): string | undefined {
