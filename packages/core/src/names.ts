@@ -40,7 +40,8 @@ export const ATTR_HOPTRACE_FAILURE_OFFSET = 'hoptrace.failure.offset';
 /**
  * `hoptrace.messaging.time_in_queue` (histogram, seconds): from the moment a message was created
  * (Kafka message timestamp, AMQP `timestamp` property, BullMQ job due time) to the start of its
- * processing. Attributes: system, destination (when low-cardinality), consumer group.
+ * processing. Attributes: the processing's metric set as it starts (system, operation name,
+ * destination when low-cardinality, consumer group, server address and port); never `error.type`.
  */
 export const METRIC_HOPTRACE_TIME_IN_QUEUE = 'hoptrace.messaging.time_in_queue';
 
