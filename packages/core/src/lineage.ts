@@ -22,6 +22,7 @@ import {
   FAILURE_HEADERS,
   HEADER_FAILED_CONTEXT_PREFIX,
 } from './names.ts';
+import { assertKnownOptions, type OptionKeys } from './option-keys.ts';
 import { extractContextUnchecked, injectContextUnchecked } from './propagation.ts';
 import { assertContext } from './validate.ts';
 
@@ -69,18 +70,32 @@ export interface FailureInput {
   context?: Context | undefined;
 }
 
+/** The field names {@link failureHeaders} takes in its input (others throw). */
+const FAILURE_INPUT_KEYS = {
+  error: true,
+  destination: true,
+  partition: true,
+  offset: true,
+  attempts: true,
+  classifyError: true,
+  context: true,
+} as const satisfies OptionKeys<FailureInput>;
+
 /**
  * The plain-string lineage headers of a dead-letter or retry copy of a failed message (see
  * `FAILURE_HEADERS`): destination, partition, offset, error type, a capped error message, retryable,
  * attempts, and the failed attempt's trace context under `hoptrace-failed-<field>` through the
  * registered propagator. A new object; a field of the wrong type is left out, and only the calling
- * code's own mistakes throw (a TypeError saying so): an `input` that is not an object, or an
+ * code's own mistakes throw (a TypeError saying so): an `input` that is not an object, a field it
+ * does not take (naming the one it most likely misspells, ``Unknown option `atempts` for
+ * failureHeaders (did you mean `attempts`?)``; one set to `undefined` is let through), or an
  * `input.context` that is neither `undefined` (the active context) nor an OpenTelemetry Context.
  */
 export function failureHeaders(input: FailureInput): Record<string, string> {
   if (input === null || typeof input !== 'object') {
     throw new TypeError(`Expected \`input\` to be an object with the failure, got ${String(input)}`);
   }
+  assertKnownOptions('failureHeaders', input, FAILURE_INPUT_KEYS);
   const context = input.context === undefined ? contextApi.active() : input.context;
   assertContext('failureHeaders', context, 'input.context');
   const failure = classifyError(input.error, input.classifyError);

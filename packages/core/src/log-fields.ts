@@ -10,6 +10,7 @@ import type { BaggageAllowList } from './baggage.ts';
 import { compileBaggageAllowList } from './baggage.ts';
 import { recordedErrorType } from './errors.ts';
 import { lineageOf } from './lineage.ts';
+import { assertKnownOptions, type OptionKeys } from './option-keys.ts';
 import { assertContext, assertOptionalBoolean, assertOptionsObject } from './validate.ts';
 
 /**
@@ -85,6 +86,12 @@ export interface LogFieldsOptions {
   errorType?: boolean;
 }
 
+/** The option names {@link createLogFields} takes (others throw). */
+const LOG_FIELDS_OPTION_KEYS = {
+  baggage: true,
+  errorType: true,
+} as const satisfies OptionKeys<LogFieldsOptions>;
+
 /**
  * Compiles log-field options once (the allow-list is validated here) into a function that reads the
  * active context per call: trace id, span id and flags, allow-listed baggage and the error code,
@@ -94,11 +101,14 @@ export interface LogFieldsOptions {
  * `context.with(other, fields)`.
  *
  * @example pino({ mixin: createLogFields({ baggage: ['tenant.id'] }) })
- * @throws TypeError for options that are not an object, a non-boolean `errorType`, or an invalid
+ * @throws TypeError for options that are not an object, an option it does not take (naming the one
+ * it most likely misspells, ``Unknown option `errortype` for createLogFields (did you mean
+ * `errorType`?)``; one set to `undefined` is let through), a non-boolean `errorType`, or an invalid
  * allow-list (one naming a field of its own, such as `trace_id`, too).
  */
 export function createLogFields(options: LogFieldsOptions = {}): () => LogFields {
   assertOptionsObject('options', options);
+  assertKnownOptions('createLogFields', options, LOG_FIELDS_OPTION_KEYS);
   assertOptionalBoolean('errorType', options.errorType);
   const baggage = compileBaggageAllowList(options.baggage, undefined, 'baggage', OWN_FIELDS);
   const withErrorType = options.errorType !== false;

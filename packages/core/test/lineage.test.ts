@@ -199,6 +199,40 @@ describe('failureHeaders: an input that is not an object', () => {
   });
 });
 
+describe('failureHeaders: a field it does not take', () => {
+  const error = new Error('boom');
+
+  it('throws a TypeError naming it and the field it most likely misspells (it was ignored)', () => {
+    expect(() => failureHeaders({ error, destination: 'q', atempts: 3 } as never)).toThrow(
+      new TypeError('Unknown option `atempts` for failureHeaders (did you mean `attempts`?)'),
+    );
+    expect(() =>
+      failureHeaders({ error, destination: 'q', classifyErrors: () => undefined } as never),
+    ).toThrow(
+      new TypeError('Unknown option `classifyErrors` for failureHeaders (did you mean `classifyError`?)'),
+    );
+    expect(() => failureHeaders({ error, destination: 'q', queue: 'orders' } as never)).toThrow(
+      new TypeError('Unknown option `queue` for failureHeaders'),
+    );
+  });
+
+  it('takes every field it knows, and an unknown one set to undefined', () => {
+    const all = {
+      error,
+      destination: 'q',
+      partition: 1,
+      offset: '2',
+      attempts: 3,
+      classifyError: () => undefined,
+      context: ROOT_CONTEXT,
+    };
+    expect(failureHeaders(all)[FAILURE_HEADERS.attempts]).toBe('3');
+    expect(failureHeaders({ error, destination: 'q', atempts: undefined } as never)).toEqual(
+      failureHeaders({ error, destination: 'q' }),
+    );
+  });
+});
+
 describe.each<TestPropagator>(['jaeger', 'ot', 'w3c+jaeger', 'w3c+ot'])(
   'failure lineage headers under %s (baggage one header per entry)',
   (propagator) => {

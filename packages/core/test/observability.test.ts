@@ -219,6 +219,21 @@ describe('createLogFields: trace id, business codes and error codes on one line'
     expect(() => createLogFields({ baggage: [''] })).toThrow(TypeError);
   });
 
+  it('refuses an option it does not take, naming the one it most likely misspells (it was ignored)', () => {
+    expect(() => createLogFields({ errortype: false } as never)).toThrow(
+      new TypeError('Unknown option `errortype` for createLogFields (did you mean `errorType`?)'),
+    );
+    expect(() => createLogFields({ bagage: ['tenant.id'] } as never)).toThrow(
+      new TypeError('Unknown option `bagage` for createLogFields (did you mean `baggage`?)'),
+    );
+    expect(() => createLogFields({ level: 'info' } as never)).toThrow(
+      new TypeError('Unknown option `level` for createLogFields'),
+    );
+    // The allow-list's own keys are baggage keys, not options.
+    expect(() => createLogFields({ baggage: { 'tenant.id': 'tenant' }, errorType: false })).not.toThrow();
+    expect(() => createLogFields({ errortype: undefined } as never)).not.toThrow();
+  });
+
   it.each([
     [null, 'Expected `options` to be an object, got null'],
     ['tenant.id', 'Expected `options` to be an object, got "tenant.id"'],
