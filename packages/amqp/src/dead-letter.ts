@@ -1,12 +1,14 @@
 import { type ErrorClassifier, FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
 import {
   assertContext,
+  assertKnownOptions,
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionalString,
   assertOptionsObject,
   isLineageHeader,
   limitedText,
+  type OptionKeys,
 } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { noteDeliveryFailure } from './delivery-failures.ts';
@@ -37,6 +39,14 @@ export interface DeadLetterOptions {
   /** The failed attempt's context. Default: the active one (call this inside the failing handler). */
   context?: Context;
 }
+
+/** The option names {@link deadLetterOptions} takes (others throw). */
+const DEAD_LETTER_OPTION_KEYS = {
+  queue: true,
+  attempts: true,
+  classifyError: true,
+  context: true,
+} as const satisfies OptionKeys<DeadLetterOptions>;
 
 /** Publish options for a dead-letter copy: the original message properties plus lineage headers. */
 export interface DeadLetterPublishOptions {
@@ -122,7 +132,9 @@ function previousAttempts(headers: Record<string, unknown> | undefined): number 
  *
  * @param message - the consumed message that failed.
  * @param error - whatever the handler threw (classified, never rethrown or changed).
- * @param options - see {@link DeadLetterOptions}; a bad value throws a TypeError.
+ * @param options - see {@link DeadLetterOptions}; a bad value throws a TypeError, and so does an option
+ * it does not take, naming the one it most likely misspells (``Unknown option `queu` for
+ * deadLetterOptions (did you mean `queue`?)``; one set to `undefined` is let through).
  * @example
  * channel.publish('orders.dlx', 'orders', msg.content, deadLetterOptions(msg, error, { queue: 'orders' }));
  * channel.ack(msg);
@@ -136,6 +148,7 @@ export function deadLetterOptions(
     throw new TypeError('Expected `message` to be a consumed amqplib message');
   }
   assertOptionsObject('options', options);
+  assertKnownOptions('deadLetterOptions', options, DEAD_LETTER_OPTION_KEYS);
   const o = options ?? {};
   assertOptionalString('queue', o.queue);
   assertOptionalInteger('attempts', o.attempts, 0);

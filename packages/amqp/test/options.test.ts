@@ -1,5 +1,7 @@
 import { EventEmitter } from 'node:events';
-import { traceChannel, traceConnection } from '@hoptrace/amqp';
+import { deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import { FAILURE_HEADERS } from '@hoptrace/core';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 
 /** A minimal stand-in with the methods traceChannel checks (no broker needed for option checks). */
@@ -157,5 +159,35 @@ describe('wrapping', () => {
     expect(options).toEqual({ headers: { a: 1 } });
     expect(seen).not.toBe(options);
     expect((seen as { headers: Record<string, unknown> }).headers.a).toBe(1);
+  });
+});
+
+describe('deadLetterOptions options', () => {
+  const message = () => ({ fields: { exchange: '', routingKey: 'orders' }, properties: { headers: {} } });
+
+  it('refuses an option it does not take, naming the one it most likely misspells (it was ignored)', () => {
+    expect(() => deadLetterOptions(message(), 'x', { queu: 'orders' } as never)).toThrow(
+      new TypeError('Unknown option `queu` for deadLetterOptions (did you mean `queue`?)'),
+    );
+    expect(() => deadLetterOptions(message(), 'x', { attempt: 3 } as never)).toThrow(
+      new TypeError('Unknown option `attempt` for deadLetterOptions (did you mean `attempts`?)'),
+    );
+    expect(() => deadLetterOptions(message(), 'x', { exchange: 'orders.dlx' } as never)).toThrow(
+      new TypeError('Unknown option `exchange` for deadLetterOptions'),
+    );
+  });
+
+  it('takes every option it knows, and an unknown one set to undefined', () => {
+    const out = deadLetterOptions(message(), 'x', {
+      queue: 'orders',
+      attempts: 3,
+      classifyError: () => undefined,
+      context: ROOT_CONTEXT,
+    });
+    expect(out.headers).toMatchObject({
+      [FAILURE_HEADERS.destination]: 'orders',
+      [FAILURE_HEADERS.attempts]: '3',
+    });
+    expect(() => deadLetterOptions(message(), 'x', { queu: undefined } as never)).not.toThrow();
   });
 });

@@ -4,7 +4,12 @@ import {
   failureHeaders,
   HEADER_FAILED_CONTEXT_PREFIX,
 } from '@hoptrace/core';
-import { assertContext, injectContextUnchecked } from '@hoptrace/core/adapter';
+import {
+  assertContext,
+  assertKnownOptions,
+  injectContextUnchecked,
+  type OptionKeys,
+} from '@hoptrace/core/adapter';
 import {
   type Context,
   context as contextApi,
@@ -56,6 +61,17 @@ export interface DeadLetterOptions<O extends object> {
   context?: Context | undefined;
 }
 
+/**
+ * The option names {@link deadLetterJobOptions} takes (others throw). Only these: the keys of `opts`
+ * are the copy's job options, BullMQ's to judge.
+ */
+const DEAD_LETTER_OPTION_KEYS = {
+  opts: true,
+  classifyError: true,
+  attempts: true,
+  context: true,
+} as const satisfies OptionKeys<DeadLetterOptions<object>>;
+
 /** The last failed attempt's span context per job object (weak: gone with the job). */
 const failedAttempts = new WeakMap<object, SpanContext>();
 
@@ -73,8 +89,11 @@ export function rememberFailedAttempt(job: object, spanContext: SpanContext): vo
  * `hoptrace-error-message` (capped), `hoptrace-error-retryable`, `hoptrace-attempts` and the failed
  * attempt's context as `hoptrace-failed-traceparent` (through the registered propagator). A wrapped
  * processor of the dead-letter queue links to that attempt with `hoptrace.failure.*` attributes.
- * The job never makes it throw; an `options.context` that is not an OpenTelemetry Context does (a
- * TypeError naming `deadLetterJobOptions`). Never mutates the job or the options.
+ * The job never makes it throw; an option it does not take does (a TypeError naming
+ * `deadLetterJobOptions`, the option and the one it most likely misspells; a job option such as
+ * `removeOnComplete` given beside `opts` rather than inside it is one; an option set to `undefined`
+ * is let through, and the keys of `opts` are not checked), and so does an `options.context` that is
+ * not an OpenTelemetry Context. Never mutates the job or the options.
  *
  * @example
  * worker.on('failed', async (job, error) => {
@@ -87,6 +106,7 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
   error: unknown,
   options: DeadLetterOptions<O> = {},
 ): O {
+  assertKnownOptions('deadLetterJobOptions', options, DEAD_LETTER_OPTION_KEYS);
   if (options.context !== undefined)
     assertContext('deadLetterJobOptions', options.context, 'options.context');
   const original = job && typeof job === 'object' ? parseCarrier(job.opts) : undefined;

@@ -197,6 +197,32 @@ describe('deadLetterJobOptions', () => {
     expect(deadLetterJobOptions(job, 'x', { context: undefined })).toBeTypeOf('object');
   });
 
+  it('refuses an option it does not take, naming the one it most likely misspells (it was ignored)', () => {
+    const job = { queueName: 'orders', attemptsMade: 1, opts: {} };
+    expect(() => deadLetterJobOptions(job, 'x', { attempt: 3 } as never)).toThrow(
+      new TypeError('Unknown option `attempt` for deadLetterJobOptions (did you mean `attempts`?)'),
+    );
+    expect(() => deadLetterJobOptions(job, 'x', { opt: { priority: 1 } } as never)).toThrow(
+      new TypeError('Unknown option `opt` for deadLetterJobOptions (did you mean `opts`?)'),
+    );
+    // A job option beside `opts` rather than inside it was dropped from the copy without a word.
+    expect(() => deadLetterJobOptions(job, 'x', { removeOnComplete: true } as never)).toThrow(
+      new TypeError('Unknown option `removeOnComplete` for deadLetterJobOptions'),
+    );
+    expect(() => deadLetterJobOptions(job, 'x', { attempt: undefined } as never)).not.toThrow();
+  });
+
+  it("takes every option it knows, and leaves the keys of opts (the copy's job options) to BullMQ", () => {
+    const job = { queueName: 'orders', attemptsMade: 1, opts: {} };
+    const opts = deadLetterJobOptions(job, 'x', {
+      opts: { removeOnComplete: true, notABullMQOption: 1 },
+      classifyError: () => undefined,
+      attempts: 3,
+      context: undefined,
+    }) as Record<string, unknown>;
+    expect(opts).toMatchObject({ removeOnComplete: true, notABullMQOption: 1 });
+  });
+
   it("writes the job's attemptsMade as hoptrace-attempts only when it is a count", () => {
     const attemptsOf = (attemptsMade: number) => {
       const opts = deadLetterJobOptions({ queueName: 'q', attemptsMade, opts: {} }, 'x') as {

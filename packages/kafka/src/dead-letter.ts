@@ -1,5 +1,11 @@
 import type { ErrorClassifier } from '@hoptrace/core';
-import { assertContext, isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
+import {
+  assertContext,
+  assertKnownOptions,
+  isLineageHeader,
+  nextFailureHeaders,
+  type OptionKeys,
+} from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
@@ -33,6 +39,13 @@ export interface DeadLetterOptions {
   context?: Context;
 }
 
+/** The option names {@link deadLetterMessage} takes (others throw). */
+const DEAD_LETTER_OPTION_KEYS = {
+  attempts: true,
+  classifyError: true,
+  context: true,
+} as const satisfies OptionKeys<DeadLetterOptions>;
+
 /**
  * Turns a failed kafkajs message into its dead-letter (or retry-topic) message, ready for
  * `producer.send({ topic: 'orders.DLT', messages: [deadLetterMessage(payload, error)] })`.
@@ -45,8 +58,10 @@ export interface DeadLetterOptions {
  * (`hoptrace-failed-traceparent`, `hoptrace-failed-tracestate` with W3C). Lineage headers of an
  * earlier failure are replaced. A traced consumer of the copy continues the original trace (per its
  * relation policy) and links to the failed attempt. The failed message is never modified. Its
- * headers never make it throw (a header that cannot be read is left out); an `options.context` that
- * is not an OpenTelemetry Context does (a TypeError naming `deadLetterMessage`).
+ * headers never make it throw (a header that cannot be read is left out); an option it does not take
+ * does (a TypeError naming `deadLetterMessage`, the option and the one it most likely misspells:
+ * ``Unknown option `attempt` for deadLetterMessage (did you mean `attempts`?)``; one set to
+ * `undefined` is let through), and so does an `options.context` that is not an OpenTelemetry Context.
  *
  * @param failed - where the message came from and the message (an `eachMessage` payload).
  * @param error - what the handler threw (any value; classified, never rethrown or changed).
@@ -62,6 +77,7 @@ export function deadLetterMessage(
   error: unknown,
   options: DeadLetterOptions = {},
 ): Message {
+  assertKnownOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
   if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
   const message = failed.message;
   const original = readHeaders(message.headers);

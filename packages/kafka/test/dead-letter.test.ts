@@ -51,6 +51,23 @@ describe('deadLetterMessage', () => {
     );
   });
 
+  it('refuses an option it does not take, naming the one it most likely misspells (it was ignored)', () => {
+    const failed = { topic: 'orders', partition: 0, message: message(7, {}, null) };
+    expect(() => deadLetterMessage(failed, 'x', { attempt: 3 } as never)).toThrow(
+      new TypeError('Unknown option `attempt` for deadLetterMessage (did you mean `attempts`?)'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', { topic: 'orders.DLT' } as never)).toThrow(
+      new TypeError('Unknown option `topic` for deadLetterMessage'),
+    );
+    const out = deadLetterMessage(failed, 'x', {
+      attempts: 3,
+      classifyError: () => undefined,
+      context: context.active(),
+    });
+    expect(out.headers?.[FAILURE_HEADERS.attempts]).toBe('3');
+    expect(() => deadLetterMessage(failed, 'x', { attempt: undefined } as never)).not.toThrow();
+  });
+
   it('a retry of a retry counts attempts up and replaces the earlier lineage', () => {
     const first = deadLetterMessage(
       { topic: 'orders', partition: 0, message: message(1, { traceparent: TRACEPARENT }) },

@@ -1,5 +1,11 @@
 import type { ErrorClassifier } from '@hoptrace/core';
-import { assertContext, isLineageHeader, nextFailureHeaders } from '@hoptrace/core/adapter';
+import {
+  assertContext,
+  assertKnownOptions,
+  isLineageHeader,
+  nextFailureHeaders,
+  type OptionKeys,
+} from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { headerView } from './headers.ts';
 import { messageContextOf } from './message-spans.ts';
@@ -23,6 +29,13 @@ export interface DeadLetterOptions {
    */
   context?: Context;
 }
+
+/** The option names {@link deadLetterMessage} takes (others throw). */
+const DEAD_LETTER_OPTION_KEYS = {
+  attempts: true,
+  classifyError: true,
+  context: true,
+} as const satisfies OptionKeys<DeadLetterOptions>;
 
 /** A message that failed processing, as @platformatic/kafka handed it out. */
 export interface FailedMessage<Key, Value, HeaderKey, HeaderValue> {
@@ -55,8 +68,10 @@ export interface DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
  * (`hoptrace-failed-traceparent`, ...). Lineage headers of an earlier failure are replaced. Names
  * and values are written in the form the message's own header keys use (Buffers, or strings for
  * `stringDeserializers`; without headers, the form of its value). The failed message is never
- * modified. The message never makes it throw; an `options.context` that is not an OpenTelemetry
- * Context does (a TypeError naming `deadLetterMessage`).
+ * modified. The message never makes it throw; an option it does not take does (a TypeError naming
+ * `deadLetterMessage`, the option and the one it most likely misspells: ``Unknown option `attempt`
+ * for deadLetterMessage (did you mean `attempts`?)``; one set to `undefined` is let through), and so
+ * does an `options.context` that is not an OpenTelemetry Context.
  *
  * @param failed - the message the stream handed out.
  * @param error - what the processing threw (any value; classified, never rethrown or changed).
@@ -67,6 +82,7 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   error: unknown,
   options: DeadLetterOptions = {},
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
+  assertKnownOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
   if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
   const headers = new Map<unknown, unknown>();
   let buffers = typeof failed?.value !== 'string';

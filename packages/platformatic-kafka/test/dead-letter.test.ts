@@ -70,4 +70,24 @@ describe('deadLetterMessage', () => {
       'deadLetterMessage: expected `options.context` to be an OpenTelemetry Context or undefined, got an object',
     );
   });
+
+  it('refuses an option it does not take, naming the one it most likely misspells (it was ignored)', () => {
+    const failed = { topic: 'orders', partition: 0, offset: 1n, value: 'v', headers: new Map() };
+    expect(() => deadLetterMessage(failed, 'x', { attempt: 3 } as never)).toThrow(
+      new TypeError('Unknown option `attempt` for deadLetterMessage (did you mean `attempts`?)'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', { Context: failedContext } as never)).toThrow(
+      new TypeError('Unknown option `Context` for deadLetterMessage (did you mean `context`?)'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', { topic: 'orders.DLT' } as never)).toThrow(
+      new TypeError('Unknown option `topic` for deadLetterMessage'),
+    );
+    const copy = deadLetterMessage(failed, 'x', {
+      attempts: 3,
+      classifyError: () => undefined,
+      context: failedContext,
+    });
+    expect(copy.headers.get(FAILURE_HEADERS.attempts as never)).toBe('3');
+    expect(() => deadLetterMessage(failed, 'x', { attempt: undefined } as never)).not.toThrow();
+  });
 });
