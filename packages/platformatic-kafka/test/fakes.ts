@@ -1,7 +1,10 @@
 import { Readable } from 'node:stream';
 
-/** A producer shaped like @platformatic/kafka's: records what it was asked to send. */
-export function fakeProducer(serializers?: Record<string, unknown>) {
+/**
+ * A producer shaped like @platformatic/kafka's: records what it was asked to send. `options` are
+ * added to the client options it was made with (`bootstrapBrokers`...).
+ */
+export function fakeProducer(serializers?: Record<string, unknown>, options?: Record<string, unknown>) {
   const sent: Array<{ messages: Array<Record<string, unknown>> }> = [];
   const producer = {
     clientId: 'fake-producer',
@@ -26,7 +29,7 @@ export function fakeProducer(serializers?: Record<string, unknown>) {
       addOffset: async (_message: unknown) => undefined,
     }),
     close: async () => undefined,
-    [Symbol('plt.kafka.base.options')]: { serializers },
+    [Symbol('plt.kafka.base.options')]: { serializers, ...options },
   };
   return { producer, sent };
 }

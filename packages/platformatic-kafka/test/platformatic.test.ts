@@ -113,6 +113,55 @@ describe('options', () => {
   });
 });
 
+describe('server.address / server.port from the first bootstrap broker', () => {
+  /** What the send span of a producer made with `bootstrapBrokers: [broker]` says of its server. */
+  async function serverOf(broker: unknown): Promise<unknown[]> {
+    tracing.current.reset();
+    const { producer } = fakeProducer(undefined, { bootstrapBrokers: [broker] });
+    await traceProducer(producer).send({ messages: [{ topic: 't', value: 'v' }] } as never);
+    const { attributes } = onlySpan(spans(), 'send t');
+    return [attributes['server.address'], attributes['server.port']];
+  }
+
+  it.each([
+    ['kafka-1:9092', { host: 'kafka-1', port: 9092 }, ['kafka-1', 9092]],
+    ['[::1]:9092', { host: '[::1]', port: 9092 }, ['::1', 9092]],
+    ['::1:9092', { host: '::1', port: 9092 }, ['::1', 9092]],
+    // A URL's credentials or scheme never reach server.address (the object form carried them).
+    ['user:secret@kafka-1:9092', { host: 'user:secret@kafka-1', port: 9092 }, [undefined, undefined]],
+    ['kafka://kafka-1:9092', { host: 'kafka://kafka-1', port: 9092 }, [undefined, undefined]],
+    ['kafka-1/x:9092', { host: 'kafka-1/x', port: 9092 }, [undefined, undefined]],
+    // A port that is none (the object form's 0 and 70000 were recorded).
+    ['kafka-1:0', { host: 'kafka-1', port: 0 }, [undefined, undefined]],
+    ['kafka-1:70000', { host: 'kafka-1', port: 70_000 }, [undefined, undefined]],
+    ['kafka-1', { host: 'kafka-1' }, [undefined, undefined]],
+    [':9092', { host: '', port: 9092 }, [undefined, undefined]],
+  ])('%s and its object form are read alike', async (text, object, expected) => {
+    expect(await serverOf(text)).toEqual(expected);
+    expect(await serverOf(object)).toEqual(expected);
+  });
+
+  it('an object entry whose reads throw, or that is no broker, gives none and never throws', async () => {
+    const hostile = {
+      get host(): string {
+        throw new Error('host getter');
+      },
+      port: 9092,
+    };
+    const trap = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap');
+        },
+      },
+    );
+    for (const broker of [hostile, trap, { host: 'kafka-1', port: '9092' }, null, 9092, ['kafka-1:9092']]) {
+      expect(await serverOf(broker)).toEqual([undefined, undefined]);
+    }
+  });
+});
+
 describe('traced producer', () => {
   it('keeps a context the caller put after many other headers', async () => {
     const { producer, sent } = fakeProducer();
