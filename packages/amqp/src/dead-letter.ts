@@ -1,11 +1,7 @@
 import { type ErrorClassifier, FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
 import {
-  assertContext,
-  assertKnownOptions,
-  assertOptionalFunction,
-  assertOptionalInteger,
   assertOptionalString,
-  assertOptionsObject,
+  checkFailureCopyOptions,
   isLineageHeader,
   limitedText,
   type OptionKeys,
@@ -27,17 +23,17 @@ export interface DeadLetterOptions {
    * the routing key for a message published to the default exchange, else `{exchange}:{routing key}`.
    * @example { queue: 'orders' }
    */
-  queue?: string;
+  queue?: string | undefined;
   /**
    * Attempts made so far. Default: one more than the message's own `hoptrace-attempts` header (a
    * message dead-lettered before), else one more than its `x-death` count, else 1.
    * @example { attempts: 3 }
    */
-  attempts?: number;
+  attempts?: number | undefined;
   /** The classifier the wrapper uses (`classifyError`), so the header and the span name the same code. */
-  classifyError?: ErrorClassifier;
+  classifyError?: ErrorClassifier | undefined;
   /** The failed attempt's context. Default: the active one (call this inside the failing handler). */
-  context?: Context;
+  context?: Context | undefined;
 }
 
 /** The option names {@link deadLetterOptions} takes (others throw). */
@@ -147,13 +143,8 @@ export function deadLetterOptions(
   if (message === null || typeof message !== 'object' || typeof message.properties !== 'object') {
     throw new TypeError('Expected `message` to be a consumed amqplib message');
   }
-  assertOptionsObject('options', options);
-  assertKnownOptions('deadLetterOptions', options, DEAD_LETTER_OPTION_KEYS);
-  const o = options ?? {};
+  const o = checkFailureCopyOptions('deadLetterOptions', options, DEAD_LETTER_OPTION_KEYS);
   assertOptionalString('queue', o.queue);
-  assertOptionalInteger('attempts', o.attempts, 0);
-  assertOptionalFunction('classifyError', o.classifyError);
-  if (o.context !== undefined) assertContext('deadLetterOptions', o.context, 'options.context');
   const properties = message.properties as Record<string, unknown>;
   const source = message.properties.headers;
   const out: DeadLetterPublishOptions = { headers: {} };

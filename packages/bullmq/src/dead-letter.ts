@@ -4,12 +4,7 @@ import {
   failureHeaders,
   HEADER_FAILED_CONTEXT_PREFIX,
 } from '@hoptrace/core';
-import {
-  assertContext,
-  assertKnownOptions,
-  injectContextUnchecked,
-  type OptionKeys,
-} from '@hoptrace/core/adapter';
+import { checkFailureCopyOptions, injectContextUnchecked, type OptionKeys } from '@hoptrace/core/adapter';
 import {
   type Context,
   context as contextApi,
@@ -92,8 +87,10 @@ export function rememberFailedAttempt(job: object, spanContext: SpanContext): vo
  * The job never makes it throw; an option it does not take does (a TypeError naming
  * `deadLetterJobOptions`, the option and the one it most likely misspells; a job option such as
  * `removeOnComplete` given beside `opts` rather than inside it is one; an option set to `undefined`
- * is let through, and the keys of `opts` are not checked), and so does an `options.context` that is
- * not an OpenTelemetry Context. Never mutates the job or the options.
+ * is let through, and the keys of `opts` are not checked), and so do options that are not an object
+ * (`null` included), an `attempts` that is not a non-negative integer, a `classifyError` that is not
+ * a function and an `options.context` that is not an OpenTelemetry Context. Never mutates the job or
+ * the options.
  *
  * @example
  * worker.on('failed', async (job, error) => {
@@ -104,11 +101,9 @@ export function rememberFailedAttempt(job: object, spanContext: SpanContext): vo
 export function deadLetterJobOptions<O extends object = Record<string, unknown>>(
   job: FailedJobLike,
   error: unknown,
-  options: DeadLetterOptions<O> = {},
+  options?: DeadLetterOptions<O>,
 ): O {
-  assertKnownOptions('deadLetterJobOptions', options, DEAD_LETTER_OPTION_KEYS);
-  if (options.context !== undefined)
-    assertContext('deadLetterJobOptions', options.context, 'options.context');
+  const o = checkFailureCopyOptions('deadLetterJobOptions', options, DEAD_LETTER_OPTION_KEYS);
   const original = job && typeof job === 'object' ? parseCarrier(job.opts) : undefined;
   // A scheduled run's attempts ran in the run's own trace: its copy continues that one, not the
   // scheduler's (where the copies of every run would pile up).
@@ -119,16 +114,16 @@ export function deadLetterJobOptions<O extends object = Record<string, unknown>>
     for (const key in original) if (!key.startsWith('hoptrace-')) carrier[key] = original[key];
   const known = job && typeof job === 'object' ? failedAttempts.get(job) : undefined;
   const failedContext =
-    options.context ?? (known ? trace.setSpanContext(ROOT_CONTEXT, known) : contextApi.active());
+    o.context ?? (known ? trace.setSpanContext(ROOT_CONTEXT, known) : contextApi.active());
   const lineage = failureHeaders({
     error,
     destination: typeof job?.queueName === 'string' ? job.queueName : '',
-    attempts: options.attempts ?? attemptCount(job?.attemptsMade),
-    classifyError: options.classifyError,
+    attempts: o.attempts ?? attemptCount(job?.attemptsMade),
+    classifyError: o.classifyError,
     context: failedContext,
   });
   addLineage(carrier, lineage);
-  const opts = { ...options.opts } as O & JobOptionsShape;
+  const opts = { ...o.opts } as O & JobOptionsShape;
   // The copy carries this carrier, not a context the caller's options held.
   if (opts.telemetry) opts.telemetry = { ...opts.telemetry, metadata: undefined, omitContext: undefined };
   return withCarrierMap(opts, carrier);

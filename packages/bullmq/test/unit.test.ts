@@ -188,6 +188,21 @@ describe('jobPrefix', () => {
 });
 
 describe('deadLetterJobOptions', () => {
+  it('options that are not an object, or hold a value of the wrong type, throw a clear TypeError', () => {
+    // null crashed reading its context ("Cannot read properties of null"); attempts: '3' was ignored.
+    const job = { id: '1', queueName: 'q', opts: {} };
+    expect(() => deadLetterJobOptions(job, 'x', null as never)).toThrow(
+      new TypeError('Expected `options` to be an object, got null'),
+    );
+    expect(() => deadLetterJobOptions(job, 'x', { attempts: '3' as never })).toThrow(
+      new TypeError('Expected `attempts` to be an integer >= 0, got "3"'),
+    );
+    expect(() => deadLetterJobOptions(job, 'x', { classifyError: 1 as never })).toThrow(
+      new TypeError('Expected `classifyError` to be a function, got 1'),
+    );
+    expect(deadLetterJobOptions(job, 'x')).toBeTypeOf('object');
+  });
+
   it('an options.context that is not a Context throws a TypeError naming deadLetterJobOptions', () => {
     // Before, the copy went without hoptrace-failed-traceparent and only a diag warning told.
     const job = { queueName: 'orders', attemptsMade: 1, opts: {} };

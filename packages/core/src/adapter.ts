@@ -44,7 +44,7 @@ export {
   recordedErrorType,
   recordFailure,
 } from './errors.ts';
-export { isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
+export { checkFailureCopyOptions, isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
 export { fieldCaseVariants, propagatorFields } from './field-case.ts';
 export { FirstDeliveries, MAX_FIRST_DELIVERY_TOPICS } from './first-deliveries.ts';
 export { runHook } from './hooks.ts';

@@ -1,6 +1,13 @@
 import type { HeaderCarrier } from './carrier.ts';
 import { type FailureInput, failureHeaders, readFailureLineage } from './lineage.ts';
 import { FAILURE_HEADERS, HEADER_FAILED_CONTEXT_PREFIX } from './names.ts';
+import { assertKnownOptions } from './option-keys.ts';
+import {
+  assertContext,
+  assertOptionalFunction,
+  assertOptionalInteger,
+  assertOptionsObject,
+} from './validate.ts';
 
 const LINEAGE_HEADER_NAMES = new Set<string>(Object.values(FAILURE_HEADERS));
 
@@ -23,4 +30,31 @@ export function nextFailureHeaders(original: HeaderCarrier, input: FailureInput)
   if (input.attempts !== undefined) return failureHeaders(input);
   const previous = readFailureLineage(original)?.attempts;
   return failureHeaders({ ...input, attempts: previous === undefined ? 1 : previous + 1 });
+}
+
+/**
+ * The checks every adapter's dead-letter helper makes of its `options` argument, so that all of them
+ * take and refuse the same: `undefined` means none; anything but a plain object (`null`, a string,
+ * an array) throws a TypeError, as does an option name `keys` does not list (see
+ * `assertKnownOptions`), an `attempts` that is not a non-negative integer, a `classifyError` that is
+ * not a function and a `context` that is not an OpenTelemetry Context. Options set to `undefined`
+ * are let through. Returns the options, or an empty object for `undefined`.
+ *
+ * @param api - the helper's exported name, which the errors quote (`deadLetterMessage`).
+ * @param options - what the caller passed.
+ * @param keys - the helper's option names.
+ */
+export function checkFailureCopyOptions<T extends object>(
+  api: string,
+  options: T | undefined,
+  keys: Readonly<Record<string, true>>,
+): Partial<T> {
+  assertOptionsObject('options', options);
+  if (options === undefined) return {};
+  assertKnownOptions(api, options, keys);
+  const o = options as { attempts?: unknown; classifyError?: unknown; context?: unknown };
+  assertOptionalInteger('attempts', o.attempts, 0);
+  assertOptionalFunction('classifyError', o.classifyError);
+  if (o.context !== undefined) assertContext(api, o.context, 'options.context');
+  return options;
 }

@@ -1,7 +1,6 @@
 import type { ErrorClassifier } from '@hoptrace/core';
 import {
-  assertContext,
-  assertKnownOptions,
+  checkFailureCopyOptions,
   isLineageHeader,
   nextFailureHeaders,
   type OptionKeys,
@@ -26,17 +25,17 @@ export interface DeadLetterOptions {
    * carried (so each trip through a retry topic counts), or `1`.
    * @example { attempts: 3 }
    */
-  attempts?: number;
+  attempts?: number | undefined;
   /**
    * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
    * with the failed span's `error.type`. Default: hoptrace's default classification.
    */
-  classifyError?: ErrorClassifier;
+  classifyError?: ErrorClassifier | undefined;
   /**
    * The failed attempt's context. Default: the active one, which is the failed `process` span when
    * you call this inside the traced handler (the usual place).
    */
-  context?: Context;
+  context?: Context | undefined;
 }
 
 /** The option names {@link deadLetterMessage} takes (others throw). */
@@ -65,7 +64,8 @@ const DEAD_LETTER_OPTION_KEYS = {
  *
  * @param failed - where the message came from and the message (an `eachMessage` payload).
  * @param error - what the handler threw (any value; classified, never rethrown or changed).
- * @param options - see {@link DeadLetterOptions}.
+ * @param options - see {@link DeadLetterOptions}; options that are not an object (`null` included) or
+ *   hold a value of the wrong type throw a TypeError.
  * @example
  * eachMessage: async (payload) => {
  *   try { await handle(payload.message); }
@@ -75,10 +75,9 @@ const DEAD_LETTER_OPTION_KEYS = {
 export function deadLetterMessage(
   failed: FailedKafkaMessage,
   error: unknown,
-  options: DeadLetterOptions = {},
+  options?: DeadLetterOptions,
 ): Message {
-  assertKnownOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
-  if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
+  const o = checkFailureCopyOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
   const message = failed.message;
   const original = readHeaders(message.headers);
   const headers: IHeaders = {};
@@ -88,9 +87,9 @@ export function deadLetterMessage(
     destination: failed.topic,
     partition: failed.partition,
     offset: message.offset,
-    attempts: options?.attempts,
-    classifyError: options?.classifyError,
-    context: options?.context,
+    attempts: o.attempts,
+    classifyError: o.classifyError,
+    context: o.context,
   });
   for (const key in lineage) setHeader(headers, key, lineage[key]);
   const out: Message = { key: message.key, value: message.value, headers };

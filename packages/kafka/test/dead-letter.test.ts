@@ -34,10 +34,22 @@ describe('deadLetterMessage', () => {
     expect(String(out.headers?.[FAILURE_HEADERS.errorMessage])).toHaveLength(256);
   });
 
-  it('null options count as none (the dead-letter path never throws on them)', () => {
+  it('options that are not an object, or hold a value of the wrong type, throw a clear TypeError', () => {
+    // null and a string were taken as no options, attempts: '3' and classifyError: 'x' ignored.
     const failed = { topic: 'orders', partition: 0, message: message(7, {}, null) };
-    const out = deadLetterMessage(failed, new TypeError('bad'), null as never);
-    expect(out.headers).toMatchObject({
+    expect(() => deadLetterMessage(failed, 'x', null as never)).toThrow(
+      new TypeError('Expected `options` to be an object, got null'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', 'orders.DLT' as never)).toThrow(
+      new TypeError('Expected `options` to be an object, got "orders.DLT"'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', { attempts: '3' as never })).toThrow(
+      new TypeError('Expected `attempts` to be an integer >= 0, got "3"'),
+    );
+    expect(() => deadLetterMessage(failed, 'x', { classifyError: 'x' as never })).toThrow(
+      new TypeError('Expected `classifyError` to be a function, got "x"'),
+    );
+    expect(deadLetterMessage(failed, new TypeError('bad')).headers).toMatchObject({
       [FAILURE_HEADERS.errorType]: 'TypeError',
       [FAILURE_HEADERS.attempts]: '1',
     });

@@ -1,7 +1,6 @@
 import type { ErrorClassifier } from '@hoptrace/core';
 import {
-  assertContext,
-  assertKnownOptions,
+  checkFailureCopyOptions,
   isLineageHeader,
   nextFailureHeaders,
   type OptionKeys,
@@ -17,17 +16,17 @@ export interface DeadLetterOptions {
    * carried (so each trip through a retry topic counts), or `1`.
    * @example { attempts: 3 }
    */
-  attempts?: number;
+  attempts?: number | undefined;
   /**
    * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
    * with the failed span's `error.type`. Default: hoptrace's default classification.
    */
-  classifyError?: ErrorClassifier;
+  classifyError?: ErrorClassifier | undefined;
   /**
    * The failed attempt's context. Default: the message's process span when a traced stream handed
    * it out (so it works from a `for await` body), else the active context.
    */
-  context?: Context;
+  context?: Context | undefined;
 }
 
 /** The option names {@link deadLetterMessage} takes (others throw). */
@@ -75,15 +74,15 @@ export interface DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
  *
  * @param failed - the message the stream handed out.
  * @param error - what the processing threw (any value; classified, never rethrown or changed).
- * @param options - see {@link DeadLetterOptions}.
+ * @param options - see {@link DeadLetterOptions}; options that are not an object (`null` included) or
+ *   hold a value of the wrong type throw a TypeError.
  */
 export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   failed: FailedMessage<Key, Value, HeaderKey, HeaderValue>,
   error: unknown,
-  options: DeadLetterOptions = {},
+  options?: DeadLetterOptions,
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
-  assertKnownOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
-  if (options?.context !== undefined) assertContext('deadLetterMessage', options.context, 'options.context');
+  const o = checkFailureCopyOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
   const headers = new Map<unknown, unknown>();
   let buffers = typeof failed?.value !== 'string';
   try {
@@ -105,9 +104,9 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
     destination: typeof failed?.topic === 'string' ? failed.topic : '',
     partition: failed?.partition,
     offset: typeof failed?.offset === 'bigint' ? failed.offset.toString() : undefined,
-    attempts: options?.attempts,
-    classifyError: options?.classifyError,
-    context: options?.context ?? messageContextOf(failed),
+    attempts: o.attempts,
+    classifyError: o.classifyError,
+    context: o.context ?? messageContextOf(failed),
   });
   for (const name in lineage) {
     const value = lineage[name] as string;

@@ -53,9 +53,16 @@ describe('deadLetterMessage', () => {
     const copy = deadLetterMessage({ topic: 't', value: 'v' }, null);
     expect(copy.headers.get(FAILURE_HEADERS.attempts as never)).toBe('1');
     expect(() => deadLetterMessage(undefined as never, undefined)).not.toThrow();
-    // null options count as none
-    const noOptions = deadLetterMessage({ topic: 't', value: 'v' }, new RangeError('x'), null as never);
-    expect(noOptions.headers.get(FAILURE_HEADERS.errorType as never)).toBe('RangeError');
+    // Options that are not an object throw a clear TypeError (null and a string were taken as none).
+    expect(() => deadLetterMessage({ topic: 't', value: 'v' }, 'x', null as never)).toThrow(
+      new TypeError('Expected `options` to be an object, got null'),
+    );
+    expect(() => deadLetterMessage({ topic: 't', value: 'v' }, 'x', 't.DLT' as never)).toThrow(
+      new TypeError('Expected `options` to be an object, got "t.DLT"'),
+    );
+    expect(() => deadLetterMessage({ topic: 't', value: 'v' }, 'x', { attempts: -1 })).toThrow(
+      new TypeError('Expected `attempts` to be an integer >= 0, got -1'),
+    );
     const throwing = new Map();
     throwing[Symbol.iterator] = () => {
       throw new Error('boom');
