@@ -7,7 +7,7 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes } from '@opentelemetry/api';
 import { firstBootstrapBroker } from './client-options.ts';
-import type { Settings } from './options.ts';
+import { hostPort, type Settings } from './options.ts';
 
 /** The bits of a @platformatic/kafka client the wrappers read (producer or consumer). */
 export interface ClientLike {
@@ -50,12 +50,21 @@ export class ClientInfo implements MetricServer {
     this.#port = seed?.port;
     try {
       client.once?.('client:broker:connect', (payload) => {
-        const broker = (payload as { broker?: { host?: unknown; port?: unknown } } | undefined)?.broker;
-        if (typeof broker?.host !== 'string') return;
-        const port = typeof broker.port === 'number' ? broker.port : undefined;
-        if (broker.host === this.#address && port === this.#port) return;
-        this.#address = broker.host;
-        this.#port = port;
+        let server: { address: string; port: number } | undefined;
+        try {
+          const broker = (payload as { broker?: { host?: unknown; port?: unknown } } | undefined)?.broker;
+          const host = broker?.host;
+          const port = broker?.port;
+          // Checked as a bootstrap broker is: a host with `@` or `/`, or a port out of 1-65535, keeps
+          // what was known.
+          if (typeof host === 'string' && Number.isInteger(port)) server = hostPort(`${host}:${port}`);
+        } catch {
+          return; // a payload whose reads throw: never into the client's emit
+        }
+        if (server === undefined) return;
+        if (server.address === this.#address && server.port === this.#port) return;
+        this.#address = server.address;
+        this.#port = server.port;
         this.#version++;
       });
     } catch {

@@ -162,6 +162,45 @@ describe('server.address / server.port from the first bootstrap broker', () => {
   });
 });
 
+describe('server.address / server.port from the client:broker:connect event', () => {
+  it('takes the broker connected to only when it reads as a bootstrap broker would', async () => {
+    // A host with credentials or a scheme, or a port out of range, went to server.address / port as given.
+    const { producer } = fakeProducer(undefined, { bootstrapBrokers: ['seed:9092'] });
+    let connected: ((payload: unknown) => void) | undefined;
+    Object.assign(producer, {
+      once(event: string, listener: (payload: unknown) => void) {
+        if (event === 'client:broker:connect') connected = listener;
+      },
+    });
+    const traced = traceProducer(producer);
+    const serverNow = async () => {
+      tracing.current.reset();
+      await traced.send({ messages: [{ topic: 't', value: 'v' }] } as never);
+      const { attributes } = onlySpan(spans(), 'send t');
+      return [attributes['server.address'], attributes['server.port']];
+    };
+    expect(await serverNow()).toEqual(['seed', 9092]);
+    const hostile = {
+      get broker(): unknown {
+        throw new Error('payload getter');
+      },
+    };
+    for (const payload of [
+      { broker: { host: 'user:secret@kafka-2', port: 9092 } },
+      { broker: { host: 'kafka-2', port: 70_000 } },
+      { broker: { host: 'kafka-2', port: '9092' } },
+      { broker: { host: 'kafka-2' } },
+      hostile,
+      undefined,
+    ]) {
+      expect(() => connected?.(payload)).not.toThrow();
+      expect(await serverNow()).toEqual(['seed', 9092]);
+    }
+    connected?.({ broker: { host: 'kafka-2', port: 9093 } });
+    expect(await serverNow()).toEqual(['kafka-2', 9093]);
+  });
+});
+
 describe('traced producer', () => {
   it('keeps a context the caller put after many other headers', async () => {
     const { producer, sent } = fakeProducer();
