@@ -30,7 +30,7 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * 24.8 days, the longest Node.js timers wait).
    * @example { settleTimeoutMs: 60_000 }
    */
-  settleTimeoutMs?: number;
+  settleTimeoutMs?: number | undefined;
   /**
    * The most un-settled deliveries per channel whose `process` spans stay open. When one more
    * arrives, the oldest span ends (status unset, `hoptrace.rabbitmq.settlement` = `untracked`, event
@@ -39,13 +39,13 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * no bound.
    * @example { maxOpenDeliveries: 10_000 }
    */
-  maxOpenDeliveries?: number;
+  maxOpenDeliveries?: number | undefined;
   /**
    * Also emit a `settle` span (kind CLIENT, named `ack {destination}`, `nack {destination}`,
    * `reject {destination}`) for each `ack`/`nack`/`reject`/`ackAll`/`nackAll` call. Default `false`.
    * @example { settleSpans: true }
    */
-  settleSpans?: boolean;
+  settleSpans?: boolean | undefined;
   /**
    * Record `rabbitmq.destination.routing_key` (the conventions require it; cut to 256 characters,
    * never in span names) and show the routing key in `messaging.destination.name` of publishes and
@@ -54,25 +54,25 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * Default `true`.
    * @example { captureRoutingKey: false }
    */
-  captureRoutingKey?: boolean;
+  captureRoutingKey?: boolean | undefined;
   /**
    * Record the delivery's consumer tag as `hoptrace.rabbitmq.consumer_tag` on process spans. Off by
    * default: the conventions neither require nor recommend it, and every attribute is paid for by
    * every exported span.
    * @example { captureConsumerTag: true }
    */
-  captureConsumerTag?: boolean;
+  captureConsumerTag?: boolean | undefined;
   /**
    * `server.address`. Default: the remote address of the connection's socket (an IP address). Set
    * it to the host name you connect to when dashboards should show that.
    * @example { serverAddress: 'rabbit-1.internal' }
    */
-  serverAddress?: string;
+  serverAddress?: string | undefined;
   /**
    * `server.port`. Default: the remote port of the connection's socket.
    * @example { serverPort: 5672 }
    */
-  serverPort?: number;
+  serverPort?: number | undefined;
   /**
    * Chooses the low-cardinality destination used in span names and metrics (never the
    * `messaging.destination.name` attribute, which always follows the conventions). Return
@@ -81,7 +81,7 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
    * publishes to a named exchange, else queue; server-named and direct reply-to queues templated).
    * @example { spanDestination: (p) => p.exchange || p.queue }
    */
-  spanDestination?: (parts: SpanNameParts) => string | undefined;
+  spanDestination?: ((parts: SpanNameParts) => string | undefined) | undefined;
 }
 
 /** The option names {@link traceChannel} and {@link traceConnection} take (others throw at wrap time). */

@@ -1,8 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import { type AmqpTracingOptions, deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
 import { FAILURE_HEADERS } from '@hoptrace/core';
+import { parentSpanId, useTestTracing } from '@hoptrace/test-kit';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+
+const tracing = useTestTracing();
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 /** A minimal stand-in with the methods traceChannel checks (no broker needed for option checks). */
 function fakeChannel() {
@@ -128,6 +133,87 @@ describe('options are validated at wrap time', () => {
     expect(() => traceConnection(null as never)).toThrow(
       new TypeError('Expected `connection` to be an amqplib connection, got null'),
     );
+  });
+});
+
+describe('an option set to undefined is not set', () => {
+  const options: AllUndefined<AmqpTracingOptions> = {
+    tracerProvider: undefined,
+    meterProvider: undefined,
+    legacyAttributes: undefined,
+    captureBodySize: undefined,
+    unsampled: undefined,
+    classifyError: undefined,
+    relation: undefined,
+    parentLink: undefined,
+    traceBudget: undefined,
+    baggageAttributes: undefined,
+    settleTimeoutMs: undefined,
+    maxOpenDeliveries: undefined,
+    settleSpans: undefined,
+    captureRoutingKey: undefined,
+    captureConsumerTag: undefined,
+    serverAddress: undefined,
+    serverPort: undefined,
+    spanDestination: undefined,
+  };
+
+  /** The spans `run` makes, without their ids and times. */
+  async function spanShapes(run: () => Promise<unknown>) {
+    tracing.current.reset();
+    await run();
+    return tracing.current.spans().map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      attributes: s.attributes,
+      links: s.links.length,
+      parent: parentSpanId(s),
+    }));
+  }
+
+  type AnyCall = (...args: unknown[]) => unknown;
+
+  /** Publishes, then consumes and acks a message carrying a context, through `traced`. */
+  async function publishAndConsume(
+    wrap: (raw: ReturnType<typeof fakeChannel>) => ReturnType<typeof fakeChannel>,
+  ) {
+    const raw = fakeChannel();
+    let deliver: ((message: unknown) => void) | undefined;
+    raw.consume = ((_queue: string, callback: (message: unknown) => void) => {
+      deliver = callback;
+      return Promise.resolve({ consumerTag: 'c' });
+    }) as never;
+    const traced = wrap(raw) as unknown as Record<'publish' | 'sendToQueue' | 'consume' | 'ack', AnyCall>;
+    traced.publish('orders', 'eu.created', Buffer.from('x'));
+    traced.sendToQueue('amq.gen-1', Buffer.from('y'));
+    await traced.consume('orders.eu', () => undefined);
+    const message = {
+      content: Buffer.from('x'),
+      fields: {
+        deliveryTag: 1,
+        redelivered: false,
+        exchange: 'orders',
+        routingKey: 'eu.created',
+        consumerTag: 'c',
+      },
+      properties: { headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } },
+    };
+    deliver?.(message);
+    traced.ack(message);
+  }
+
+  it('traceChannel and traceConnection given every option as undefined trace as given {}', async () => {
+    const viaChannel = (o: AmqpTracingOptions) => () => publishAndConsume((raw) => traceChannel(raw, o));
+    const shapes = await spanShapes(viaChannel(options));
+    expect(shapes.map((s) => s.name).sort()).toEqual(['process orders.eu', 'send', 'send orders']);
+    expect(shapes).toEqual(await spanShapes(viaChannel({})));
+    const viaConnection = (o: AmqpTracingOptions) => () =>
+      publishAndConsume((raw) =>
+        traceConnection({ createChannel: () => raw, createConfirmChannel: () => raw }, o).createChannel(),
+      );
+    expect(await spanShapes(viaConnection(options))).toEqual(shapes);
+    expect(await spanShapes(viaConnection({}))).toEqual(shapes);
   });
 });
 

@@ -1,4 +1,5 @@
-import { deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import { type AmqpTracingOptions, deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import type { TracerProvider } from '@opentelemetry/api';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Options } from 'amqplib';
 import type { Channel as CallbackChannel, Connection as CallbackConnection } from 'amqplib/callback_api';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -12,6 +13,12 @@ declare const callbackConnection: CallbackConnection;
 declare const callbackChannel: CallbackChannel;
 declare const consumed: ConsumeMessage;
 declare const got: GetMessage;
+const maybeTracerProvider = undefined as TracerProvider | undefined;
+
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
+/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
+type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
 
 describe('@hoptrace/amqp types', () => {
   it('every wrapper returns the exact client type it was given', () => {
@@ -55,5 +62,37 @@ describe('@hoptrace/amqp types', () => {
       () => traceChannel(channel, { settleSpan: true }),
     ];
     expectTypeOf(invalid).toBeArray();
+  });
+
+  it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
+    const options: AllUndefined<AmqpTracingOptions> = {
+      tracerProvider: undefined,
+      meterProvider: undefined,
+      legacyAttributes: undefined,
+      captureBodySize: undefined,
+      unsampled: undefined,
+      classifyError: undefined,
+      relation: undefined,
+      parentLink: undefined,
+      traceBudget: undefined,
+      baggageAttributes: undefined,
+      settleTimeoutMs: undefined,
+      maxOpenDeliveries: undefined,
+      settleSpans: undefined,
+      captureRoutingKey: undefined,
+      captureConsumerTag: undefined,
+      serverAddress: undefined,
+      serverPort: undefined,
+      spanDestination: undefined,
+    };
+    const compileOnly = () => {
+      expectTypeOf(traceConnection(model, options)).toEqualTypeOf<ChannelModel>();
+      expectTypeOf(traceChannel(channel, options)).toEqualTypeOf<Channel>();
+      expectTypeOf(
+        traceChannel(confirm, { tracerProvider: maybeTracerProvider }),
+      ).toEqualTypeOf<ConfirmChannel>();
+    };
+    expectTypeOf(compileOnly).toBeFunction();
+    expectTypeOf<MaybeSet<AmqpTracingOptions>>().toExtend<AmqpTracingOptions>();
   });
 });

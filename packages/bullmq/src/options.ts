@@ -22,7 +22,7 @@ export interface QueueTracingOptions extends TracingOptions {
    * `send` span then links to each). Default `false`: one `send` span whose context every job carries.
    * @example { createSpans: true }
    */
-  createSpans?: boolean;
+  createSpans?: boolean | undefined;
 }
 
 /** Options for {@link traceFlowProducer}. */
@@ -33,7 +33,7 @@ export interface FlowTracingOptions extends TracingOptions {
    * `false`: one `send` span whose context every node carries.
    * @example { createSpans: true }
    */
-  createSpans?: boolean;
+  createSpans?: boolean | undefined;
 }
 
 /**
@@ -47,14 +47,14 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
    * Default: `job.queueName`.
    * @example { queueName: 'emails' }
    */
-  queueName?: string;
+  queueName?: string | undefined;
   /**
    * Called with the process span and the job before the processor runs, e.g. to add attributes.
    * Guarded: a throwing hook is reported to `diag` and ignored. Not called for a job whose parent
    * is unsampled and gets no span. Default: none.
    * @example { onProcess: (span, job) => span.setAttribute('tenant', job.data.tenant) }
    */
-  onProcess?: ProcessHook;
+  onProcess?: ProcessHook | undefined;
   /**
    * End an attempt's span (status ERROR, `error.type` = `process_timeout`) if its processor has not
    * returned after this many milliseconds. The processor keeps running and its outcome still reaches
@@ -63,7 +63,7 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
    * the worker gives up on the attempt: lock lost, stalled, closed).
    * @example { processTimeoutMs: 300_000 }
    */
-  processTimeoutMs?: number;
+  processTimeoutMs?: number | undefined;
   /**
    * The `maxStartedAttempts` of the worker running this processor (BullMQ 6), for a sandboxed
    * processor: its child process or thread cannot read the worker's options, so without this a failed
@@ -72,7 +72,7 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
    * worker's value; leave it out on BullMQ 5.x (no such option). Default: none.
    * @example { maxStartedAttempts: 3 }
    */
-  maxStartedAttempts?: number;
+  maxStartedAttempts?: number | undefined;
 }
 
 /** A guarded hook run before each attempt, see {@link ProcessorTracingOptions.onProcess}. */

@@ -13,13 +13,23 @@ import {
   withCarrier,
   withChildCarriers,
 } from '../src/carrier.ts';
-import { deadLetterJobOptions, traceFlowProducer, traceProcessor, traceQueue } from '../src/index.ts';
+import {
+  deadLetterJobOptions,
+  type FlowTracingOptions,
+  type ProcessorTracingOptions,
+  type QueueTracingOptions,
+  traceFlowProducer,
+  traceProcessor,
+  traceQueue,
+} from '../src/index.ts';
 import { jobPrefix } from '../src/job-prefix.ts';
 import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 import { fakeQueue } from './helpers.ts';
 
 const tracing = useTestTracing();
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -407,6 +417,79 @@ describe('wrappers', () => {
       new TypeError('Expected `processTimeoutMs` to be an integer from 1 to 2147483647, got 2147483648'),
     );
     expect(() => traceProcessor(async () => 1, { processTimeoutMs: 2 ** 31 - 1 })).not.toThrow();
+  });
+});
+
+describe('an option set to undefined is not set', () => {
+  const shared = {
+    tracerProvider: undefined,
+    meterProvider: undefined,
+    legacyAttributes: undefined,
+    captureBodySize: undefined,
+    unsampled: undefined,
+    classifyError: undefined,
+  };
+  const queueOptions: AllUndefined<QueueTracingOptions> = { ...shared, createSpans: undefined };
+  const flowOptions: AllUndefined<FlowTracingOptions> = { ...shared, createSpans: undefined };
+  const processorOptions: AllUndefined<ProcessorTracingOptions> = {
+    ...shared,
+    relation: undefined,
+    parentLink: undefined,
+    traceBudget: undefined,
+    baggageAttributes: undefined,
+    queueName: undefined,
+    onProcess: undefined,
+    processTimeoutMs: undefined,
+    maxStartedAttempts: undefined,
+  };
+
+  /** The spans `run` makes, without their ids and times. */
+  async function spanShapes(run: () => Promise<unknown>) {
+    tracing.current.reset();
+    await run();
+    return tracing.current.spans().map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      attributes: s.attributes,
+      links: s.links.length,
+      parent: s.parentSpanContext?.spanId,
+    }));
+  }
+
+  it('every wrapper given every option as undefined traces as one given {}', async () => {
+    const queue = (options: QueueTracingOptions) => async () => {
+      const traced = traceQueue(fakeQueue().queue, options);
+      await traced.add('a', { x: 1 });
+      await traced.addBulk([
+        { name: 'b', data: {} },
+        { name: 'c', data: {} },
+      ]);
+    };
+    const queued = await spanShapes(queue(queueOptions));
+    expect(queued.length).toBeGreaterThan(0);
+    expect(queued).toEqual(await spanShapes(queue({})));
+    const flow = (options: FlowTracingOptions) => async () => {
+      const traced = traceFlowProducer({ async add(..._args: unknown[]) {} }, options);
+      await traced.add({ name: 'p', queueName: 'parents', children: [{ name: 'c', queueName: 'children' }] });
+    };
+    const flowed = await spanShapes(flow(flowOptions));
+    expect(flowed.length).toBeGreaterThan(0);
+    expect(flowed).toEqual(await spanShapes(flow({})));
+    const processor = (options: ProcessorTracingOptions) => async () => {
+      const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01`, baggage: 'tenant=acme' });
+      const wrapped = traceProcessor(async (_job: unknown) => 'ok', options);
+      await wrapped({
+        id: '1',
+        name: 'n',
+        queueName: 'q',
+        attemptsMade: 0,
+        opts: { telemetry: { metadata } },
+      });
+    };
+    const processed = await spanShapes(processor(processorOptions));
+    expect(processed.map((s) => [s.name, s.parent])).toEqual([['process q', SPAN]]);
+    expect(processed).toEqual(await spanShapes(processor({})));
   });
 });
 

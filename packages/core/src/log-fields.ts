@@ -77,13 +77,13 @@ export interface LogFieldsOptions {
    * `error.type` are refused (a TypeError): baggage from another service would replace them. Default: none.
    * @example { baggage: ['tenant.id'] }
    */
-  baggage?: BaggageAllowList;
+  baggage?: BaggageAllowList | undefined;
   /**
    * Add `error.type`: the code hoptrace recorded on the active span once it failed, or the original
    * failure's code while handling a dead-letter or retry copy. Default `true`.
    * @example { errorType: false }
    */
-  errorType?: boolean;
+  errorType?: boolean | undefined;
 }
 
 /** The option names {@link createLogFields} takes (others throw). */

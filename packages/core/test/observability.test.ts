@@ -1,5 +1,11 @@
 import { Writable } from 'node:stream';
-import { createLogFields, extractContext, logFields } from '@hoptrace/core';
+import {
+  type ConsumerTracingOptions,
+  createLogFields,
+  extractContext,
+  type LogFieldsOptions,
+  logFields,
+} from '@hoptrace/core';
 import { createInstrumentation, MessagingMetrics } from '@hoptrace/core/adapter';
 import { useTestTracing } from '@hoptrace/test-kit';
 import { context, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
@@ -14,6 +20,8 @@ import { describe, expect, it } from 'vitest';
 
 const tracing = useTestTracing();
 const SCOPE = { name: 'test', version: '0', system: 'kafka' };
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 describe('logFields', () => {
   it('returns the active span ids, and an empty object outside a span', () => {
@@ -157,6 +165,37 @@ describe('createInstrumentation validates options at wrap time', () => {
     expect(instr.baggage).toBeUndefined();
     expect(instr.legacyAttributes).toBe(false);
   });
+
+  it('reads every option set to undefined as not set', () => {
+    const unset: AllUndefined<ConsumerTracingOptions> = {
+      tracerProvider: undefined,
+      meterProvider: undefined,
+      legacyAttributes: undefined,
+      captureBodySize: undefined,
+      unsampled: undefined,
+      classifyError: undefined,
+      relation: undefined,
+      parentLink: undefined,
+      traceBudget: undefined,
+      baggageAttributes: undefined,
+    };
+    const { tracer, metrics, metricAttributes, unsampled, ...instr } = createInstrumentation(SCOPE, unset);
+    const defaults = createInstrumentation(SCOPE, {});
+    expect(instr).toEqual({
+      system: defaults.system,
+      legacyAttributes: defaults.legacyAttributes,
+      captureBodySize: defaults.captureBodySize,
+      relation: defaults.relation,
+      parentLink: defaults.parentLink,
+      traceBudget: defaults.traceBudget,
+      baggage: defaults.baggage,
+      classifyError: defaults.classifyError,
+      controlFlow: defaults.controlFlow,
+    });
+    expect(tracer).toBe(defaults.tracer);
+    expect(metrics === undefined).toBe(defaults.metrics === undefined);
+    expect(unsampled.skip()).toBe(defaults.unsampled.skip());
+  });
 });
 
 describe('createLogFields: trace id, business codes and error codes on one line', () => {
@@ -213,6 +252,9 @@ describe('createLogFields: trace id, business codes and error codes on one line'
     const ctx = withFailureLineage(ROOT_CONTEXT, readFailureLineage(headers));
     expect(context.with(ctx, createLogFields())).toEqual({ 'error.type': 'E_POISON' });
     expect(context.with(ctx, createLogFields({ errorType: false }))).toEqual({});
+    // An option set to undefined is not set: error.type stays, no baggage is added.
+    const unset: AllUndefined<LogFieldsOptions> = { baggage: undefined, errorType: undefined };
+    expect(context.with(ctx, createLogFields(unset))).toEqual({ 'error.type': 'E_POISON' });
   });
 
   it('validates the allow-list when compiled', () => {

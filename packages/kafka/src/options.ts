@@ -19,19 +19,19 @@ export interface KafkaClientOptions {
    * `null` keys never. Default `false`.
    * @example { captureKeys: true }
    */
-  captureKeys?: boolean;
+  captureKeys?: boolean | undefined;
   /**
    * `messaging.client.id`. Default: the client id kafkajs reports in its first network request
    * event (the `clientId` of your `new Kafka({...})`), so usually you do not set it.
    * @example { clientId: 'billing-api' }
    */
-  clientId?: string;
+  clientId?: string | undefined;
   /**
    * `server.address` and `server.port` as `host:port` (the first broker of your client config).
    * Default: the broker kafkajs sent its first request to (a seed broker).
    * @example { broker: 'kafka-1.internal:9092' }
    */
-  broker?: string;
+  broker?: string | undefined;
 }
 
 /** Options of {@link traceProducer}. */
@@ -42,7 +42,7 @@ export interface KafkaProducerOptions extends TracingOptions, KafkaClientOptions
    * span per call, whose context every message of the call carries.
    * @example { createSpans: true }
    */
-  createSpans?: boolean;
+  createSpans?: boolean | undefined;
 }
 
 /** How `eachBatch` is traced; see {@link KafkaConsumerOptions.batchSpans}. */
@@ -55,13 +55,13 @@ export interface KafkaConsumerOptions extends ConsumerTracingOptions, KafkaClien
    * its group (the `consumer.group_join` event), which happens before the first message.
    * @example { groupId: 'billing' }
    */
-  groupId?: string;
+  groupId?: string | undefined;
   /**
    * The most links a batch `process` span gets (one per message's creation context, first come).
    * The number actually added is recorded as `hoptrace.batch.link_count`. Default `128`.
    * @example { maxBatchLinks: 1000 }
    */
-  maxBatchLinks?: number;
+  maxBatchLinks?: number | undefined;
   /**
    * How `eachBatch` is traced. `'message'` (default): a batch span plus one `process` span per
    * message, each ending when its offset is resolved. `'batch'`: one `process` span per batch with
@@ -69,7 +69,7 @@ export interface KafkaConsumerOptions extends ConsumerTracingOptions, KafkaClien
    * asks for one with `withMessageContext` (the cheapest way to trace hot batch consumers).
    * @example { batchSpans: 'batch' }
    */
-  batchSpans?: BatchSpans;
+  batchSpans?: BatchSpans | undefined;
 }
 
 /** Options of {@link traceKafka}: everything producers and consumers take. */

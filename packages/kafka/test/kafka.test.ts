@@ -6,6 +6,9 @@ import {
 } from '@hoptrace/core/adapter';
 import {
   ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  type KafkaConsumerOptions,
+  type KafkaOptions,
+  type KafkaProducerOptions,
   traceConsumer,
   traceKafka,
   traceProducer,
@@ -19,6 +22,8 @@ import { parseBroker } from '../src/options.ts';
 import { batchPayload, fakeConsumer, fakeProducer, message } from './helpers.ts';
 
 const tracing = useTestTracing();
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 describe('options', () => {
@@ -85,6 +90,87 @@ describe('options', () => {
     expect(() =>
       traceKafka(kafka as never, { createSpans: true, batchSpans: 'batch', relation: 'link' }),
     ).not.toThrow();
+  });
+});
+
+describe('an option set to undefined is not set', () => {
+  const shared = {
+    tracerProvider: undefined,
+    meterProvider: undefined,
+    legacyAttributes: undefined,
+    captureBodySize: undefined,
+    unsampled: undefined,
+    classifyError: undefined,
+    captureKeys: undefined,
+    clientId: undefined,
+    broker: undefined,
+  };
+  const consumerShared = {
+    relation: undefined,
+    parentLink: undefined,
+    traceBudget: undefined,
+    baggageAttributes: undefined,
+    maxBatchLinks: undefined,
+    batchSpans: undefined,
+  };
+  const producerOptions: AllUndefined<KafkaProducerOptions> = { ...shared, createSpans: undefined };
+  const consumerOptions: AllUndefined<KafkaConsumerOptions> = {
+    ...shared,
+    ...consumerShared,
+    groupId: undefined,
+  };
+  const kafkaOptions: AllUndefined<KafkaOptions> = { ...shared, ...consumerShared, createSpans: undefined };
+
+  /** The spans `run` makes, without their ids and times. */
+  async function spanShapes(run: () => Promise<unknown>) {
+    tracing.current.reset();
+    await run();
+    return tracing.current.spans().map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      attributes: s.attributes,
+      links: s.links.length,
+      parent: parentSpanId(s),
+    }));
+  }
+
+  it('a wrapper given every option as undefined traces as one given {}', async () => {
+    const send = (options: KafkaProducerOptions) => async () => {
+      const producer = traceProducer(fakeProducer().producer, options);
+      await producer.send({ topic: 't', messages: [{ key: 'k', value: 'a' }, { value: 'b' }] });
+    };
+    expect(await spanShapes(send(producerOptions))).toEqual(await spanShapes(send({})));
+    const consume = (options: KafkaConsumerOptions) => async () => {
+      const fake = fakeConsumer();
+      await traceConsumer(fake.consumer, options).run({ eachMessage: async () => undefined });
+      await fake.config?.eachMessage?.({
+        topic: 't',
+        partition: 2,
+        message: message(7, { traceparent: TRACEPARENT, baggage: 'tenant=acme' }, Buffer.from('key')),
+        heartbeat: async () => undefined,
+        pause: () => () => undefined,
+      });
+      const batched = fakeConsumer();
+      await traceConsumer(batched.consumer, options).run({
+        eachBatch: async ({ batch, resolveOffset }) => {
+          for (const m of batch.messages) resolveOffset(m.offset);
+        },
+      });
+      await batched.config?.eachBatch?.(
+        batchPayload('t', [message(1, { traceparent: TRACEPARENT }), message(2)]).payload,
+      );
+    };
+    const shapes = await spanShapes(consume(consumerOptions));
+    expect(shapes.length).toBeGreaterThan(0);
+    expect(shapes).toEqual(await spanShapes(consume({})));
+    const kafka = { producer: () => fakeProducer().producer, consumer: () => fakeConsumer().consumer };
+    const viaKafka = (options: KafkaOptions) => async () => {
+      await traceKafka(kafka as unknown as Kafka, options)
+        .producer()
+        .send({ topic: 't', messages: [{ value: 'a' }] });
+    };
+    expect(await spanShapes(viaKafka(kafkaOptions))).toEqual(await spanShapes(viaKafka({})));
   });
 });
 

@@ -9,18 +9,18 @@ export interface PlatformaticClientOptions {
    * Default `false`.
    * @example { captureKeys: true }
    */
-  captureKeys?: boolean;
+  captureKeys?: boolean | undefined;
   /**
    * `messaging.client.id`. Default: the client's own `clientId`.
    * @example { clientId: 'billing-api' }
    */
-  clientId?: string;
+  clientId?: string | undefined;
   /**
    * `server.address` and `server.port` as `host:port`. Default: the first broker the client
    * connects to (its `client:broker:connect` event).
    * @example { broker: 'kafka-1.internal:9092' }
    */
-  broker?: string;
+  broker?: string | undefined;
 }
 
 /** Options of {@link traceProducer}. */
@@ -31,7 +31,7 @@ export interface PlatformaticProducerOptions extends TracingOptions, Platformati
    * `false`: one `send` span per call, whose context every message of the call carries.
    * @example { createSpans: true }
    */
-  createSpans?: boolean;
+  createSpans?: boolean | undefined;
 }
 
 /** How a traced consumer stream makes process spans; see {@link PlatformaticConsumerOptions.batchSpans}. */
@@ -43,7 +43,7 @@ export interface PlatformaticConsumerOptions extends ConsumerTracingOptions, Pla
    * `messaging.consumer.group.name`. Default: the consumer's own `groupId`.
    * @example { groupId: 'billing' }
    */
-  groupId?: string;
+  groupId?: string | undefined;
   /**
    * `'message'` (default): one `process {topic}` span per message the stream hands out, ending when
    * the application is done with it (see the README's "When a message is done"). `'batch'`: no
@@ -52,20 +52,20 @@ export interface PlatformaticConsumerOptions extends ConsumerTracingOptions, Pla
    * trace hot consumers.
    * @example { batchSpans: 'batch' }
    */
-  batchSpans?: BatchSpans;
+  batchSpans?: BatchSpans | undefined;
   /**
    * The most links a `withBatchContext` span gets (one per message's creation context, first
    * come). The number actually added is recorded as `hoptrace.batch.link_count`. Default `128`.
    * @example { maxBatchLinks: 1000 }
    */
-  maxBatchLinks?: number;
+  maxBatchLinks?: number | undefined;
   /**
    * The longest a per-message process span stays open (milliseconds) when nothing else ends it
    * (the application holds a message without asking for the next one). It then ends with
    * `hoptrace.process.timed_out = true`. Default `60000`.
    * @example { maxProcessingMs: 5000 }
    */
-  maxProcessingMs?: number;
+  maxProcessingMs?: number | undefined;
 }
 
 /** Default for {@link PlatformaticConsumerOptions.maxBatchLinks}. */

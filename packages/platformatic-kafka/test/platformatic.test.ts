@@ -2,6 +2,8 @@ import { ATTR_HOPTRACE_BUDGET_EXCEEDED } from '@hoptrace/core';
 import {
   DEFAULT_MAX_PROCESSING_MS,
   deadLetterMessage,
+  type PlatformaticConsumerOptions,
+  type PlatformaticProducerOptions,
   traceConsumer,
   traceProducer,
   withBatchContext,
@@ -16,6 +18,8 @@ const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 const TRACE = 'a'.repeat(32);
 const PARENT = 'b'.repeat(16);
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 describe('options', () => {
   it('throws a clear TypeError at wrap time', () => {
@@ -110,6 +114,76 @@ describe('options', () => {
     const traced = traceProducer(producer);
     expect(traceProducer(traced)).toBe(traced);
     expect(traceProducer(producer)).toBe(traced);
+  });
+});
+
+describe('an option set to undefined is not set', () => {
+  const shared = {
+    tracerProvider: undefined,
+    meterProvider: undefined,
+    legacyAttributes: undefined,
+    captureBodySize: undefined,
+    unsampled: undefined,
+    classifyError: undefined,
+    captureKeys: undefined,
+    clientId: undefined,
+    broker: undefined,
+  };
+  const producerOptions: AllUndefined<PlatformaticProducerOptions> = { ...shared, createSpans: undefined };
+  const consumerOptions: AllUndefined<PlatformaticConsumerOptions> = {
+    ...shared,
+    relation: undefined,
+    parentLink: undefined,
+    traceBudget: undefined,
+    baggageAttributes: undefined,
+    groupId: undefined,
+    batchSpans: undefined,
+    maxBatchLinks: undefined,
+    maxProcessingMs: undefined,
+  };
+
+  /** The spans `run` makes, without their ids and times. */
+  async function spanShapes(run: () => Promise<unknown>) {
+    tracing.current.reset();
+    await run();
+    return spans().map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      status: s.status,
+      attributes: s.attributes,
+      links: s.links.length,
+      parent: parentSpanId(s),
+    }));
+  }
+
+  it('a wrapper given every option as undefined traces as one given {}', async () => {
+    const send = (options: PlatformaticProducerOptions) => async () => {
+      const { producer } = fakeProducer(undefined, { bootstrapBrokers: ['kafka-1:9092'] });
+      await traceProducer(producer, options).send({
+        messages: [
+          { topic: 't', key: 'k', value: 'a' },
+          { topic: 't', value: 'b' },
+        ],
+      } as never);
+    };
+    const sent = await spanShapes(send(producerOptions));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent).toEqual(await spanShapes(send({})));
+    const consume = (options: PlatformaticConsumerOptions) => async () => {
+      const { consumer, stream } = fakeConsumer();
+      const s = await traceConsumer(consumer, options).consume();
+      const traceparent = `00-${TRACE}-${PARENT}-01`;
+      const received = [
+        { ...message(new Map([['traceparent', traceparent]]), 1n), timestamp: 0n },
+        { ...message(new Map([['baggage', 'tenant=acme']]), 2n), timestamp: 0n },
+      ];
+      for (const m of received) stream.push(m);
+      let count = 0;
+      for await (const _ of s as AsyncIterable<unknown>) if (++count === received.length) break;
+    };
+    const processed = await spanShapes(consume(consumerOptions));
+    expect(processed.length).toBeGreaterThan(0);
+    expect(processed).toEqual(await spanShapes(consume({})));
   });
 });
 

@@ -1,10 +1,12 @@
 import {
   deadLetterMessage,
   type PlatformaticConsumerOptions,
+  type PlatformaticProducerOptions,
   traceConsumer,
   traceProducer,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
+import type { TracerProvider } from '@opentelemetry/api';
 import {
   Consumer,
   type Message,
@@ -27,6 +29,13 @@ const consumer = new Consumer({
   deserializers: stringDeserializers,
 });
 const buffers = new Producer({ clientId: 'b', bootstrapBrokers });
+
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
+/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
+type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
+
+const maybeTracerProvider = undefined as TracerProvider | undefined;
 
 describe('@hoptrace/platformatic-kafka types', () => {
   it('every wrapper returns the exact client type it was given', () => {
@@ -70,5 +79,42 @@ describe('@hoptrace/platformatic-kafka types', () => {
     ];
     expectTypeOf(invalid).toBeArray();
     expectTypeOf<PlatformaticConsumerOptions['classifyError']>().toBeNullable();
+  });
+
+  it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
+    const shared = {
+      tracerProvider: undefined,
+      meterProvider: undefined,
+      legacyAttributes: undefined,
+      captureBodySize: undefined,
+      unsampled: undefined,
+      classifyError: undefined,
+      captureKeys: undefined,
+      clientId: undefined,
+      broker: undefined,
+    } as const;
+    const producerOptions: AllUndefined<PlatformaticProducerOptions> = { ...shared, createSpans: undefined };
+    const consumerOptions: AllUndefined<PlatformaticConsumerOptions> = {
+      ...shared,
+      relation: undefined,
+      parentLink: undefined,
+      traceBudget: undefined,
+      baggageAttributes: undefined,
+      groupId: undefined,
+      batchSpans: undefined,
+      maxBatchLinks: undefined,
+      maxProcessingMs: undefined,
+    };
+    expectTypeOf(traceProducer(producer, producerOptions)).toEqualTypeOf<
+      Producer<string, string, string, string>
+    >();
+    expectTypeOf(traceConsumer(consumer, consumerOptions)).toEqualTypeOf<
+      Consumer<string, string, string, string>
+    >();
+    expectTypeOf(traceProducer(buffers, { tracerProvider: maybeTracerProvider })).toEqualTypeOf<
+      Producer<Buffer, Buffer, Buffer, Buffer>
+    >();
+    expectTypeOf<MaybeSet<PlatformaticProducerOptions>>().toExtend<PlatformaticProducerOptions>();
+    expectTypeOf<MaybeSet<PlatformaticConsumerOptions>>().toExtend<PlatformaticConsumerOptions>();
   });
 });

@@ -1,0 +1,86 @@
+import {
+  type ConsumerTracingOptions,
+  createLogFields,
+  type FailureInput,
+  failureHeaders,
+  type LogFieldsOptions,
+  type TracingOptions,
+} from '@hoptrace/core';
+import type { Context, MeterProvider, TracerProvider } from '@opentelemetry/api';
+import { describe, expectTypeOf, it } from 'vitest';
+
+// Compile-time checks under the repository's `exactOptionalPropertyTypes`, as an application
+// compiled with it sees the options: `pnpm run typecheck` fails if an option stops taking an
+// explicit `undefined` (which hoptrace reads as "not set").
+
+/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
+type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
+/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
+type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
+
+const maybeTracerProvider = undefined as TracerProvider | undefined;
+const maybeMeterProvider = undefined as MeterProvider | undefined;
+const maybeContext = undefined as Context | undefined;
+
+const tracingOptions: AllUndefined<TracingOptions> = {
+  tracerProvider: undefined,
+  meterProvider: undefined,
+  legacyAttributes: undefined,
+  captureBodySize: undefined,
+  unsampled: undefined,
+  classifyError: undefined,
+};
+
+const consumerTracingOptions: AllUndefined<ConsumerTracingOptions> = {
+  ...tracingOptions,
+  relation: undefined,
+  parentLink: undefined,
+  traceBudget: undefined,
+  baggageAttributes: undefined,
+};
+
+describe('@hoptrace/core types', () => {
+  it('every option takes an explicit undefined (exactOptionalPropertyTypes)', () => {
+    expectTypeOf(tracingOptions).toExtend<TracingOptions>();
+    expectTypeOf(consumerTracingOptions).toExtend<ConsumerTracingOptions>();
+    expectTypeOf<MaybeSet<TracingOptions>>().toExtend<TracingOptions>();
+    expectTypeOf<MaybeSet<ConsumerTracingOptions>>().toExtend<ConsumerTracingOptions>();
+    const options: TracingOptions = {
+      tracerProvider: maybeTracerProvider,
+      meterProvider: maybeMeterProvider,
+    };
+    expectTypeOf(options).toExtend<TracingOptions>();
+  });
+
+  it('createLogFields and failureHeaders take every optional input as undefined', () => {
+    const logOptions: AllUndefined<LogFieldsOptions> = { baggage: undefined, errorType: undefined };
+    expectTypeOf<MaybeSet<LogFieldsOptions>>().toExtend<LogFieldsOptions>();
+    expectTypeOf(createLogFields(logOptions)).toBeFunction();
+    expectTypeOf<
+      Omit<MaybeSet<FailureInput>, 'destination'> & { destination: string }
+    >().toExtend<FailureInput>();
+    const compileOnly = () =>
+      failureHeaders({
+        error: new Error('x'),
+        destination: 'orders',
+        partition: undefined,
+        offset: undefined,
+        attempts: undefined,
+        classifyError: undefined,
+        context: maybeContext,
+      });
+    expectTypeOf(compileOnly).returns.toEqualTypeOf<Record<string, string>>();
+  });
+
+  it('still rejects a wrong value', () => {
+    const invalid = [
+      // @ts-expect-error legacyAttributes is a boolean
+      (): TracingOptions => ({ legacyAttributes: 'yes' }),
+      // @ts-expect-error relation is 'parent' | 'link' | 'root'
+      (): ConsumerTracingOptions => ({ relation: 'sibling' }),
+      // @ts-expect-error errorType is a boolean
+      () => createLogFields({ errorType: 'no' }),
+    ];
+    expectTypeOf(invalid).toBeArray();
+  });
+});
