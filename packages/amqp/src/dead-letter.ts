@@ -72,9 +72,9 @@ const COPIED_PROPERTIES = [
 /**
  * Headers the copy leaves out, as RabbitMQ's own dead-lettering does:
  * - `CC`, `BCC`: routing headers RabbitMQ reads on publish (sender-selected distribution); a copy
- *   carrying them would also be routed to the original's CC routing keys. RabbitMQ drops `CC` from a
- *   message it dead-letters to a given routing key, and never delivers `BCC`; the copy goes to the
- *   caller's key.
+ *   carrying them would also be routed to the original's CC routing keys. RabbitMQ 3.x drops `CC`
+ *   from a message it dead-letters to a given routing key (4.x keeps it but does not route the dead
+ *   letter by it), and never delivers `BCC`; the copy goes to the caller's key.
  * - `x-delivery-count`, `x-acquired-count` (quorum queues; the second from RabbitMQ 4.3),
  *   `x-stream-offset` (streams): what the broker wrote on the original's delivery, not on the message. A quorum queue writes the count only on a redelivery,
  *   so a stale one would show the copy's first delivery as redelivered.

@@ -585,9 +585,16 @@ describe('callback API (amqplib/callback_api)', () => {
         // Typed as the callback API's optional-options form some callers assume exists.
         (channel as unknown as { get(q: string, cb: () => void): unknown }).get(queue, () => calls++);
         await new Promise<void>((resolve) => channel.close(() => resolve())); // the got message returns
-        const depth = await new Promise<number>((resolve, reject) =>
-          admin.checkQueue(queue, (err, ok) => (err ? reject(err) : resolve(ok.messageCount))),
-        );
+        const depthNow = () =>
+          new Promise<number>((resolve, reject) =>
+            admin.checkQueue(queue, (err, ok) => (err ? reject(err) : resolve(ok.messageCount))),
+          );
+        // The requeue may show a moment after the close (RabbitMQ 4.x, about 1 in 40): wait up to 2 s.
+        let depth = await depthNow();
+        for (let i = 0; i < 40 && depth === 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          depth = await depthNow();
+        }
         return { calls, depth };
       }
       const withoutHoptrace = await run(await open(false));
