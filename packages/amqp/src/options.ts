@@ -85,7 +85,7 @@ export interface AmqpTracingOptions extends ConsumerTracingOptions {
 }
 
 /** The option names {@link traceChannel} and {@link traceConnection} take (others throw at wrap time). */
-const AMQP_OPTION_KEYS = {
+export const AMQP_OPTION_KEYS = {
   ...CONSUMER_TRACING_OPTION_KEYS,
   settleTimeoutMs: true,
   maxOpenDeliveries: true,

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { type AmqpTracingOptions, deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
 import { FAILURE_HEADERS } from '@hoptrace/core';
-import { parentSpanId, useTestTracing } from '@hoptrace/test-kit';
+import { allUndefined, spanShapesOf, useTestTracing } from '@hoptrace/test-kit';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+import { AMQP_OPTION_KEYS } from '../src/options.ts';
 
 const tracing = useTestTracing();
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 /** A minimal stand-in with the methods traceChannel checks (no broker needed for option checks). */
 function fakeChannel() {
@@ -137,40 +136,10 @@ describe('options are validated at wrap time', () => {
 });
 
 describe('an option set to undefined is not set', () => {
-  const options: AllUndefined<AmqpTracingOptions> = {
-    tracerProvider: undefined,
-    meterProvider: undefined,
-    legacyAttributes: undefined,
-    captureBodySize: undefined,
-    unsampled: undefined,
-    classifyError: undefined,
-    relation: undefined,
-    parentLink: undefined,
-    traceBudget: undefined,
-    baggageAttributes: undefined,
-    settleTimeoutMs: undefined,
-    maxOpenDeliveries: undefined,
-    settleSpans: undefined,
-    captureRoutingKey: undefined,
-    captureConsumerTag: undefined,
-    serverAddress: undefined,
-    serverPort: undefined,
-    spanDestination: undefined,
-  };
+  const options = allUndefined<AmqpTracingOptions>(AMQP_OPTION_KEYS);
 
-  /** The spans `run` makes, without their ids and times. */
-  async function spanShapes(run: () => Promise<unknown>) {
-    tracing.current.reset();
-    await run();
-    return tracing.current.spans().map((s) => ({
-      name: s.name,
-      kind: s.kind,
-      status: s.status,
-      attributes: s.attributes,
-      links: s.links.length,
-      parent: parentSpanId(s),
-    }));
-  }
+  /** The shapes of the spans `run` makes. */
+  const shapesOf = (run: () => Promise<unknown>) => spanShapesOf(tracing.current, run);
 
   type AnyCall = (...args: unknown[]) => unknown;
 
@@ -205,15 +174,15 @@ describe('an option set to undefined is not set', () => {
 
   it('traceChannel and traceConnection given every option as undefined trace as given {}', async () => {
     const viaChannel = (o: AmqpTracingOptions) => () => publishAndConsume((raw) => traceChannel(raw, o));
-    const shapes = await spanShapes(viaChannel(options));
+    const shapes = await shapesOf(viaChannel(options));
     expect(shapes.map((s) => s.name).sort()).toEqual(['process orders.eu', 'send', 'send orders']);
-    expect(shapes).toEqual(await spanShapes(viaChannel({})));
+    expect(shapes).toEqual(await shapesOf(viaChannel({})));
     const viaConnection = (o: AmqpTracingOptions) => () =>
       publishAndConsume((raw) =>
         traceConnection({ createChannel: () => raw, createConfirmChannel: () => raw }, o).createChannel(),
       );
-    expect(await spanShapes(viaConnection(options))).toEqual(shapes);
-    expect(await spanShapes(viaConnection({}))).toEqual(shapes);
+    expect(await shapesOf(viaConnection(options))).toEqual(shapes);
+    expect(await shapesOf(viaConnection({}))).toEqual(shapes);
   });
 });
 

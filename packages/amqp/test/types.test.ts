@@ -1,4 +1,5 @@
 import { type AmqpTracingOptions, deadLetterOptions, traceChannel, traceConnection } from '@hoptrace/amqp';
+import type { AllUndefined, MaybeSet } from '@hoptrace/test-kit';
 import type { TracerProvider } from '@opentelemetry/api';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, GetMessage, Options } from 'amqplib';
 import type { Channel as CallbackChannel, Connection as CallbackConnection } from 'amqplib/callback_api';
@@ -14,11 +15,6 @@ declare const callbackChannel: CallbackChannel;
 declare const consumed: ConsumeMessage;
 declare const got: GetMessage;
 const maybeTracerProvider = undefined as TracerProvider | undefined;
-
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
-/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
-type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
 
 describe('@hoptrace/amqp types', () => {
   it('every wrapper returns the exact client type it was given', () => {
@@ -65,26 +61,7 @@ describe('@hoptrace/amqp types', () => {
   });
 
   it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
-    const options: AllUndefined<AmqpTracingOptions> = {
-      tracerProvider: undefined,
-      meterProvider: undefined,
-      legacyAttributes: undefined,
-      captureBodySize: undefined,
-      unsampled: undefined,
-      classifyError: undefined,
-      relation: undefined,
-      parentLink: undefined,
-      traceBudget: undefined,
-      baggageAttributes: undefined,
-      settleTimeoutMs: undefined,
-      maxOpenDeliveries: undefined,
-      settleSpans: undefined,
-      captureRoutingKey: undefined,
-      captureConsumerTag: undefined,
-      serverAddress: undefined,
-      serverPort: undefined,
-      spanDestination: undefined,
-    };
+    const options = {} as AllUndefined<AmqpTracingOptions>;
     const compileOnly = () => {
       expectTypeOf(traceConnection(model, options)).toEqualTypeOf<ChannelModel>();
       expectTypeOf(traceChannel(channel, options)).toEqualTypeOf<Channel>();

@@ -79,13 +79,13 @@ export interface ProcessorTracingOptions extends ConsumerTracingOptions {
 export type ProcessHook = (span: Span, job: unknown) => void;
 
 /** The option names {@link traceQueue} and {@link traceFlowProducer} take (others throw at wrap time). */
-const PRODUCER_OPTION_KEYS = {
+export const PRODUCER_OPTION_KEYS = {
   ...TRACING_OPTION_KEYS,
   createSpans: true,
 } as const satisfies OptionKeys<QueueTracingOptions> & OptionKeys<FlowTracingOptions>;
 
 /** The option names {@link traceProcessor} takes (others throw at wrap time). */
-const PROCESSOR_OPTION_KEYS = {
+export const PROCESSOR_OPTION_KEYS = {
   ...CONSUMER_TRACING_OPTION_KEYS,
   queueName: true,
   onProcess: true,

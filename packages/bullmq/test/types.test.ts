@@ -7,6 +7,7 @@ import {
   traceProcessor,
   traceQueue,
 } from '@hoptrace/bullmq';
+import type { AllUndefined, MaybeSet } from '@hoptrace/test-kit';
 import type { TracerProvider } from '@opentelemetry/api';
 import type { FlowProducer, Job, Queue } from 'bullmq';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -20,10 +21,6 @@ declare const queue: Queue<Order, { ok: boolean }, 'fulfil'>;
 declare const flow: FlowProducer;
 const maybeTracerProvider = undefined as TracerProvider | undefined;
 
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
-/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
-type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
 const processor = async (job: Job<Order>, token?: string): Promise<{ ok: boolean }> => ({
   ok: !!job.data.id && !token,
 });
@@ -64,27 +61,9 @@ describe('@hoptrace/bullmq types', () => {
   });
 
   it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
-    const shared = {
-      tracerProvider: undefined,
-      meterProvider: undefined,
-      legacyAttributes: undefined,
-      captureBodySize: undefined,
-      unsampled: undefined,
-      classifyError: undefined,
-    } as const;
-    const queueOptions: AllUndefined<QueueTracingOptions> = { ...shared, createSpans: undefined };
-    const flowOptions: AllUndefined<FlowTracingOptions> = { ...shared, createSpans: undefined };
-    const processorOptions: AllUndefined<ProcessorTracingOptions> = {
-      ...shared,
-      relation: undefined,
-      parentLink: undefined,
-      traceBudget: undefined,
-      baggageAttributes: undefined,
-      queueName: undefined,
-      onProcess: undefined,
-      processTimeoutMs: undefined,
-      maxStartedAttempts: undefined,
-    };
+    const queueOptions = {} as AllUndefined<QueueTracingOptions>;
+    const flowOptions = {} as AllUndefined<FlowTracingOptions>;
+    const processorOptions = {} as AllUndefined<ProcessorTracingOptions>;
     const compileOnly = () => {
       expectTypeOf(traceQueue(queue, queueOptions)).toEqualTypeOf<Queue<Order, { ok: boolean }, 'fulfil'>>();
       expectTypeOf(traceFlowProducer(flow, flowOptions)).toEqualTypeOf<FlowProducer>();

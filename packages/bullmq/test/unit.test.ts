@@ -1,5 +1,5 @@
 import { EventEmitter, errorMonitor } from 'node:events';
-import { useTestTracing } from '@hoptrace/test-kit';
+import { allUndefined, spanShapesOf, useTestTracing } from '@hoptrace/test-kit';
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { describe, expect, it, vi } from 'vitest';
 import {
@@ -23,13 +23,12 @@ import {
   traceQueue,
 } from '../src/index.ts';
 import { jobPrefix } from '../src/job-prefix.ts';
+import { PROCESSOR_OPTION_KEYS, PRODUCER_OPTION_KEYS } from '../src/options.ts';
 import { optionsWithContext } from '../src/producer.ts';
 import { serverAttributes } from '../src/server.ts';
 import { fakeQueue } from './helpers.ts';
 
 const tracing = useTestTracing();
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN = '00f067aa0ba902b7';
@@ -421,41 +420,12 @@ describe('wrappers', () => {
 });
 
 describe('an option set to undefined is not set', () => {
-  const shared = {
-    tracerProvider: undefined,
-    meterProvider: undefined,
-    legacyAttributes: undefined,
-    captureBodySize: undefined,
-    unsampled: undefined,
-    classifyError: undefined,
-  };
-  const queueOptions: AllUndefined<QueueTracingOptions> = { ...shared, createSpans: undefined };
-  const flowOptions: AllUndefined<FlowTracingOptions> = { ...shared, createSpans: undefined };
-  const processorOptions: AllUndefined<ProcessorTracingOptions> = {
-    ...shared,
-    relation: undefined,
-    parentLink: undefined,
-    traceBudget: undefined,
-    baggageAttributes: undefined,
-    queueName: undefined,
-    onProcess: undefined,
-    processTimeoutMs: undefined,
-    maxStartedAttempts: undefined,
-  };
+  const queueOptions = allUndefined<QueueTracingOptions>(PRODUCER_OPTION_KEYS);
+  const flowOptions = allUndefined<FlowTracingOptions>(PRODUCER_OPTION_KEYS);
+  const processorOptions = allUndefined<ProcessorTracingOptions>(PROCESSOR_OPTION_KEYS);
 
-  /** The spans `run` makes, without their ids and times. */
-  async function spanShapes(run: () => Promise<unknown>) {
-    tracing.current.reset();
-    await run();
-    return tracing.current.spans().map((s) => ({
-      name: s.name,
-      kind: s.kind,
-      status: s.status,
-      attributes: s.attributes,
-      links: s.links.length,
-      parent: s.parentSpanContext?.spanId,
-    }));
-  }
+  /** The shapes of the spans `run` makes. */
+  const shapesOf = (run: () => Promise<unknown>) => spanShapesOf(tracing.current, run);
 
   it('every wrapper given every option as undefined traces as one given {}', async () => {
     const queue = (options: QueueTracingOptions) => async () => {
@@ -466,16 +436,16 @@ describe('an option set to undefined is not set', () => {
         { name: 'c', data: {} },
       ]);
     };
-    const queued = await spanShapes(queue(queueOptions));
+    const queued = await shapesOf(queue(queueOptions));
     expect(queued.length).toBeGreaterThan(0);
-    expect(queued).toEqual(await spanShapes(queue({})));
+    expect(queued).toEqual(await shapesOf(queue({})));
     const flow = (options: FlowTracingOptions) => async () => {
       const traced = traceFlowProducer({ async add(..._args: unknown[]) {} }, options);
       await traced.add({ name: 'p', queueName: 'parents', children: [{ name: 'c', queueName: 'children' }] });
     };
-    const flowed = await spanShapes(flow(flowOptions));
+    const flowed = await shapesOf(flow(flowOptions));
     expect(flowed.length).toBeGreaterThan(0);
-    expect(flowed).toEqual(await spanShapes(flow({})));
+    expect(flowed).toEqual(await shapesOf(flow({})));
     const processor = (options: ProcessorTracingOptions) => async () => {
       const metadata = JSON.stringify({ traceparent: `00-${TRACE}-${SPAN}-01`, baggage: 'tenant=acme' });
       const wrapped = traceProcessor(async (_job: unknown) => 'ok', options);
@@ -487,9 +457,9 @@ describe('an option set to undefined is not set', () => {
         opts: { telemetry: { metadata } },
       });
     };
-    const processed = await spanShapes(processor(processorOptions));
+    const processed = await shapesOf(processor(processorOptions));
     expect(processed.map((s) => [s.name, s.parent])).toEqual([['process q', SPAN]]);
-    expect(processed).toEqual(await spanShapes(processor({})));
+    expect(processed).toEqual(await shapesOf(processor({})));
   });
 });
 

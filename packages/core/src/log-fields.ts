@@ -87,7 +87,7 @@ export interface LogFieldsOptions {
 }
 
 /** The option names {@link createLogFields} takes (others throw). */
-const LOG_FIELDS_OPTION_KEYS = {
+export const LOG_FIELDS_OPTION_KEYS = {
   baggage: true,
   errorType: true,
 } as const satisfies OptionKeys<LogFieldsOptions>;

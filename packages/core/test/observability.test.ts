@@ -6,8 +6,12 @@ import {
   type LogFieldsOptions,
   logFields,
 } from '@hoptrace/core';
-import { createInstrumentation, MessagingMetrics } from '@hoptrace/core/adapter';
-import { useTestTracing } from '@hoptrace/test-kit';
+import {
+  CONSUMER_TRACING_OPTION_KEYS,
+  createInstrumentation,
+  MessagingMetrics,
+} from '@hoptrace/core/adapter';
+import { allUndefined, useTestTracing } from '@hoptrace/test-kit';
 import { context, ROOT_CONTEXT, type Span, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
@@ -17,11 +21,10 @@ import {
 } from '@opentelemetry/sdk-metrics';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { LOG_FIELDS_OPTION_KEYS } from '../src/log-fields.ts';
 
 const tracing = useTestTracing();
 const SCOPE = { name: 'test', version: '0', system: 'kafka' };
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 describe('logFields', () => {
   it('returns the active span ids, and an empty object outside a span', () => {
@@ -167,18 +170,7 @@ describe('createInstrumentation validates options at wrap time', () => {
   });
 
   it('reads every option set to undefined as not set', () => {
-    const unset: AllUndefined<ConsumerTracingOptions> = {
-      tracerProvider: undefined,
-      meterProvider: undefined,
-      legacyAttributes: undefined,
-      captureBodySize: undefined,
-      unsampled: undefined,
-      classifyError: undefined,
-      relation: undefined,
-      parentLink: undefined,
-      traceBudget: undefined,
-      baggageAttributes: undefined,
-    };
+    const unset = allUndefined<ConsumerTracingOptions>(CONSUMER_TRACING_OPTION_KEYS);
     const { tracer, metrics, metricAttributes, unsampled, ...instr } = createInstrumentation(SCOPE, unset);
     const defaults = createInstrumentation(SCOPE, {});
     expect(instr).toEqual({
@@ -253,7 +245,7 @@ describe('createLogFields: trace id, business codes and error codes on one line'
     expect(context.with(ctx, createLogFields())).toEqual({ 'error.type': 'E_POISON' });
     expect(context.with(ctx, createLogFields({ errorType: false }))).toEqual({});
     // An option set to undefined is not set: error.type stays, no baggage is added.
-    const unset: AllUndefined<LogFieldsOptions> = { baggage: undefined, errorType: undefined };
+    const unset = allUndefined<LogFieldsOptions>(LOG_FIELDS_OPTION_KEYS);
     expect(context.with(ctx, createLogFields(unset))).toEqual({ 'error.type': 'E_POISON' });
   });
 

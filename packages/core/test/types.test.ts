@@ -6,6 +6,7 @@ import {
   type LogFieldsOptions,
   type TracingOptions,
 } from '@hoptrace/core';
+import type { AllUndefined, MaybeSet } from '@hoptrace/test-kit';
 import type { Context, MeterProvider, TracerProvider } from '@opentelemetry/api';
 import { describe, expectTypeOf, it } from 'vitest';
 
@@ -13,36 +14,14 @@ import { describe, expectTypeOf, it } from 'vitest';
 // compiled with it sees the options: `pnpm run typecheck` fails if an option stops taking an
 // explicit `undefined` (which hoptrace reads as "not set").
 
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
-/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
-type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
-
 const maybeTracerProvider = undefined as TracerProvider | undefined;
 const maybeMeterProvider = undefined as MeterProvider | undefined;
 const maybeContext = undefined as Context | undefined;
 
-const tracingOptions: AllUndefined<TracingOptions> = {
-  tracerProvider: undefined,
-  meterProvider: undefined,
-  legacyAttributes: undefined,
-  captureBodySize: undefined,
-  unsampled: undefined,
-  classifyError: undefined,
-};
-
-const consumerTracingOptions: AllUndefined<ConsumerTracingOptions> = {
-  ...tracingOptions,
-  relation: undefined,
-  parentLink: undefined,
-  traceBudget: undefined,
-  baggageAttributes: undefined,
-};
-
 describe('@hoptrace/core types', () => {
   it('every option takes an explicit undefined (exactOptionalPropertyTypes)', () => {
-    expectTypeOf(tracingOptions).toExtend<TracingOptions>();
-    expectTypeOf(consumerTracingOptions).toExtend<ConsumerTracingOptions>();
+    expectTypeOf<AllUndefined<TracingOptions>>().toExtend<TracingOptions>();
+    expectTypeOf<AllUndefined<ConsumerTracingOptions>>().toExtend<ConsumerTracingOptions>();
     expectTypeOf<MaybeSet<TracingOptions>>().toExtend<TracingOptions>();
     expectTypeOf<MaybeSet<ConsumerTracingOptions>>().toExtend<ConsumerTracingOptions>();
     const options: TracingOptions = {
@@ -53,7 +32,7 @@ describe('@hoptrace/core types', () => {
   });
 
   it('createLogFields and failureHeaders take every optional input as undefined', () => {
-    const logOptions: AllUndefined<LogFieldsOptions> = { baggage: undefined, errorType: undefined };
+    const logOptions = {} as AllUndefined<LogFieldsOptions>;
     expectTypeOf<MaybeSet<LogFieldsOptions>>().toExtend<LogFieldsOptions>();
     expectTypeOf(createLogFields(logOptions)).toBeFunction();
     expectTypeOf<

@@ -14,16 +14,26 @@ import {
   traceProducer,
   withMessageContext,
 } from '@hoptrace/kafka';
-import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import {
+  allUndefined,
+  onlySpan,
+  parentSpanId,
+  spanShapesOf,
+  spansNamed,
+  useTestTracing,
+} from '@hoptrace/test-kit';
 import { type Attributes, context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { Kafka, logLevel, type RecordMetadata } from 'kafkajs';
 import { describe, expect, it } from 'vitest';
-import { parseBroker } from '../src/options.ts';
+import {
+  CONSUMER_OPTION_KEYS,
+  KAFKA_OPTION_KEYS,
+  PRODUCER_OPTION_KEYS,
+  parseBroker,
+} from '../src/options.ts';
 import { batchPayload, fakeConsumer, fakeProducer, message } from './helpers.ts';
 
 const tracing = useTestTracing();
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
 describe('options', () => {
@@ -94,53 +104,19 @@ describe('options', () => {
 });
 
 describe('an option set to undefined is not set', () => {
-  const shared = {
-    tracerProvider: undefined,
-    meterProvider: undefined,
-    legacyAttributes: undefined,
-    captureBodySize: undefined,
-    unsampled: undefined,
-    classifyError: undefined,
-    captureKeys: undefined,
-    clientId: undefined,
-    broker: undefined,
-  };
-  const consumerShared = {
-    relation: undefined,
-    parentLink: undefined,
-    traceBudget: undefined,
-    baggageAttributes: undefined,
-    maxBatchLinks: undefined,
-    batchSpans: undefined,
-  };
-  const producerOptions: AllUndefined<KafkaProducerOptions> = { ...shared, createSpans: undefined };
-  const consumerOptions: AllUndefined<KafkaConsumerOptions> = {
-    ...shared,
-    ...consumerShared,
-    groupId: undefined,
-  };
-  const kafkaOptions: AllUndefined<KafkaOptions> = { ...shared, ...consumerShared, createSpans: undefined };
+  const producerOptions = allUndefined<KafkaProducerOptions>(PRODUCER_OPTION_KEYS);
+  const consumerOptions = allUndefined<KafkaConsumerOptions>(CONSUMER_OPTION_KEYS);
+  const kafkaOptions = allUndefined<KafkaOptions>(KAFKA_OPTION_KEYS);
 
-  /** The spans `run` makes, without their ids and times. */
-  async function spanShapes(run: () => Promise<unknown>) {
-    tracing.current.reset();
-    await run();
-    return tracing.current.spans().map((s) => ({
-      name: s.name,
-      kind: s.kind,
-      status: s.status,
-      attributes: s.attributes,
-      links: s.links.length,
-      parent: parentSpanId(s),
-    }));
-  }
+  /** The shapes of the spans `run` makes. */
+  const shapesOf = (run: () => Promise<unknown>) => spanShapesOf(tracing.current, run);
 
   it('a wrapper given every option as undefined traces as one given {}', async () => {
     const send = (options: KafkaProducerOptions) => async () => {
       const producer = traceProducer(fakeProducer().producer, options);
       await producer.send({ topic: 't', messages: [{ key: 'k', value: 'a' }, { value: 'b' }] });
     };
-    expect(await spanShapes(send(producerOptions))).toEqual(await spanShapes(send({})));
+    expect(await shapesOf(send(producerOptions))).toEqual(await shapesOf(send({})));
     const consume = (options: KafkaConsumerOptions) => async () => {
       const fake = fakeConsumer();
       await traceConsumer(fake.consumer, options).run({ eachMessage: async () => undefined });
@@ -161,16 +137,16 @@ describe('an option set to undefined is not set', () => {
         batchPayload('t', [message(1, { traceparent: TRACEPARENT }), message(2)]).payload,
       );
     };
-    const shapes = await spanShapes(consume(consumerOptions));
+    const shapes = await shapesOf(consume(consumerOptions));
     expect(shapes.length).toBeGreaterThan(0);
-    expect(shapes).toEqual(await spanShapes(consume({})));
+    expect(shapes).toEqual(await shapesOf(consume({})));
     const kafka = { producer: () => fakeProducer().producer, consumer: () => fakeConsumer().consumer };
     const viaKafka = (options: KafkaOptions) => async () => {
       await traceKafka(kafka as unknown as Kafka, options)
         .producer()
         .send({ topic: 't', messages: [{ value: 'a' }] });
     };
-    expect(await spanShapes(viaKafka(kafkaOptions))).toEqual(await spanShapes(viaKafka({})));
+    expect(await shapesOf(viaKafka(kafkaOptions))).toEqual(await shapesOf(viaKafka({})));
   });
 });
 

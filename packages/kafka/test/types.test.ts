@@ -7,6 +7,7 @@ import {
   traceKafka,
   traceProducer,
 } from '@hoptrace/kafka';
+import type { AllUndefined, MaybeSet } from '@hoptrace/test-kit';
 import type { TracerProvider } from '@opentelemetry/api';
 import { type Consumer, type EachMessagePayload, Kafka, type Message, type Producer } from 'kafkajs';
 import { describe, expectTypeOf, it } from 'vitest';
@@ -18,11 +19,6 @@ const kafka = new Kafka({ brokers: ['127.0.0.1:1'] });
 interface AuditedProducer extends Producer {
   audit(): string;
 }
-
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
-/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
-type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
 
 const maybeTracerProvider = undefined as TracerProvider | undefined;
 
@@ -72,32 +68,9 @@ describe('@hoptrace/kafka types', () => {
   });
 
   it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
-    const shared = {
-      tracerProvider: undefined,
-      meterProvider: undefined,
-      legacyAttributes: undefined,
-      captureBodySize: undefined,
-      unsampled: undefined,
-      classifyError: undefined,
-      captureKeys: undefined,
-      clientId: undefined,
-      broker: undefined,
-    } as const;
-    const consumerShared = {
-      relation: undefined,
-      parentLink: undefined,
-      traceBudget: undefined,
-      baggageAttributes: undefined,
-      maxBatchLinks: undefined,
-      batchSpans: undefined,
-    } as const;
-    const producerOptions: AllUndefined<KafkaProducerOptions> = { ...shared, createSpans: undefined };
-    const consumerOptions: AllUndefined<KafkaConsumerOptions> = {
-      ...shared,
-      ...consumerShared,
-      groupId: undefined,
-    };
-    const kafkaOptions: AllUndefined<KafkaOptions> = { ...shared, ...consumerShared, createSpans: undefined };
+    const producerOptions = {} as AllUndefined<KafkaProducerOptions>;
+    const consumerOptions = {} as AllUndefined<KafkaConsumerOptions>;
+    const kafkaOptions = {} as AllUndefined<KafkaOptions>;
     expectTypeOf(traceProducer(kafka.producer(), producerOptions)).toEqualTypeOf<Producer>();
     expectTypeOf(traceConsumer(kafka.consumer({ groupId: 'g' }), consumerOptions)).toEqualTypeOf<Consumer>();
     expectTypeOf(traceKafka(kafka, kafkaOptions)).toEqualTypeOf<Kafka>();

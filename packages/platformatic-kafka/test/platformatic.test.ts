@@ -9,17 +9,23 @@ import {
   withBatchContext,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
-import { onlySpan, parentSpanId, spansNamed, useTestTracing } from '@hoptrace/test-kit';
+import {
+  allUndefined,
+  onlySpan,
+  parentSpanId,
+  spanShapesOf,
+  spansNamed,
+  useTestTracing,
+} from '@hoptrace/test-kit';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
+import { CONSUMER_OPTION_KEYS, PRODUCER_OPTION_KEYS } from '../src/options.ts';
 import { fakeConsumer, fakeProducer, message } from './fakes.ts';
 
 const tracing = useTestTracing();
 const spans = () => tracing.current.spans();
 const TRACE = 'a'.repeat(32);
 const PARENT = 'b'.repeat(16);
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
 
 describe('options', () => {
   it('throws a clear TypeError at wrap time', () => {
@@ -118,43 +124,11 @@ describe('options', () => {
 });
 
 describe('an option set to undefined is not set', () => {
-  const shared = {
-    tracerProvider: undefined,
-    meterProvider: undefined,
-    legacyAttributes: undefined,
-    captureBodySize: undefined,
-    unsampled: undefined,
-    classifyError: undefined,
-    captureKeys: undefined,
-    clientId: undefined,
-    broker: undefined,
-  };
-  const producerOptions: AllUndefined<PlatformaticProducerOptions> = { ...shared, createSpans: undefined };
-  const consumerOptions: AllUndefined<PlatformaticConsumerOptions> = {
-    ...shared,
-    relation: undefined,
-    parentLink: undefined,
-    traceBudget: undefined,
-    baggageAttributes: undefined,
-    groupId: undefined,
-    batchSpans: undefined,
-    maxBatchLinks: undefined,
-    maxProcessingMs: undefined,
-  };
+  const producerOptions = allUndefined<PlatformaticProducerOptions>(PRODUCER_OPTION_KEYS);
+  const consumerOptions = allUndefined<PlatformaticConsumerOptions>(CONSUMER_OPTION_KEYS);
 
-  /** The spans `run` makes, without their ids and times. */
-  async function spanShapes(run: () => Promise<unknown>) {
-    tracing.current.reset();
-    await run();
-    return spans().map((s) => ({
-      name: s.name,
-      kind: s.kind,
-      status: s.status,
-      attributes: s.attributes,
-      links: s.links.length,
-      parent: parentSpanId(s),
-    }));
-  }
+  /** The shapes of the spans `run` makes. */
+  const shapesOf = (run: () => Promise<unknown>) => spanShapesOf(tracing.current, run);
 
   it('a wrapper given every option as undefined traces as one given {}', async () => {
     const send = (options: PlatformaticProducerOptions) => async () => {
@@ -166,9 +140,9 @@ describe('an option set to undefined is not set', () => {
         ],
       } as never);
     };
-    const sent = await spanShapes(send(producerOptions));
+    const sent = await shapesOf(send(producerOptions));
     expect(sent.length).toBeGreaterThan(0);
-    expect(sent).toEqual(await spanShapes(send({})));
+    expect(sent).toEqual(await shapesOf(send({})));
     const consume = (options: PlatformaticConsumerOptions) => async () => {
       const { consumer, stream } = fakeConsumer();
       const s = await traceConsumer(consumer, options).consume();
@@ -181,9 +155,9 @@ describe('an option set to undefined is not set', () => {
       let count = 0;
       for await (const _ of s as AsyncIterable<unknown>) if (++count === received.length) break;
     };
-    const processed = await spanShapes(consume(consumerOptions));
+    const processed = await shapesOf(consume(consumerOptions));
     expect(processed.length).toBeGreaterThan(0);
-    expect(processed).toEqual(await spanShapes(consume({})));
+    expect(processed).toEqual(await shapesOf(consume({})));
   });
 });
 

@@ -6,6 +6,7 @@ import {
   traceProducer,
   withMessageContext,
 } from '@hoptrace/platformatic-kafka';
+import type { AllUndefined, MaybeSet } from '@hoptrace/test-kit';
 import type { TracerProvider } from '@opentelemetry/api';
 import {
   Consumer,
@@ -29,11 +30,6 @@ const consumer = new Consumer({
   deserializers: stringDeserializers,
 });
 const buffers = new Producer({ clientId: 'b', bootstrapBrokers });
-
-/** Every option of `T`, set to `undefined`: the compiler fails when one is left out. */
-type AllUndefined<T> = { [K in keyof Required<T>]: undefined };
-/** Every option of `T` given a value that may be `undefined` (read from configuration, say). */
-type MaybeSet<T> = { [K in keyof Required<T>]: Required<T>[K] | undefined };
 
 const maybeTracerProvider = undefined as TracerProvider | undefined;
 
@@ -82,29 +78,8 @@ describe('@hoptrace/platformatic-kafka types', () => {
   });
 
   it('every option of every wrapper takes an explicit undefined (exactOptionalPropertyTypes)', () => {
-    const shared = {
-      tracerProvider: undefined,
-      meterProvider: undefined,
-      legacyAttributes: undefined,
-      captureBodySize: undefined,
-      unsampled: undefined,
-      classifyError: undefined,
-      captureKeys: undefined,
-      clientId: undefined,
-      broker: undefined,
-    } as const;
-    const producerOptions: AllUndefined<PlatformaticProducerOptions> = { ...shared, createSpans: undefined };
-    const consumerOptions: AllUndefined<PlatformaticConsumerOptions> = {
-      ...shared,
-      relation: undefined,
-      parentLink: undefined,
-      traceBudget: undefined,
-      baggageAttributes: undefined,
-      groupId: undefined,
-      batchSpans: undefined,
-      maxBatchLinks: undefined,
-      maxProcessingMs: undefined,
-    };
+    const producerOptions = {} as AllUndefined<PlatformaticProducerOptions>;
+    const consumerOptions = {} as AllUndefined<PlatformaticConsumerOptions>;
     expectTypeOf(traceProducer(producer, producerOptions)).toEqualTypeOf<
       Producer<string, string, string, string>
     >();

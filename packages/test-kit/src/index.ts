@@ -11,6 +11,7 @@
 export { type Deferred, deferred, sleep, until } from './async.ts';
 export { brokerEndpoint } from './harness/endpoint.ts';
 export type { BrokerEndpoints, BrokerKind } from './harness/types.ts';
+export { type AllUndefined, allUndefined, type MaybeSet } from './options.ts';
 export {
   collectMetrics,
   type MetricPoint,
@@ -18,7 +19,15 @@ export {
   TestMetricReader,
 } from './tracing/metrics.ts';
 export { assertNoSpanMisuse, takeSpanMisuse, watchSpanMisuse } from './tracing/span-misuse.ts';
-export { onlySpan, parentSpanId, spansNamed, waitForSpans } from './tracing/spans.ts';
+export {
+  onlySpan,
+  parentSpanId,
+  type SpanShape,
+  spanShapes,
+  spanShapesOf,
+  spansNamed,
+  waitForSpans,
+} from './tracing/spans.ts';
 export {
   installTestTracing,
   makePropagator,

@@ -40,3 +40,41 @@ export async function waitForSpans(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** What a span says, without its ids and times: for comparing two runs that should trace alike. */
+export interface SpanShape {
+  /** The span's name. */
+  readonly name: string;
+  /** Its kind. */
+  readonly kind: ReadableSpan['kind'];
+  /** Its status. */
+  readonly status: ReadableSpan['status'];
+  /** Its attributes. */
+  readonly attributes: ReadableSpan['attributes'];
+  /** How many links it has. */
+  readonly links: number;
+  /** Its parent span id, if any. */
+  readonly parent: string | undefined;
+}
+
+/** The shapes of `spans`, in order (see {@link SpanShape}). */
+export function spanShapes(spans: readonly ReadableSpan[]): SpanShape[] {
+  return spans.map((s) => ({
+    name: s.name,
+    kind: s.kind,
+    status: s.status,
+    attributes: s.attributes,
+    links: s.links.length,
+    parent: parentSpanId(s),
+  }));
+}
+
+/** Clears the finished spans of `tracing`, runs `run` and returns the shapes of the spans it made. */
+export async function spanShapesOf(
+  tracing: { reset(): void; spans(): readonly ReadableSpan[] },
+  run: () => Promise<unknown>,
+): Promise<SpanShape[]> {
+  tracing.reset();
+  await run();
+  return spanShapes(tracing.spans());
+}
