@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseBenchCommand, USAGE } from './lib/cli.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -48,5 +49,14 @@ function all(rest: string[]): number {
   return statuses.find((s) => s !== 0) ?? 0;
 }
 
-const [what = 'core', ...rest] = process.argv.slice(2);
+const command = parseBenchCommand(process.argv.slice(2));
+if (command.kind === 'help') {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (command.kind === 'error') {
+  console.error(`${command.message}\n${USAGE}`);
+  process.exit(2);
+}
+const { what, rest } = command;
 process.exit(what === 'check' ? check() : what === 'all' ? all(rest) : bench(what, rest));
