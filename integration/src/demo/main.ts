@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { type BrokerEndpoints, resolveAllBrokers } from '@hoptrace/test-kit/harness';
 import {
   KAFKA_CLIENTS,
@@ -18,25 +19,52 @@ import { createDemoTracing } from './exporters.ts';
 import { renderWaterfallHtml } from './render-html.ts';
 import { renderTraceTree } from './render-tree.ts';
 
-const argv = process.argv.slice(2);
-const ordersFlag = argv.indexOf('--orders');
-const count = ordersFlag >= 0 ? Number(argv[ordersFlag + 1]) : 12;
-if (!Number.isInteger(count) || count < 3) {
-  console.error(`--orders takes an integer >= 3, got ${argv[ordersFlag + 1]}`);
+const USAGE =
+  'usage: ./dev demo [--orders N] [--out DIR] [--kafka kafkajs|platformatic]\n' +
+  '  --orders N   orders to run (an integer >= 3; default 12)\n' +
+  '  --out DIR    where the HTML waterfall and the log go (default .artifacts/demo)\n' +
+  '  --kafka      the client of both Kafka hops (default kafkajs)';
+let flags: {
+  orders?: string | undefined;
+  kafka?: string | undefined;
+  out?: string | undefined;
+  help?: boolean;
+};
+try {
+  ({ values: flags } = parseArgs({
+    args: process.argv.slice(2),
+    options: {
+      orders: { type: 'string' },
+      kafka: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }));
+} catch (error) {
+  // An argument the demo does not take stops it before any broker starts.
+  console.error(`${(error as Error).message}\n${USAGE}`);
   process.exit(2);
 }
-const kafkaFlag = argv.indexOf('--kafka');
-const kafkaClient = (kafkaFlag >= 0 ? argv[kafkaFlag + 1] : 'kafkajs') as KafkaClientKind;
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const count = flags.orders === undefined ? 12 : Number(flags.orders);
+if (!Number.isInteger(count) || count < 3) {
+  console.error(`--orders takes an integer >= 3, got ${flags.orders}`);
+  process.exit(2);
+}
+const kafkaClient = (flags.kafka ?? 'kafkajs') as KafkaClientKind;
 if (!KAFKA_CLIENTS.includes(kafkaClient)) {
-  console.error(`--kafka takes ${KAFKA_CLIENTS.join(' or ')}, got ${argv[kafkaFlag + 1]}`);
+  console.error(`--kafka takes ${KAFKA_CLIENTS.join(' or ')}, got ${flags.kafka}`);
   process.exit(2);
 }
 process.env.KAFKAJS_NO_PARTITIONER_WARNING ??= '1';
-const outFlag = argv.indexOf('--out');
-const outDir =
-  outFlag >= 0 && argv[outFlag + 1]
-    ? resolve(argv[outFlag + 1] as string)
-    : resolve(dirname(fileURLToPath(import.meta.url)), '../../../.artifacts/demo');
+const outDir = flags.out
+  ? resolve(flags.out)
+  : resolve(dirname(fileURLToPath(import.meta.url)), '../../../.artifacts/demo');
 mkdirSync(outDir, { recursive: true });
 
 const brokers = await resolveAllBrokers((line) => console.log(`[harness] ${line}`));

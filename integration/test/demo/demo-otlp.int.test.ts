@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -314,5 +314,40 @@ describe('the demo with OTEL_EXPORTER_OTLP_ENDPOINT set', () => {
       }
     }
     expect(roots.filter((s) => s.name === 'POST /orders')).toHaveLength(ORDERS);
+  });
+});
+
+describe('the demo command line', () => {
+  /** Runs the demo with `args`; these all exit before any broker is looked for. */
+  function demo(args: string[]) {
+    const out = spawnSync(
+      process.execPath,
+      ['--import', SOURCE_HOOK, 'integration/src/demo/main.ts', ...args],
+      {
+        cwd: REPO,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    return { code: out.status, stdout: out.stdout, stderr: out.stderr };
+  }
+
+  it('--help prints the usage and runs nothing', () => {
+    const run = demo(['--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^usage: \.\/dev demo \[--orders N\]/);
+    expect(run.stdout).not.toContain('[harness]');
+  });
+
+  it('an argument it does not take stops it with the usage (a typo ran the default demo)', () => {
+    const run = demo(['--ordres', '5']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain("Unknown option '--ordres'");
+    expect(run.stderr).toContain('usage: ./dev demo');
+    expect(run.stdout).not.toContain('[harness]');
+    expect(demo(['--orders', '2'])).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining('--orders takes an integer >= 3, got 2'),
+    });
   });
 });
