@@ -56,6 +56,7 @@ export {
   type InstrumentationScope,
 } from './instrumentation.ts';
 export {
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
   addKafkaMessageAttributes,
   addKafkaPositionAttributes,
   type KafkaMessageFields,

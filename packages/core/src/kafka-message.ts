@@ -8,6 +8,14 @@ import {
   ATTR_MESSAGING_MESSAGE_BODY_SIZE,
 } from './semconv.ts';
 
+/**
+ * Set (`true`) on a Kafka process span that ended before its message was processed: a kafkajs
+ * `eachBatch` message whose offset was not resolved when the batch handler returned or threw
+ * (kafkajs did not record it as processed, or a `consumer.seek` made the batch stale), or a
+ * @platformatic/kafka message whose span was still open when its stream or consumer closed.
+ */
+export const ATTR_HOPTRACE_MESSAGE_UNRESOLVED = 'hoptrace.message.unresolved';
+
 /** Buffer keys longer than this (bytes) are never decoded for an attribute. */
 const MAX_DECODED_KEY_BYTES = 1024;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });

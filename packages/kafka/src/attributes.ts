@@ -9,13 +9,11 @@ import type { Attributes, Link, Span, SpanContext } from '@opentelemetry/api';
 
 /** The attribute hoptrace sets on a batch span: how many links it actually carries (after the cap). */
 export const ATTR_HOPTRACE_BATCH_LINK_COUNT = 'hoptrace.batch.link_count';
-/**
- * Set (`true`) on a per-message span of an `eachBatch` batch whose offset was not resolved when the
- * batch handler returned or threw (kafkajs did not record it as processed by the handler, or a
- * `consumer.seek` made the batch stale, so kafkajs's resolve of the whole batch does not stand).
- */
-export const ATTR_HOPTRACE_MESSAGE_UNRESOLVED = 'hoptrace.message.unresolved';
-export { ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME, ERROR_TRANSACTION_ABORTED } from '@hoptrace/core/adapter';
+export {
+  ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  ERROR_TRANSACTION_ABORTED,
+} from '@hoptrace/core/adapter';
 
 /**
  * Sets what hoptrace records about one message on a recording span: `base` (a fresh object, filled

@@ -9,6 +9,7 @@ export const ATTR_HOPTRACE_PROCESS_TIMED_OUT = 'hoptrace.process.timed_out';
 export const ERROR_STREAM_CLOSED = 'stream_closed';
 export {
   ATTR_HOPTRACE_KAFKA_TRANSACTION_OUTCOME,
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
   ERROR_TRANSACTION_ABORTED,
   MAX_PENDING_TRANSACTION_SENDS,
 } from '@hoptrace/core/adapter';

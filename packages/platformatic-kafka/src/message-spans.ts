@@ -12,7 +12,11 @@ import {
 } from '@hoptrace/core/adapter';
 import type { Attributes, Context, Link, SpanContext } from '@opentelemetry/api';
 import { context as contextApi, ROOT_CONTEXT, trace } from '@opentelemetry/api';
-import { ATTR_HOPTRACE_BATCH_LINK_COUNT, ATTR_HOPTRACE_PROCESS_TIMED_OUT } from './attributes.ts';
+import {
+  ATTR_HOPTRACE_BATCH_LINK_COUNT,
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
+  ATTR_HOPTRACE_PROCESS_TIMED_OUT,
+} from './attributes.ts';
 import type { ConsumerState, MessageEntry } from './consumer-state.ts';
 import { headerView } from './headers.ts';
 
@@ -142,9 +146,17 @@ export function endEntry(entry: MessageEntry): void {
   entry.operation.end();
 }
 
-/** Ends every span a set still holds (a stream or consumer closed). */
+/**
+ * Ends every span a set still holds (a stream or consumer closed), with
+ * `hoptrace.message.unresolved`: its message was handed out but not done with (the loop body, the
+ * listener or the helper's function had not finished), as @hoptrace/kafka marks a message a stopped
+ * consumer left unresolved.
+ */
 export function endAll(open: Set<MessageEntry>): void {
-  for (const entry of open) entry.operation.end();
+  for (const entry of open) {
+    entry.operation.setAttribute(ATTR_HOPTRACE_MESSAGE_UNRESOLVED, true);
+    entry.operation.end();
+  }
   open.clear();
 }
 

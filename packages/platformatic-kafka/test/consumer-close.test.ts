@@ -37,6 +37,8 @@ describe('a consumer close that fails leaves the consumer open, and its spans bo
     await iterator.next(); // message 3 held until the consumer closes
     await consumer.close();
     expect(ended(3), 'message 3 ended by the successful close').toBeDefined();
+    expect(ended(3)?.attributes['hoptrace.message.unresolved']).toBe(true);
+    expect(ended(1)?.attributes['hoptrace.message.unresolved']).toBeUndefined();
     await tracing.current.assertNoOpenSpans(100);
   });
 });

@@ -26,6 +26,7 @@ import {
 } from '@hoptrace/core/adapter';
 import {
   ATTR_HOPTRACE_BATCH_LINK_COUNT,
+  ATTR_HOPTRACE_MESSAGE_UNRESOLVED,
   ATTR_HOPTRACE_PROCESS_TIMED_OUT,
   deadLetterMessage,
   ERROR_STREAM_CLOSED,
@@ -521,7 +522,7 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(refusedSend.attributes[ATTR_ERROR_TYPE]).toBe('INVALID_TOPIC_EXCEPTION');
   });
 
-  it('ends held spans when the consumer closes', async () => {
+  it('ends held spans when the consumer closes, marked unresolved', async () => {
     const [topic] = (await createTopics()) as [string];
     await traceProducer(stringProducer()).send({ messages: [{ topic, value: 'held' }] });
     const consumer = traceConsumer(stringConsumer());
@@ -532,7 +533,32 @@ describe('traced @platformatic/kafka against a real broker', () => {
     expect(tracing.current.openSpans()).toHaveLength(1);
     await consumer.close(true);
     expect(tracing.current.openSpans()).toHaveLength(0);
-    expect(spansNamed(spans(), `process ${topic}`)).toHaveLength(1);
+    const held = onlySpan(spans(), `process ${topic}`);
+    // As @hoptrace/kafka marks a message a stopped consumer left unresolved (it looked done before).
+    expect(held.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED]).toBe(true);
+    expect(held.status.code).toBe(SpanStatusCode.UNSET);
+  });
+
+  it('a stream closed while the loop body holds a message: that span is unresolved, the one done before is not', async () => {
+    const [topic] = (await createTopics()) as [string];
+    await traceProducer(stringProducer()).send({
+      messages: [
+        { topic, value: 'done' },
+        { topic, value: 'held' },
+      ],
+    });
+    const consumer = traceConsumer(stringConsumer());
+    cleanup.push(() => consumer.close(true));
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest' });
+    const iterator = stream[Symbol.asyncIterator]();
+    expect((await iterator.next()).value?.value).toBe('done');
+    expect((await iterator.next()).value?.value).toBe('held'); // the loop moved on: 'done' is done
+    await stream.close();
+    expect(tracing.current.openSpans()).toHaveLength(0);
+    const process = spansNamed(spans(), `process ${topic}`);
+    expect(process).toHaveLength(2);
+    // In the order they ended: 'done' when the loop asked for the next message, 'held' at the close.
+    expect(process.map((s) => s.attributes[ATTR_HOPTRACE_MESSAGE_UNRESOLVED])).toEqual([undefined, true]);
   });
 
   it('endOpenSpans (process shutdown) ends a held message span with shutdown', async () => {
