@@ -138,13 +138,14 @@ export async function startPipeline(options: PipelineOptions): Promise<Pipeline>
     durable: false,
     autoDelete: true,
   });
+  // Exclusive (to this one connection, gone with it) rather than transient and shared: RabbitMQ 4.x
+  // deprecates transient non-exclusive queues and a later release refuses them.
   await consumeChannel.assertQueue(names.fulfilmentRequests, {
-    durable: false,
-    autoDelete: true,
+    exclusive: true,
     arguments: { 'x-dead-letter-exchange': names.deadLetterExchange },
   });
   await consumeChannel.bindQueue(names.fulfilmentRequests, names.exchange, 'order.reserved');
-  await consumeChannel.assertQueue(names.deadLetters, { durable: false, autoDelete: true });
+  await consumeChannel.assertQueue(names.deadLetters, { exclusive: true });
   await consumeChannel.bindQueue(names.deadLetters, names.deadLetterExchange, '');
 
   // BullMQ.
