@@ -1,12 +1,13 @@
-import { type ErrorClassifier, FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
+import { FAILURE_HEADERS, failureHeaders } from '@hoptrace/core';
 import {
   assertOptionalString,
   checkFailureCopyOptions,
+  FAILURE_COPY_OPTION_KEYS,
+  type FailureCopyOptions,
   isLineageHeader,
   limitedText,
   type OptionKeys,
 } from '@hoptrace/core/adapter';
-import type { Context } from '@opentelemetry/api';
 import { noteDeliveryFailure } from './delivery-failures.ts';
 import { deathCount } from './x-death.ts';
 
@@ -17,7 +18,7 @@ export interface DeadLetterSource {
 }
 
 /** Options of {@link deadLetterOptions}. */
-export interface DeadLetterOptions {
+export interface DeadLetterOptions extends FailureCopyOptions {
   /**
    * The queue the failed message was consumed from (amqplib's message does not name it). Default:
    * the routing key for a message published to the default exchange, else `{exchange}:{routing key}`.
@@ -30,18 +31,12 @@ export interface DeadLetterOptions {
    * @example { attempts: 3 }
    */
   attempts?: number | undefined;
-  /** The classifier the wrapper uses (`classifyError`), so the header and the span name the same code. */
-  classifyError?: ErrorClassifier | undefined;
-  /** The failed attempt's context. Default: the active one (call this inside the failing handler). */
-  context?: Context | undefined;
 }
 
 /** The option names {@link deadLetterOptions} takes (others throw). */
 const DEAD_LETTER_OPTION_KEYS = {
+  ...FAILURE_COPY_OPTION_KEYS,
   queue: true,
-  attempts: true,
-  classifyError: true,
-  context: true,
 } as const satisfies OptionKeys<DeadLetterOptions>;
 
 /** Publish options for a dead-letter copy: the original message properties plus lineage headers. */

@@ -4,7 +4,13 @@ import {
   failureHeaders,
   HEADER_FAILED_CONTEXT_PREFIX,
 } from '@hoptrace/core';
-import { checkFailureCopyOptions, injectContextUnchecked, type OptionKeys } from '@hoptrace/core/adapter';
+import {
+  checkFailureCopyOptions,
+  FAILURE_COPY_OPTION_KEYS,
+  type FailureCopyOptions,
+  injectContextUnchecked,
+  type OptionKeys,
+} from '@hoptrace/core/adapter';
 import {
   type Context,
   context as contextApi,
@@ -31,7 +37,7 @@ export interface FailedJobLike {
 }
 
 /** Options for {@link deadLetterJobOptions}. */
-export interface DeadLetterOptions<O extends object> {
+export interface DeadLetterOptions<O extends object> extends FailureCopyOptions {
   /**
    * Job options of the dead-letter job (`attempts`, `removeOnComplete`...); copied, never mutated.
    * Default: none.
@@ -61,10 +67,8 @@ export interface DeadLetterOptions<O extends object> {
  * are the copy's job options, BullMQ's to judge.
  */
 const DEAD_LETTER_OPTION_KEYS = {
+  ...FAILURE_COPY_OPTION_KEYS,
   opts: true,
-  classifyError: true,
-  attempts: true,
-  context: true,
 } as const satisfies OptionKeys<DeadLetterOptions<object>>;
 
 /** The last failed attempt's span context per job object (weak: gone with the job). */

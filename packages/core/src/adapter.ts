@@ -44,7 +44,13 @@ export {
   recordedErrorType,
   recordFailure,
 } from './errors.ts';
-export { checkFailureCopyOptions, isLineageHeader, nextFailureHeaders } from './failure-copy.ts';
+export {
+  checkFailureCopyOptions,
+  FAILURE_COPY_OPTION_KEYS,
+  type FailureCopyOptions,
+  isLineageHeader,
+  nextFailureHeaders,
+} from './failure-copy.ts';
 export { fieldCaseVariants, propagatorFields } from './field-case.ts';
 export { FirstDeliveries, MAX_FIRST_DELIVERY_TOPICS } from './first-deliveries.ts';
 export { runHook } from './hooks.ts';

@@ -1,13 +1,45 @@
+import type { Context } from '@opentelemetry/api';
 import type { HeaderCarrier } from './carrier.ts';
+import type { ErrorClassifier } from './errors.ts';
 import { type FailureInput, failureHeaders, readFailureLineage } from './lineage.ts';
 import { FAILURE_HEADERS, HEADER_FAILED_CONTEXT_PREFIX } from './names.ts';
-import { assertKnownOptions } from './option-keys.ts';
+import { assertKnownOptions, type OptionKeys } from './option-keys.ts';
 import {
   assertContext,
   assertOptionalFunction,
   assertOptionalInteger,
   assertOptionsObject,
 } from './validate.ts';
+
+/**
+ * The options every adapter's dead-letter helper takes (an adapter adds its own, and documents its
+ * own defaults where they differ).
+ */
+export interface FailureCopyOptions {
+  /**
+   * Attempts made so far, written as `hoptrace-attempts`. Default: one more than the failed message
+   * carried (so each trip through a retry topic counts), or `1`.
+   * @example { attempts: 3 }
+   */
+  attempts?: number | undefined;
+  /**
+   * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
+   * with the failed span's `error.type`. Default: hoptrace's default classification.
+   */
+  classifyError?: ErrorClassifier | undefined;
+  /**
+   * The failed attempt's context. Default: the active one, which is the failed `process` span when
+   * you call the helper inside the traced handler (the usual place).
+   */
+  context?: Context | undefined;
+}
+
+/** The option names of {@link FailureCopyOptions}. */
+export const FAILURE_COPY_OPTION_KEYS = {
+  attempts: true,
+  classifyError: true,
+  context: true,
+} as const satisfies OptionKeys<FailureCopyOptions>;
 
 const LINEAGE_HEADER_NAMES = new Set<string>(Object.values(FAILURE_HEADERS));
 

@@ -1,11 +1,10 @@
-import type { ErrorClassifier } from '@hoptrace/core';
 import {
   checkFailureCopyOptions,
+  FAILURE_COPY_OPTION_KEYS,
+  type FailureCopyOptions,
   isLineageHeader,
   nextFailureHeaders,
-  type OptionKeys,
 } from '@hoptrace/core/adapter';
-import type { Context } from '@opentelemetry/api';
 import type { IHeaders, KafkaMessage, Message } from 'kafkajs';
 
 /** A message that failed processing, as kafkajs delivered it (an `eachMessage` payload fits). */
@@ -18,32 +17,8 @@ export interface FailedKafkaMessage {
   readonly message: KafkaMessage;
 }
 
-/** Options of {@link deadLetterMessage}. */
-export interface DeadLetterOptions {
-  /**
-   * Attempts made so far, written as `hoptrace-attempts`. Default: one more than the failed message
-   * carried (so each trip through a retry topic counts), or `1`.
-   * @example { attempts: 3 }
-   */
-  attempts?: number | undefined;
-  /**
-   * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
-   * with the failed span's `error.type`. Default: hoptrace's default classification.
-   */
-  classifyError?: ErrorClassifier | undefined;
-  /**
-   * The failed attempt's context. Default: the active one, which is the failed `process` span when
-   * you call this inside the traced handler (the usual place).
-   */
-  context?: Context | undefined;
-}
-
-/** The option names {@link deadLetterMessage} takes (others throw). */
-const DEAD_LETTER_OPTION_KEYS = {
-  attempts: true,
-  classifyError: true,
-  context: true,
-} as const satisfies OptionKeys<DeadLetterOptions>;
+/** Options of {@link deadLetterMessage}: `attempts`, `classifyError`, `context`. */
+export interface DeadLetterOptions extends FailureCopyOptions {}
 
 /**
  * Turns a failed kafkajs message into its dead-letter (or retry-topic) message, ready for
@@ -77,7 +52,7 @@ export function deadLetterMessage(
   error: unknown,
   options?: DeadLetterOptions,
 ): Message {
-  const o = checkFailureCopyOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
+  const o = checkFailureCopyOptions('deadLetterMessage', options, FAILURE_COPY_OPTION_KEYS);
   const message = failed.message;
   const original = readHeaders(message.headers);
   const headers: IHeaders = {};

@@ -1,40 +1,22 @@
-import type { ErrorClassifier } from '@hoptrace/core';
 import {
   checkFailureCopyOptions,
+  FAILURE_COPY_OPTION_KEYS,
+  type FailureCopyOptions,
   isLineageHeader,
   nextFailureHeaders,
-  type OptionKeys,
 } from '@hoptrace/core/adapter';
 import type { Context } from '@opentelemetry/api';
 import { headerView } from './headers.ts';
 import { messageContextOf } from './message-spans.ts';
 
-/** Options of {@link deadLetterMessage} (the same as @hoptrace/kafka's). */
-export interface DeadLetterOptions {
-  /**
-   * Attempts made so far, written as `hoptrace-attempts`. Default: one more than the failed message
-   * carried (so each trip through a retry topic counts), or `1`.
-   * @example { attempts: 3 }
-   */
-  attempts?: number | undefined;
-  /**
-   * The classifier your consumer wrapper uses, so the header's error type and retryable flag agree
-   * with the failed span's `error.type`. Default: hoptrace's default classification.
-   */
-  classifyError?: ErrorClassifier | undefined;
+/** Options of {@link deadLetterMessage}: `attempts`, `classifyError`, `context`. */
+export interface DeadLetterOptions extends FailureCopyOptions {
   /**
    * The failed attempt's context. Default: the message's process span when a traced stream handed
    * it out (so it works from a `for await` body), else the active context.
    */
   context?: Context | undefined;
 }
-
-/** The option names {@link deadLetterMessage} takes (others throw). */
-const DEAD_LETTER_OPTION_KEYS = {
-  attempts: true,
-  classifyError: true,
-  context: true,
-} as const satisfies OptionKeys<DeadLetterOptions>;
 
 /** A message that failed processing, as @platformatic/kafka handed it out. */
 export interface FailedMessage<Key, Value, HeaderKey, HeaderValue> {
@@ -82,7 +64,7 @@ export function deadLetterMessage<Key, Value, HeaderKey, HeaderValue>(
   error: unknown,
   options?: DeadLetterOptions,
 ): DeadLetterMessage<Key, Value, HeaderKey, HeaderValue> {
-  const o = checkFailureCopyOptions('deadLetterMessage', options, DEAD_LETTER_OPTION_KEYS);
+  const o = checkFailureCopyOptions('deadLetterMessage', options, FAILURE_COPY_OPTION_KEYS);
   const headers = new Map<unknown, unknown>();
   let buffers = typeof failed?.value !== 'string';
   try {
